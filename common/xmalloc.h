@@ -1,0 +1,17 @@
+/*
+ * Allocation that does not return on failure. A daemon that cannot allocate a
+ * few dozen bytes cannot keep its promises either; it logs and aborts rather
+ * than limp on with half-updated state.
+ */
+#ifndef DLM_XMALLOC_H
+#define DLM_XMALLOC_H
+
+#include <stddef.h>
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+char	*xstrndup(const char *, size_t);
+char	*xstrdup(const char *);
+
+#endif

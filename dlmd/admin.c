@@ -1,0 +1,448 @@
+/*
+ * Inspecting methods (locks, lock, clients, stats), open to every session,
+ * and acting ones (force_release, reset_client, reset_all), for admins only.
+ *
+ * Listings are ordered by name and paginated: a page ends after `limit`
+ * entries or about DLMD_LIST_BYTES of reply, and carries `next`, the name to
+ * pass as `after` for the following page.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "dlmd.h"
+
+#define LIST_LIMIT_MAX		1000
+#define LOCK_QUEUE_IN_LIST	100	/* holders/waiters shown per lock in locks */
+#define LOCK_QUEUE_IN_SHOW	10000	/* ... in lock */
+
+static const char *
+mode_name(int mode)
+{
+	return mode == LT_SHARED ? "shared" : "exclusive";
+}
+
+static void
+pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
+    uint64_t now)
+{
+	const struct lt_hold *h;
+	const struct lt_wait *wt;
+	uint32_t n;
+	int mode = l->mode;
+
+	if (l->nholders == 0 && TAILQ_FIRST(&l->waiters) != NULL)
+		mode = TAILQ_FIRST(&l->waiters)->mode;
+	mpw_map(w, 7);
+	mpw_key(w, "name");
+	mpw_strn(w, l->name, l->namelen);
+	mpw_key(w, "kind");
+	mpw_str(w, l->kind == LT_RLOCK ? "rlock" : "mutex");
+	mpw_key(w, "mode");
+	mpw_str(w, mode_name(mode));
+	mpw_key(w, "nholders");
+	mpw_u64(w, l->nholders);
+	mpw_key(w, "nwaiters");
+	mpw_u64(w, l->nwaiters);
+
+	mpw_key(w, "holders");
+	mpw_array(w, l->nholders < max_queue ? l->nholders : max_queue);
+	n = 0;
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		const struct session *s = session_of_owner(h->owner);
+
+		if (n++ == max_queue)
+			break;
+		mpw_map(w, 5);
+		mpw_key(w, "client");
+		mpw_str(w, s->name);
+		mpw_key(w, "session");
+		mpw_u64(w, s->id);
+		mpw_key(w, "count");
+		mpw_u64(w, h->count);
+		mpw_key(w, "token");
+		mpw_u64(w, h->token);
+		mpw_key(w, "held_ms");
+		mpw_u64(w, now - h->since);
+	}
+
+	mpw_key(w, "waiters");
+	mpw_array(w, l->nwaiters < max_queue ? l->nwaiters : max_queue);
+	n = 0;
+	TAILQ_FOREACH(wt, &l->waiters, lock_link) {
+		const struct session *s = session_of_owner(wt->owner);
+
+		if (n++ == max_queue)
+			break;
+		mpw_map(w, 3);
+		mpw_key(w, "client");
+		mpw_str(w, s->name);
+		mpw_key(w, "mode");
+		mpw_str(w, mode_name(wt->mode));
+		mpw_key(w, "waited_ms");
+		mpw_u64(w, now - wt->since);
+	}
+}
+
+static bool
+has_prefix(const char *name, size_t len, const char *prefix, size_t plen)
+{
+	return len >= plen && memcmp(name, prefix, plen) == 0;
+}
+
+/* Where a page starts: after `after`, and not before `prefix`. */
+static const char *
+list_start(const char *prefix, size_t plen, const char *after, size_t alen,
+    size_t *len)
+{
+	if (after != NULL) {
+		size_t n = plen < alen ? plen : alen;
+		int c = memcmp(after, prefix, n);
+
+		if (c > 0 || (c == 0 && alen >= plen)) {
+			*len = alen;
+			return after;
+		}
+	}
+	*len = plen;
+	return prefix;
+}
+
+static int
+list_params(struct request *req, const char **prefix, size_t *plen,
+    const char **after, size_t *alen, int64_t *limit)
+{
+	int rc;
+
+	*limit = LIST_LIMIT_MAX;
+	if ((rc = param_name(req, "prefix", false, prefix, plen,
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = param_name(req, "after", false, after, alen,
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = param_int(req, "limit", false, 1, LIST_LIMIT_MAX,
+	    limit)) != 0)
+		return rc;
+	if (*prefix == NULL) {
+		*prefix = "";
+		*plen = 0;
+	}
+	return 0;
+}
+
+/* Finish a listing: {KEY: [entries...], next?}. */
+static void
+list_finish(struct request *req, const char *key, msgpack_sbuffer *entries,
+    uint32_t n, const char *next, size_t nextlen)
+{
+	mpw_map(&req->res, next != NULL ? 2 : 1);
+	mpw_key(&req->res, key);
+	mpw_array(&req->res, n);
+	if (msgpack_sbuffer_write(&srv->result, entries->data,
+	    entries->size) != 0)
+		req->res.err = 1;
+	if (next != NULL) {
+		mpw_key(&req->res, "next");
+		mpw_strn(&req->res, next, nextlen);
+	}
+}
+
+int
+admin_locks(struct request *req)
+{
+	const char *prefix, *after, *start;
+	size_t plen, alen, slen;
+	int64_t limit;
+	msgpack_sbuffer entries;
+	struct mpw w;
+	struct lt_lock *l, *last = NULL;
+	uint32_t n = 0;
+	uint64_t now = now_ms();
+	int rc;
+
+	if ((rc = list_params(req, &prefix, &plen, &after, &alen, &limit)) != 0)
+		return rc;
+	msgpack_sbuffer_init(&entries);
+	mpw_init_sbuffer(&w, &entries);
+	start = list_start(prefix, plen, after, alen, &slen);
+	l = locktab_first_from(srv->lt, start, slen);
+	if (l != NULL && after != NULL && l->namelen == alen &&
+	    memcmp(l->name, after, alen) == 0)
+		l = locktab_next(srv->lt, l);
+	for (; l != NULL && has_prefix(l->name, l->namelen, prefix, plen);
+	    l = locktab_next(srv->lt, l)) {
+		if (n == limit || entries.size >= DLMD_LIST_BYTES)
+			break;
+		pack_lock(&w, l, LOCK_QUEUE_IN_LIST, now);
+		last = l;
+		n++;
+	}
+	/* More remain when the loop stopped on a lock that still matches. */
+	if (l == NULL || !has_prefix(l->name, l->namelen, prefix, plen))
+		last = NULL;
+	list_finish(req, "locks", &entries, n, last != NULL ? last->name : NULL,
+	    last != NULL ? last->namelen : 0);
+	req->res.err |= w.err;
+	msgpack_sbuffer_destroy(&entries);
+	return 0;
+}
+
+int
+admin_lock(struct request *req)
+{
+	const char *name;
+	size_t namelen;
+	struct lt_lock *l;
+	int rc;
+
+	if ((rc = param_name(req, "lock", true, &name, &namelen,
+	    srv->cfg->max_name_len)) != 0)
+		return rc;
+	if ((l = locktab_find(srv->lt, name, namelen)) == NULL)
+		return request_error(req, DLM_E_NOT_FOUND, "no lock named '%s' "
+		    "is held or awaited", printable(name, namelen));
+	pack_lock(&req->res, l, LOCK_QUEUE_IN_SHOW, now_ms());
+	return 0;
+}
+
+static void
+pack_client(struct mpw *w, const struct session *s, uint64_t now)
+{
+	uint64_t left = 0;
+
+	if (s->conn != NULL)
+		left = s->owner.deadline > now ? s->owner.deadline - now : 0;
+	else
+		left = s->linger_deadline > now ? s->linger_deadline - now : 0;
+	mpw_map(w, 10);
+	mpw_key(w, "name");
+	mpw_str(w, s->name);
+	mpw_key(w, "session");
+	mpw_u64(w, s->id);
+	mpw_key(w, "info");
+	mpw_map(w, 3);
+	mpw_key(w, "host");
+	if (s->info_host != NULL)
+		mpw_str(w, s->info_host);
+	else
+		mpw_nil(w);
+	mpw_key(w, "pid");
+	if (s->info_pid >= 0)
+		mpw_i64(w, s->info_pid);
+	else
+		mpw_nil(w);
+	mpw_key(w, "label");
+	if (s->info_label != NULL)
+		mpw_str(w, s->info_label);
+	else
+		mpw_nil(w);
+	mpw_key(w, "peer");
+	mpw_str(w, s->peer);
+	mpw_key(w, "connected");
+	mpw_bool(w, s->conn != NULL);
+	mpw_key(w, "lease_ms");
+	mpw_u64(w, s->lease_ms);
+	mpw_key(w, "linger_ms");
+	mpw_u64(w, s->linger_ms);
+	mpw_key(w, "expires_in_ms");
+	mpw_u64(w, left);
+	mpw_key(w, "holds");
+	mpw_u64(w, s->owner.nholds);
+	mpw_key(w, "waits");
+	mpw_u64(w, s->owner.nwaits);
+}
+
+int
+admin_clients(struct request *req)
+{
+	const char *prefix, *after, *start;
+	size_t plen, alen, slen;
+	int64_t limit;
+	msgpack_sbuffer entries;
+	struct mpw w;
+	struct session *s, *last = NULL;
+	uint32_t n = 0;
+	uint64_t now = now_ms();
+	int rc;
+
+	if ((rc = list_params(req, &prefix, &plen, &after, &alen, &limit)) != 0)
+		return rc;
+	msgpack_sbuffer_init(&entries);
+	mpw_init_sbuffer(&w, &entries);
+	start = list_start(prefix, plen, after, alen, &slen);
+	s = session_first_from(start, slen);
+	if (s != NULL && after != NULL && strlen(s->name) == alen &&
+	    memcmp(s->name, after, alen) == 0)
+		s = session_next(s);
+	for (; s != NULL && has_prefix(s->name, strlen(s->name), prefix, plen);
+	    s = session_next(s)) {
+		if (n == limit || entries.size >= DLMD_LIST_BYTES)
+			break;
+		pack_client(&w, s, now);
+		last = s;
+		n++;
+	}
+	if (s == NULL || !has_prefix(s->name, strlen(s->name), prefix, plen))
+		last = NULL;
+	list_finish(req, "clients", &entries, n,
+	    last != NULL ? last->name : NULL,
+	    last != NULL ? strlen(last->name) : 0);
+	req->res.err |= w.err;
+	msgpack_sbuffer_destroy(&entries);
+	return 0;
+}
+
+int
+admin_stats(struct request *req)
+{
+	const struct stats *st = &srv->stats;
+	struct lt_stats lts;
+	struct mpw *w = &req->res;
+
+	locktab_stats(srv->lt, &lts);
+	mpw_map(w, 25);
+	mpw_key(w, "server");
+	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
+	mpw_key(w, "uptime_ms");
+	mpw_u64(w, now_ms() - srv->start_ms);
+	mpw_key(w, "sessions");
+	mpw_u64(w, srv->nsessions);
+	mpw_key(w, "lingering");
+	mpw_u64(w, srv->nlingering);
+	mpw_key(w, "connections");
+	mpw_u64(w, srv->nconns);
+	mpw_key(w, "locks");
+	mpw_u64(w, lts.locks);
+	mpw_key(w, "holds");
+	mpw_u64(w, lts.holds);
+	mpw_key(w, "waiters");
+	mpw_u64(w, lts.waits);
+	mpw_key(w, "requests");
+	mpw_u64(w, st->requests);
+	mpw_key(w, "acquires");
+	mpw_u64(w, st->acquires);
+	mpw_key(w, "grants");
+	mpw_u64(w, st->grants);
+	mpw_key(w, "releases");
+	mpw_u64(w, st->releases);
+	mpw_key(w, "timeouts");
+	mpw_u64(w, st->timeouts);
+	mpw_key(w, "cancels");
+	mpw_u64(w, st->cancels);
+	mpw_key(w, "expiries");
+	mpw_u64(w, st->expiries);
+	mpw_key(w, "forced");
+	mpw_u64(w, st->forced);
+	mpw_key(w, "errors");
+	mpw_u64(w, st->errors);
+	mpw_key(w, "connections_total");
+	mpw_u64(w, st->connections);
+	mpw_key(w, "sessions_total");
+	mpw_u64(w, st->sessions_total);
+	mpw_key(w, "resumes");
+	mpw_u64(w, st->resumes);
+	mpw_key(w, "protocol_errors");
+	mpw_u64(w, st->protocol_errors);
+	mpw_key(w, "output_overflows");
+	mpw_u64(w, st->output_overflows);
+	mpw_key(w, "bytes_in");
+	mpw_u64(w, st->bytes_in);
+	mpw_key(w, "bytes_out");
+	mpw_u64(w, st->bytes_out);
+	mpw_key(w, "next_token");
+	mpw_u64(w, locktab_next_token(srv->lt));
+	return 0;
+}
+
+static int
+find_client(struct request *req, bool required, struct session **s)
+{
+	const char *name;
+	size_t namelen;
+	int rc;
+
+	*s = NULL;
+	if ((rc = param_name(req, "client", required, &name, &namelen,
+	    srv->cfg->max_name_len)) != 0)
+		return rc;
+	if (name != NULL && (*s = session_find(name, namelen)) == NULL)
+		return request_error(req, DLM_E_NOT_FOUND, "no client named "
+		    "'%s'", printable(name, namelen));
+	return 0;
+}
+
+int
+admin_force_release(struct request *req)
+{
+	const char *name;
+	size_t namelen;
+	struct session *s;
+	uint32_t n;
+	int rc;
+
+	if ((rc = param_name(req, "lock", true, &name, &namelen,
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = find_client(req, false, &s)) != 0)
+		return rc;
+	if (locktab_find(srv->lt, name, namelen) == NULL)
+		return request_error(req, DLM_E_NOT_FOUND, "no lock named '%s' "
+		    "is held or awaited", printable(name, namelen));
+	n = locktab_force_release(srv->lt, name, namelen,
+	    s != NULL ? &s->owner : NULL, DLM_LOST_FORCED, now_ms());
+	srv->stats.forced += n;
+	log_info("%s force-released lock '%s' (%u holds)",
+	    req->conn->session->name, printable(name, namelen), n);
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "released");
+	mpw_u64(&req->res, n);
+	return 0;
+}
+
+/* End a session the way an admin reset does; returns holds released. */
+static uint32_t
+reset_session(struct session *s)
+{
+	struct conn *c = s->conn;
+	uint32_t n = s->owner.nholds;
+
+	session_end(s, DLM_LOST_RESET, DLM_E_CANCELLED);
+	if (c != NULL)
+		conn_close_after_flush(c);
+	srv->stats.forced += n;
+	return n;
+}
+
+int
+admin_reset_client(struct request *req)
+{
+	struct session *s;
+	uint32_t n;
+	int rc;
+
+	if ((rc = find_client(req, true, &s)) != 0)
+		return rc;
+	log_info("%s reset client %s", req->conn->session->name, s->name);
+	n = reset_session(s);
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "released");
+	mpw_u64(&req->res, n);
+	return 0;
+}
+
+int
+admin_reset_all(struct request *req)
+{
+	struct session *self = req->conn->session, *s, *next;
+	uint32_t n = 0;
+
+	log_info("%s reset every other client", self->name);
+	for (s = session_first_from("", 0); s != NULL; s = next) {
+		next = session_next(s);
+		if (s != self)
+			n += reset_session(s);
+	}
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "released");
+	mpw_u64(&req->res, n);
+	return 0;
+}

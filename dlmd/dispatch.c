@@ -1,0 +1,740 @@
+/*
+ * Requests: decode a frame, check its shape, find the method, check the
+ * caller may call it, and run it. Every field from the network is checked for
+ * type and size here before anything else sees it.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlmd.h"
+#include "xmalloc.h"
+
+#define M_SESSION	0x1	/* needs hello first */
+#define M_ADMIN		0x2	/* admins only */
+
+struct method {
+	const char	*name;
+	int		(*fn)(struct request *);
+	unsigned	 flags;
+};
+
+static int	m_hello(struct request *);
+static int	m_ping(struct request *);
+static int	m_acquire(struct request *);
+static int	m_check(struct request *);
+static int	m_release(struct request *);
+static int	m_cancel(struct request *);
+static int	m_reset(struct request *);
+static int	m_bye(struct request *);
+
+static const struct method methods[] = {
+	{ "hello", m_hello, 0 },
+	{ "ping", m_ping, M_SESSION },
+	{ "acquire", m_acquire, M_SESSION },
+	{ "check", m_check, M_SESSION },
+	{ "release", m_release, M_SESSION },
+	{ "cancel", m_cancel, M_SESSION },
+	{ "reset", m_reset, M_SESSION },
+	{ "bye", m_bye, M_SESSION },
+	{ "locks", admin_locks, M_SESSION },
+	{ "lock", admin_lock, M_SESSION },
+	{ "clients", admin_clients, M_SESSION },
+	{ "stats", admin_stats, M_SESSION },
+	{ "force_release", admin_force_release, M_SESSION | M_ADMIN },
+	{ "reset_client", admin_reset_client, M_SESSION | M_ADMIN },
+	{ "reset_all", admin_reset_all, M_SESSION | M_ADMIN },
+};
+
+int
+request_error(struct request *req, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(req->errmsg, sizeof req->errmsg, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/*
+ * A lock or client name for a message or log line: at most 64 bytes, with
+ * anything unprintable escaped.
+ */
+const char *
+printable(const char *p, size_t n)
+{
+	static char buf[4][300];
+	static int which;
+	char *out = buf[which++ & 3], *o = out;
+
+	for (size_t i = 0; i < n && i < 64; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (isprint(ch) && ch != '\\')
+			*o++ = (char)ch;
+		else
+			o += sprintf(o, "\\x%02x", ch);
+	}
+	if (n > 64)
+		o += sprintf(o, "...");
+	*o = '\0';
+	return out;
+}
+
+/* A str or bin parameter of 1..max bytes. */
+int
+param_name(struct request *req, const char *key, bool required,
+    const char **p, size_t *len, size_t max)
+{
+	const msgpack_object *o = mpr_get(req->params, key);
+
+	*p = NULL;
+	*len = 0;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+		if (required)
+			return request_error(req, DLM_E_BAD_REQUEST,
+			    "'%s' is required", key);
+		return 0;
+	}
+	if (!mpr_bytes(o, p, len))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be a string", key);
+	if (*len == 0)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must not be empty", key);
+	if (*len > max)
+		return request_error(req, DLM_E_LIMIT,
+		    "'%s' is %zu bytes long; the limit is %zu", key, *len, max);
+	return 0;
+}
+
+/* An integer parameter within [min, max]; *v is untouched when absent. */
+int
+param_int(struct request *req, const char *key, bool required, int64_t min,
+    int64_t max, int64_t *v)
+{
+	const msgpack_object *o = mpr_get(req->params, key);
+	int64_t x;
+
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+		if (required)
+			return request_error(req, DLM_E_BAD_REQUEST,
+			    "'%s' is required", key);
+		return 0;
+	}
+	if (!mpr_int(o, &x))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be an integer", key);
+	if (x < min || x > max)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be between %lld and %lld", key, (long long)min,
+		    (long long)max);
+	*v = x;
+	return 0;
+}
+
+/* A str parameter of at most max bytes, possibly empty; NULL when absent. */
+static int
+param_str(struct request *req, const char *key, const char **p, size_t *len,
+    size_t max)
+{
+	const msgpack_object *o = mpr_get(req->params, key);
+
+	*p = NULL;
+	*len = 0;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (!mpr_str(o, p, len))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be a string", key);
+	if (*len > max)
+		return request_error(req, DLM_E_LIMIT,
+		    "'%s' is %zu bytes long; the limit is %zu", key, *len, max);
+	return 0;
+}
+
+/*
+ * Compare secrets in time that does not depend on where they differ. Their
+ * lengths are not secret.
+ */
+static bool
+secret_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff = 0;
+
+	if (alen != blen || blen == 0)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
+	return diff == 0;
+}
+
+static uint32_t
+clamp_u32(int64_t v, uint32_t lo, uint32_t hi)
+{
+	if (v < lo)
+		return lo;
+	if (v > hi)
+		return hi;
+	return (uint32_t)v;
+}
+
+static void
+session_set_info(struct session *s, const msgpack_object *info)
+{
+	const msgpack_object *o;
+	const char *p;
+	size_t n;
+	int64_t pid;
+
+	if ((o = mpr_get(info, "host")) != NULL && mpr_str(o, &p, &n)) {
+		free(s->info_host);
+		s->info_host = xstrndup(p, n);
+	}
+	if ((o = mpr_get(info, "label")) != NULL && mpr_str(o, &p, &n)) {
+		free(s->info_label);
+		s->info_label = xstrndup(p, n);
+	}
+	if ((o = mpr_get(info, "pid")) != NULL && mpr_int(o, &pid))
+		s->info_pid = pid;
+}
+
+static int
+check_info(struct request *req, const msgpack_object *info)
+{
+	static const char *keys[] = { "host", "label" };
+	const msgpack_object *o;
+	int64_t pid;
+
+	if (info == NULL || info->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (info->type != MSGPACK_OBJECT_MAP)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'info' must be a map");
+	for (size_t i = 0; i < 2; i++) {
+		const char *p;
+		size_t n;
+
+		if ((o = mpr_get(info, keys[i])) == NULL ||
+		    o->type == MSGPACK_OBJECT_NIL)
+			continue;
+		if (!mpr_str(o, &p, &n))
+			return request_error(req, DLM_E_BAD_REQUEST,
+			    "'info.%s' must be a string", keys[i]);
+		if (n > DLMD_INFO_MAX)
+			return request_error(req, DLM_E_LIMIT,
+			    "'info.%s' is longer than %d bytes", keys[i],
+			    DLMD_INFO_MAX);
+	}
+	if ((o = mpr_get(info, "pid")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL && !mpr_int(o, &pid))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'info.pid' must be an integer");
+	return 0;
+}
+
+/* Authenticate a hello; may make the connection an admin one. */
+static int
+hello_auth(struct request *req, const char *auth, size_t authlen)
+{
+	struct dlmd_config *cfg = srv->cfg;
+	struct conn *c = req->conn;
+
+	if (auth != NULL && cfg->admin_token != NULL &&
+	    secret_equal(auth, authlen, cfg->admin_token,
+	    strlen(cfg->admin_token))) {
+		c->admin = true;
+		return 0;
+	}
+	if (c->is_unix || cfg->client_token == NULL)
+		return 0;
+	if (auth != NULL && secret_equal(auth, authlen, cfg->client_token,
+	    strlen(cfg->client_token)))
+		return 0;
+	return request_error(req, DLM_E_PERMISSION,
+	    "this server requires a client token over TCP ('auth' in hello)");
+}
+
+/* A server-made name for a client that gave none: HOST:PID:N or PEER:N. */
+static void
+hello_make_name(struct conn *c, char *buf, size_t len)
+{
+	do {
+		srv->next_anon++;
+		if (c->pid > 0)
+			snprintf(buf, len, "%s:%ld:%llu", srv->hostname,
+			    (long)c->pid, (unsigned long long)srv->next_anon);
+		else
+			snprintf(buf, len, "%s:%llu", c->peer,
+			    (unsigned long long)srv->next_anon);
+	} while (session_find(buf, strlen(buf)) != NULL);
+}
+
+/* Answer the pending acquires of a session with an error and withdraw them. */
+static void
+session_cancel_pending(struct session *s, int code, const char *why)
+{
+	struct pending *p;
+
+	while ((p = TAILQ_FIRST(&s->pending)) != NULL) {
+		struct lt_wait *w = p->wait;
+		uint32_t msgid = p->msgid;
+
+		pending_free(p);
+		conn_reply_error(s->conn, &msgid, code, "%s", why);
+		locktab_cancel(srv->lt, w, now_ms());
+	}
+}
+
+static int
+m_hello(struct request *req)
+{
+	struct dlmd_config *cfg = srv->cfg;
+	struct conn *c = req->conn;
+	const char *name, *resume, *auth;
+	size_t namelen, resumelen, authlen;
+	const msgpack_object *info = mpr_get(req->params, "info");
+	int64_t proto = 0, lease = -1, linger = -1;
+	struct session *s;
+	bool resumed = false;
+	char made[256];
+	int rc;
+
+	if (c->session != NULL)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "this connection already has a session");
+	if ((rc = param_int(req, "proto", true, INT64_MIN, INT64_MAX,
+	    &proto)) != 0)
+		return rc;
+	if (proto != DLM_PROTO_VERSION)
+		return request_error(req, DLM_E_UNSUPPORTED,
+		    "protocol version %lld is not supported; this server speaks "
+		    "version %d", (long long)proto, DLM_PROTO_VERSION);
+	if ((rc = param_name(req, "client", false, &name, &namelen,
+	    cfg->max_name_len)) != 0 ||
+	    (rc = param_str(req, "resume", &resume, &resumelen, 256)) != 0 ||
+	    (rc = param_str(req, "auth", &auth, &authlen, 4096)) != 0 ||
+	    (rc = param_int(req, "lease_ms", false, 0, INT64_MAX,
+	    &lease)) != 0 ||
+	    (rc = param_int(req, "linger_ms", false, 0, INT64_MAX,
+	    &linger)) != 0 ||
+	    (rc = check_info(req, info)) != 0)
+		return rc;
+	if (name != NULL && memchr(name, '\0', namelen) != NULL)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'client' must not contain a NUL byte");
+	if ((rc = hello_auth(req, auth, authlen)) != 0)
+		return rc;
+
+	s = name != NULL ? session_find(name, namelen) : NULL;
+	if (s != NULL && s->conn != NULL && s->owner.deadline <= now_ms()) {
+		/* Its lease ran out before its timer fired: expire it now. */
+		session_touch(s, now_ms());
+		s = NULL;
+	}
+	if (s != NULL) {
+		if (resume == NULL || !secret_equal(resume, resumelen,
+		    s->secret, strlen(s->secret)))
+			return request_error(req, DLM_E_NAME_IN_USE,
+			    "client name '%s' is in use by a live session%s",
+			    printable(name, namelen), resume != NULL ?
+			    " and the resume secret does not match it" : "");
+		if (s->conn != NULL) {
+			/*
+			 * The secret proves it is the same client on a new
+			 * connection (the old one may be half-open): take over.
+			 */
+			struct conn *old = s->conn;
+
+			session_cancel_pending(s, DLM_E_CANCELLED,
+			    "the session was resumed on another connection");
+			old->session = NULL;
+			s->conn = NULL;
+			conn_close_after_flush(old);
+		}
+		session_attach(s, c);
+		resumed = true;
+		srv->stats.resumes++;
+	} else {
+		if (srv->nsessions >= cfg->max_clients && !c->admin)
+			return request_error(req, DLM_E_LIMIT,
+			    "the server has %u sessions, its max-clients limit",
+			    srv->nsessions);
+		if (name == NULL) {
+			hello_make_name(c, made, sizeof made);
+			name = made;
+			namelen = strlen(made);
+		}
+		s = session_create(c, name, namelen);
+	}
+	event_del(&c->hello_timer);
+	if (info != NULL && info->type == MSGPACK_OBJECT_MAP)
+		session_set_info(s, info);
+	/* A resumed session keeps its lease and linger unless given anew. */
+	if (lease >= 0 || !resumed)
+		s->lease_ms = clamp_u32(lease >= 0 ? lease :
+		    cfg->lease_default_ms, cfg->lease_min_ms, cfg->lease_max_ms);
+	if (linger >= 0 || !resumed)
+		s->linger_ms = clamp_u32(linger >= 0 ? linger : 0, 0,
+		    cfg->linger_max_ms);
+	session_touch(s, now_ms());
+	log_debug("hello from %s as %s%s", c->peer, s->name,
+	    resumed ? " (resumed)" : "");
+
+	mpw_map(&req->res, 7);
+	mpw_key(&req->res, "session");
+	mpw_u64(&req->res, s->id);
+	mpw_key(&req->res, "client");
+	mpw_str(&req->res, s->name);
+	mpw_key(&req->res, "secret");
+	mpw_str(&req->res, s->secret);
+	mpw_key(&req->res, "lease_ms");
+	mpw_u64(&req->res, s->lease_ms);
+	mpw_key(&req->res, "linger_ms");
+	mpw_u64(&req->res, s->linger_ms);
+	mpw_key(&req->res, "server");
+	mpw_str(&req->res, PACKAGE_NAME "d " PACKAGE_VERSION);
+	mpw_key(&req->res, "resumed");
+	mpw_bool(&req->res, resumed);
+	return 0;
+}
+
+static int
+m_ping(struct request *req)
+{
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "lease_ms");
+	mpw_u64(&req->res, req->conn->session->lease_ms);
+	return 0;
+}
+
+static int
+param_enum(struct request *req, const char *key, const char *a,
+    const char *b, int *v)
+{
+	const msgpack_object *o = mpr_get(req->params, key);
+
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (mpr_str_eq(o, a))
+		*v = 0;
+	else if (mpr_str_eq(o, b))
+		*v = 1;
+	else
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be \"%s\" or \"%s\"", key, a, b);
+	return 0;
+}
+
+static void
+write_grant(struct request *req, struct session *s, const struct lt_hold *h)
+{
+	mpw_map(&req->res, 3);
+	mpw_key(&req->res, "token");
+	mpw_u64(&req->res, h->token);
+	mpw_key(&req->res, "count");
+	mpw_u64(&req->res, h->count);
+	mpw_key(&req->res, "valid_ms");
+	mpw_u64(&req->res, session_valid_ms(s, now_ms()));
+}
+
+/* Who holds a lock, for a message: "client NAME" or "N shared holders". */
+static const char *
+holders_phrase(const struct lt_lock *l)
+{
+	static char buf[400];
+	const struct lt_hold *h = TAILQ_FIRST(&l->holders);
+
+	if (h == NULL)
+		snprintf(buf, sizeof buf, "queued for by %u waiters",
+		    l->nwaiters);
+	else if (l->nholders == 1) {
+		snprintf(buf, sizeof buf, "held by %s",
+		    session_of_owner(h->owner)->name);
+	} else
+		snprintf(buf, sizeof buf, "held by %u shared holders",
+		    l->nholders);
+	return buf;
+}
+
+static int
+m_acquire(struct request *req)
+{
+	struct session *s = req->conn->session;
+	const char *name;
+	size_t namelen;
+	int kind = LT_MUTEX, mode = 0, rc;
+	int64_t timeout = -1;
+	struct lt_hold *h;
+	struct lt_wait *w;
+	struct lt_lock *l;
+
+	if ((rc = param_name(req, "lock", true, &name, &namelen,
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = param_enum(req, "kind", "mutex", "rlock", &kind)) != 0 ||
+	    (rc = param_enum(req, "mode", "exclusive", "shared", &mode)) != 0 ||
+	    (rc = param_int(req, "timeout_ms", false, -1, INT32_MAX,
+	    &timeout)) != 0)
+		return rc;
+	srv->stats.acquires++;
+	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, kind,
+	    mode == 0 ? LT_EXCLUSIVE : LT_SHARED, timeout != 0, NULL,
+	    now_ms(), &h, &w);
+	switch (rc) {
+	case LT_GRANTED:
+		srv->stats.grants++;
+		write_grant(req, s, h);
+		return 0;
+	case LT_QUEUED:
+		w->udata = pending_new(s, req->msgid, timeout);
+		((struct pending *)w->udata)->wait = w;
+		return DISPATCH_PENDING;
+	case DLM_E_WOULD_BLOCK:
+		l = locktab_find(srv->lt, name, namelen);
+		return request_error(req, rc, "lock '%s' is %s",
+		    printable(name, namelen), holders_phrase(l));
+	case DLM_E_KIND_MISMATCH:
+		return request_error(req, rc, "lock '%s' exists as a %s",
+		    printable(name, namelen), kind == LT_MUTEX ? "rlock" :
+		    "mutex");
+	case DLM_E_ALREADY_HELD:
+		l = locktab_find(srv->lt, name, namelen);
+		if (locktab_hold_of(l, &s->owner) == NULL)
+			return request_error(req, rc, "this session already "
+			    "waits for lock '%s'", printable(name, namelen));
+		if (kind == LT_RLOCK)
+			return request_error(req, rc, "this session holds rlock "
+			    "'%s' shared; it cannot be upgraded to exclusive",
+			    printable(name, namelen));
+		return request_error(req, rc, "this session already holds "
+		    "mutex '%s' (use kind \"rlock\" to re-enter)",
+		    printable(name, namelen));
+	case DLM_E_LIMIT:
+		return request_error(req, rc, "this session has %u holds and "
+		    "%u waits; the limits are %u holds+waits and %u waits",
+		    s->owner.nholds, s->owner.nwaits, srv->cfg->max_holds,
+		    srv->cfg->max_waits);
+	default:
+		return request_error(req, rc, "%s", dlm_proto_errdesc(rc));
+	}
+}
+
+static int
+m_check(struct request *req)
+{
+	const char *name;
+	size_t namelen;
+	struct lt_lock *l;
+	struct lt_hold *h = NULL;
+	const msgpack_object *o;
+	uint64_t utoken;
+	int rc;
+
+	if ((rc = param_name(req, "lock", true, &name, &namelen,
+	    srv->cfg->max_name_len)) != 0)
+		return rc;
+	o = mpr_get(req->params, "token");
+	if (o == NULL || !mpr_uint(o, &utoken))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'token' is required and must be an unsigned integer");
+	if ((l = locktab_find(srv->lt, name, namelen)) != NULL)
+		h = locktab_hold_by_token(l, utoken);
+	mpw_map(&req->res, h != NULL ? 2 : 1);
+	mpw_key(&req->res, "held");
+	mpw_bool(&req->res, h != NULL);
+	if (h != NULL) {
+		mpw_key(&req->res, "client");
+		mpw_str(&req->res, session_of_owner(h->owner)->name);
+	}
+	return 0;
+}
+
+static int
+m_release(struct request *req)
+{
+	struct session *s = req->conn->session;
+	const char *name;
+	size_t namelen;
+	uint32_t remaining;
+	int rc;
+
+	if ((rc = param_name(req, "lock", true, &name, &namelen,
+	    srv->cfg->max_name_len)) != 0)
+		return rc;
+	rc = locktab_release(srv->lt, &s->owner, name, namelen, now_ms(),
+	    &remaining);
+	if (rc != 0)
+		return request_error(req, rc, "lock '%s' is not held by this "
+		    "session", printable(name, namelen));
+	srv->stats.releases++;
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "count");
+	mpw_u64(&req->res, remaining);
+	return 0;
+}
+
+static int
+m_cancel(struct request *req)
+{
+	struct session *s = req->conn->session;
+	const msgpack_object *o = mpr_get(req->params, "id");
+	struct pending *p = NULL;
+	uint64_t id;
+
+	if (o == NULL || !mpr_uint(o, &id) || id > UINT32_MAX)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'id' is required: the msgid of a pending acquire");
+	if ((p = pending_find(s, (uint32_t)id)) != NULL) {
+		struct lt_wait *w = p->wait;
+		uint32_t msgid = p->msgid;
+
+		srv->stats.cancels++;
+		pending_free(p);
+		conn_reply_error(req->conn, &msgid, DLM_E_CANCELLED,
+		    "the acquire was cancelled by request %u", req->msgid);
+		locktab_cancel(srv->lt, w, now_ms());
+	}
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "cancelled");
+	mpw_bool(&req->res, p != NULL);
+	return 0;
+}
+
+static int
+m_reset(struct request *req)
+{
+	uint32_t n;
+
+	n = locktab_release_owner(srv->lt, &req->conn->session->owner,
+	    now_ms());
+	srv->stats.releases += n;
+	mpw_map(&req->res, 1);
+	mpw_key(&req->res, "released");
+	mpw_u64(&req->res, n);
+	return 0;
+}
+
+static int
+m_bye(struct request *req)
+{
+	struct conn *c = req->conn;
+
+	session_end(c->session, 0, DLM_E_CANCELLED);
+	conn_close_after_flush(c);
+	mpw_nil(&req->res);
+	return 0;
+}
+
+static const struct method *
+method_find(const msgpack_object *o)
+{
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (mpr_str_eq(o, methods[i].name))
+			return &methods[i];
+	return NULL;
+}
+
+void
+dispatch_frame(struct conn *c, const char *buf, size_t len)
+{
+	const msgpack_object *v, *params;
+	const struct method *m;
+	struct request req;
+	msgpack_object obj;
+	size_t off = 0;
+	uint64_t type, msgid;
+	int rc;
+
+	srv->stats.requests++;
+	msgpack_zone_clear(&srv->zone);
+	if (msgpack_unpack(buf, len, &off, &srv->zone, &obj) !=
+	    MSGPACK_UNPACK_SUCCESS) {
+		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		    "request could not be decoded");
+		return;
+	}
+	/* Every message renews the lease, well-formed or not. */
+	if (c->session != NULL) {
+		session_touch(c->session, now_ms());
+		if (c->closing || c->dead)
+			return;
+	}
+	if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size == 0) {
+		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		    "a request is an array [0, msgid, method, [params]]");
+		return;
+	}
+	v = obj.via.array.ptr;
+	if (!mpr_uint(&v[0], &type) || type != DLM_MSG_REQUEST) {
+		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		    "only requests (type 0) may be sent to the server");
+		return;
+	}
+	if (obj.via.array.size != 4 || !mpr_uint(&v[1], &msgid) ||
+	    msgid > UINT32_MAX) {
+		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		    "a request is an array [0, msgid, method, [params]] with "
+		    "msgid a 32-bit unsigned integer");
+		return;
+	}
+	memset(&req, 0, sizeof req);
+	req.conn = c;
+	req.msgid = (uint32_t)msgid;
+	if (v[2].type != MSGPACK_OBJECT_STR) {
+		conn_reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
+		    "the method must be a string");
+		return;
+	}
+	if ((m = method_find(&v[2])) == NULL) {
+		conn_reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
+		    "unknown method '%s'", printable(v[2].via.str.ptr,
+		    v[2].via.str.size));
+		return;
+	}
+	params = &v[3];
+	if (params->type != MSGPACK_OBJECT_ARRAY || params->via.array.size > 1 ||
+	    (params->via.array.size == 1 &&
+	    params->via.array.ptr[0].type != MSGPACK_OBJECT_MAP &&
+	    params->via.array.ptr[0].type != MSGPACK_OBJECT_NIL)) {
+		conn_reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
+		    "params must be an array holding one map");
+		return;
+	}
+	if (params->via.array.size == 1 &&
+	    params->via.array.ptr[0].type == MSGPACK_OBJECT_MAP)
+		req.params = &params->via.array.ptr[0];
+	if (srv->shutting_down) {
+		conn_reply_error(c, &req.msgid, DLM_E_SHUTTING_DOWN,
+		    "server is shutting down");
+		return;
+	}
+	if ((m->flags & M_SESSION) && c->session == NULL) {
+		conn_reply_error(c, &req.msgid, DLM_E_NO_SESSION,
+		    "'%s' needs a session: send hello first", m->name);
+		return;
+	}
+	if ((m->flags & M_ADMIN) && !c->admin) {
+		conn_reply_error(c, &req.msgid, DLM_E_PERMISSION,
+		    "'%s' is for admins: connect over the Unix socket as root "
+		    "or the server's user, or give the admin token", m->name);
+		return;
+	}
+
+	msgpack_sbuffer_clear(&srv->result);
+	mpw_init_sbuffer(&req.res, &srv->result);
+	rc = m->fn(&req);
+	if (rc == DISPATCH_PENDING)
+		return;
+	if (rc != 0) {
+		conn_reply_error(c, &req.msgid, rc, "%s", req.errmsg);
+		return;
+	}
+	if (req.res.err != 0)
+		fatalx("%s: packing the reply to %s failed", __func__, m->name);
+	conn_reply(c, req.msgid, &srv->result);
+}

@@ -1,0 +1,256 @@
+/*
+ * dlmd: the lock daemon. One private header, grouped by source file.
+ *
+ * Layers, bottom up: locktab.c (pure lock logic, its own header), session.c
+ * (names, leases, linger; owns pending acquires), server.c and conn.c
+ * (listeners, connections, framing, output), dispatch.c and admin.c (the
+ * protocol's methods). main.c parses options and runs the loop.
+ */
+#ifndef DLMD_H
+#define DLMD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <bsd/sys/tree.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
+#include <msgpack.h>
+
+#include "locktab.h"
+#include "mpack.h"
+#include "proto.h"
+
+#define DLMD_MAX_ADMIN_UIDS	32
+#define DLMD_SECRET_LEN		32	/* hex characters */
+#define DLMD_INFO_MAX		255	/* bytes of each info string */
+#define DLMD_READ_CHUNK		65536
+#define DLMD_BATCH		64	/* requests served per wake-up */
+#define DLMD_LIST_BYTES		(256 * 1024)	/* a listing page's soft cap */
+
+/* Settings, from the command line. */
+struct dlmd_config {
+	char		**listen;
+	int		  nlisten;
+	int		  log_level;
+	uint32_t	  lease_min_ms;
+	uint32_t	  lease_max_ms;
+	uint32_t	  lease_default_ms;
+	uint32_t	  linger_max_ms;
+	uint32_t	  max_clients;
+	uint32_t	  max_holds;
+	uint32_t	  max_waits;
+	uint32_t	  max_name_len;
+	uint32_t	  max_request;
+	uint32_t	  max_output;
+	mode_t		  socket_mode;
+	uid_t		  admin_uids[DLMD_MAX_ADMIN_UIDS];
+	int		  nadmin_uids;
+	char		 *client_token;		/* TCP hello must present it */
+	char		 *admin_token;		/* grants admin over TCP */
+};
+
+struct stats {
+	uint64_t	requests;
+	uint64_t	acquires;
+	uint64_t	grants;
+	uint64_t	releases;
+	uint64_t	timeouts;
+	uint64_t	cancels;
+	uint64_t	expiries;
+	uint64_t	forced;
+	uint64_t	errors;
+	uint64_t	connections;
+	uint64_t	sessions_total;
+	uint64_t	resumes;
+	uint64_t	bytes_in;
+	uint64_t	bytes_out;
+	uint64_t	protocol_errors;
+	uint64_t	output_overflows;
+};
+
+struct conn;
+struct session;
+struct listener;
+
+/* An acquire waiting in the lock table; owned by its session. */
+struct pending {
+	TAILQ_ENTRY(pending)	 link;
+	struct session		*session;
+	struct lt_wait		*wait;
+	struct event		 timer;
+	uint32_t		 msgid;
+	bool			 timed;
+};
+
+struct session {
+	struct lt_owner		 owner;		/* the lock table's view */
+	RB_ENTRY(session)	 by_name;
+	TAILQ_ENTRY(session)	 dead_link;
+	TAILQ_HEAD(, pending)	 pending;
+	struct conn		*conn;		/* NULL while lingering */
+	struct event		 timer;		/* lease, or linger when detached */
+	uint64_t		 id;
+	char			*name;
+	char			*info_host;
+	char			*info_label;
+	int64_t			 info_pid;	/* -1: not given */
+	char			 secret[DLMD_SECRET_LEN + 1];
+	char			 peer[80];	/* of the last connection */
+	uint32_t		 lease_ms;
+	uint32_t		 linger_ms;
+	uint64_t		 linger_deadline;
+	bool			 lingering;
+	bool			 ended;
+};
+
+RB_HEAD(session_tree, session);
+
+struct conn {
+	TAILQ_ENTRY(conn)	 link;
+	TAILQ_ENTRY(conn)	 flush_link;
+	struct event		 ev_read;
+	struct event		 ev_write;
+	struct event		 hello_timer;
+	struct evbuffer		*out;
+	struct session		*session;
+	char			*in;		/* a partial frame, or backlog */
+	size_t			 in_len;
+	size_t			 in_cap;
+	int			 fd;
+	bool			 is_unix;
+	bool			 admin;
+	bool			 closing;	/* close once output is written */
+	bool			 dead;
+	bool			 dirty;		/* in the flush list */
+	bool			 backlog;	/* whole frames left in in */
+	uid_t			 uid;
+	pid_t			 pid;
+	char			 peer[80];
+};
+
+struct server {
+	struct event_base	*base;
+	struct dlmd_config	*cfg;
+	struct locktab		*lt;
+	TAILQ_HEAD(, listener)	 listeners;
+	TAILQ_HEAD(, conn)	 conns;
+	TAILQ_HEAD(, conn)	 flush_list;
+	TAILQ_HEAD(, session)	 dead_sessions;
+	struct session_tree	 sessions;
+	struct event		*flush_ev;
+	struct event		*shutdown_timer;
+	uint32_t		 nconns;
+	uint32_t		 nsessions;
+	uint32_t		 nlingering;
+	uint64_t		 next_session_id;
+	uint64_t		 next_anon;
+	uint64_t		 start_ms;
+	uid_t			 uid;
+	bool			 shutting_down;
+	int			 cancel_code;	/* answer to waits of an ending session */
+	msgpack_zone		 zone;		/* decoded requests */
+	msgpack_sbuffer		 result;	/* a result being built */
+	char			*rbuf;		/* DLMD_READ_CHUNK bytes */
+	struct stats		 stats;
+	char			 hostname[64];
+};
+
+extern struct server	*srv;
+
+/* log.c */
+enum {
+	LOG_LEVEL_ERR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+void	log_init(int level);
+int	log_level_parse(const char *);
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* timers.c */
+uint64_t		 now_ms(void);
+const struct timeval	*timer_tv(uint32_t ms);
+void			 timers_init(struct event_base *);
+
+/* server.c */
+int	server_init(struct event_base *, struct dlmd_config *);
+int	server_listen(const char *spec);
+void	server_shutdown(void);
+void	server_free(void);
+bool	server_uid_is_admin(uid_t);
+
+/* conn.c */
+void	conn_accept(int fd, const struct sockaddr *, int socklen, bool is_unix);
+void	conn_close(struct conn *, const char *why);
+void	conn_close_after_flush(struct conn *);
+void	conn_flush_all(void);
+void	conn_reply(struct conn *, uint32_t msgid, const msgpack_sbuffer *);
+void	conn_reply_error(struct conn *, const uint32_t *msgid, int code,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void	conn_notify_lost(struct conn *, const struct lt_hold *, int reason);
+void	conn_free_all(void);
+
+/* session.c */
+extern const struct lt_ops session_lt_ops;
+struct session	*session_of_owner(const struct lt_owner *);
+struct session	*session_find(const char *name, size_t len);
+struct session	*session_create(struct conn *, const char *name, size_t len);
+void		 session_attach(struct session *, struct conn *);
+void		 session_detach(struct session *);
+void		 session_touch(struct session *, uint64_t now);
+void		 session_end(struct session *, int lost_reason, int cancel_code);
+void		 session_reap(void);
+void		 session_end_all(int cancel_code);
+uint64_t	 session_valid_ms(const struct session *, uint64_t now);
+void		 session_reply_grant(struct session *, uint32_t msgid,
+		    const struct lt_hold *);
+struct pending	*pending_new(struct session *, uint32_t msgid, int64_t timeout_ms);
+void		 pending_free(struct pending *);
+struct pending	*pending_find(struct session *, uint32_t msgid);
+void		 session_random_secret(char *out);
+struct session	*session_first_from(const char *key, size_t keylen);
+struct session	*session_next(struct session *);
+
+/* dispatch.c */
+void		 dispatch_frame(struct conn *, const char *buf, size_t len);
+const char	*printable(const char *, size_t);
+
+/* Requests as handlers see them. */
+struct request {
+	struct conn		*conn;
+	const msgpack_object	*params;	/* a map, or NULL */
+	uint32_t		 msgid;
+	struct mpw		 res;		/* writes srv->result */
+	char			 errmsg[256];
+};
+#define DISPATCH_PENDING	(-1)
+int	request_error(struct request *, int code, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	param_name(struct request *, const char *key, bool required,
+	    const char **p, size_t *len, size_t max);
+int	param_int(struct request *, const char *key, bool required,
+	    int64_t min, int64_t max, int64_t *v);
+
+/* admin.c */
+int	admin_locks(struct request *);
+int	admin_lock(struct request *);
+int	admin_clients(struct request *);
+int	admin_stats(struct request *);
+int	admin_force_release(struct request *);
+int	admin_reset_client(struct request *);
+int	admin_reset_all(struct request *);
+
+#endif

@@ -1,0 +1,566 @@
+/* The lock table: see locktab.h. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "locktab.h"
+#include "proto.h"
+#include "xmalloc.h"
+
+TAILQ_HEAD(lt_dirty, lt_lock);
+
+struct locktab {
+	struct lt_tree		 tree;
+	const struct lt_ops	*ops;
+	void			*arg;
+	struct lt_limits	 limits;
+	struct lt_stats		 stats;
+	uint64_t		 next_token;
+	struct lt_dirty		 dirty;
+};
+
+static int
+lt_cmp(const struct lt_lock *a, const struct lt_lock *b)
+{
+	size_t n = a->namelen < b->namelen ? a->namelen : b->namelen;
+	int c = memcmp(a->name, b->name, n);
+
+	if (c != 0)
+		return c;
+	return (a->namelen > b->namelen) - (a->namelen < b->namelen);
+}
+
+/* libbsd's tree.h has no RB_GENERATE_STATIC; not every function is used. */
+RB_PROTOTYPE_INTERNAL(lt_tree, lt_lock, entry, lt_cmp,
+    __attribute__((__unused__)) static)
+RB_GENERATE_INTERNAL(lt_tree, lt_lock, entry, lt_cmp,
+    __attribute__((__unused__)) static)
+
+struct locktab *
+locktab_new(uint64_t first_token, const struct lt_ops *ops, void *arg)
+{
+	struct locktab *lt = xcalloc(1, sizeof *lt);
+
+	RB_INIT(&lt->tree);
+	TAILQ_INIT(&lt->dirty);
+	lt->ops = ops;
+	lt->arg = arg;
+	lt->next_token = first_token != 0 ? first_token : 1;
+	return lt;
+}
+
+void
+locktab_free(struct locktab *lt)
+{
+	struct lt_lock *l, *tmp;
+
+	if (lt == NULL)
+		return;
+	/* Owners should have been ended; free what is left regardless. */
+	RB_FOREACH_SAFE(l, lt_tree, &lt->tree, tmp) {
+		struct lt_hold *h;
+		struct lt_wait *w;
+
+		while ((h = TAILQ_FIRST(&l->holders)) != NULL) {
+			TAILQ_REMOVE(&l->holders, h, lock_link);
+			LIST_REMOVE(h, owner_link);
+			h->owner->nholds--;
+			free(h);
+		}
+		while ((w = TAILQ_FIRST(&l->waiters)) != NULL) {
+			TAILQ_REMOVE(&l->waiters, w, lock_link);
+			LIST_REMOVE(w, owner_link);
+			w->owner->nwaits--;
+			free(w);
+		}
+		RB_REMOVE(lt_tree, &lt->tree, l);
+		free(l);
+	}
+	free(lt);
+}
+
+void
+locktab_set_limits(struct locktab *lt, const struct lt_limits *limits)
+{
+	lt->limits = *limits;
+}
+
+void
+locktab_owner_init(struct lt_owner *o)
+{
+	memset(o, 0, sizeof *o);
+	LIST_INIT(&o->holds);
+	LIST_INIT(&o->waits);
+}
+
+/*
+ * Look a name up: exactly (RB_FIND) or the first name >= it (RB_NFIND). The
+ * tree compares whole lt_lock objects with the name inline, so the key is
+ * built on the stack for ordinary names and on the heap for long ones.
+ */
+static struct lt_lock *
+lt_lookup(struct locktab *lt, const char *name, size_t namelen, bool nfind)
+{
+	union {
+		struct lt_lock	l;
+		char		space[sizeof(struct lt_lock) + 256];
+	} stack_key;
+	struct lt_lock *key = &stack_key.l, *found;
+
+	if (namelen > UINT16_MAX)
+		return NULL;
+	if (namelen > sizeof stack_key - sizeof(struct lt_lock))
+		key = xmalloc(sizeof *key + namelen);
+	key->namelen = (uint16_t)namelen;
+	memcpy(key->name, name, namelen);
+	found = nfind ? RB_NFIND(lt_tree, &lt->tree, key) :
+	    RB_FIND(lt_tree, &lt->tree, key);
+	if (key != &stack_key.l)
+		free(key);
+	return found;
+}
+
+struct lt_lock *
+locktab_find(struct locktab *lt, const char *name, size_t namelen)
+{
+	return lt_lookup(lt, name, namelen, false);
+}
+
+struct lt_lock *
+locktab_first_from(struct locktab *lt, const char *key, size_t keylen)
+{
+	if (keylen == 0)
+		return RB_MIN(lt_tree, &lt->tree);
+	if (keylen > UINT16_MAX)
+		keylen = UINT16_MAX;
+	return lt_lookup(lt, key, keylen, true);
+}
+
+struct lt_lock *
+locktab_next(struct locktab *lt, struct lt_lock *l)
+{
+	(void)lt;
+	return RB_NEXT(lt_tree, &lt->tree, l);
+}
+
+struct lt_hold *
+locktab_hold_of(struct lt_lock *l, struct lt_owner *o)
+{
+	struct lt_hold *h;
+
+	/* Walk whichever list is shorter: a hot shared lock or a busy owner. */
+	if (l->nholders <= o->nholds) {
+		TAILQ_FOREACH(h, &l->holders, lock_link)
+			if (h->owner == o)
+				return h;
+	} else {
+		LIST_FOREACH(h, &o->holds, owner_link)
+			if (h->lock == l)
+				return h;
+	}
+	return NULL;
+}
+
+static struct lt_wait *
+lt_wait_of(struct lt_lock *l, struct lt_owner *o)
+{
+	struct lt_wait *w;
+
+	if (l->nwaiters <= o->nwaits) {
+		TAILQ_FOREACH(w, &l->waiters, lock_link)
+			if (w->owner == o)
+				return w;
+	} else {
+		LIST_FOREACH(w, &o->waits, owner_link)
+			if (w->lock == l)
+				return w;
+	}
+	return NULL;
+}
+
+struct lt_hold *
+locktab_hold_by_token(struct lt_lock *l, uint64_t token)
+{
+	struct lt_hold *h;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link)
+		if (h->token == token)
+			return h;
+	return NULL;
+}
+
+static bool
+lt_compatible(const struct lt_lock *l, enum lt_mode mode)
+{
+	if (l->nholders == 0)
+		return true;
+	return l->mode == LT_SHARED && mode == LT_SHARED;
+}
+
+static bool
+lt_owner_expired(const struct lt_owner *o, uint64_t now)
+{
+	return o->deadline != 0 && o->deadline <= now;
+}
+
+static struct lt_hold *
+lt_hold_new(struct locktab *lt, struct lt_lock *l, struct lt_owner *o,
+    enum lt_mode mode, uint64_t now)
+{
+	struct lt_hold *h = xcalloc(1, sizeof *h);
+
+	h->lock = l;
+	h->owner = o;
+	h->token = lt->next_token++;
+	h->since = now;
+	h->count = 1;
+	h->mode = (uint8_t)mode;
+	TAILQ_INSERT_TAIL(&l->holders, h, lock_link);
+	LIST_INSERT_HEAD(&o->holds, h, owner_link);
+	l->nholders++;
+	l->mode = (uint8_t)mode;
+	o->nholds++;
+	lt->stats.holds++;
+	return h;
+}
+
+static void
+lt_hold_free(struct locktab *lt, struct lt_hold *h)
+{
+	struct lt_lock *l = h->lock;
+
+	TAILQ_REMOVE(&l->holders, h, lock_link);
+	LIST_REMOVE(h, owner_link);
+	l->nholders--;
+	h->owner->nholds--;
+	lt->stats.holds--;
+	free(h);
+}
+
+static void
+lt_wait_unlink(struct locktab *lt, struct lt_wait *w)
+{
+	TAILQ_REMOVE(&w->lock->waiters, w, lock_link);
+	LIST_REMOVE(w, owner_link);
+	w->lock->nwaiters--;
+	w->owner->nwaits--;
+	lt->stats.waits--;
+}
+
+static void
+lt_lock_maybe_free(struct locktab *lt, struct lt_lock *l)
+{
+	if (l->nholders != 0 || l->nwaiters != 0 || l->dirty)
+		return;
+	RB_REMOVE(lt_tree, &lt->tree, l);
+	lt->stats.locks--;
+	free(l);
+}
+
+/*
+ * Grant the head of the queue, and those behind it while they are compatible,
+ * in strict FIFO order: a shared waiter behind an exclusive one waits too.
+ * A waiter whose owner's lease has run out is passed over (its owner is about
+ * to be expired), never granted.
+ */
+static void
+lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
+{
+	struct lt_wait *w, *next;
+
+	for (w = TAILQ_FIRST(&l->waiters); w != NULL; w = next) {
+		struct lt_hold *h;
+
+		next = TAILQ_NEXT(w, lock_link);
+		if (lt_owner_expired(w->owner, now))
+			continue;
+		if (!lt_compatible(l, w->mode))
+			break;
+		lt_wait_unlink(lt, w);
+		h = lt_hold_new(lt, l, w->owner, w->mode, now);
+		lt->ops->granted(lt->arg, w, h);
+		free(w);
+	}
+}
+
+static void
+lt_mark_dirty(struct locktab *lt, struct lt_lock *l)
+{
+	if (!l->dirty) {
+		l->dirty = 1;
+		TAILQ_INSERT_TAIL(&lt->dirty, l, dirty_link);
+	}
+}
+
+static void
+lt_settle_dirty(struct locktab *lt, uint64_t now)
+{
+	struct lt_lock *l;
+
+	while ((l = TAILQ_FIRST(&lt->dirty)) != NULL) {
+		TAILQ_REMOVE(&lt->dirty, l, dirty_link);
+		l->dirty = 0;
+		lt_grant_pass(lt, l, now);
+		lt_lock_maybe_free(lt, l);
+	}
+}
+
+int
+locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
+    size_t namelen, enum lt_kind kind, enum lt_mode mode, bool may_wait,
+    void *udata, uint64_t now, struct lt_hold **hold, struct lt_wait **wait)
+{
+	struct lt_lock *l;
+	struct lt_wait *w;
+	bool grantable;
+
+	*hold = NULL;
+	*wait = NULL;
+	if (namelen == 0 || namelen > UINT16_MAX)
+		return DLM_E_BAD_REQUEST;
+	l = locktab_find(lt, name, namelen);
+	if (l != NULL) {
+		struct lt_hold *h;
+
+		if (l->kind != kind)
+			return DLM_E_KIND_MISMATCH;
+		if ((h = locktab_hold_of(l, o)) != NULL) {
+			if (kind == LT_MUTEX)
+				return DLM_E_ALREADY_HELD;
+			/* Upgrading shared to exclusive could deadlock. */
+			if (h->mode == LT_SHARED && mode == LT_EXCLUSIVE)
+				return DLM_E_ALREADY_HELD;
+			if (h->count == UINT32_MAX)
+				return DLM_E_LIMIT;
+			h->count++;
+			*hold = h;
+			return LT_GRANTED;
+		}
+		if (lt_wait_of(l, o) != NULL)
+			return DLM_E_ALREADY_HELD;
+		grantable = l->nwaiters == 0 && lt_compatible(l, mode);
+	} else
+		grantable = true;
+
+	if (grantable) {
+		if (lt->limits.max_holds != 0 &&
+		    o->nholds + o->nwaits >= lt->limits.max_holds)
+			return DLM_E_LIMIT;
+	} else {
+		if (!may_wait)
+			return DLM_E_WOULD_BLOCK;
+		if ((lt->limits.max_waits != 0 &&
+		    o->nwaits >= lt->limits.max_waits) ||
+		    (lt->limits.max_holds != 0 &&
+		    o->nholds + o->nwaits >= lt->limits.max_holds))
+			return DLM_E_LIMIT;
+	}
+
+	if (l == NULL) {
+		l = xcalloc(1, sizeof *l + namelen);
+		TAILQ_INIT(&l->holders);
+		TAILQ_INIT(&l->waiters);
+		l->kind = (uint8_t)kind;
+		l->namelen = (uint16_t)namelen;
+		memcpy(l->name, name, namelen);
+		RB_INSERT(lt_tree, &lt->tree, l);
+		lt->stats.locks++;
+	}
+	if (grantable) {
+		*hold = lt_hold_new(lt, l, o, mode, now);
+		return LT_GRANTED;
+	}
+	w = xcalloc(1, sizeof *w);
+	w->lock = l;
+	w->owner = o;
+	w->udata = udata;
+	w->since = now;
+	w->mode = (uint8_t)mode;
+	TAILQ_INSERT_TAIL(&l->waiters, w, lock_link);
+	LIST_INSERT_HEAD(&o->waits, w, owner_link);
+	l->nwaiters++;
+	o->nwaits++;
+	lt->stats.waits++;
+	*wait = w;
+	return LT_QUEUED;
+}
+
+int
+locktab_release(struct locktab *lt, struct lt_owner *o, const char *name,
+    size_t namelen, uint64_t now, uint32_t *remaining)
+{
+	struct lt_lock *l = locktab_find(lt, name, namelen);
+	struct lt_hold *h;
+
+	if (l == NULL || (h = locktab_hold_of(l, o)) == NULL)
+		return DLM_E_NOT_HELD;
+	if (h->count > 1) {
+		*remaining = --h->count;
+		return 0;
+	}
+	*remaining = 0;
+	lt_hold_free(lt, h);
+	lt_grant_pass(lt, l, now);
+	lt_lock_maybe_free(lt, l);
+	return 0;
+}
+
+void
+locktab_cancel(struct locktab *lt, struct lt_wait *w, uint64_t now)
+{
+	struct lt_lock *l = w->lock;
+
+	lt_wait_unlink(lt, w);
+	free(w);
+	/* The waiter may have been what kept shared waiters behind it out. */
+	lt_grant_pass(lt, l, now);
+	lt_lock_maybe_free(lt, l);
+}
+
+uint32_t
+locktab_release_owner(struct locktab *lt, struct lt_owner *o, uint64_t now)
+{
+	struct lt_hold *h;
+	uint32_t n = 0;
+
+	while ((h = LIST_FIRST(&o->holds)) != NULL) {
+		lt_mark_dirty(lt, h->lock);
+		lt_hold_free(lt, h);
+		n++;
+	}
+	lt_settle_dirty(lt, now);
+	return n;
+}
+
+uint32_t
+locktab_end_owner(struct locktab *lt, struct lt_owner *o, int reason,
+    uint64_t now)
+{
+	struct lt_wait *w;
+	struct lt_hold *h;
+	uint32_t n = 0;
+
+	/*
+	 * Waits first: releasing a hold must not grant a lock to a wait of
+	 * the very owner that is going away.
+	 */
+	while ((w = LIST_FIRST(&o->waits)) != NULL) {
+		lt_mark_dirty(lt, w->lock);
+		lt_wait_unlink(lt, w);
+		lt->ops->cancelled(lt->arg, w);
+		free(w);
+	}
+	while ((h = LIST_FIRST(&o->holds)) != NULL) {
+		lt_mark_dirty(lt, h->lock);
+		if (reason != 0)
+			lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_free(lt, h);
+		n++;
+	}
+	lt_settle_dirty(lt, now);
+	return n;
+}
+
+uint32_t
+locktab_force_release(struct locktab *lt, const char *name, size_t namelen,
+    struct lt_owner *only, int reason, uint64_t now)
+{
+	struct lt_lock *l = locktab_find(lt, name, namelen);
+	struct lt_hold *h, *next;
+	uint32_t n = 0;
+
+	if (l == NULL)
+		return 0;
+	for (h = TAILQ_FIRST(&l->holders); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, lock_link);
+		if (only != NULL && h->owner != only)
+			continue;
+		lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_free(lt, h);
+		n++;
+	}
+	if (n != 0) {
+		lt_grant_pass(lt, l, now);
+		lt_lock_maybe_free(lt, l);
+	}
+	return n;
+}
+
+void
+locktab_regrant(struct locktab *lt, struct lt_lock *l, uint64_t now)
+{
+	lt_grant_pass(lt, l, now);
+	lt_lock_maybe_free(lt, l);
+}
+
+void
+locktab_stats(struct locktab *lt, struct lt_stats *st)
+{
+	*st = lt->stats;
+}
+
+uint64_t
+locktab_next_token(struct locktab *lt)
+{
+	return lt->next_token;
+}
+
+const char *
+locktab_check(struct locktab *lt, uint64_t now)
+{
+	struct lt_lock *l, *prev = NULL;
+	uint64_t locks = 0, holds = 0, waits = 0;
+
+	RB_FOREACH(l, lt_tree, &lt->tree) {
+		struct lt_hold *h;
+		struct lt_wait *w;
+		uint32_t nh = 0, nw = 0;
+
+		locks++;
+		if (prev != NULL && lt_cmp(prev, l) >= 0)
+			return "locks are not in name order";
+		prev = l;
+		if (l->nholders == 0 && l->nwaiters == 0)
+			return "a lock with no holder and no waiter was kept";
+		TAILQ_FOREACH(h, &l->holders, lock_link) {
+			nh++;
+			if (h->lock != l)
+				return "a hold points at another lock";
+			if (h->token == 0 || h->token >= lt->next_token)
+				return "a hold has a token never issued";
+			if (h->count == 0)
+				return "a hold has a count of zero";
+			if (l->kind == LT_MUTEX && h->count != 1)
+				return "a mutex hold has a count other than one";
+			if (h->mode != l->mode)
+				return "a holder's mode differs from the lock's";
+		}
+		if (nh != l->nholders)
+			return "a lock's holder count is wrong";
+		if (nh > 1 && l->mode != LT_SHARED)
+			return "an exclusive lock has more than one holder";
+		TAILQ_FOREACH(w, &l->waiters, lock_link) {
+			nw++;
+			if (w->lock != l)
+				return "a waiter points at another lock";
+			if (locktab_hold_of(l, w->owner) != NULL)
+				return "a holder also waits for its own lock";
+		}
+		if (nw != l->nwaiters)
+			return "a lock's waiter count is wrong";
+		TAILQ_FOREACH(w, &l->waiters, lock_link) {
+			if (lt_owner_expired(w->owner, now))
+				continue;
+			if (lt_compatible(l, w->mode))
+				return "a waiter could be granted but waits";
+			break;
+		}
+		holds += nh;
+		waits += nw;
+	}
+	if (locks != lt->stats.locks || holds != lt->stats.holds ||
+	    waits != lt->stats.waits)
+		return "the table's counters disagree with its contents";
+	return NULL;
+}

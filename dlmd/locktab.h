@@ -1,0 +1,186 @@
+/*
+ * The lock table: named locks, their holders, FIFO waiters and fencing tokens.
+ *
+ * Pure logic. It never reads a clock ("now" is an argument, in milliseconds of
+ * any monotonic clock), never does I/O and never allocates on behalf of its
+ * caller's objects, so that it can be unit-tested directly and later replayed
+ * under a replicated log. It tells its caller what happened through the
+ * callbacks of struct lt_ops; callbacks must not call back into the table.
+ */
+#ifndef DLM_LOCKTAB_H
+#define DLM_LOCKTAB_H
+
+#include <sys/queue.h>
+#include <bsd/sys/tree.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum lt_kind {
+	LT_MUTEX,
+	LT_RLOCK,
+};
+
+enum lt_mode {
+	LT_EXCLUSIVE,
+	LT_SHARED,
+};
+
+struct lt_hold;
+struct lt_wait;
+
+/*
+ * Whoever holds and waits: a session, to the table. Embedded in the caller's
+ * session object; the table only links holds and waits to it.
+ */
+struct lt_owner {
+	LIST_HEAD(, lt_hold)	holds;
+	LIST_HEAD(, lt_wait)	waits;
+	uint32_t		nholds;
+	uint32_t		nwaits;
+	/*
+	 * When the owner's lease runs out (0: never). The table does not grant
+	 * to a waiter whose owner's deadline has passed, even if the caller has
+	 * not yet expired it.
+	 */
+	uint64_t		deadline;
+};
+
+struct lt_lock {
+	RB_ENTRY(lt_lock)	entry;
+	TAILQ_HEAD(, lt_hold)	holders;
+	TAILQ_HEAD(, lt_wait)	waiters;
+	TAILQ_ENTRY(lt_lock)	dirty_link;
+	uint32_t		nholders;
+	uint32_t		nwaiters;
+	uint8_t			kind;	/* enum lt_kind */
+	uint8_t			mode;	/* enum lt_mode of the holders */
+	uint8_t			dirty;
+	uint16_t		namelen;
+	char			name[];
+};
+
+struct lt_hold {
+	TAILQ_ENTRY(lt_hold)	lock_link;
+	LIST_ENTRY(lt_hold)	owner_link;
+	struct lt_lock		*lock;
+	struct lt_owner		*owner;
+	uint64_t		token;
+	uint64_t		since;	/* now at grant */
+	uint32_t		count;	/* reentrant depth; 1 for a mutex */
+	uint8_t			mode;
+};
+
+struct lt_wait {
+	TAILQ_ENTRY(lt_wait)	lock_link;
+	LIST_ENTRY(lt_wait)	owner_link;
+	struct lt_lock		*lock;
+	struct lt_owner		*owner;
+	void			*udata;	/* the caller's pending request */
+	uint64_t		since;
+	uint8_t			mode;
+};
+
+struct lt_ops {
+	/* A waiter was granted; w is freed when this returns. */
+	void	(*granted)(void *arg, struct lt_wait *w, struct lt_hold *h);
+	/* A waiter was removed by locktab_end_owner(); w is freed after. */
+	void	(*cancelled)(void *arg, struct lt_wait *w);
+	/*
+	 * A hold was ended by someone other than its holder (force release,
+	 * reset, expiry); h is freed when this returns.
+	 */
+	void	(*revoked)(void *arg, struct lt_hold *h, int reason);
+};
+
+struct lt_limits {
+	uint32_t	max_holds;	/* per owner; 0: none */
+	uint32_t	max_waits;	/* per owner; 0: none */
+};
+
+struct lt_stats {
+	uint64_t	locks;
+	uint64_t	holds;
+	uint64_t	waits;
+};
+
+enum lt_result {
+	LT_GRANTED = 0,
+	LT_QUEUED = -1,
+	/* otherwise a positive enum dlm_errcode */
+};
+
+RB_HEAD(lt_tree, lt_lock);
+
+struct locktab;
+
+/* A new table whose first grant gets token first_token. */
+struct locktab	*locktab_new(uint64_t first_token, const struct lt_ops *,
+		    void *arg);
+/* Free the table; every owner must have been ended first. */
+void		 locktab_free(struct locktab *);
+void		 locktab_set_limits(struct locktab *, const struct lt_limits *);
+void		 locktab_owner_init(struct lt_owner *);
+
+/*
+ * Ask for a lock. Returns LT_GRANTED with *hold set (a new hold, or the
+ * holder's own for a reentrant acquire), LT_QUEUED with *wait set (only when
+ * may_wait), or DLM_E_WOULD_BLOCK, DLM_E_ALREADY_HELD, DLM_E_KIND_MISMATCH,
+ * DLM_E_LIMIT.
+ */
+int		 locktab_acquire(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, enum lt_kind,
+		    enum lt_mode, bool may_wait, void *udata, uint64_t now,
+		    struct lt_hold **hold, struct lt_wait **wait);
+/*
+ * Release one level of the owner's hold. 0 with *remaining set, or
+ * DLM_E_NOT_HELD.
+ */
+int		 locktab_release(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, uint64_t now,
+		    uint32_t *remaining);
+/* Withdraw a waiter (timeout, cancel); it is freed. Grants whoever can go. */
+void		 locktab_cancel(struct locktab *, struct lt_wait *, uint64_t now);
+/* Release every hold of the owner, keeping its waits. Returns how many. */
+uint32_t	 locktab_release_owner(struct locktab *, struct lt_owner *,
+		    uint64_t now);
+/*
+ * End an owner in one step: drop its waits (ops->cancelled for each), then
+ * its holds (ops->revoked for each when reason is not 0), then grant whoever
+ * can go. Returns the number of holds released.
+ */
+uint32_t	 locktab_end_owner(struct locktab *, struct lt_owner *,
+		    int reason, uint64_t now);
+/*
+ * Release a lock from every holder, or from one owner when only is not NULL,
+ * calling ops->revoked for each. Returns the number of holds released;
+ * 0 also when the lock does not exist.
+ */
+uint32_t	 locktab_force_release(struct locktab *, const char *name,
+		    size_t namelen, struct lt_owner *only, int reason,
+		    uint64_t now);
+/* Re-examine a lock's queue, e.g. after an owner's deadline changed. */
+void		 locktab_regrant(struct locktab *, struct lt_lock *,
+		    uint64_t now);
+
+struct lt_lock	*locktab_find(struct locktab *, const char *name,
+		    size_t namelen);
+/* The first lock whose name is >= key (bytewise), for ordered listings. */
+struct lt_lock	*locktab_first_from(struct locktab *, const char *key,
+		    size_t keylen);
+struct lt_lock	*locktab_next(struct locktab *, struct lt_lock *);
+/* The hold of owner on lock, or NULL. */
+struct lt_hold	*locktab_hold_of(struct lt_lock *, struct lt_owner *);
+/* The hold with this token on lock, or NULL. */
+struct lt_hold	*locktab_hold_by_token(struct lt_lock *, uint64_t token);
+void		 locktab_stats(struct locktab *, struct lt_stats *);
+/* The token the next grant will get. */
+uint64_t	 locktab_next_token(struct locktab *);
+/*
+ * Check the table's invariants (for tests and fuzzers). Returns NULL, or a
+ * sentence saying what is broken.
+ */
+const char	*locktab_check(struct locktab *, uint64_t now);
+
+#endif

@@ -1,0 +1,396 @@
+/*
+ * The server: listeners on Unix and TCP sockets, the loop-wide flush event,
+ * and shutdown.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "dlmd.h"
+#include "paths.h"
+#include "xmalloc.h"
+
+struct listener {
+	TAILQ_ENTRY(listener)	 link;
+	struct evconnlistener	*evl;
+	struct event		*resume;	/* re-enable after EMFILE */
+	char			*unix_path;	/* unlinked at exit */
+	char			*name;
+	bool			 is_unix;
+};
+
+struct server *srv;
+
+bool
+server_uid_is_admin(uid_t uid)
+{
+	if (uid == 0 || uid == srv->uid)
+		return true;
+	for (int i = 0; i < srv->cfg->nadmin_uids; i++)
+		if (srv->cfg->admin_uids[i] == uid)
+			return true;
+	return false;
+}
+
+static void
+server_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_flush_all();
+}
+
+int
+server_init(struct event_base *base, struct dlmd_config *cfg)
+{
+	struct timespec ts;
+	struct lt_limits limits;
+	uint64_t first_token;
+
+	srv = xcalloc(1, sizeof *srv);
+	srv->base = base;
+	srv->cfg = cfg;
+	srv->uid = geteuid();
+	srv->start_ms = now_ms();
+	srv->cancel_code = DLM_E_CANCELLED;
+	TAILQ_INIT(&srv->listeners);
+	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->flush_list);
+	TAILQ_INIT(&srv->dead_sessions);
+	RB_INIT(&srv->sessions);
+	msgpack_zone_init(&srv->zone, 8192);
+	msgpack_sbuffer_init(&srv->result);
+	srv->rbuf = xmalloc(DLMD_READ_CHUNK);
+	if (gethostname(srv->hostname, sizeof srv->hostname) != 0)
+		snprintf(srv->hostname, sizeof srv->hostname, "localhost");
+	srv->hostname[sizeof srv->hostname - 1] = '\0';
+	srv->flush_ev = event_new(base, -1, 0, server_flush_cb, NULL);
+	if (srv->flush_ev == NULL)
+		fatalx("%s: event_new failed", __func__);
+	timers_init(base);
+
+	/*
+	 * Fencing tokens must grow across restarts without storage: start from
+	 * the realtime clock in microseconds. This assumes the clock does not
+	 * step back between runs by more than the time the daemon was down,
+	 * and that fewer than a million grants a second are made on average.
+	 */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	first_token = (uint64_t)ts.tv_sec * 1000000 +
+	    (uint64_t)ts.tv_nsec / 1000;
+	srv->lt = locktab_new(first_token, &session_lt_ops, NULL);
+	limits.max_holds = cfg->max_holds;
+	limits.max_waits = cfg->max_waits;
+	locktab_set_limits(srv->lt, &limits);
+	return 0;
+}
+
+static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	evconnlistener_enable(l->evl);
+}
+
+/*
+ * Out of file descriptors: stop accepting for a second instead of spinning on
+ * a listening socket that stays readable.
+ */
+static void
+listener_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM) {
+		struct timeval one = { 1, 0 };
+
+		log_warnx("accept on %s: %s; pausing for a second", l->name,
+		    strerror(err));
+		evconnlistener_disable(evl);
+		evtimer_add(l->resume, &one);
+		return;
+	}
+	log_warnx("accept on %s: %s", l->name, strerror(err));
+}
+
+static void
+listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, void *arg)
+{
+	struct listener *l = arg;
+
+	conn_accept(fd, sa, socklen, l->is_unix);
+}
+
+static struct listener *
+listener_add(int fd, const char *name, bool is_unix, const char *path)
+{
+	struct listener *l = xcalloc(1, sizeof *l);
+
+	l->evl = evconnlistener_new(srv->base, listener_accept_cb, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
+	if (l->evl == NULL)
+		fatalx("%s: evconnlistener_new failed", __func__);
+	evconnlistener_set_error_cb(l->evl, listener_error_cb);
+	l->resume = evtimer_new(srv->base, listener_resume_cb, l);
+	l->name = xstrdup(name);
+	l->is_unix = is_unix;
+	l->unix_path = path != NULL ? xstrdup(path) : NULL;
+	TAILQ_INSERT_TAIL(&srv->listeners, l, link);
+	log_info("listening on %s", name);
+	return l;
+}
+
+/* Refuse to steal the socket of a running dlmd; remove a stale one. */
+static int
+unix_path_prepare(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_warnx("%s exists and is not a socket", path);
+		errno = EEXIST;
+		return -1;
+	}
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	close(fd);
+	if (rc == 0) {
+		log_warnx("another server is listening on %s", path);
+		errno = EADDRINUSE;
+		return -1;
+	}
+	return unlink(path);
+}
+
+static int
+listen_unix(const char *path)
+{
+	struct sockaddr_un sun;
+	char name[sizeof sun.sun_path + 8], dir[sizeof sun.sun_path];
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		log_warnx("socket path too long: %s", path);
+		return -1;
+	}
+	/*
+	 * Make the parent directory if it is missing: world-readable for the
+	 * system socket, private otherwise. A directory that is a symlink or
+	 * belongs to another user (say, planted in /tmp) is refused.
+	 */
+	snprintf(dir, sizeof dir, "%s", path);
+	dirname(dir);
+	if (mkdir(dir, strcmp(dir, DLM_SYSTEM_SOCKET_DIR) == 0 ? 0755 : 0700)
+	    != 0 && errno != EEXIST) {
+		log_warn("mkdir %s", dir);
+		return -1;
+	}
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    (st.st_uid != geteuid() && st.st_uid != 0)) {
+		log_warnx("%s is not a directory owned by this user or root",
+		    dir);
+		return -1;
+	}
+	if (unix_path_prepare(path) != 0) {
+		log_warn("cannot use %s", path);
+		return -1;
+	}
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) < 0) {
+		log_warn("socket");
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
+	    chmod(path, srv->cfg->socket_mode) != 0) {
+		log_warn("bind %s", path);
+		close(fd);
+		return -1;
+	}
+	snprintf(name, sizeof name, "unix:%s", path);
+	listener_add(fd, name, true, path);
+	return 0;
+}
+
+static int
+listen_tcp(const char *hostport)
+{
+	char host[256], name[300];
+	const char *port;
+	struct addrinfo hints, *res, *ai;
+	int rc, bound = 0;
+
+	/* host:port, [v6]:port */
+	if (hostport[0] == '[') {
+		const char *end = strchr(hostport, ']');
+
+		if (end == NULL || end[1] != ':' ||
+		    (size_t)(end - hostport - 1) >= sizeof host)
+			goto bad;
+		memcpy(host, hostport + 1, (size_t)(end - hostport - 1));
+		host[end - hostport - 1] = '\0';
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(hostport, ':');
+
+		if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
+			goto bad;
+		memcpy(host, hostport, (size_t)(colon - hostport));
+		host[colon - hostport] = '\0';
+		port = colon + 1;
+	}
+	if (*port == '\0')
+		goto bad;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints,
+	    &res)) != 0) {
+		log_warnx("tcp:%s: %s", hostport, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		int fd, one = 1;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			    sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+			log_warn("bind tcp:%s", hostport);
+			close(fd);
+			continue;
+		}
+		snprintf(name, sizeof name, "tcp:%s", hostport);
+		listener_add(fd, name, false, NULL);
+		bound++;
+	}
+	freeaddrinfo(res);
+	return bound > 0 ? 0 : -1;
+bad:
+	log_warnx("bad TCP address '%s': use tcp:HOST:PORT or tcp:[V6]:PORT",
+	    hostport);
+	return -1;
+}
+
+/* unix:PATH, a bare absolute PATH, tcp:HOST:PORT, or "default". */
+int
+server_listen(const char *spec)
+{
+	char path[4096];
+
+	if (strcmp(spec, "default") == 0) {
+		if (dlm_default_socket(path, sizeof path) != 0) {
+			log_warnx("default socket path is too long");
+			return -1;
+		}
+		return listen_unix(path);
+	}
+	if (strncmp(spec, "unix:", 5) == 0)
+		return listen_unix(spec + 5);
+	if (spec[0] == '/')
+		return listen_unix(spec);
+	if (strncmp(spec, "tcp:", 4) == 0)
+		return listen_tcp(spec + 4);
+	log_warnx("bad listen address '%s': use unix:PATH or tcp:HOST:PORT",
+	    spec);
+	return -1;
+}
+
+static void
+listeners_close(void)
+{
+	struct listener *l;
+
+	while ((l = TAILQ_FIRST(&srv->listeners)) != NULL) {
+		TAILQ_REMOVE(&srv->listeners, l, link);
+		evconnlistener_free(l->evl);
+		event_free(l->resume);
+		if (l->unix_path != NULL && unlink(l->unix_path) != 0)
+			log_warn("unlink %s", l->unix_path);
+		free(l->unix_path);
+		free(l->name);
+		free(l);
+	}
+}
+
+static void
+shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	log_warnx("clients did not read their last replies in time");
+	event_base_loopbreak(srv->base);
+}
+
+/*
+ * SIGTERM: stop accepting, answer every pending acquire with SHUTTING_DOWN,
+ * give clients a moment to read their replies, then leave the loop.
+ */
+void
+server_shutdown(void)
+{
+	struct timeval grace = { 2, 0 };
+	struct conn *c;
+
+	if (srv->shutting_down)
+		return;
+	log_info("shutting down: %u sessions, %u connections", srv->nsessions,
+	    srv->nconns);
+	srv->shutting_down = true;
+	listeners_close();
+	session_end_all(DLM_E_SHUTTING_DOWN);
+	TAILQ_FOREACH(c, &srv->conns, link)
+		conn_close_after_flush(c);
+	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timeout_cb, NULL);
+	evtimer_add(srv->shutdown_timer, &grace);
+	event_active(srv->flush_ev, EV_TIMEOUT, 0);
+}
+
+void
+server_free(void)
+{
+	if (srv == NULL)
+		return;
+	listeners_close();
+	session_end_all(DLM_E_SHUTTING_DOWN);
+	conn_free_all();
+	session_reap();
+	locktab_free(srv->lt);
+	if (srv->shutdown_timer != NULL)
+		event_free(srv->shutdown_timer);
+	event_free(srv->flush_ev);
+	msgpack_zone_destroy(&srv->zone);
+	msgpack_sbuffer_destroy(&srv->result);
+	free(srv->rbuf);
+	free(srv);
+	srv = NULL;
+}

@@ -1,0 +1,389 @@
+/*
+ * Sessions: a client's name, lease and linger, and the acquires it has
+ * pending. A session outlives its connection by its linger; it ends on bye,
+ * lease expiry, linger's end or an admin reset, releasing everything at once.
+ */
+#include "config.h"
+
+#include <sys/random.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlmd.h"
+#include "xmalloc.h"
+
+static int
+session_cmp(const struct session *a, const struct session *b)
+{
+	return strcmp(a->name, b->name);
+}
+
+/* libbsd's tree.h has no RB_GENERATE_STATIC; not every function is used. */
+RB_PROTOTYPE_INTERNAL(session_tree, session, by_name, session_cmp,
+    __attribute__((__unused__)) static)
+RB_GENERATE_INTERNAL(session_tree, session, by_name, session_cmp,
+    __attribute__((__unused__)) static)
+
+struct session *
+session_of_owner(const struct lt_owner *o)
+{
+	return (struct session *)((const char *)o -
+	    offsetof(struct session, owner));
+}
+
+struct session *
+session_find(const char *name, size_t len)
+{
+	struct session key;
+	char buf[1024];
+	struct session *s;
+
+	if (len >= sizeof buf)
+		return NULL;	/* longer than any name the server accepts */
+	memcpy(buf, name, len);
+	buf[len] = '\0';
+	key.name = buf;
+	s = RB_FIND(session_tree, &srv->sessions, &key);
+	return s;
+}
+
+struct session *
+session_first_from(const char *key, size_t keylen)
+{
+	struct session k;
+	char buf[1024];
+
+	if (keylen == 0)
+		return RB_MIN(session_tree, &srv->sessions);
+	if (keylen >= sizeof buf)
+		keylen = sizeof buf - 1;
+	memcpy(buf, key, keylen);
+	buf[keylen] = '\0';
+	k.name = buf;
+	return RB_NFIND(session_tree, &srv->sessions, &k);
+}
+
+struct session *
+session_next(struct session *s)
+{
+	return RB_NEXT(session_tree, &srv->sessions, s);
+}
+
+void
+session_random_secret(char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[DLMD_SECRET_LEN / 2];
+	size_t got = 0;
+
+	while (got < sizeof raw) {
+		ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+
+		if (n < 0)
+			fatal("getrandom");
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof raw; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[DLMD_SECRET_LEN] = '\0';
+}
+
+static void session_timer_cb(evutil_socket_t, short, void *);
+
+struct session *
+session_create(struct conn *c, const char *name, size_t len)
+{
+	struct session *s = xcalloc(1, sizeof *s);
+
+	locktab_owner_init(&s->owner);
+	TAILQ_INIT(&s->pending);
+	s->id = ++srv->next_session_id;
+	s->name = xstrndup(name, len);
+	s->info_pid = -1;
+	s->lease_ms = srv->cfg->lease_default_ms;
+	session_random_secret(s->secret);
+	evtimer_assign(&s->timer, srv->base, session_timer_cb, s);
+	RB_INSERT(session_tree, &srv->sessions, s);
+	srv->nsessions++;
+	srv->stats.sessions_total++;
+	session_attach(s, c);
+	return s;
+}
+
+/* Bind the session to a connection (new, or resumed after a drop). */
+void
+session_attach(struct session *s, struct conn *c)
+{
+	if (s->lingering) {
+		s->lingering = false;
+		srv->nlingering--;
+	}
+	s->conn = c;
+	c->session = s;
+	snprintf(s->peer, sizeof s->peer, "%s", c->peer);
+	s->linger_deadline = 0;
+	/* The caller sets the lease and calls session_touch(). */
+}
+
+/*
+ * Renew the lease. Called for every message. A lease that has already run
+ * out, its timer not yet fired because the loop was busy, is not renewed: the
+ * session has expired, and is ended here before the message is served.
+ */
+void
+session_touch(struct session *s, uint64_t now)
+{
+	if (s->owner.deadline != 0 && s->owner.deadline <= now) {
+		struct conn *c = s->conn;
+
+		srv->stats.expiries++;
+		log_info("session %s expired: no message for %u ms", s->name,
+		    s->lease_ms);
+		session_end(s, DLM_LOST_EXPIRED, DLM_E_CANCELLED);
+		if (c != NULL)
+			conn_close_after_flush(c);
+		return;
+	}
+	s->owner.deadline = now + s->lease_ms;
+	event_add(&s->timer, timer_tv(s->lease_ms));
+}
+
+uint64_t
+session_valid_ms(const struct session *s, uint64_t now)
+{
+	if (s->owner.deadline <= now)
+		return 0;
+	return s->owner.deadline - now;
+}
+
+/*
+ * The connection is gone. With linger, keep the session and its holds for
+ * linger_ms; its pending acquires are cancelled (nobody is left to answer).
+ */
+void
+session_detach(struct session *s)
+{
+	struct pending *p;
+
+	s->conn = NULL;
+	if (s->ended)
+		return;
+	if (s->linger_ms == 0 || srv->shutting_down) {
+		session_end(s, 0, DLM_E_CANCELLED);
+		return;
+	}
+	while ((p = TAILQ_FIRST(&s->pending)) != NULL) {
+		struct lt_wait *w = p->wait;
+
+		pending_free(p);
+		locktab_cancel(srv->lt, w, now_ms());
+	}
+	/* While lingering the lease does not run; the linger does. */
+	s->owner.deadline = 0;
+	s->linger_deadline = now_ms() + s->linger_ms;
+	s->lingering = true;
+	srv->nlingering++;
+	event_add(&s->timer, timer_tv(s->linger_ms));
+	log_debug("session %s lingering for %u ms", s->name, s->linger_ms);
+}
+
+/*
+ * End a session: every hold released and every wait cancelled in one step.
+ * Holders still connected are told with "lost" when lost_reason is set;
+ * their pending acquires are answered with cancel_code. Freed later, by
+ * session_reap(), so that no caller up the stack is left holding a pointer.
+ */
+void
+session_end(struct session *s, int lost_reason, int cancel_code)
+{
+	uint32_t released;
+
+	if (s->ended)
+		return;
+	s->ended = true;
+	event_del(&s->timer);
+	srv->cancel_code = cancel_code;
+	released = locktab_end_owner(srv->lt, &s->owner, lost_reason,
+	    now_ms());
+	srv->cancel_code = DLM_E_CANCELLED;
+	RB_REMOVE(session_tree, &srv->sessions, s);
+	srv->nsessions--;
+	if (s->lingering)
+		srv->nlingering--;
+	if (s->conn != NULL) {
+		s->conn->session = NULL;
+		s->conn = NULL;
+	}
+	log_debug("session %s ended, %u holds released", s->name, released);
+	TAILQ_INSERT_TAIL(&srv->dead_sessions, s, dead_link);
+	event_active(srv->flush_ev, EV_TIMEOUT, 0);
+}
+
+void
+session_end_all(int cancel_code)
+{
+	struct session *s, *tmp;
+
+	RB_FOREACH_SAFE(s, session_tree, &srv->sessions, tmp)
+		session_end(s, 0, cancel_code);
+}
+
+void
+session_reap(void)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&srv->dead_sessions)) != NULL) {
+		TAILQ_REMOVE(&srv->dead_sessions, s, dead_link);
+		free(s->name);
+		free(s->info_host);
+		free(s->info_label);
+		free(s);
+	}
+}
+
+static void
+session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct conn *c = s->conn;
+
+	if (c == NULL) {
+		log_info("session %s ended: linger of %u ms over", s->name,
+		    s->linger_ms);
+		session_end(s, 0, DLM_E_CANCELLED);
+		return;
+	}
+	srv->stats.expiries++;
+	log_info("session %s expired: no message for %u ms", s->name,
+	    s->lease_ms);
+	session_end(s, DLM_LOST_EXPIRED, DLM_E_CANCELLED);
+	conn_close_after_flush(c);
+}
+
+static void
+pending_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	struct session *s = p->session;
+	struct lt_wait *w = p->wait;
+	uint32_t msgid = p->msgid;
+
+	srv->stats.timeouts++;
+	pending_free(p);
+	if (s->conn != NULL)
+		conn_reply_error(s->conn, &msgid, DLM_E_TIMEOUT,
+		    "timed out waiting for the lock");
+	locktab_cancel(srv->lt, w, now_ms());
+}
+
+struct pending *
+pending_new(struct session *s, uint32_t msgid, int64_t timeout_ms)
+{
+	struct pending *p = xcalloc(1, sizeof *p);
+
+	p->session = s;
+	p->msgid = msgid;
+	evtimer_assign(&p->timer, srv->base, pending_timer_cb, p);
+	if (timeout_ms > 0) {
+		p->timed = true;
+		event_add(&p->timer, timer_tv((uint32_t)timeout_ms));
+	}
+	TAILQ_INSERT_TAIL(&s->pending, p, link);
+	return p;
+}
+
+void
+pending_free(struct pending *p)
+{
+	if (p->timed)
+		event_del(&p->timer);
+	TAILQ_REMOVE(&p->session->pending, p, link);
+	free(p);
+}
+
+struct pending *
+pending_find(struct session *s, uint32_t msgid)
+{
+	struct pending *p;
+
+	TAILQ_FOREACH(p, &s->pending, link)
+		if (p->msgid == msgid)
+			return p;
+	return NULL;
+}
+
+/* Answer an acquire: {token, count, valid_ms}. */
+void
+session_reply_grant(struct session *s, uint32_t msgid, const struct lt_hold *h)
+{
+	struct mpw w;
+
+	msgpack_sbuffer_clear(&srv->result);
+	mpw_init_sbuffer(&w, &srv->result);
+	mpw_map(&w, 3);
+	mpw_key(&w, "token");
+	mpw_u64(&w, h->token);
+	mpw_key(&w, "count");
+	mpw_u64(&w, h->count);
+	mpw_key(&w, "valid_ms");
+	mpw_u64(&w, session_valid_ms(s, now_ms()));
+	if (w.err != 0)
+		fatalx("%s: msgpack packing failed", __func__);
+	conn_reply(s->conn, msgid, &srv->result);
+}
+
+static void
+lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
+{
+	struct pending *p = w->udata;
+	struct session *s = p->session;
+	uint32_t msgid = p->msgid;
+
+	srv->stats.grants++;
+	pending_free(p);
+	if (srv->shutting_down) {
+		conn_reply_error(s->conn, &msgid, DLM_E_SHUTTING_DOWN,
+		    "server is shutting down");
+		return;	/* the hold goes when the session ends */
+	}
+	session_reply_grant(s, msgid, h);
+}
+
+static void
+lt_cancelled(void *arg, struct lt_wait *w)
+{
+	struct pending *p = w->udata;
+	struct session *s = p->session;
+	uint32_t msgid = p->msgid;
+
+	pending_free(p);
+	if (s->conn == NULL)
+		return;
+	if (srv->cancel_code == DLM_E_SHUTTING_DOWN)
+		conn_reply_error(s->conn, &msgid, DLM_E_SHUTTING_DOWN,
+		    "server is shutting down");
+	else
+		conn_reply_error(s->conn, &msgid, srv->cancel_code,
+		    "the session ended while the acquire waited");
+}
+
+static void
+lt_revoked(void *arg, struct lt_hold *h, int reason)
+{
+	struct session *s = session_of_owner(h->owner);
+
+	if (s->conn != NULL)
+		conn_notify_lost(s->conn, h, reason);
+}
+
+const struct lt_ops session_lt_ops = {
+	.granted = lt_granted,
+	.cancelled = lt_cancelled,
+	.revoked = lt_revoked,
+};

@@ -1,0 +1,62 @@
+/*
+ * Time and timer durations.
+ *
+ * Lease, linger and wait timers mostly share a handful of durations, so each
+ * distinct duration gets a libevent common-timeout queue: adding or removing
+ * a timer on one is O(1) instead of a heap operation. libevent allows a
+ * limited number of such queues; durations beyond the cache fall back to an
+ * ordinary (heap) timer, which is still correct, only O(log n).
+ */
+#include "config.h"
+
+#include <time.h>
+
+#include "dlmd.h"
+
+#define TIMER_CACHE	192	/* libevent's cap is 256 queues per base */
+
+static struct event_base *timer_base;
+static struct {
+	uint32_t		 ms;
+	const struct timeval	*tv;
+} timer_cache[TIMER_CACHE];
+static int timer_ncache;
+
+uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+timers_init(struct event_base *base)
+{
+	timer_base = base;
+	timer_ncache = 0;
+}
+
+const struct timeval *
+timer_tv(uint32_t ms)
+{
+	static struct timeval plain;
+	const struct timeval *tv;
+	struct timeval want;
+
+	for (int i = 0; i < timer_ncache; i++)
+		if (timer_cache[i].ms == ms)
+			return timer_cache[i].tv;
+	want.tv_sec = ms / 1000;
+	want.tv_usec = (ms % 1000) * 1000;
+	if (timer_ncache < TIMER_CACHE &&
+	    (tv = event_base_init_common_timeout(timer_base, &want)) != NULL) {
+		timer_cache[timer_ncache].ms = ms;
+		timer_cache[timer_ncache].tv = tv;
+		timer_ncache++;
+		return tv;
+	}
+	plain = want;
+	return &plain;
+}

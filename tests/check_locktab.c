@@ -1,0 +1,673 @@
+/* Unit tests of the lock table: no daemon, no sockets, no clock. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "locktab.h"
+#include "proto.h"
+
+#define MAXEV 256
+
+/* What the table told us, in order. */
+static struct event_log {
+	int		 kind;	/* 'g'ranted, 'c'ancelled, 'r'evoked */
+	void		*udata;
+	struct lt_owner	*owner;
+	uint64_t	 token;
+	int		 reason;
+} ev[MAXEV];
+static int nev;
+
+static void
+on_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
+{
+	ck_assert_int_lt(nev, MAXEV);
+	ck_assert_ptr_eq(w->owner, h->owner);
+	ev[nev++] = (struct event_log){ 'g', w->udata, h->owner, h->token, 0 };
+}
+
+static void
+on_cancelled(void *arg, struct lt_wait *w)
+{
+	ck_assert_int_lt(nev, MAXEV);
+	ev[nev++] = (struct event_log){ 'c', w->udata, w->owner, 0, 0 };
+}
+
+static void
+on_revoked(void *arg, struct lt_hold *h, int reason)
+{
+	ck_assert_int_lt(nev, MAXEV);
+	ev[nev++] = (struct event_log){ 'r', NULL, h->owner, h->token,
+	    reason };
+}
+
+static const struct lt_ops ops = { on_granted, on_cancelled, on_revoked };
+
+static struct locktab *lt;
+static struct lt_owner A, B, C, D;
+static uint64_t now;
+
+static void
+setup(void)
+{
+	lt = locktab_new(1000, &ops, NULL);
+	locktab_owner_init(&A);
+	locktab_owner_init(&B);
+	locktab_owner_init(&C);
+	locktab_owner_init(&D);
+	nev = 0;
+	now = 1;
+}
+
+static void
+check_invariants(void)
+{
+	const char *why = locktab_check(lt, now);
+
+	ck_assert_msg(why == NULL, "invariant broken: %s", why);
+}
+
+static void
+teardown(void)
+{
+	locktab_end_owner(lt, &A, 0, now);
+	locktab_end_owner(lt, &B, 0, now);
+	locktab_end_owner(lt, &C, 0, now);
+	locktab_end_owner(lt, &D, 0, now);
+	check_invariants();
+	ck_assert_ptr_null(locktab_first_from(lt, "", 0));
+	locktab_free(lt);
+}
+
+/* Acquire and return the result; *token gets the grant's token. */
+static int
+acq(struct lt_owner *o, const char *name, enum lt_kind kind, enum lt_mode mode,
+    bool wait, void *udata, uint64_t *token)
+{
+	struct lt_hold *h;
+	struct lt_wait *w;
+	int rc = locktab_acquire(lt, o, name, strlen(name), kind, mode, wait,
+	    udata, now, &h, &w);
+
+	if (rc == LT_GRANTED) {
+		ck_assert_ptr_nonnull(h);
+		if (token != NULL)
+			*token = h->token;
+	} else if (rc == LT_QUEUED)
+		ck_assert_ptr_nonnull(w);
+	check_invariants();
+	return rc;
+}
+
+static int
+rel(struct lt_owner *o, const char *name, uint32_t *remaining)
+{
+	uint32_t left = 99;
+	int rc = locktab_release(lt, o, name, strlen(name), now, &left);
+
+	if (remaining != NULL)
+		*remaining = left;
+	check_invariants();
+	return rc;
+}
+
+static struct lt_wait *
+wait_of(struct lt_owner *o)
+{
+	return LIST_FIRST(&o->waits);
+}
+
+START_TEST(mutex_excludes)
+{
+	uint64_t t1, t2;
+
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL, &t1),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_int_eq(rel(&A, "x", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+	ck_assert_ptr_eq(ev[0].owner, &B);
+	ck_assert_ptr_eq(ev[0].udata, &B);
+	t2 = ev[0].token;
+	ck_assert_uint_gt(t2, t1);
+	ck_assert_uint_eq(B.nholds, 1);
+	ck_assert_uint_eq(B.nwaits, 0);
+}
+END_TEST
+
+START_TEST(mutex_not_reentrant)
+{
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true, NULL, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_SHARED, true, NULL, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_uint_eq(A.nholds, 1);
+	ck_assert_uint_eq(A.nwaits, 0);
+}
+END_TEST
+
+START_TEST(rlock_counts)
+{
+	uint64_t t1, t2, t3;
+	uint32_t left;
+	struct lt_lock *l;
+
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_EXCLUSIVE, false, NULL, &t1),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_EXCLUSIVE, false, NULL, &t2),
+	    LT_GRANTED);
+	/* Exclusive covers shared: a shared re-entry is a re-entry. */
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_SHARED, false, NULL, &t3),
+	    LT_GRANTED);
+	ck_assert_uint_eq(t1, t2);
+	ck_assert_uint_eq(t1, t3);
+	l = locktab_find(lt, "r", 1);
+	ck_assert_uint_eq(locktab_hold_of(l, &A)->count, 3);
+	ck_assert_int_eq(acq(&B, "r", LT_RLOCK, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "r", &left), 0);
+	ck_assert_uint_eq(left, 2);
+	ck_assert_int_eq(rel(&A, "r", &left), 0);
+	ck_assert_uint_eq(left, 1);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_int_eq(rel(&A, "r", &left), 0);
+	ck_assert_uint_eq(left, 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &B);
+	ck_assert_int_eq(rel(&A, "r", NULL), DLM_E_NOT_HELD);
+}
+END_TEST
+
+START_TEST(rlock_no_upgrade)
+{
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_EXCLUSIVE, true, NULL, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_SHARED, true, NULL, NULL),
+	    LT_GRANTED);
+}
+END_TEST
+
+START_TEST(shared_and_exclusive)
+{
+	ck_assert_int_eq(acq(&A, "s", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "s", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&C, "s", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&C, "s", LT_MUTEX, LT_EXCLUSIVE, true, &C, NULL),
+	    LT_QUEUED);
+	/* A shared request behind an exclusive waiter waits: no starvation. */
+	ck_assert_int_eq(acq(&D, "s", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&D, "s", LT_MUTEX, LT_SHARED, true, &D, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "s", NULL), 0);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_int_eq(rel(&B, "s", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &C);
+	ck_assert_int_eq(rel(&C, "s", NULL), 0);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[1].owner, &D);
+}
+END_TEST
+
+START_TEST(shared_waiters_granted_together)
+{
+	ck_assert_int_eq(acq(&A, "s", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "s", LT_MUTEX, LT_SHARED, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "s", LT_MUTEX, LT_SHARED, true, &C, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&D, "s", LT_MUTEX, LT_EXCLUSIVE, true, &D, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "s", NULL), 0);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[0].owner, &B);
+	ck_assert_ptr_eq(ev[1].owner, &C);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->nholders, 2);
+	ck_assert_uint_eq(D.nwaits, 1);
+}
+END_TEST
+
+START_TEST(fifo_order)
+{
+	struct lt_owner o[8];
+
+	ck_assert_int_eq(acq(&A, "f", LT_MUTEX, LT_EXCLUSIVE, false, NULL, NULL),
+	    LT_GRANTED);
+	for (int i = 0; i < 8; i++) {
+		locktab_owner_init(&o[i]);
+		ck_assert_int_eq(acq(&o[i], "f", LT_MUTEX, LT_EXCLUSIVE, true,
+		    &o[i], NULL), LT_QUEUED);
+	}
+	ck_assert_int_eq(rel(&A, "f", NULL), 0);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(nev, i + 1);
+		ck_assert_ptr_eq(ev[i].owner, &o[i]);
+		if (i > 0)
+			ck_assert_uint_gt(ev[i].token, ev[i - 1].token);
+		ck_assert_int_eq(rel(&o[i], "f", NULL), 0);
+	}
+	ck_assert_ptr_null(locktab_find(lt, "f", 1));
+}
+END_TEST
+
+START_TEST(cancel_lets_shared_through)
+{
+	ck_assert_int_eq(acq(&A, "c", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "c", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "c", LT_MUTEX, LT_SHARED, true, &C, NULL),
+	    LT_QUEUED);
+	/* B times out: C, shared like the holder, may now go. */
+	locktab_cancel(lt, wait_of(&B), now);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+	ck_assert_ptr_eq(ev[0].owner, &C);
+	ck_assert_uint_eq(B.nwaits, 0);
+}
+END_TEST
+
+START_TEST(cancel_last_waiter_frees_nothing_held)
+{
+	ck_assert_int_eq(acq(&A, "c", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "c", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	locktab_cancel(lt, wait_of(&B), now);
+	check_invariants();
+	ck_assert_int_eq(nev, 0);
+	ck_assert_ptr_nonnull(locktab_find(lt, "c", 1));
+	ck_assert_int_eq(rel(&A, "c", NULL), 0);
+	ck_assert_ptr_null(locktab_find(lt, "c", 1));
+}
+END_TEST
+
+START_TEST(end_owner_in_one_step)
+{
+	uint32_t n;
+
+	ck_assert_int_eq(acq(&A, "a", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "b", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "b", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "c", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	/* A waits for c behind B; C waits for a behind A; A waits for a2. */
+	ck_assert_int_eq(acq(&A, "c", LT_MUTEX, LT_EXCLUSIVE, true, &A, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "a", LT_MUTEX, LT_EXCLUSIVE, true, &C, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&D, "b", LT_RLOCK, LT_EXCLUSIVE, true, &D, NULL),
+	    LT_QUEUED);
+	n = locktab_end_owner(lt, &A, DLM_LOST_RESET, now);
+	check_invariants();
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(A.nholds, 0);
+	ck_assert_uint_eq(A.nwaits, 0);
+	/* Its wait cancelled, its two holds revoked, C and D granted. */
+	ck_assert_int_eq(nev, 5);
+	ck_assert_int_eq(ev[0].kind, 'c');
+	ck_assert_ptr_eq(ev[0].udata, &A);
+	ck_assert_int_eq(ev[1].kind, 'r');
+	ck_assert_int_eq(ev[1].reason, DLM_LOST_RESET);
+	ck_assert_int_eq(ev[2].kind, 'r');
+	ck_assert_int_eq(ev[3].kind, 'g');
+	ck_assert_int_eq(ev[4].kind, 'g');
+	ck_assert_uint_eq(C.nholds, 1);
+	ck_assert_uint_eq(D.nholds, 1);
+}
+END_TEST
+
+START_TEST(end_owner_never_grants_itself)
+{
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&B, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "y", LT_MUTEX, LT_EXCLUSIVE, true, &A, NULL),
+	    LT_QUEUED);
+	/* Ending A releases x; B is waiting for it and must get it. */
+	locktab_end_owner(lt, &A, 0, now);
+	check_invariants();
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[0].kind, 'c');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_int_eq(ev[1].kind, 'g');
+	ck_assert_ptr_eq(ev[1].owner, &B);
+	/* No revocations were asked for. */
+	for (int i = 0; i < nev; i++)
+		ck_assert_int_ne(ev[i].kind, 'r');
+}
+END_TEST
+
+START_TEST(tokens_increase)
+{
+	uint64_t prev = 0, t;
+
+	ck_assert_uint_eq(locktab_next_token(lt), 1000);
+	for (int i = 0; i < 100; i++) {
+		char name[16];
+
+		snprintf(name, sizeof name, "t%d", i % 7);
+		ck_assert_int_eq(acq(&A, name, LT_MUTEX, LT_EXCLUSIVE, false,
+		    NULL, &t), LT_GRANTED);
+		ck_assert_uint_gt(t, prev);
+		ck_assert_uint_ge(t, 1000);
+		prev = t;
+		ck_assert_int_eq(rel(&A, name, NULL), 0);
+	}
+}
+END_TEST
+
+START_TEST(kind_mismatch)
+{
+	ck_assert_int_eq(acq(&A, "k", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "k", LT_RLOCK, LT_EXCLUSIVE, true, NULL, NULL),
+	    DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(acq(&A, "k", LT_RLOCK, LT_EXCLUSIVE, true, NULL, NULL),
+	    DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(rel(&A, "k", NULL), 0);
+	/* Gone, so the other kind may take the name now. */
+	ck_assert_int_eq(acq(&B, "k", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+}
+END_TEST
+
+START_TEST(release_by_non_holder)
+{
+	ck_assert_int_eq(rel(&A, "nope", NULL), DLM_E_NOT_HELD);
+	ck_assert_int_eq(acq(&A, "h", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "h", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	/* A waiter is no holder. */
+	ck_assert_int_eq(rel(&B, "h", NULL), DLM_E_NOT_HELD);
+	ck_assert_int_eq(rel(&C, "h", NULL), DLM_E_NOT_HELD);
+	ck_assert_uint_eq(A.nholds, 1);
+}
+END_TEST
+
+START_TEST(waiting_twice_refused)
+{
+	ck_assert_int_eq(acq(&A, "w", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "w", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&B, "w", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_uint_eq(B.nwaits, 1);
+}
+END_TEST
+
+START_TEST(limits_holds_and_waits)
+{
+	struct lt_limits lim = { 3, 2 };
+
+	locktab_set_limits(lt, &lim);
+	ck_assert_int_eq(acq(&A, "1", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "2", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "3", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	/* At the limit: the fourth is refused and leaves nothing behind. */
+	ck_assert_int_eq(acq(&A, "4", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), DLM_E_LIMIT);
+	ck_assert_ptr_null(locktab_find(lt, "4", 1));
+	/* A new rlock counts like any other hold. */
+	ck_assert_int_eq(acq(&A, "r", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), DLM_E_LIMIT);
+	ck_assert_int_eq(rel(&A, "3", NULL), 0);
+
+	/* Waits: at most 2, and holds+waits at most 3. */
+	ck_assert_int_eq(acq(&B, "1", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&B, "2", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "9", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "9", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    DLM_E_LIMIT);
+	ck_assert_uint_eq(B.nwaits, 2);
+	ck_assert_int_eq(acq(&A, "5", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "9", LT_MUTEX, LT_EXCLUSIVE, true, &A, NULL),
+	    DLM_E_LIMIT);
+}
+END_TEST
+
+START_TEST(expired_waiter_passed_over)
+{
+	ck_assert_int_eq(acq(&A, "e", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "e", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "e", LT_MUTEX, LT_EXCLUSIVE, true, &C, NULL),
+	    LT_QUEUED);
+	/* B's lease runs out before its owner is expired by the caller. */
+	B.deadline = 5;
+	C.deadline = 100;
+	now = 10;
+	ck_assert_int_eq(rel(&A, "e", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &C);
+	ck_assert_uint_eq(B.nholds, 0);
+}
+END_TEST
+
+START_TEST(force_release_all_or_one)
+{
+	uint32_t n;
+
+	ck_assert_int_eq(acq(&A, "f", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "f", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&C, "f", LT_MUTEX, LT_EXCLUSIVE, true, &C, NULL),
+	    LT_QUEUED);
+	n = locktab_force_release(lt, "f", 1, &A, DLM_LOST_FORCED, now);
+	check_invariants();
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_int_eq(ev[0].reason, DLM_LOST_FORCED);
+	n = locktab_force_release(lt, "f", 1, NULL, DLM_LOST_FORCED, now);
+	check_invariants();
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_ptr_eq(ev[1].owner, &B);
+	ck_assert_int_eq(ev[2].kind, 'g');
+	ck_assert_ptr_eq(ev[2].owner, &C);
+	ck_assert_uint_eq(locktab_force_release(lt, "none", 4, NULL,
+	    DLM_LOST_FORCED, now), 0);
+}
+END_TEST
+
+START_TEST(release_owner_keeps_waits)
+{
+	ck_assert_int_eq(acq(&A, "a", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "b", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "b", LT_MUTEX, LT_EXCLUSIVE, true, &A, NULL),
+	    LT_QUEUED);
+	ck_assert_uint_eq(locktab_release_owner(lt, &A, now), 1);
+	check_invariants();
+	ck_assert_uint_eq(A.nholds, 0);
+	ck_assert_uint_eq(A.nwaits, 1);
+}
+END_TEST
+
+START_TEST(ordered_listing)
+{
+	const char *names[] = { "b/2", "a", "b/1", "b", "c", "b/10", "ab" };
+	const char *want[] = { "a", "ab", "b", "b/1", "b/10", "b/2", "c" };
+	struct lt_lock *l;
+	int i = 0;
+
+	for (size_t k = 0; k < 7; k++)
+		ck_assert_int_eq(acq(&A, names[k], LT_MUTEX, LT_EXCLUSIVE,
+		    false, NULL, NULL), LT_GRANTED);
+	for (l = locktab_first_from(lt, "", 0); l != NULL;
+	    l = locktab_next(lt, l), i++)
+		ck_assert(l->namelen == strlen(want[i]) &&
+		    memcmp(l->name, want[i], l->namelen) == 0);
+	ck_assert_int_eq(i, 7);
+	l = locktab_first_from(lt, "b/", 2);
+	ck_assert(l->namelen == 3 && memcmp(l->name, "b/1", 3) == 0);
+	l = locktab_first_from(lt, "bz", 2);
+	ck_assert(l->namelen == 1 && l->name[0] == 'c');
+	ck_assert_ptr_null(locktab_first_from(lt, "d", 1));
+}
+END_TEST
+
+START_TEST(binary_names)
+{
+	const char n1[] = { 'a', 0, 'b' }, n2[] = { 'a', 0, 'c' };
+	struct lt_hold *h;
+	struct lt_wait *w;
+	char longname[1000];
+
+	ck_assert_int_eq(locktab_acquire(lt, &A, n1, 3, LT_MUTEX, LT_EXCLUSIVE,
+	    false, NULL, now, &h, &w), LT_GRANTED);
+	ck_assert_int_eq(locktab_acquire(lt, &B, n2, 3, LT_MUTEX, LT_EXCLUSIVE,
+	    false, NULL, now, &h, &w), LT_GRANTED);
+	ck_assert_int_eq(locktab_acquire(lt, &B, n1, 3, LT_MUTEX, LT_EXCLUSIVE,
+	    false, NULL, now, &h, &w), DLM_E_WOULD_BLOCK);
+	/* Names longer than the stack key take the heap path. */
+	memset(longname, 'L', sizeof longname);
+	ck_assert_int_eq(locktab_acquire(lt, &A, longname, sizeof longname,
+	    LT_MUTEX, LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
+	ck_assert_ptr_nonnull(locktab_find(lt, longname, sizeof longname));
+	ck_assert_int_eq(locktab_acquire(lt, &A, "", 0, LT_MUTEX, LT_EXCLUSIVE,
+	    false, NULL, now, &h, &w), DLM_E_BAD_REQUEST);
+	check_invariants();
+}
+END_TEST
+
+/*
+ * Random operations by many owners on few locks, with the invariants checked
+ * after every step, and exclusivity checked from the outside.
+ */
+START_TEST(random_operations_keep_invariants)
+{
+	enum { OWNERS = 12, LOCKS = 5, STEPS = 20000 };
+	struct lt_owner o[OWNERS];
+	static const char *names[LOCKS] = { "p", "q", "r", "s", "t" };
+	unsigned seed = 12345;
+
+	for (int i = 0; i < OWNERS; i++)
+		locktab_owner_init(&o[i]);
+	for (int step = 0; step < STEPS; step++) {
+		int who = rand_r(&seed) % OWNERS, op = rand_r(&seed) % 10;
+		const char *name = names[rand_r(&seed) % LOCKS];
+		enum lt_kind kind = (name[0] == 'r') ? LT_RLOCK : LT_MUTEX;
+		enum lt_mode mode = rand_r(&seed) % 3 == 0 ? LT_SHARED :
+		    LT_EXCLUSIVE;
+		struct lt_hold *h;
+		struct lt_wait *w;
+		uint32_t left;
+
+		now++;
+		nev = 0;
+		if (op < 5)
+			(void)locktab_acquire(lt, &o[who], name, 1, kind, mode,
+			    op < 3, &o[who], now, &h, &w);
+		else if (op < 8)
+			(void)locktab_release(lt, &o[who], name, 1, now, &left);
+		else if (op < 9 && LIST_FIRST(&o[who].waits) != NULL)
+			locktab_cancel(lt, LIST_FIRST(&o[who].waits), now);
+		else
+			locktab_end_owner(lt, &o[who], DLM_LOST_EXPIRED, now);
+		check_invariants();
+		for (int k = 0; k < LOCKS; k++) {
+			struct lt_lock *l = locktab_find(lt, names[k], 1);
+
+			if (l != NULL && l->mode == LT_EXCLUSIVE)
+				ck_assert_uint_le(l->nholders, 1);
+		}
+	}
+	for (int i = 0; i < OWNERS; i++)
+		locktab_end_owner(lt, &o[i], 0, now);
+	check_invariants();
+}
+END_TEST
+
+static Suite *
+locktab_suite(void)
+{
+	Suite *s = suite_create("locktab");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, mutex_excludes);
+	tcase_add_test(tc, mutex_not_reentrant);
+	tcase_add_test(tc, rlock_counts);
+	tcase_add_test(tc, rlock_no_upgrade);
+	tcase_add_test(tc, shared_and_exclusive);
+	tcase_add_test(tc, shared_waiters_granted_together);
+	tcase_add_test(tc, fifo_order);
+	tcase_add_test(tc, cancel_lets_shared_through);
+	tcase_add_test(tc, cancel_last_waiter_frees_nothing_held);
+	tcase_add_test(tc, end_owner_in_one_step);
+	tcase_add_test(tc, end_owner_never_grants_itself);
+	tcase_add_test(tc, tokens_increase);
+	tcase_add_test(tc, kind_mismatch);
+	tcase_add_test(tc, release_by_non_holder);
+	tcase_add_test(tc, waiting_twice_refused);
+	tcase_add_test(tc, expired_waiter_passed_over);
+	tcase_add_test(tc, force_release_all_or_one);
+	tcase_add_test(tc, release_owner_keeps_waits);
+	tcase_add_test(tc, ordered_listing);
+	tcase_add_test(tc, binary_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, limits_holds_and_waits);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("random");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, random_operations_keep_invariants);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(locktab_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
