@@ -250,6 +250,29 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		conn_flush(c);
 }
 
+/*
+ * Start a reply written straight into the connection's output:
+ * [1, msgid, nil, then the result the caller packs into w. Used where a
+ * reply is made while another is being built (a grant made by a release).
+ */
+void
+conn_reply_start(struct conn *c, uint32_t msgid, struct mpw *w)
+{
+	mpw_init(w, c->out, evbuffer_packer_write);
+	mpw_array(w, 4);
+	mpw_u64(w, DLM_MSG_RESPONSE);
+	mpw_u64(w, msgid);
+	mpw_nil(w);
+}
+
+void
+conn_reply_done(struct conn *c, struct mpw *w)
+{
+	if (w->err != 0)
+		fatalx("%s: cannot queue a reply", __func__);
+	conn_schedule_flush(c);
+}
+
 /* Append a reply: [1, msgid, nil, result]. */
 void
 conn_reply(struct conn *c, uint32_t msgid, const msgpack_sbuffer *result)
@@ -258,14 +281,10 @@ conn_reply(struct conn *c, uint32_t msgid, const msgpack_sbuffer *result)
 
 	if (c == NULL || c->dead)
 		return;
-	mpw_init(&w, c->out, evbuffer_packer_write);
-	mpw_array(&w, 4);
-	mpw_u64(&w, DLM_MSG_RESPONSE);
-	mpw_u64(&w, msgid);
-	mpw_nil(&w);
-	if (w.err != 0 || evbuffer_add(c->out, result->data, result->size) != 0)
-		fatalx("%s: cannot queue a reply", __func__);
-	conn_schedule_flush(c);
+	conn_reply_start(c, msgid, &w);
+	if (evbuffer_add(c->out, result->data, result->size) != 0)
+		w.err = 1;
+	conn_reply_done(c, &w);
 }
 
 /*

@@ -198,6 +198,8 @@ void	conn_close(struct conn *, const char *why);
 void	conn_close_after_flush(struct conn *);
 void	conn_flush_all(void);
 void	conn_reply(struct conn *, uint32_t msgid, const msgpack_sbuffer *);
+void	conn_reply_start(struct conn *, uint32_t msgid, struct mpw *);
+void	conn_reply_done(struct conn *, struct mpw *);
 void	conn_reply_error(struct conn *, const uint32_t *msgid, int code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void	conn_notify_lost(struct conn *, const struct lt_hold *, int reason);
@@ -215,8 +217,6 @@ void		 session_end(struct session *, int lost_reason, int cancel_code);
 void		 session_reap(void);
 void		 session_end_all(int cancel_code);
 uint64_t	 session_valid_ms(const struct session *, uint64_t now);
-void		 session_reply_grant(struct session *, uint32_t msgid,
-		    const struct lt_hold *);
 struct pending	*pending_new(struct session *, uint32_t msgid, int64_t timeout_ms);
 void		 pending_free(struct pending *);
 struct pending	*pending_find(struct session *, uint32_t msgid);

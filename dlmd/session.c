@@ -318,14 +318,19 @@ pending_find(struct session *s, uint32_t msgid)
 	return NULL;
 }
 
-/* Answer an acquire: {token, count, valid_ms}. */
-void
+/*
+ * Answer an acquire that waited: {token, count, valid_ms}. Written straight
+ * into the connection, never through srv->result: a grant happens inside the
+ * handler of another request (a release), which is building its own reply.
+ */
+static void
 session_reply_grant(struct session *s, uint32_t msgid, const struct lt_hold *h)
 {
 	struct mpw w;
 
-	msgpack_sbuffer_clear(&srv->result);
-	mpw_init_sbuffer(&w, &srv->result);
+	if (s->conn == NULL || s->conn->dead)
+		return;
+	conn_reply_start(s->conn, msgid, &w);
 	mpw_map(&w, 3);
 	mpw_key(&w, "token");
 	mpw_u64(&w, h->token);
@@ -333,9 +338,7 @@ session_reply_grant(struct session *s, uint32_t msgid, const struct lt_hold *h)
 	mpw_u64(&w, h->count);
 	mpw_key(&w, "valid_ms");
 	mpw_u64(&w, session_valid_ms(s, now_ms()));
-	if (w.err != 0)
-		fatalx("%s: msgpack packing failed", __func__);
-	conn_reply(s->conn, msgid, &srv->result);
+	conn_reply_done(s->conn, &w);
 }
 
 static void
