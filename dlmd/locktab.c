@@ -8,8 +8,6 @@
 #include "proto.h"
 #include "xmalloc.h"
 
-TAILQ_HEAD(lt_dirty, lt_lock);
-
 struct locktab {
 	struct lt_tree		 tree;
 	const struct lt_ops	*ops;
@@ -17,7 +15,8 @@ struct locktab {
 	struct lt_limits	 limits;
 	struct lt_stats		 stats;
 	uint64_t		 next_token;
-	struct lt_dirty		 dirty;
+	/* cppcheck-suppress unusedStructMember ; used through TAILQ macros */
+	TAILQ_HEAD(, lt_lock)	 dirty;
 };
 
 static int
@@ -104,6 +103,7 @@ lt_lookup(struct locktab *lt, const char *name, size_t namelen, bool nfind)
 {
 	union {
 		struct lt_lock	l;
+		/* cppcheck-suppress unusedStructMember ; room for the name */
 		char		space[sizeof(struct lt_lock) + 256];
 	} stack_key;
 	struct lt_lock *key = &stack_key.l, *found;
@@ -464,7 +464,7 @@ locktab_end_owner(struct locktab *lt, struct lt_owner *o, int reason,
 
 uint32_t
 locktab_force_release(struct locktab *lt, const char *name, size_t namelen,
-    struct lt_owner *only, int reason, uint64_t now)
+    const struct lt_owner *only, int reason, uint64_t now)
 {
 	struct lt_lock *l = locktab_find(lt, name, namelen);
 	struct lt_hold *h, *next;

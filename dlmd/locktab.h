@@ -158,7 +158,7 @@ uint32_t	 locktab_end_owner(struct locktab *, struct lt_owner *,
  * 0 also when the lock does not exist.
  */
 uint32_t	 locktab_force_release(struct locktab *, const char *name,
-		    size_t namelen, struct lt_owner *only, int reason,
+		    size_t namelen, const struct lt_owner *only, int reason,
 		    uint64_t now);
 /* Re-examine a lock's queue, e.g. after an owner's deadline changed. */
 void		 locktab_regrant(struct locktab *, struct lt_lock *,

@@ -346,8 +346,11 @@ main(int argc, char **argv)
 	event_base_dispatch(base);
 
 	log_info("exiting");
-	for (int i = 0; i < 3; i++)
+	/* A second SIGTERM during clean-up must not turn exit 0 into death. */
+	for (int i = 0; i < 3; i++) {
 		event_free(sigs[i]);
+		signal(signums[i], SIG_IGN);
+	}
 	server_free();
 	event_base_free(base);
 	free(cfg.listen);

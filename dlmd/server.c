@@ -307,9 +307,9 @@ bad:
 int
 server_listen(const char *spec)
 {
-	char path[4096];
-
 	if (strcmp(spec, "default") == 0) {
+		char path[4096];
+
 		if (dlm_default_socket(path, sizeof path) != 0) {
 			log_warnx("default socket path is too long");
 			return -1;

@@ -21,7 +21,7 @@ static struct dlmd_proc d;
 static void
 setup(void)
 {
-	dlmd_start(&d, "--lease-min", "100", NULL);
+	dlmd_start(&d, "--lease-min", "100", (char *)NULL);
 }
 
 static void
@@ -289,7 +289,7 @@ START_TEST(tcp_needs_admin_token)
 	fputs("admin-secret\n", f);
 	fclose(f);
 	dlmd_start_tcp(&t, "--token-file", tokfile, "--admin-token-file",
-	    admfile, NULL);
+	    admfile, (char *)NULL);
 
 	c = tc_connect_tcp(t.port);
 	r = tc_call(c, "hello", "proto:i client:s", 1LL, "anon");
@@ -388,7 +388,7 @@ START_TEST(admin_uid_option)
 		fprintf(stderr, "admin_uid_option: needs root\n");
 		return;
 	}
-	dlmd_start(&t, "--admin-uid", "65534", NULL);
+	dlmd_start(&t, "--admin-uid", "65534", (char *)NULL);
 	chmod(t.dir, 0755);
 	op = tc_connect(&t);
 	tc_hello(op, "root");

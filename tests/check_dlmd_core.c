@@ -21,7 +21,7 @@ static struct dlmd_proc d;
 static void
 setup(void)
 {
-	dlmd_start(&d, "--lease-min", "100", NULL);
+	dlmd_start(&d, "--lease-min", "100", (char *)NULL);
 }
 
 static void

@@ -23,7 +23,7 @@ static void
 setup(void)
 {
 	dlmd_start(&d, "--lease-min", "100", "--max-request", "1024",
-	    "--max-output", "65536", NULL);
+	    "--max-output", "65536", (char *)NULL);
 }
 
 static void
@@ -301,7 +301,7 @@ START_TEST(silent_connection_dropped)
 	struct dlmd_proc t;
 	struct tc *c;
 
-	dlmd_start(&t, "--lease-min", "100", "--lease-default", "300", NULL);
+	dlmd_start(&t, "--lease-min", "100", "--lease-default", "300", (char *)NULL);
 	c = tc_connect(&t);
 	ck_assert(tc_closed(c, 5000));
 	tc_close(c);
@@ -330,7 +330,7 @@ START_TEST(name_length_limit)
 	tc_close(c);
 	dlmd_stop_clean(&t);
 
-	dlmd_start(&t, "--max-name-len", "16", NULL);
+	dlmd_start(&t, "--max-name-len", "16", (char *)NULL);
 	c = tc_connect(&t);
 	r = tc_call(c, "hello", "proto:i client:s", 1LL,
 	    "a-client-name-too-long");
@@ -349,7 +349,6 @@ START_TEST(request_size_limit)
 {
 	struct tc *c = tc_connect(&d), *b = bystander(&d);
 	char *buf = malloc(1100);
-	struct reply *r;
 
 	tc_hello(c, "sizer");
 	/*
@@ -358,6 +357,7 @@ START_TEST(request_size_limit)
 	 */
 	for (int total = 1024; total <= 1025; total++) {
 		size_t n = (size_t)total - 17;
+		struct reply *r;
 
 		memcpy(buf, "\x94\x00\x01\xa4ping\x91\x81\xa3pad\xda", 15);
 		buf[15] = (char)(n >> 8);
@@ -386,7 +386,7 @@ START_TEST(max_clients_limit)
 	struct tc *c[3], *adm;
 	struct reply *r;
 
-	dlmd_start_tcp(&t, "--max-clients", "2", NULL);
+	dlmd_start_tcp(&t, "--max-clients", "2", (char *)NULL);
 	for (int i = 0; i < 3; i++)
 		c[i] = tc_connect_tcp(t.port);
 	tc_hello(c[0], "one");
@@ -413,7 +413,7 @@ START_TEST(holds_and_waits_limits)
 	struct tc *a, *b;
 	struct reply *r;
 
-	dlmd_start(&t, "--max-holds", "3", "--max-waits", "1", NULL);
+	dlmd_start(&t, "--max-holds", "3", "--max-waits", "1", (char *)NULL);
 	a = tc_connect(&t);
 	b = tc_connect(&t);
 	tc_hello(a, "a");
@@ -444,7 +444,7 @@ START_TEST(lease_and_linger_clamped)
 	struct reply *r;
 
 	dlmd_start(&t, "--lease-min", "500", "--lease-max", "2000",
-	    "--lease-default", "1000", "--linger-max", "1000", NULL);
+	    "--lease-default", "1000", "--linger-max", "1000", (char *)NULL);
 	c = tc_connect(&t);
 	r = tc_call(c, "hello", "proto:i client:s lease_ms:i linger_ms:i", 1LL,
 	    "short", 10LL, 5000LL);

@@ -71,6 +71,22 @@ free_tcp_port(void)
 	return port;
 }
 
+static bool
+tcp_accepts(int port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
+	close(fd);
+	return ok;
+}
+
 static void
 print_log(const struct dlmd_proc *d)
 {
@@ -147,7 +163,8 @@ dlmd_vstart(struct dlmd_proc *d, bool tcp, const char *arg, va_list ap)
 		sun.sun_family = AF_UNIX;
 		ck_assert_uint_lt(strlen(d->sock), sizeof sun.sun_path);
 		memcpy(sun.sun_path, d->sock, strlen(d->sock));
-		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 &&
+		    (!tcp || tcp_accepts(d->port))) {
 			close(fd);
 			break;
 		}
