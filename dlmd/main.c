@@ -330,31 +330,29 @@ main(int argc, char **argv)
 		failed = server_listen("default") != 0;
 	for (int i = 0; i < cfg.nlisten && !failed; i++)
 		failed = server_listen(cfg.listen[i]) != 0;
-	if (failed) {
+	if (failed)
 		log_warnx("cannot listen; exiting");
-		server_free();
-		event_base_free(base);
-		return 1;
+	else {
+		for (int i = 0; i < 3; i++) {
+			sigs[i] = evsignal_new(base, signums[i], signal_cb, NULL);
+			evsignal_add(sigs[i], NULL);
+		}
+		log_info("dlmd %s ready (lease %u..%u ms, default %u)",
+		    PACKAGE_VERSION, cfg.lease_min_ms, cfg.lease_max_ms,
+		    cfg.lease_default_ms);
+		event_base_dispatch(base);
+		log_info("exiting");
+		/* A second SIGTERM during clean-up must not kill us. */
+		for (int i = 0; i < 3; i++) {
+			event_free(sigs[i]);
+			signal(signums[i], SIG_IGN);
+		}
 	}
-	for (int i = 0; i < 3; i++) {
-		sigs[i] = evsignal_new(base, signums[i], signal_cb, NULL);
-		evsignal_add(sigs[i], NULL);
-	}
-	log_info("dlmd %s ready (lease %u..%u ms, default %u)", PACKAGE_VERSION,
-	    cfg.lease_min_ms, cfg.lease_max_ms, cfg.lease_default_ms);
 
-	event_base_dispatch(base);
-
-	log_info("exiting");
-	/* A second SIGTERM during clean-up must not turn exit 0 into death. */
-	for (int i = 0; i < 3; i++) {
-		event_free(sigs[i]);
-		signal(signums[i], SIG_IGN);
-	}
 	server_free();
 	event_base_free(base);
 	free(cfg.listen);
 	free(cfg.client_token);
 	free(cfg.admin_token);
-	return 0;
+	return failed ? 1 : 0;
 }
