@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,40 @@ config_parse(struct dlmd_config *cfg, int argc, char **argv)
 	}
 }
 
+/*
+ * Debian's default soft limit of 1024 descriptors would cap a daemon meant
+ * for tens of thousands of clients without a word: raise the soft limit
+ * towards max-clients (plus room for listeners and logs), up to the hard
+ * limit, and say so when the hard limit is lower.
+ */
+static void
+raise_fd_limit(uint32_t max_clients)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_clients + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		/* Root may raise the hard limit too; others keep theirs. */
+		struct rlimit both = { want, want };
+
+		if (setrlimit(RLIMIT_NOFILE, &both) == 0)
+			return;
+		rl.rlim_cur = rl.rlim_max;
+	} else
+		rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("setrlimit(RLIMIT_NOFILE, %llu)",
+		    (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < want)
+		log_warnx("only %llu file descriptors allowed (hard limit); "
+		    "fewer than --max-clients %u clients can connect",
+		    (unsigned long long)rl.rlim_cur, max_clients);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -316,6 +351,7 @@ main(int argc, char **argv)
 	config_parse(&cfg, argc, argv);
 	log_init(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cfg.max_clients);
 
 	/* Precise monotonic timers: leases are promises measured in ms. */
 	if ((ecfg = event_config_new()) == NULL)

@@ -655,3 +655,15 @@ reply_errmsg(const struct reply *r)
 {
 	return r->error != NULL ? obj_str(r->error, "message") : "";
 }
+
+int
+run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <msgpack.h>
 
 #include "mpack.h"
@@ -93,6 +94,9 @@ const char	*reply_errmsg(const struct reply *);
 /* The value of key in map m as a string copy (static buffer). */
 const char	*obj_str(const msgpack_object *m, const char *key);
 uint64_t	 obj_u64(const msgpack_object *m, const char *key);
+
+/* Run a suite, print Check's summary; the exit status for main(). */
+int		 run_suite(Suite *);
 
 /* Milliseconds of the monotonic clock. */
 uint64_t	 mono_ms(void);
