@@ -175,12 +175,14 @@ start_dlmd(const char *dlmd)
 static void
 proc_usage(pid_t pid, double *cpu, long *rss_kib)
 {
-	char path[64], buf[4096], *p;
+	char path[64], buf[4096];
 	unsigned long ut = 0, st = 0;
 	FILE *f;
 
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	if ((f = fopen(path, "r")) != NULL) {
+		const char *p;
+
 		if (fgets(buf, sizeof buf, f) != NULL &&
 		    (p = strrchr(buf, ')')) != NULL)
 			sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "

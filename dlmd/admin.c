@@ -3,8 +3,8 @@
  * and acting ones (force_release, reset_client, reset_all), for admins only.
  *
  * Listings are ordered by name and paginated: a page ends after `limit`
- * entries or about DLMD_LIST_BYTES of reply, and carries `next`, the name to
- * pass as `after` for the following page.
+ * entries or about list_page_bytes() of reply, and carries `next`, the name
+ * to pass as `after` for the following page.
  */
 #include "config.h"
 
@@ -83,6 +83,18 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 		mpw_key(w, "waited_ms");
 		mpw_u64(w, now - wt->since);
 	}
+}
+
+/*
+ * A page stops growing past this many bytes: small enough that even a
+ * client reading slowly is not dropped for its output (max-output).
+ */
+static size_t
+list_page_bytes(void)
+{
+	size_t cap = srv->cfg->max_output / 4;
+
+	return cap < DLMD_LIST_BYTES ? cap : DLMD_LIST_BYTES;
 }
 
 static bool
@@ -171,7 +183,7 @@ admin_locks(struct request *req)
 		l = locktab_next(srv->lt, l);
 	for (; l != NULL && has_prefix(l->name, l->namelen, prefix, plen);
 	    l = locktab_next(srv->lt, l)) {
-		if (n == limit || entries.size >= DLMD_LIST_BYTES)
+		if (n == limit || entries.size >= list_page_bytes())
 			break;
 		pack_lock(&w, l, LOCK_QUEUE_IN_LIST, now);
 		last = l;
@@ -276,7 +288,7 @@ admin_clients(struct request *req)
 		s = session_next(s);
 	for (; s != NULL && has_prefix(s->name, strlen(s->name), prefix, plen);
 	    s = session_next(s)) {
-		if (n == limit || entries.size >= DLMD_LIST_BYTES)
+		if (n == limit || entries.size >= list_page_bytes())
 			break;
 		pack_client(&w, s, now);
 		last = s;

@@ -341,8 +341,10 @@ m_hello(struct request *req)
 		if (resume == NULL || !secret_equal(resume, resumelen,
 		    s->secret, strlen(s->secret)))
 			return request_error(req, DLM_E_NAME_IN_USE,
-			    "client name '%s' is in use by a live session%s",
-			    printable(name, namelen), resume != NULL ?
+			    "client name '%s' belongs to a %s session%s",
+			    printable(name, namelen), s->conn != NULL ?
+			    "connected" : "lingering (awaiting resume)",
+			    resume != NULL ?
 			    " and the resume secret does not match it" : "");
 		if (s->conn != NULL) {
 			/*
