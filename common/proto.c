@@ -59,7 +59,7 @@ dlm_proto_errcode(const char *name, size_t len)
 }
 
 const char *
-dlm_proto_lost_reason(enum dlm_lost_reason reason)
+dlm_proto_lost_reason(int reason)
 {
 	switch (reason) {
 	case DLM_LOST_FORCED:
@@ -70,4 +70,16 @@ dlm_proto_lost_reason(enum dlm_lost_reason reason)
 		return "expired";
 	}
 	return "unknown";
+}
+
+int
+dlm_proto_lost_code(const char *name, size_t len)
+{
+	for (int r = DLM_LOST_FORCED; r <= DLM_LOST_EXPIRED; r++) {
+		const char *s = dlm_proto_lost_reason(r);
+
+		if (strlen(s) == len && memcmp(s, name, len) == 0)
+			return r;
+	}
+	return 0;
 }

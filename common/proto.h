@@ -28,32 +28,32 @@
  */
 #define DLM_MAX_DEPTH		4
 
-enum dlm_errcode {
-	DLM_OK = 0,
-	DLM_E_BAD_REQUEST = 1,
-	DLM_E_NO_SESSION = 2,
-	DLM_E_NAME_IN_USE = 3,
-	DLM_E_WOULD_BLOCK = 4,
-	DLM_E_TIMEOUT = 5,
-	DLM_E_NOT_HELD = 6,
-	DLM_E_ALREADY_HELD = 7,
-	DLM_E_KIND_MISMATCH = 8,
-	DLM_E_CANCELLED = 9,
-	DLM_E_LIMIT = 10,
-	DLM_E_PERMISSION = 11,
-	DLM_E_NOT_FOUND = 12,
-	DLM_E_SHUTTING_DOWN = 13,
-	DLM_E_DEADLOCK = 14,
-	DLM_E_UNSUPPORTED = 15,
-};
+/*
+ * Error codes. Plain macros, spelled exactly as in the public <dlm.h>, so
+ * that a file may include both (identical redefinitions are allowed).
+ */
+#define DLM_OK			0
+#define DLM_E_BAD_REQUEST	1
+#define DLM_E_NO_SESSION	2
+#define DLM_E_NAME_IN_USE	3
+#define DLM_E_WOULD_BLOCK	4
+#define DLM_E_TIMEOUT		5
+#define DLM_E_NOT_HELD		6
+#define DLM_E_ALREADY_HELD	7
+#define DLM_E_KIND_MISMATCH	8
+#define DLM_E_CANCELLED		9
+#define DLM_E_LIMIT		10
+#define DLM_E_PERMISSION	11
+#define DLM_E_NOT_FOUND		12
+#define DLM_E_SHUTTING_DOWN	13
+#define DLM_E_DEADLOCK		14
+#define DLM_E_UNSUPPORTED	15
 #define DLM_E_MAX		DLM_E_UNSUPPORTED
 
 /* Reasons carried by the "lost" notification. */
-enum dlm_lost_reason {
-	DLM_LOST_FORCED = 1,
-	DLM_LOST_RESET,
-	DLM_LOST_EXPIRED,
-};
+#define DLM_LOST_FORCED		1
+#define DLM_LOST_RESET		2
+#define DLM_LOST_EXPIRED	3
 
 /* The protocol name of an error code ("TIMEOUT"), or "UNKNOWN". */
 const char	*dlm_proto_errname(int code);
@@ -62,6 +62,8 @@ const char	*dlm_proto_errdesc(int code);
 /* The code for a protocol error name, or -1. */
 int		 dlm_proto_errcode(const char *name, size_t len);
 /* "forced", "reset" or "expired". */
-const char	*dlm_proto_lost_reason(enum dlm_lost_reason);
+const char	*dlm_proto_lost_reason(int reason);
+/* The reason for a lost notification's "reason" string, or 0. */
+int		 dlm_proto_lost_code(const char *name, size_t len);
 
 #endif

@@ -108,7 +108,7 @@ struct lt_stats {
 enum lt_result {
 	LT_GRANTED = 0,
 	LT_QUEUED = -1,
-	/* otherwise a positive enum dlm_errcode */
+	/* otherwise a positive DLM_E_* error code */
 };
 
 RB_HEAD(lt_tree, lt_lock);

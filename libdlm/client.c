@@ -1,0 +1,1110 @@
+/*
+ * libdlm: the connection, the session handshake, the I/O thread, and
+ * matching replies to requests.
+ *
+ * The I/O thread owns reading. Any thread may write a request; a generation
+ * number, changed only with both c->wmu and c->mu held, stops a writer from
+ * sending a request meant for a dropped connection down its successor.
+ */
+#include "config.h"
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "frame.h"
+#include "paths.h"
+#include "proto.h"
+
+#define READ_CHUNK	65536
+#define MAX_REPLY	(64u * 1024 * 1024)
+
+/* Every live client, so that a fork() child can close their sockets. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static struct dlm_client **registry;
+static size_t nregistry, registry_cap;
+static unsigned long name_counter;
+
+uint64_t
+dlm__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+atfork_prepare(void)
+{
+	pthread_mutex_lock(&registry_mu);
+}
+
+static void
+atfork_parent(void)
+{
+	pthread_mutex_unlock(&registry_mu);
+}
+
+/*
+ * In a child, the parent's sockets must not stay open: the parent's locks
+ * would outlive the parent for as long as the child runs. The client objects
+ * stay, so that the child's calls fail cleanly with DLM_E_FORKED.
+ */
+static void
+atfork_child(void)
+{
+	for (size_t i = 0; i < nregistry; i++)
+		if (registry[i]->fd >= 0)
+			close(registry[i]->fd);
+	pthread_mutex_unlock(&registry_mu);
+}
+
+static void
+atfork_init(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static int
+registry_add(struct dlm_client *c)
+{
+	int rc = 0;
+
+	pthread_once(&atfork_once, atfork_init);
+	pthread_mutex_lock(&registry_mu);
+	if (nregistry == registry_cap) {
+		size_t cap = registry_cap ? registry_cap * 2 : 8;
+		struct dlm_client **r = realloc(registry, cap * sizeof *r);
+
+		if (r == NULL)
+			rc = DLM_E_NOMEM;
+		else {
+			registry = r;
+			registry_cap = cap;
+		}
+	}
+	if (rc == 0)
+		registry[nregistry++] = c;
+	pthread_mutex_unlock(&registry_mu);
+	return rc;
+}
+
+static void
+registry_remove(struct dlm_client *c)
+{
+	pthread_mutex_lock(&registry_mu);
+	for (size_t i = 0; i < nregistry; i++)
+		if (registry[i] == c) {
+			registry[i] = registry[--nregistry];
+			break;
+		}
+	if (nregistry == 0) {
+		free(registry);
+		registry = NULL;
+		registry_cap = 0;
+	}
+	pthread_mutex_unlock(&registry_mu);
+}
+
+bool
+dlm__forked(struct dlm_client *c)
+{
+	return getpid() != c->pid;
+}
+
+/* Enter a public call: returns 0 with c->mu held, or an error. */
+int
+dlm__enter(struct dlm_client *c)
+{
+	if (c == NULL)
+		return DLM_E_INVALID;
+	if (dlm__forked(c))
+		return DLM_E_FORKED;
+	pthread_mutex_lock(&c->mu);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->mu);
+		return DLM_E_CLOSED;
+	}
+	c->users++;
+	return 0;
+}
+
+void
+dlm__leave(struct dlm_client *c)
+{
+	if (--c->users == 0 && c->closing)
+		pthread_cond_broadcast(&c->state_cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+dlm__req_free(struct dlm_req *req)
+{
+	if (req == NULL)
+		return;
+	free(req->lock);
+	free(req);
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Connect to "unix:PATH", "/PATH" or "tcp:HOST:PORT" within timeout_ms. */
+static int
+dial(const char *server, int timeout_ms, int *fdp)
+{
+	char host[256];
+	const char *port;
+	struct addrinfo hints, *res, *ai;
+	int fd = -1;
+
+	if (strncmp(server, "unix:", 5) == 0 || server[0] == '/') {
+		const char *path = server[0] == '/' ? server : server + 5;
+		struct sockaddr_un sun;
+
+		if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
+			return DLM_E_ADDRESS;
+		memset(&sun, 0, sizeof sun);
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, path, strlen(path));
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return DLM_E_CONNECT;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+			close(fd);
+			return DLM_E_CONNECT;
+		}
+		*fdp = fd;
+		return 0;
+	}
+	if (strncmp(server, "tcp:", 4) != 0)
+		return DLM_E_ADDRESS;
+	server += 4;
+	if (server[0] == '[') {
+		const char *end = strchr(server, ']');
+
+		if (end == NULL || end[1] != ':' ||
+		    (size_t)(end - server - 1) >= sizeof host)
+			return DLM_E_ADDRESS;
+		memcpy(host, server + 1, (size_t)(end - server - 1));
+		host[end - server - 1] = '\0';
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(server, ':');
+
+		if (colon == NULL || (size_t)(colon - server) >= sizeof host)
+			return DLM_E_ADDRESS;
+		memcpy(host, server, (size_t)(colon - server));
+		host[colon - server] = '\0';
+		port = colon + 1;
+	}
+	if (host[0] == '\0' || port[0] == '\0')
+		return DLM_E_ADDRESS;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return DLM_E_CONNECT;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		struct pollfd pfd;
+		int err = 0, one = 1;
+		socklen_t elen = sizeof err;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
+		    errno != EINPROGRESS) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, timeout_ms) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 ||
+		    err != 0) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return DLM_E_CONNECT;
+	*fdp = fd;
+	return 0;
+}
+
+/*
+ * Read until rbuf starts with a whole frame; decode it into *obj (valid until
+ * the frame is consumed). Returns the frame's length, 0 on timeout, -1 on
+ * end of file, error or a malformed frame.
+ */
+static ssize_t
+read_frame(struct dlm_client *c, int fd, int timeout_ms, msgpack_object *obj)
+{
+	uint64_t deadline = dlm__now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		size_t flen, off = 0;
+		enum frame_status st = frame_scan(c->rbuf, c->rlen, MAX_REPLY,
+		    8, &flen);
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int64_t left;
+		ssize_t n;
+
+		if (st == FRAME_COMPLETE) {
+			msgpack_zone_clear(&c->zone);
+			if (msgpack_unpack(c->rbuf, flen, &off, &c->zone, obj) !=
+			    MSGPACK_UNPACK_SUCCESS)
+				return -1;
+			return (ssize_t)flen;
+		}
+		if (st != FRAME_INCOMPLETE)
+			return -1;
+		left = (int64_t)deadline - (int64_t)dlm__now_ms();
+		if (left <= 0)
+			return 0;
+		if (poll(&pfd, 1, (int)left) != 1)
+			continue;
+		if (c->rcap - c->rlen < READ_CHUNK) {
+			size_t cap = c->rcap * 2 + READ_CHUNK;
+			char *b = realloc(c->rbuf, cap);
+
+			if (b == NULL)
+				return -1;
+			c->rbuf = b;
+			c->rcap = cap;
+		}
+		n = read(fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+		if (n <= 0)
+			return -1;
+		c->rlen += (size_t)n;
+	}
+}
+
+static void
+consume(struct dlm_client *c, size_t n)
+{
+	memmove(c->rbuf, c->rbuf + n, c->rlen - n);
+	c->rlen -= n;
+}
+
+/* The error code of a response's error map. */
+static int
+error_code(const msgpack_object *e)
+{
+	int64_t code;
+
+	if (e->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (!mpr_int(mpr_get(e, "code") != NULL ? mpr_get(e, "code") : e,
+	    &code) || code <= 0)
+		return DLM_E_PROTOCOL;
+	return (int)code;
+}
+
+static char *
+xstrdup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/*
+ * Say hello on a fresh connection (blocking, before the I/O thread reads
+ * it). With resume, presents the session's secret. Sets *resumed.
+ */
+static int
+session_open(struct dlm_client *c, int fd, bool resume, bool *resumed)
+{
+	msgpack_sbuffer sb;
+	msgpack_object obj;
+	const msgpack_object *v, *res, *o;
+	struct mpw w;
+	char host[256];
+	uint32_t n = 3;
+	ssize_t flen;
+	const char *p;
+	size_t plen;
+	uint64_t u;
+	int rc;
+
+	*resumed = false;
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	n += (c->ask_lease_ms > 0) + (c->ask_linger_ms > 0) +
+	    (c->auth != NULL) + (resume && c->secret[0] != '\0');
+	msgpack_sbuffer_init(&sb);
+	mpw_init_sbuffer(&w, &sb);
+	mpw_array(&w, 4);
+	mpw_u64(&w, DLM_MSG_REQUEST);
+	mpw_u64(&w, 0);
+	mpw_str(&w, "hello");
+	mpw_array(&w, 1);
+	mpw_map(&w, n);
+	mpw_key(&w, "proto");
+	mpw_u64(&w, DLM_PROTO_VERSION);
+	mpw_key(&w, "client");
+	mpw_str(&w, c->name);
+	mpw_key(&w, "info");
+	mpw_map(&w, c->label != NULL ? 3 : 2);
+	mpw_key(&w, "host");
+	mpw_str(&w, host);
+	mpw_key(&w, "pid");
+	mpw_i64(&w, (int64_t)c->pid);
+	if (c->label != NULL) {
+		mpw_key(&w, "label");
+		mpw_str(&w, c->label);
+	}
+	if (c->ask_lease_ms > 0) {
+		mpw_key(&w, "lease_ms");
+		mpw_i64(&w, c->ask_lease_ms);
+	}
+	if (c->ask_linger_ms > 0) {
+		mpw_key(&w, "linger_ms");
+		mpw_i64(&w, c->ask_linger_ms);
+	}
+	if (c->auth != NULL) {
+		mpw_key(&w, "auth");
+		mpw_str(&w, c->auth);
+	}
+	if (resume && c->secret[0] != '\0') {
+		mpw_key(&w, "resume");
+		mpw_str(&w, c->secret);
+	}
+	rc = w.err != 0 ? DLM_E_NOMEM : 0;
+	if (rc == 0 && write_all(fd, sb.data, sb.size) != 0)
+		rc = DLM_E_CONNECT;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != 0)
+		return rc;
+
+	c->rlen = 0;
+	flen = read_frame(c, fd, c->connect_timeout_ms, &obj);
+	if (flen <= 0)
+		return flen == 0 ? DLM_E_CONNECT : DLM_E_PROTOCOL;
+	rc = DLM_E_PROTOCOL;
+	if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 4)
+		goto out;
+	v = obj.via.array.ptr;
+	if ((rc = error_code(&v[2])) != 0)
+		goto out;
+	res = &v[3];
+	rc = DLM_E_PROTOCOL;
+	if ((o = mpr_get(res, "session")) == NULL || !mpr_uint(o, &c->session))
+		goto out;
+	if ((o = mpr_get(res, "secret")) == NULL || !mpr_str(o, &p, &plen) ||
+	    plen >= sizeof c->secret)
+		goto out;
+	memcpy(c->secret, p, plen);
+	c->secret[plen] = '\0';
+	if ((o = mpr_get(res, "lease_ms")) == NULL || !mpr_uint(o, &u) ||
+	    u == 0 || u > INT32_MAX)
+		goto out;
+	c->lease_ms = (int)u;
+	if ((o = mpr_get(res, "linger_ms")) != NULL && mpr_uint(o, &u) &&
+	    u <= INT32_MAX)
+		c->linger_ms = (int)u;
+	if ((o = mpr_get(res, "resumed")) != NULL)
+		(void)mpr_bool(o, resumed);
+	rc = 0;
+out:
+	consume(c, (size_t)flen);
+	return rc;
+}
+
+/* Fail every request in flight with err (the connection is gone). */
+static void
+fail_pending(struct dlm_client *c, int err)
+{
+	struct dlm_req *req, *tmp;
+
+	HASH_ITER(hh, c->pending, req, tmp) {
+		HASH_DEL(c->pending, req);
+		req->r.err = err;
+		req->done = true;
+		switch (req->kind) {
+		case REQ_SYNC:
+			pthread_cond_signal(req->cv);
+			break;
+		case REQ_ASYNC_ACQUIRE:
+		case REQ_ASYNC_DONE:
+			dlm__queue_completion(c, req);
+			break;
+		case REQ_PING:
+			dlm__req_free(req);
+			break;
+		}
+	}
+}
+
+void
+dlm__queue_completion(struct dlm_client *c, struct dlm_req *req)
+{
+	uint64_t one = 1;
+
+	req->next = NULL;
+	if (c->done_tail != NULL)
+		c->done_tail->next = req;
+	else
+		c->done_head = req;
+	c->done_tail = req;
+	if (write(c->evfd, &one, sizeof one) < 0) {
+		/* The counter cannot overflow in practice; ignore. */
+	}
+}
+
+int
+dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
+    const msgpack_sbuffer *params)
+{
+	msgpack_sbuffer sb;
+	struct mpw w;
+	uint64_t gen;
+	int fd, wrc = -1;
+
+	while (c->state == CLIENT_RECONNECTING && !c->closing)
+		pthread_cond_wait(&c->state_cv, &c->mu);
+	if (c->state != CLIENT_CONNECTED || c->closing)
+		return DLM_E_CLOSED;
+	req->msgid = c->next_id++;
+	req->sent_ms = dlm__now_ms();
+	req->done = false;
+	HASH_ADD(hh, c->pending, msgid, sizeof req->msgid, req);
+
+	msgpack_sbuffer_init(&sb);
+	mpw_init_sbuffer(&w, &sb);
+	mpw_array(&w, 4);
+	mpw_u64(&w, DLM_MSG_REQUEST);
+	mpw_u64(&w, req->msgid);
+	mpw_str(&w, method);
+	mpw_array(&w, 1);
+	if (params != NULL)
+		w.err |= msgpack_sbuffer_write(&sb, params->data, params->size);
+	else
+		mpw_map(&w, 0);
+	/*
+	 * Write without c->mu, so that the I/O thread can deliver replies
+	 * meanwhile. If the connection was replaced in between (gen moved on),
+	 * this request was already failed: it must not reach the new session.
+	 */
+	fd = c->fd;
+	gen = c->gen;
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_lock(&c->wmu);
+	if (w.err == 0 && c->gen == gen)
+		wrc = write_all(fd, sb.data, sb.size);
+	if (wrc != 0 && c->gen == gen)
+		shutdown(fd, SHUT_RDWR);	/* the I/O thread sees it and fails us */
+	pthread_mutex_unlock(&c->wmu);
+	pthread_mutex_lock(&c->mu);
+	msgpack_sbuffer_destroy(&sb);
+	c->last_send_ms = dlm__now_ms();
+	if (req->kind != REQ_SYNC)
+		return 0;
+	while (!req->done)
+		pthread_cond_wait(req->cv, &c->mu);
+	return req->r.err;
+}
+
+/* Copy what a reply says into req->r. */
+static void
+reply_fill(struct dlm_req *req, const msgpack_object *err,
+    const msgpack_object *res)
+{
+	const msgpack_object *o;
+
+	memset(&req->r, 0, sizeof req->r);
+	if ((req->r.err = error_code(err)) != 0)
+		return;
+	if ((o = mpr_get(res, "token")) != NULL)
+		(void)mpr_uint(o, &req->r.token);
+	if ((o = mpr_get(res, "count")) != NULL)
+		(void)mpr_uint(o, &req->r.count);
+	if ((o = mpr_get(res, "valid_ms")) != NULL)
+		(void)mpr_uint(o, &req->r.valid_ms);
+	if ((o = mpr_get(res, "released")) != NULL)
+		(void)mpr_uint(o, &req->r.released);
+	if ((o = mpr_get(res, "held")) != NULL)
+		(void)mpr_bool(o, &req->r.held);
+}
+
+struct lost_note {
+	char		*lock;
+	uint64_t	 token;
+	int		 reason;
+};
+
+/*
+ * Handle one frame from the server (I/O thread, c->mu held). A lost
+ * notification is returned in *note for the caller to report without the
+ * lock held.
+ */
+static int
+handle_frame(struct dlm_client *c, const msgpack_object *obj,
+    struct lost_note *note)
+{
+	const msgpack_object *v;
+	uint64_t type, msgid;
+
+	if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 3)
+		return -1;
+	v = obj->via.array.ptr;
+	if (!mpr_uint(&v[0], &type))
+		return -1;
+	if (type == DLM_MSG_RESPONSE && obj->via.array.size == 4) {
+		struct dlm_req *req;
+		uint32_t id;
+
+		if (!mpr_uint(&v[1], &msgid))
+			return 0;	/* an error about an unreadable frame */
+		id = (uint32_t)msgid;
+		HASH_FIND(hh, c->pending, &id, sizeof id, req);
+		if (req == NULL)
+			return 0;
+		HASH_DEL(c->pending, req);
+		reply_fill(req, &v[2], &v[3]);
+		if (req->r.err == 0 && req->sent_ms > c->lease_base_ms)
+			c->lease_base_ms = req->sent_ms;
+		dlm__reply_applied(c, req);
+		req->done = true;
+		switch (req->kind) {
+		case REQ_SYNC:
+			pthread_cond_signal(req->cv);
+			break;
+		case REQ_ASYNC_ACQUIRE:
+		case REQ_ASYNC_DONE:
+			dlm__queue_completion(c, req);
+			break;
+		case REQ_PING:
+			dlm__req_free(req);
+			break;
+		}
+		return 0;
+	}
+	if (type == DLM_MSG_NOTIFY && mpr_str_eq(&v[1], "lost") &&
+	    v[2].type == MSGPACK_OBJECT_ARRAY && v[2].via.array.size == 1) {
+		const msgpack_object *m = &v[2].via.array.ptr[0], *o;
+		const char *p;
+		size_t len;
+		struct lockent *e;
+		char *name;
+
+		if ((o = mpr_get(m, "lock")) == NULL || !mpr_bytes(o, &p, &len) ||
+		    (o = mpr_get(m, "token")) == NULL ||
+		    !mpr_uint(o, &note->token))
+			return -1;
+		note->reason = DLM_LOST_EXPIRED;
+		if ((o = mpr_get(m, "reason")) != NULL &&
+		    o->type == MSGPACK_OBJECT_STR)
+			note->reason = dlm_proto_lost_code(o->via.str.ptr,
+			    o->via.str.size);
+		if ((name = strndup(p, len)) == NULL)
+			return 0;
+		if ((e = dlm__lockent(c, name, false)) != NULL) {
+			if (e->token == note->token) {
+				e->count = 0;
+				e->token = 0;
+			}
+			dlm__lockent_put(c, e);
+		}
+		note->lock = name;
+		return 0;
+	}
+	return 0;	/* something newer than this library: ignore */
+}
+
+static void
+report_lost(struct dlm_client *c, char **names, uint64_t *tokens, size_t n,
+    int reason)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (c->on_lost != NULL)
+			c->on_lost(c, names[i], tokens[i], reason,
+			    c->on_lost_arg);
+		free(names[i]);
+	}
+	free(names);
+	free(tokens);
+}
+
+/* Wait up to ms for the wake pipe; true when woken (closing). */
+static bool
+nap(struct dlm_client *c, int ms)
+{
+	struct pollfd pfd = { c->wake[0], POLLIN, 0 };
+	char buf[64];
+
+	if (poll(&pfd, 1, ms) == 1) {
+		while (read(c->wake[0], buf, sizeof buf) > 0)
+			;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The connection is gone. Fail what was in flight; with a linger, try to
+ * resume the session until it runs out; otherwise, or then, the client is
+ * closed and its holds are lost.
+ */
+static void
+disconnected(struct dlm_client *c)
+{
+	uint64_t deadline;
+	int backoff = 20;
+	char **names = NULL;
+	uint64_t *tokens = NULL;
+	size_t n;
+
+	pthread_mutex_lock(&c->wmu);
+	pthread_mutex_lock(&c->mu);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->gen++;
+	c->rlen = 0;
+	fail_pending(c, c->closing ? DLM_E_CLOSED : DLM_E_DISCONNECTED);
+	if (c->closing) {
+		c->state = CLIENT_CLOSED;
+		pthread_cond_broadcast(&c->state_cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->wmu);
+		return;
+	}
+	deadline = dlm__now_ms() + (uint64_t)c->linger_ms;
+	c->state = c->linger_ms > 0 ? CLIENT_RECONNECTING : CLIENT_CLOSED;
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->wmu);
+
+	while (c->linger_ms > 0 && dlm__now_ms() < deadline) {
+		bool resumed;
+		int fd;
+
+		if (nap(c, backoff))
+			break;		/* dlm_close() */
+		backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+		if (dial(c->server, c->connect_timeout_ms, &fd) != 0)
+			continue;
+		if (session_open(c, fd, true, &resumed) != 0) {
+			close(fd);
+			continue;
+		}
+		pthread_mutex_lock(&c->wmu);
+		pthread_mutex_lock(&c->mu);
+		c->fd = fd;
+		c->gen++;
+		c->state = CLIENT_CONNECTED;
+		c->last_send_ms = c->last_recv_ms = c->lease_base_ms =
+		    dlm__now_ms();
+		n = resumed ? 0 : dlm__drop_all_holds(c, &names, &tokens);
+		pthread_cond_broadcast(&c->state_cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->wmu);
+		/* Not resumed: the server lost the session, and the holds. */
+		report_lost(c, names, tokens, n, DLM_LOST_SESSION);
+		return;
+	}
+
+	pthread_mutex_lock(&c->mu);
+	c->state = CLIENT_CLOSED;
+	n = dlm__drop_all_holds(c, &names, &tokens);
+	pthread_cond_broadcast(&c->state_cv);
+	pthread_mutex_unlock(&c->mu);
+	report_lost(c, names, tokens, n, DLM_LOST_SESSION);
+}
+
+/* Read what the server sent and handle every whole frame. */
+static int
+read_and_handle(struct dlm_client *c)
+{
+	ssize_t n;
+
+	if (c->rcap - c->rlen < READ_CHUNK) {
+		size_t cap = c->rcap * 2 + READ_CHUNK;
+		char *b = realloc(c->rbuf, cap);
+
+		if (b == NULL)
+			return -1;
+		c->rbuf = b;
+		c->rcap = cap;
+	}
+	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0)
+		return -1;
+	c->rlen += (size_t)n;
+	for (;;) {
+		struct lost_note note = { NULL, 0, 0 };
+		msgpack_object obj;
+		size_t flen, off = 0;
+		enum frame_status st = frame_scan(c->rbuf, c->rlen, MAX_REPLY,
+		    8, &flen);
+		int rc;
+
+		if (st == FRAME_INCOMPLETE)
+			return 0;
+		if (st != FRAME_COMPLETE)
+			return -1;
+		msgpack_zone_clear(&c->zone);
+		if (msgpack_unpack(c->rbuf, flen, &off, &c->zone, &obj) !=
+		    MSGPACK_UNPACK_SUCCESS)
+			return -1;
+		pthread_mutex_lock(&c->mu);
+		c->last_recv_ms = dlm__now_ms();
+		rc = handle_frame(c, &obj, &note);
+		pthread_mutex_unlock(&c->mu);
+		consume(c, flen);
+		if (note.lock != NULL) {
+			if (c->on_lost != NULL)
+				c->on_lost(c, note.lock, note.token, note.reason,
+				    c->on_lost_arg);
+			free(note.lock);
+		}
+		if (rc != 0)
+			return -1;
+	}
+}
+
+/* Ping when idle for a third of the lease; the reply renews the lease. */
+static void
+maybe_ping(struct dlm_client *c, uint64_t now)
+{
+	struct dlm_req *req;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->state == CLIENT_CONNECTED && !c->closing &&
+	    now >= c->last_send_ms + (uint64_t)c->lease_ms / 3 &&
+	    (req = calloc(1, sizeof *req)) != NULL) {
+		req->kind = REQ_PING;
+		if (dlm__call(c, req, "ping", NULL) != 0)
+			dlm__req_free(req);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *
+io_main(void *arg)
+{
+	struct dlm_client *c = arg;
+
+	for (;;) {
+		struct pollfd pfd[2];
+		uint64_t now, ping_at, dead_at;
+		int timeout, fd;
+
+		pthread_mutex_lock(&c->mu);
+		if (c->closing || c->state == CLIENT_CLOSED) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		fd = c->fd;
+		now = dlm__now_ms();
+		ping_at = c->last_send_ms + (uint64_t)c->lease_ms / 3;
+		/* No word from the server for two leases: it is gone. */
+		dead_at = c->last_recv_ms + 2 * (uint64_t)c->lease_ms;
+		pthread_mutex_unlock(&c->mu);
+
+		timeout = ping_at > now ? (int)(ping_at - now) : 0;
+		pfd[0].fd = fd;
+		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		pfd[1].fd = c->wake[0];
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents != 0 && nap(c, 0)) {
+			pthread_mutex_lock(&c->mu);
+			if (c->closing) {
+				pthread_mutex_unlock(&c->mu);
+				break;
+			}
+			pthread_mutex_unlock(&c->mu);
+		}
+		if (pfd[0].revents != 0 && read_and_handle(c) != 0) {
+			disconnected(c);
+			continue;
+		}
+		now = dlm__now_ms();
+		if (now >= dead_at) {
+			disconnected(c);
+			continue;
+		}
+		maybe_ping(c, now);
+	}
+	return NULL;
+}
+
+void
+dlm_options_init(struct dlm_options *opts)
+{
+	if (opts != NULL)
+		memset(opts, 0, sizeof *opts);
+}
+
+static void
+client_free(struct dlm_client *c)
+{
+	struct lockent *e, *tmp;
+
+	HASH_ITER(hh, c->locks, e, tmp) {
+		HASH_DEL(c->locks, e);
+		pthread_cond_destroy(&e->cv);
+		free(e->name);
+		free(e);
+	}
+	if (c->wake[0] >= 0)
+		close(c->wake[0]);
+	if (c->wake[1] >= 0)
+		close(c->wake[1]);
+	if (c->evfd >= 0)
+		close(c->evfd);
+	if (c->fd >= 0)
+		close(c->fd);
+	msgpack_zone_destroy(&c->zone);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wmu);
+	pthread_cond_destroy(&c->state_cv);
+	free(c->rbuf);
+	free(c->server);
+	free(c->name);
+	free(c->label);
+	free(c->auth);
+	free(c);
+}
+
+struct dlm_client *
+dlm_connect(const char *server, const struct dlm_options *opts, int *err)
+{
+	struct dlm_options defaults;
+	struct dlm_client *c;
+	char path[4096], host[200];
+	bool resumed;
+	int rc;
+
+	if (opts == NULL) {
+		dlm_options_init(&defaults);
+		opts = &defaults;
+	}
+	if (opts->lease_ms < 0 || opts->linger_ms < 0 ||
+	    opts->connect_timeout_ms < 0 ||
+	    (opts->client != NULL && opts->client[0] == '\0')) {
+		rc = DLM_E_INVALID;
+		goto fail0;
+	}
+	if (server == NULL)
+		server = getenv("DLM_SERVER");
+	if (server == NULL || server[0] == '\0') {
+		if (dlm_default_socket(path, sizeof path) != 0) {
+			rc = DLM_E_ADDRESS;
+			goto fail0;
+		}
+		server = path;
+	}
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		rc = DLM_E_NOMEM;
+		goto fail0;
+	}
+	c->fd = c->wake[0] = c->wake[1] = c->evfd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_cond_init(&c->state_cv, NULL);
+	msgpack_zone_init(&c->zone, 8192);
+	c->pid = getpid();
+	c->next_id = 1;
+	c->ask_lease_ms = opts->lease_ms;
+	c->ask_linger_ms = opts->linger_ms;
+	c->connect_timeout_ms = opts->connect_timeout_ms > 0 ?
+	    opts->connect_timeout_ms : 10000;
+	c->on_lost = opts->on_lost;
+	c->on_lost_arg = opts->on_lost_arg;
+	if (opts->client != NULL)
+		c->name = strdup(opts->client);
+	else {
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+		if (asprintf(&c->name, "%s:%ld:%lu", host, (long)c->pid,
+		    __atomic_add_fetch(&name_counter, 1, __ATOMIC_RELAXED)) < 0)
+			c->name = NULL;
+	}
+	c->server = strdup(server);
+	c->label = xstrdup_or_null(opts->label);
+	c->auth = xstrdup_or_null(opts->auth);
+	if (c->name == NULL || c->server == NULL ||
+	    (opts->label != NULL && c->label == NULL) ||
+	    (opts->auth != NULL && c->auth == NULL)) {
+		rc = DLM_E_NOMEM;
+		goto fail;
+	}
+	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    (c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rc = DLM_E_NOMEM;
+		goto fail;
+	}
+	if ((rc = dial(c->server, c->connect_timeout_ms, &c->fd)) != 0)
+		goto fail;
+	if ((rc = session_open(c, c->fd, false, &resumed)) != 0)
+		goto fail;
+	c->state = CLIENT_CONNECTED;
+	c->last_send_ms = c->last_recv_ms = c->lease_base_ms = dlm__now_ms();
+	if ((rc = registry_add(c)) != 0)
+		goto fail;
+	if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
+		registry_remove(c);
+		rc = DLM_E_NOMEM;
+		goto fail;
+	}
+	if (err != NULL)
+		*err = 0;
+	return c;
+fail:
+	client_free(c);
+fail0:
+	if (err != NULL)
+		*err = rc;
+	return NULL;
+}
+
+/* End the session with bye, so that a linger does not keep its locks. */
+static void
+send_bye(struct dlm_client *c)
+{
+	static const char bye[] = "\x94\x00\x00\xa3" "bye\x91\x80";
+
+	pthread_mutex_lock(&c->wmu);
+	if (c->fd >= 0)
+		(void)write_all(c->fd, bye, sizeof bye - 1);
+	pthread_mutex_unlock(&c->wmu);
+}
+
+void
+dlm_close(struct dlm_client *c)
+{
+	struct dlm_req *req, *next;
+	struct lockent *e, *tmp;
+
+	if (c == NULL)
+		return;
+	if (dlm__forked(c)) {
+		/*
+		 * A child's copy: the socket was closed at fork(), and the
+		 * parent's thread and locks are not ours to touch.
+		 */
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->closing = true;
+	pthread_cond_broadcast(&c->state_cv);
+	HASH_ITER(hh, c->locks, e, tmp)
+		pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&c->mu);
+	send_bye(c);
+	if (write(c->wake[1], "x", 1) < 0) {
+		/* The pipe is non-blocking and nearly empty; ignore. */
+	}
+	pthread_join(c->thread, NULL);
+
+	pthread_mutex_lock(&c->wmu);
+	pthread_mutex_lock(&c->mu);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->gen++;
+	fail_pending(c, DLM_E_CLOSED);
+	c->state = CLIENT_CLOSED;
+	pthread_mutex_unlock(&c->wmu);
+	/* Calls still inside the library see CLOSED and leave. */
+	while (c->users > 0)
+		pthread_cond_wait(&c->state_cv, &c->mu);
+	req = c->done_head;
+	c->done_head = c->done_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	registry_remove(c);
+
+	/* Every async callback runs exactly once: the rest run here. */
+	for (; req != NULL; req = next) {
+		next = req->next;
+		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
+			req->acb(c, req->r.err, req->r.token, req->arg);
+		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
+			req->dcb(c, req->r.err, req->arg);
+		dlm__req_free(req);
+	}
+	client_free(c);
+}
+
+const char *
+dlm_client_name(struct dlm_client *c)
+{
+	return c != NULL ? c->name : NULL;
+}
+
+int
+dlm_async_fd(struct dlm_client *c)
+{
+	return c != NULL ? c->evfd : -1;
+}
+
+int
+dlm_async_dispatch(struct dlm_client *c)
+{
+	struct dlm_req *req, *next;
+	uint64_t count;
+	int n = 0;
+
+	if (c == NULL || dlm__forked(c))
+		return 0;
+	if (read(c->evfd, &count, sizeof count) < 0) {
+		/* Nothing queued (EAGAIN); the list below says the same. */
+	}
+	pthread_mutex_lock(&c->mu);
+	req = c->done_head;
+	c->done_head = c->done_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (; req != NULL; req = next, n++) {
+		next = req->next;
+		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
+			req->acb(c, req->r.err, req->r.token, req->arg);
+		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
+			req->dcb(c, req->r.err, req->arg);
+		dlm__req_free(req);
+	}
+	return n;
+}

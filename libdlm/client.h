@@ -1,0 +1,151 @@
+/*
+ * libdlm internals: the client object shared by client.c (connection, I/O
+ * thread, requests) and calls.c (the public calls built on them).
+ *
+ * Locking: c->mu guards everything below it in struct dlm_client, except
+ * the socket writes (c->wmu) and the I/O thread's own read buffer. Callers
+ * never hold c->mu while writing to the socket or running user callbacks.
+ */
+#ifndef LIBDLM_CLIENT_H
+#define LIBDLM_CLIENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uthash.h>
+
+#include "dlm.h"
+#include "mpack.h"
+
+enum client_state {
+	CLIENT_CONNECTED,
+	CLIENT_RECONNECTING,	/* dropped; trying to resume within linger */
+	CLIENT_CLOSED,		/* closed, or the session is gone */
+};
+
+enum req_kind {
+	REQ_SYNC,		/* a caller waits on done */
+	REQ_ASYNC_ACQUIRE,	/* completion queued for dlm_async_dispatch */
+	REQ_ASYNC_DONE,
+	REQ_PING,		/* the I/O thread's own */
+};
+
+/* What a reply carried that a caller may want. */
+struct reply_data {
+	int		 err;
+	uint64_t	 token;
+	uint64_t	 count;
+	uint64_t	 valid_ms;
+	uint64_t	 released;
+	bool		 held;
+};
+
+struct dlm_req {
+	UT_hash_handle	 hh;		/* in c->pending, by msgid */
+	struct dlm_req	*next;		/* in the completion queue */
+	uint32_t	 msgid;
+	enum req_kind	 kind;
+	uint64_t	 sent_ms;
+	bool		 done;
+	struct reply_data r;
+	pthread_cond_t	*cv;		/* REQ_SYNC */
+	/* For acquires: update the local table when answered. */
+	char		*lock;
+	int		 flags;
+	bool		 is_acquire;
+	bool		 is_release;
+	dlm_acquire_cb	 acb;
+	dlm_done_cb	 dcb;
+	void		*arg;
+};
+
+/*
+ * The client's view of one lock: held or not, and who in this process is
+ * using it. Mutex acquires of one name are serialized here, because the
+ * server counts a lock as the session's, not a thread's.
+ */
+struct lockent {
+	UT_hash_handle	 hh;		/* in c->locks, by name */
+	char		*name;
+	pthread_cond_t	 cv;		/* signalled when busy clears */
+	uint64_t	 token;
+	uint32_t	 count;		/* held depth; 0 when not held */
+	uint32_t	 nwait;		/* threads waiting for busy to clear */
+	uint32_t	 refs;		/* pointers held across an unlock */
+	bool		 busy;		/* a thread is acquiring or holds it */
+	bool		 owned;		/* busy by a dlm_acquire() of owner */
+	pthread_t	 owner;
+};
+
+struct dlm_client {
+	pthread_mutex_t	 mu;
+	pthread_mutex_t	 wmu;		/* socket writes */
+	pthread_cond_t	 state_cv;	/* state changes, users leaving */
+	pthread_t	 thread;
+	pid_t		 pid;		/* of the process that connected */
+	int		 fd;		/* -1 while not connected */
+	uint64_t	 gen;		/* connection generation; changed only
+					   with both wmu and mu held */
+	int		 wake[2];	/* wakes the I/O thread */
+	int		 evfd;		/* readable while completions queue */
+	enum client_state state;
+	bool		 closing;
+	int		 users;		/* calls inside the library */
+
+	/* Where and who. */
+	char		*server;
+	char		*name;
+	char		*label;
+	char		*auth;
+	char		 secret[64];
+	uint64_t	 session;
+	int		 lease_ms;	/* granted by the server */
+	int		 linger_ms;
+	int		 ask_lease_ms;
+	int		 ask_linger_ms;
+	int		 connect_timeout_ms;
+	dlm_lost_cb	 on_lost;
+	void		*on_lost_arg;
+
+	uint32_t	 next_id;
+	struct dlm_req	*pending;	/* by msgid */
+	struct dlm_req	*done_head;	/* async completions */
+	struct dlm_req	*done_tail;
+	struct lockent	*locks;		/* by name */
+	uint64_t	 last_send_ms;
+	uint64_t	 last_recv_ms;
+	uint64_t	 lease_base_ms;	/* send time of the last answered request */
+
+	/* The I/O thread's read buffer. */
+	char		*rbuf;
+	size_t		 rlen;
+	size_t		 rcap;
+	msgpack_zone	 zone;
+};
+
+/* client.c */
+uint64_t	 dlm__now_ms(void);
+bool		 dlm__forked(struct dlm_client *);
+int		 dlm__enter(struct dlm_client *);
+void		 dlm__leave(struct dlm_client *);
+/*
+ * Send a request. params is a packed map (or NULL for none). With req->kind
+ * REQ_SYNC, waits for the reply and returns its error; otherwise returns 0
+ * once sent. Called with c->mu held; drops it while writing.
+ */
+int		 dlm__call(struct dlm_client *, struct dlm_req *,
+		    const char *method, const msgpack_sbuffer *params);
+void		 dlm__queue_completion(struct dlm_client *, struct dlm_req *);
+void		 dlm__req_free(struct dlm_req *);
+
+/* calls.c */
+void		 dlm__reply_applied(struct dlm_client *, struct dlm_req *);
+struct lockent	*dlm__lockent(struct dlm_client *, const char *name, bool make);
+void		 dlm__lockent_put(struct dlm_client *, struct lockent *);
+/* Mark every hold lost; fills names/tokens for on_lost (caller frees). */
+size_t		 dlm__drop_all_holds(struct dlm_client *, char ***names,
+		    uint64_t **tokens);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * libdlm: take named locks from dlmd.
+ *
+ * Every function is safe to call from any thread; many threads may wait on
+ * different locks through one client at once. Each client has one background
+ * thread that reads replies, keeps the session's lease alive, delivers lost
+ * notifications and, when the session has a linger, reconnects and resumes it
+ * after a dropped connection.
+ *
+ * Functions return 0 or an error code: a dlmd protocol error (DLM_E_TIMEOUT
+ * and the others below, the same numbers and names as on the wire) or a
+ * library error (DLM_E_CONNECT and above). dlm_strerror() says what it means.
+ *
+ * This is not the Linux cluster DLM's libdlm: see dlm(3).
+ */
+#ifndef DLM_H
+#define DLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define DLM_API	__attribute__((visibility("default")))
+#else
+#define DLM_API
+#endif
+
+/* Errors from the server; the protocol's codes. */
+#define DLM_OK			0
+#define DLM_E_BAD_REQUEST	1
+#define DLM_E_NO_SESSION	2
+#define DLM_E_NAME_IN_USE	3
+#define DLM_E_WOULD_BLOCK	4
+#define DLM_E_TIMEOUT		5
+#define DLM_E_NOT_HELD		6
+#define DLM_E_ALREADY_HELD	7
+#define DLM_E_KIND_MISMATCH	8
+#define DLM_E_CANCELLED		9
+#define DLM_E_LIMIT		10
+#define DLM_E_PERMISSION	11
+#define DLM_E_NOT_FOUND		12
+#define DLM_E_SHUTTING_DOWN	13
+#define DLM_E_DEADLOCK		14
+#define DLM_E_UNSUPPORTED	15
+/* Errors of the library. */
+#define DLM_E_CONNECT		100	/* cannot reach the server */
+#define DLM_E_DISCONNECTED	101	/* connection lost with the request in flight */
+#define DLM_E_CLOSED		102	/* the client is closed or its session is gone */
+#define DLM_E_FORKED		103	/* used in a child after fork() */
+#define DLM_E_INVALID		104	/* bad argument */
+#define DLM_E_NOMEM		105
+#define DLM_E_PROTOCOL		106	/* the server sent something unreadable */
+#define DLM_E_ADDRESS		107	/* bad server address */
+
+/* Flags of dlm_acquire(). */
+#define DLM_RLOCK	0x1	/* reentrant per client; default mutex */
+#define DLM_SHARED	0x2	/* shared mode; default exclusive */
+
+/* Timeouts. */
+#define DLM_TRY		0	/* fail with DLM_E_WOULD_BLOCK at once */
+#define DLM_FOREVER	(-1)	/* wait until granted */
+
+/* Why a hold was lost (the lost callback's reason). */
+#define DLM_LOST_FORCED		1	/* an admin force-released it */
+#define DLM_LOST_RESET		2	/* an admin reset this client */
+#define DLM_LOST_EXPIRED	3	/* the lease ran out */
+#define DLM_LOST_SESSION	4	/* the connection dropped and the session
+					   could not be resumed */
+
+struct dlm_client;
+
+typedef void	(*dlm_lost_cb)(struct dlm_client *, const char *lock,
+		    uint64_t token, int reason, void *arg);
+
+struct dlm_options {
+	/* Unique client name; NULL: "HOST:PID:N" made by the library. */
+	const char	*client;
+	/* Free text shown by `dlmctl clients`. */
+	const char	*label;
+	/* Lease in ms; 0: the server's default. */
+	int		 lease_ms;
+	/* How long the session outlives a dropped connection; 0: not at all. */
+	int		 linger_ms;
+	/* Token for hello's auth (a TCP client token or the admin token). */
+	const char	*auth;
+	/* How long dlm_connect() may take in ms; 0: 10 seconds. */
+	int		 connect_timeout_ms;
+	/* Called from the client's thread when a hold is lost. */
+	dlm_lost_cb	 on_lost;
+	void		*on_lost_arg;
+};
+
+/* Fill opts with the defaults. */
+DLM_API void	dlm_options_init(struct dlm_options *opts);
+
+/*
+ * Connect and open a session. server is "unix:/path", "tcp:host:port", or
+ * NULL for $DLM_SERVER, else the default socket. opts may be NULL. On
+ * failure returns NULL and sets *err when err is not NULL.
+ */
+DLM_API struct dlm_client *dlm_connect(const char *server,
+		    const struct dlm_options *opts, int *err);
+
+/*
+ * Take a lock. flags: DLM_RLOCK, DLM_SHARED. timeout_ms: DLM_TRY (0),
+ * DLM_FOREVER (-1), or milliseconds. On success *token (when not NULL) is
+ * the fencing token.
+ */
+DLM_API int	dlm_acquire(struct dlm_client *, const char *lock, int flags,
+		    int timeout_ms, uint64_t *token);
+/* Give a lock back (one level of an rlock). */
+DLM_API int	dlm_release(struct dlm_client *, const char *lock);
+/* Release every lock this client holds. */
+DLM_API int	dlm_reset(struct dlm_client *);
+/* Ask the server whether (lock, token) is a current hold; *held 0 or 1. */
+DLM_API int	dlm_check(struct dlm_client *, const char *lock, uint64_t token,
+		    int *held);
+/*
+ * Whether this client still holds lock, as far as it knows without asking:
+ * 1 when held, not reported lost, and within its lease; else 0. *token is
+ * set when not NULL and held.
+ */
+DLM_API int	dlm_holds(struct dlm_client *, const char *lock,
+		    uint64_t *token);
+/* Close the session (releasing its locks) and free the client. NULL is ok. */
+DLM_API void	dlm_close(struct dlm_client *);
+
+/* The client name the session has (valid until dlm_close). */
+DLM_API const char *dlm_client_name(struct dlm_client *);
+/* A sentence for an error code, and its name ("TIMEOUT"). */
+DLM_API const char *dlm_strerror(int err);
+DLM_API const char *dlm_errname(int err);
+
+/*
+ * Scoped helpers.
+ *
+ * dlm_with_lock() takes the lock, calls fn(arg, token), releases, and returns
+ * fn's result, or the error that kept it from calling fn.
+ */
+DLM_API int	dlm_with_lock(struct dlm_client *, const char *lock, int flags,
+		    int timeout_ms, int (*fn)(void *arg, uint64_t token),
+		    void *arg);
+
+/*
+ * DLM_LOCKED(scope, client, lock, flags, timeout_ms) { ... } else { ... }
+ *
+ * Runs the first block holding the lock, with scope.token its token, and
+ * releases it however the block is left: its end, break, return, goto, or
+ * an exception unwinding through it. The optional else block runs when the
+ * lock was not taken; scope.err says why. GCC and Clang only.
+ */
+struct dlm_scope {
+	struct dlm_client	*client;
+	const char		*lock;
+	uint64_t		 token;
+	int			 err;
+	int			 done;
+};
+
+DLM_API struct dlm_scope dlm_scope_acquire(struct dlm_client *,
+		    const char *lock, int flags, int timeout_ms);
+DLM_API void	dlm_scope_release(struct dlm_scope *);
+
+#define DLM_LOCKED(scope, client, lock, flags, timeout_ms)		\
+	for (struct dlm_scope scope					\
+	    __attribute__((cleanup(dlm_scope_release))) =		\
+	    dlm_scope_acquire((client), (lock), (flags), (timeout_ms));	\
+	    !scope.done; scope.done = 1)				\
+		if (scope.err == 0)
+
+/*
+ * Asynchronous form, for programs with their own event loop. The request is
+ * sent at once; its completion is queued, and dlm_async_fd() becomes
+ * readable. The program then calls dlm_async_dispatch(), which runs the
+ * queued callbacks in the calling thread. Each callback runs exactly once,
+ * with an error if the connection dies or the client is closed.
+ */
+typedef void	(*dlm_acquire_cb)(struct dlm_client *, int err,
+		    uint64_t token, void *arg);
+typedef void	(*dlm_done_cb)(struct dlm_client *, int err, void *arg);
+
+DLM_API int	dlm_acquire_async(struct dlm_client *, const char *lock,
+		    int flags, int timeout_ms, dlm_acquire_cb cb, void *arg);
+DLM_API int	dlm_release_async(struct dlm_client *, const char *lock,
+		    dlm_done_cb cb, void *arg);
+/* A descriptor readable while completions are queued (for poll/epoll). */
+DLM_API int	dlm_async_fd(struct dlm_client *);
+/* Run the queued completions; returns how many ran. */
+DLM_API int	dlm_async_dispatch(struct dlm_client *);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
