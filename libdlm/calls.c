@@ -28,7 +28,6 @@ dlm__lockent(struct dlm_client *c, const char *name, bool make)
 			free(e);
 			return NULL;
 		}
-		pthread_cond_init(&e->cv, NULL);
 		HASH_ADD_KEYPTR(hh, c->locks, e->name, strlen(e->name), e);
 	}
 	if (e != NULL)
@@ -44,21 +43,40 @@ dlm__lockent_put(struct dlm_client *c, struct lockent *e)
 	    e->nwait > 0)
 		return;
 	HASH_DEL(c->locks, e);
-	pthread_cond_destroy(&e->cv);
 	free(e->name);
 	free(e);
 }
 
+/* Not held any more: hand the turn to the oldest waiter, if any. */
 static void
 lockent_clear(struct lockent *e)
 {
+	struct turn_waiter *w = e->head;
+
 	e->count = 0;
 	e->token = 0;
 	e->owned = false;
-	if (e->busy) {
+	if (!e->busy)
+		return;
+	if (w == NULL) {
 		e->busy = false;
-		pthread_cond_signal(&e->cv);
+		return;
 	}
+	/* busy stays set: the turn goes straight to w. */
+	e->head = w->next;
+	if (e->head == NULL)
+		e->tail = NULL;
+	e->nwait--;
+	w->granted = true;
+	pthread_cond_signal(&w->cv);
+}
+
+/* Wake every queued thread (the client is closing). */
+void
+dlm__lockent_wake_all(struct lockent *e)
+{
+	for (struct turn_waiter *w = e->head; w != NULL; w = w->next)
+		pthread_cond_signal(&w->cv);
 }
 
 size_t
@@ -175,11 +193,19 @@ abs_deadline(struct timespec *ts, int ms)
  * Returns 0 with e->busy set, or WOULD_BLOCK, TIMEOUT, CLOSED; *left is
  * what remains of the timeout.
  */
+/*
+ * Take this process's turn at a mutex: the server would refuse a second
+ * acquire from the same session, so threads sharing a client queue here, in
+ * FIFO order. Returns 0 with the turn taken, or ALREADY_HELD, WOULD_BLOCK,
+ * TIMEOUT, CLOSED; *left is what remains of the timeout.
+ */
 static int
 local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
     int *left)
 {
 	uint64_t start = dlm__now_ms();
+	struct turn_waiter me, **pp;
+	pthread_condattr_t attr;
 	struct timespec until;
 
 	*left = timeout_ms;
@@ -190,21 +216,47 @@ local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
 		return DLM_E_ALREADY_HELD;
 	if (timeout_ms == 0)
 		return DLM_E_WOULD_BLOCK;
+
+	/* Timed waits count on the monotonic clock, like everything here. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&me.cv, &attr);
+	pthread_condattr_destroy(&attr);
+	me.next = NULL;
+	me.granted = false;
+	if (e->tail != NULL)
+		e->tail->next = &me;
+	else
+		e->head = &me;
+	e->tail = &me;
+	e->nwait++;
 	if (timeout_ms > 0)
 		abs_deadline(&until, timeout_ms);
-	e->nwait++;
-	while (e->busy && !c->closing) {
+	while (!me.granted && !c->closing) {
 		if (timeout_ms < 0)
-			pthread_cond_wait(&e->cv, &c->mu);
-		else if (pthread_cond_timedwait(&e->cv, &c->mu, &until) ==
-		    ETIMEDOUT && e->busy)
+			pthread_cond_wait(&me.cv, &c->mu);
+		else if (pthread_cond_timedwait(&me.cv, &c->mu, &until) ==
+		    ETIMEDOUT)
 			break;
 	}
-	e->nwait--;
-	if (c->closing)
+	pthread_cond_destroy(&me.cv);
+	if (!me.granted) {
+		/* Leave the queue. */
+		for (pp = &e->head; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == &me) {
+				*pp = me.next;
+				break;
+			}
+		e->tail = NULL;
+		for (struct turn_waiter *w = e->head; w != NULL; w = w->next)
+			e->tail = w;
+		e->nwait--;
+		return c->closing ? DLM_E_CLOSED : DLM_E_TIMEOUT;
+	}
+	if (c->closing) {
+		lockent_clear(e);	/* pass the turn on; we are leaving */
 		return DLM_E_CLOSED;
-	if (e->busy)
-		return DLM_E_TIMEOUT;
+	}
 	if (timeout_ms > 0) {
 		uint64_t spent = dlm__now_ms() - start;
 

@@ -885,7 +885,6 @@ client_free(struct dlm_client *c)
 
 	HASH_ITER(hh, c->locks, e, tmp) {
 		HASH_DEL(c->locks, e);
-		pthread_cond_destroy(&e->cv);
 		free(e->name);
 		free(e);
 	}
@@ -1033,7 +1032,7 @@ dlm_close(struct dlm_client *c)
 	c->closing = true;
 	pthread_cond_broadcast(&c->state_cv);
 	HASH_ITER(hh, c->locks, e, tmp)
-		pthread_cond_broadcast(&e->cv);
+		dlm__lockent_wake_all(e);
 	pthread_mutex_unlock(&c->mu);
 	send_bye(c);
 	if (write(c->wake[1], "x", 1) < 0) {

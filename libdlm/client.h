@@ -61,18 +61,28 @@ struct dlm_req {
 	void		*arg;
 };
 
+/* A thread queued for its turn at a lock (on that thread's stack). */
+struct turn_waiter {
+	struct turn_waiter	*next;
+	pthread_cond_t		 cv;
+	bool			 granted;
+};
+
 /*
  * The client's view of one lock: held or not, and who in this process is
  * using it. Mutex acquires of one name are serialized here, because the
- * server counts a lock as the session's, not a thread's.
+ * server counts a lock as the session's, not a thread's. The turn passes
+ * in FIFO order straight to the next waiter, so that a thread releasing and
+ * re-acquiring in a loop cannot starve the others.
  */
 struct lockent {
 	UT_hash_handle	 hh;		/* in c->locks, by name */
 	char		*name;
-	pthread_cond_t	 cv;		/* signalled when busy clears */
+	struct turn_waiter *head;	/* queued for the turn, oldest first */
+	struct turn_waiter *tail;
 	uint64_t	 token;
 	uint32_t	 count;		/* held depth; 0 when not held */
-	uint32_t	 nwait;		/* threads waiting for busy to clear */
+	uint32_t	 nwait;		/* threads in the queue */
 	uint32_t	 refs;		/* pointers held across an unlock */
 	bool		 busy;		/* a thread is acquiring or holds it */
 	bool		 owned;		/* busy by a dlm_acquire() of owner */
@@ -144,6 +154,7 @@ void		 dlm__req_free(struct dlm_req *);
 void		 dlm__reply_applied(struct dlm_client *, struct dlm_req *);
 struct lockent	*dlm__lockent(struct dlm_client *, const char *name, bool make);
 void		 dlm__lockent_put(struct dlm_client *, struct lockent *);
+void		 dlm__lockent_wake_all(struct lockent *);
 /* Mark every hold lost; fills names/tokens for on_lost (caller frees). */
 size_t		 dlm__drop_all_holds(struct dlm_client *, char ***names,
 		    uint64_t **tokens);

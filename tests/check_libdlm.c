@@ -1,0 +1,996 @@
+/*
+ * libdlm against a real dlmd: connecting, locks, threads, leases, scoped
+ * and async forms, lost holds, dropped connections, fork.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "dlm.h"
+#include "testutil.h"
+
+static struct dlmd_proc d;
+static char server[400];
+
+static void
+setup(void)
+{
+	dlmd_start_tcp(&d, "--lease-min", "100", (char *)NULL);
+	snprintf(server, sizeof server, "unix:%s", d.sock);
+}
+
+static void
+teardown(void)
+{
+	dlmd_stop_clean(&d);
+}
+
+static struct dlm_client *
+client(const char *name, int lease_ms, int linger_ms)
+{
+	struct dlm_options o;
+	struct dlm_client *c;
+	int err = -1;
+
+	dlm_options_init(&o);
+	o.client = name;
+	o.lease_ms = lease_ms;
+	o.linger_ms = linger_ms;
+	c = dlm_connect(server, &o, &err);
+	ck_assert_msg(c != NULL, "connect: %s", dlm_strerror(err));
+	ck_assert_int_eq(err, 0);
+	return c;
+}
+
+START_TEST(connect_forms)
+{
+	struct dlm_client *c;
+	struct dlm_options o;
+	char tcp[64];
+	int err;
+
+	c = dlm_connect(server, NULL, &err);
+	ck_assert_ptr_nonnull(c);
+	/* The library makes a HOST:PID:N name. */
+	ck_assert(strchr(dlm_client_name(c), ':') != NULL);
+	dlm_close(c);
+
+	snprintf(tcp, sizeof tcp, "tcp:127.0.0.1:%d", d.port);
+	c = dlm_connect(tcp, NULL, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_acquire(c, "t", 0, DLM_TRY, NULL), 0);
+	dlm_close(c);
+
+	setenv("DLM_SERVER", server, 1);
+	dlm_options_init(&o);
+	o.client = "from-env";
+	o.label = "a test";
+	c = dlm_connect(NULL, &o, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(dlm_client_name(c), "from-env");
+	unsetenv("DLM_SERVER");
+	{
+		/* The label reaches the server. */
+		struct tc *t = tc_connect(&d);
+		struct reply *r;
+
+		tc_hello(t, "inspector");
+		r = tc_call(t, "clients", "prefix:s", "from-env");
+		ck_assert_str_eq(obj_str(mpr_get(
+		    &reply_get(r, "clients")->via.array.ptr[0], "info"),
+		    "label"), "a test");
+		tc_close(t);
+	}
+	/* The name is taken while that session lives. */
+	ck_assert_ptr_null(dlm_connect(server, &o, &err));
+	ck_assert_int_eq(err, DLM_E_NAME_IN_USE);
+	dlm_close(c);
+
+	ck_assert_ptr_null(dlm_connect("bogus:x", NULL, &err));
+	ck_assert_int_eq(err, DLM_E_ADDRESS);
+	ck_assert_ptr_null(dlm_connect("unix:/nonexistent/dlmd.sock", NULL,
+	    &err));
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+	dlm_close(NULL);
+}
+END_TEST
+
+START_TEST(locks_and_errors)
+{
+	struct dlm_client *a = client("a", 0, 0), *b = client("b", 0, 0);
+	uint64_t t1 = 0, t2 = 0, t3 = 0;
+	uint64_t start;
+	int held = -1;
+
+	ck_assert_int_eq(dlm_acquire(a, "x", 0, DLM_FOREVER, &t1), 0);
+	ck_assert_uint_gt(t1, 0);
+	ck_assert_int_eq(dlm_holds(a, "x", &t2), 1);
+	ck_assert_uint_eq(t1, t2);
+	ck_assert_int_eq(dlm_holds(b, "x", NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	start = mono_ms();
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, 200, NULL), DLM_E_TIMEOUT);
+	ck_assert_uint_ge(mono_ms() - start, 150);
+	/* A thread cannot take its own mutex twice: an error, not a hang. */
+	ck_assert_int_eq(dlm_acquire(a, "x", 0, DLM_FOREVER, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(dlm_check(b, "x", t1, &held), 0);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(dlm_release(b, "x"), DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_release(a, "x"), 0);
+	ck_assert_int_eq(dlm_holds(a, "x", NULL), 0);
+	ck_assert_int_eq(dlm_check(b, "x", t1, &held), 0);
+	ck_assert_int_eq(held, 0);
+
+	/* rlock: counts, one token. */
+	ck_assert_int_eq(dlm_acquire(a, "r", DLM_RLOCK, 0, &t1), 0);
+	ck_assert_int_eq(dlm_acquire(a, "r", DLM_RLOCK, 0, &t2), 0);
+	ck_assert_uint_eq(t1, t2);
+	ck_assert_int_eq(dlm_acquire(a, "r", 0, 0, NULL), DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(dlm_release(a, "r"), 0);
+	ck_assert_int_eq(dlm_holds(a, "r", NULL), 1);
+	ck_assert_int_eq(dlm_release(a, "r"), 0);
+	ck_assert_int_eq(dlm_holds(a, "r", NULL), 0);
+
+	/* shared */
+	ck_assert_int_eq(dlm_acquire(a, "s", DLM_SHARED, 0, &t1), 0);
+	ck_assert_int_eq(dlm_acquire(b, "s", DLM_SHARED, 0, &t2), 0);
+	ck_assert_int_eq(dlm_acquire(b, "s2", 0, 0, &t3), 0);
+	ck_assert_int_eq(dlm_reset(b), 0);
+	ck_assert_int_eq(dlm_holds(b, "s", NULL), 0);
+	ck_assert_int_eq(dlm_holds(b, "s2", NULL), 0);
+	ck_assert_int_eq(dlm_acquire(a, "s2", 0, 0, NULL), 0);
+
+	ck_assert_int_eq(dlm_acquire(a, "", 0, 0, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_acquire(a, NULL, 0, 0, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_acquire(a, "z", 0x80, 0, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_acquire(a, "z", 0, -5, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_acquire(NULL, "z", 0, 0, NULL), DLM_E_INVALID);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(error_strings)
+{
+	static const int codes[] = { DLM_OK, DLM_E_BAD_REQUEST,
+	    DLM_E_NO_SESSION, DLM_E_NAME_IN_USE, DLM_E_WOULD_BLOCK,
+	    DLM_E_TIMEOUT, DLM_E_NOT_HELD, DLM_E_ALREADY_HELD,
+	    DLM_E_KIND_MISMATCH, DLM_E_CANCELLED, DLM_E_LIMIT,
+	    DLM_E_PERMISSION, DLM_E_NOT_FOUND, DLM_E_SHUTTING_DOWN,
+	    DLM_E_DEADLOCK, DLM_E_UNSUPPORTED, DLM_E_CONNECT,
+	    DLM_E_DISCONNECTED, DLM_E_CLOSED, DLM_E_FORKED, DLM_E_INVALID,
+	    DLM_E_NOMEM, DLM_E_PROTOCOL, DLM_E_ADDRESS };
+
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		ck_assert_uint_gt(strlen(dlm_strerror(codes[i])), 5);
+		ck_assert_str_ne(dlm_errname(codes[i]), "UNKNOWN");
+	}
+	ck_assert_str_eq(dlm_errname(DLM_E_TIMEOUT), "TIMEOUT");
+	ck_assert_str_eq(dlm_errname(DLM_E_WOULD_BLOCK), "WOULD_BLOCK");
+	ck_assert_str_eq(dlm_errname(DLM_E_FORKED), "FORKED");
+	ck_assert_str_eq(dlm_errname(12345), "UNKNOWN");
+	ck_assert_str_eq(dlm_strerror(-3), "unknown error");
+}
+END_TEST
+
+/* Many threads, one lock, one shared counter that must never see two. */
+struct hammer {
+	struct dlm_client	*c;
+	int			 rounds;
+	int			*inside;
+	int			*total;
+	int			*overlaps;
+	pthread_mutex_t		*mu;
+};
+
+static void *
+hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+
+	for (int i = 0; i < h->rounds; i++) {
+		int now_inside;
+
+		/* Odd rounds wait with a timeout, even ones for ever. */
+		ck_assert_int_eq(dlm_acquire(h->c, "hammer", 0,
+		    i % 2 ? 20000 : DLM_FOREVER, NULL), 0);
+		pthread_mutex_lock(h->mu);
+		now_inside = ++*h->inside;
+		if (now_inside != 1)
+			++*h->overlaps;
+		pthread_mutex_unlock(h->mu);
+		usleep(100);
+		pthread_mutex_lock(h->mu);
+		--*h->inside;
+		++*h->total;
+		pthread_mutex_unlock(h->mu);
+		ck_assert_int_eq(dlm_release(h->c, "hammer"), 0);
+	}
+	return NULL;
+}
+
+START_TEST(threads_hammer_one_lock)
+{
+	enum { THREADS = 8, ROUNDS = 60 };
+	struct dlm_client *c1 = client("h1", 0, 0), *c2 = client("h2", 0, 0);
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_t th[THREADS];
+	struct hammer h[THREADS];
+	int inside = 0, total = 0, overlaps = 0;
+
+	/* Half the threads share one client, half another. */
+	for (int i = 0; i < THREADS; i++) {
+		h[i] = (struct hammer){ i % 2 ? c1 : c2, ROUNDS, &inside,
+		    &total, &overlaps, &mu };
+		pthread_create(&th[i], NULL, hammer_main, &h[i]);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(overlaps, 0);
+	ck_assert_int_eq(total, THREADS * ROUNDS);
+	dlm_close(c1);
+	dlm_close(c2);
+}
+END_TEST
+
+struct waiter {
+	struct dlm_client	*c;
+	char			 lock[16];
+	int			 rc;
+	int			 timeout;
+};
+
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = dlm_acquire(w->c, w->lock, 0, w->timeout, NULL);
+	return NULL;
+}
+
+struct fifo_arg {
+	struct dlm_client	*c;
+	int			 id;
+	int			*order;
+	int			*n;
+	pthread_mutex_t		*mu;
+};
+
+static void *
+fifo_main(void *arg)
+{
+	struct fifo_arg *a = arg;
+
+	ck_assert_int_eq(dlm_acquire(a->c, "fifo", 0, 20000, NULL), 0);
+	pthread_mutex_lock(a->mu);
+	a->order[(*a->n)++] = a->id;
+	pthread_mutex_unlock(a->mu);
+	ck_assert_int_eq(dlm_release(a->c, "fifo"), 0);
+	return NULL;
+}
+
+/* Threads of one client get a lock in the order they asked for it. */
+START_TEST(threads_of_one_client_served_in_order)
+{
+	enum { N = 5 };
+	struct dlm_client *c = client("fifo", 0, 0);
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct fifo_arg a[N];
+	pthread_t th[N];
+	int order[N], n = 0;
+
+	ck_assert_int_eq(dlm_acquire(c, "fifo", 0, 0, NULL), 0);
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct fifo_arg){ c, i, order, &n, &mu };
+		pthread_create(&th[i], NULL, fifo_main, &a[i]);
+		sleep_ms(50);	/* let each queue before the next */
+	}
+	ck_assert_int_eq(dlm_release(c, "fifo"), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(n, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(order[i], i);
+	dlm_close(c);
+}
+END_TEST
+
+START_TEST(threads_wait_on_different_locks)
+{
+	enum { N = 6 };
+	struct dlm_client *holder = client("holder", 0, 0);
+	struct dlm_client *c = client("shared-client", 0, 0);
+	pthread_t th[N];
+	struct waiter w[N];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(w[i].lock, sizeof w[i].lock, "d%d", i);
+		ck_assert_int_eq(dlm_acquire(holder, w[i].lock, 0, 0, NULL), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		w[i].c = c;
+		w[i].rc = -1;
+		w[i].timeout = DLM_FOREVER;
+		pthread_create(&th[i], NULL, waiter_main, &w[i]);
+	}
+	sleep_ms(200);
+	/* All waiting at once through one client; release in reverse. */
+	for (int i = N - 1; i >= 0; i--)
+		ck_assert_int_eq(dlm_release(holder, w[i].lock), 0);
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(w[i].rc, 0);
+		ck_assert_int_eq(dlm_holds(c, w[i].lock, NULL), 1);
+	}
+	dlm_close(holder);
+	dlm_close(c);
+}
+END_TEST
+
+START_TEST(long_critical_section_keeps_lock)
+{
+	struct dlm_client *a = client("sleeper", 300, 0);
+	struct dlm_client *b = client("b", 0, 0);
+	uint64_t t = 0;
+	int held = 0;
+
+	ck_assert_int_eq(dlm_acquire(a, "long", 0, 0, &t), 0);
+	/* Three and a half leases without a call: the library pings. */
+	sleep_ms(1050);
+	ck_assert_int_eq(dlm_holds(a, "long", NULL), 1);
+	ck_assert_int_eq(dlm_acquire(b, "long", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(dlm_check(b, "long", t, &held), 0);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(dlm_release(a, "long"), 0);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(sigkill_holder_releases_to_waiter)
+{
+	struct dlm_client *b;
+	int pfd[2];
+	pid_t pid;
+	char ok;
+	uint64_t start;
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct dlm_client *c = dlm_connect(server, NULL, NULL);
+
+		if (c == NULL || dlm_acquire(c, "k", 0, 0, NULL) != 0 ||
+		    write(pfd[1], "k", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	ck_assert_int_eq(read(pfd[0], &ok, 1), 1);
+	close(pfd[0]);
+	b = client("waiter", 0, 0);
+	ck_assert_int_eq(dlm_acquire(b, "k", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	start = mono_ms();
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ck_assert_int_eq(dlm_acquire(b, "k", 0, 5000, NULL), 0);
+	ck_assert_uint_lt(mono_ms() - start, 5000);
+	dlm_close(b);
+}
+END_TEST
+
+static struct dlm_client *other;
+
+/* Another client can take the lock: it is free. */
+static void
+assert_free(const char *lock)
+{
+	ck_assert_int_eq(dlm_acquire(other, lock, 0, DLM_TRY, NULL), 0);
+	ck_assert_int_eq(dlm_release(other, lock), 0);
+}
+
+static int
+add_token(void *arg, uint64_t token)
+{
+	*(uint64_t *)arg = token;
+	ck_assert_int_eq(dlm_acquire(other, "cb", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	return 42;
+}
+
+static int
+leave_by_return(struct dlm_client *c)
+{
+	DLM_LOCKED(s, c, "ret", 0, DLM_TRY) {
+		ck_assert_uint_gt(s.token, 0);
+		return 7;
+	}
+	return -1;
+}
+
+START_TEST(scoped_forms_release_on_every_exit)
+{
+	struct dlm_client *c = client("scoped", 0, 0);
+	uint64_t token = 0;
+	int ran = 0, i;
+
+	other = client("other", 0, 0);
+	ck_assert_int_eq(dlm_with_lock(c, "cb", 0, DLM_TRY, add_token, &token),
+	    42);
+	ck_assert_uint_gt(token, 0);
+	assert_free("cb");
+
+	/* Falling off the end. */
+	DLM_LOCKED(s, c, "end", 0, DLM_TRY) {
+		ran++;
+		ck_assert_int_eq(dlm_acquire(other, "end", 0, 0, NULL),
+		    DLM_E_WOULD_BLOCK);
+	}
+	ck_assert_int_eq(ran, 1);
+	assert_free("end");
+
+	/* break, from inside an enclosing loop. */
+	for (i = 0; i < 3; i++) {
+		DLM_LOCKED(s, c, "brk", 0, DLM_TRY) {
+			if (i == 1)
+				break;
+		}
+	}
+	ck_assert_int_eq(i, 3);
+	assert_free("brk");
+	DLM_LOCKED(s, c, "brk2", 0, DLM_TRY) {
+		ran++;
+		break;
+	}
+	assert_free("brk2");
+
+	/* return */
+	ck_assert_int_eq(leave_by_return(c), 7);
+	assert_free("ret");
+
+	/* goto */
+	DLM_LOCKED(s, c, "goto", 0, DLM_TRY) {
+		goto out;
+	}
+	ck_abort_msg("goto did not leave the block");
+out:
+	assert_free("goto");
+
+	/* The else branch, when the lock is not free. */
+	ck_assert_int_eq(dlm_acquire(other, "busy", 0, 0, NULL), 0);
+	ran = 0;
+	DLM_LOCKED(s, c, "busy", 0, DLM_TRY) {
+		ck_abort_msg("ran without the lock");
+	} else {
+		ck_assert_int_eq(s.err, DLM_E_WOULD_BLOCK);
+		ran = 1;
+	}
+	ck_assert_int_eq(ran, 1);
+	/* ... and its failed scope released nothing of the other's. */
+	ck_assert_int_eq(dlm_holds(other, "busy", NULL), 1);
+	ck_assert_int_eq(dlm_with_lock(c, "busy", 0, DLM_TRY, add_token,
+	    &token), DLM_E_WOULD_BLOCK);
+	dlm_close(c);
+	dlm_close(other);
+}
+END_TEST
+
+struct async_count {
+	int	acquired;
+	int	failed;
+	int	released;
+	int	last_err;
+};
+
+static void
+on_acquired(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct async_count *n = arg;
+
+	if (err == 0 && token > 0)
+		n->acquired++;
+	else {
+		n->failed++;
+		n->last_err = err;
+	}
+}
+
+static void
+on_released(struct dlm_client *c, int err, void *arg)
+{
+	struct async_count *n = arg;
+
+	if (err == 0)
+		n->released++;
+	else
+		n->failed++;
+}
+
+/* Run the program's "event loop" until cond holds or 5 s pass. */
+static void
+pump(struct dlm_client *c, const int *value, int want)
+{
+	uint64_t deadline = mono_ms() + 5000;
+
+	while (*value < want && mono_ms() < deadline) {
+		struct pollfd pfd = { dlm_async_fd(c), POLLIN, 0 };
+
+		if (poll(&pfd, 1, 100) == 1)
+			dlm_async_dispatch(c);
+	}
+	ck_assert_int_eq(*value, want);
+}
+
+START_TEST(async_many_in_flight)
+{
+	enum { N = 300 };
+	struct dlm_client *c = client("async", 0, 0), *b = client("b", 0, 0);
+	struct async_count n = { 0, 0, 0, 0 };
+	char name[32];
+
+	ck_assert_int_ge(dlm_async_fd(c), 0);
+	ck_assert_int_eq(dlm_async_dispatch(c), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "a/%d", i);
+		ck_assert_int_eq(dlm_acquire_async(c, name, 0, DLM_FOREVER,
+		    on_acquired, &n), 0);
+	}
+	pump(c, &n.acquired, N);
+	ck_assert_int_eq(dlm_holds(c, "a/17", NULL), 1);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "a/%d", i);
+		ck_assert_int_eq(dlm_release_async(c, name, on_released, &n), 0);
+	}
+	pump(c, &n.released, N);
+	ck_assert_int_eq(n.failed, 0);
+
+	/* A waiting async acquire completes when the holder lets go. */
+	ck_assert_int_eq(dlm_acquire(b, "later", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async(c, "later", 0, DLM_FOREVER,
+	    on_acquired, &n), 0);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_async_dispatch(c), 0);
+	ck_assert_int_eq(dlm_release(b, "later"), 0);
+	pump(c, &n.acquired, N + 1);
+
+	/* One still waiting at close: its callback runs, once, with an error. */
+	ck_assert_int_eq(dlm_acquire(b, "never", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async(c, "never", 0, DLM_FOREVER,
+	    on_acquired, &n), 0);
+	sleep_ms(100);
+	dlm_close(c);
+	ck_assert_int_eq(n.failed, 1);
+	ck_assert_int_ne(n.last_err, 0);
+	dlm_close(b);
+}
+END_TEST
+
+struct lost_log {
+	pthread_mutex_t	mu;
+	int		n;
+	int		reason;
+	uint64_t	token;
+	char		lock[64];
+};
+
+static void
+on_lost(struct dlm_client *c, const char *lock, uint64_t token, int reason,
+    void *arg)
+{
+	struct lost_log *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	l->n++;
+	l->reason = reason;
+	l->token = token;
+	snprintf(l->lock, sizeof l->lock, "%s", lock);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static int
+lost_count(struct lost_log *l)
+{
+	int n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+static void
+wait_lost(struct lost_log *l, int want)
+{
+	for (int i = 0; i < 500 && lost_count(l) < want; i++)
+		sleep_ms(10);
+	ck_assert_int_eq(lost_count(l), want);
+}
+
+START_TEST(lost_callback_on_force_release)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_options o;
+	struct dlm_client *c;
+	struct tc *op;
+	uint64_t t;
+
+	dlm_options_init(&o);
+	o.client = "victim";
+	o.on_lost = on_lost;
+	o.on_lost_arg = &l;
+	c = dlm_connect(server, &o, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_acquire(c, "job", 0, 0, &t), 0);
+	op = tc_connect(&d);
+	tc_hello(op, "operator");
+	ck_assert_int_eq(tc_call(op, "force_release", "lock:s", "job")->err, 0);
+	wait_lost(&l, 1);
+	ck_assert_str_eq(l.lock, "job");
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_int_eq(l.reason, DLM_LOST_FORCED);
+	ck_assert_int_eq(dlm_holds(c, "job", NULL), 0);
+	/* The client works on, and may take the lock again. */
+	ck_assert_int_eq(dlm_release(c, "job"), DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_acquire(c, "job", 0, 0, NULL), 0);
+	tc_close(op);
+	dlm_close(c);
+}
+END_TEST
+
+/*
+ * A TCP relay between the library and dlmd that the test can cut, to drop
+ * a connection the way a network would.
+ */
+struct relay {
+	int		 listen_fd;
+	int		 port;
+	int		 target;
+	int		 cut;		/* bumped to drop the live link */
+	int		 stop;		/* both read and written atomically */
+	pthread_t	 thread;
+};
+
+static int
+tcp_to(int port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *
+relay_main(void *arg)
+{
+	struct relay *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		struct pollfd lp = { r->listen_fd, POLLIN, 0 };
+		int a, b, seen;
+
+		if (poll(&lp, 1, 50) != 1)
+			continue;
+		if ((a = accept(r->listen_fd, NULL, NULL)) < 0)
+			continue;
+		if ((b = tcp_to(r->target)) < 0) {
+			close(a);
+			continue;
+		}
+		seen = __atomic_load_n(&r->cut, __ATOMIC_ACQUIRE);
+		while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) &&
+		    __atomic_load_n(&r->cut, __ATOMIC_ACQUIRE) == seen) {
+			struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+			char buf[65536];
+			ssize_t n;
+
+			if (poll(p, 2, 20) <= 0)
+				continue;
+			if (p[0].revents) {
+				if ((n = read(a, buf, sizeof buf)) <= 0 ||
+				    write(b, buf, (size_t)n) != n)
+					break;
+			}
+			if (p[1].revents) {
+				if ((n = read(b, buf, sizeof buf)) <= 0 ||
+				    write(a, buf, (size_t)n) != n)
+					break;
+			}
+		}
+		close(a);
+		close(b);
+	}
+	return NULL;
+}
+
+static void
+relay_start(struct relay *r, int target)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int one = 1;
+
+	memset(r, 0, sizeof *r);
+	r->target = target;
+	r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(r->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(r->listen_fd, (struct sockaddr *)&sin,
+	    sizeof sin), 0);
+	ck_assert_int_eq(listen(r->listen_fd, 8), 0);
+	getsockname(r->listen_fd, (struct sockaddr *)&sin, &len);
+	r->port = ntohs(sin.sin_port);
+	pthread_create(&r->thread, NULL, relay_main, r);
+}
+
+static void
+relay_stop(struct relay *r)
+{
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(r->thread, NULL);
+	close(r->listen_fd);
+}
+
+START_TEST(dropped_connection_resumes_with_linger)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *b = client("b", 0, 0);
+	struct dlm_options o;
+	struct relay r;
+	struct waiter w;
+	pthread_t th;
+	char via[64];
+	uint64_t t = 0, t2 = 0;
+	int held = 0, err;
+
+	relay_start(&r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
+	dlm_options_init(&o);
+	o.client = "roamer";
+	o.linger_ms = 5000;
+	o.on_lost = on_lost;
+	o.on_lost_arg = &l;
+	c = dlm_connect(via, &o, &err);
+	ck_assert_msg(c != NULL, "%s", dlm_strerror(err));
+	ck_assert_int_eq(dlm_acquire(c, "kept", 0, 0, &t), 0);
+
+	/* A wait in flight when the link drops fails; it does not hang. */
+	ck_assert_int_eq(dlm_acquire(b, "busy", 0, 0, NULL), 0);
+	memset(&w, 0, sizeof w);
+	w.c = c;
+	snprintf(w.lock, sizeof w.lock, "busy");
+	w.timeout = DLM_FOREVER;
+	w.rc = -1;
+	pthread_create(&th, NULL, waiter_main, &w);
+	sleep_ms(200);
+	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.rc, DLM_E_DISCONNECTED);
+
+	/* The library reconnects and resumes: the hold is still ours. */
+	ck_assert_int_eq(dlm_release(b, "busy"), 0);
+	ck_assert_int_eq(dlm_acquire(c, "other", 0, 5000, NULL), 0);
+	ck_assert_int_eq(dlm_holds(c, "kept", &t2), 1);
+	ck_assert_uint_eq(t2, t);
+	ck_assert_int_eq(dlm_check(b, "kept", t, &held), 0);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(lost_count(&l), 0);
+	ck_assert_int_eq(dlm_release(c, "kept"), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(dropped_connection_without_linger)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *b = client("b", 0, 0);
+	struct dlm_options o;
+	struct relay r;
+	char via[64];
+	uint64_t t;
+
+	relay_start(&r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
+	dlm_options_init(&o);
+	o.client = "fragile";
+	o.on_lost = on_lost;
+	o.on_lost_arg = &l;
+	c = dlm_connect(via, &o, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_acquire(c, "gone", 0, 0, &t), 0);
+	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);
+	wait_lost(&l, 1);
+	ck_assert_int_eq(l.reason, DLM_LOST_SESSION);
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_int_eq(dlm_holds(c, "gone", NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, NULL), DLM_E_CLOSED);
+	/* The server released it at once. */
+	ck_assert_int_eq(dlm_acquire(b, "gone", 0, 5000, NULL), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(fork_child_gets_clear_error)
+{
+	struct dlm_client *c = client("parent", 0, 0);
+	pid_t pid;
+	int status;
+
+	ck_assert_int_eq(dlm_acquire(c, "p", 0, 0, NULL), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int rc = dlm_acquire(c, "q", 0, 0, NULL);
+
+		dlm_close(c);
+		_exit(rc == DLM_E_FORKED ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The parent's client is untouched. */
+	ck_assert_int_eq(dlm_holds(c, "p", NULL), 1);
+	ck_assert_int_eq(dlm_release(c, "p"), 0);
+	ck_assert_int_eq(dlm_acquire(c, "q", 0, 0, NULL), 0);
+	dlm_close(c);
+}
+END_TEST
+
+/*
+ * A process that holds a lock and forks a long-lived child dies: its lock is
+ * released at once, not when the child (which inherited the socket) exits.
+ */
+START_TEST(fork_child_does_not_keep_parents_locks)
+{
+	struct dlm_client *b;
+	int pfd[2];
+	pid_t pid;
+	char buf[16];
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct dlm_client *c = dlm_connect(server, NULL, NULL);
+		pid_t grandchild;
+
+		if (c == NULL || dlm_acquire(c, "inherit", 0, 0, NULL) != 0)
+			_exit(1);
+		grandchild = fork();
+		if (grandchild == 0) {
+			sleep(30);
+			_exit(0);
+		}
+		snprintf(buf, sizeof buf, "%d\n", (int)grandchild);
+		if (write(pfd[1], buf, strlen(buf)) < 0)
+			_exit(1);
+		_exit(0);	/* the holder dies; its child lives on */
+	}
+	close(pfd[1]);
+	memset(buf, 0, sizeof buf);
+	ck_assert_int_gt(read(pfd[0], buf, sizeof buf - 1), 0);
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	/* Connected only now: no thread of ours is copied into the fork. */
+	b = client("b", 0, 0);
+	ck_assert_int_eq(dlm_acquire(b, "inherit", 0, 5000, NULL), 0);
+	kill(atoi(buf), SIGKILL);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(close_wakes_waiting_callers)
+{
+	struct dlm_client *c = client("closer", 0, 0), *b = client("b", 0, 0);
+	struct waiter w;
+	pthread_t th;
+
+	ck_assert_int_eq(dlm_acquire(b, "held", 0, 0, NULL), 0);
+	memset(&w, 0, sizeof w);
+	w.c = c;
+	snprintf(w.lock, sizeof w.lock, "held");
+	w.timeout = DLM_FOREVER;
+	w.rc = -1;
+	pthread_create(&th, NULL, waiter_main, &w);
+	sleep_ms(200);
+	dlm_close(c);
+	pthread_join(th, NULL);
+	ck_assert_int_ne(w.rc, 0);
+	ck_assert_int_ne(w.rc, -1);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(server_shutdown_is_reported)
+{
+	struct dlm_client *c = client("survivor", 0, 0);
+
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlmd_stop(&d), 0);
+	/* No linger: the client is closed and says so. */
+	for (int i = 0; i < 100 && dlm_acquire(c, "y", 0, 0, NULL) !=
+	    DLM_E_CLOSED; i++)
+		sleep_ms(20);
+	ck_assert_int_eq(dlm_acquire(c, "y", 0, 0, NULL), DLM_E_CLOSED);
+	dlm_close(c);
+	dlmd_start_tcp(&d, (char *)NULL);	/* for the teardown */
+}
+END_TEST
+
+static Suite *
+libdlm_suite(void)
+{
+	Suite *s = suite_create("libdlm");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, connect_forms);
+	tcase_add_test(tc, locks_and_errors);
+	tcase_add_test(tc, error_strings);
+	tcase_add_test(tc, scoped_forms_release_on_every_exit);
+	tcase_add_test(tc, async_many_in_flight);
+	tcase_add_test(tc, lost_callback_on_force_release);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, threads_hammer_one_lock);
+	tcase_add_test(tc, threads_of_one_client_served_in_order);
+	tcase_add_test(tc, threads_wait_on_different_locks);
+	tcase_add_test(tc, close_wakes_waiting_callers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("faults");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, long_critical_section_keeps_lock);
+	tcase_add_test(tc, sigkill_holder_releases_to_waiter);
+	tcase_add_test(tc, dropped_connection_resumes_with_linger);
+	tcase_add_test(tc, dropped_connection_without_linger);
+	tcase_add_test(tc, fork_child_gets_clear_error);
+	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
+	tcase_add_test(tc, server_shutdown_is_reported);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return run_suite(libdlm_suite());
+}
