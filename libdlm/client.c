@@ -33,6 +33,8 @@
 #define MAX_REPLY	(64u * 1024 * 1024)
 
 /* Every live client, so that a fork() child can close their sockets. */
+__thread int dlm__hash_oom;
+
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static struct dlm_client **registry;
@@ -105,7 +107,7 @@ registry_add(struct dlm_client *c)
 }
 
 static void
-registry_remove(struct dlm_client *c)
+registry_remove(const struct dlm_client *c)
 {
 	pthread_mutex_lock(&registry_mu);
 	for (size_t i = 0; i < nregistry; i++)
@@ -453,6 +455,7 @@ fail_pending(struct dlm_client *c, int err)
 {
 	struct dlm_req *req, *tmp;
 
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->pending, req, tmp) {
 		HASH_DEL(c->pending, req);
 		req->r.err = err;
@@ -504,7 +507,10 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	req->msgid = c->next_id++;
 	req->sent_ms = dlm__now_ms();
 	req->done = false;
+	dlm__hash_oom = 0;
 	HASH_ADD(hh, c->pending, msgid, sizeof req->msgid, req);
+	if (dlm__hash_oom)
+		return DLM_E_NOMEM;
 
 	msgpack_sbuffer_init(&sb);
 	mpw_init_sbuffer(&w, &sb);
@@ -667,9 +673,10 @@ static bool
 nap(struct dlm_client *c, int ms)
 {
 	struct pollfd pfd = { c->wake[0], POLLIN, 0 };
-	char buf[64];
 
 	if (poll(&pfd, 1, ms) == 1) {
+		char buf[64];
+
 		while (read(c->wake[0], buf, sizeof buf) > 0)
 			;
 		return true;
@@ -883,6 +890,7 @@ client_free(struct dlm_client *c)
 {
 	struct lockent *e, *tmp;
 
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp) {
 		HASH_DEL(c->locks, e);
 		free(e->name);
@@ -1031,6 +1039,7 @@ dlm_close(struct dlm_client *c)
 	pthread_mutex_lock(&c->mu);
 	c->closing = true;
 	pthread_cond_broadcast(&c->state_cv);
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp)
 		dlm__lockent_wake_all(e);
 	pthread_mutex_unlock(&c->mu);

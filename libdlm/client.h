@@ -14,6 +14,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * uthash exits the process when memory runs out unless told otherwise; a
+ * library must not. With HASH_NONFATAL_OOM a failed add leaves the table
+ * as it was and sets this thread's flag, which the adding code checks.
+ */
+extern __thread int dlm__hash_oom;
+#define HASH_NONFATAL_OOM		1
+#define uthash_nonfatal_oom(elt)	(dlm__hash_oom = 1)
 #include <uthash.h>
 
 #include "dlm.h"

@@ -294,7 +294,7 @@ START_TEST(threads_of_one_client_served_in_order)
 	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	struct fifo_arg a[N];
 	pthread_t th[N];
-	int order[N], n = 0;
+	int order[N] = { 0 }, n = 0;
 
 	ck_assert_int_eq(dlm_acquire(c, "fifo", 0, 0, NULL), 0);
 	for (int i = 0; i < N; i++) {
@@ -320,6 +320,7 @@ START_TEST(threads_wait_on_different_locks)
 	pthread_t th[N];
 	struct waiter w[N];
 
+	memset(w, 0, sizeof w);
 	for (int i = 0; i < N; i++) {
 		snprintf(w[i].lock, sizeof w[i].lock, "d%d", i);
 		ck_assert_int_eq(dlm_acquire(holder, w[i].lock, 0, 0, NULL), 0);
