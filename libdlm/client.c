@@ -449,6 +449,68 @@ out:
 	return rc;
 }
 
+static void
+remember_uncertain(struct dlm_client *c, const char *lock)
+{
+	struct uncertain *u = calloc(1, sizeof *u);
+
+	if (u == NULL || (u->lock = strdup(lock)) == NULL) {
+		free(u);
+		return;
+	}
+	u->next = c->uncertain;
+	c->uncertain = u;
+}
+
+static void
+forget_uncertain(struct dlm_client *c)
+{
+	struct uncertain *u;
+
+	while ((u = c->uncertain) != NULL) {
+		c->uncertain = u->next;
+		free(u->lock);
+		free(u);
+	}
+}
+
+/*
+ * After a resume: release each mutex whose acquire the drop cut short,
+ * unless the client holds it, so that a grant nobody heard of cannot keep
+ * the lock from everyone for the rest of the session. Called with c->mu.
+ */
+static void
+release_uncertain(struct dlm_client *c)
+{
+	struct uncertain *u, *list = c->uncertain;
+
+	c->uncertain = NULL;
+	while ((u = list) != NULL) {
+		struct lockent *e;
+		struct dlm_req *req;
+		msgpack_sbuffer params;
+		struct mpw w;
+
+		list = u->next;
+		HASH_FIND_STR(c->locks, u->lock, e);
+		if ((e == NULL || e->count == 0) &&
+		    (req = calloc(1, sizeof *req)) != NULL) {
+			req->kind = REQ_PING;	/* freed on reply, result unused */
+			msgpack_sbuffer_init(&params);
+			mpw_init_sbuffer(&w, &params);
+			mpw_map(&w, 1);
+			mpw_key(&w, "lock");
+			mpw_str(&w, u->lock);
+			if (w.err != 0 ||
+			    dlm__call(c, req, "release", &params) != 0)
+				dlm__req_free(req);
+			msgpack_sbuffer_destroy(&params);
+		}
+		free(u->lock);
+		free(u);
+	}
+}
+
 /* Fail every request in flight with err (the connection is gone). */
 static void
 fail_pending(struct dlm_client *c, int err)
@@ -458,6 +520,9 @@ fail_pending(struct dlm_client *c, int err)
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->pending, req, tmp) {
 		HASH_DEL(c->pending, req);
+		if (req->is_acquire && !(req->flags & DLM_RLOCK) &&
+		    err == DLM_E_DISCONNECTED)
+			remember_uncertain(c, req->lock);
 		req->r.err = err;
 		req->done = true;
 		switch (req->kind) {
@@ -739,9 +804,16 @@ disconnected(struct dlm_client *c)
 		c->last_send_ms = c->last_recv_ms = c->lease_base_ms =
 		    dlm__now_ms();
 		n = resumed ? 0 : dlm__drop_all_holds(c, &names, &tokens);
+		if (!resumed)
+			forget_uncertain(c);
 		pthread_cond_broadcast(&c->state_cv);
 		pthread_mutex_unlock(&c->mu);
 		pthread_mutex_unlock(&c->wmu);
+		if (resumed) {
+			pthread_mutex_lock(&c->mu);
+			release_uncertain(c);
+			pthread_mutex_unlock(&c->mu);
+		}
 		/* Not resumed: the server lost the session, and the holds. */
 		report_lost(c, names, tokens, n, DLM_LOST_SESSION);
 		return;
@@ -749,6 +821,7 @@ disconnected(struct dlm_client *c)
 
 	pthread_mutex_lock(&c->mu);
 	c->state = CLIENT_CLOSED;
+	forget_uncertain(c);
 	n = dlm__drop_all_holds(c, &names, &tokens);
 	pthread_cond_broadcast(&c->state_cv);
 	pthread_mutex_unlock(&c->mu);
@@ -896,6 +969,7 @@ client_free(struct dlm_client *c)
 		free(e->name);
 		free(e);
 	}
+	forget_uncertain(c);
 	if (c->wake[0] >= 0)
 		close(c->wake[0]);
 	if (c->wake[1] >= 0)

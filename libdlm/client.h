@@ -97,6 +97,16 @@ struct lockent {
 	pthread_t	 owner;
 };
 
+/*
+ * A mutex whose acquire was in flight when the connection dropped: the
+ * server may have granted it just before. Released after a resume unless
+ * the client knows it holds the lock.
+ */
+struct uncertain {
+	struct uncertain	*next;
+	char			*lock;
+};
+
 struct dlm_client {
 	pthread_mutex_t	 mu;
 	pthread_mutex_t	 wmu;		/* socket writes */
@@ -132,6 +142,7 @@ struct dlm_client {
 	struct dlm_req	*done_head;	/* async completions */
 	struct dlm_req	*done_tail;
 	struct lockent	*locks;		/* by name */
+	struct uncertain *uncertain;
 	uint64_t	 last_send_ms;
 	uint64_t	 last_recv_ms;
 	uint64_t	 lease_base_ms;	/* send time of the last answered request */

@@ -668,7 +668,8 @@ struct relay {
 	int		 port;
 	int		 target;
 	int		 cut;		/* bumped to drop the live link */
-	int		 stop;		/* both read and written atomically */
+	int		 freeze;	/* set: server-to-client bytes stop */
+	int		 stop;		/* all three read and written atomically */
 	pthread_t	 thread;
 };
 
@@ -710,6 +711,9 @@ relay_main(void *arg)
 		while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) &&
 		    __atomic_load_n(&r->cut, __ATOMIC_ACQUIRE) == seen) {
 			struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+
+			if (__atomic_load_n(&r->freeze, __ATOMIC_ACQUIRE))
+				p[1].events = 0;
 			char buf[65536];
 			ssize_t n;
 
@@ -807,6 +811,52 @@ START_TEST(dropped_connection_resumes_with_linger)
 	ck_assert_int_eq(held, 1);
 	ck_assert_int_eq(lost_count(&l), 0);
 	ck_assert_int_eq(dlm_release(c, "kept"), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
+/*
+ * The lock is granted, but the grant is lost with the connection: the
+ * caller hears DISCONNECTED. After the resume the library must release that
+ * grant, or the session would keep a lock nobody knows it has.
+ */
+START_TEST(grant_lost_in_flight_is_released)
+{
+	struct dlm_client *c, *b = client("b", 0, 0);
+	struct dlm_options o;
+	struct relay r;
+	struct waiter w;
+	pthread_t th;
+	char via[64];
+
+	relay_start(&r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
+	dlm_options_init(&o);
+	o.client = "unlucky";
+	o.linger_ms = 5000;
+	c = dlm_connect(via, &o, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_acquire(b, "ph", 0, 0, NULL), 0);
+	memset(&w, 0, sizeof w);
+	w.c = c;
+	snprintf(w.lock, sizeof w.lock, "ph");
+	w.timeout = DLM_FOREVER;
+	w.rc = -1;
+	pthread_create(&th, NULL, waiter_main, &w);
+	sleep_ms(200);
+	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
+	sleep_ms(100);		/* the relay polls in 20 ms steps */
+	ck_assert_int_eq(dlm_release(b, "ph"), 0);	/* granted to c... */
+	sleep_ms(100);
+	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);	/* ...unheard */
+	__atomic_store_n(&r.freeze, 0, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.rc, DLM_E_DISCONNECTED);
+	ck_assert_int_eq(dlm_holds(c, "ph", NULL), 0);
+	/* Resumed, the phantom grant is given back: b can have the lock. */
+	ck_assert_int_eq(dlm_acquire(b, "ph", 0, 5000, NULL), 0);
 	dlm_close(c);
 	relay_stop(&r);
 	dlm_close(b);
@@ -982,6 +1032,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, long_critical_section_keeps_lock);
 	tcase_add_test(tc, sigkill_holder_releases_to_waiter);
 	tcase_add_test(tc, dropped_connection_resumes_with_linger);
+	tcase_add_test(tc, grant_lost_in_flight_is_released);
 	tcase_add_test(tc, dropped_connection_without_linger);
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
