@@ -109,6 +109,34 @@ START_TEST(connect_forms)
 }
 END_TEST
 
+START_TEST(auth_token_over_tcp)
+{
+	struct dlmd_proc t;
+	struct dlm_options o;
+	struct dlm_client *c;
+	char tcp[64], tokfile[64];
+	FILE *f;
+	int err = 0;
+
+	snprintf(tokfile, sizeof tokfile, "/tmp/dlmtest-libtok.%d", getpid());
+	f = fopen(tokfile, "w");
+	fputs("s3cret\n", f);
+	fclose(f);
+	dlmd_start_tcp(&t, "--token-file", tokfile, (char *)NULL);
+	snprintf(tcp, sizeof tcp, "tcp:127.0.0.1:%d", t.port);
+	ck_assert_ptr_null(dlm_connect(tcp, NULL, &err));
+	ck_assert_int_eq(err, DLM_E_PERMISSION);
+	dlm_options_init(&o);
+	o.auth = "s3cret";
+	c = dlm_connect(tcp, &o, &err);
+	ck_assert_msg(c != NULL, "%s", dlm_strerror(err));
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, NULL), 0);
+	dlm_close(c);
+	dlmd_stop_clean(&t);
+	unlink(tokfile);
+}
+END_TEST
+
 START_TEST(locks_and_errors)
 {
 	struct dlm_client *a = client("a", 0, 0), *b = client("b", 0, 0);
@@ -1010,6 +1038,7 @@ libdlm_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, connect_forms);
+	tcase_add_test(tc, auth_token_over_tcp);
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
