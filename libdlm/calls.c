@@ -432,6 +432,24 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 	return held;
 }
 
+/*
+ * Send an async request whose params were packed with result rc; frees the
+ * params, and the request when it could not be sent.
+ */
+static int
+send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
+    msgpack_sbuffer *params, int rc)
+{
+	if (rc == 0 && (rc = dlm__enter(c)) == 0) {
+		rc = dlm__call(c, req, method, params);
+		dlm__leave(c);
+	}
+	msgpack_sbuffer_destroy(params);
+	if (rc != 0)
+		dlm__req_free(req);
+	return rc;
+}
+
 int
 dlm_acquire_async(struct dlm_client *c, const char *lock, int flags,
     int timeout_ms, dlm_acquire_cb cb, void *arg)
@@ -454,15 +472,8 @@ dlm_acquire_async(struct dlm_client *c, const char *lock, int flags,
 	req->acb = cb;
 	req->arg = arg;
 	msgpack_sbuffer_init(&params);
-	if ((rc = acquire_params(&params, lock, flags, timeout_ms)) == 0 &&
-	    (rc = dlm__enter(c)) == 0) {
-		rc = dlm__call(c, req, "acquire", &params);
-		dlm__leave(c);
-	}
-	msgpack_sbuffer_destroy(&params);
-	if (rc != 0)
-		dlm__req_free(req);
-	return rc;
+	rc = acquire_params(&params, lock, flags, timeout_ms);
+	return send_async(c, req, "acquire", &params, rc);
 }
 
 int
@@ -485,15 +496,8 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
 	req->dcb = cb;
 	req->arg = arg;
 	msgpack_sbuffer_init(&params);
-	if ((rc = lock_params(&params, lock)) == 0 &&
-	    (rc = dlm__enter(c)) == 0) {
-		rc = dlm__call(c, req, "release", &params);
-		dlm__leave(c);
-	}
-	msgpack_sbuffer_destroy(&params);
-	if (rc != 0)
-		dlm__req_free(req);
-	return rc;
+	rc = lock_params(&params, lock);
+	return send_async(c, req, "release", &params, rc);
 }
 
 int

@@ -511,6 +511,28 @@ release_uncertain(struct dlm_client *c)
 	}
 }
 
+/*
+ * A request has its answer (or its error): wake its caller, queue its
+ * completion, or free it. Called with c->mu held.
+ */
+static void
+req_finish(struct dlm_client *c, struct dlm_req *req)
+{
+	req->done = true;
+	switch (req->kind) {
+	case REQ_SYNC:
+		pthread_cond_signal(req->cv);
+		break;
+	case REQ_ASYNC_ACQUIRE:
+	case REQ_ASYNC_DONE:
+		dlm__queue_completion(c, req);
+		break;
+	case REQ_PING:
+		dlm__req_free(req);
+		break;
+	}
+}
+
 /* Fail every request in flight with err (the connection is gone). */
 static void
 fail_pending(struct dlm_client *c, int err)
@@ -524,19 +546,7 @@ fail_pending(struct dlm_client *c, int err)
 		    err == DLM_E_DISCONNECTED)
 			remember_uncertain(c, req->lock);
 		req->r.err = err;
-		req->done = true;
-		switch (req->kind) {
-		case REQ_SYNC:
-			pthread_cond_signal(req->cv);
-			break;
-		case REQ_ASYNC_ACQUIRE:
-		case REQ_ASYNC_DONE:
-			dlm__queue_completion(c, req);
-			break;
-		case REQ_PING:
-			dlm__req_free(req);
-			break;
-		}
+		req_finish(c, req);
 	}
 }
 
@@ -565,6 +575,12 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	uint64_t gen;
 	int fd, wrc = -1;
 
+	/*
+	 * A blocking call from the lost callback would wait for a reply only
+	 * this very thread can read.
+	 */
+	if (req->kind == REQ_SYNC && pthread_equal(pthread_self(), c->thread))
+		return DLM_E_INVALID;
 	while (c->state == CLIENT_RECONNECTING && !c->closing)
 		pthread_cond_wait(&c->state_cv, &c->mu);
 	if (c->state != CLIENT_CONNECTED || c->closing)
@@ -672,19 +688,7 @@ handle_frame(struct dlm_client *c, const msgpack_object *obj,
 		if (req->r.err == 0 && req->sent_ms > c->lease_base_ms)
 			c->lease_base_ms = req->sent_ms;
 		dlm__reply_applied(c, req);
-		req->done = true;
-		switch (req->kind) {
-		case REQ_SYNC:
-			pthread_cond_signal(req->cv);
-			break;
-		case REQ_ASYNC_ACQUIRE:
-		case REQ_ASYNC_DONE:
-			dlm__queue_completion(c, req);
-			break;
-		case REQ_PING:
-			dlm__req_free(req);
-			break;
-		}
+		req_finish(c, req);
 		return 0;
 	}
 	if (type == DLM_MSG_NOTIFY && mpr_str_eq(&v[1], "lost") &&
@@ -1095,10 +1099,28 @@ send_bye(struct dlm_client *c)
 	pthread_mutex_unlock(&c->wmu);
 }
 
+/* Run the callbacks of a list of finished async requests, and free them. */
+static int
+run_completions(struct dlm_client *c, struct dlm_req *req)
+{
+	struct dlm_req *next;
+	int n = 0;
+
+	for (; req != NULL; req = next, n++) {
+		next = req->next;
+		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
+			req->acb(c, req->r.err, req->r.token, req->arg);
+		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
+			req->dcb(c, req->r.err, req->arg);
+		dlm__req_free(req);
+	}
+	return n;
+}
+
 void
 dlm_close(struct dlm_client *c)
 {
-	struct dlm_req *req, *next;
+	struct dlm_req *req;
 	struct lockent *e, *tmp;
 
 	if (c == NULL)
@@ -1141,14 +1163,7 @@ dlm_close(struct dlm_client *c)
 	registry_remove(c);
 
 	/* Every async callback runs exactly once: the rest run here. */
-	for (; req != NULL; req = next) {
-		next = req->next;
-		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
-			req->acb(c, req->r.err, req->r.token, req->arg);
-		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
-			req->dcb(c, req->r.err, req->arg);
-		dlm__req_free(req);
-	}
+	run_completions(c, req);
 	client_free(c);
 }
 
@@ -1167,9 +1182,8 @@ dlm_async_fd(struct dlm_client *c)
 int
 dlm_async_dispatch(struct dlm_client *c)
 {
-	struct dlm_req *req, *next;
+	struct dlm_req *req;
 	uint64_t count;
-	int n = 0;
 
 	if (c == NULL || dlm__forked(c))
 		return 0;
@@ -1180,13 +1194,5 @@ dlm_async_dispatch(struct dlm_client *c)
 	req = c->done_head;
 	c->done_head = c->done_tail = NULL;
 	pthread_mutex_unlock(&c->mu);
-	for (; req != NULL; req = next, n++) {
-		next = req->next;
-		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
-			req->acb(c, req->r.err, req->r.token, req->arg);
-		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
-			req->dcb(c, req->r.err, req->arg);
-		dlm__req_free(req);
-	}
-	return n;
+	return run_completions(c, req);
 }

@@ -89,7 +89,11 @@ struct dlm_options {
 	const char	*auth;
 	/* How long dlm_connect() may take in ms; 0: 10 seconds. */
 	int		 connect_timeout_ms;
-	/* Called from the client's thread when a hold is lost. */
+	/*
+	 * Called from the client's thread when a hold is lost. It must not
+	 * block for long; blocking calls on this client from it fail with
+	 * DLM_E_INVALID, and it must not call dlm_close().
+	 */
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
 };

@@ -629,6 +629,10 @@ on_lost(struct dlm_client *c, const char *lock, uint64_t token, int reason,
 {
 	struct lost_log *l = arg;
 
+	/* A blocking call from here is refused, not a deadlock. */
+	if (reason != DLM_LOST_SESSION)
+		ck_assert_int_eq(dlm_acquire(c, "from-callback", 0, 0, NULL),
+		    DLM_E_INVALID);
 	pthread_mutex_lock(&l->mu);
 	l->n++;
 	l->reason = reason;
