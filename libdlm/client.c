@@ -345,12 +345,24 @@ xstrdup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/* What the server's hello said. */
+struct session_info {
+	uint64_t	session;
+	char		secret[64];
+	int		lease_ms;
+	int		linger_ms;
+	bool		resumed;
+};
+
 /*
  * Say hello on a fresh connection (blocking, before the I/O thread reads
- * it). With resume, presents the session's secret. Sets *resumed.
+ * it). With resume, presents the session's secret. The answer goes to *si,
+ * not the client: other threads read those fields under c->mu, so the
+ * caller applies them with session_apply().
  */
 static int
-session_open(struct dlm_client *c, int fd, bool resume, bool *resumed)
+session_open(struct dlm_client *c, int fd, bool resume,
+    struct session_info *si)
 {
 	msgpack_sbuffer sb;
 	msgpack_object obj;
@@ -364,7 +376,8 @@ session_open(struct dlm_client *c, int fd, bool resume, bool *resumed)
 	uint64_t u;
 	int rc;
 
-	*resumed = false;
+	memset(si, 0, sizeof *si);
+	si->linger_ms = c->linger_ms;
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
@@ -427,22 +440,22 @@ session_open(struct dlm_client *c, int fd, bool resume, bool *resumed)
 		goto out;
 	res = &v[3];
 	rc = DLM_E_PROTOCOL;
-	if ((o = mpr_get(res, "session")) == NULL || !mpr_uint(o, &c->session))
+	if ((o = mpr_get(res, "session")) == NULL || !mpr_uint(o, &si->session))
 		goto out;
 	if ((o = mpr_get(res, "secret")) == NULL || !mpr_str(o, &p, &plen) ||
-	    plen >= sizeof c->secret)
+	    plen >= sizeof si->secret)
 		goto out;
-	memcpy(c->secret, p, plen);
-	c->secret[plen] = '\0';
+	memcpy(si->secret, p, plen);
+	si->secret[plen] = '\0';
 	if ((o = mpr_get(res, "lease_ms")) == NULL || !mpr_uint(o, &u) ||
 	    u == 0 || u > INT32_MAX)
 		goto out;
-	c->lease_ms = (int)u;
+	si->lease_ms = (int)u;
 	if ((o = mpr_get(res, "linger_ms")) != NULL && mpr_uint(o, &u) &&
 	    u <= INT32_MAX)
-		c->linger_ms = (int)u;
+		si->linger_ms = (int)u;
 	if ((o = mpr_get(res, "resumed")) != NULL)
-		(void)mpr_bool(o, resumed);
+		(void)mpr_bool(o, &si->resumed);
 	rc = 0;
 out:
 	consume(c, (size_t)flen);
@@ -531,6 +544,16 @@ req_finish(struct dlm_client *c, struct dlm_req *req)
 		dlm__req_free(req);
 		break;
 	}
+}
+
+/* Adopt what the hello said (c->mu held, or no other thread yet). */
+static void
+session_apply(struct dlm_client *c, const struct session_info *si)
+{
+	c->session = si->session;
+	memcpy(c->secret, si->secret, sizeof c->secret);
+	c->lease_ms = si->lease_ms;
+	c->linger_ms = si->linger_ms;
 }
 
 /* Fail every request in flight with err (the connection is gone). */
@@ -762,7 +785,7 @@ static void
 disconnected(struct dlm_client *c)
 {
 	uint64_t deadline;
-	int backoff = 20;
+	int backoff = 20, linger_ms;
 	char **names = NULL;
 	uint64_t *tokens = NULL;
 	size_t n;
@@ -782,12 +805,14 @@ disconnected(struct dlm_client *c)
 		pthread_mutex_unlock(&c->wmu);
 		return;
 	}
-	deadline = dlm__now_ms() + (uint64_t)c->linger_ms;
-	c->state = c->linger_ms > 0 ? CLIENT_RECONNECTING : CLIENT_CLOSED;
+	linger_ms = c->linger_ms;
+	deadline = dlm__now_ms() + (uint64_t)linger_ms;
+	c->state = linger_ms > 0 ? CLIENT_RECONNECTING : CLIENT_CLOSED;
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_unlock(&c->wmu);
 
-	while (c->linger_ms > 0 && dlm__now_ms() < deadline) {
+	while (linger_ms > 0 && dlm__now_ms() < deadline) {
+		struct session_info si;
 		bool resumed;
 		int fd;
 
@@ -796,12 +821,14 @@ disconnected(struct dlm_client *c)
 		backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
 		if (dial(c->server, c->connect_timeout_ms, &fd) != 0)
 			continue;
-		if (session_open(c, fd, true, &resumed) != 0) {
+		if (session_open(c, fd, true, &si) != 0) {
 			close(fd);
 			continue;
 		}
+		resumed = si.resumed;
 		pthread_mutex_lock(&c->wmu);
 		pthread_mutex_lock(&c->mu);
+		session_apply(c, &si);
 		c->fd = fd;
 		c->gen++;
 		c->state = CLIENT_CONNECTED;
@@ -998,9 +1025,9 @@ struct dlm_client *
 dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 {
 	struct dlm_options defaults;
+	struct session_info si;
 	struct dlm_client *c;
 	char path[4096], host[200];
-	bool resumed;
 	int rc;
 
 	if (opts == NULL) {
@@ -1065,8 +1092,9 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	}
 	if ((rc = dial(c->server, c->connect_timeout_ms, &c->fd)) != 0)
 		goto fail;
-	if ((rc = session_open(c, c->fd, false, &resumed)) != 0)
+	if ((rc = session_open(c, c->fd, false, &si)) != 0)
 		goto fail;
+	session_apply(c, &si);
 	c->state = CLIENT_CONNECTED;
 	c->last_send_ms = c->last_recv_ms = c->lease_base_ms = dlm__now_ms();
 	if ((rc = registry_add(c)) != 0)
