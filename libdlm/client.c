@@ -270,6 +270,45 @@ dial(const char *server, int timeout_ms, int *fdp)
 	return 0;
 }
 
+/* Room for another read in the I/O buffer; false when memory ran out. */
+static bool
+rbuf_reserve(struct dlm_client *c)
+{
+	size_t cap;
+	char *b;
+
+	if (c->rcap - c->rlen >= READ_CHUNK)
+		return true;
+	cap = c->rcap * 2 + READ_CHUNK;
+	if ((b = realloc(c->rbuf, cap)) == NULL)
+		return false;
+	c->rbuf = b;
+	c->rcap = cap;
+	return true;
+}
+
+/*
+ * Decode the whole frame at the start of rbuf into *obj (valid until the
+ * frame is consumed): 1 with *flen set, 0 when incomplete, -1 when the
+ * server sent something that is not a frame.
+ */
+static int
+next_frame(struct dlm_client *c, msgpack_object *obj, size_t *flen)
+{
+	size_t off = 0;
+	enum frame_status st = frame_scan(c->rbuf, c->rlen, MAX_REPLY, 8, flen);
+
+	if (st == FRAME_INCOMPLETE)
+		return 0;
+	if (st != FRAME_COMPLETE)
+		return -1;
+	msgpack_zone_clear(&c->zone);
+	if (msgpack_unpack(c->rbuf, *flen, &off, &c->zone, obj) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		return -1;
+	return 1;
+}
+
 /*
  * Read until rbuf starts with a whole frame; decode it into *obj (valid until
  * the frame is consumed). Returns the frame's length, 0 on timeout, -1 on
@@ -281,36 +320,21 @@ read_frame(struct dlm_client *c, int fd, int timeout_ms, msgpack_object *obj)
 	uint64_t deadline = dlm__now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
-		size_t flen, off = 0;
-		enum frame_status st = frame_scan(c->rbuf, c->rlen, MAX_REPLY,
-		    8, &flen);
 		struct pollfd pfd = { fd, POLLIN, 0 };
+		size_t flen;
 		int64_t left;
 		ssize_t n;
+		int got = next_frame(c, obj, &flen);
 
-		if (st == FRAME_COMPLETE) {
-			msgpack_zone_clear(&c->zone);
-			if (msgpack_unpack(c->rbuf, flen, &off, &c->zone, obj) !=
-			    MSGPACK_UNPACK_SUCCESS)
-				return -1;
-			return (ssize_t)flen;
-		}
-		if (st != FRAME_INCOMPLETE)
-			return -1;
+		if (got != 0)
+			return got > 0 ? (ssize_t)flen : -1;
 		left = (int64_t)deadline - (int64_t)dlm__now_ms();
 		if (left <= 0)
 			return 0;
 		if (poll(&pfd, 1, (int)left) != 1)
 			continue;
-		if (c->rcap - c->rlen < READ_CHUNK) {
-			size_t cap = c->rcap * 2 + READ_CHUNK;
-			char *b = realloc(c->rbuf, cap);
-
-			if (b == NULL)
-				return -1;
-			c->rbuf = b;
-			c->rcap = cap;
-		}
+		if (!rbuf_reserve(c))
+			return -1;
 		n = read(fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 		if (n <= 0)
 			return -1;
@@ -331,10 +355,12 @@ error_code(const msgpack_object *e)
 {
 	int64_t code;
 
+	const msgpack_object *o;
+
 	if (e->type == MSGPACK_OBJECT_NIL)
 		return 0;
-	if (!mpr_int(mpr_get(e, "code") != NULL ? mpr_get(e, "code") : e,
-	    &code) || code <= 0)
+	if ((o = mpr_get(e, "code")) == NULL || !mpr_int(o, &code) ||
+	    code <= 0 || code > INT32_MAX)
 		return DLM_E_PROTOCOL;
 	return (int)code;
 }
@@ -627,6 +653,12 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 		w.err |= msgpack_sbuffer_write(&sb, params->data, params->size);
 	else
 		mpw_map(&w, 0);
+	if (w.err != 0) {
+		/* Out of memory: this request fails, the connection is fine. */
+		HASH_DEL(c->pending, req);
+		msgpack_sbuffer_destroy(&sb);
+		return DLM_E_NOMEM;
+	}
 	/*
 	 * Write without c->mu, so that the I/O thread can deliver replies
 	 * meanwhile. If the connection was replaced in between (gen moved on),
@@ -636,7 +668,7 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	gen = c->gen;
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_lock(&c->wmu);
-	if (w.err == 0 && c->gen == gen)
+	if (c->gen == gen)
 		wrc = write_all(fd, sb.data, sb.size);
 	if (wrc != 0 && c->gen == gen)
 		shutdown(fd, SHUT_RDWR);	/* the I/O thread sees it and fails us */
@@ -865,15 +897,8 @@ read_and_handle(struct dlm_client *c)
 {
 	ssize_t n;
 
-	if (c->rcap - c->rlen < READ_CHUNK) {
-		size_t cap = c->rcap * 2 + READ_CHUNK;
-		char *b = realloc(c->rbuf, cap);
-
-		if (b == NULL)
-			return -1;
-		c->rbuf = b;
-		c->rcap = cap;
-	}
+	if (!rbuf_reserve(c))
+		return -1;
 	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
@@ -883,19 +908,11 @@ read_and_handle(struct dlm_client *c)
 	for (;;) {
 		struct lost_note note = { NULL, 0, 0 };
 		msgpack_object obj;
-		size_t flen, off = 0;
-		enum frame_status st = frame_scan(c->rbuf, c->rlen, MAX_REPLY,
-		    8, &flen);
-		int rc;
+		size_t flen;
+		int rc = next_frame(c, &obj, &flen);
 
-		if (st == FRAME_INCOMPLETE)
-			return 0;
-		if (st != FRAME_COMPLETE)
-			return -1;
-		msgpack_zone_clear(&c->zone);
-		if (msgpack_unpack(c->rbuf, flen, &off, &c->zone, &obj) !=
-		    MSGPACK_UNPACK_SUCCESS)
-			return -1;
+		if (rc <= 0)
+			return rc;
 		pthread_mutex_lock(&c->mu);
 		c->last_recv_ms = dlm__now_ms();
 		rc = handle_frame(c, &obj, &note);
