@@ -362,6 +362,15 @@ main(int argc, char **argv)
 	event_config_free(ecfg);
 
 	server_init(base, &cfg);
+	/*
+	 * Handlers first: a SIGTERM that comes as soon as the socket accepts
+	 * (a service manager stopping a fresh daemon) must drain, not kill.
+	 */
+	for (int i = 0; i < 3; i++) {
+		if ((sigs[i] = evsignal_new(base, signums[i], signal_cb,
+		    NULL)) == NULL || evsignal_add(sigs[i], NULL) != 0)
+			fatalx("cannot handle signal %d", signums[i]);
+	}
 	if (cfg.nlisten == 0)
 		failed = server_listen("default") != 0;
 	for (int i = 0; i < cfg.nlisten && !failed; i++)
@@ -369,20 +378,16 @@ main(int argc, char **argv)
 	if (failed)
 		log_warnx("cannot listen; exiting");
 	else {
-		for (int i = 0; i < 3; i++) {
-			sigs[i] = evsignal_new(base, signums[i], signal_cb, NULL);
-			evsignal_add(sigs[i], NULL);
-		}
 		log_info("dlmd %s ready (lease %u..%u ms, default %u)",
 		    PACKAGE_VERSION, cfg.lease_min_ms, cfg.lease_max_ms,
 		    cfg.lease_default_ms);
 		event_base_dispatch(base);
 		log_info("exiting");
-		/* A second SIGTERM during clean-up must not kill us. */
-		for (int i = 0; i < 3; i++) {
-			event_free(sigs[i]);
-			signal(signums[i], SIG_IGN);
-		}
+	}
+	/* A second SIGTERM during clean-up must not kill us. */
+	for (int i = 0; i < 3; i++) {
+		event_free(sigs[i]);
+		signal(signums[i], SIG_IGN);
 	}
 
 	server_free();

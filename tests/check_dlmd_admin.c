@@ -442,6 +442,21 @@ START_TEST(sigterm_answers_waits)
 }
 END_TEST
 
+/*
+ * A SIGTERM that comes the moment the socket accepts, as from a service
+ * manager stopping a daemon it just started, drains and exits 0.
+ */
+START_TEST(sigterm_right_after_start)
+{
+	struct dlmd_proc t;
+
+	for (int i = 0; i < 20; i++) {
+		dlmd_start_tcp(&t, (char *)NULL);
+		dlmd_stop_clean(&t);
+	}
+}
+END_TEST
+
 START_TEST(refuses_running_socket)
 {
 	struct dlmd_proc t;
@@ -487,6 +502,7 @@ admin_suite(void)
 	tcase_add_test(tc, tcp_needs_admin_token);
 	tcase_add_test(tc, admin_uid_option);
 	tcase_add_test(tc, sigterm_answers_waits);
+	tcase_add_test(tc, sigterm_right_after_start);
 	tcase_add_test(tc, refuses_running_socket);
 	suite_add_tcase(s, tc);
 	return s;
