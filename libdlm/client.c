@@ -551,6 +551,24 @@ release_uncertain(struct dlm_client *c)
 }
 
 /*
+ * After a lapse the holds were reported lost; if the server kept the
+ * session after all, give back whatever it still holds for it, so that
+ * nothing stays held that the program has been told it lost. c->mu held.
+ */
+static void
+reset_after_lapse(struct dlm_client *c)
+{
+	struct dlm_req *req;
+
+	forget_uncertain(c);
+	if ((req = calloc(1, sizeof *req)) == NULL)
+		return;
+	req->kind = REQ_PING;	/* freed on reply, result unused */
+	if (dlm__call(c, req, "reset", NULL) != 0)
+		dlm__req_free(req);
+}
+
+/*
  * A request has its answer (or its error): wake its caller, queue its
  * completion, or free it. Called with c->mu held.
  */
@@ -691,8 +709,29 @@ reply_fill(struct dlm_req *req, const msgpack_object *err,
 	const msgpack_object *o;
 
 	memset(&req->r, 0, sizeof req->r);
-	if ((req->r.err = error_code(err)) != 0)
+	if ((req->r.err = error_code(err)) != 0) {
+		if (req->want_raw && (o = mpr_get(err, "message")) != NULL &&
+		    o->type == MSGPACK_OBJECT_STR)
+			req->r.message = strndup(o->via.str.ptr,
+			    o->via.str.size);
 		return;
+	}
+	if (req->want_raw) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		/* The caller's copy must outlive this frame's zone. */
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		if (msgpack_pack_object(&pk, *res) != 0) {
+			msgpack_sbuffer_destroy(&sb);
+			req->r.err = DLM_E_NOMEM;
+			return;
+		}
+		req->r.raw_len = sb.size;
+		req->r.raw = msgpack_sbuffer_release(&sb);
+		return;
+	}
 	if ((o = mpr_get(res, "token")) != NULL)
 		(void)mpr_uint(o, &req->r.token);
 	if ((o = mpr_get(res, "count")) != NULL)
@@ -740,7 +779,8 @@ handle_frame(struct dlm_client *c, const msgpack_object *obj,
 			return 0;
 		HASH_DEL(c->pending, req);
 		reply_fill(req, &v[2], &v[3]);
-		if (req->r.err == 0 && req->sent_ms > c->lease_base_ms)
+		/* Any answer means the server read the request: renewed. */
+		if (req->sent_ms > c->lease_base_ms)
 			c->lease_base_ms = req->sent_ms;
 		dlm__reply_applied(c, req);
 		req_finish(c, req);
@@ -874,9 +914,13 @@ disconnected(struct dlm_client *c)
 		pthread_mutex_unlock(&c->wmu);
 		if (resumed) {
 			pthread_mutex_lock(&c->mu);
-			release_uncertain(c);
+			if (c->lapsed)
+				reset_after_lapse(c);
+			else
+				release_uncertain(c);
 			pthread_mutex_unlock(&c->mu);
 		}
+		c->lapsed = false;	/* only this thread uses it */
 		/* Not resumed: the server lost the session, and the holds. */
 		report_lost(c, names, tokens, n, DLM_LOST_SESSION);
 		return;
@@ -889,6 +933,26 @@ disconnected(struct dlm_client *c)
 	pthread_cond_broadcast(&c->state_cv);
 	pthread_mutex_unlock(&c->mu);
 	report_lost(c, names, tokens, n, DLM_LOST_SESSION);
+}
+
+/*
+ * The lease ran out without a word from the server: the holds can no longer
+ * be trusted. Report them lost now, not when the connection is given up,
+ * so that the program stops using what they protect before another
+ * holder can be granted them.
+ */
+static void
+lapsed(struct dlm_client *c)
+{
+	char **names = NULL;
+	uint64_t *tokens = NULL;
+	size_t n;
+
+	pthread_mutex_lock(&c->mu);
+	c->lapsed = true;
+	n = dlm__drop_all_holds(c, &names, &tokens);
+	pthread_mutex_unlock(&c->mu);
+	report_lost(c, names, tokens, n, DLM_LOST_EXPIRED);
 }
 
 /* Read what the server sent and handle every whole frame. */
@@ -953,7 +1017,7 @@ io_main(void *arg)
 
 	for (;;) {
 		struct pollfd pfd[2];
-		uint64_t now, ping_at, dead_at;
+		uint64_t now, ping_at, lapse_at, wake_at;
 		int timeout, fd;
 
 		pthread_mutex_lock(&c->mu);
@@ -964,11 +1028,16 @@ io_main(void *arg)
 		fd = c->fd;
 		now = dlm__now_ms();
 		ping_at = c->last_send_ms + (uint64_t)c->lease_ms / 3;
-		/* No word from the server for two leases: it is gone. */
-		dead_at = c->last_recv_ms + 2 * (uint64_t)c->lease_ms;
+		/*
+		 * No request answered for a whole lease, though pings went
+		 * out every third of it: the server has expired the session,
+		 * or will before it can tell us.
+		 */
+		lapse_at = c->lease_base_ms + (uint64_t)c->lease_ms;
 		pthread_mutex_unlock(&c->mu);
 
-		timeout = ping_at > now ? (int)(ping_at - now) : 0;
+		wake_at = ping_at < lapse_at ? ping_at : lapse_at;
+		timeout = wake_at > now ? (int)(wake_at - now) : 0;
 		pfd[0].fd = fd;
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
@@ -990,7 +1059,8 @@ io_main(void *arg)
 			continue;
 		}
 		now = dlm__now_ms();
-		if (now >= dead_at) {
+		if (now >= lapse_at) {
+			lapsed(c);
 			disconnected(c);
 			continue;
 		}

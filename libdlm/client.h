@@ -48,6 +48,10 @@ struct reply_data {
 	uint64_t	 valid_ms;
 	uint64_t	 released;
 	bool		 held;
+	/* Only for dlm_call(): the result packed again, or the error's text. */
+	char		*raw;
+	size_t		 raw_len;
+	char		*message;
 };
 
 struct dlm_req {
@@ -64,6 +68,7 @@ struct dlm_req {
 	int		 flags;
 	bool		 is_acquire;
 	bool		 is_release;
+	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
 	dlm_acquire_cb	 acb;
 	dlm_done_cb	 dcb;
 	void		*arg;
@@ -143,6 +148,7 @@ struct dlm_client {
 	struct dlm_req	*done_tail;
 	struct lockent	*locks;		/* by name */
 	struct uncertain *uncertain;
+	bool		 lapsed;	/* holds reported expired; reset on resume */
 	uint64_t	 last_send_ms;
 	uint64_t	 last_recv_ms;
 	uint64_t	 lease_base_ms;	/* send time of the last answered request */

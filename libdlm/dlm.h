@@ -140,6 +140,20 @@ DLM_API const char *dlm_strerror(int err);
 DLM_API const char *dlm_errname(int err);
 
 /*
+ * Call a method by name, for inspection and administration (locks, lock,
+ * clients, stats, ping, check, force_release, reset_client, reset_all, and
+ * methods newer than this library). params is one msgpack-encoded map, or
+ * NULL with params_len 0. On success *result (when not NULL) is the
+ * msgpack-encoded result, to free() with free(). On a server error the
+ * server's sentence is in *message (when not NULL; free it). The methods
+ * that change what this client holds (acquire, release, cancel, reset,
+ * hello, bye) fail with DLM_E_INVALID: use the calls above.
+ */
+DLM_API int	dlm_call(struct dlm_client *, const char *method,
+		    const void *params, size_t params_len, void **result,
+		    size_t *result_len, char **message);
+
+/*
  * Scoped helpers.
  *
  * dlm_with_lock() takes the lock, calls fn(arg, token), releases, and returns

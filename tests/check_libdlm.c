@@ -194,6 +194,78 @@ START_TEST(locks_and_errors)
 }
 END_TEST
 
+/* The generic call: results decoded, server errors with their sentence. */
+START_TEST(generic_call)
+{
+	struct dlm_client *c = client("caller", 0, 0);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_unpacked u;
+	void *res = NULL;
+	size_t len = 0, off = 0;
+	char *msg = NULL;
+	bool found = false;
+
+	ck_assert_int_eq(dlm_acquire(c, "seen", 0, 0, NULL), 0);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "lock", 4);
+	msgpack_pack_str_with_body(&pk, "seen", 4);
+	ck_assert_int_eq(dlm_call(c, "lock", sb.data, sb.size, &res, &len,
+	    &msg), 0);
+	ck_assert_ptr_null(msg);
+	msgpack_unpacked_init(&u);
+	ck_assert_int_eq(msgpack_unpack_next(&u, res, len, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_MAP);
+	for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+		msgpack_object_kv *kv = &u.data.via.map.ptr[i];
+
+		if (kv->key.via.str.size == 4 &&
+		    memcmp(kv->key.via.str.ptr, "name", 4) == 0)
+			found = kv->val.via.str.size == 4 &&
+			    memcmp(kv->val.via.str.ptr, "seen", 4) == 0;
+	}
+	ck_assert(found);
+	msgpack_unpacked_destroy(&u);
+	free(res);
+
+	/* A server error comes with its sentence. */
+	msgpack_sbuffer_clear(&sb);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "lock", 4);
+	msgpack_pack_str_with_body(&pk, "nope", 4);
+	ck_assert_int_eq(dlm_call(c, "lock", sb.data, sb.size, &res, &len,
+	    &msg), DLM_E_NOT_FOUND);
+	ck_assert_ptr_null(res);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert(strstr(msg, "nope") != NULL);
+	free(msg);
+
+	/* No params; and the calls the library tracks itself are refused. */
+	ck_assert_int_eq(dlm_call(c, "stats", NULL, 0, &res, &len, NULL), 0);
+	free(res);
+	ck_assert_int_eq(dlm_call(c, "release", sb.data, sb.size, NULL, NULL,
+	    NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_call(c, "acquire", sb.data, sb.size, NULL, NULL,
+	    NULL), DLM_E_INVALID);
+	/* Params that are not one map would cut the session: refused. */
+	ck_assert_int_eq(dlm_call(c, "stats", "\x91\x01", 2, NULL, NULL,
+	    NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_call(c, "stats", sb.data, sb.size - 1, NULL,
+	    NULL, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_call(c, "stats", NULL, 3, NULL, NULL, NULL),
+	    DLM_E_INVALID);
+	ck_assert_int_eq(dlm_call(c, "no_such_method", NULL, 0, NULL, NULL,
+	    NULL), DLM_E_BAD_REQUEST);
+	/* Still the same session, still holding. */
+	ck_assert_int_eq(dlm_holds(c, "seen", NULL), 1);
+	msgpack_sbuffer_destroy(&sb);
+	dlm_close(c);
+}
+END_TEST
+
 START_TEST(error_strings)
 {
 	static const int codes[] = { DLM_OK, DLM_E_BAD_REQUEST,
@@ -927,6 +999,86 @@ START_TEST(dropped_connection_without_linger)
 }
 END_TEST
 
+/*
+ * Replies stop coming (a one-way partition, or a stalled server): when the
+ * lease runs out unanswered the library reports the hold lost at once,
+ * rather than letting the program work on under a lease it cannot renew.
+ */
+START_TEST(unanswered_lease_reports_lost)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *b = client("b", 0, 0);
+	struct dlm_options o;
+	struct relay r;
+	char via[64];
+	uint64_t t;
+
+	relay_start(&r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
+	dlm_options_init(&o);
+	o.client = "deaf";
+	o.lease_ms = 400;
+	o.on_lost = on_lost;
+	o.on_lost_arg = &l;
+	c = dlm_connect(via, &o, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_acquire(c, "deaf", 0, 0, &t), 0);
+	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
+	wait_lost(&l, 1);
+	ck_assert_int_eq(l.reason, DLM_LOST_EXPIRED);
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_int_eq(dlm_holds(c, "deaf", NULL), 0);
+	/* Without a linger the library gave up the session: b gets it. */
+	ck_assert_int_eq(dlm_acquire(b, "deaf", 0, 5000, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, NULL), DLM_E_CLOSED);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
+/*
+ * The same with a linger, where the server kept the session (the pings got
+ * through): after the resume the library gives back the holds it reported
+ * lost, so none stays held by a program told it has lost it.
+ */
+START_TEST(lapsed_holds_are_given_back_after_resume)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *b = client("b", 0, 0);
+	struct dlm_options o;
+	struct relay r;
+	char via[64];
+
+	relay_start(&r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
+	dlm_options_init(&o);
+	o.client = "deaf-lingering";
+	o.lease_ms = 400;
+	o.linger_ms = 10000;
+	o.on_lost = on_lost;
+	o.on_lost_arg = &l;
+	c = dlm_connect(via, &o, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_acquire(c, "one", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "two", DLM_RLOCK, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "two", DLM_RLOCK, 0, NULL), 0);
+	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
+	wait_lost(&l, 2);
+	ck_assert_int_eq(l.reason, DLM_LOST_EXPIRED);
+	__atomic_store_n(&r.freeze, 0, __ATOMIC_RELEASE);
+	/* b waits; the resumed session's holds are reset, both are granted. */
+	ck_assert_int_eq(dlm_acquire(b, "one", 0, 5000, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "two", DLM_RLOCK, 5000, NULL), 0);
+	/* c is usable again and holds nothing. */
+	ck_assert_int_eq(dlm_acquire(c, "three", 0, 5000, NULL), 0);
+	ck_assert_int_eq(dlm_holds(c, "one", NULL), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
 START_TEST(fork_child_gets_clear_error)
 {
 	struct dlm_client *c = client("parent", 0, 0);
@@ -1045,6 +1197,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, auth_token_over_tcp);
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);
+	tcase_add_test(tc, generic_call);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
 	tcase_add_test(tc, async_many_in_flight);
 	tcase_add_test(tc, lost_callback_on_force_release);
@@ -1067,6 +1220,8 @@ libdlm_suite(void)
 	tcase_add_test(tc, dropped_connection_resumes_with_linger);
 	tcase_add_test(tc, grant_lost_in_flight_is_released);
 	tcase_add_test(tc, dropped_connection_without_linger);
+	tcase_add_test(tc, unanswered_lease_reports_lost);
+	tcase_add_test(tc, lapsed_holds_are_given_back_after_resume);
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
 	tcase_add_test(tc, server_shutdown_is_reported);
