@@ -221,9 +221,13 @@ local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
 	*left = timeout_ms;
 	if (!e->busy)
 		goto mine;
-	/* This thread already has it: the server would say the same. */
+	/*
+	 * This thread already has it: the server would say the same. Unless
+	 * the hold was lost (forced, reset, expired): the turn is still this
+	 * thread's, and it may take the lock again without a release first.
+	 */
 	if (e->owned && pthread_equal(e->owner, pthread_self()))
-		return DLM_E_ALREADY_HELD;
+		return e->count > 0 ? DLM_E_ALREADY_HELD : 0;
 	if (timeout_ms == 0)
 		return DLM_E_WOULD_BLOCK;
 

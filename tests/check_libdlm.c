@@ -755,6 +755,10 @@ START_TEST(lost_callback_on_force_release)
 	ck_assert_uint_eq(l.token, t);
 	ck_assert_int_eq(l.reason, DLM_LOST_FORCED);
 	ck_assert_int_eq(dlm_holds(c, "job", NULL), 0);
+	/* The thread may take it again straight away, without a release. */
+	ck_assert_int_eq(dlm_acquire(c, "job", 0, 0, &t), 0);
+	ck_assert_int_eq(tc_call(op, "force_release", "lock:s", "job")->err, 0);
+	wait_lost(&l, 2);
 	/* The client works on, and may take the lock again. */
 	ck_assert_int_eq(dlm_release(c, "job"), DLM_E_NOT_HELD);
 	ck_assert_int_eq(dlm_acquire(c, "job", 0, 0, NULL), 0);
