@@ -1,0 +1,125 @@
+/* The acting commands, for admins: release and reset. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dlmctl.h"
+
+static int
+report_released(struct ctl *ctl, json_t *res, const char *what,
+    const char *name)
+{
+	uint64_t n = value_uint(res, "released");
+	char buf[300];
+
+	if (ctl->json)
+		return ctl_print_json(res);
+	printf("%s%s%s: released %llu hold%s\n", what, name ? " " : "",
+	    name ? fmt_name(name, buf, sizeof buf) : "",
+	    (unsigned long long)n, n == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
+int
+cmd_release(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "client", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *usage = "usage: dlmctl release LOCK [--client NAME]\n";
+	const char *client = NULL;
+	json_t *params, *res;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			client = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK)
+		return rc;
+	params = json_object();
+	json_object_set_new(params, "lock", value_bytes(argv[optind]));
+	if (client != NULL)
+		json_object_set_new(params, "client", value_bytes(client));
+	rc = ctl_call(ctl, "force_release", params, &res);
+	json_decref(params);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = report_released(ctl, res, "release", argv[optind]);
+	json_decref(res);
+	return rc;
+}
+
+int
+cmd_reset(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *usage = "usage: dlmctl reset CLIENT | "
+	    "dlmctl reset --all --yes\n";
+	bool all = false, yes = false;
+	json_t *params = NULL, *res;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			all = true;
+			break;
+		case 'y':
+			yes = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != (all ? 0 : 1)) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (all && !yes) {
+		ctl_error("reset --all ends every client's session and "
+		    "releases all their locks; add --yes to do it");
+		return EXIT_USAGE;
+	}
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK)
+		return rc;
+	if (!all) {
+		params = json_object();
+		json_object_set_new(params, "client",
+		    value_bytes(argv[optind]));
+	}
+	rc = ctl_call(ctl, all ? "reset_all" : "reset_client", params, &res);
+	json_decref(params);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = report_released(ctl, res, all ? "reset --all" : "reset",
+	    all ? NULL : argv[optind]);
+	json_decref(res);
+	return rc;
+}

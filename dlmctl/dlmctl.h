@@ -1,0 +1,78 @@
+/*
+ * dlmctl: the operator's and the shell script's view of dlmd. Each command
+ * talks to the server through libdlm's calls; results are turned into
+ * jansson values once, then printed as tables or as one JSON document.
+ */
+#ifndef DLMCTL_H
+#define DLMCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "dlm.h"
+
+/* Exit statuses; dlmctl(1) documents them. */
+#define EXIT_OK			0
+#define EXIT_FAILED		1	/* the server refused the request */
+#define EXIT_USAGE		2
+#define EXIT_UNREACHABLE	3	/* cannot reach dlmd, or it went away */
+#define EXIT_PERMISSION		4
+#define EXIT_NOT_FOUND		5
+#define EXIT_NOT_ACQUIRED	75	/* run: lock not taken in time */
+#define EXIT_LOST		76	/* run: the hold was lost, COMMAND ended */
+#define EXIT_CANNOT_EXEC	126
+#define EXIT_NO_COMMAND		127
+
+struct ctl {
+	const char	*server;	/* -s, else $DLM_SERVER, else NULL */
+	char		*auth;		/* from --token-file / $DLM_TOKEN_FILE */
+	bool		 json;
+	struct dlm_client *client;
+};
+
+/* main.c */
+void	 ctl_error(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+int	 ctl_exit_status(int err);
+/* Connect for a command; on failure prints why and returns an exit status. */
+int	 ctl_connect(struct ctl *, const struct dlm_options *);
+const char *ctl_server_name(const struct ctl *);
+/* Call method with a params object (may be NULL); *result on success. */
+int	 ctl_call(struct ctl *, const char *method, json_t *params,
+	    json_t **result);
+/* Print a JSON document to stdout; returns an exit status. */
+int	 ctl_print_json(json_t *);
+
+/* value.c: msgpack <-> jansson, and reading fields of results. */
+json_t	*value_from_msgpack(const void *data, size_t len);
+int	 value_to_msgpack(json_t *, char **data, size_t *len);
+const char *value_str(json_t *obj, const char *key);
+uint64_t value_uint(json_t *obj, const char *key);
+bool	 value_bool(json_t *obj, const char *key);
+json_t	*value_bytes(const char *s);
+
+/* table.c: aligned columns and readable figures. */
+struct table;
+struct table *table_new(int ncols, const char *const *headers,
+	    const char *align);
+void	 table_add(struct table *, ...);	/* ncols strings */
+void	 table_print(struct table *);
+void	 table_free(struct table *);
+/* Into buf: "850ms", "12.3s", "5m07s", "3h05m", "2d04h". */
+const char *fmt_duration(uint64_t ms, char *buf, size_t len);
+/* A name with anything unprintable as \xNN, for terminals. */
+const char *fmt_name(const char *s, char *buf, size_t len);
+
+/* The commands. */
+int	 cmd_status(struct ctl *, int argc, char **argv);
+int	 cmd_locks(struct ctl *, int argc, char **argv);
+int	 cmd_show(struct ctl *, int argc, char **argv);
+int	 cmd_clients(struct ctl *, int argc, char **argv);
+int	 cmd_ping(struct ctl *, int argc, char **argv);
+int	 cmd_release(struct ctl *, int argc, char **argv);
+int	 cmd_reset(struct ctl *, int argc, char **argv);
+int	 cmd_run(struct ctl *, int argc, char **argv);
+
+#endif

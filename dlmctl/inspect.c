@@ -1,0 +1,472 @@
+/* The inspecting commands: status, locks, show, clients, ping. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dlmctl.h"
+
+#define PAGE_LIMIT	1000
+
+/* Commands with no options of their own still answer -h and refuse junk. */
+static int
+no_options(int argc, char **argv, int min_args, int max_args,
+    const char *usage)
+{
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		if (ch == 'h') {
+			printf("usage: dlmctl %s\n", usage);
+			exit(EXIT_OK);
+		}
+		fprintf(stderr, "usage: dlmctl %s\n", usage);
+		return -1;
+	}
+	if (argc - optind < min_args || argc - optind > max_args) {
+		fprintf(stderr, "usage: dlmctl %s\n", usage);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *const gauges[][2] = {
+		{ "sessions", "sessions" }, { "lingering", "lingering" },
+		{ "connections", "connections" }, { "locks", "locks" },
+		{ "holds", "holds" }, { "waiters", "waiters" },
+	};
+	static const char *const counters[][2] = {
+		{ "requests", "requests" }, { "acquires", "acquires" },
+		{ "grants", "grants" }, { "releases", "releases" },
+		{ "timeouts", "timeouts" }, { "cancels", "cancels" },
+		{ "expiries", "lease expiries" },
+		{ "forced", "forced releases" }, { "errors", "errors" },
+		{ "sessions_total", "sessions opened" },
+		{ "connections_total", "connections opened" },
+		{ "resumes", "resumes" },
+		{ "protocol_errors", "protocol errors" },
+		{ "output_overflows", "output overflows" },
+		{ "bytes_in", "bytes in" }, { "bytes_out", "bytes out" },
+		{ "next_token", "next token" },
+	};
+	json_t *st;
+	char dur[64];
+	int rc;
+
+	if (no_options(argc, argv, 0, 0, "status") != 0)
+		return EXIT_USAGE;
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK ||
+	    (rc = ctl_call(ctl, "stats", NULL, &st)) != EXIT_OK)
+		return rc;
+	if (ctl->json) {
+		rc = ctl_print_json(st);
+		json_decref(st);
+		return rc;
+	}
+	printf("%-20s %s\n", "server", value_str(st, "server"));
+	printf("%-20s %s\n", "address", ctl_server_name(ctl));
+	printf("%-20s %s\n", "uptime",
+	    fmt_duration(value_uint(st, "uptime_ms"), dur, sizeof dur));
+	for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+		printf("%-20s %llu\n", gauges[i][1],
+		    (unsigned long long)value_uint(st, gauges[i][0]));
+	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+		if (json_object_get(st, counters[i][0]) != NULL)
+			printf("%-20s %llu\n", counters[i][1],
+			    (unsigned long long)value_uint(st,
+			    counters[i][0]));
+	json_decref(st);
+	return EXIT_OK;
+}
+
+/*
+ * Every entry of a paginated listing (locks, clients): follow the
+ * server's cursor until it has no more, so a long list is never cut.
+ */
+static int
+list_all(struct ctl *ctl, const char *method, const char *prefix,
+    json_t **all)
+{
+	json_t *after = NULL;
+	int rc = EXIT_OK;
+
+	*all = json_array();
+	for (;;) {
+		json_t *params = json_object(), *res, *page, *next;
+
+		if (prefix != NULL)
+			json_object_set_new(params, "prefix",
+			    value_bytes(prefix));
+		if (after != NULL)
+			json_object_set(params, "after", after);
+		json_object_set_new(params, "limit", json_integer(PAGE_LIMIT));
+		rc = ctl_call(ctl, method, params, &res);
+		json_decref(params);
+		if (rc != EXIT_OK)
+			break;
+		page = json_object_get(res, method);
+		if (json_is_array(page))
+			json_array_extend(*all, page);
+		next = json_object_get(res, "next");
+		json_decref(after);
+		after = NULL;
+		if (json_is_string(next) && json_array_size(page) > 0)
+			after = json_incref(next);
+		json_decref(res);
+		if (after == NULL)
+			break;
+	}
+	json_decref(after);
+	if (rc != EXIT_OK) {
+		json_decref(*all);
+		*all = NULL;
+	}
+	return rc;
+}
+
+/* The holder held longest stands for the lock on its one line. */
+static json_t *
+longest_holder(json_t *holders)
+{
+	json_t *h, *best = NULL;
+	size_t i;
+
+	json_array_foreach(holders, i, h)
+		if (best == NULL ||
+		    value_uint(h, "held_ms") > value_uint(best, "held_ms"))
+			best = h;
+	return best;
+}
+
+static int
+print_locks(json_t *locks)
+{
+	static const char *const head[] = { "LOCK", "KIND", "MODE", "HOLDER",
+	    "COUNT", "TOKEN", "HELD", "WAITERS", "LONGEST-WAIT" };
+	struct table *t;
+	json_t *l;
+	size_t i;
+
+	if (json_array_size(locks) == 0) {
+		puts("no locks held or awaited");
+		return EXIT_OK;
+	}
+	t = table_new(9, head, "llllrrrrr");
+	json_array_foreach(locks, i, l) {
+		json_t *h = longest_holder(json_object_get(l, "holders"));
+		json_t *w = json_array_get(json_object_get(l, "waiters"), 0);
+		uint64_t nh = value_uint(l, "nholders");
+		char name[300], holder[400], count[32], token[32], held[32],
+		    nw[32], waited[32];
+
+		fmt_name(value_str(l, "name"), name, sizeof name);
+		if (h == NULL) {
+			snprintf(holder, sizeof holder, "-");
+			snprintf(count, sizeof count, "-");
+			snprintf(token, sizeof token, "-");
+			snprintf(held, sizeof held, "-");
+		} else {
+			char who[300];
+
+			fmt_name(value_str(h, "client"), who, sizeof who);
+			if (nh > 1)
+				snprintf(holder, sizeof holder,
+				    "%s +%llu more", who,
+				    (unsigned long long)(nh - 1));
+			else
+				snprintf(holder, sizeof holder, "%s", who);
+			snprintf(count, sizeof count, "%llu",
+			    (unsigned long long)value_uint(h, "count"));
+			snprintf(token, sizeof token, "%llu",
+			    (unsigned long long)value_uint(h, "token"));
+			fmt_duration(value_uint(h, "held_ms"), held,
+			    sizeof held);
+		}
+		snprintf(nw, sizeof nw, "%llu",
+		    (unsigned long long)value_uint(l, "nwaiters"));
+		if (w != NULL)
+			fmt_duration(value_uint(w, "waited_ms"), waited,
+			    sizeof waited);
+		else
+			snprintf(waited, sizeof waited, "-");
+		table_add(t, name, value_str(l, "kind"), value_str(l, "mode"),
+		    holder, count, token, held, nw, waited);
+	}
+	table_print(t);
+	table_free(t);
+	return EXIT_OK;
+}
+
+int
+cmd_locks(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *locks;
+	int rc;
+
+	if (no_options(argc, argv, 0, 1, "locks [PREFIX]") != 0)
+		return EXIT_USAGE;
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK ||
+	    (rc = list_all(ctl, "locks", argc > optind ? argv[optind] : NULL,
+	    &locks)) != EXIT_OK)
+		return rc;
+	if (ctl->json) {
+		json_t *doc = json_pack("{s:o}", "locks", locks);
+
+		rc = ctl_print_json(doc);
+		json_decref(doc);
+		return rc;
+	}
+	rc = print_locks(locks);
+	json_decref(locks);
+	return rc;
+}
+
+static void
+print_lock(json_t *l)
+{
+	static const char *const hhead[] = { "HOLDER", "SESSION", "COUNT",
+	    "TOKEN", "HELD" };
+	static const char *const whead[] = { "#", "WAITER", "MODE",
+	    "WAITED" };
+	json_t *holders = json_object_get(l, "holders");
+	json_t *waiters = json_object_get(l, "waiters");
+	uint64_t nh = value_uint(l, "nholders"), nw = value_uint(l, "nwaiters");
+	char name[300];
+	struct table *t;
+	json_t *e;
+	size_t i;
+
+	printf("%-9s %s\n", "lock", fmt_name(value_str(l, "name"), name,
+	    sizeof name));
+	printf("%-9s %s\n", "kind", value_str(l, "kind"));
+	printf("%-9s %s\n", "mode", value_str(l, "mode"));
+	printf("%-9s %llu\n", "holders", (unsigned long long)nh);
+	printf("%-9s %llu\n", "waiters", (unsigned long long)nw);
+	if (json_array_size(holders) > 0) {
+		putchar('\n');
+		t = table_new(5, hhead, "lrrrr");
+		json_array_foreach(holders, i, e) {
+			char who[300], sess[32], count[32], token[32],
+			    held[32];
+
+			snprintf(sess, sizeof sess, "%llu",
+			    (unsigned long long)value_uint(e, "session"));
+			snprintf(count, sizeof count, "%llu",
+			    (unsigned long long)value_uint(e, "count"));
+			snprintf(token, sizeof token, "%llu",
+			    (unsigned long long)value_uint(e, "token"));
+			table_add(t, fmt_name(value_str(e, "client"), who,
+			    sizeof who), sess, count, token,
+			    fmt_duration(value_uint(e, "held_ms"), held,
+			    sizeof held));
+		}
+		table_print(t);
+		table_free(t);
+	}
+	if (json_array_size(waiters) > 0) {
+		putchar('\n');
+		t = table_new(4, whead, "rllr");
+		json_array_foreach(waiters, i, e) {
+			char pos[32], who[300], waited[32];
+
+			snprintf(pos, sizeof pos, "%zu", i + 1);
+			table_add(t, pos, fmt_name(value_str(e, "client"), who,
+			    sizeof who), value_str(e, "mode"),
+			    fmt_duration(value_uint(e, "waited_ms"), waited,
+			    sizeof waited));
+		}
+		table_print(t);
+		table_free(t);
+	}
+	if (nh > json_array_size(holders) || nw > json_array_size(waiters))
+		printf("\n(the server listed %zu of %llu holders and %zu of "
+		    "%llu waiters)\n", json_array_size(holders),
+		    (unsigned long long)nh, json_array_size(waiters),
+		    (unsigned long long)nw);
+}
+
+int
+cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *params, *l;
+	int rc;
+
+	if (no_options(argc, argv, 1, 1, "show LOCK") != 0)
+		return EXIT_USAGE;
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK)
+		return rc;
+	params = json_object();
+	json_object_set_new(params, "lock", value_bytes(argv[optind]));
+	rc = ctl_call(ctl, "lock", params, &l);
+	json_decref(params);
+	if (rc != EXIT_OK)
+		return rc;
+	if (ctl->json)
+		rc = ctl_print_json(l);
+	else
+		print_lock(l);
+	json_decref(l);
+	return rc;
+}
+
+static int
+print_clients(json_t *clients)
+{
+	static const char *const head[] = { "CLIENT", "PEER", "STATE",
+	    "EXPIRES-IN", "HOLDS", "WAITS", "HOST", "PID", "LABEL" };
+	struct table *t;
+	json_t *c;
+	size_t i;
+
+	if (json_array_size(clients) == 0) {
+		puts("no sessions");
+		return EXIT_OK;
+	}
+	t = table_new(9, head, "lllrrrlrl");
+	json_array_foreach(clients, i, c) {
+		json_t *info = json_object_get(c, "info");
+		char name[300], host[300], label[300], left[32], holds[32],
+		    waits[32], pid[32];
+
+		snprintf(holds, sizeof holds, "%llu",
+		    (unsigned long long)value_uint(c, "holds"));
+		snprintf(waits, sizeof waits, "%llu",
+		    (unsigned long long)value_uint(c, "waits"));
+		if (json_is_integer(json_object_get(info, "pid")))
+			snprintf(pid, sizeof pid, "%llu",
+			    (unsigned long long)value_uint(info, "pid"));
+		else
+			snprintf(pid, sizeof pid, "-");
+		fmt_name(value_str(info, "host"), host, sizeof host);
+		fmt_name(value_str(info, "label"), label, sizeof label);
+		table_add(t, fmt_name(value_str(c, "name"), name, sizeof name),
+		    value_str(c, "peer"),
+		    value_bool(c, "connected") ? "connected" : "lingering",
+		    fmt_duration(value_uint(c, "expires_in_ms"), left,
+		    sizeof left), holds, waits, host[0] ? host : "-", pid,
+		    label[0] ? label : "-");
+	}
+	table_print(t);
+	table_free(t);
+	return EXIT_OK;
+}
+
+int
+cmd_clients(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *clients;
+	int rc;
+
+	if (no_options(argc, argv, 0, 1, "clients [PREFIX]") != 0)
+		return EXIT_USAGE;
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK ||
+	    (rc = list_all(ctl, "clients", argc > optind ? argv[optind] : NULL,
+	    &clients)) != EXIT_OK)
+		return rc;
+	if (ctl->json) {
+		json_t *doc = json_pack("{s:o}", "clients", clients);
+
+		rc = ctl_print_json(doc);
+		json_decref(doc);
+		return rc;
+	}
+	rc = print_clients(clients);
+	json_decref(clients);
+	return rc;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int
+cmd_ping(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "count", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *usage = "usage: dlmctl ping [-c COUNT]\n";
+	double min = 0, max = 0, sum = 0;
+	json_t *rtts;
+	long count = 1;
+	int ch, rc = EXIT_OK;
+	char *end;
+
+	while ((ch = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			count = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || count < 1 ||
+			    count > 1000000) {
+				ctl_error("ping: --count wants 1..1000000");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK)
+		return rc;
+	rtts = json_array();
+	for (long i = 0; i < count; i++) {
+		double t0 = now_ms(), rtt;
+		json_t *res;
+
+		if ((rc = ctl_call(ctl, "ping", NULL, &res)) != EXIT_OK)
+			break;
+		rtt = now_ms() - t0;
+		json_decref(res);
+		json_array_append_new(rtts, json_real(rtt));
+		min = i == 0 || rtt < min ? rtt : min;
+		max = rtt > max ? rtt : max;
+		sum += rtt;
+		if (!ctl->json)
+			printf("pong from %s: %.3f ms\n", ctl_server_name(ctl),
+			    rtt);
+	}
+	if (rc != EXIT_OK) {
+		json_decref(rtts);
+		return rc;
+	}
+	if (ctl->json) {
+		json_t *doc = json_pack("{s:s, s:I, s:o, s:f, s:f, s:f}",
+		    "server", ctl_server_name(ctl), "count", (json_int_t)count,
+		    "rtt_ms", rtts, "min_ms", min, "avg_ms", sum / (double)count,
+		    "max_ms", max);
+
+		rc = ctl_print_json(doc);
+		json_decref(doc);
+		return rc;
+	}
+	if (count > 1)
+		printf("%ld pings: min/avg/max = %.3f/%.3f/%.3f ms\n", count,
+		    min, sum / (double)count, max);
+	json_decref(rtts);
+	return EXIT_OK;
+}

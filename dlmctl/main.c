@@ -1,0 +1,292 @@
+/*
+ * dlmctl: inspect dlmd, break what is stuck, run a command under a lock.
+ * This file parses the command line, connects, and maps errors to exit
+ * statuses; each command lives in its own file.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dlmctl.h"
+#include "paths.h"
+
+static const char usage_text[] =
+"usage: dlmctl [-s SERVER] [--token-file FILE] [--json] COMMAND [ARGS]\n"
+"\n"
+"commands:\n"
+"  status                     the server's version, uptime and counters\n"
+"  locks [PREFIX]             every lock, its holders and waiters\n"
+"  show LOCK                  one lock with its whole wait queue\n"
+"  clients [PREFIX]           every session\n"
+"  ping [-c COUNT]            round-trip time to the server\n"
+"  release LOCK [--client NAME]  force-release a lock (admin)\n"
+"  reset CLIENT               end a client's session (admin)\n"
+"  reset --all --yes          end every other session (admin)\n"
+"  run LOCK [--timeout MS] [--shared] [--rlock] [--kill-after MS]\n"
+"      [--lease MS] [--timeout-status N] [--lost-status N] -- COMMAND [ARG...]\n"
+"                             hold LOCK while COMMAND runs\n"
+"\n"
+"options:\n"
+"  -s, --server SERVER   unix:/path or tcp:host:port (default $DLM_SERVER,\n"
+"                        else the local socket)\n"
+"      --token-file FILE the admin or client token for TCP (default\n"
+"                        $DLM_TOKEN_FILE)\n"
+"  -j, --json            print one JSON document\n"
+"  -h, --help            this text\n"
+"  -V, --version         the version\n"
+"\n"
+"exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable,\n"
+"4 permission denied, 5 not found; run: COMMAND's status, 75 lock not taken\n"
+"in time, 76 hold lost while COMMAND ran. See dlmctl(1).\n";
+
+static const struct {
+	const char	*name;
+	int		(*fn)(struct ctl *, int, char **);
+} commands[] = {
+	{ "status", cmd_status },
+	{ "locks", cmd_locks },
+	{ "show", cmd_show },
+	{ "clients", cmd_clients },
+	{ "ping", cmd_ping },
+	{ "release", cmd_release },
+	{ "reset", cmd_reset },
+	{ "run", cmd_run },
+};
+
+void
+ctl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("dlmctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+ctl_exit_status(int err)
+{
+	switch (err) {
+	case DLM_OK:
+		return EXIT_OK;
+	case DLM_E_CONNECT:
+	case DLM_E_DISCONNECTED:
+	case DLM_E_CLOSED:
+	case DLM_E_SHUTTING_DOWN:
+		return EXIT_UNREACHABLE;
+	case DLM_E_PERMISSION:
+		return EXIT_PERMISSION;
+	case DLM_E_NOT_FOUND:
+		return EXIT_NOT_FOUND;
+	case DLM_E_ADDRESS:
+	case DLM_E_INVALID:
+		return EXIT_USAGE;
+	default:
+		return EXIT_FAILED;
+	}
+}
+
+const char *
+ctl_server_name(const struct ctl *ctl)
+{
+	static char buf[300];
+	const char *env = getenv("DLM_SERVER");
+
+	if (ctl->server != NULL)
+		return ctl->server;
+	if (env != NULL && *env != '\0')
+		return env;
+	memcpy(buf, "unix:", 5);
+	if (dlm_default_socket(buf + 5, sizeof buf - 5) != 0)
+		return "the default socket";
+	return buf;
+}
+
+/* The token's first line; never from the command line, never echoed. */
+static int
+read_token(struct ctl *ctl, const char *path)
+{
+	char buf[4096];
+	FILE *f;
+	size_t n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		ctl_error("token file %s: %s", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (fgets(buf, sizeof buf, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
+	if (n == 0) {
+		ctl_error("token file %s holds no token", path);
+		return EXIT_USAGE;
+	}
+	free(ctl->auth);
+	if ((ctl->auth = strdup(buf)) == NULL) {
+		ctl_error("out of memory");
+		return EXIT_FAILED;
+	}
+	explicit_bzero(buf, sizeof buf);
+	return EXIT_OK;
+}
+
+int
+ctl_connect(struct ctl *ctl, const struct dlm_options *given)
+{
+	struct dlm_options o;
+	int err = 0;
+
+	if (given != NULL)
+		o = *given;
+	else {
+		dlm_options_init(&o);
+		o.label = "dlmctl";
+	}
+	o.auth = ctl->auth;
+	ctl->client = dlm_connect(ctl->server, &o, &err);
+	if (ctl->client != NULL)
+		return EXIT_OK;
+	switch (err) {
+	case DLM_E_CONNECT:
+		ctl_error("cannot reach dlmd at %s (is it running?)",
+		    ctl_server_name(ctl));
+		break;
+	case DLM_E_PERMISSION:
+		ctl_error("dlmd at %s refused the connection: %s",
+		    ctl_server_name(ctl), ctl->auth != NULL ?
+		    "the token is wrong" : "it wants a token (--token-file)");
+		break;
+	case DLM_E_ADDRESS:
+		ctl_error("bad server address '%s' (unix:/path or "
+		    "tcp:host:port)", ctl_server_name(ctl));
+		break;
+	default:
+		ctl_error("cannot connect to %s: %s", ctl_server_name(ctl),
+		    dlm_strerror(err));
+		break;
+	}
+	return ctl_exit_status(err);
+}
+
+int
+ctl_call(struct ctl *ctl, const char *method, json_t *params,
+    json_t **result)
+{
+	char *packed = NULL, *message = NULL;
+	void *raw = NULL;
+	size_t plen = 0, rlen = 0;
+	int err;
+
+	*result = NULL;
+	if (params != NULL && value_to_msgpack(params, &packed, &plen) != 0) {
+		ctl_error("out of memory");
+		return EXIT_FAILED;
+	}
+	err = dlm_call(ctl->client, method, packed, plen, &raw, &rlen,
+	    &message);
+	free(packed);
+	if (err != 0) {
+		if (message != NULL)
+			ctl_error("%s", message);
+		else if (err == DLM_E_DISCONNECTED || err == DLM_E_CLOSED)
+			ctl_error("lost the connection to dlmd at %s",
+			    ctl_server_name(ctl));
+		else
+			ctl_error("%s: %s", method, dlm_strerror(err));
+		free(message);
+		return ctl_exit_status(err);
+	}
+	*result = value_from_msgpack(raw, rlen);
+	free(raw);
+	if (*result == NULL || !json_is_object(*result)) {
+		json_decref(*result);
+		*result = NULL;
+		ctl_error("%s: the server's answer is unreadable", method);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+int
+ctl_print_json(json_t *doc)
+{
+	if (json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+	    putchar('\n') == EOF || fflush(stdout) != 0) {
+		ctl_error("cannot write the output: %s", strerror(errno));
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl ctl = { NULL, NULL, false, NULL };
+	const char *token_file = getenv("DLM_TOKEN_FILE");
+	int ch, rc;
+
+	/* '+': options after the command belong to the command. */
+	while ((ch = getopt_long(argc, argv, "+s:jhV", options, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			ctl.server = optarg;
+			break;
+		case 'T':
+			token_file = optarg;
+			break;
+		case 'j':
+			ctl.json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("dlmctl %s\n", PACKAGE_VERSION);
+			return EXIT_OK;
+		default:
+			fputs(usage_text, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		if (token_file != NULL && *token_file != '\0' &&
+		    (rc = read_token(&ctl, token_file)) != EXIT_OK)
+			return rc;
+		/* The command parses its own options from its name on. */
+		argc -= optind;
+		argv += optind;
+		optind = 0;
+		rc = commands[i].fn(&ctl, argc, argv);
+		dlm_close(ctl.client);
+		if (ctl.auth != NULL)
+			explicit_bzero(ctl.auth, strlen(ctl.auth));
+		free(ctl.auth);
+		return rc;
+	}
+	ctl_error("unknown command '%s' (see dlmctl --help)", argv[optind]);
+	return EXIT_USAGE;
+}

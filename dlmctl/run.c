@@ -1,0 +1,599 @@
+/*
+ * dlmctl run: hold a lock while a command runs.
+ *
+ * COMMAND gets its own process group, so that signals and kills reach
+ * everything it started in that group. dlmctl forwards the signals a
+ * person or a supervisor sends, ends the group the moment the hold is lost
+ * (SIGTERM, then SIGKILL after --kill-after), and releases the lock only
+ * when nothing is left in the group, so that two runs never overlap.
+ */
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dlmctl.h"
+
+extern char **environ;
+
+#define KILL_AFTER_DEFAULT	5000
+
+struct run {
+	const char	*lock;
+	int		 flags;
+	int		 timeout_ms;	/* DLM_FOREVER unless --timeout */
+	int		 kill_after_ms;
+	int		 lease_ms;
+	int		 timeout_status;
+	int		 lost_status;
+	char		**cmd;
+
+	int		 sfd;		/* signalfd for the signals below */
+	sigset_t	 sigs;
+	sigset_t	 old_mask;
+	int		 lost_pipe[2];	/* written by the lost callback */
+
+	/* Acquire. */
+	bool		 acquired_done;
+	int		 acquire_err;
+	uint64_t	 token;
+
+	/* The command. */
+	pid_t		 pgid;		/* its leader's pid */
+	bool		 leader_alive;
+	int		 leader_status;
+	int		 lost_reason;	/* 0: not lost */
+	bool		 ending;	/* SIGTERM sent to the group */
+	bool		 killed;	/* SIGKILL sent */
+	uint64_t	 kill_at;
+	uint64_t	 give_up_at;
+};
+
+/* Signals forwarded to the command's group as they are. */
+static const int forwarded[] = {
+	SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM,
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool
+is_forwarded(int sig)
+{
+	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+		if (forwarded[i] == sig)
+			return true;
+	return false;
+}
+
+static const char *
+lost_words(int reason)
+{
+	switch (reason) {
+	case DLM_LOST_FORCED:
+		return "an admin force-released it";
+	case DLM_LOST_RESET:
+		return "an admin reset this client";
+	case DLM_LOST_EXPIRED:
+		return "its lease ran out";
+	case DLM_LOST_SESSION:
+		return "the connection to dlmd was lost";
+	default:
+		return "dlmd ended it";
+	}
+}
+
+/* libdlm's thread: only a byte down a pipe; the main loop acts on it. */
+static void
+on_lost(struct dlm_client *c, const char *lock, uint64_t token, int reason,
+    void *arg)
+{
+	struct run *r = arg;
+	unsigned char b = (unsigned char)reason;
+
+	(void)c;
+	(void)token;
+	if (strcmp(lock, r->lock) == 0 && write(r->lost_pipe[1], &b, 1) < 0) {
+		/* Full: a byte is already waiting, which is all it takes. */
+	}
+}
+
+static void
+on_acquired(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct run *r = arg;
+
+	(void)c;
+	r->acquired_done = true;
+	r->acquire_err = err;
+	r->token = token;
+}
+
+static int
+parse_num(const char *opt, const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+		ctl_error("run: --%s wants a number from %ld to %ld", opt, min,
+		    max);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static const char run_usage[] =
+"usage: dlmctl run LOCK [--timeout MS] [--shared] [--rlock] [--kill-after MS]\n"
+"           [--lease MS] [--timeout-status N] [--lost-status N]\n"
+"           -- COMMAND [ARG...]\n";
+
+static int
+parse(struct run *r, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "shared", no_argument, NULL, 'S' },
+		{ "rlock", no_argument, NULL, 'R' },
+		{ "kill-after", required_argument, NULL, 'k' },
+		{ "lease", required_argument, NULL, 'l' },
+		{ "timeout-status", required_argument, NULL, 'T' },
+		{ "lost-status", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	/*
+	 * Options may come before or after LOCK; scanning stops at "--" or
+	 * at the first word after LOCK, which starts COMMAND.
+	 */
+	for (;;) {
+		while ((ch = getopt_long(argc, argv, "+t:h", options,
+		    NULL)) != -1) {
+			switch (ch) {
+			case 't':
+				if (parse_num("timeout", optarg, -1,
+				    INT32_MAX, &r->timeout_ms) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'S':
+				r->flags |= DLM_SHARED;
+				break;
+			case 'R':
+				r->flags |= DLM_RLOCK;
+				break;
+			case 'k':
+				if (parse_num("kill-after", optarg, 0,
+				    3600000, &r->kill_after_ms) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'l':
+				if (parse_num("lease", optarg, 1,
+				    INT32_MAX, &r->lease_ms) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'T':
+				if (parse_num("timeout-status", optarg, 1, 255,
+				    &r->timeout_status) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'L':
+				if (parse_num("lost-status", optarg, 1, 255,
+				    &r->lost_status) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'h':
+				fputs(run_usage, stdout);
+				exit(EXIT_OK);
+			default:
+				fputs(run_usage, stderr);
+				return EXIT_USAGE;
+			}
+		}
+		if (r->lock != NULL || optind >= argc ||
+		    strcmp(argv[optind - 1], "--") == 0)
+			break;
+		r->lock = argv[optind++];
+	}
+	if (r->lock == NULL || optind >= argc || *r->lock == '\0') {
+		fputs(run_usage, stderr);
+		return EXIT_USAGE;
+	}
+	r->cmd = argv + optind;
+	return EXIT_OK;
+}
+
+/* COMMAND's environment: ours, with the lock's name and token. */
+static char **
+child_env(const struct run *r)
+{
+	size_t n = 0, o = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((env = calloc(n + 3, sizeof *env)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "DLM_LOCK_TOKEN=", 15) != 0 &&
+		    strncmp(environ[i], "DLM_LOCK=", 9) != 0)
+			env[o++] = environ[i];
+	if (asprintf(&env[o++], "DLM_LOCK_TOKEN=%llu",
+	    (unsigned long long)r->token) < 0 ||
+	    asprintf(&env[o++], "DLM_LOCK=%s", r->lock) < 0) {
+		free(env);
+		return NULL;
+	}
+	return env;
+}
+
+static void
+free_env(char **env)
+{
+	if (env == NULL)
+		return;
+	for (size_t i = 0; env[i] != NULL; i++)
+		if (strncmp(env[i], "DLM_LOCK_TOKEN=", 15) == 0 ||
+		    strncmp(env[i], "DLM_LOCK=", 9) == 0)
+			free(env[i]);
+	free(env);
+}
+
+/*
+ * Start COMMAND as the leader of a new process group. Between fork() and
+ * exec only async-signal-safe calls: this process has libdlm's thread.
+ * Returns 0, or an exit status after saying why it could not start.
+ */
+static int
+spawn(struct run *r)
+{
+	int errpipe[2], child_errno = 0, rc = EXIT_OK;
+	pid_t parent = getpid(), pid;
+	char **env;
+	ssize_t n;
+
+	if ((env = child_env(r)) == NULL) {
+		ctl_error("run: out of memory");
+		return EXIT_FAILED;
+	}
+	if (pipe2(errpipe, O_CLOEXEC) != 0) {
+		ctl_error("run: pipe: %s", strerror(errno));
+		free_env(env);
+		return EXIT_FAILED;
+	}
+	if ((pid = fork()) < 0) {
+		ctl_error("run: fork: %s", strerror(errno));
+		close(errpipe[0]);
+		close(errpipe[1]);
+		free_env(env);
+		return EXIT_FAILED;
+	}
+	if (pid == 0) {
+		int e;
+
+		(void)setpgid(0, 0);
+		/*
+		 * If dlmctl dies (SIGKILL), its session and so the lock go
+		 * with it: COMMAND must not run on unprotected.
+		 */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(EXIT_LOST);
+		(void)sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+		execvpe(r->cmd[0], r->cmd, env);
+		e = errno;
+		if (write(errpipe[1], &e, sizeof e) < 0) {
+			/* Nothing more a child can do. */
+		}
+		_exit(e == ENOENT ? EXIT_NO_COMMAND : EXIT_CANNOT_EXEC);
+	}
+	(void)setpgid(pid, pid);	/* as well, so no signal beats it */
+	close(errpipe[1]);
+	free_env(env);
+	do
+		n = read(errpipe[0], &child_errno, sizeof child_errno);
+	while (n < 0 && errno == EINTR);
+	close(errpipe[0]);
+	if (n == (ssize_t)sizeof child_errno) {
+		(void)waitpid(pid, NULL, 0);
+		ctl_error("run: %s: %s", r->cmd[0], strerror(child_errno));
+		rc = child_errno == ENOENT ? EXIT_NO_COMMAND :
+		    EXIT_CANNOT_EXEC;
+	} else {
+		r->pgid = pid;
+		r->leader_alive = true;
+	}
+	return rc;
+}
+
+static bool
+group_alive(pid_t pgid)
+{
+	return kill(-pgid, 0) == 0 || errno == EPERM;
+}
+
+/* Stop everything in COMMAND's group: SIGTERM now, SIGKILL later. */
+static void
+end_group(struct run *r)
+{
+	if (r->ending)
+		return;
+	r->ending = true;
+	(void)kill(-r->pgid, SIGTERM);
+	(void)kill(-r->pgid, SIGCONT);	/* a stopped process cannot die */
+	r->kill_at = now_ms() + (uint64_t)r->kill_after_ms;
+}
+
+static void
+reap(struct run *r)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if (pid == r->pgid) {
+			r->leader_alive = false;
+			r->leader_status = status;
+		}
+}
+
+static void
+handle_signal(struct run *r, int sig)
+{
+	switch (sig) {
+	case SIGCHLD:
+		reap(r);
+		break;
+	case SIGTSTP:
+	case SIGTTIN:
+	case SIGTTOU:
+		/* Job control: the command stops with us, and goes on too. */
+		(void)kill(-r->pgid, SIGSTOP);
+		(void)raise(SIGSTOP);
+		break;
+	case SIGCONT:
+		(void)kill(-r->pgid, SIGCONT);
+		break;
+	default:
+		if (is_forwarded(sig))
+			(void)kill(-r->pgid, sig);
+		break;
+	}
+}
+
+/* Read what signalfd holds; returns a terminating signal seen, or 0. */
+static int
+drain_signals(struct run *r, bool waiting)
+{
+	struct signalfd_siginfo si;
+	int term = 0;
+
+	while (read(r->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		int sig = (int)si.ssi_signo;
+
+		if (!waiting)
+			handle_signal(r, sig);
+		else if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT ||
+		    sig == SIGHUP)
+			term = sig;
+		else if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+			(void)raise(SIGSTOP);
+	}
+	return term;
+}
+
+/* Wait for the lock; returns EXIT_OK when held, else the exit status. */
+static int
+acquire(struct ctl *ctl, struct run *r)
+{
+	int err, afd = dlm_async_fd(ctl->client);
+
+	err = dlm_acquire_async(ctl->client, r->lock, r->flags, r->timeout_ms,
+	    on_acquired, r);
+	if (err != 0) {
+		ctl_error("run: %s", dlm_strerror(err));
+		return ctl_exit_status(err);
+	}
+	while (!r->acquired_done) {
+		struct pollfd p[2] = { { r->sfd, POLLIN, 0 }, { afd, POLLIN, 0 } };
+		int sig;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if ((sig = drain_signals(r, true)) != 0)
+			return 128 + sig;	/* closing cancels the wait */
+		if (p[1].revents != 0)
+			(void)dlm_async_dispatch(ctl->client);
+	}
+	switch (r->acquire_err) {
+	case 0:
+		return EXIT_OK;
+	case DLM_E_WOULD_BLOCK:
+		ctl_error("lock '%s' is held by another client", r->lock);
+		return r->timeout_status;
+	case DLM_E_TIMEOUT:
+		ctl_error("lock '%s' not acquired within %d ms", r->lock,
+		    r->timeout_ms);
+		return r->timeout_status;
+	case DLM_E_KIND_MISMATCH:
+		ctl_error("lock '%s' is held as a %s", r->lock,
+		    r->flags & DLM_RLOCK ? "mutex" : "rlock");
+		return EXIT_FAILED;
+	default:
+		ctl_error("run: cannot acquire '%s': %s", r->lock,
+		    dlm_strerror(r->acquire_err));
+		return ctl_exit_status(r->acquire_err);
+	}
+}
+
+static void
+note_lost(struct run *r)
+{
+	unsigned char b;
+
+	while (read(r->lost_pipe[0], &b, 1) == 1)
+		if (r->lost_reason == 0) {
+			r->lost_reason = b != 0 ? b : DLM_LOST_SESSION;
+			ctl_error("lost lock '%s': %s; stopping %s", r->lock,
+			    lost_words(r->lost_reason), r->cmd[0]);
+			end_group(r);
+		}
+}
+
+/* Run until COMMAND and everything left in its group is gone. */
+static void
+supervise(struct run *r)
+{
+	for (;;) {
+		struct pollfd p[2] = {
+			{ r->sfd, POLLIN, 0 }, { r->lost_pipe[0], POLLIN, 0 },
+		};
+		uint64_t now = now_ms(), next = UINT64_MAX;
+		int timeout;
+
+		if (!r->leader_alive) {
+			if (!group_alive(r->pgid))
+				return;
+			if (!r->ending) {
+				ctl_error("%s exited and left processes in "
+				    "its group; stopping them", r->cmd[0]);
+				end_group(r);
+			}
+			next = now + 20;	/* no signal tells us when */
+		}
+		if (r->ending && !r->killed && r->kill_at < next)
+			next = r->kill_at;
+		if (r->killed && r->give_up_at < next)
+			next = r->give_up_at;
+		timeout = next == UINT64_MAX ? -1 :
+		    next > now ? (int)(next - now) : 0;
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			return;
+		(void)drain_signals(r, false);
+		note_lost(r);
+		now = now_ms();
+		if (r->ending && !r->killed && now >= r->kill_at) {
+			(void)kill(-r->pgid, SIGKILL);
+			r->killed = true;
+			r->give_up_at = now + (uint64_t)r->kill_after_ms + 1000;
+		}
+		if (r->killed && now >= r->give_up_at) {
+			ctl_error("processes of group %d outlive SIGKILL "
+			    "(stuck in the kernel?); giving up on them",
+			    (int)r->pgid);
+			reap(r);
+			return;
+		}
+	}
+}
+
+int
+cmd_run(struct ctl *ctl, int argc, char **argv)
+{
+	struct run r;
+	struct dlm_options o;
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	r.sfd = r.lost_pipe[0] = r.lost_pipe[1] = -1;
+	r.timeout_ms = DLM_FOREVER;
+	r.kill_after_ms = KILL_AFTER_DEFAULT;
+	r.timeout_status = EXIT_NOT_ACQUIRED;
+	r.lost_status = EXIT_LOST;
+	if ((rc = parse(&r, argc, argv)) != EXIT_OK)
+		return rc;
+	if (ctl->json) {
+		ctl_error("run: --json is for the inspecting commands");
+		return EXIT_USAGE;
+	}
+
+	/*
+	 * Block the signals before libdlm starts its thread, so that they
+	 * all come to the signalfd rather than to whichever thread.
+	 */
+	sigemptyset(&r.sigs);
+	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+		sigaddset(&r.sigs, forwarded[i]);
+	sigaddset(&r.sigs, SIGCHLD);
+	sigaddset(&r.sigs, SIGTSTP);
+	sigaddset(&r.sigs, SIGTTIN);
+	sigaddset(&r.sigs, SIGTTOU);
+	sigaddset(&r.sigs, SIGCONT);
+	if (sigprocmask(SIG_BLOCK, &r.sigs, &r.old_mask) != 0 ||
+	    (r.sfd = signalfd(-1, &r.sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+	    pipe2(r.lost_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		ctl_error("run: cannot set up signals: %s", strerror(errno));
+		rc = EXIT_FAILED;
+		goto out;
+	}
+
+	dlm_options_init(&o);
+	o.label = "dlmctl run";
+	o.lease_ms = r.lease_ms;
+	o.on_lost = on_lost;
+	o.on_lost_arg = &r;
+	if ((rc = ctl_connect(ctl, &o)) != EXIT_OK ||
+	    (rc = acquire(ctl, &r)) != EXIT_OK)
+		goto out;
+	if (!dlm_holds(ctl->client, r.lock, NULL)) {
+		note_lost(&r);
+		ctl_error("lost lock '%s' before %s could start", r.lock,
+		    r.cmd[0]);
+		rc = r.lost_status;
+		goto out;
+	}
+	if ((rc = spawn(&r)) != EXIT_OK) {
+		(void)dlm_release(ctl->client, r.lock);
+		goto out;
+	}
+	supervise(&r);
+	note_lost(&r);
+	if (r.lost_reason != 0)
+		rc = r.lost_status;
+	else {
+		int err = dlm_release(ctl->client, r.lock);
+
+		if (err != 0 && err != DLM_E_NOT_HELD)
+			ctl_error("releasing '%s': %s", r.lock,
+			    dlm_strerror(err));
+		if (WIFEXITED(r.leader_status))
+			rc = WEXITSTATUS(r.leader_status);
+		else if (WIFSIGNALED(r.leader_status))
+			rc = 128 + WTERMSIG(r.leader_status);
+		else
+			rc = EXIT_FAILED;
+	}
+out:
+	/* Ends the session (the lock is free), and with it on_lost calls. */
+	dlm_close(ctl->client);
+	ctl->client = NULL;
+	if (r.sfd >= 0)
+		close(r.sfd);
+	if (r.lost_pipe[0] >= 0) {
+		close(r.lost_pipe[0]);
+		close(r.lost_pipe[1]);
+	}
+	return rc;
+}

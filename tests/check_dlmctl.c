@@ -1,0 +1,1344 @@
+/*
+ * dlmctl, the real binary, against a real dlmd: every command, its table
+ * and its JSON (parsed with jansson), its exit statuses, and `run` with
+ * signal forwarding, non-overlap, lost holds and leftover processes.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "dlm.h"
+#include "testutil.h"
+
+static struct dlmd_proc d;
+static char server[400];	/* unix:... */
+static char tcp_server[64];	/* tcp:127.0.0.1:PORT */
+static char admin_token_file[400];
+
+static const char *
+dlmctl_path(void)
+{
+	const char *p = getenv("DLMCTL");
+
+	return p != NULL ? p : "dlmctl/dlmctl";
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+setup(void)
+{
+	char path[400];
+
+	snprintf(path, sizeof path, "/tmp/dlmctl-admin-token.%d", getpid());
+	write_file(path, "s3cret-admin\n");
+	snprintf(admin_token_file, sizeof admin_token_file, "%s", path);
+	dlmd_start_tcp(&d, "--lease-min", "100", "--admin-token-file", path,
+	    (char *)NULL);
+	snprintf(server, sizeof server, "unix:%s", d.sock);
+	snprintf(tcp_server, sizeof tcp_server, "tcp:127.0.0.1:%d", d.port);
+	unsetenv("DLM_SERVER");
+	unsetenv("DLM_TOKEN_FILE");
+}
+
+/* What the tests wrote into dlmd's directory, so that it can go. */
+static void
+clean_dir(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	char path[700];
+
+	if (dp == NULL)
+		return;
+	while ((e = readdir(dp)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (strcmp(path, d.log) != 0 && strcmp(path, d.sock) != 0 &&
+		    unlink(path) != 0)
+			rmdir(path);
+	}
+	closedir(dp);
+}
+
+static void
+teardown(void)
+{
+	clean_dir(d.dir);
+	dlmd_stop_clean(&d);
+	unlink(admin_token_file);
+}
+
+/* After a test killed dlmd: clear its directory, start another. */
+static void
+restart_dlmd(void)
+{
+	clean_dir(d.dir);
+	unlink(d.log);
+	unlink(d.sock);
+	rmdir(d.dir);
+	dlmd_start(&d, (char *)NULL);
+}
+
+/* What one dlmctl run printed and how it exited. */
+struct out {
+	int	 status;	/* exit status, or 128 + signal */
+	char	*out;
+	char	*err;
+};
+
+static char *
+slurp(int fd)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 2)
+			buf = realloc(buf, cap *= 2);
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static void
+out_free(struct out *o)
+{
+	free(o->out);
+	free(o->err);
+}
+
+static int
+decode_status(int st)
+{
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Start dlmctl with argv (NULL-terminated) writing to files; its pid. */
+static pid_t
+ctl_spawn(const char *out_path, const char *err_path, char **argv)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(dlmctl_path(), argv);
+		_exit(99);
+	}
+	return pid;
+}
+
+static char **
+vargs(const char *first, va_list ap)
+{
+	static char *argv[64];
+	int n = 0;
+
+	argv[n++] = (char *)"dlmctl";
+	for (const char *a = first; a != NULL && n < 63;
+	    a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	argv[n] = NULL;
+	return argv;
+}
+
+/* Run dlmctl to the end; args end with NULL. */
+static struct out
+ctl(const char *first, ...)
+{
+	char out_path[400], err_path[400];
+	struct out o;
+	va_list ap;
+	pid_t pid;
+	int st, fd;
+
+	snprintf(out_path, sizeof out_path, "%s/ctl.out", d.dir);
+	snprintf(err_path, sizeof err_path, "%s/ctl.err", d.dir);
+	va_start(ap, first);
+	pid = ctl_spawn(out_path, err_path, vargs(first, ap));
+	va_end(ap);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	o.status = decode_status(st);
+	fd = open(out_path, O_RDONLY);
+	o.out = slurp(fd);
+	close(fd);
+	fd = open(err_path, O_RDONLY);
+	o.err = slurp(fd);
+	close(fd);
+	return o;
+}
+
+/* A dlmctl left running in the background (for run). */
+struct bg {
+	pid_t	 pid;
+	char	 out_path[400];
+	char	 err_path[400];
+};
+
+static void
+bg_start(struct bg *b, const char *tag, const char *first, ...)
+{
+	va_list ap;
+
+	snprintf(b->out_path, sizeof b->out_path, "%s/%s.out", d.dir, tag);
+	snprintf(b->err_path, sizeof b->err_path, "%s/%s.err", d.dir, tag);
+	va_start(ap, first);
+	b->pid = ctl_spawn(b->out_path, b->err_path, vargs(first, ap));
+	va_end(ap);
+}
+
+/* Wait up to ms for it to exit; its status, or -1 if still running. */
+static int
+bg_wait(struct bg *b, int ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)ms;
+	int st;
+
+	for (;;) {
+		pid_t p = waitpid(b->pid, &st, WNOHANG);
+
+		if (p == b->pid)
+			return decode_status(st);
+		if (mono_ms() >= end)
+			return -1;
+		sleep_ms(10);
+	}
+}
+
+static char *
+bg_err(struct bg *b)
+{
+	int fd = open(b->err_path, O_RDONLY);
+	char *s = slurp(fd);
+
+	close(fd);
+	return s;
+}
+
+static json_t *
+parse_json(const struct out *o)
+{
+	json_error_t e;
+	json_t *v = json_loads(o->out, 0, &e);
+
+	ck_assert_msg(v != NULL, "not JSON (%s): %s", e.text, o->out);
+	return v;
+}
+
+static struct dlm_client *
+client(const char *name)
+{
+	struct dlm_options opt;
+	struct dlm_client *c;
+	int err = -1;
+
+	dlm_options_init(&opt);
+	opt.client = name;
+	c = dlm_connect(server, &opt, &err);
+	ck_assert_msg(c != NULL, "connect: %s", dlm_strerror(err));
+	return c;
+}
+
+/* A thread that waits for a lock, so that it shows as a waiter. */
+struct waiter {
+	struct dlm_client *c;
+	const char	*lock;
+	int		 flags;
+	int		 rc;
+	pthread_t	 th;
+};
+
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = dlm_acquire(w->c, w->lock, w->flags, 10000, NULL);
+	return NULL;
+}
+
+static void
+waiter_start(struct waiter *w, const char *name, const char *lock,
+    int flags)
+{
+	w->c = client(name);
+	w->lock = lock;
+	w->flags = flags;
+	w->rc = -1;
+	pthread_create(&w->th, NULL, waiter_main, w);
+}
+
+static void
+waiter_end(struct waiter *w)
+{
+	pthread_join(w->th, NULL);
+	dlm_close(w->c);
+}
+
+/* Wait until the lock shows n waiters. */
+static void
+wait_waiters(struct dlm_client *c, const char *lock, int n)
+{
+	struct out o;
+
+	for (int i = 0; i < 300; i++) {
+		json_t *v, *l;
+
+		o = ctl("-s", server, "--json", "show", lock, NULL);
+		if (o.status == 0) {
+			v = parse_json(&o);
+			l = json_object_get(v, "nwaiters");
+			if (json_integer_value(l) == n) {
+				json_decref(v);
+				out_free(&o);
+				return;
+			}
+			json_decref(v);
+		}
+		out_free(&o);
+		sleep_ms(10);
+	}
+	(void)c;
+	ck_abort_msg("lock %s never had %d waiters", lock, n);
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* The line of s that contains needle, copied (static). */
+static const char *
+line_with(const char *s, const char *needle)
+{
+	static char line[1024];
+	const char *p = strstr(s, needle), *b, *e;
+
+	if (p == NULL)
+		return NULL;
+	for (b = p; b > s && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	if (e == NULL)
+		e = p + strlen(p);
+	snprintf(line, sizeof line, "%.*s", (int)(e - b), b);
+	return line;
+}
+
+START_TEST(status_human_and_json)
+{
+	struct out o = ctl("-s", server, "status", NULL);
+	json_t *v;
+
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "dlmd "));
+	ck_assert_ptr_nonnull(line_with(o.out, "uptime"));
+	ck_assert_ptr_nonnull(line_with(o.out, "sessions"));
+	ck_assert_ptr_nonnull(line_with(o.out, "waiters"));
+	ck_assert_str_eq(o.err, "");
+	out_free(&o);
+
+	o = ctl("-s", server, "--json", "status", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert(json_is_integer(json_object_get(v, "sessions")));
+	ck_assert_int_ge(json_integer_value(json_object_get(v, "sessions")), 1);
+	ck_assert(json_is_integer(json_object_get(v, "uptime_ms")));
+	ck_assert(json_is_string(json_object_get(v, "server")));
+	json_decref(v);
+	out_free(&o);
+
+	/* $DLM_SERVER stands in for -s. */
+	setenv("DLM_SERVER", server, 1);
+	o = ctl("status", NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	unsetenv("DLM_SERVER");
+}
+END_TEST
+
+START_TEST(locks_table_and_json)
+{
+	struct dlm_client *a = client("alice"), *b = client("bob");
+	struct waiter w;
+	struct out o;
+	const char *line;
+	json_t *v, *locks, *l;
+	uint64_t t;
+	size_t i;
+
+	ck_assert_int_eq(dlm_acquire(a, "db/primary", 0, 0, &t), 0);
+	ck_assert_int_eq(dlm_acquire(a, "cache", DLM_SHARED, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "cache", DLM_SHARED, 0, NULL), 0);
+	waiter_start(&w, "carol", "db/primary", 0);
+	wait_waiters(a, "db/primary", 1);
+
+	o = ctl("-s", server, "locks", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_int_eq(count_lines(o.out), 3);	/* header + 2 */
+	ck_assert_ptr_nonnull(strstr(o.out, "LOCK"));
+	ck_assert_ptr_nonnull(strstr(o.out, "LONGEST-WAIT"));
+	line = line_with(o.out, "db/primary");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_ptr_nonnull(strstr(line, "alice"));
+	ck_assert_ptr_nonnull(strstr(line, "mutex"));
+	ck_assert_ptr_nonnull(strstr(line, "exclusive"));
+	{
+		char tok[32];
+
+		snprintf(tok, sizeof tok, "%llu", (unsigned long long)t);
+		ck_assert_ptr_nonnull(strstr(line, tok));
+	}
+	line = line_with(o.out, "cache");
+	ck_assert_ptr_nonnull(strstr(line, "shared"));
+	ck_assert_ptr_nonnull(strstr(line, "+1 more"));
+	/* Aligned: every column starts where the header's does. */
+	{
+		const char *hdr = o.out, *row = strstr(o.out, "\n") + 1;
+		const char *hk = strstr(hdr, "KIND"), *rk = strstr(row, "mutex");
+
+		if (rk == NULL || rk > strchr(row, '\n'))
+			rk = strstr(row, "rlock");
+		ck_assert_int_eq((int)(hk - hdr), (int)(rk - row));
+	}
+	out_free(&o);
+
+	o = ctl("-s", server, "--json", "locks", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	locks = json_object_get(v, "locks");
+	ck_assert_int_eq((int)json_array_size(locks), 2);
+	json_array_foreach(locks, i, l) {
+		const char *name = json_string_value(json_object_get(l,
+		    "name"));
+
+		if (strcmp(name, "db/primary") == 0) {
+			json_t *h = json_array_get(json_object_get(l,
+			    "holders"), 0);
+
+			ck_assert_str_eq(json_string_value(json_object_get(h,
+			    "client")), "alice");
+			ck_assert_uint_eq((uint64_t)json_integer_value(
+			    json_object_get(h, "token")), t);
+			ck_assert_int_eq((int)json_array_size(json_object_get(l,
+			    "waiters")), 1);
+		} else {
+			ck_assert_str_eq(name, "cache");
+			ck_assert_int_eq((int)json_integer_value(
+			    json_object_get(l, "nholders")), 2);
+		}
+	}
+	json_decref(v);
+	out_free(&o);
+
+	/* A prefix narrows the list. */
+	o = ctl("-s", server, "--json", "locks", "db/", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_int_eq((int)json_array_size(json_object_get(v, "locks")), 1);
+	json_decref(v);
+	out_free(&o);
+
+	ck_assert_int_eq(dlm_release(a, "db/primary"), 0);
+	waiter_end(&w);
+	ck_assert_int_eq(w.rc, 0);
+	dlm_close(a);
+	dlm_close(b);
+
+	o = ctl("-s", server, "locks", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_str_eq(o.out, "no locks held or awaited\n");
+	out_free(&o);
+}
+END_TEST
+
+/* More locks than one page of the server's: every one is listed. */
+START_TEST(locks_follow_the_cursor)
+{
+	struct dlm_client *a = client("many");
+	struct out o;
+	json_t *v;
+	char name[32];
+
+	for (int i = 0; i < 2500; i++) {
+		snprintf(name, sizeof name, "job/%05d", i);
+		ck_assert_int_eq(dlm_acquire(a, name, 0, 0, NULL), 0);
+	}
+	o = ctl("-s", server, "--json", "locks", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_int_eq((int)json_array_size(json_object_get(v, "locks")),
+	    2500);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    json_object_get(v, "locks"), 2499), "name")), "job/02499");
+	json_decref(v);
+	out_free(&o);
+	o = ctl("-s", server, "locks", "job/", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_int_eq(count_lines(o.out), 2501);
+	out_free(&o);
+	dlm_close(a);
+}
+END_TEST
+
+START_TEST(show_lists_the_whole_queue)
+{
+	struct dlm_client *a = client("holder");
+	struct waiter w[5];
+	struct out o;
+	json_t *v, *ws;
+	char name[32];
+
+	ck_assert_int_eq(dlm_acquire(a, "q", 0, 0, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "w%d", i);
+		waiter_start(&w[i], name, "q", i == 2 ? DLM_SHARED : 0);
+		wait_waiters(a, "q", i + 1);
+	}
+	o = ctl("-s", server, "show", "q", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "holder"));
+	for (int i = 0; i < 5; i++) {
+		char want[16];
+		const char *line;
+
+		snprintf(name, sizeof name, "w%d", i);
+		line = line_with(o.out, name);
+		ck_assert_msg(line != NULL, "%s missing", name);
+		snprintf(want, sizeof want, "%d", i + 1);
+		ck_assert_msg(strncmp(line + strspn(line, " "), want, 1) == 0,
+		    "position of %s: %s", name, line);
+	}
+	ck_assert_ptr_nonnull(strstr(line_with(o.out, "w2"), "shared"));
+	out_free(&o);
+
+	o = ctl("-s", server, "--json", "show", "q", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ws = json_object_get(v, "waiters");
+	ck_assert_int_eq((int)json_array_size(ws), 5);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "w%d", i);
+		ck_assert_str_eq(json_string_value(json_object_get(
+		    json_array_get(ws, (size_t)i), "client")), name);
+	}
+	json_decref(v);
+	out_free(&o);
+
+	ck_assert_int_eq(dlm_release(a, "q"), 0);
+	for (int i = 0; i < 5; i++) {
+		/* Each releases as soon as it has it, in turn. */
+		waiter_end(&w[i]);
+	}
+	dlm_close(a);
+
+	o = ctl("-s", server, "show", "nope", NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "nope"));
+	out_free(&o);
+}
+END_TEST
+
+START_TEST(clients_connected_and_lingering)
+{
+	struct dlm_client *a = client("present");
+	struct dlm_options opt;
+	struct dlm_client *gone;
+	struct out o;
+	const char *line;
+	json_t *v, *c;
+	size_t i;
+	int seen = 0;
+
+	dlm_options_init(&opt);
+	opt.client = "away";
+	opt.linger_ms = 60000;
+	opt.label = "nightly backup";
+	gone = dlm_connect(server, &opt, NULL);
+	ck_assert_ptr_nonnull(gone);
+	ck_assert_int_eq(dlm_acquire(gone, "tape", 0, 0, NULL), 0);
+	/* A child that dies holding the session's socket would be simpler;
+	 * closing the socket without bye is what the fork handler does. */
+	{
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			/* The child's copy is closed by libdlm at fork. */
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	o = ctl("-s", server, "clients", NULL);
+	ck_assert_int_eq(o.status, 0);
+	line = line_with(o.out, "present");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_ptr_nonnull(strstr(line, "connected"));
+	ck_assert_ptr_nonnull(strstr(line, "unix:pid="));
+	line = line_with(o.out, "away");
+	ck_assert_ptr_nonnull(strstr(line, "nightly backup"));
+	out_free(&o);
+
+	o = ctl("-s", server, "--json", "clients", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	json_array_foreach(json_object_get(v, "clients"), i, c) {
+		const char *name = json_string_value(json_object_get(c,
+		    "name"));
+
+		if (strcmp(name, "away") == 0) {
+			ck_assert_int_eq((int)json_integer_value(
+			    json_object_get(c, "holds")), 1);
+			seen++;
+		} else if (strcmp(name, "present") == 0) {
+			ck_assert(json_is_true(json_object_get(c,
+			    "connected")));
+			seen++;
+		}
+	}
+	ck_assert_int_eq(seen, 2);
+	json_decref(v);
+	out_free(&o);
+
+	/* A session whose connection is gone shows as lingering. */
+	{
+		struct tc *t = tc_connect(&d);
+
+		tc_call(t, "hello", "client:s linger_ms:i proto:i", "ghost",
+		    60000LL, 1LL);
+		tc_close(t);
+	}
+	for (int k = 0; k < 100; k++) {
+		o = ctl("-s", server, "clients", "ghost", NULL);
+		line = line_with(o.out, "ghost");
+		if (line != NULL && strstr(line, "lingering") != NULL)
+			break;
+		out_free(&o);
+		o.out = NULL;
+		o.err = NULL;
+		sleep_ms(10);
+	}
+	ck_assert_ptr_nonnull(o.out);
+	ck_assert_ptr_nonnull(strstr(line_with(o.out, "ghost"), "lingering"));
+	ck_assert_ptr_null(strstr(o.out, "present"));	/* prefix */
+	out_free(&o);
+	dlm_close(gone);
+	dlm_close(a);
+}
+END_TEST
+
+START_TEST(ping_reports_round_trips)
+{
+	struct out o = ctl("-s", server, "ping", NULL);
+	json_t *v;
+
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "pong from"));
+	ck_assert_ptr_nonnull(strstr(o.out, " ms"));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "ping", "-c", "5", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_int_eq((int)json_array_size(json_object_get(v, "rtt_ms")), 5);
+	ck_assert(json_real_value(json_object_get(v, "min_ms")) > 0);
+	ck_assert(json_real_value(json_object_get(v, "max_ms")) >=
+	    json_real_value(json_object_get(v, "min_ms")));
+	json_decref(v);
+	out_free(&o);
+	o = ctl("-s", server, "ping", "-c", "0", NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+}
+END_TEST
+
+/* What a holder's on_lost heard. */
+struct heard {
+	pthread_mutex_t	mu;
+	int		n;
+	int		reason;
+};
+
+static void
+heard_lost(struct dlm_client *c, const char *lock, uint64_t token,
+    int reason, void *arg)
+{
+	struct heard *h = arg;
+
+	(void)c;
+	(void)lock;
+	(void)token;
+	pthread_mutex_lock(&h->mu);
+	h->n++;
+	h->reason = reason;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static int
+heard_count(struct heard *h)
+{
+	int n;
+
+	for (int i = 0; i < 300; i++) {
+		pthread_mutex_lock(&h->mu);
+		n = h->n;
+		pthread_mutex_unlock(&h->mu);
+		if (n > 0)
+			return n;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+START_TEST(release_forces_and_tells_the_holder)
+{
+	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+	struct dlm_options opt;
+	struct dlm_client *a, *b = client("other");
+	struct out o;
+	json_t *v;
+
+	dlm_options_init(&opt);
+	opt.client = "stuck";
+	opt.on_lost = heard_lost;
+	opt.on_lost_arg = &h;
+	a = dlm_connect(server, &opt, NULL);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(dlm_acquire(a, "wedged", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "shared", DLM_SHARED, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(a, "shared", DLM_SHARED, 0, NULL), 0);
+
+	o = ctl("-s", server, "release", "wedged", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "released 1 hold"));
+	out_free(&o);
+	ck_assert_int_eq(heard_count(&h), 1);
+	ck_assert_int_eq(h.reason, DLM_LOST_FORCED);
+	ck_assert_int_eq(dlm_holds(a, "wedged", NULL), 0);
+
+	/* --client takes one holder out of a shared lock. */
+	o = ctl("-s", server, "--json", "release", "shared", "--client",
+	    "other", NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_int_eq((int)json_integer_value(json_object_get(v,
+	    "released")), 1);
+	json_decref(v);
+	out_free(&o);
+	ck_assert_int_eq(dlm_holds(a, "shared", NULL), 1);
+
+	o = ctl("-s", server, "release", "no-such-lock", NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	out_free(&o);
+	o = ctl("-s", server, "release", NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(reset_one_and_all)
+{
+	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+	struct dlm_options opt;
+	struct dlm_client *a, *b = client("b"), *c = client("c");
+	struct out o;
+
+	dlm_options_init(&opt);
+	opt.client = "a";
+	opt.on_lost = heard_lost;
+	opt.on_lost_arg = &h;
+	a = dlm_connect(server, &opt, NULL);
+	ck_assert_int_eq(dlm_acquire(a, "x", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "y", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "z", 0, 0, NULL), 0);
+
+	o = ctl("-s", server, "reset", "a", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "released 1 hold"));
+	out_free(&o);
+	ck_assert_int_eq(heard_count(&h), 1);
+	ck_assert_int_eq(h.reason, DLM_LOST_RESET);
+
+	/* --all refuses without --yes, and changes nothing. */
+	o = ctl("-s", server, "reset", "--all", NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_ptr_nonnull(strstr(o.err, "--yes"));
+	out_free(&o);
+	ck_assert_int_eq(dlm_holds(b, "y", NULL), 1);
+
+	o = ctl("-s", server, "--json", "reset", "--all", "--yes", NULL);
+	ck_assert_int_eq(o.status, 0);
+	{
+		json_t *v = parse_json(&o);
+
+		ck_assert_int_eq((int)json_integer_value(json_object_get(v,
+		    "released")), 2);
+		json_decref(v);
+	}
+	out_free(&o);
+	o = ctl("-s", server, "--json", "locks", NULL);
+	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
+	out_free(&o);
+
+	o = ctl("-s", server, "reset", "nobody", NULL);
+	ck_assert_int_eq(o.status, 5);
+	out_free(&o);
+	dlm_close(a);
+	dlm_close(b);
+	dlm_close(c);
+}
+END_TEST
+
+/* Over TCP only the admin token makes an admin; never on the command line. */
+START_TEST(tcp_admin_token)
+{
+	struct dlm_client *a = client("held");
+	char wrong[400];
+	struct out o;
+
+	ck_assert_int_eq(dlm_acquire(a, "t", 0, 0, NULL), 0);
+	o = ctl("-s", tcp_server, "locks", NULL);
+	ck_assert_int_eq(o.status, 0);		/* inspecting is open */
+	out_free(&o);
+	o = ctl("-s", tcp_server, "release", "t", NULL);
+	ck_assert_int_eq(o.status, 4);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "admin"));
+	out_free(&o);
+
+	snprintf(wrong, sizeof wrong, "%s/wrong-token", d.dir);
+	write_file(wrong, "guess\n");
+	o = ctl("-s", tcp_server, "--token-file", wrong, "release", "t", NULL);
+	ck_assert_int_eq(o.status, 4);
+	ck_assert_ptr_null(strstr(o.err, "guess"));
+	out_free(&o);
+
+	o = ctl("-s", tcp_server, "--token-file", admin_token_file,
+	    "release", "t", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_null(strstr(o.out, "s3cret"));
+	ck_assert_ptr_null(strstr(o.err, "s3cret"));
+	out_free(&o);
+
+	/* The lost notice reaches a's thread soon after; then take it again. */
+	for (int i = 0; i < 300 && dlm_holds(a, "t", NULL); i++)
+		sleep_ms(10);
+	ck_assert_int_eq(dlm_acquire(a, "t", 0, 0, NULL), 0);
+	setenv("DLM_TOKEN_FILE", admin_token_file, 1);
+	setenv("DLM_SERVER", tcp_server, 1);
+	o = ctl("release", "t", NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	unsetenv("DLM_TOKEN_FILE");
+	unsetenv("DLM_SERVER");
+
+	o = ctl("-s", tcp_server, "--token-file", "/nonexistent/token",
+	    "status", NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	{
+		char log[8192];
+		int fd = open(d.log, O_RDONLY);
+		ssize_t n = read(fd, log, sizeof log - 1);
+
+		close(fd);
+		log[n > 0 ? n : 0] = '\0';
+		ck_assert_ptr_null(strstr(log, "s3cret"));
+	}
+	dlm_close(a);
+}
+END_TEST
+
+START_TEST(errors_and_usage)
+{
+	char path[400];
+	struct out o;
+
+	snprintf(path, sizeof path, "unix:%s/nothing-here.sock", d.dir);
+	o = ctl("-s", path, "status", NULL);
+	ck_assert_int_eq(o.status, 3);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "cannot reach dlmd"));
+	ck_assert_ptr_nonnull(strstr(o.err, "nothing-here.sock"));
+	out_free(&o);
+
+	o = ctl("-s", "carrier-pigeon:x", "status", NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	out_free(&o);
+
+	o = ctl("-s", server, "frobnicate", NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_ptr_nonnull(strstr(o.err, "frobnicate"));
+	out_free(&o);
+	o = ctl("-s", server, "show", NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "status", "extra", NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl(NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("--help", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "run LOCK"));
+	out_free(&o);
+	o = ctl("--version", NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "dlmctl "));
+	out_free(&o);
+	o = ctl("-s", server, "run", "lock-only", NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "run", "l", "--timeout", "soon", "--", "true",
+	    NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+}
+END_TEST
+
+/*
+ * The server going away between two commands: the one that cannot reach
+ * it says so, with the documented status.
+ */
+START_TEST(server_down_mid_use)
+{
+	struct out o = ctl("-s", server, "status", NULL);
+
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	kill(d.pid, SIGKILL);
+	waitpid(d.pid, NULL, 0);
+	d.pid = 0;
+	o = ctl("-s", server, "locks", NULL);
+	ck_assert_int_eq(o.status, 3);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	out_free(&o);
+	restart_dlmd();	/* the fixture wants a live daemon to stop */
+}
+END_TEST
+
+START_TEST(run_exit_status_and_token)
+{
+	char envfile[400], script[2000];
+	struct out o;
+	FILE *f;
+	unsigned long long tok = 0;
+	char lockname[64] = "";
+
+	snprintf(envfile, sizeof envfile, "%s/env", d.dir);
+	snprintf(script, sizeof script,
+	    "echo \"$DLM_LOCK_TOKEN $DLM_LOCK\" > %s; exit 7", envfile);
+	o = ctl("-s", server, "run", "deploy", "--", "sh", "-c", script, NULL);
+	ck_assert_int_eq(o.status, 7);
+	out_free(&o);
+	f = fopen(envfile, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%llu %63s", &tok, lockname), 2);
+	fclose(f);
+	ck_assert_uint_gt(tok, 0);
+	ck_assert_str_eq(lockname, "deploy");
+
+	/* Released after: the lock is free. */
+	o = ctl("-s", server, "--json", "locks", NULL);
+	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
+	out_free(&o);
+
+	/* While COMMAND runs, the lock shows held under its token. */
+	snprintf(script, sizeof script,
+	    "echo $DLM_LOCK_TOKEN > %s/tok; %s -s %s --json show deploy > "
+	    "%s/during", d.dir, dlmctl_path(), server, d.dir);
+	o = ctl("-s", server, "run", "deploy", "--shared", "--", "sh", "-c",
+	    script, NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	{
+		char path[500];
+		json_t *v, *h;
+		json_error_t e;
+
+		snprintf(path, sizeof path, "%s/tok", d.dir);
+		f = fopen(path, "r");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_int_eq(fscanf(f, "%llu", &tok), 1);
+		fclose(f);
+		snprintf(path, sizeof path, "%s/during", d.dir);
+		v = json_load_file(path, 0, &e);
+		ck_assert_ptr_nonnull(v);
+		ck_assert_str_eq(json_string_value(json_object_get(v, "mode")),
+		    "shared");
+		h = json_array_get(json_object_get(v, "holders"), 0);
+		ck_assert_uint_eq((uint64_t)json_integer_value(
+		    json_object_get(h, "token")), tok);
+		json_decref(v);
+	}
+
+	/* Options after LOCK, and no "--" needed before a plain COMMAND. */
+	o = ctl("-s", server, "run", "x", "--rlock", "true", NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+
+	/* Killed by a signal: 128 + its number, as a shell says. */
+	o = ctl("-s", server, "run", "x", "--", "sh", "-c", "kill -9 $$",
+	    NULL);
+	ck_assert_int_eq(o.status, 128 + SIGKILL);
+	out_free(&o);
+
+	o = ctl("-s", server, "run", "x", "--", "/nonexistent/cmd", NULL);
+	ck_assert_int_eq(o.status, 127);
+	ck_assert_ptr_nonnull(strstr(o.err, "/nonexistent/cmd"));
+	out_free(&o);
+	o = ctl("-s", server, "run", "x", "--", d.dir, NULL);
+	ck_assert_int_eq(o.status, 126);
+	out_free(&o);
+	o = ctl("-s", server, "--json", "locks", NULL);
+	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
+	out_free(&o);
+}
+END_TEST
+
+START_TEST(run_not_acquired_in_time)
+{
+	struct dlm_client *a = client("owner");
+	struct out o;
+	uint64_t t0;
+
+	ck_assert_int_eq(dlm_acquire(a, "busy", 0, 0, NULL), 0);
+	t0 = mono_ms();
+	o = ctl("-s", server, "run", "busy", "--timeout", "200", "--",
+	    "sh", "-c", "exit 0", NULL);
+	ck_assert_int_eq(o.status, 75);
+	ck_assert_uint_ge(mono_ms() - t0, 200);
+	ck_assert_ptr_nonnull(strstr(o.err, "busy"));
+	out_free(&o);
+	o = ctl("-s", server, "run", "busy", "--timeout", "0", "--", "true",
+	    NULL);
+	ck_assert_int_eq(o.status, 75);
+	out_free(&o);
+	o = ctl("-s", server, "run", "busy", "--timeout", "0",
+	    "--timeout-status", "9", "--", "true", NULL);
+	ck_assert_int_eq(o.status, 9);
+	out_free(&o);
+	dlm_close(a);
+}
+END_TEST
+
+/* Several runs on one lock at once: one at a time, in token order. */
+START_TEST(runs_never_overlap)
+{
+	enum { N = 6 };
+	struct bg b[N];
+	char script[1000], tag[16], path[500];
+	unsigned long long prev = 0, tok;
+	int n = 0;
+	FILE *f;
+
+	snprintf(script, sizeof script,
+	    "mkdir %s/inside || exit 99; echo $DLM_LOCK_TOKEN >> %s/tokens; "
+	    "sleep 0.1; rmdir %s/inside", d.dir, d.dir, d.dir);
+	for (int i = 0; i < N; i++) {
+		snprintf(tag, sizeof tag, "r%d", i);
+		bg_start(&b[i], tag, "-s", server, "run", "one-at-a-time", "--",
+		    "sh", "-c", script, NULL);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(bg_wait(&b[i], 20000), 0);
+	snprintf(path, sizeof path, "%s/tokens", d.dir);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fscanf(f, "%llu", &tok) == 1) {
+		ck_assert_uint_gt(tok, prev);
+		prev = tok;
+		n++;
+	}
+	fclose(f);
+	ck_assert_int_eq(n, N);
+}
+END_TEST
+
+/* A pid written by the command into path, once it is there. */
+static pid_t
+read_pid(const char *path)
+{
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen(path, "r");
+		int pid = 0;
+
+		if (f != NULL) {
+			int got = fscanf(f, "%d", &pid);
+
+			fclose(f);
+			if (got == 1 && pid > 0)
+				return pid;
+		}
+		sleep_ms(10);
+	}
+	ck_abort_msg("no pid in %s", path);
+	return -1;
+}
+
+static bool
+gone_within(pid_t pid, int ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)ms;
+
+	while (mono_ms() < end) {
+		if (kill(pid, 0) != 0 && errno == ESRCH)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+START_TEST(run_forwards_signals_to_the_group)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP };
+	char script[1000], pidfile[400], got[400], tag[16];
+
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		struct bg b;
+		pid_t grandchild;
+		char *text;
+		int fd;
+
+		snprintf(pidfile, sizeof pidfile, "%s/pid%zu", d.dir, i);
+		snprintf(got, sizeof got, "%s/got%zu", d.dir, i);
+		/*
+		 * sh records the signal and exits 42; the sleep it started
+		 * is in the same group and dies of the signal too.
+		 */
+		snprintf(script, sizeof script,
+		    "trap 'echo got > %s; exit 42' INT TERM QUIT HUP; "
+		    "sleep 60 & echo $! > %s; wait; wait", got, pidfile);
+		snprintf(tag, sizeof tag, "sig%zu", i);
+		bg_start(&b, tag, "-s", server, "run", "sig", "--", "sh", "-c",
+		    script, NULL);
+		grandchild = read_pid(pidfile);
+		ck_assert_int_eq(kill(b.pid, sigs[i]), 0);
+		ck_assert_int_eq(bg_wait(&b, 10000), 42);
+		fd = open(got, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		text = slurp(fd);
+		close(fd);
+		ck_assert_str_eq(text, "got\n");
+		free(text);
+		ck_assert(gone_within(grandchild, 5000));
+	}
+}
+END_TEST
+
+/*
+ * A forced release while COMMAND runs: the whole group gets SIGTERM at
+ * once and SIGKILL after --kill-after, even when it ignores SIGTERM; the
+ * waiting run gets the lock.
+ */
+START_TEST(forced_release_kills_the_group_in_time)
+{
+	char script[1000], pidfile[400];
+	struct bg b, next;
+	pid_t grandchild;
+	struct out o;
+	uint64_t t0, took;
+	char *err;
+
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script,
+	    "trap '' TERM; sleep 60 & echo $! > %s; wait; wait", pidfile);
+	bg_start(&b, "victim", "-s", server, "run", "stuck", "--kill-after",
+	    "300", "--", "sh", "-c", script, NULL);
+	grandchild = read_pid(pidfile);
+	bg_start(&next, "next", "-s", server, "run", "stuck", "--", "true",
+	    NULL);
+	wait_waiters(NULL, "stuck", 1);
+
+	t0 = mono_ms();
+	o = ctl("-s", server, "release", "stuck", NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	ck_assert(gone_within(grandchild, 10000));
+	took = mono_ms() - t0;
+	ck_assert_int_eq(bg_wait(&b, 10000), 76);
+	/* It ignored SIGTERM, so SIGKILL did it: not before --kill-after. */
+	ck_assert_uint_ge(took, 290);
+	err = bg_err(&b);
+	ck_assert_ptr_nonnull(strstr(err, "force-released"));
+	free(err);
+	ck_assert_int_eq(bg_wait(&next, 10000), 0);
+}
+END_TEST
+
+/* The lease runs out while dlmctl cannot renew it (stopped). */
+START_TEST(expired_lease_ends_the_command)
+{
+	char script[1000], pidfile[400];
+	struct bg b;
+	pid_t child;
+	char *err;
+
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
+	    pidfile);
+	bg_start(&b, "paused", "-s", server, "run", "leased", "--lease", "300",
+	    "--kill-after", "200", "--", "sh", "-c", script, NULL);
+	child = read_pid(pidfile);
+	kill(b.pid, SIGSTOP);
+	sleep_ms(1000);
+	kill(b.pid, SIGCONT);
+	ck_assert_int_eq(bg_wait(&b, 10000), 76);
+	ck_assert(gone_within(child, 5000));
+	err = bg_err(&b);
+	ck_assert_msg(strstr(err, "lease") != NULL ||
+	    strstr(err, "connection") != NULL, "%s", err);
+	free(err);
+}
+END_TEST
+
+/* dlmd dies: the hold is gone with the connection; so is the command. */
+START_TEST(lost_server_ends_the_command)
+{
+	char script[1000], pidfile[400];
+	struct bg b;
+	pid_t child;
+
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
+	    pidfile);
+	bg_start(&b, "orphan", "-s", server, "run", "l", "--", "sh", "-c",
+	    script, NULL);
+	child = read_pid(pidfile);
+	kill(d.pid, SIGKILL);
+	waitpid(d.pid, NULL, 0);
+	d.pid = 0;
+	ck_assert_int_eq(bg_wait(&b, 10000), 76);
+	ck_assert(gone_within(child, 5000));
+	restart_dlmd();
+}
+END_TEST
+
+/* dlmctl itself killed: its session ends, and COMMAND must not run on. */
+START_TEST(killed_dlmctl_takes_the_command_along)
+{
+	char script[1000], pidfile[400];
+	struct bg b;
+	pid_t child;
+
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
+	    pidfile);
+	bg_start(&b, "k", "-s", server, "run", "l", "--", "sh", "-c", script,
+	    NULL);
+	child = read_pid(pidfile);
+	kill(b.pid, SIGKILL);
+	ck_assert_int_eq(bg_wait(&b, 5000), 128 + SIGKILL);
+	ck_assert(gone_within(child, 5000));
+}
+END_TEST
+
+/* COMMAND exits leaving a process in its group: not left running unlocked. */
+START_TEST(leftovers_are_stopped_before_release)
+{
+	char script[1000], pidfile[400];
+	struct out o;
+	pid_t left;
+
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script,
+	    "sleep 60 & echo $! > %s; exit 3", pidfile);
+	o = ctl("-s", server, "run", "l", "--kill-after", "500", "--", "sh",
+	    "-c", script, NULL);
+	ck_assert_int_eq(o.status, 3);
+	ck_assert_ptr_nonnull(strstr(o.err, "left processes"));
+	out_free(&o);
+	left = read_pid(pidfile);
+	ck_assert(gone_within(left, 1000));
+}
+END_TEST
+
+static Suite *
+dlmctl_suite(void)
+{
+	Suite *s = suite_create("dlmctl");
+	TCase *tc = tcase_create("inspect");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, status_human_and_json);
+	tcase_add_test(tc, locks_table_and_json);
+	tcase_add_test(tc, locks_follow_the_cursor);
+	tcase_add_test(tc, show_lists_the_whole_queue);
+	tcase_add_test(tc, clients_connected_and_lingering);
+	tcase_add_test(tc, ping_reports_round_trips);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("act");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, release_forces_and_tells_the_holder);
+	tcase_add_test(tc, reset_one_and_all);
+	tcase_add_test(tc, tcp_admin_token);
+	tcase_add_test(tc, errors_and_usage);
+	tcase_add_test(tc, server_down_mid_use);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("run");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, run_exit_status_and_token);
+	tcase_add_test(tc, run_not_acquired_in_time);
+	tcase_add_test(tc, runs_never_overlap);
+	tcase_add_test(tc, run_forwards_signals_to_the_group);
+	tcase_add_test(tc, forced_release_kills_the_group_in_time);
+	tcase_add_test(tc, expired_lease_ends_the_command);
+	tcase_add_test(tc, lost_server_ends_the_command);
+	tcase_add_test(tc, killed_dlmctl_takes_the_command_along);
+	tcase_add_test(tc, leftovers_are_stopped_before_release);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return run_suite(dlmctl_suite());
+}
