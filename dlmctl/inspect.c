@@ -138,12 +138,11 @@ list_all(struct ctl *ctl, const char *method, const char *prefix,
 static json_t *
 longest_holder(json_t *holders)
 {
-	json_t *h, *best = NULL;
+	json_t *h, *best = json_array_get(holders, 0);
 	size_t i;
 
 	json_array_foreach(holders, i, h)
-		if (best == NULL ||
-		    value_uint(h, "held_ms") > value_uint(best, "held_ms"))
+		if (value_uint(h, "held_ms") > value_uint(best, "held_ms"))
 			best = h;
 	return best;
 }

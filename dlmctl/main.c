@@ -15,6 +15,7 @@
 
 #include "dlmctl.h"
 #include "paths.h"
+#include "tokenfile.h"
 
 static const char usage_text[] =
 "usage: dlmctl [-s SERVER] [--token-file FILE] [--json] COMMAND [ARGS]\n"
@@ -114,29 +115,13 @@ ctl_server_name(const struct ctl *ctl)
 static int
 read_token(struct ctl *ctl, const char *path)
 {
-	char buf[4096];
-	FILE *f;
-	size_t n;
+	const char *why;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		ctl_error("token file %s: %s", path, strerror(errno));
-		return EXIT_USAGE;
-	}
-	if (fgets(buf, sizeof buf, f) == NULL)
-		buf[0] = '\0';
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	buf[n] = '\0';
-	if (n == 0) {
-		ctl_error("token file %s holds no token", path);
-		return EXIT_USAGE;
-	}
 	free(ctl->auth);
-	if ((ctl->auth = strdup(buf)) == NULL) {
-		ctl_error("out of memory");
-		return EXIT_FAILED;
+	if (dlm_read_token_file(path, &ctl->auth, &why) != 0) {
+		ctl_error("token file %s: %s", path, why);
+		return EXIT_USAGE;
 	}
-	explicit_bzero(buf, sizeof buf);
 	return EXIT_OK;
 }
 

@@ -163,13 +163,14 @@ parse(struct run *r, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
 
 	/*
 	 * Options may come before or after LOCK; scanning stops at "--" or
 	 * at the first word after LOCK, which starts COMMAND.
 	 */
 	for (;;) {
+		int ch;
+
 		while ((ch = getopt_long(argc, argv, "+t:h", options,
 		    NULL)) != -1) {
 			switch (ch) {

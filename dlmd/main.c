@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dlmd.h"
+#include "tokenfile.h"
 #include "xmalloc.h"
 
 enum {
@@ -127,25 +128,14 @@ parse_uid(const char *s)
 static char *
 read_token(const char *opt, const char *path)
 {
-	char buf[4096];
-	FILE *f;
-	size_t n;
+	const char *why;
+	char *token;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "dlmd: --%s: %s: %s\n", opt, path,
-		    strerror(errno));
+	if (dlm_read_token_file(path, &token, &why) != 0) {
+		fprintf(stderr, "dlmd: --%s: %s: %s\n", opt, path, why);
 		exit(2);
 	}
-	if (fgets(buf, sizeof buf, f) == NULL)
-		buf[0] = '\0';
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	buf[n] = '\0';
-	if (n == 0) {
-		fprintf(stderr, "dlmd: --%s: %s holds no token\n", opt, path);
-		exit(2);
-	}
-	return xstrdup(buf);
+	return token;
 }
 
 static void

@@ -121,8 +121,13 @@ slurp(int fd)
 
 	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
 		len += (size_t)n;
-		if (cap - len < 2)
-			buf = realloc(buf, cap *= 2);
+		if (cap - len < 2) {
+			char *more = realloc(buf, cap * 2);
+
+			ck_assert_ptr_nonnull(more);
+			buf = more;
+			cap *= 2;
+		}
 	}
 	buf[len] = '\0';
 	return buf;
@@ -314,12 +319,11 @@ wait_waiters(struct dlm_client *c, const char *lock, int n)
 	struct out o;
 
 	for (int i = 0; i < 300; i++) {
-		json_t *v, *l;
-
-		o = ctl("-s", server, "--json", "show", lock, NULL);
+		o = ctl("-s", server, "--json", "show", lock, (char *)NULL);
 		if (o.status == 0) {
-			v = parse_json(&o);
-			l = json_object_get(v, "nwaiters");
+			json_t *v = parse_json(&o);
+			json_t *l = json_object_get(v, "nwaiters");
+
 			if (json_integer_value(l) == n) {
 				json_decref(v);
 				out_free(&o);
@@ -364,7 +368,7 @@ line_with(const char *s, const char *needle)
 
 START_TEST(status_human_and_json)
 {
-	struct out o = ctl("-s", server, "status", NULL);
+	struct out o = ctl("-s", server, "status", (char *)NULL);
 	json_t *v;
 
 	ck_assert_int_eq(o.status, 0);
@@ -375,7 +379,7 @@ START_TEST(status_human_and_json)
 	ck_assert_str_eq(o.err, "");
 	out_free(&o);
 
-	o = ctl("-s", server, "--json", "status", NULL);
+	o = ctl("-s", server, "--json", "status", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	ck_assert(json_is_integer(json_object_get(v, "sessions")));
@@ -387,7 +391,7 @@ START_TEST(status_human_and_json)
 
 	/* $DLM_SERVER stands in for -s. */
 	setenv("DLM_SERVER", server, 1);
-	o = ctl("status", NULL);
+	o = ctl("status", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	out_free(&o);
 	unsetenv("DLM_SERVER");
@@ -410,7 +414,7 @@ START_TEST(locks_table_and_json)
 	waiter_start(&w, "carol", "db/primary", 0);
 	wait_waiters(a, "db/primary", 1);
 
-	o = ctl("-s", server, "locks", NULL);
+	o = ctl("-s", server, "locks", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_int_eq(count_lines(o.out), 3);	/* header + 2 */
 	ck_assert_ptr_nonnull(strstr(o.out, "LOCK"));
@@ -440,7 +444,7 @@ START_TEST(locks_table_and_json)
 	}
 	out_free(&o);
 
-	o = ctl("-s", server, "--json", "locks", NULL);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	locks = json_object_get(v, "locks");
@@ -469,7 +473,7 @@ START_TEST(locks_table_and_json)
 	out_free(&o);
 
 	/* A prefix narrows the list. */
-	o = ctl("-s", server, "--json", "locks", "db/", NULL);
+	o = ctl("-s", server, "--json", "locks", "db/", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	ck_assert_int_eq((int)json_array_size(json_object_get(v, "locks")), 1);
@@ -482,7 +486,7 @@ START_TEST(locks_table_and_json)
 	dlm_close(a);
 	dlm_close(b);
 
-	o = ctl("-s", server, "locks", NULL);
+	o = ctl("-s", server, "locks", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_str_eq(o.out, "no locks held or awaited\n");
 	out_free(&o);
@@ -501,7 +505,7 @@ START_TEST(locks_follow_the_cursor)
 		snprintf(name, sizeof name, "job/%05d", i);
 		ck_assert_int_eq(dlm_acquire(a, name, 0, 0, NULL), 0);
 	}
-	o = ctl("-s", server, "--json", "locks", NULL);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	ck_assert_int_eq((int)json_array_size(json_object_get(v, "locks")),
@@ -510,7 +514,7 @@ START_TEST(locks_follow_the_cursor)
 	    json_object_get(v, "locks"), 2499), "name")), "job/02499");
 	json_decref(v);
 	out_free(&o);
-	o = ctl("-s", server, "locks", "job/", NULL);
+	o = ctl("-s", server, "locks", "job/", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_int_eq(count_lines(o.out), 2501);
 	out_free(&o);
@@ -532,7 +536,7 @@ START_TEST(show_lists_the_whole_queue)
 		waiter_start(&w[i], name, "q", i == 2 ? DLM_SHARED : 0);
 		wait_waiters(a, "q", i + 1);
 	}
-	o = ctl("-s", server, "show", "q", NULL);
+	o = ctl("-s", server, "show", "q", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_nonnull(strstr(o.out, "holder"));
 	for (int i = 0; i < 5; i++) {
@@ -549,7 +553,7 @@ START_TEST(show_lists_the_whole_queue)
 	ck_assert_ptr_nonnull(strstr(line_with(o.out, "w2"), "shared"));
 	out_free(&o);
 
-	o = ctl("-s", server, "--json", "show", "q", NULL);
+	o = ctl("-s", server, "--json", "show", "q", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	ws = json_object_get(v, "waiters");
@@ -569,7 +573,7 @@ START_TEST(show_lists_the_whole_queue)
 	}
 	dlm_close(a);
 
-	o = ctl("-s", server, "show", "nope", NULL);
+	o = ctl("-s", server, "show", "nope", (char *)NULL);
 	ck_assert_int_eq(o.status, 5);
 	ck_assert_str_eq(o.out, "");
 	ck_assert_int_eq(count_lines(o.err), 1);
@@ -607,7 +611,7 @@ START_TEST(clients_connected_and_lingering)
 		}
 		waitpid(pid, NULL, 0);
 	}
-	o = ctl("-s", server, "clients", NULL);
+	o = ctl("-s", server, "clients", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	line = line_with(o.out, "present");
 	ck_assert_ptr_nonnull(line);
@@ -617,7 +621,7 @@ START_TEST(clients_connected_and_lingering)
 	ck_assert_ptr_nonnull(strstr(line, "nightly backup"));
 	out_free(&o);
 
-	o = ctl("-s", server, "--json", "clients", NULL);
+	o = ctl("-s", server, "--json", "clients", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	json_array_foreach(json_object_get(v, "clients"), i, c) {
@@ -647,7 +651,7 @@ START_TEST(clients_connected_and_lingering)
 		tc_close(t);
 	}
 	for (int k = 0; k < 100; k++) {
-		o = ctl("-s", server, "clients", "ghost", NULL);
+		o = ctl("-s", server, "clients", "ghost", (char *)NULL);
 		line = line_with(o.out, "ghost");
 		if (line != NULL && strstr(line, "lingering") != NULL)
 			break;
@@ -667,14 +671,14 @@ END_TEST
 
 START_TEST(ping_reports_round_trips)
 {
-	struct out o = ctl("-s", server, "ping", NULL);
+	struct out o = ctl("-s", server, "ping", (char *)NULL);
 	json_t *v;
 
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_nonnull(strstr(o.out, "pong from"));
 	ck_assert_ptr_nonnull(strstr(o.out, " ms"));
 	out_free(&o);
-	o = ctl("-s", server, "--json", "ping", "-c", "5", NULL);
+	o = ctl("-s", server, "--json", "ping", "-c", "5", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	ck_assert_int_eq((int)json_array_size(json_object_get(v, "rtt_ms")), 5);
@@ -683,7 +687,7 @@ START_TEST(ping_reports_round_trips)
 	    json_real_value(json_object_get(v, "min_ms")));
 	json_decref(v);
 	out_free(&o);
-	o = ctl("-s", server, "ping", "-c", "0", NULL);
+	o = ctl("-s", server, "ping", "-c", "0", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
 }
@@ -714,9 +718,9 @@ heard_lost(struct dlm_client *c, const char *lock, uint64_t token,
 static int
 heard_count(struct heard *h)
 {
-	int n;
-
 	for (int i = 0; i < 300; i++) {
+		int n;
+
 		pthread_mutex_lock(&h->mu);
 		n = h->n;
 		pthread_mutex_unlock(&h->mu);
@@ -745,7 +749,7 @@ START_TEST(release_forces_and_tells_the_holder)
 	ck_assert_int_eq(dlm_acquire(b, "shared", DLM_SHARED, 0, NULL), 0);
 	ck_assert_int_eq(dlm_acquire(a, "shared", DLM_SHARED, 0, NULL), 0);
 
-	o = ctl("-s", server, "release", "wedged", NULL);
+	o = ctl("-s", server, "release", "wedged", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_nonnull(strstr(o.out, "released 1 hold"));
 	out_free(&o);
@@ -755,7 +759,7 @@ START_TEST(release_forces_and_tells_the_holder)
 
 	/* --client takes one holder out of a shared lock. */
 	o = ctl("-s", server, "--json", "release", "shared", "--client",
-	    "other", NULL);
+	    "other", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	v = parse_json(&o);
 	ck_assert_int_eq((int)json_integer_value(json_object_get(v,
@@ -764,11 +768,11 @@ START_TEST(release_forces_and_tells_the_holder)
 	out_free(&o);
 	ck_assert_int_eq(dlm_holds(a, "shared", NULL), 1);
 
-	o = ctl("-s", server, "release", "no-such-lock", NULL);
+	o = ctl("-s", server, "release", "no-such-lock", (char *)NULL);
 	ck_assert_int_eq(o.status, 5);
 	ck_assert_int_eq(count_lines(o.err), 1);
 	out_free(&o);
-	o = ctl("-s", server, "release", NULL);
+	o = ctl("-s", server, "release", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
 	dlm_close(a);
@@ -792,7 +796,7 @@ START_TEST(reset_one_and_all)
 	ck_assert_int_eq(dlm_acquire(b, "y", 0, 0, NULL), 0);
 	ck_assert_int_eq(dlm_acquire(c, "z", 0, 0, NULL), 0);
 
-	o = ctl("-s", server, "reset", "a", NULL);
+	o = ctl("-s", server, "reset", "a", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_nonnull(strstr(o.out, "released 1 hold"));
 	out_free(&o);
@@ -800,13 +804,13 @@ START_TEST(reset_one_and_all)
 	ck_assert_int_eq(h.reason, DLM_LOST_RESET);
 
 	/* --all refuses without --yes, and changes nothing. */
-	o = ctl("-s", server, "reset", "--all", NULL);
+	o = ctl("-s", server, "reset", "--all", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	ck_assert_ptr_nonnull(strstr(o.err, "--yes"));
 	out_free(&o);
 	ck_assert_int_eq(dlm_holds(b, "y", NULL), 1);
 
-	o = ctl("-s", server, "--json", "reset", "--all", "--yes", NULL);
+	o = ctl("-s", server, "--json", "reset", "--all", "--yes", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	{
 		json_t *v = parse_json(&o);
@@ -816,11 +820,11 @@ START_TEST(reset_one_and_all)
 		json_decref(v);
 	}
 	out_free(&o);
-	o = ctl("-s", server, "--json", "locks", NULL);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
 	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
 	out_free(&o);
 
-	o = ctl("-s", server, "reset", "nobody", NULL);
+	o = ctl("-s", server, "reset", "nobody", (char *)NULL);
 	ck_assert_int_eq(o.status, 5);
 	out_free(&o);
 	dlm_close(a);
@@ -837,10 +841,10 @@ START_TEST(tcp_admin_token)
 	struct out o;
 
 	ck_assert_int_eq(dlm_acquire(a, "t", 0, 0, NULL), 0);
-	o = ctl("-s", tcp_server, "locks", NULL);
+	o = ctl("-s", tcp_server, "locks", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);		/* inspecting is open */
 	out_free(&o);
-	o = ctl("-s", tcp_server, "release", "t", NULL);
+	o = ctl("-s", tcp_server, "release", "t", (char *)NULL);
 	ck_assert_int_eq(o.status, 4);
 	ck_assert_int_eq(count_lines(o.err), 1);
 	ck_assert_ptr_nonnull(strstr(o.err, "admin"));
@@ -848,13 +852,13 @@ START_TEST(tcp_admin_token)
 
 	snprintf(wrong, sizeof wrong, "%s/wrong-token", d.dir);
 	write_file(wrong, "guess\n");
-	o = ctl("-s", tcp_server, "--token-file", wrong, "release", "t", NULL);
+	o = ctl("-s", tcp_server, "--token-file", wrong, "release", "t", (char *)NULL);
 	ck_assert_int_eq(o.status, 4);
 	ck_assert_ptr_null(strstr(o.err, "guess"));
 	out_free(&o);
 
 	o = ctl("-s", tcp_server, "--token-file", admin_token_file,
-	    "release", "t", NULL);
+	    "release", "t", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_null(strstr(o.out, "s3cret"));
 	ck_assert_ptr_null(strstr(o.err, "s3cret"));
@@ -866,14 +870,14 @@ START_TEST(tcp_admin_token)
 	ck_assert_int_eq(dlm_acquire(a, "t", 0, 0, NULL), 0);
 	setenv("DLM_TOKEN_FILE", admin_token_file, 1);
 	setenv("DLM_SERVER", tcp_server, 1);
-	o = ctl("release", "t", NULL);
+	o = ctl("release", "t", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	out_free(&o);
 	unsetenv("DLM_TOKEN_FILE");
 	unsetenv("DLM_SERVER");
 
 	o = ctl("-s", tcp_server, "--token-file", "/nonexistent/token",
-	    "status", NULL);
+	    "status", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
 	{
@@ -895,44 +899,44 @@ START_TEST(errors_and_usage)
 	struct out o;
 
 	snprintf(path, sizeof path, "unix:%s/nothing-here.sock", d.dir);
-	o = ctl("-s", path, "status", NULL);
+	o = ctl("-s", path, "status", (char *)NULL);
 	ck_assert_int_eq(o.status, 3);
 	ck_assert_int_eq(count_lines(o.err), 1);
 	ck_assert_ptr_nonnull(strstr(o.err, "cannot reach dlmd"));
 	ck_assert_ptr_nonnull(strstr(o.err, "nothing-here.sock"));
 	out_free(&o);
 
-	o = ctl("-s", "carrier-pigeon:x", "status", NULL);
+	o = ctl("-s", "carrier-pigeon:x", "status", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	ck_assert_int_eq(count_lines(o.err), 1);
 	out_free(&o);
 
-	o = ctl("-s", server, "frobnicate", NULL);
+	o = ctl("-s", server, "frobnicate", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	ck_assert_ptr_nonnull(strstr(o.err, "frobnicate"));
 	out_free(&o);
-	o = ctl("-s", server, "show", NULL);
+	o = ctl("-s", server, "show", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
-	o = ctl("-s", server, "status", "extra", NULL);
+	o = ctl("-s", server, "status", "extra", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
-	o = ctl(NULL);
+	o = ctl((char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
-	o = ctl("--help", NULL);
+	o = ctl("--help", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_nonnull(strstr(o.out, "run LOCK"));
 	out_free(&o);
-	o = ctl("--version", NULL);
+	o = ctl("--version", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_ptr_nonnull(strstr(o.out, "dlmctl "));
 	out_free(&o);
-	o = ctl("-s", server, "run", "lock-only", NULL);
+	o = ctl("-s", server, "run", "lock-only", (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
 	o = ctl("-s", server, "run", "l", "--timeout", "soon", "--", "true",
-	    NULL);
+	    (char *)NULL);
 	ck_assert_int_eq(o.status, 2);
 	out_free(&o);
 }
@@ -944,14 +948,14 @@ END_TEST
  */
 START_TEST(server_down_mid_use)
 {
-	struct out o = ctl("-s", server, "status", NULL);
+	struct out o = ctl("-s", server, "status", (char *)NULL);
 
 	ck_assert_int_eq(o.status, 0);
 	out_free(&o);
 	kill(d.pid, SIGKILL);
 	waitpid(d.pid, NULL, 0);
 	d.pid = 0;
-	o = ctl("-s", server, "locks", NULL);
+	o = ctl("-s", server, "locks", (char *)NULL);
 	ck_assert_int_eq(o.status, 3);
 	ck_assert_int_eq(count_lines(o.err), 1);
 	out_free(&o);
@@ -970,7 +974,7 @@ START_TEST(run_exit_status_and_token)
 	snprintf(envfile, sizeof envfile, "%s/env", d.dir);
 	snprintf(script, sizeof script,
 	    "echo \"$DLM_LOCK_TOKEN $DLM_LOCK\" > %s; exit 7", envfile);
-	o = ctl("-s", server, "run", "deploy", "--", "sh", "-c", script, NULL);
+	o = ctl("-s", server, "run", "deploy", "--", "sh", "-c", script, (char *)NULL);
 	ck_assert_int_eq(o.status, 7);
 	out_free(&o);
 	f = fopen(envfile, "r");
@@ -981,7 +985,7 @@ START_TEST(run_exit_status_and_token)
 	ck_assert_str_eq(lockname, "deploy");
 
 	/* Released after: the lock is free. */
-	o = ctl("-s", server, "--json", "locks", NULL);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
 	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
 	out_free(&o);
 
@@ -990,7 +994,7 @@ START_TEST(run_exit_status_and_token)
 	    "echo $DLM_LOCK_TOKEN > %s/tok; %s -s %s --json show deploy > "
 	    "%s/during", d.dir, dlmctl_path(), server, d.dir);
 	o = ctl("-s", server, "run", "deploy", "--shared", "--", "sh", "-c",
-	    script, NULL);
+	    script, (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	out_free(&o);
 	{
@@ -1015,24 +1019,24 @@ START_TEST(run_exit_status_and_token)
 	}
 
 	/* Options after LOCK, and no "--" needed before a plain COMMAND. */
-	o = ctl("-s", server, "run", "x", "--rlock", "true", NULL);
+	o = ctl("-s", server, "run", "x", "--rlock", "true", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	out_free(&o);
 
 	/* Killed by a signal: 128 + its number, as a shell says. */
 	o = ctl("-s", server, "run", "x", "--", "sh", "-c", "kill -9 $$",
-	    NULL);
+	    (char *)NULL);
 	ck_assert_int_eq(o.status, 128 + SIGKILL);
 	out_free(&o);
 
-	o = ctl("-s", server, "run", "x", "--", "/nonexistent/cmd", NULL);
+	o = ctl("-s", server, "run", "x", "--", "/nonexistent/cmd", (char *)NULL);
 	ck_assert_int_eq(o.status, 127);
 	ck_assert_ptr_nonnull(strstr(o.err, "/nonexistent/cmd"));
 	out_free(&o);
-	o = ctl("-s", server, "run", "x", "--", d.dir, NULL);
+	o = ctl("-s", server, "run", "x", "--", d.dir, (char *)NULL);
 	ck_assert_int_eq(o.status, 126);
 	out_free(&o);
-	o = ctl("-s", server, "--json", "locks", NULL);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
 	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
 	out_free(&o);
 }
@@ -1047,17 +1051,17 @@ START_TEST(run_not_acquired_in_time)
 	ck_assert_int_eq(dlm_acquire(a, "busy", 0, 0, NULL), 0);
 	t0 = mono_ms();
 	o = ctl("-s", server, "run", "busy", "--timeout", "200", "--",
-	    "sh", "-c", "exit 0", NULL);
+	    "sh", "-c", "exit 0", (char *)NULL);
 	ck_assert_int_eq(o.status, 75);
 	ck_assert_uint_ge(mono_ms() - t0, 200);
 	ck_assert_ptr_nonnull(strstr(o.err, "busy"));
 	out_free(&o);
 	o = ctl("-s", server, "run", "busy", "--timeout", "0", "--", "true",
-	    NULL);
+	    (char *)NULL);
 	ck_assert_int_eq(o.status, 75);
 	out_free(&o);
 	o = ctl("-s", server, "run", "busy", "--timeout", "0",
-	    "--timeout-status", "9", "--", "true", NULL);
+	    "--timeout-status", "9", "--", "true", (char *)NULL);
 	ck_assert_int_eq(o.status, 9);
 	out_free(&o);
 	dlm_close(a);
@@ -1068,7 +1072,7 @@ END_TEST
 START_TEST(runs_never_overlap)
 {
 	enum { N = 6 };
-	struct bg b[N];
+	struct bg b[N] = { { 0, "", "" } };
 	char script[1000], tag[16], path[500];
 	unsigned long long prev = 0, tok;
 	int n = 0;
@@ -1080,7 +1084,7 @@ START_TEST(runs_never_overlap)
 	for (int i = 0; i < N; i++) {
 		snprintf(tag, sizeof tag, "r%d", i);
 		bg_start(&b[i], tag, "-s", server, "run", "one-at-a-time", "--",
-		    "sh", "-c", script, NULL);
+		    "sh", "-c", script, (char *)NULL);
 	}
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(bg_wait(&b[i], 20000), 0);
@@ -1137,7 +1141,7 @@ START_TEST(run_forwards_signals_to_the_group)
 	char script[1000], pidfile[400], got[400], tag[16];
 
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
-		struct bg b;
+		struct bg b = { 0, "", "" };
 		pid_t grandchild;
 		char *text;
 		int fd;
@@ -1153,7 +1157,7 @@ START_TEST(run_forwards_signals_to_the_group)
 		    "sleep 60 & echo $! > %s; wait; wait", got, pidfile);
 		snprintf(tag, sizeof tag, "sig%zu", i);
 		bg_start(&b, tag, "-s", server, "run", "sig", "--", "sh", "-c",
-		    script, NULL);
+		    script, (char *)NULL);
 		grandchild = read_pid(pidfile);
 		ck_assert_int_eq(kill(b.pid, sigs[i]), 0);
 		ck_assert_int_eq(bg_wait(&b, 10000), 42);
@@ -1176,7 +1180,7 @@ END_TEST
 START_TEST(forced_release_kills_the_group_in_time)
 {
 	char script[1000], pidfile[400];
-	struct bg b, next;
+	struct bg b = { 0, "", "" }, next = { 0, "", "" };
 	pid_t grandchild;
 	struct out o;
 	uint64_t t0, took;
@@ -1186,14 +1190,14 @@ START_TEST(forced_release_kills_the_group_in_time)
 	snprintf(script, sizeof script,
 	    "trap '' TERM; sleep 60 & echo $! > %s; wait; wait", pidfile);
 	bg_start(&b, "victim", "-s", server, "run", "stuck", "--kill-after",
-	    "300", "--", "sh", "-c", script, NULL);
+	    "300", "--", "sh", "-c", script, (char *)NULL);
 	grandchild = read_pid(pidfile);
 	bg_start(&next, "next", "-s", server, "run", "stuck", "--", "true",
-	    NULL);
+	    (char *)NULL);
 	wait_waiters(NULL, "stuck", 1);
 
 	t0 = mono_ms();
-	o = ctl("-s", server, "release", "stuck", NULL);
+	o = ctl("-s", server, "release", "stuck", (char *)NULL);
 	ck_assert_int_eq(o.status, 0);
 	out_free(&o);
 	ck_assert(gone_within(grandchild, 10000));
@@ -1208,20 +1212,37 @@ START_TEST(forced_release_kills_the_group_in_time)
 }
 END_TEST
 
+/*
+ * dlmctl run holding lock with a COMMAND that records its pid and sleeps;
+ * the pid of COMMAND once it runs. lease (may be NULL) is --lease.
+ */
+static pid_t
+run_sleeper(struct bg *b, const char *tag, const char *lock,
+    const char *lease)
+{
+	char script[1000], pidfile[400];
+
+	snprintf(pidfile, sizeof pidfile, "%s/%s.pid", d.dir, tag);
+	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
+	    pidfile);
+	if (lease != NULL)
+		bg_start(b, tag, "-s", server, "run", lock, "--lease", lease,
+		    "--kill-after", "200", "--", "sh", "-c", script,
+		    (char *)NULL);
+	else
+		bg_start(b, tag, "-s", server, "run", lock, "--", "sh", "-c",
+		    script, (char *)NULL);
+	return read_pid(pidfile);
+}
+
 /* The lease runs out while dlmctl cannot renew it (stopped). */
 START_TEST(expired_lease_ends_the_command)
 {
-	char script[1000], pidfile[400];
-	struct bg b;
+	struct bg b = { 0, "", "" };
 	pid_t child;
 	char *err;
 
-	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
-	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
-	    pidfile);
-	bg_start(&b, "paused", "-s", server, "run", "leased", "--lease", "300",
-	    "--kill-after", "200", "--", "sh", "-c", script, NULL);
-	child = read_pid(pidfile);
+	child = run_sleeper(&b, "paused", "leased", "300");
 	kill(b.pid, SIGSTOP);
 	sleep_ms(1000);
 	kill(b.pid, SIGCONT);
@@ -1237,16 +1258,10 @@ END_TEST
 /* dlmd dies: the hold is gone with the connection; so is the command. */
 START_TEST(lost_server_ends_the_command)
 {
-	char script[1000], pidfile[400];
-	struct bg b;
+	struct bg b = { 0, "", "" };
 	pid_t child;
 
-	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
-	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
-	    pidfile);
-	bg_start(&b, "orphan", "-s", server, "run", "l", "--", "sh", "-c",
-	    script, NULL);
-	child = read_pid(pidfile);
+	child = run_sleeper(&b, "orphan", "l", NULL);
 	kill(d.pid, SIGKILL);
 	waitpid(d.pid, NULL, 0);
 	d.pid = 0;
@@ -1259,16 +1274,10 @@ END_TEST
 /* dlmctl itself killed: its session ends, and COMMAND must not run on. */
 START_TEST(killed_dlmctl_takes_the_command_along)
 {
-	char script[1000], pidfile[400];
-	struct bg b;
+	struct bg b = { 0, "", "" };
 	pid_t child;
 
-	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
-	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
-	    pidfile);
-	bg_start(&b, "k", "-s", server, "run", "l", "--", "sh", "-c", script,
-	    NULL);
-	child = read_pid(pidfile);
+	child = run_sleeper(&b, "k", "l", NULL);
 	kill(b.pid, SIGKILL);
 	ck_assert_int_eq(bg_wait(&b, 5000), 128 + SIGKILL);
 	ck_assert(gone_within(child, 5000));
@@ -1286,7 +1295,7 @@ START_TEST(leftovers_are_stopped_before_release)
 	snprintf(script, sizeof script,
 	    "sleep 60 & echo $! > %s; exit 3", pidfile);
 	o = ctl("-s", server, "run", "l", "--kill-after", "500", "--", "sh",
-	    "-c", script, NULL);
+	    "-c", script, (char *)NULL);
 	ck_assert_int_eq(o.status, 3);
 	ck_assert_ptr_nonnull(strstr(o.err, "left processes"));
 	out_free(&o);

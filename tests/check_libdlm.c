@@ -874,27 +874,42 @@ relay_stop(struct relay *r)
 	close(r->listen_fd);
 }
 
+/* A client of dlmd through a fresh relay r; l (may be NULL) logs losses. */
+static struct dlm_client *
+relay_client(struct relay *r, const char *name, int lease_ms, int linger_ms,
+    struct lost_log *l)
+{
+	struct dlm_options o;
+	struct dlm_client *c;
+	char via[64];
+	int err = -1;
+
+	relay_start(r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r->port);
+	dlm_options_init(&o);
+	o.client = name;
+	o.lease_ms = lease_ms;
+	o.linger_ms = linger_ms;
+	if (l != NULL) {
+		o.on_lost = on_lost;
+		o.on_lost_arg = l;
+	}
+	c = dlm_connect(via, &o, &err);
+	ck_assert_msg(c != NULL, "%s", dlm_strerror(err));
+	return c;
+}
+
 START_TEST(dropped_connection_resumes_with_linger)
 {
 	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
 	struct dlm_client *c, *b = client("b", 0, 0);
-	struct dlm_options o;
 	struct relay r;
 	struct waiter w;
 	pthread_t th;
-	char via[64];
 	uint64_t t = 0, t2 = 0;
-	int held = 0, err;
+	int held = 0;
 
-	relay_start(&r, d.port);
-	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
-	dlm_options_init(&o);
-	o.client = "roamer";
-	o.linger_ms = 5000;
-	o.on_lost = on_lost;
-	o.on_lost_arg = &l;
-	c = dlm_connect(via, &o, &err);
-	ck_assert_msg(c != NULL, "%s", dlm_strerror(err));
+	c = relay_client(&r, "roamer", 0, 5000, &l);
 	ck_assert_int_eq(dlm_acquire(c, "kept", 0, 0, &t), 0);
 
 	/* A wait in flight when the link drops fails; it does not hang. */
@@ -933,19 +948,11 @@ END_TEST
 START_TEST(grant_lost_in_flight_is_released)
 {
 	struct dlm_client *c, *b = client("b", 0, 0);
-	struct dlm_options o;
 	struct relay r;
 	struct waiter w;
 	pthread_t th;
-	char via[64];
 
-	relay_start(&r, d.port);
-	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
-	dlm_options_init(&o);
-	o.client = "unlucky";
-	o.linger_ms = 5000;
-	c = dlm_connect(via, &o, NULL);
-	ck_assert_ptr_nonnull(c);
+	c = relay_client(&r, "unlucky", 0, 5000, NULL);
 	ck_assert_int_eq(dlm_acquire(b, "ph", 0, 0, NULL), 0);
 	memset(&w, 0, sizeof w);
 	w.c = c;
@@ -975,19 +982,10 @@ START_TEST(dropped_connection_without_linger)
 {
 	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
 	struct dlm_client *c, *b = client("b", 0, 0);
-	struct dlm_options o;
 	struct relay r;
-	char via[64];
 	uint64_t t;
 
-	relay_start(&r, d.port);
-	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
-	dlm_options_init(&o);
-	o.client = "fragile";
-	o.on_lost = on_lost;
-	o.on_lost_arg = &l;
-	c = dlm_connect(via, &o, NULL);
-	ck_assert_ptr_nonnull(c);
+	c = relay_client(&r, "fragile", 0, 0, &l);
 	ck_assert_int_eq(dlm_acquire(c, "gone", 0, 0, &t), 0);
 	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);
 	wait_lost(&l, 1);
@@ -1012,20 +1010,10 @@ START_TEST(unanswered_lease_reports_lost)
 {
 	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
 	struct dlm_client *c, *b = client("b", 0, 0);
-	struct dlm_options o;
 	struct relay r;
-	char via[64];
 	uint64_t t;
 
-	relay_start(&r, d.port);
-	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
-	dlm_options_init(&o);
-	o.client = "deaf";
-	o.lease_ms = 400;
-	o.on_lost = on_lost;
-	o.on_lost_arg = &l;
-	c = dlm_connect(via, &o, NULL);
-	ck_assert_ptr_nonnull(c);
+	c = relay_client(&r, "deaf", 400, 0, &l);
 	ck_assert_int_eq(dlm_acquire(c, "deaf", 0, 0, &t), 0);
 	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
 	wait_lost(&l, 1);
@@ -1050,20 +1038,9 @@ START_TEST(lapsed_holds_are_given_back_after_resume)
 {
 	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
 	struct dlm_client *c, *b = client("b", 0, 0);
-	struct dlm_options o;
 	struct relay r;
-	char via[64];
 
-	relay_start(&r, d.port);
-	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
-	dlm_options_init(&o);
-	o.client = "deaf-lingering";
-	o.lease_ms = 400;
-	o.linger_ms = 10000;
-	o.on_lost = on_lost;
-	o.on_lost_arg = &l;
-	c = dlm_connect(via, &o, NULL);
-	ck_assert_ptr_nonnull(c);
+	c = relay_client(&r, "deaf-lingering", 400, 10000, &l);
 	ck_assert_int_eq(dlm_acquire(c, "one", 0, 0, NULL), 0);
 	ck_assert_int_eq(dlm_acquire(c, "two", DLM_RLOCK, 0, NULL), 0);
 	ck_assert_int_eq(dlm_acquire(c, "two", DLM_RLOCK, 0, NULL), 0);
