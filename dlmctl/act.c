@@ -35,7 +35,7 @@ cmd_release(struct ctl *ctl, int argc, char **argv)
 	json_t *params, *res;
 	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			client = optarg;

@@ -171,7 +171,7 @@ parse(struct run *r, int argc, char **argv)
 	for (;;) {
 		int ch;
 
-		while ((ch = getopt_long(argc, argv, "+t:h", options,
+		while ((ch = getopt_long(argc, argv, "+h", options,
 		    NULL)) != -1) {
 			switch (ch) {
 			case 't':
