@@ -14,4 +14,11 @@
  */
 int	dlm_default_socket(char *buf, size_t len);
 
+/*
+ * Where a client looks by default: the user's own socket as above when it
+ * exists, else the system daemon's (/run/dlmd/dlmd.sock) when that exists,
+ * else the user's. Same return.
+ */
+int	dlm_default_client_socket(char *buf, size_t len);
+
 #endif

@@ -106,7 +106,7 @@ ctl_server_name(const struct ctl *ctl)
 	if (env != NULL && *env != '\0')
 		return env;
 	memcpy(buf, "unix:", 5);
-	if (dlm_default_socket(buf + 5, sizeof buf - 5) != 0)
+	if (dlm_default_client_socket(buf + 5, sizeof buf - 5) != 0)
 		return "the default socket";
 	return buf;
 }

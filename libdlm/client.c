@@ -1130,7 +1130,7 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	if (server == NULL)
 		server = getenv("DLM_SERVER");
 	if (server == NULL || server[0] == '\0') {
-		if (dlm_default_socket(path, sizeof path) != 0) {
+		if (dlm_default_client_socket(path, sizeof path) != 0) {
 			rc = DLM_E_ADDRESS;
 			goto fail0;
 		}
