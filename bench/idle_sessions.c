@@ -148,9 +148,10 @@ start_dlmd(const char *dlmd)
 		char listen[128];
 
 		snprintf(listen, sizeof listen, "unix:%s", sock_path);
-		execl(dlmd, dlmd, "-f", "-l", listen, "--log-level", "warning",
-		    "--max-clients", "1000000", "--linger-max", "3600000",
-		    "--lease-max", "3600000", (char *)NULL);
+		execl(dlmd, dlmd, "-c", "/dev/null", "-f", "-l", listen,
+		    "--log-level", "warning", "--max-clients", "1000000",
+		    "--linger-max", "3600000", "--lease-max", "3600000",
+		    (char *)NULL);
 		die("exec");
 	}
 	for (int i = 0; i < 500; i++) {

@@ -487,9 +487,14 @@ m_acquire(struct request *req)
 	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, kind,
 	    mode == 0 ? LT_EXCLUSIVE : LT_SHARED, timeout != 0, NULL,
 	    now_ms(), &h, &w);
+	if (rc == DLM_E_WOULD_BLOCK)
+		srv->stats.would_blocks++;
+	else if (rc > 0)
+		srv->stats.refused++;
 	switch (rc) {
 	case LT_GRANTED:
 		srv->stats.grants++;
+		metrics_observe_wait(0);
 		write_grant(req, s, h);
 		return 0;
 	case LT_QUEUED:

@@ -32,8 +32,14 @@
 #define DLMD_BATCH		64	/* requests served per wake-up */
 #define DLMD_LIST_BYTES		(256 * 1024)	/* a listing page's soft cap */
 
-/* Settings, from the command line. */
+/* Settings: defaults, then the settings file, then the command line. */
 struct dlmd_config {
+	char		 *config_file;
+	bool		  check_only;		/* --check-config */
+	bool		  daemon;
+	bool		  syslog;
+	char		 *pidfile;
+	char		 *metrics_listen;	/* ADDR:PORT or NULL */
 	char		**listen;
 	int		  nlisten;
 	int		  log_level;
@@ -71,6 +77,8 @@ struct stats {
 	uint64_t	bytes_out;
 	uint64_t	protocol_errors;
 	uint64_t	output_overflows;
+	uint64_t	would_blocks;	/* acquires refused as busy */
+	uint64_t	refused;	/* acquires refused otherwise */
 };
 
 struct conn;
@@ -162,6 +170,11 @@ struct server {
 
 extern struct server	*srv;
 
+/* options.c */
+int	config_build(struct dlmd_config *, int argc, char **argv, char *err,
+	    size_t errlen);
+void	config_free(struct dlmd_config *);
+
 /* log.c */
 enum {
 	LOG_LEVEL_ERR,
@@ -169,7 +182,8 @@ enum {
 	LOG_LEVEL_INFO,
 	LOG_LEVEL_DEBUG,
 };
-void	log_init(int level);
+void	log_init(int level, bool use_syslog);
+void	log_reopen(void);
 int	log_level_parse(const char *);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -188,6 +202,13 @@ void			 timers_init(struct event_base *);
 /* server.c */
 int	server_init(struct event_base *, struct dlmd_config *);
 int	server_listen(const char *spec);
+void	server_limits_changed(void);
+
+/* metrics.c */
+int	metrics_listen(struct event_base *, const char *spec);
+void	metrics_free(void);
+void	metrics_observe_wait(uint64_t ms);
+void	metrics_observe_hold(uint64_t ms);
 void	server_shutdown(void);
 void	server_free(void);
 bool	server_uid_is_admin(uid_t);

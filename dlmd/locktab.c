@@ -226,10 +226,12 @@ lt_hold_new(struct locktab *lt, struct lt_lock *l, struct lt_owner *o,
 }
 
 static void
-lt_hold_free(struct locktab *lt, struct lt_hold *h)
+lt_hold_free(struct locktab *lt, struct lt_hold *h, uint64_t now)
 {
 	struct lt_lock *l = h->lock;
 
+	if (lt->ops->ended != NULL)
+		lt->ops->ended(lt->arg, h, now);
 	TAILQ_REMOVE(&l->holders, h, lock_link);
 	LIST_REMOVE(h, owner_link);
 	l->nholders--;
@@ -400,7 +402,7 @@ locktab_release(struct locktab *lt, struct lt_owner *o, const char *name,
 		return 0;
 	}
 	*remaining = 0;
-	lt_hold_free(lt, h);
+	lt_hold_free(lt, h, now);
 	lt_grant_pass(lt, l, now);
 	lt_lock_maybe_free(lt, l);
 	return 0;
@@ -426,7 +428,7 @@ locktab_release_owner(struct locktab *lt, struct lt_owner *o, uint64_t now)
 
 	while ((h = LIST_FIRST(&o->holds)) != NULL) {
 		lt_mark_dirty(lt, h->lock);
-		lt_hold_free(lt, h);
+		lt_hold_free(lt, h, now);
 		n++;
 	}
 	lt_settle_dirty(lt, now);
@@ -455,7 +457,7 @@ locktab_end_owner(struct locktab *lt, struct lt_owner *o, int reason,
 		lt_mark_dirty(lt, h->lock);
 		if (reason != 0)
 			lt->ops->revoked(lt->arg, h, reason);
-		lt_hold_free(lt, h);
+		lt_hold_free(lt, h, now);
 		n++;
 	}
 	lt_settle_dirty(lt, now);
@@ -477,7 +479,7 @@ locktab_force_release(struct locktab *lt, const char *name, size_t namelen,
 		if (only != NULL && h->owner != only)
 			continue;
 		lt->ops->revoked(lt->arg, h, reason);
-		lt_hold_free(lt, h);
+		lt_hold_free(lt, h, now);
 		n++;
 	}
 	if (n != 0) {

@@ -92,6 +92,8 @@ struct lt_ops {
 	 * reset, expiry); h is freed when this returns.
 	 */
 	void	(*revoked)(void *arg, struct lt_hold *h, int reason);
+	/* Optional: any hold is about to be freed, for whatever reason. */
+	void	(*ended)(void *arg, const struct lt_hold *h, uint64_t now);
 };
 
 struct lt_limits {

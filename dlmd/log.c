@@ -1,4 +1,7 @@
-/* Logging to stderr with a level; fatal() and fatalx() exit. */
+/*
+ * Logging with a level, to stderr in the foreground or to syslog as a
+ * daemon; fatal() and fatalx() exit.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -7,16 +10,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "dlmd.h"
 
 static int log_max = LOG_LEVEL_INFO;
+static bool log_to_syslog;
 
 void
-log_init(int level)
+log_init(int level, bool use_syslog)
 {
 	log_max = level;
+	if (use_syslog && !log_to_syslog)
+		openlog("dlmd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	else if (!use_syslog && log_to_syslog)
+		closelog();
+	log_to_syslog = use_syslog;
+}
+
+/* After a reload: a restarted syslog daemon gets a fresh connection. */
+void
+log_reopen(void)
+{
+	if (log_to_syslog) {
+		closelog();
+		openlog("dlmd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	}
 }
 
 int
@@ -40,6 +60,18 @@ log_vwrite(int level, const char *prefix, const char *fmt, va_list ap,
 
 	if (level > log_max)
 		return;
+	if (log_to_syslog) {
+		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO,
+		    LOG_DEBUG };
+		char msg[1024];
+		int n = vsnprintf(msg, sizeof msg, fmt, ap);
+
+		if (errnum != 0 && n >= 0 && (size_t)n < sizeof msg)
+			snprintf(msg + n, sizeof msg - (size_t)n, ": %s",
+			    strerror(errnum));
+		syslog(prio[level], "%s", msg);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -95,6 +95,17 @@ server_init(struct event_base *base, struct dlmd_config *cfg)
 	return 0;
 }
 
+/* New limits from a reload; the rest of srv->cfg is read where used. */
+void
+server_limits_changed(void)
+{
+	struct lt_limits limits;
+
+	limits.max_holds = srv->cfg->max_holds;
+	limits.max_waits = srv->cfg->max_waits;
+	locktab_set_limits(srv->lt, &limits);
+}
+
 static void
 listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -349,6 +349,7 @@ lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 	uint32_t msgid = p->msgid;
 
 	srv->stats.grants++;
+	metrics_observe_wait(h->since - w->since);
 	pending_free(p);
 	if (srv->shutting_down) {
 		conn_reply_error(s->conn, &msgid, DLM_E_SHUTTING_DOWN,
@@ -385,8 +386,16 @@ lt_revoked(void *arg, struct lt_hold *h, int reason)
 		conn_notify_lost(s->conn, h, reason);
 }
 
+static void
+lt_ended(void *arg, const struct lt_hold *h, uint64_t now)
+{
+	(void)arg;
+	metrics_observe_hold(now - h->since);
+}
+
 const struct lt_ops session_lt_ops = {
 	.granted = lt_granted,
 	.cancelled = lt_cancelled,
 	.revoked = lt_revoked,
+	.ended = lt_ended,
 };

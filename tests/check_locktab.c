@@ -45,7 +45,19 @@ on_revoked(void *arg, struct lt_hold *h, int reason)
 	    reason };
 }
 
-static const struct lt_ops ops = { on_granted, on_cancelled, on_revoked };
+/* Every hold's end, however it came, with how long it lasted. */
+static int nended;
+static uint64_t ended_ms;
+
+static void
+on_ended(void *arg, const struct lt_hold *h, uint64_t at)
+{
+	nended++;
+	ended_ms += at - h->since;
+}
+
+static const struct lt_ops ops = { on_granted, on_cancelled, on_revoked,
+    on_ended };
 
 static struct locktab *lt;
 static struct lt_owner A, B, C, D;
@@ -120,6 +132,39 @@ wait_of(struct lt_owner *o)
 {
 	return LIST_FIRST(&o->waits);
 }
+
+START_TEST(every_hold_end_is_reported)
+{
+	struct lt_hold *h;
+	struct lt_wait *w;
+	uint32_t left;
+
+	nended = 0;
+	ended_ms = 0;
+	now = 100;
+	ck_assert_int_eq(locktab_acquire(lt, &A, "a", 1, LT_RLOCK,
+	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
+	ck_assert_int_eq(locktab_acquire(lt, &A, "a", 1, LT_RLOCK,
+	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
+	ck_assert_int_eq(locktab_acquire(lt, &B, "b", 1, LT_MUTEX,
+	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
+	ck_assert_int_eq(locktab_acquire(lt, &C, "c", 1, LT_MUTEX,
+	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
+	now = 150;
+	ck_assert_int_eq(locktab_release(lt, &A, "a", 1, now, &left), 0);
+	ck_assert_int_eq(nended, 0);	/* one level of two */
+	ck_assert_int_eq(locktab_release(lt, &A, "a", 1, now, &left), 0);
+	ck_assert_int_eq(nended, 1);
+	ck_assert_uint_eq(ended_ms, 50);
+	now = 200;
+	ck_assert_uint_eq(locktab_force_release(lt, "b", 1, NULL, 1, now), 1);
+	ck_assert_int_eq(nended, 2);
+	now = 300;
+	ck_assert_uint_eq(locktab_end_owner(lt, &C, 0, now), 1);
+	ck_assert_int_eq(nended, 3);
+	ck_assert_uint_eq(ended_ms, 50 + 100 + 200);
+}
+END_TEST
 
 START_TEST(mutex_excludes)
 {
@@ -625,6 +670,7 @@ locktab_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, every_hold_end_is_reported);
 	tcase_add_test(tc, mutex_excludes);
 	tcase_add_test(tc, mutex_not_reentrant);
 	tcase_add_test(tc, rlock_counts);

@@ -1,11 +1,27 @@
 #!/bin/sh
-# Build the examples the way a user would, from the installed <dlm.h> and
-# `pkg-config dlm` only, then run each against a temporary dlmd.
+# After `make install DESTDIR=STAGE`: check what was installed, build the
+# examples the way a user would, from the installed <dlm.h> and `pkg-config
+# dlm` only, then run each, and the installed dlmctl, against a temporary
+# dlmd.
+#   bindir=... sbindir=... mandir=... unitdir=... docdir=... \
 #   examples.sh SRCDIR STAGE LIBDIR DLMD CC
 set -eu
 srcdir=$1 stage=$2 libdir=$3 dlmd=$4 cc=$5
 out=$(pwd)/examples
 mkdir -p "$out"
+
+for f in "$sbindir/dlmd" "$bindir/dlmctl" "$libdir/libdlmclient.so" \
+    "$libdir/libdlmclient.a" "$libdir/pkgconfig/dlm.pc" \
+    "$mandir/man1/dlmctl.1" "$mandir/man3/dlm.3" "$mandir/man5/dlmd.conf.5" \
+    "$mandir/man7/dlm-protocol.7" "$mandir/man8/dlmd.8" \
+    "$mandir/man3/dlm_acquire.3" "$mandir/man3/dlm_release.3" \
+    "$unitdir/dlmd.service" "$docdir/examples/dlmd.conf"; do
+	if [ ! -e "$stage$f" ]; then
+		echo "install: $f is missing" >&2
+		exit 1
+	fi
+done
+grep -q "^ExecStart=$sbindir/dlmd " "$stage$unitdir/dlmd.service"
 
 pc="$stage$libdir/pkgconfig"
 flags=$(PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage \
@@ -22,7 +38,7 @@ for e in cron_guard worker_pool fencing async_loop; do
 done
 
 tmp=$(mktemp -d /tmp/dlm-examples.XXXXXX)
-"$dlmd" -f -l "unix:$tmp/s.sock" --log-level warning &
+"$dlmd" -c /dev/null -f -l "unix:$tmp/s.sock" --log-level warning &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [ -S "$tmp/s.sock" ] && break; sleep 0.05; done
@@ -35,4 +51,7 @@ export LD_LIBRARY_PATH="$stage$libdir"
 "$out/fencing" "$tmp/resource"
 head -n 1 "$tmp/resource" | grep -q '^[0-9][0-9]*$'
 "$out/async_loop" | grep -q '^100 granted, 100 released, 0 failed$'
-echo "examples: 4 built from the installed header, 4 ran"
+"$stage$bindir/dlmctl" run installed -- sh -c 'test -n "$DLM_LOCK_TOKEN"'
+"$stage$bindir/dlmctl" --json status | grep -q '"sessions"'
+echo "install: every file in place; examples: 4 built from the installed" \
+    "header, 4 ran; the installed dlmctl ran"

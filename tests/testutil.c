@@ -53,7 +53,7 @@ dlmd_path(void)
 	return p != NULL ? p : "../dlmd/dlmd";
 }
 
-static int
+int
 free_tcp_port(void)
 {
 	struct sockaddr_in sin;
@@ -117,6 +117,9 @@ dlmd_vstart(struct dlmd_proc *d, bool tcp, const char *arg, va_list ap)
 	snprintf(d->log, sizeof d->log, "%s/dlmd.log", d->dir);
 	snprintf(listen_unix, sizeof listen_unix, "unix:%s", d->sock);
 	argv[argc++] = dlmd_path();
+	/* Not whatever settings file this machine has; a test may add -c. */
+	argv[argc++] = "-c";
+	argv[argc++] = "/dev/null";
 	argv[argc++] = "-f";
 	argv[argc++] = "-v";
 	argv[argc++] = "-l";

@@ -1,0 +1,238 @@
+/*
+ * Prometheus metrics over HTTP (--metrics-listen): gauges and counters
+ * from the server's own figures, and histograms of how long acquires waited
+ * and locks were held. Served by libevent's evhttp on the daemon's loop;
+ * off unless asked for.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "dlmd.h"
+#include "xmalloc.h"
+
+/* Bucket bounds in seconds: 1 ms to about an hour. */
+static const double bounds[] = {
+	0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600,
+};
+#define NBOUNDS	(sizeof bounds / sizeof bounds[0])
+
+struct histogram {
+	uint64_t	buckets[NBOUNDS];	/* not cumulative here */
+	uint64_t	count;
+	uint64_t	sum_ms;
+};
+
+static struct histogram wait_hist, hold_hist;
+static struct evhttp *http;
+
+static void
+observe(struct histogram *hist, uint64_t ms)
+{
+	for (size_t i = 0; i < NBOUNDS; i++)
+		if ((double)ms / 1000.0 <= bounds[i]) {
+			hist->buckets[i]++;
+			break;
+		}
+	hist->count++;
+	hist->sum_ms += ms;
+}
+
+void
+metrics_observe_wait(uint64_t ms)
+{
+	observe(&wait_hist, ms);
+}
+
+void
+metrics_observe_hold(uint64_t ms)
+{
+	observe(&hold_hist, ms);
+}
+
+static void
+put_metric(struct evbuffer *b, const char *name, const char *type,
+    const char *help, uint64_t value)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name,
+	    help, name, type, name, (unsigned long long)value);
+}
+
+static void
+put_histogram(struct evbuffer *b, const char *name, const char *help,
+    const struct histogram *hist)
+{
+	uint64_t cum = 0;
+
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name,
+	    help, name);
+	for (size_t i = 0; i < NBOUNDS; i++) {
+		cum += hist->buckets[i];
+		evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+		    bounds[i], (unsigned long long)cum);
+	}
+	evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+	    (unsigned long long)hist->count);
+	evbuffer_add_printf(b, "%s_sum %.3f\n%s_count %llu\n", name,
+	    (double)hist->sum_ms / 1000.0, name,
+	    (unsigned long long)hist->count);
+}
+
+static void
+render(struct evbuffer *b)
+{
+	const struct stats *st = &srv->stats;
+	struct lt_stats lts;
+
+	locktab_stats(srv->lt, &lts);
+	evbuffer_add_printf(b, "# HELP dlmd_build_info The running dlmd.\n"
+	    "# TYPE dlmd_build_info gauge\n"
+	    "dlmd_build_info{version=\"%s\",protocol=\"%d\"} 1\n",
+	    PACKAGE_VERSION, DLM_PROTO_VERSION);
+	put_metric(b, "dlmd_uptime_seconds", "gauge",
+	    "Seconds since dlmd started.",
+	    (now_ms() - srv->start_ms) / 1000);
+	put_metric(b, "dlmd_sessions", "gauge",
+	    "Sessions, connected or lingering.", srv->nsessions);
+	put_metric(b, "dlmd_sessions_lingering", "gauge",
+	    "Sessions whose connection is gone, awaiting resume.",
+	    srv->nlingering);
+	put_metric(b, "dlmd_connections", "gauge", "Open connections.",
+	    srv->nconns);
+	put_metric(b, "dlmd_locks", "gauge", "Locks held or awaited.",
+	    lts.locks);
+	put_metric(b, "dlmd_holds", "gauge", "Holds of locks.", lts.holds);
+	put_metric(b, "dlmd_waiters", "gauge", "Acquires waiting.", lts.waits);
+
+	evbuffer_add_printf(b, "# HELP dlmd_acquires_total Acquire requests "
+	    "by how they ended.\n# TYPE dlmd_acquires_total counter\n");
+	evbuffer_add_printf(b, "dlmd_acquires_total{result=\"granted\"} %llu\n"
+	    "dlmd_acquires_total{result=\"would_block\"} %llu\n"
+	    "dlmd_acquires_total{result=\"timeout\"} %llu\n"
+	    "dlmd_acquires_total{result=\"cancelled\"} %llu\n"
+	    "dlmd_acquires_total{result=\"refused\"} %llu\n",
+	    (unsigned long long)st->grants,
+	    (unsigned long long)st->would_blocks,
+	    (unsigned long long)st->timeouts,
+	    (unsigned long long)st->cancels,
+	    (unsigned long long)st->refused);
+	put_metric(b, "dlmd_releases_total", "counter",
+	    "Releases asked for by holders.", st->releases);
+	put_metric(b, "dlmd_expiries_total", "counter",
+	    "Sessions ended because their lease or linger ran out.",
+	    st->expiries);
+	put_metric(b, "dlmd_forced_releases_total", "counter",
+	    "Holds ended by an admin's force_release, reset_client or "
+	    "reset_all.", st->forced);
+	put_metric(b, "dlmd_requests_total", "counter", "Requests read.",
+	    st->requests);
+	put_metric(b, "dlmd_errors_total", "counter",
+	    "Requests answered with an error.", st->errors);
+	put_metric(b, "dlmd_protocol_errors_total", "counter",
+	    "Connections closed for unreadable or oversized frames.",
+	    st->protocol_errors);
+	put_metric(b, "dlmd_output_overflows_total", "counter",
+	    "Connections closed for not reading their replies.",
+	    st->output_overflows);
+	put_metric(b, "dlmd_connections_total", "counter",
+	    "Connections accepted.", st->connections);
+	put_metric(b, "dlmd_sessions_total", "counter", "Sessions opened.",
+	    st->sessions_total);
+	put_metric(b, "dlmd_resumes_total", "counter",
+	    "Sessions resumed on a new connection.", st->resumes);
+	put_metric(b, "dlmd_received_bytes_total", "counter",
+	    "Bytes read from clients.", st->bytes_in);
+	put_metric(b, "dlmd_sent_bytes_total", "counter",
+	    "Bytes written to clients.", st->bytes_out);
+	put_histogram(b, "dlmd_acquire_wait_seconds",
+	    "How long granted acquires waited (0 when free at once).",
+	    &wait_hist);
+	put_histogram(b, "dlmd_hold_seconds",
+	    "How long holds lasted, however they ended.", &hold_hist);
+}
+
+static void
+metrics_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b;
+
+	(void)arg;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_send_error(req, 405, "only GET");
+		return;
+	}
+	if ((b = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	render(b);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void
+other_cb(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	evhttp_send_error(req, 404, "metrics are at /metrics");
+}
+
+int
+metrics_listen(struct event_base *base, const char *spec)
+{
+	char *host, *colon;
+	long port;
+	char *end;
+
+	host = xstrdup(spec);
+	/* ADDR:PORT, ADDR may be [v6]. */
+	if ((colon = strrchr(host, ':')) == NULL) {
+		log_warnx("--metrics-listen %s: not ADDR:PORT", spec);
+		free(host);
+		return -1;
+	}
+	*colon = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 0 || port > 65535 || host[0] == '\0') {
+		log_warnx("--metrics-listen %s: not ADDR:PORT", spec);
+		free(host);
+		return -1;
+	}
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = '\0';
+		memmove(host, host + 1, strlen(host));
+	}
+	if ((http = evhttp_new(base)) == NULL)
+		fatalx("evhttp_new failed");
+	/* A scraper has no business sending much, or hanging about. */
+	evhttp_set_max_headers_size(http, 8192);
+	evhttp_set_max_body_size(http, 0);
+	evhttp_set_timeout(http, 10);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
+	evhttp_set_gencb(http, other_cb, NULL);
+	if (evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
+		log_warn("--metrics-listen %s", spec);
+		free(host);
+		return -1;
+	}
+	log_info("metrics on http://%s/metrics", spec);
+	free(host);
+	return 0;
+}
+
+void
+metrics_free(void)
+{
+	if (http != NULL)
+		evhttp_free(http);
+	http = NULL;
+}

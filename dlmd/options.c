@@ -1,0 +1,489 @@
+/*
+ * dlmd's settings: defaults, then /etc/dlmd.conf (keys are the long
+ * options), then the command line, which wins. The same steps run again on
+ * SIGHUP, so a reload sees the file as a restart would.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "dlmd.h"
+#include "tokenfile.h"
+#include "xmalloc.h"
+
+enum {
+	OPT_LEASE_MIN = 256,
+	OPT_LEASE_MAX,
+	OPT_LEASE_DEFAULT,
+	OPT_LINGER_MAX,
+	OPT_MAX_CLIENTS,
+	OPT_MAX_HOLDS,
+	OPT_MAX_WAITS,
+	OPT_MAX_NAME_LEN,
+	OPT_MAX_REQUEST,
+	OPT_MAX_OUTPUT,
+	OPT_SOCKET_MODE,
+	OPT_ADMIN_UID,
+	OPT_TOKEN_FILE,
+	OPT_ADMIN_TOKEN_FILE,
+	OPT_LOG_LEVEL,
+	OPT_PIDFILE,
+	OPT_METRICS_LISTEN,
+	OPT_SYSLOG,
+	OPT_CHECK_CONFIG,
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "daemon", no_argument, NULL, 'd' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
+	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+	{ "lease-min", required_argument, NULL, OPT_LEASE_MIN },
+	{ "lease-max", required_argument, NULL, OPT_LEASE_MAX },
+	{ "lease-default", required_argument, NULL, OPT_LEASE_DEFAULT },
+	{ "linger-max", required_argument, NULL, OPT_LINGER_MAX },
+	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+	{ "max-holds", required_argument, NULL, OPT_MAX_HOLDS },
+	{ "max-waits", required_argument, NULL, OPT_MAX_WAITS },
+	{ "max-name-len", required_argument, NULL, OPT_MAX_NAME_LEN },
+	{ "max-request", required_argument, NULL, OPT_MAX_REQUEST },
+	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "admin-uid", required_argument, NULL, OPT_ADMIN_UID },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char short_options[] = "c:dfhl:vV";
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	FILE *f = status == 0 ? stdout : stderr;
+
+	fprintf(f,
+"usage: dlmd [-dfhvV] [-c FILE] [-l ADDRESS]... [options]\n"
+"  -c, --config FILE        settings file (default " DLMD_CONFIG_FILE ")\n"
+"  -d, --daemon             detach, log to syslog, write a pidfile\n"
+"  -f, --foreground         stay in the foreground (the default)\n"
+"  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT; repeatable\n"
+"                           (default: the default Unix socket)\n"
+"  -v, --verbose            log debug messages\n"
+"      --log-level LEVEL    error, warning, info (default) or debug\n"
+"      --syslog             log to syslog, also in the foreground\n"
+"      --pidfile FILE       write the pid there (default with -d: next to\n"
+"                           the default socket)\n"
+"      --lease-min MS       shortest lease a client may ask for (1000)\n"
+"      --lease-max MS       longest lease (300000)\n"
+"      --lease-default MS   lease when the client names none (10000)\n"
+"      --linger-max MS      longest linger (300000)\n"
+"      --max-clients N      sessions at once (65536)\n"
+"      --max-holds N        holds plus waits per session (100000)\n"
+"      --max-waits N        waits per session (10000)\n"
+"      --max-name-len N     bytes in a lock or client name (255)\n"
+"      --max-request BYTES  largest request (65536)\n"
+"      --max-output BYTES   unread output before a client is dropped (1048576)\n"
+"      --socket-mode MODE   file mode of Unix sockets, octal (0666)\n"
+"      --admin-uid UID      also an admin over the Unix socket; repeatable\n"
+"      --token-file FILE    token TCP clients must present\n"
+"      --admin-token-file FILE  token that makes a client an admin\n"
+"      --metrics-listen ADDR:PORT  serve Prometheus metrics over HTTP\n"
+"      --check-config       check the settings file and options, then exit\n"
+"  -h, --help               this text\n"
+"  -V, --version            the version\n"
+"See dlmd(8) and dlmd.conf(5).\n");
+	exit(status);
+}
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out,
+    char *err, size_t errlen)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+	    v < min || v > max)
+		return fail(err, errlen, "'%s' is not a number from %u to %u",
+		    s, min, max);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, bool *out, char *err, size_t errlen)
+{
+	if (s == NULL || strcasecmp(s, "yes") == 0 ||
+	    strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0)
+		*out = true;
+	else if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0 ||
+	    strcmp(s, "0") == 0)
+		*out = false;
+	else
+		return fail(err, errlen, "'%s' is not yes or no", s);
+	return 0;
+}
+
+static int
+parse_uid(const char *s, uid_t *out, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno == 0 && end != s && *end == '\0') {
+		*out = (uid_t)v;
+		return 0;
+	}
+	if ((pw = getpwnam(s)) != NULL) {
+		*out = pw->pw_uid;
+		return 0;
+	}
+	return fail(err, errlen, "no user '%s'", s);
+}
+
+/*
+ * Set one option from its text. value is NULL for a flag given on the
+ * command line. Returns 0, or -1 with the reason in err.
+ */
+static int
+option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
+    size_t errlen)
+{
+	const char *why;
+	uint32_t *u32 = NULL, min = 0, max = UINT32_MAX;
+	unsigned long mode;
+	char *end, *token;
+	bool b;
+
+	switch (code) {
+	case 'c':
+		return 0;	/* read before the file; see config_build() */
+	case OPT_CHECK_CONFIG:
+		cfg->check_only = true;
+		return 0;
+	case 'd':
+		if (parse_bool(value, &b, err, errlen) != 0)
+			return -1;
+		cfg->daemon = b;
+		return 0;
+	case 'f':
+		if (parse_bool(value, &b, err, errlen) != 0)
+			return -1;
+		if (b)
+			cfg->daemon = false;
+		return 0;
+	case 'v':
+		if (parse_bool(value, &b, err, errlen) != 0)
+			return -1;
+		if (b)
+			cfg->log_level = LOG_LEVEL_DEBUG;
+		return 0;
+	case OPT_SYSLOG:
+		if (parse_bool(value, &b, err, errlen) != 0)
+			return -1;
+		cfg->syslog = b;
+		return 0;
+	case 'l':
+		cfg->listen = xrealloc(cfg->listen,
+		    (size_t)(cfg->nlisten + 1) * sizeof *cfg->listen);
+		cfg->listen[cfg->nlisten++] = xstrdup(value);
+		return 0;
+	case OPT_LOG_LEVEL:
+		if ((cfg->log_level = log_level_parse(value)) < 0)
+			return fail(err, errlen, "'%s' is not error, warning, "
+			    "info or debug", value);
+		return 0;
+	case OPT_PIDFILE:
+		free(cfg->pidfile);
+		cfg->pidfile = xstrdup(value);
+		return 0;
+	case OPT_METRICS_LISTEN:
+		free(cfg->metrics_listen);
+		cfg->metrics_listen = xstrdup(value);
+		return 0;
+	case OPT_LEASE_MIN:
+		u32 = &cfg->lease_min_ms, min = 10, max = INT32_MAX;
+		break;
+	case OPT_LEASE_MAX:
+		u32 = &cfg->lease_max_ms, min = 10, max = INT32_MAX;
+		break;
+	case OPT_LEASE_DEFAULT:
+		u32 = &cfg->lease_default_ms, min = 10, max = INT32_MAX;
+		break;
+	case OPT_LINGER_MAX:
+		u32 = &cfg->linger_max_ms, max = INT32_MAX;
+		break;
+	case OPT_MAX_CLIENTS:
+		u32 = &cfg->max_clients, min = 1;
+		break;
+	case OPT_MAX_HOLDS:
+		u32 = &cfg->max_holds, min = 1;
+		break;
+	case OPT_MAX_WAITS:
+		u32 = &cfg->max_waits, min = 1;
+		break;
+	case OPT_MAX_NAME_LEN:
+		u32 = &cfg->max_name_len, min = 1, max = 1000;
+		break;
+	case OPT_MAX_REQUEST:
+		u32 = &cfg->max_request, min = 512, max = 16 * 1024 * 1024;
+		break;
+	case OPT_MAX_OUTPUT:
+		u32 = &cfg->max_output, min = 4096;
+		break;
+	case OPT_SOCKET_MODE:
+		errno = 0;
+		mode = strtoul(value, &end, 8);
+		if (errno != 0 || end == value || *end != '\0' || mode > 0777)
+			return fail(err, errlen, "'%s' is not an octal mode",
+			    value);
+		cfg->socket_mode = (mode_t)mode;
+		return 0;
+	case OPT_ADMIN_UID:
+		if (cfg->nadmin_uids == DLMD_MAX_ADMIN_UIDS)
+			return fail(err, errlen, "at most %d admin uids",
+			    DLMD_MAX_ADMIN_UIDS);
+		return parse_uid(value, &cfg->admin_uids[cfg->nadmin_uids++],
+		    err, errlen);
+	case OPT_TOKEN_FILE:
+	case OPT_ADMIN_TOKEN_FILE:
+		if (dlm_read_token_file(value, &token, &why) != 0)
+			return fail(err, errlen, "%s: %s", value, why);
+		if (code == OPT_TOKEN_FILE) {
+			free(cfg->client_token);
+			cfg->client_token = token;
+		} else {
+			free(cfg->admin_token);
+			cfg->admin_token = token;
+		}
+		return 0;
+	default:
+		return fail(err, errlen, "unknown option");
+	}
+	return parse_u32(value, min, max, u32, err, errlen);
+}
+
+static const struct option *
+option_named(const char *name)
+{
+	for (const struct option *o = long_options; o->name != NULL; o++)
+		if (strcmp(o->name, name) == 0)
+			return o;
+	return NULL;
+}
+
+static void
+config_defaults(struct dlmd_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->lease_min_ms = 1000;
+	cfg->lease_max_ms = 300000;
+	cfg->lease_default_ms = 10000;
+	cfg->linger_max_ms = 300000;
+	cfg->max_clients = 65536;
+	cfg->max_holds = 100000;
+	cfg->max_waits = 10000;
+	cfg->max_name_len = 255;
+	cfg->max_request = 65536;
+	cfg->max_output = 1048576;
+	cfg->socket_mode = 0666;
+}
+
+void
+config_free(struct dlmd_config *cfg)
+{
+	for (int i = 0; i < cfg->nlisten; i++)
+		free(cfg->listen[i]);
+	free(cfg->listen);
+	free(cfg->pidfile);
+	free(cfg->metrics_listen);
+	free(cfg->config_file);
+	if (cfg->client_token != NULL)
+		explicit_bzero(cfg->client_token, strlen(cfg->client_token));
+	if (cfg->admin_token != NULL)
+		explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
+	free(cfg->client_token);
+	free(cfg->admin_token);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+struct file_ctx {
+	struct dlmd_config *cfg;
+	char		 err[512];
+};
+
+/* inih calls this for every "key = value" line. */
+static int
+file_key(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct file_ctx *ctx = user;
+	const struct option *o;
+	char why[400];
+
+	if (ctx->err[0] != '\0')
+		return 0;
+	if (section[0] != '\0') {
+		snprintf(ctx->err, sizeof ctx->err, "sections are not used "
+		    "here ([%s])", section);
+		return 0;
+	}
+	if ((o = option_named(name)) == NULL || o->val == 'h' ||
+	    o->val == 'V' || o->val == 'c' || o->val == OPT_CHECK_CONFIG) {
+		snprintf(ctx->err, sizeof ctx->err, "unknown key '%s'", name);
+		return 0;
+	}
+	if (option_set(ctx->cfg, o->val, value, why, sizeof why) != 0) {
+		snprintf(ctx->err, sizeof ctx->err, "%s: %s", name, why);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+load_file(struct dlmd_config *cfg, const char *path, bool must_exist,
+    char *err, size_t errlen)
+{
+	struct file_ctx ctx;
+	FILE *f;
+	int line;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	ctx.cfg = cfg;
+	ctx.err[0] = '\0';
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_max_line = 4096;
+	line = ini_parse_file(f, file_key, &ctx);
+	fclose(f);
+	if (line == 0)
+		return 0;
+	if (line < 0)
+		return fail(err, errlen, "%s: cannot read it", path);
+	return fail(err, errlen, "%s:%d: %s", path, line,
+	    ctx.err[0] != '\0' ? ctx.err : "not a 'key = value' line");
+}
+
+static int
+config_check(const struct dlmd_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->lease_min_ms > cfg->lease_max_ms)
+		return fail(err, errlen, "lease-min is above lease-max");
+	if (cfg->lease_default_ms < cfg->lease_min_ms ||
+	    cfg->lease_default_ms > cfg->lease_max_ms)
+		return fail(err, errlen, "lease-default must lie between "
+		    "lease-min and lease-max");
+	return 0;
+}
+
+int
+config_build(struct dlmd_config *cfg, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	const char *path = DLMD_CONFIG_FILE;
+	bool explicit_path = false, cli_listen = false, cli_uid = false;
+	char why[400];
+	int ch, idx;
+
+	config_defaults(cfg);
+
+	/* Where the file is, before reading it. */
+	opterr = 0;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, short_options, long_options,
+	    NULL)) != -1)
+		if (ch == 'c') {
+			path = optarg;
+			explicit_path = true;
+		}
+	cfg->config_file = xstrdup(path);
+	if (load_file(cfg, path, explicit_path, err, errlen) != 0)
+		return -1;
+
+	/* The command line wins over the file. */
+	opterr = 1;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, short_options, long_options,
+	    &idx)) != -1) {
+		const char *name;
+
+		switch (ch) {
+		case 'h':
+			usage(0);
+		case 'V':
+			printf("dlmd %s (protocol %d)\n", PACKAGE_VERSION,
+			    DLM_PROTO_VERSION);
+			exit(0);
+		case '?':
+			usage(2);
+		case 'l':
+			/* Listed on the command line: instead of the file's. */
+			if (!cli_listen) {
+				for (int i = 0; i < cfg->nlisten; i++)
+					free(cfg->listen[i]);
+				cfg->nlisten = 0;
+				cli_listen = true;
+			}
+			break;
+		case OPT_ADMIN_UID:
+			if (!cli_uid) {
+				cfg->nadmin_uids = 0;
+				cli_uid = true;
+			}
+			break;
+		default:
+			break;
+		}
+		name = NULL;
+		for (const struct option *o = long_options; o->name; o++)
+			if (o->val == ch)
+				name = o->name;
+		if (option_set(cfg, ch, optarg, why, sizeof why) != 0)
+			return fail(err, errlen, "--%s: %s", name, why);
+	}
+	if (optind != argc)
+		return fail(err, errlen, "unexpected argument '%s'",
+		    argv[optind]);
+	if (config_check(cfg, why, sizeof why) != 0)
+		return fail(err, errlen, "%s", why);
+	return 0;
+}
