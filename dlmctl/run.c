@@ -339,7 +339,8 @@ group_alive(pid_t pgid)
 static void
 end_group(struct run *r)
 {
-	if (r->ending)
+	/* No group yet: kill(-0) would signal dlmctl's own group. */
+	if (r->ending || r->pgid <= 0)
 		return;
 	r->ending = true;
 	(void)kill(-r->pgid, SIGTERM);
@@ -457,8 +458,13 @@ note_lost(struct run *r)
 	while (read(r->lost_pipe[0], &b, 1) == 1)
 		if (r->lost_reason == 0) {
 			r->lost_reason = b != 0 ? b : DLM_LOST_SESSION;
-			ctl_error("lost lock '%s': %s; stopping %s", r->lock,
-			    lost_words(r->lost_reason), r->cmd[0]);
+			if (r->pgid > 0)
+				ctl_error("lost lock '%s': %s; stopping %s",
+				    r->lock, lost_words(r->lost_reason),
+				    r->cmd[0]);
+			else
+				ctl_error("lost lock '%s': %s", r->lock,
+				    lost_words(r->lost_reason));
 			end_group(r);
 		}
 }
@@ -560,8 +566,7 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	if (!dlm_holds(ctl->client, r.lock, NULL)) {
 		note_lost(&r);
-		ctl_error("lost lock '%s' before %s could start", r.lock,
-		    r.cmd[0]);
+		ctl_error("%s was not started", r.cmd[0]);
 		rc = r.lost_status;
 		goto out;
 	}
