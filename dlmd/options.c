@@ -392,6 +392,9 @@ load_file(struct dlmd_config *cfg, const char *path, bool must_exist,
 	ctx.err[0] = '\0';
 	ini_allow_multiline = false;
 	ini_stop_on_first_error = true;
+	/* A heap line buffer that may grow: a stack one is fixed in size. */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
 	ini_max_line = 4096;
 	line = ini_parse_file(f, file_key, &ctx);
 	fclose(f);
