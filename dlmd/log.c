@@ -50,7 +50,7 @@ log_level_parse(const char *s)
 	return -1;
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_vwrite(int level, const char *prefix, const char *fmt, va_list ap,
     int errnum)
 {

@@ -113,7 +113,7 @@ usage(int status)
 	exit(status);
 }
 
-static int
+static int __attribute__((format(printf, 3, 4)))
 fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
