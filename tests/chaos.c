@@ -285,9 +285,14 @@ check_log(void)
 		return;
 	while (fscanf(f, " %c %llu %llu", &what, &token, &t) == 3) {
 		if (what == 'A') {
-			if (n == cap)
-				p = realloc(p, (cap = cap ? cap * 2 : 256) *
-				    sizeof *p);
+			if (n == cap) {
+				struct piece *more;
+
+				cap = cap ? cap * 2 : 256;
+				if ((more = realloc(p, cap * sizeof *p)) == NULL)
+					abort();
+				p = more;
+			}
 			p[n].token = token;
 			p[n].start = t;
 			p[n].end = 0;
