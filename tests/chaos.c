@@ -305,10 +305,11 @@ check_log(void)
 				}
 	}
 	fclose(f);
+	/* Starts are logged in time order (under the resource's lock). */
 	for (size_t i = 0; i < n; i++)
-		for (size_t j = i + 1; j < n && p[i].end != 0; j++)
-			if (p[j].end != 0 && p[j].token != p[i].token &&
-			    p[j].start < p[i].end && p[i].start < p[j].end)
+		for (size_t j = i + 1; j < n && p[i].end != 0 &&
+		    p[j].start < p[i].end; j++)
+			if (p[j].end != 0 && p[j].token != p[i].token)
 				violation("work under tokens %llu and %llu "
 				    "overlapped", p[i].token, p[j].token);
 	free(p);
