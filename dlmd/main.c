@@ -23,6 +23,9 @@
 #include "paths.h"
 #include "xmalloc.h"
 
+#define SWAP(type, a, b)	do { type swap_ = (a); (a) = (b); (b) = swap_; } while (0)
+
+/* srv->cfg points here; a reload changes it in place. */
 static struct dlmd_config cfg;
 static int saved_argc;
 static char **saved_argv;
@@ -72,7 +75,6 @@ reload(void)
 	struct dlmd_config next;
 	char err[600];
 	bool same_listen;
-	char *t;
 
 	(void)sd_notify(0, "RELOADING=1");
 	if (config_build(&next, saved_argc, saved_argv, err, sizeof err) != 0) {
@@ -92,25 +94,18 @@ reload(void)
 		log_warnx("reload: listen, socket-mode, daemon and "
 		    "metrics-listen change only with a restart");
 
-	cfg.log_level = next.log_level;
-	cfg.syslog = next.syslog;
-	cfg.lease_min_ms = next.lease_min_ms;
-	cfg.lease_max_ms = next.lease_max_ms;
-	cfg.lease_default_ms = next.lease_default_ms;
-	cfg.linger_max_ms = next.linger_max_ms;
-	cfg.max_clients = next.max_clients;
-	cfg.max_holds = next.max_holds;
-	cfg.max_waits = next.max_waits;
-	cfg.max_name_len = next.max_name_len;
-	cfg.max_request = next.max_request;
-	cfg.max_output = next.max_output;
-	memcpy(cfg.admin_uids, next.admin_uids, sizeof cfg.admin_uids);
-	cfg.nadmin_uids = next.nadmin_uids;
-	/* Tokens: the files are read again, so a rotated token takes. */
-	t = cfg.client_token, cfg.client_token = next.client_token;
-	next.client_token = t;
-	t = cfg.admin_token, cfg.admin_token = next.admin_token;
-	next.admin_token = t;
+	/*
+	 * Take every setting from next but those that need a restart, which
+	 * keep their running values; then what is left in next (the old
+	 * live settings, the new restart-only ones) is freed.
+	 */
+	SWAP(char **, next.listen, cfg.listen);
+	SWAP(int, next.nlisten, cfg.nlisten);
+	SWAP(char *, next.pidfile, cfg.pidfile);
+	SWAP(char *, next.metrics_listen, cfg.metrics_listen);
+	next.socket_mode = cfg.socket_mode;
+	next.daemon = cfg.daemon;
+	SWAP(struct dlmd_config, next, cfg);
 	config_free(&next);
 
 	server_limits_changed();

@@ -277,8 +277,11 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		if (cfg->nadmin_uids == DLMD_MAX_ADMIN_UIDS)
 			return fail(err, errlen, "at most %d admin uids",
 			    DLMD_MAX_ADMIN_UIDS);
-		return parse_uid(value, &cfg->admin_uids[cfg->nadmin_uids++],
-		    err, errlen);
+		if (parse_uid(value, &cfg->admin_uids[cfg->nadmin_uids], err,
+		    errlen) != 0)
+			return -1;
+		cfg->nadmin_uids++;
+		return 0;
 	case OPT_TOKEN_FILE:
 	case OPT_ADMIN_TOKEN_FILE:
 		if (dlm_read_token_file(value, &token, &why) != 0)
@@ -425,7 +428,7 @@ config_build(struct dlmd_config *cfg, int argc, char **argv, char *err,
 	const char *path = DLMD_CONFIG_FILE;
 	bool explicit_path = false, cli_listen = false, cli_uid = false;
 	char why[400];
-	int ch, idx;
+	int ch;
 
 	config_defaults(cfg);
 
@@ -446,7 +449,7 @@ config_build(struct dlmd_config *cfg, int argc, char **argv, char *err,
 	opterr = 1;
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, short_options, long_options,
-	    &idx)) != -1) {
+	    NULL)) != -1) {
 		const char *name;
 
 		switch (ch) {
