@@ -183,6 +183,7 @@ conn_free(struct conn *c)
 	evbuffer_free(c->out);
 	free(c->in);
 	free(c);
+	memory_released();
 }
 
 /* Write what is queued; returns false when the connection was closed. */

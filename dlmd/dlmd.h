@@ -199,6 +199,11 @@ uint64_t		 now_ms(void);
 const struct timeval	*timer_tv(uint32_t ms);
 void			 timers_init(struct event_base *);
 
+/* memory.c */
+void	memory_init(struct event_base *);
+void	memory_released(void);
+void	memory_free(void);
+
 /* server.c */
 int	server_init(struct event_base *, struct dlmd_config *);
 int	server_listen(const char *spec);

@@ -78,6 +78,7 @@ server_init(struct event_base *base, struct dlmd_config *cfg)
 	if (srv->flush_ev == NULL)
 		fatalx("%s: event_new failed", __func__);
 	timers_init(base);
+	memory_init(base);
 
 	/*
 	 * Fencing tokens must grow across restarts without storage: start from
@@ -399,6 +400,7 @@ server_free(void)
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);
 	event_free(srv->flush_ev);
+	memory_free();
 	msgpack_zone_destroy(&srv->zone);
 	msgpack_sbuffer_destroy(&srv->result);
 	free(srv->rbuf);

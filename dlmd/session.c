@@ -238,6 +238,8 @@ session_reap(void)
 {
 	struct session *s;
 
+	if (TAILQ_EMPTY(&srv->dead_sessions))
+		return;
 	while ((s = TAILQ_FIRST(&srv->dead_sessions)) != NULL) {
 		TAILQ_REMOVE(&srv->dead_sessions, s, dead_link);
 		free(s->name);
@@ -245,6 +247,7 @@ session_reap(void)
 		free(s->info_label);
 		free(s);
 	}
+	memory_released();
 }
 
 static void
