@@ -95,9 +95,11 @@ static long
 rss_settled(void)
 {
 	uint64_t deadline = mono_ms() + 6000;
-	long last = rss_kib(d.pid), now;
+	long last = rss_kib(d.pid);
 
 	for (;;) {
+		long now;
+
 		sleep_ms(1500);
 		now = rss_kib(d.pid);
 		if (now >= last || mono_ms() > deadline)
@@ -317,11 +319,8 @@ need_descriptors(rlim_t n)
 	struct rlimit rl;
 
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-	if (rl.rlim_max < n) {
+	if (rl.rlim_max < n)
 		rl.rlim_max = n;	/* allowed to root only */
-		if (rl.rlim_cur > n)
-			rl.rlim_cur = n;
-	}
 	rl.rlim_cur = rl.rlim_max;
 	ck_assert_msg(setrlimit(RLIMIT_NOFILE, &rl) == 0,
 	    "this test needs %llu descriptors and the hard limit is lower; "
