@@ -93,6 +93,7 @@ struct pending {
 	struct event		 timer;
 	uint32_t		 msgid;
 	bool			 timed;
+	uint64_t		 deadline;	/* now_ms() of the timeout */
 };
 
 struct session {
@@ -102,6 +103,7 @@ struct session {
 	TAILQ_HEAD(, pending)	 pending;
 	struct conn		*conn;		/* NULL while lingering */
 	struct event		 timer;		/* lease, or linger when detached */
+	bool			 lease_armed;	/* timer is the lease's */
 	uint64_t		 id;
 	char			*name;
 	char			*info_host;
@@ -198,6 +200,7 @@ void	fatalx(const char *, ...)
 uint64_t		 now_ms(void);
 const struct timeval	*timer_tv(uint32_t ms);
 void			 timers_init(struct event_base *);
+bool			 timer_rearm_if_early(struct event *, uint64_t due_ms);
 
 /* memory.c */
 void	memory_init(struct event_base *);

@@ -236,7 +236,6 @@ pidfile_write(const char *path)
 int
 main(int argc, char **argv)
 {
-	struct event_config *ecfg;
 	struct event_base *base;
 	struct event *sigs[3];
 	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
@@ -262,13 +261,9 @@ main(int argc, char **argv)
 		ready_fd = detach();
 	raise_fd_limit(cfg.max_clients);
 
-	/* Precise monotonic timers: leases are promises measured in ms. */
-	if ((ecfg = event_config_new()) == NULL)
-		fatalx("event_config_new failed");
-	event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-	if ((base = event_base_new_with_config(ecfg)) == NULL)
+	/* libevent's coarse clock: see timers.c for why, and how it is safe. */
+	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	event_config_free(ecfg);
 
 	server_init(base, &cfg);
 	/*

@@ -149,8 +149,16 @@ session_touch(struct session *s, uint64_t now)
 			conn_close_after_flush(c);
 		return;
 	}
+	/*
+	 * The timer is not moved for every message (that costs a timer
+	 * syscall per request): it fires at the deadline it was set for, and
+	 * a session renewed meanwhile is given the rest of its new lease.
+	 */
 	s->owner.deadline = now + s->lease_ms;
-	event_add(&s->timer, timer_tv(s->lease_ms));
+	if (!s->lease_armed) {
+		event_add(&s->timer, timer_tv(s->lease_ms));
+		s->lease_armed = true;
+	}
 }
 
 uint64_t
@@ -188,6 +196,7 @@ session_detach(struct session *s)
 	s->linger_deadline = now_ms() + s->linger_ms;
 	s->lingering = true;
 	srv->nlingering++;
+	s->lease_armed = false;
 	event_add(&s->timer, timer_tv(s->linger_ms));
 	log_debug("session %s lingering for %u ms", s->name, s->linger_ms);
 }
@@ -255,7 +264,15 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	struct conn *c = s->conn;
+	uint64_t due = c != NULL ? s->owner.deadline : s->linger_deadline;
 
+	/*
+	 * Renewed since the timer was set, or the timer came a clock tick
+	 * early: wait for the rest.
+	 */
+	if (timer_rearm_if_early(&s->timer, due))
+		return;
+	s->lease_armed = false;
 	if (c == NULL) {
 		log_info("session %s ended: linger of %u ms over", s->name,
 		    s->linger_ms);
@@ -277,6 +294,8 @@ pending_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct lt_wait *w = p->wait;
 	uint32_t msgid = p->msgid;
 
+	if (timer_rearm_if_early(&p->timer, p->deadline))
+		return;
 	srv->stats.timeouts++;
 	pending_free(p);
 	if (s->conn != NULL)
@@ -295,6 +314,7 @@ pending_new(struct session *s, uint32_t msgid, int64_t timeout_ms)
 	evtimer_assign(&p->timer, srv->base, pending_timer_cb, p);
 	if (timeout_ms > 0) {
 		p->timed = true;
+		p->deadline = now_ms() + (uint64_t)timeout_ms;
 		event_add(&p->timer, timer_tv((uint32_t)timeout_ms));
 	}
 	TAILQ_INSERT_TAIL(&s->pending, p, link);

@@ -6,6 +6,12 @@
  * a timer on one is O(1) instead of a heap operation. libevent allows a
  * limited number of such queues; durations beyond the cache fall back to an
  * ordinary (heap) timer, which is still correct, only O(log n).
+ *
+ * libevent's clock here is the coarse monotonic one (a precise clock would
+ * cost a timerfd_settime call on every turn of the loop, one more syscall
+ * per request), so a timer may fire up to a clock tick early. The timers
+ * whose time is a promise (leases, lingers, acquire timeouts) keep their
+ * deadline in now_ms() and wait out the rest when they come early.
  */
 #include "config.h"
 
@@ -59,4 +65,19 @@ timer_tv(uint32_t ms)
 	}
 	plain = want;
 	return &plain;
+}
+
+/* A timer fired before due_ms: add it again for the rest; true if so. */
+bool
+timer_rearm_if_early(struct event *ev, uint64_t due_ms)
+{
+	uint64_t now = now_ms();
+	struct timeval rest;
+
+	if (due_ms <= now)
+		return false;
+	rest.tv_sec = (time_t)((due_ms - now) / 1000);
+	rest.tv_usec = (suseconds_t)((due_ms - now) % 1000) * 1000;
+	event_add(ev, &rest);
+	return true;
 }
