@@ -569,6 +569,94 @@ reset_after_lapse(struct dlm_client *c)
 }
 
 /*
+ * How long the I/O thread leaves the socket alone after a caller has read
+ * from it, so that back-to-back calls do not wake it. Within this a lost
+ * notification that arrives while nobody calls waits for the I/O thread.
+ */
+#define IO_PARK_MS	20
+/* A reading caller looks up from the socket this often. */
+#define CALLER_SLICE_MS	100
+
+static int	read_and_handle(struct dlm_client *, bool io_thread);
+
+static void
+wake_io(struct dlm_client *c)
+{
+	if (write(c->wake[1], "x", 1) < 0) {
+		/* Full: the I/O thread has wake-ups pending anyway. */
+	}
+}
+
+/*
+ * Keep callers off the socket and wait for the one reading, if any, to let
+ * go: the I/O thread is about to close or replace it. c->mu held (and
+ * c->wmu, by the callers of this).
+ */
+static void
+fd_claim(struct dlm_client *c)
+{
+	c->fd_claimed = true;
+	if (c->reading && c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);	/* its poll returns at once */
+	while (c->reading)
+		pthread_cond_wait(&c->state_cv, &c->mu);
+}
+
+/*
+ * A caller stops reading (c->mu held): another caller still waiting takes
+ * over, or the I/O thread when something only it handles is due.
+ */
+/* Wake a caller still waiting for its reply, to read; false if none. */
+static bool
+wake_sync_waiter(struct dlm_client *c, const struct dlm_req *self)
+{
+	struct dlm_req *req, *tmp;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, c->pending, req, tmp) {
+		if (req->kind == REQ_SYNC && req != self) {
+			pthread_cond_signal(req->cv);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+hand_over_reading(struct dlm_client *c, const struct dlm_req *self)
+{
+	if (c->fd_claimed)
+		pthread_cond_broadcast(&c->state_cv);
+	if (!c->read_failed && !c->fd_claimed && wake_sync_waiter(c, self))
+		return;
+	if (c->read_failed || c->async_pending > 0 || c->lost_head != NULL)
+		wake_io(c);
+}
+
+/*
+ * A caller waiting for self's reply reads the socket itself, for up to a
+ * slice, handling every frame that comes (c->mu held; dropped meanwhile).
+ */
+static void
+caller_read(struct dlm_client *c, const struct dlm_req *self)
+{
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	int rc = 0;
+
+	c->reading = true;
+	pthread_mutex_unlock(&c->mu);
+	if (poll(&pfd, 1, CALLER_SLICE_MS) > 0)
+		rc = read_and_handle(c, false);
+	pthread_mutex_lock(&c->mu);
+	c->reading = false;
+	c->caller_read_ms = dlm__now_ms();
+	if (rc != 0)
+		c->read_failed = true;	/* the I/O thread takes it from here */
+	if (self->done || rc != 0 || c->fd_claimed)
+		hand_over_reading(c, self);
+}
+
+/*
  * A request has its answer (or its error): wake its caller, queue its
  * completion, or free it. Called with c->mu held.
  */
@@ -582,6 +670,7 @@ req_finish(struct dlm_client *c, struct dlm_req *req)
 		break;
 	case REQ_ASYNC_ACQUIRE:
 	case REQ_ASYNC_DONE:
+		c->async_pending--;
 		dlm__queue_completion(c, req);
 		break;
 	case REQ_PING:
@@ -641,12 +730,18 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	struct mpw w;
 	uint64_t gen;
 	int fd, wrc = -1;
+	/*
+	 * Once sent, any other request's reply may be handled by another
+	 * thread while this one writes, and a request that nobody waits for
+	 * freed: only a synchronous request is ours to look at after the write.
+	 */
+	const bool sync = req->kind == REQ_SYNC;
 
 	/*
 	 * A blocking call from the lost callback would wait for a reply only
 	 * this very thread can read.
 	 */
-	if (req->kind == REQ_SYNC && pthread_equal(pthread_self(), c->thread))
+	if (sync && pthread_equal(pthread_self(), c->thread))
 		return DLM_E_INVALID;
 	while (c->state == CLIENT_RECONNECTING && !c->closing)
 		pthread_cond_wait(&c->state_cv, &c->mu);
@@ -659,6 +754,8 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	HASH_ADD(hh, c->pending, msgid, sizeof req->msgid, req);
 	if (dlm__hash_oom)
 		return DLM_E_NOMEM;
+	if (req->kind == REQ_ASYNC_ACQUIRE || req->kind == REQ_ASYNC_DONE)
+		c->async_pending++;
 
 	msgpack_sbuffer_init(&sb);
 	mpw_init_sbuffer(&w, &sb);
@@ -673,6 +770,8 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 		mpw_map(&w, 0);
 	if (w.err != 0) {
 		/* Out of memory: this request fails, the connection is fine. */
+		if (req->kind == REQ_ASYNC_ACQUIRE || req->kind == REQ_ASYNC_DONE)
+			c->async_pending--;
 		HASH_DEL(c->pending, req);
 		msgpack_sbuffer_destroy(&sb);
 		return DLM_E_NOMEM;
@@ -694,10 +793,15 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	pthread_mutex_lock(&c->mu);
 	msgpack_sbuffer_destroy(&sb);
 	c->last_send_ms = dlm__now_ms();
-	if (req->kind != REQ_SYNC)
+	if (!sync)
 		return 0;
-	while (!req->done)
-		pthread_cond_wait(req->cv, &c->mu);
+	while (!req->done) {
+		if (!c->reading && !c->fd_claimed && !c->read_failed &&
+		    c->state == CLIENT_CONNECTED && c->gen == gen)
+			caller_read(c, req);
+		else
+			pthread_cond_wait(req->cv, &c->mu);
+	}
 	return req->r.err;
 }
 
@@ -864,11 +968,14 @@ disconnected(struct dlm_client *c)
 
 	pthread_mutex_lock(&c->wmu);
 	pthread_mutex_lock(&c->mu);
+	fd_claim(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	c->gen++;
 	c->rlen = 0;
+	c->fd_claimed = false;
+	c->read_failed = false;
 	fail_pending(c, c->closing ? DLM_E_CLOSED : DLM_E_DISCONNECTED);
 	if (c->closing) {
 		c->state = CLIENT_CLOSED;
@@ -888,8 +995,15 @@ disconnected(struct dlm_client *c)
 		bool resumed;
 		int fd;
 
-		if (nap(c, backoff))
-			break;		/* dlm_close() */
+		if (nap(c, backoff)) {
+			bool closing;
+
+			pthread_mutex_lock(&c->mu);
+			closing = c->closing;
+			pthread_mutex_unlock(&c->mu);
+			if (closing)
+				break;		/* dlm_close() */
+		}
 		backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
 		if (dial(c->server, c->connect_timeout_ms, &fd) != 0)
 			continue;
@@ -955,15 +1069,26 @@ lapsed(struct dlm_client *c)
 	report_lost(c, names, tokens, n, DLM_LOST_EXPIRED);
 }
 
-/* Read what the server sent and handle every whole frame. */
+/*
+ * Read what the server sent and handle every whole frame; the caller holds
+ * the reader role (c->reading). Lost notifications read by a caller's
+ * thread are queued for the I/O thread: on_lost runs only there, where a
+ * blocking call from it is refused instead of waiting for itself.
+ */
 static int
-read_and_handle(struct dlm_client *c)
+read_and_handle(struct dlm_client *c, bool io_thread)
 {
+	bool queued = false;
+	int rc = 0;
 	ssize_t n;
 
 	if (!rbuf_reserve(c))
 		return -1;
-	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+	/*
+	 * Never block here: a caller and the I/O thread may both have been
+	 * told the socket was readable, and the other one has read it.
+	 */
+	n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (n <= 0)
@@ -971,25 +1096,62 @@ read_and_handle(struct dlm_client *c)
 	c->rlen += (size_t)n;
 	for (;;) {
 		struct lost_note note = { NULL, 0, 0 };
+		struct lost_item *li = NULL;
 		msgpack_object obj;
 		size_t flen;
-		int rc = next_frame(c, &obj, &flen);
 
-		if (rc <= 0)
-			return rc;
+		if ((rc = next_frame(c, &obj, &flen)) <= 0)
+			break;
 		pthread_mutex_lock(&c->mu);
 		c->last_recv_ms = dlm__now_ms();
 		rc = handle_frame(c, &obj, &note);
+		if (note.lock != NULL && !io_thread &&
+		    (li = calloc(1, sizeof *li)) != NULL) {
+			li->lock = note.lock;
+			li->token = note.token;
+			li->reason = note.reason;
+			if (c->lost_tail != NULL)
+				c->lost_tail->next = li;
+			else
+				c->lost_head = li;
+			c->lost_tail = li;
+			queued = true;
+		}
 		pthread_mutex_unlock(&c->mu);
 		consume(c, flen);
-		if (note.lock != NULL) {
-			if (c->on_lost != NULL)
+		if (note.lock != NULL && li == NULL) {
+			if (io_thread && c->on_lost != NULL)
 				c->on_lost(c, note.lock, note.token, note.reason,
 				    c->on_lost_arg);
 			free(note.lock);
 		}
-		if (rc != 0)
-			return -1;
+		if (rc != 0) {
+			rc = -1;
+			break;
+		}
+	}
+	if (queued)
+		wake_io(c);
+	return rc;
+}
+
+/* on_lost for the notifications callers read (I/O thread). */
+static void
+deliver_queued_lost(struct dlm_client *c)
+{
+	struct lost_item *li, *next;
+
+	pthread_mutex_lock(&c->mu);
+	li = c->lost_head;
+	c->lost_head = c->lost_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (; li != NULL; li = next) {
+		next = li->next;
+		if (c->on_lost != NULL)
+			c->on_lost(c, li->lock, li->token, li->reason,
+			    c->on_lost_arg);
+		free(li->lock);
+		free(li);
 	}
 }
 
@@ -1019,7 +1181,9 @@ io_main(void *arg)
 		struct pollfd pfd[2];
 		uint64_t now, ping_at, lapse_at, wake_at;
 		int timeout, fd;
+		bool parked, failed;
 
+		deliver_queued_lost(c);
 		pthread_mutex_lock(&c->mu);
 		if (c->closing || c->state == CLIENT_CLOSED) {
 			pthread_mutex_unlock(&c->mu);
@@ -1027,6 +1191,13 @@ io_main(void *arg)
 		}
 		fd = c->fd;
 		now = dlm__now_ms();
+		failed = c->read_failed;
+		/*
+		 * Leave the socket to callers while one reads, and for a
+		 * moment after, unless async replies are awaited.
+		 */
+		parked = c->reading || (c->async_pending == 0 &&
+		    now < c->caller_read_ms + IO_PARK_MS);
 		ping_at = c->last_send_ms + (uint64_t)c->lease_ms / 3;
 		/*
 		 * No request answered for a whole lease, though pings went
@@ -1036,17 +1207,23 @@ io_main(void *arg)
 		lapse_at = c->lease_base_ms + (uint64_t)c->lease_ms;
 		pthread_mutex_unlock(&c->mu);
 
+		if (failed) {
+			disconnected(c);
+			continue;
+		}
 		wake_at = ping_at < lapse_at ? ping_at : lapse_at;
+		if (parked && wake_at > now + IO_PARK_MS)
+			wake_at = now + IO_PARK_MS;
 		timeout = wake_at > now ? (int)(wake_at - now) : 0;
-		pfd[0].fd = fd;
+		pfd[0].fd = c->wake[0];
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
-		pfd[1].fd = c->wake[0];
+		pfd[1].fd = fd;
 		pfd[1].events = POLLIN;
 		pfd[1].revents = 0;
-		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+		if (poll(pfd, parked ? 1 : 2, timeout) < 0 && errno != EINTR)
 			break;
-		if (pfd[1].revents != 0 && nap(c, 0)) {
+		if (pfd[0].revents != 0 && nap(c, 0)) {
 			pthread_mutex_lock(&c->mu);
 			if (c->closing) {
 				pthread_mutex_unlock(&c->mu);
@@ -1054,9 +1231,27 @@ io_main(void *arg)
 			}
 			pthread_mutex_unlock(&c->mu);
 		}
-		if (pfd[0].revents != 0 && read_and_handle(c) != 0) {
-			disconnected(c);
-			continue;
+		if (!parked && pfd[1].revents != 0) {
+			int rc;
+
+			pthread_mutex_lock(&c->mu);
+			if (c->reading) {
+				/* A caller took the socket meanwhile. */
+				pthread_mutex_unlock(&c->mu);
+				continue;
+			}
+			c->reading = true;
+			pthread_mutex_unlock(&c->mu);
+			rc = read_and_handle(c, true);
+			pthread_mutex_lock(&c->mu);
+			c->reading = false;
+			/* A caller that found us reading may read for itself. */
+			(void)wake_sync_waiter(c, NULL);
+			pthread_mutex_unlock(&c->mu);
+			if (rc != 0) {
+				disconnected(c);
+				continue;
+			}
 		}
 		now = dlm__now_ms();
 		if (now >= lapse_at) {
@@ -1088,6 +1283,13 @@ client_free(struct dlm_client *c)
 		free(e);
 	}
 	forget_uncertain(c);
+	while (c->lost_head != NULL) {
+		struct lost_item *li = c->lost_head;
+
+		c->lost_head = li->next;
+		free(li->lock);
+		free(li);
+	}
 	if (c->wake[0] >= 0)
 		close(c->wake[0]);
 	if (c->wake[1] >= 0)
@@ -1262,6 +1464,7 @@ dlm_close(struct dlm_client *c)
 
 	pthread_mutex_lock(&c->wmu);
 	pthread_mutex_lock(&c->mu);
+	fd_claim(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

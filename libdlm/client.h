@@ -112,6 +112,13 @@ struct uncertain {
 	char			*lock;
 };
 
+struct lost_item {
+	struct lost_item *next;
+	char		*lock;
+	uint64_t	 token;
+	int		 reason;
+};
+
 struct dlm_client {
 	pthread_mutex_t	 mu;
 	pthread_mutex_t	 wmu;		/* socket writes */
@@ -153,7 +160,21 @@ struct dlm_client {
 	uint64_t	 last_recv_ms;
 	uint64_t	 lease_base_ms;	/* send time of the last answered request */
 
-	/* The I/O thread's read buffer. */
+	/*
+	 * Who reads the socket. A caller waiting for its reply reads it
+	 * itself (one thread wake per round trip instead of two); the I/O
+	 * thread reads when no caller does. Whoever sets reading, under mu,
+	 * owns the socket's read side and rbuf until it clears it.
+	 */
+	bool		 reading;
+	bool		 fd_claimed;	/* the I/O thread is replacing the socket */
+	bool		 read_failed;	/* a caller's read found the end */
+	int		 async_pending;	/* async requests not yet answered */
+	uint64_t	 caller_read_ms;	/* when a caller last read */
+	struct lost_item *lost_head;	/* read by callers, for on_lost */
+	struct lost_item *lost_tail;
+
+	/* The reader's buffer. */
 	char		*rbuf;
 	size_t		 rlen;
 	size_t		 rcap;

@@ -767,6 +767,64 @@ START_TEST(lost_callback_on_force_release)
 }
 END_TEST
 
+struct blocked_acquire {
+	struct dlm_client	*c;
+	int			 rc;
+};
+
+static void *
+acquire_waiting(void *arg)
+{
+	struct blocked_acquire *b = arg;
+
+	b->rc = dlm_acquire(b->c, "busy", 0, 10000, NULL);
+	return NULL;
+}
+
+/*
+ * A caller waiting for its reply reads the socket itself; a lost notice it
+ * reads meanwhile still reaches on_lost, on the client's own thread (where
+ * the callback's blocking call is refused, not deadlocked).
+ */
+START_TEST(lost_notice_read_by_a_waiting_caller)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct blocked_acquire b;
+	struct dlm_options o;
+	struct dlm_client *holder = client("holder", 0, 0);
+	struct tc *op;
+	pthread_t th;
+	uint64_t t;
+
+	dlm_options_init(&o);
+	o.client = "victim";
+	o.on_lost = on_lost;
+	o.on_lost_arg = &l;
+	b.c = dlm_connect(server, &o, NULL);
+	ck_assert_ptr_nonnull(b.c);
+	ck_assert_int_eq(dlm_acquire(b.c, "job", 0, 0, &t), 0);
+	ck_assert_int_eq(dlm_acquire(holder, "busy", 0, 0, NULL), 0);
+	/* A thread of victim waits for "busy", reading the socket. */
+	pthread_create(&th, NULL, acquire_waiting, &b);
+	sleep_ms(100);
+	op = tc_connect(&d);
+	tc_hello(op, "operator");
+	ck_assert_int_eq(tc_call(op, "force_release", "lock:s", "job")->err, 0);
+	wait_lost(&l, 1);
+	ck_assert_str_eq(l.lock, "job");
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_int_eq(l.reason, DLM_LOST_FORCED);
+	/* The waiting caller is still served. */
+	ck_assert_int_eq(dlm_release(holder, "busy"), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(b.rc, 0);
+	ck_assert_int_eq(dlm_release(b.c, "busy"), 0);
+	tc_close(op);
+	dlm_close(b.c);
+	dlm_close(holder);
+}
+END_TEST
+
 /*
  * A TCP relay between the library and dlmd that the test can cut, to drop
  * a connection the way a network would.
@@ -1203,6 +1261,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, dropped_connection_without_linger);
 	tcase_add_test(tc, unanswered_lease_reports_lost);
 	tcase_add_test(tc, lapsed_holds_are_given_back_after_resume);
+	tcase_add_test(tc, lost_notice_read_by_a_waiting_caller);
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
 	tcase_add_test(tc, server_shutdown_is_reported);
