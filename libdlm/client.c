@@ -603,10 +603,9 @@ fd_claim(struct dlm_client *c)
 }
 
 /*
- * A caller stops reading (c->mu held): another caller still waiting takes
- * over, or the I/O thread when something only it handles is due.
+ * Wake a caller still waiting for its reply, other than self (which may be
+ * NULL), so that it reads; false if there is none.
  */
-/* Wake a caller still waiting for its reply, to read; false if none. */
 static bool
 wake_sync_waiter(struct dlm_client *c, const struct dlm_req *self)
 {
@@ -614,7 +613,7 @@ wake_sync_waiter(struct dlm_client *c, const struct dlm_req *self)
 
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->pending, req, tmp) {
-		if (req->kind == REQ_SYNC && req != self) {
+		if (req != self && req->kind == REQ_SYNC) {
 			pthread_cond_signal(req->cv);
 			return true;
 		}
@@ -622,6 +621,10 @@ wake_sync_waiter(struct dlm_client *c, const struct dlm_req *self)
 	return false;
 }
 
+/*
+ * A caller stops reading (c->mu held): another caller still waiting takes
+ * over, or the I/O thread when something only it handles is due.
+ */
 static void
 hand_over_reading(struct dlm_client *c, const struct dlm_req *self)
 {
