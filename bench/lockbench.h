@@ -1,0 +1,67 @@
+/*
+ * lockbench: the same lock workloads against dlmd and the locks users would
+ * pick instead (Redis, PostgreSQL). Each peer implements its own idiomatic
+ * recipe behind this interface; the workloads know nothing of wire formats.
+ */
+#ifndef LOCKBENCH_H
+#define LOCKBENCH_H
+
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What acquire says. */
+#define PEER_GRANTED	0
+#define PEER_BUSY	1	/* not granted within the timeout */
+#define PEER_ERROR	(-1)
+
+struct idle_cost {
+	double	cpu_pct;	/* of one core, while idle */
+	double	rss_per_session;	/* bytes */
+	long	renewals;	/* messages sent to keep the locks */
+};
+
+struct peer {
+	const char	*name;		/* "dlmd", "redis", "postgres" */
+	/* One line on what the peer does for acquire, release and waiting. */
+	const char	*(*recipe)(void);
+	/* A connection (a session for dlmd); NULL on failure. */
+	void		*(*open)(const char *addr, int lease_ms);
+	void		 (*close)(void *conn);
+	/*
+	 * Take one lock: timeout_ms 0 tries once, > 0 waits that long, -1
+	 * waits until granted, each in the peer's own way of waiting.
+	 */
+	int		 (*acquire)(void *conn, const char *lock, int timeout_ms);
+	int		 (*release)(void *conn, const char *lock);
+	/* n try-acquires all in flight at once, then n releases likewise. */
+	int		 (*batch)(void *conn, const char *const *locks, int n);
+	/*
+	 * Workload 5, NULL where the peer cannot: n connections each holding
+	 * one lock and keeping it for seconds the peer's way; and n locks
+	 * held at once. The server's cost is measured from outside.
+	 */
+	int		 (*idle)(const char *addr, int n, int seconds,
+			    int lease_ms, pid_t server, struct idle_cost *);
+	int		 (*many)(const char *addr, long n, pid_t server,
+			    double *rss_per_lock);
+};
+
+extern const struct peer peer_dlmd, peer_redis, peer_postgres;
+
+/* Options a peer may read. */
+struct bench_opts {
+	int	 redis_retry_ms;	/* sleep between SET NX tries */
+};
+extern struct bench_opts bench_opts;
+
+uint64_t	now_ns(void);
+/* CPU seconds used so far, and resident KiB, of a process. */
+double		proc_cpu_s(pid_t);
+long		proc_rss_kib(pid_t);
+void		sleep_ms(int ms);
+/* FNV-1a of a lock name: PostgreSQL's advisory lock key. */
+int64_t		lock_key(const char *name);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * Redis, the way common Redis lock libraries do it: SET key token NX PX
+ * lease to take, a compare-and-delete script to give back (so that a
+ * holder whose lock expired cannot delete the next holder's), and waiting
+ * as a loop of tries with a sleep between them (redis-py's Lock sleeps
+ * 0.1 s; --redis-retry-ms sets it). A batch is pipelined.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "lockbench.h"
+
+/* Deletes the key only when it still holds this holder's token. */
+static const char release_script[] =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end";
+
+struct rconn {
+	redisContext	*ctx;
+	char		 sha[41];
+	char		 token[64];	/* of the lock held now */
+	unsigned long	 serial;
+	int		 lease_ms;
+};
+
+static const char *
+redis_recipe(void)
+{
+	static char line[200];
+
+	snprintf(line, sizeof line, "SET key token NX PX lease; release: "
+	    "EVALSHA compare-and-delete; waiting: retry every %d ms; "
+	    "batch: pipelined", bench_opts.redis_retry_ms);
+	return line;
+}
+
+static redisContext *
+redis_dial(const char *addr)
+{
+	redisContext *ctx;
+
+	if (strncmp(addr, "tcp:", 4) == 0) {
+		char host[256], *colon;
+
+		snprintf(host, sizeof host, "%s", addr + 4);
+		if ((colon = strrchr(host, ':')) == NULL)
+			return NULL;
+		*colon = '\0';
+		ctx = redisConnect(host, atoi(colon + 1));
+	} else {
+		ctx = redisConnectUnix(strncmp(addr, "unix:", 5) == 0 ?
+		    addr + 5 : addr);
+	}
+	if (ctx != NULL && ctx->err != 0) {
+		fprintf(stderr, "redis %s: %s\n", addr, ctx->errstr);
+		redisFree(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+static void *
+redis_open(const char *addr, int lease_ms)
+{
+	static unsigned long nconns;
+	struct rconn *rc = calloc(1, sizeof *rc);
+	redisReply *r;
+
+	if (rc == NULL || (rc->ctx = redis_dial(addr)) == NULL) {
+		free(rc);
+		return NULL;
+	}
+	rc->lease_ms = lease_ms > 0 ? lease_ms : 10000;
+	rc->serial = __atomic_add_fetch(&nconns, 1, __ATOMIC_RELAXED) << 32;
+	r = redisCommand(rc->ctx, "SCRIPT LOAD %s", release_script);
+	if (r == NULL || r->type != REDIS_REPLY_STRING) {
+		fprintf(stderr, "redis: SCRIPT LOAD failed\n");
+		if (r != NULL)
+			freeReplyObject(r);
+		redisFree(rc->ctx);
+		free(rc);
+		return NULL;
+	}
+	snprintf(rc->sha, sizeof rc->sha, "%s", r->str);
+	freeReplyObject(r);
+	return rc;
+}
+
+static void
+redis_close(void *conn)
+{
+	struct rconn *rc = conn;
+
+	redisFree(rc->ctx);
+	free(rc);
+}
+
+/* One SET NX PX try; the token is unique to this acquisition. */
+static int
+redis_try(struct rconn *rc, const char *lock, char *token, size_t len)
+{
+	redisReply *r;
+	int res;
+
+	snprintf(token, len, "%d:%lx", (int)getpid(), ++rc->serial);
+	r = redisCommand(rc->ctx, "SET %s %s NX PX %d", lock, token,
+	    rc->lease_ms);
+	if (r == NULL)
+		return PEER_ERROR;
+	res = r->type == REDIS_REPLY_STATUS ? PEER_GRANTED :
+	    r->type == REDIS_REPLY_NIL ? PEER_BUSY : PEER_ERROR;
+	freeReplyObject(r);
+	return res;
+}
+
+static int
+redis_acquire(void *conn, const char *lock, int timeout_ms)
+{
+	struct rconn *rc = conn;
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		int res = redis_try(rc, lock, rc->token, sizeof rc->token);
+
+		if (res != PEER_BUSY || timeout_ms == 0 ||
+		    (timeout_ms > 0 && now_ns() >= deadline))
+			return res;
+		sleep_ms(bench_opts.redis_retry_ms);
+	}
+}
+
+static int
+redis_release_token(struct rconn *rc, const char *lock, const char *token)
+{
+	redisReply *r = redisCommand(rc->ctx, "EVALSHA %s 1 %s %s", rc->sha,
+	    lock, token);
+	int res = r != NULL && r->type == REDIS_REPLY_INTEGER &&
+	    r->integer == 1 ? 0 : PEER_ERROR;
+
+	if (r != NULL)
+		freeReplyObject(r);
+	return res;
+}
+
+static int
+redis_release(void *conn, const char *lock)
+{
+	struct rconn *rc = conn;
+
+	return redis_release_token(rc, lock, rc->token);
+}
+
+static int
+redis_batch(void *conn, const char *const *locks, int n)
+{
+	struct rconn *rc = conn;
+	char (*tokens)[32] = malloc((size_t)n * sizeof *tokens);
+	int err = 0;
+
+	if (tokens == NULL)
+		return PEER_ERROR;
+	for (int i = 0; i < n; i++) {
+		snprintf(tokens[i], sizeof tokens[i], "%d:%lx", (int)getpid(),
+		    ++rc->serial);
+		redisAppendCommand(rc->ctx, "SET %s %s NX PX %d", locks[i],
+		    tokens[i], rc->lease_ms);
+	}
+	for (int i = 0; i < n; i++) {
+		redisReply *r;
+
+		if (redisGetReply(rc->ctx, (void **)&r) != REDIS_OK) {
+			free(tokens);
+			return PEER_ERROR;
+		}
+		if (r->type != REDIS_REPLY_STATUS)
+			err = PEER_ERROR;
+		freeReplyObject(r);
+	}
+	for (int i = 0; i < n; i++)
+		redisAppendCommand(rc->ctx, "EVALSHA %s 1 %s %s", rc->sha,
+		    locks[i], tokens[i]);
+	for (int i = 0; i < n; i++) {
+		redisReply *r;
+
+		if (redisGetReply(rc->ctx, (void **)&r) != REDIS_OK) {
+			free(tokens);
+			return PEER_ERROR;
+		}
+		if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+			err = PEER_ERROR;
+		freeReplyObject(r);
+	}
+	free(tokens);
+	return err;
+}
+
+/*
+ * n clients each holding one lock and keeping it: PEXPIRE every third of
+ * the lease (what a lock library's watchdog does to extend a held lock).
+ */
+static int
+redis_idle(const char *addr, int n, int seconds, int lease_ms, pid_t server,
+    struct idle_cost *cost)
+{
+	struct rconn **rc = calloc((size_t)n, sizeof *rc);
+	long rss0 = proc_rss_kib(server);
+	uint64_t t0, period_ns = (uint64_t)lease_ms / 3 * 1000000;
+	double cpu0;
+	char name[64];
+	int next = 0, err = 0;
+
+	if (rc == NULL)
+		return -1;
+	for (int i = 0; i < n && err == 0; i++) {
+		snprintf(name, sizeof name, "idle/%d", i);
+		if ((rc[i] = redis_open(addr, lease_ms)) == NULL ||
+		    redis_acquire(rc[i], name, 0) != PEER_GRANTED)
+			err = -1;
+	}
+	if (err != 0) {
+		fprintf(stderr, "redis idle: could not open %d clients\n", n);
+		goto out;
+	}
+	sleep_ms(500);
+	cost->rss_per_session = (double)(proc_rss_kib(server) - rss0) *
+	    1024.0 / n;
+	cost->renewals = 0;
+	cpu0 = proc_cpu_s(server);
+	t0 = now_ns();
+	while (now_ns() - t0 < (uint64_t)seconds * 1000000000ULL) {
+		uint64_t due = (now_ns() - t0) % period_ns;
+		int upto = (int)((double)due / (double)period_ns * n);
+
+		while (next != upto) {
+			redisReply *r;
+
+			snprintf(name, sizeof name, "idle/%d", next);
+			r = redisCommand(rc[next]->ctx, "PEXPIRE %s %d", name,
+			    lease_ms);
+			if (r == NULL) {
+				err = -1;
+				goto out;
+			}
+			freeReplyObject(r);
+			cost->renewals++;
+			next = (next + 1) % n;
+		}
+		sleep_ms(10);
+	}
+	cost->cpu_pct = (proc_cpu_s(server) - cpu0) / seconds * 100.0;
+out:
+	for (int i = 0; i < n; i++) {
+		if (rc[i] == NULL)
+			continue;
+		snprintf(name, sizeof name, "idle/%d", i);
+		redis_release(rc[i], name);
+		redis_close(rc[i]);
+	}
+	free(rc);
+	return err;
+}
+
+/* n keys set at once through one pipelined connection. */
+static int
+redis_many(const char *addr, long n, pid_t server, double *rss_per_lock)
+{
+	struct rconn *rc = redis_open(addr, 600000);
+	long rss0 = proc_rss_kib(server);
+	char name[64], token[32];
+	int err = 0;
+
+	if (rc == NULL)
+		return -1;
+	for (long i = 0; i < n && err == 0; i += 1000) {
+		long k;
+
+		for (k = 0; k < 1000 && i + k < n; k++) {
+			snprintf(name, sizeof name, "m/%07ld", i + k);
+			snprintf(token, sizeof token, "%d:%lx", (int)getpid(),
+			    ++rc->serial);
+			redisAppendCommand(rc->ctx, "SET %s %s NX PX %d", name,
+			    token, rc->lease_ms);
+		}
+		for (long j = 0; j < k; j++) {
+			redisReply *r;
+
+			if (redisGetReply(rc->ctx, (void **)&r) != REDIS_OK) {
+				err = -1;
+				break;
+			}
+			if (r->type != REDIS_REPLY_STATUS)
+				err = -1;
+			freeReplyObject(r);
+		}
+	}
+	sleep_ms(500);
+	*rss_per_lock = (double)(proc_rss_kib(server) - rss0) * 1024.0 /
+	    (double)n - 9.0;
+	freeReplyObject(redisCommand(rc->ctx, "FLUSHALL"));
+	redis_close(rc);
+	return err;
+}
+
+const struct peer peer_redis = {
+	.name = "redis",
+	.recipe = redis_recipe,
+	.open = redis_open,
+	.close = redis_close,
+	.acquire = redis_acquire,
+	.release = redis_release,
+	.batch = redis_batch,
+	.idle = redis_idle,
+	.many = redis_many,
+};
