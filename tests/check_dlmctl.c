@@ -1349,5 +1349,13 @@ dlmctl_suite(void)
 int
 main(void)
 {
+	/*
+	 * A shell starts background jobs with SIGINT and SIGQUIT ignored,
+	 * and an ignored signal stays ignored across exec (dlmctl run keeps
+	 * it so, as it should): the commands that the signal tests run must
+	 * start with the defaults, however this suite was started.
+	 */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
 	return run_suite(dlmctl_suite());
 }
