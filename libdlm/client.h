@@ -10,6 +10,7 @@
 #define LIBDLM_CLIENT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -125,7 +126,10 @@ struct dlm_client {
 	pthread_cond_t	 state_cv;	/* state changes, users leaving */
 	pthread_t	 thread;
 	pid_t		 pid;		/* of the process that connected */
+	unsigned long	 fork_depth;	/* the process's when it connected */
 	int		 fd;		/* -1 while not connected */
+	atomic_int	 fork_fd;	/* fd, for atfork_child, which cannot
+					   take mu: a fork may come any time */
 	uint64_t	 gen;		/* connection generation; changed only
 					   with both wmu and mu held */
 	int		 wake[2];	/* wakes the I/O thread */
@@ -174,6 +178,20 @@ struct dlm_client {
 	struct lost_item *lost_head;	/* read by callers, for on_lost */
 	struct lost_item *lost_tail;
 
+	/*
+	 * Requests go out in order through out (mu): a synchronous caller
+	 * writes it at once; asynchronous requests wait there for the I/O
+	 * thread, woken once, so that a burst of them leaves in one write.
+	 * The writer moves out to wbuf (wmu) and writes from wbuf_off; the
+	 * I/O thread never blocks on a full socket, and keeps the rest for
+	 * when the socket is writable (write_rest).
+	 */
+	msgpack_sbuffer	 out;
+	bool		 flush_asked;	/* the I/O thread will write out */
+	bool		 write_rest;	/* wbuf holds a rest to write */
+	msgpack_sbuffer	 wbuf;
+	size_t		 wbuf_off;
+
 	/* The reader's buffer. */
 	char		*rbuf;
 	size_t		 rlen;
@@ -188,8 +206,9 @@ int		 dlm__enter(struct dlm_client *);
 void		 dlm__leave(struct dlm_client *);
 /*
  * Send a request. params is a packed map (or NULL for none). With req->kind
- * REQ_SYNC, waits for the reply and returns its error; otherwise returns 0
- * once sent. Called with c->mu held; drops it while writing.
+ * REQ_SYNC, writes it (and every request queued before it), waits for the
+ * reply and returns its error; otherwise returns 0 once queued for the I/O
+ * thread to write. Called with c->mu held; drops it while writing.
  */
 int		 dlm__call(struct dlm_client *, struct dlm_req *,
 		    const char *method, const msgpack_sbuffer *params);
