@@ -3,7 +3,7 @@
  * lease to take, a compare-and-delete script to give back (so that a
  * holder whose lock expired cannot delete the next holder's), and waiting
  * as a loop of tries with a sleep between them (redis-py's Lock sleeps
- * 0.1 s; --redis-retry-ms sets it). A batch is pipelined.
+ * 0.1 s; lockbench -r sets it). A batch is pipelined.
  */
 #include "config.h"
 
