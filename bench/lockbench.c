@@ -174,6 +174,37 @@ cpu_done(double units)
 	client_us = (self_cpu_s() - client_cpu0) / units * 1e6;
 }
 
+int
+idle_measure(int n, int secs, int lease, pid_t server, long rss0,
+    int (*renew)(void *, int), void *ctx, struct idle_cost *cost)
+{
+	uint64_t t0, period_ns = (uint64_t)lease / 3 * 1000000;
+	double cpu0;
+	int next = 0;
+
+	sleep_ms(500);
+	cost->rss_per_session = (double)(proc_rss_kib(server) - rss0) *
+	    1024.0 / n;
+	cost->renewals = 0;
+	cpu0 = proc_cpu_s(server);
+	t0 = now_ns();
+	/* Session i is due at i/n of each period. */
+	while (now_ns() - t0 < (uint64_t)secs * 1000000000ULL) {
+		uint64_t due = (now_ns() - t0) % period_ns;
+		int upto = (int)((double)due / (double)period_ns * n);
+
+		while (next != upto) {
+			if (renew(ctx, next) != 0)
+				return -1;
+			cost->renewals++;
+			next = (next + 1) % n;
+		}
+		sleep_ms(10);
+	}
+	cost->cpu_pct = (proc_cpu_s(server) - cpu0) / secs * 100.0;
+	return 0;
+}
+
 static void
 result(const char *workload, const char *metric, double value)
 {

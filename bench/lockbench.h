@@ -63,5 +63,15 @@ long		proc_rss_kib(pid_t);
 void		sleep_ms(int ms);
 /* FNV-1a of a lock name: PostgreSQL's advisory lock key. */
 int64_t		lock_key(const char *name);
+/*
+ * Workload 5's measure, the same for every peer: with n sessions open and
+ * holding their locks (the server's RSS was rss0 before), the RSS per
+ * session, then renew(ctx, i) for each session every third of the lease,
+ * spread evenly, for seconds, and the server's CPU meanwhile. -1 when a
+ * renewal fails.
+ */
+int		idle_measure(int n, int seconds, int lease_ms, pid_t server,
+		    long rss0, int (*renew)(void *ctx, int i), void *ctx,
+		    struct idle_cost *);
 
 #endif

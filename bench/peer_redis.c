@@ -27,6 +27,7 @@ struct rconn {
 	char		 token[64];	/* of the lock held now */
 	unsigned long	 serial;
 	int		 lease_ms;
+	int		 pid;		/* in tokens; asked once, not per try */
 };
 
 static const char *
@@ -77,6 +78,7 @@ redis_open(const char *addr, int lease_ms)
 		return NULL;
 	}
 	rc->lease_ms = lease_ms > 0 ? lease_ms : 10000;
+	rc->pid = (int)getpid();
 	rc->serial = __atomic_add_fetch(&nconns, 1, __ATOMIC_RELAXED) << 32;
 	r = redisCommand(rc->ctx, "SCRIPT LOAD %s", release_script);
 	if (r == NULL || r->type != REDIS_REPLY_STRING) {
@@ -108,7 +110,7 @@ redis_try(struct rconn *rc, const char *lock, char *token, size_t len)
 	redisReply *r;
 	int res;
 
-	snprintf(token, len, "%d:%lx", (int)getpid(), ++rc->serial);
+	snprintf(token, len, "%d:%lx", rc->pid, ++rc->serial);
 	r = redisCommand(rc->ctx, "SET %s %s NX PX %d", lock, token,
 	    rc->lease_ms);
 	if (r == NULL)
@@ -166,7 +168,7 @@ redis_batch(void *conn, const char *const *locks, int n)
 	if (tokens == NULL)
 		return PEER_ERROR;
 	for (int i = 0; i < n; i++) {
-		snprintf(tokens[i], sizeof tokens[i], "%d:%lx", (int)getpid(),
+		snprintf(tokens[i], sizeof tokens[i], "%d:%lx", rc->pid,
 		    ++rc->serial);
 		redisAppendCommand(rc->ctx, "SET %s %s NX PX %d", locks[i],
 		    tokens[i], rc->lease_ms);
@@ -200,20 +202,31 @@ redis_batch(void *conn, const char *const *locks, int n)
 	return err;
 }
 
-/*
- * n clients each holding one lock and keeping it: PEXPIRE every third of
- * the lease (what a lock library's watchdog does to extend a held lock).
- */
+/* What a lock library's watchdog does to extend a held lock. */
+static int
+redis_renew(void *ctx, int i)
+{
+	struct rconn *rc = ((struct rconn **)ctx)[i];
+	redisReply *r;
+	char name[64];
+
+	snprintf(name, sizeof name, "idle/%d", i);
+	if ((r = redisCommand(rc->ctx, "PEXPIRE %s %d", name,
+	    rc->lease_ms)) == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* n clients each holding one lock and keeping it: PEXPIRE, paced alike. */
 static int
 redis_idle(const char *addr, int n, int seconds, int lease_ms, pid_t server,
     struct idle_cost *cost)
 {
 	struct rconn **rc = calloc((size_t)n, sizeof *rc);
 	long rss0 = proc_rss_kib(server);
-	uint64_t t0, period_ns = (uint64_t)lease_ms / 3 * 1000000;
-	double cpu0;
 	char name[64];
-	int next = 0, err = 0;
+	int err = 0;
 
 	if (rc == NULL)
 		return -1;
@@ -223,38 +236,11 @@ redis_idle(const char *addr, int n, int seconds, int lease_ms, pid_t server,
 		    redis_acquire(rc[i], name, 0) != PEER_GRANTED)
 			err = -1;
 	}
-	if (err != 0) {
+	if (err != 0)
 		fprintf(stderr, "redis idle: could not open %d clients\n", n);
-		goto out;
-	}
-	sleep_ms(500);
-	cost->rss_per_session = (double)(proc_rss_kib(server) - rss0) *
-	    1024.0 / n;
-	cost->renewals = 0;
-	cpu0 = proc_cpu_s(server);
-	t0 = now_ns();
-	while (now_ns() - t0 < (uint64_t)seconds * 1000000000ULL) {
-		uint64_t due = (now_ns() - t0) % period_ns;
-		int upto = (int)((double)due / (double)period_ns * n);
-
-		while (next != upto) {
-			redisReply *r;
-
-			snprintf(name, sizeof name, "idle/%d", next);
-			r = redisCommand(rc[next]->ctx, "PEXPIRE %s %d", name,
-			    lease_ms);
-			if (r == NULL) {
-				err = -1;
-				goto out;
-			}
-			freeReplyObject(r);
-			cost->renewals++;
-			next = (next + 1) % n;
-		}
-		sleep_ms(10);
-	}
-	cost->cpu_pct = (proc_cpu_s(server) - cpu0) / seconds * 100.0;
-out:
+	else
+		err = idle_measure(n, seconds, lease_ms, server, rss0,
+		    redis_renew, rc, cost);
 	for (int i = 0; i < n; i++) {
 		if (rc[i] == NULL)
 			continue;
@@ -282,7 +268,7 @@ redis_many(const char *addr, long n, pid_t server, double *rss_per_lock)
 
 		for (k = 0; k < 1000 && i + k < n; k++) {
 			snprintf(name, sizeof name, "m/%07ld", i + k);
-			snprintf(token, sizeof token, "%d:%lx", (int)getpid(),
+			snprintf(token, sizeof token, "%d:%lx", rc->pid,
 			    ++rc->serial);
 			redisAppendCommand(rc->ctx, "SET %s %s NX PX %d", name,
 			    token, rc->lease_ms);

@@ -189,6 +189,16 @@ rawdlm_reply(struct rawconn *rc)
 	}
 }
 
+/* A renewal as libdlm makes it when idle: a ping, answered. */
+static int
+rawdlm_renew(void *ctx, int i)
+{
+	struct rawconn *rc = (struct rawconn *)ctx + i;
+
+	return rawdlm_send(rc, "ping", (char *)NULL) == 0 &&
+	    rawdlm_reply(rc) == 0 ? 0 : -1;
+}
+
 /*
  * n sessions, each holding one lock, renewing their leases as libdlm does:
  * a ping when a third of the lease has passed in silence.
@@ -198,14 +208,14 @@ rawdlm_idle(const char *addr, int n, int seconds, int lease_ms, pid_t server,
     struct idle_cost *cost)
 {
 	struct rawconn *rc = calloc((size_t)n, sizeof *rc);
-	long rss0 = proc_rss_kib(server), rss1;
-	double cpu0, cpu1;
-	uint64_t t0, period_ns = (uint64_t)lease_ms / 3 * 1000000;
+	long rss0 = proc_rss_kib(server);
 	char name[64];
-	int next = 0, rc_err = 0;
+	int rc_err = 0;
 
 	if (rc == NULL)
 		return -1;
+	for (int i = 0; i < n; i++)
+		rc[i].fd = -1;		/* closed as such if never dialled */
 	for (int i = 0; i < n && rc_err == 0; i++) {
 		snprintf(name, sizeof name, "idle-%d", i);
 		if (rawdlm_dial(&rc[i], addr) < 0 ||
@@ -219,35 +229,11 @@ rawdlm_idle(const char *addr, int n, int seconds, int lease_ms, pid_t server,
 		    rawdlm_reply(&rc[i]) != 0))
 			rc_err = -1;
 	}
-	if (rc_err != 0) {
+	if (rc_err != 0)
 		fprintf(stderr, "idle: could not open %d sessions\n", n);
-		goto out;
-	}
-	sleep_ms(500);
-	rss1 = proc_rss_kib(server);
-	cost->rss_per_session = (double)(rss1 - rss0) * 1024.0 / n;
-	cost->renewals = 0;
-	cpu0 = proc_cpu_s(server);
-	t0 = now_ns();
-	/* Spread the pings evenly: session i is due at i/n of each period. */
-	while (now_ns() - t0 < (uint64_t)seconds * 1000000000ULL) {
-		uint64_t due = (now_ns() - t0) % period_ns;
-		int upto = (int)((double)due / (double)period_ns * n);
-
-		while (next != upto) {
-			if (rawdlm_send(&rc[next], "ping", (char *)NULL) != 0 ||
-			    rawdlm_reply(&rc[next]) != 0) {
-				rc_err = -1;
-				goto out;
-			}
-			cost->renewals++;
-			next = (next + 1) % n;
-		}
-		sleep_ms(10);
-	}
-	cpu1 = proc_cpu_s(server);
-	cost->cpu_pct = (cpu1 - cpu0) / seconds * 100.0;
-out:
+	else
+		rc_err = idle_measure(n, seconds, lease_ms, server, rss0,
+		    rawdlm_renew, rc, cost);
 	for (int i = 0; i < n; i++)
 		rawdlm_close(&rc[i]);
 	free(rc);
@@ -268,6 +254,8 @@ rawdlm_many(const char *addr, long n, pid_t server, double *rss_per_lock)
 
 	if (rc == NULL)
 		return -1;
+	for (int s = 0; s < nsess; s++)
+		rc[s].fd = -1;		/* closed as such if never dialled */
 	for (int s = 0; s < nsess && err == 0; s++) {
 		if (rawdlm_dial(&rc[s], addr) < 0 ||
 		    rawdlm_send(&rc[s], "hello", "iproto", 1LL, (char *)NULL) != 0 ||
