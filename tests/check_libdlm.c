@@ -732,6 +732,25 @@ wait_lost(struct lost_log *l, int want)
 	ck_assert_int_eq(lost_count(l), want);
 }
 
+/*
+ * An operator session force-releases "job", held by the client under token
+ * t, and on_lost must report it (the first notice in l); returns the
+ * operator's connection.
+ */
+static struct tc *
+force_release_job(struct lost_log *l, uint64_t t)
+{
+	struct tc *op = tc_connect(&d);
+
+	tc_hello(op, "operator");
+	ck_assert_int_eq(tc_call(op, "force_release", "lock:s", "job")->err, 0);
+	wait_lost(l, 1);
+	ck_assert_str_eq(l->lock, "job");
+	ck_assert_uint_eq(l->token, t);
+	ck_assert_int_eq(l->reason, DLM_LOST_FORCED);
+	return op;
+}
+
 START_TEST(lost_callback_on_force_release)
 {
 	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
@@ -747,13 +766,7 @@ START_TEST(lost_callback_on_force_release)
 	c = dlm_connect(server, &o, NULL);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(dlm_acquire(c, "job", 0, 0, &t), 0);
-	op = tc_connect(&d);
-	tc_hello(op, "operator");
-	ck_assert_int_eq(tc_call(op, "force_release", "lock:s", "job")->err, 0);
-	wait_lost(&l, 1);
-	ck_assert_str_eq(l.lock, "job");
-	ck_assert_uint_eq(l.token, t);
-	ck_assert_int_eq(l.reason, DLM_LOST_FORCED);
+	op = force_release_job(&l, t);
 	ck_assert_int_eq(dlm_holds(c, "job", NULL), 0);
 	/* The thread may take it again straight away, without a release. */
 	ck_assert_int_eq(dlm_acquire(c, "job", 0, 0, &t), 0);
@@ -807,13 +820,7 @@ START_TEST(lost_notice_read_by_a_waiting_caller)
 	/* A thread of victim waits for "busy", reading the socket. */
 	pthread_create(&th, NULL, acquire_waiting, &b);
 	sleep_ms(100);
-	op = tc_connect(&d);
-	tc_hello(op, "operator");
-	ck_assert_int_eq(tc_call(op, "force_release", "lock:s", "job")->err, 0);
-	wait_lost(&l, 1);
-	ck_assert_str_eq(l.lock, "job");
-	ck_assert_uint_eq(l.token, t);
-	ck_assert_int_eq(l.reason, DLM_LOST_FORCED);
+	op = force_release_job(&l, t);
 	/* The waiting caller is still served. */
 	ck_assert_int_eq(dlm_release(holder, "busy"), 0);
 	pthread_join(th, NULL);
