@@ -326,12 +326,14 @@ pipelined_worker(void *arg)
 	char (*names)[32] = calloc((size_t)depth, sizeof *names);
 	const char **locks = calloc((size_t)depth, sizeof *locks);
 
-	for (int i = 0; i < depth; i++) {
+	if (names == NULL || locks == NULL)
+		w->failed = 1;	/* still at the start line: the others wait */
+	for (int i = 0; !w->failed && i < depth; i++) {
 		snprintf(names[i], sizeof names[i], "w3/%d/%d", w->index, i);
 		locks[i] = names[i];
 	}
 	pthread_barrier_wait(&start_line);
-	while (!stop) {
+	while (!stop && !w->failed) {
 		if (peer->batch(w->conn, locks, depth) != 0) {
 			w->failed = 1;
 			break;
@@ -386,6 +388,10 @@ run_workers(int n, void *(*fn)(void *), struct worker **out)
 	uint64_t t0, t1;
 	double total = 0;
 
+	if (w == NULL) {
+		fprintf(stderr, "lockbench: out of memory\n");
+		exit(1);
+	}
 	for (int i = 0; i < n; i++) {
 		w[i].index = i;
 		w[i].conn = open_or_die(0);

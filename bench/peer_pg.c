@@ -94,11 +94,13 @@ pg_call(struct pconn *pc, const char *stmt, const char *lock)
 
 	snprintf(key, sizeof key, "%" PRId64, lock_key(lock));
 	r = PQexecPrepared(pc->pg, stmt, 1, params, NULL, NULL, 0);
-	if (!pg_ok(r, NULL))
-		res = strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL ?
-		    PQresultErrorField(r, PG_DIAG_SQLSTATE) : "", "55P03") == 0 ?
-		    PEER_BUSY : PEER_ERROR;	/* 55P03: lock_timeout */
-	else if (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
+	if (!pg_ok(r, NULL)) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		/* 55P03: lock_not_available, what lock_timeout raises. */
+		res = state != NULL && strcmp(state, "55P03") == 0 ?
+		    PEER_BUSY : PEER_ERROR;
+	} else if (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
 		res = PEER_BUSY;
 	else
 		res = PEER_GRANTED;
@@ -159,7 +161,8 @@ pg_pipeline(struct pconn *pc, const char *stmt, const char *const *locks,
 		return false;
 	for (int i = 0; i < n; i++) {
 		r = PQgetResult(pc->pg);
-		if (!pg_ok(r, stmt) || PQgetvalue(r, 0, 0)[0] != 't')
+		if (!pg_ok(r, stmt) || PQntuples(r) != 1 ||
+		    PQgetvalue(r, 0, 0)[0] != 't')
 			ok = false;
 		PQclear(r);
 		r = PQgetResult(pc->pg);	/* NULL: end of this query */
