@@ -288,6 +288,8 @@ read_ok(int fd)
 			    MSGPACK_UNPACK_SUCCESS &&
 			    obj.type == MSGPACK_OBJECT_ARRAY &&
 			    obj.via.array.size == 4 &&
+			    obj.via.array.ptr[0].type ==
+			    MSGPACK_OBJECT_POSITIVE_INTEGER &&
 			    obj.via.array.ptr[0].via.u64 == 1 &&
 			    obj.via.array.ptr[2].type == MSGPACK_OBJECT_NIL;
 			msgpack_zone_destroy(&zone);
