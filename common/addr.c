@@ -1,0 +1,150 @@
+/*
+ * One parser for every HOST:PORT in the project; see addr.h.
+ *
+ * The port is checked here, digit by digit, because getaddrinfo() and
+ * evhttp take a service string or a 16-bit number and silently wrap or
+ * misread anything else: ":99999" once listened on 34463.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "addr.h"
+
+static int
+fail(char *err, size_t errlen, const char *fmt, const char *what)
+{
+	if (errlen > 0)
+		snprintf(err, errlen, fmt, what);
+	return -1;
+}
+
+static int
+parse_port(const char *p, int flags, struct addr *a, char *err,
+    size_t errlen)
+{
+	unsigned long v = 0;
+	size_t n;
+
+	if (*p == '\0')
+		return fail(err, errlen, "%sthe port is missing", "");
+	for (n = 0; p[n] != '\0'; n++) {
+		if (p[n] < '0' || p[n] > '9')
+			return fail(err, errlen,
+			    "port '%s' is not a decimal number", p);
+		if (n >= 5)
+			return fail(err, errlen,
+			    "port %s is out of range 1..65535", p);
+		v = v * 10 + (unsigned long)(p[n] - '0');
+	}
+	if (v > 65535)
+		return fail(err, errlen, "port %s is out of range 1..65535", p);
+	if (v == 0 && !(flags & ADDR_LISTENER))
+		return fail(err, errlen,
+		    "port %s: only a listener may ask for port 0", p);
+	a->portnum = (uint16_t)v;
+	snprintf(a->port, sizeof a->port, "%lu", v);
+	return 0;
+}
+
+int
+addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
+    size_t errlen)
+{
+	const char *host, *port;
+	size_t hostlen;
+
+	memset(a, 0, sizeof *a);
+	a->type = ADDR_TCP;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL)
+			return fail(err, errlen,
+			    "'%s': '[' without its ']'", s);
+		if (end[1] != ':')
+			return fail(err, errlen,
+			    "'%s': use [V6]:PORT, a colon after ']'", s);
+		host = s + 1;
+		hostlen = (size_t)(end - host);
+		if (hostlen == 0 || memchr(host, ':', hostlen) == NULL)
+			return fail(err, errlen,
+			    "'%s': brackets hold an IPv6 address", s);
+		if (memchr(host, '[', hostlen) != NULL)
+			return fail(err, errlen, "'%s': a stray '['", s);
+		a->v6 = true;
+		port = end + 2;
+	} else {
+		const char *colon = strchr(s, ':');
+
+		if (colon == NULL)
+			return fail(err, errlen,
+			    "'%s': use HOST:PORT or [V6]:PORT", s);
+		if (strchr(colon + 1, ':') != NULL)
+			return fail(err, errlen,
+			    "'%s': write an IPv6 address in brackets, "
+			    "[V6]:PORT", s);
+		host = s;
+		hostlen = (size_t)(colon - s);
+		if (memchr(host, ']', hostlen) != NULL)
+			return fail(err, errlen, "'%s': a stray ']'", s);
+		port = colon + 1;
+	}
+	if (hostlen >= sizeof a->host)
+		return fail(err, errlen, "'%.64s...': the host is too long", s);
+	if (hostlen == 0 && !(flags & ADDR_LISTENER))
+		return fail(err, errlen, "'%s': the host is missing", s);
+	memcpy(a->host, host, hostlen);
+	a->host[hostlen] = '\0';
+	if (memchr(a->host, ' ', hostlen) != NULL ||
+	    memchr(a->host, '\t', hostlen) != NULL)
+		return fail(err, errlen, "'%s': a space in the host", s);
+	return parse_port(port, flags, a, err, errlen);
+}
+
+int
+addr_parse(const char *spec, int flags, struct addr *a, char *err,
+    size_t errlen)
+{
+	const char *path = NULL;
+
+	if (strncmp(spec, "unix:", 5) == 0)
+		path = spec + 5;
+	else if (spec[0] == '/')
+		path = spec;
+	if (path != NULL) {
+		memset(a, 0, sizeof *a);
+		a->type = ADDR_UNIX;
+		if (*path == '\0')
+			return fail(err, errlen,
+			    "'%s': the socket path is missing", spec);
+		if (strlen(path) >= sizeof a->path)
+			return fail(err, errlen,
+			    "'%.64s...': the socket path is longer than "
+			    "107 bytes", spec);
+		strcpy(a->path, path);
+		return 0;
+	}
+	if (strncmp(spec, "tcp:", 4) == 0) {
+		char sub[160];
+
+		if (addr_parse_hostport(spec + 4, flags, a, sub,
+		    sizeof sub) == 0)
+			return 0;
+		return fail(err, errlen, "tcp address %s", sub);
+	}
+	return fail(err, errlen,
+	    "'%s': use unix:PATH, tcp:HOST:PORT or tcp:[V6]:PORT", spec);
+}
+
+void
+addr_format(const struct addr *a, char *buf, size_t len)
+{
+	if (a->type == ADDR_UNIX)
+		snprintf(buf, len, "unix:%s", a->path);
+	else if (a->v6)
+		snprintf(buf, len, "tcp:[%s]:%s", a->host, a->port);
+	else
+		snprintf(buf, len, "tcp:%s:%s", a->host, a->port);
+}
