@@ -7,16 +7,22 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
 
-static int
-fail(char *err, size_t errlen, const char *fmt, const char *what)
+static int __attribute__((format(printf, 3, 4)))
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
-	if (errlen > 0)
-		snprintf(err, errlen, fmt, what);
+	va_list ap;
+
+	if (errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
 	return -1;
 }
 
@@ -28,7 +34,7 @@ parse_port(const char *p, int flags, struct addr *a, char *err,
 	size_t n;
 
 	if (*p == '\0')
-		return fail(err, errlen, "%sthe port is missing", "");
+		return fail(err, errlen, "the port is missing");
 	for (n = 0; p[n] != '\0'; n++) {
 		if (p[n] < '0' || p[n] > '9')
 			return fail(err, errlen,
