@@ -7,10 +7,25 @@
 
 #include "xmalloc.h"
 
+static void (*reporter)(const char *);
+
+void
+xmalloc_set_reporter(void (*report)(const char *))
+{
+	reporter = report;
+}
+
 static void __attribute__((noreturn))
 xmalloc_fail(size_t n)
 {
-	fprintf(stderr, "out of memory allocating %zu bytes\n", n);
+	char message[80];
+
+	snprintf(message, sizeof message, "out of memory allocating %zu bytes",
+	    n);
+	if (reporter != NULL)
+		reporter(message);
+	else
+		fprintf(stderr, "%s\n", message);
 	abort();
 }
 

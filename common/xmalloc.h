@@ -14,4 +14,11 @@ void	*xrealloc(void *, size_t);
 char	*xstrndup(const char *, size_t);
 char	*xstrdup(const char *);
 
+/*
+ * Say where the failure is reported before the abort: a detached daemon's
+ * stderr is /dev/null, so dlmd hands its logger (syslog) here. The
+ * function must not allocate on the heap. NULL restores stderr.
+ */
+void	 xmalloc_set_reporter(void (*report)(const char *message));
+
 #endif

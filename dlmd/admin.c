@@ -212,7 +212,7 @@ admin_lock(struct request *req)
 		return rc;
 	if ((l = locktab_find(srv->lt, name, namelen)) == NULL)
 		return request_error(req, DLM_E_NOT_FOUND, "no lock named '%s' "
-		    "is held or awaited", printable(name, namelen));
+		    "is held or awaited", safe_str(name, namelen));
 	pack_lock(&req->res, l, LOCK_QUEUE_IN_SHOW, now_ms());
 	return 0;
 }
@@ -322,7 +322,7 @@ admin_stats(struct request *req)
 	mpw_key(w, "lingering");
 	mpw_u64(w, srv->nlingering);
 	mpw_key(w, "connections");
-	mpw_u64(w, srv->nconns);
+	mpw_u64(w, conn_count());
 	mpw_key(w, "locks");
 	mpw_u64(w, lts.locks);
 	mpw_key(w, "holds");
@@ -379,7 +379,7 @@ find_client(struct request *req, bool required, struct session **s)
 		return rc;
 	if (name != NULL && (*s = session_find(name, namelen)) == NULL)
 		return request_error(req, DLM_E_NOT_FOUND, "no client named "
-		    "'%s'", printable(name, namelen));
+		    "'%s'", safe_str(name, namelen));
 	return 0;
 }
 
@@ -398,12 +398,12 @@ admin_force_release(struct request *req)
 		return rc;
 	if (locktab_find(srv->lt, name, namelen) == NULL)
 		return request_error(req, DLM_E_NOT_FOUND, "no lock named '%s' "
-		    "is held or awaited", printable(name, namelen));
+		    "is held or awaited", safe_str(name, namelen));
 	n = locktab_force_release(srv->lt, name, namelen,
 	    s != NULL ? &s->owner : NULL, DLM_LOST_FORCED, now_ms());
 	srv->stats.forced += n;
 	log_info("%s force-released lock '%s' (%u holds)",
-	    req->conn->session->name, printable(name, namelen), n);
+	    safe_str0(req->conn->session->name), safe_str(name, namelen), n);
 	mpw_map(&req->res, 1);
 	mpw_key(&req->res, "released");
 	mpw_u64(&req->res, n);
@@ -433,7 +433,8 @@ admin_reset_client(struct request *req)
 
 	if ((rc = find_client(req, true, &s)) != 0)
 		return rc;
-	log_info("%s reset client %s", req->conn->session->name, s->name);
+	log_info("%s reset client %s", safe_str0(req->conn->session->name),
+	    safe_str0(s->name));
 	n = reset_session(s);
 	mpw_map(&req->res, 1);
 	mpw_key(&req->res, "released");
@@ -447,7 +448,7 @@ admin_reset_all(struct request *req)
 	struct session *self = req->conn->session, *s, *next;
 	uint32_t n = 0;
 
-	log_info("%s reset every other client", self->name);
+	log_info("%s reset every other client", safe_str0(self->name));
 	for (s = session_first_from("", 0); s != NULL; s = next) {
 		next = session_next(s);
 		if (s != self)

@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +29,22 @@
 #include "frame.h"
 #include "xmalloc.h"
 
+/* The connection layer's own state; it sees nothing of the server's. */
+static struct {
+	struct event_base		*base;
+	const struct dlmd_config	*cfg;	/* read live: a reload edits it */
+	struct stats			*stats;
+	const struct conn_handlers	*h;
+	TAILQ_HEAD(, conn)		 conns;
+	TAILQ_HEAD(, conn)		 flush_list;
+	struct event			*flush_ev;
+	char				*rbuf;	/* DLMD_READ_CHUNK bytes */
+	uint32_t			 nconns;
+} cl;
+
 static void conn_read_cb(evutil_socket_t, short, void *);
 static void conn_write_cb(evutil_socket_t, short, void *);
 static void conn_hello_timeout_cb(evutil_socket_t, short, void *);
-
-static int
-evbuffer_packer_write(void *data, const char *buf, size_t len)
-{
-	return evbuffer_add(data, buf, len);
-}
 
 static void
 conn_peer_describe(struct conn *c, const struct sockaddr *sa)
@@ -53,7 +59,6 @@ conn_peer_describe(struct conn *c, const struct sockaddr *sa)
 		    &len) == 0) {
 			c->uid = cred.uid;
 			c->pid = cred.pid;
-			c->admin = server_uid_is_admin(cred.uid);
 			snprintf(c->peer, sizeof c->peer, "unix:pid=%ld,uid=%ld",
 			    (long)cred.pid, (long)cred.uid);
 		} else {
@@ -82,13 +87,8 @@ conn_peer_describe(struct conn *c, const struct sockaddr *sa)
 void
 conn_accept(int fd, const struct sockaddr *sa, int socklen, bool is_unix)
 {
-	struct conn *c;
+	struct conn *c = xcalloc(1, sizeof *c);
 
-	if (srv->shutting_down) {
-		close(fd);
-		return;
-	}
-	c = xcalloc(1, sizeof *c);
 	c->fd = fd;
 	c->is_unix = is_unix;
 	c->uid = (uid_t)-1;
@@ -103,15 +103,15 @@ conn_accept(int fd, const struct sockaddr *sa, int socklen, bool is_unix)
 	conn_peer_describe(c, sa);
 	if ((c->out = evbuffer_new()) == NULL)
 		fatalx("%s: evbuffer_new failed", __func__);
-	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST,
+	event_assign(&c->ev_read, cl.base, fd, EV_READ | EV_PERSIST,
 	    conn_read_cb, c);
-	event_assign(&c->ev_write, srv->base, fd, EV_WRITE, conn_write_cb, c);
-	evtimer_assign(&c->hello_timer, srv->base, conn_hello_timeout_cb, c);
+	event_assign(&c->ev_write, cl.base, fd, EV_WRITE, conn_write_cb, c);
+	evtimer_assign(&c->hello_timer, cl.base, conn_hello_timeout_cb, c);
 	event_add(&c->ev_read, NULL);
-	event_add(&c->hello_timer, timer_tv(srv->cfg->lease_default_ms));
-	TAILQ_INSERT_TAIL(&srv->conns, c, link);
-	srv->nconns++;
-	srv->stats.connections++;
+	event_add(&c->hello_timer, timer_tv(cl.cfg->lease_default_ms));
+	TAILQ_INSERT_TAIL(&cl.conns, c, link);
+	cl.nconns++;
+	cl.stats->connections++;
 	log_debug("connection from %s", c->peer);
 }
 
@@ -120,8 +120,15 @@ conn_hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->session == NULL && !c->closing)
+	if (!c->closing)
 		conn_close(c, "no hello in time");
+}
+
+/* The peer said hello: it may now stay as long as its session does. */
+void
+conn_greeted(struct conn *c)
+{
+	event_del(&c->hello_timer);
 }
 
 static void
@@ -129,9 +136,22 @@ conn_schedule_flush(struct conn *c)
 {
 	if (!c->dirty && !c->dead) {
 		c->dirty = true;
-		TAILQ_INSERT_TAIL(&srv->flush_list, c, flush_link);
+		TAILQ_INSERT_TAIL(&cl.flush_list, c, flush_link);
 	}
-	event_active(srv->flush_ev, EV_TIMEOUT, 0);
+	event_active(cl.flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Run a flush pass at the end of this loop turn (frees what has ended). */
+void
+conn_kick(void)
+{
+	event_active(cl.flush_ev, EV_TIMEOUT, 0);
+}
+
+uint32_t
+conn_count(void)
+{
+	return cl.nconns;
 }
 
 /* Stop reading; close once everything queued has been written. */
@@ -147,8 +167,8 @@ conn_close_after_flush(struct conn *c)
 }
 
 /*
- * Close now. The session is detached (it lingers or ends); the memory is
- * freed by conn_flush_all() so that callers up the stack stay safe.
+ * Close now. The handlers are told (the session lingers or ends); the
+ * memory is freed by the flush pass so that callers up the stack stay safe.
  */
 void
 conn_close(struct conn *c, const char *why)
@@ -162,24 +182,19 @@ conn_close(struct conn *c, const char *why)
 	event_del(&c->hello_timer);
 	close(c->fd);
 	c->fd = -1;
-	if (c->session != NULL) {
-		struct session *s = c->session;
-
-		c->session = NULL;
-		session_detach(s);
-	}
+	cl.h->closed(c);
 	if (!c->dirty) {
 		c->dirty = true;
-		TAILQ_INSERT_TAIL(&srv->flush_list, c, flush_link);
+		TAILQ_INSERT_TAIL(&cl.flush_list, c, flush_link);
 	}
-	event_active(srv->flush_ev, EV_TIMEOUT, 0);
+	event_active(cl.flush_ev, EV_TIMEOUT, 0);
 }
 
 static void
 conn_free(struct conn *c)
 {
-	TAILQ_REMOVE(&srv->conns, c, link);
-	srv->nconns--;
+	TAILQ_REMOVE(&cl.conns, c, link);
+	cl.nconns--;
 	evbuffer_free(c->out);
 	free(c->in);
 	free(c);
@@ -200,14 +215,13 @@ conn_flush(struct conn *c)
 			return false;
 		}
 		if (n > 0)
-			srv->stats.bytes_out += (uint64_t)n;
+			cl.stats->bytes_out += (uint64_t)n;
 	}
 	left = evbuffer_get_length(c->out);
-	if (left > srv->cfg->max_output) {
-		srv->stats.output_overflows++;
+	if (c->overflowed || left > cl.cfg->max_output) {
+		cl.stats->output_overflows++;
 		log_info("closing %s: %zu bytes of output unread (max %u)",
-		    c->session != NULL ? c->session->name : c->peer, left,
-		    srv->cfg->max_output);
+		    c->peer, left, cl.cfg->max_output);
 		conn_close(c, "output over max_output");
 		return false;
 	}
@@ -223,13 +237,16 @@ conn_flush(struct conn *c)
 }
 
 /* The flush event: write every dirty connection, free dead ones. */
-void
-conn_flush_all(void)
+static void
+conn_flush_all(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&srv->flush_list)) != NULL) {
-		TAILQ_REMOVE(&srv->flush_list, c, flush_link);
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while ((c = TAILQ_FIRST(&cl.flush_list)) != NULL) {
+		TAILQ_REMOVE(&cl.flush_list, c, flush_link);
 		c->dirty = false;
 		if (!c->dead)
 			conn_flush(c);
@@ -237,9 +254,7 @@ conn_flush_all(void)
 		if (c->dead && !c->dirty)
 			conn_free(c);
 	}
-	session_reap();
-	if (srv->shutting_down && srv->nconns == 0)
-		event_base_loopbreak(srv->base);
+	cl.h->flushed();
 }
 
 static void
@@ -251,98 +266,44 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		conn_flush(c);
 }
 
-/*
- * Start a reply written straight into the connection's output:
- * [1, msgid, nil, then the result the caller packs into w. Used where a
- * reply is made while another is being built (a grant made by a release).
- */
-void
-conn_reply_start(struct conn *c, uint32_t msgid, struct mpw *w)
+/* Where a reply is written; NULL once the connection is closed. */
+struct evbuffer *
+conn_output(struct conn *c)
 {
-	mpw_init(w, c->out, evbuffer_packer_write);
-	mpw_array(w, 4);
-	mpw_u64(w, DLM_MSG_RESPONSE);
-	mpw_u64(w, msgid);
-	mpw_nil(w);
-}
-
-void
-conn_reply_done(struct conn *c, struct mpw *w)
-{
-	if (w->err != 0)
-		fatalx("%s: cannot queue a reply", __func__);
-	conn_schedule_flush(c);
-}
-
-/* Append a reply: [1, msgid, nil, result]. */
-void
-conn_reply(struct conn *c, uint32_t msgid, const msgpack_sbuffer *result)
-{
-	struct mpw w;
-
 	if (c == NULL || c->dead)
-		return;
-	conn_reply_start(c, msgid, &w);
-	if (evbuffer_add(c->out, result->data, result->size) != 0)
-		w.err = 1;
-	conn_reply_done(c, &w);
+		return NULL;
+	return c->out;
 }
 
 /*
- * Append an error reply: [1, msgid, {code, name, message}, nil]. msgid is
- * NULL when the request's msgid could not be read; it is sent as nil.
+ * Something was added to the output: have it written this loop turn. The
+ * output limit is checked here, for every reply, and not only when the
+ * loop comes round to write: a client that sends a burst of requests and
+ * never reads would otherwise pile up a whole burst of replies (64 listing
+ * pages, say) before the check. Over the limit, what the socket takes is
+ * written at once; if that is not enough the connection is marked and
+ * closed by the flush pass, not here, since this runs inside handlers
+ * that still use it.
  */
 void
-conn_reply_error(struct conn *c, const uint32_t *msgid, int code,
-    const char *fmt, ...)
+conn_queued(struct conn *c)
 {
-	char message[512];
-	struct mpw w;
-	va_list ap;
-
-	if (c == NULL || c->dead)
+	if (c->dead)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(message, sizeof message, fmt, ap);
-	va_end(ap);
-	srv->stats.errors++;
-	mpw_init(&w, c->out, evbuffer_packer_write);
-	mpw_array(&w, 4);
-	mpw_u64(&w, DLM_MSG_RESPONSE);
-	if (msgid != NULL)
-		mpw_u64(&w, *msgid);
-	else
-		mpw_nil(&w);
-	mpw_error(&w, code, message);
-	mpw_nil(&w);
-	if (w.err != 0)
-		fatalx("%s: cannot queue a reply", __func__);
 	conn_schedule_flush(c);
-}
-
-/* [2, "lost", [{lock, token, reason}]] */
-void
-conn_notify_lost(struct conn *c, const struct lt_hold *h, int reason)
-{
-	struct mpw w;
-
-	if (c == NULL || c->dead)
+	if (c->overflowed ||
+	    evbuffer_get_length(c->out) <= cl.cfg->max_output)
 		return;
-	mpw_init(&w, c->out, evbuffer_packer_write);
-	mpw_array(&w, 3);
-	mpw_u64(&w, DLM_MSG_NOTIFY);
-	mpw_str(&w, "lost");
-	mpw_array(&w, 1);
-	mpw_map(&w, 3);
-	mpw_key(&w, "lock");
-	mpw_strn(&w, h->lock->name, h->lock->namelen);
-	mpw_key(&w, "token");
-	mpw_u64(&w, h->token);
-	mpw_key(&w, "reason");
-	mpw_str(&w, dlm_proto_lost_reason(reason));
-	if (w.err != 0)
-		fatalx("%s: cannot queue a notification", __func__);
-	conn_schedule_flush(c);
+	if (!c->closing) {
+		int n = evbuffer_write(c->out, c->fd);
+
+		if (n > 0)
+			cl.stats->bytes_out += (uint64_t)n;
+	}
+	if (evbuffer_get_length(c->out) > cl.cfg->max_output) {
+		c->overflowed = true;
+		event_del(&c->ev_read);
+	}
 }
 
 /*
@@ -355,7 +316,8 @@ conn_serve_frames(struct conn *c, const char *buf, size_t len, bool *more)
 	size_t off = 0;
 
 	*more = false;
-	for (int served = 0; off < len && !c->dead && !c->closing; served++) {
+	for (int served = 0; off < len && !c->dead && !c->closing &&
+	    !c->overflowed; served++) {
 		enum frame_status st;
 		size_t flen;
 
@@ -363,20 +325,19 @@ conn_serve_frames(struct conn *c, const char *buf, size_t len, bool *more)
 			*more = true;
 			break;
 		}
-		st = frame_scan(buf + off, len - off, srv->cfg->max_request,
+		st = frame_scan(buf + off, len - off, cl.cfg->max_request,
 		    DLM_MAX_DEPTH, &flen);
 		if (st == FRAME_INCOMPLETE)
 			break;
 		if (st != FRAME_COMPLETE) {
-			srv->stats.protocol_errors++;
+			cl.stats->protocol_errors++;
 			log_info("closing %s: %s", c->peer,
 			    frame_status_str(st));
-			conn_reply_error(c, NULL, DLM_E_BAD_REQUEST, "%s",
-			    frame_status_str(st));
+			cl.h->bad_frame(c, frame_status_str(st));
 			conn_close_after_flush(c);
 			return len;
 		}
-		dispatch_frame(c, buf + off, flen);
+		cl.h->frame(c, buf + off, flen);
 		off += flen;
 	}
 	return off;
@@ -423,7 +384,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		ssize_t n;
 
 		if (c->in_len == 0) {
-			dst = srv->rbuf;
+			dst = cl.rbuf;
 			room = DLMD_READ_CHUNK;
 		} else {
 			size_t want = c->in_len + DLMD_READ_CHUNK;
@@ -445,9 +406,9 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 				conn_close(c, strerror(errno));
 			return;
 		}
-		srv->stats.bytes_in += (uint64_t)n;
+		cl.stats->bytes_in += (uint64_t)n;
 		if (c->in_len == 0) {
-			buf = srv->rbuf;
+			buf = cl.rbuf;
 			len = (size_t)n;
 		} else {
 			c->in_len += (size_t)n;
@@ -464,18 +425,52 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		event_active(&c->ev_read, EV_READ, 0);
 }
 
+/* Shutdown: every connection stops reading and closes once written. */
+void
+conn_close_all_after_flush(void)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &cl.conns, link)
+		conn_close_after_flush(c);
+	conn_kick();
+}
+
+void
+conn_init(struct event_base *base, const struct dlmd_config *cfg,
+    struct stats *stats, const struct conn_handlers *h)
+{
+	cl.base = base;
+	cl.cfg = cfg;
+	cl.stats = stats;
+	cl.h = h;
+	TAILQ_INIT(&cl.conns);
+	TAILQ_INIT(&cl.flush_list);
+	cl.nconns = 0;
+	cl.rbuf = xmalloc(DLMD_READ_CHUNK);
+	if ((cl.flush_ev = event_new(base, -1, 0, conn_flush_all,
+	    NULL)) == NULL)
+		fatalx("%s: event_new failed", __func__);
+}
+
+/* Close and free every connection, telling the handlers; at exit. */
 void
 conn_free_all(void)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&srv->conns)) != NULL) {
+	while ((c = TAILQ_FIRST(&cl.conns)) != NULL) {
 		if (!c->dead)
 			conn_close(c, "server exiting");
 		if (c->dirty) {
-			TAILQ_REMOVE(&srv->flush_list, c, flush_link);
+			TAILQ_REMOVE(&cl.flush_list, c, flush_link);
 			c->dirty = false;
 		}
 		conn_free(c);
 	}
+	if (cl.flush_ev != NULL)
+		event_free(cl.flush_ev);
+	cl.flush_ev = NULL;
+	free(cl.rbuf);
+	cl.rbuf = NULL;
 }

@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,31 +60,6 @@ request_error(struct request *req, int code, const char *fmt, ...)
 	return code;
 }
 
-/*
- * A lock or client name for a message or log line: at most 64 bytes, with
- * anything unprintable escaped.
- */
-const char *
-printable(const char *p, size_t n)
-{
-	static char buf[4][300];
-	static int which;
-	char *out = buf[which++ & 3], *o = out;
-
-	for (size_t i = 0; i < n && i < 64; i++) {
-		unsigned char ch = (unsigned char)p[i];
-
-		if (isprint(ch) && ch != '\\')
-			*o++ = (char)ch;
-		else
-			o += sprintf(o, "\\x%02x", ch);
-	}
-	if (n > 64)
-		o += sprintf(o, "...");
-	*o = '\0';
-	return out;
-}
-
 /* A str or bin parameter of 1..max bytes. */
 int
 param_name(struct request *req, const char *key, bool required,
@@ -127,6 +101,11 @@ param_int(struct request *req, const char *key, bool required, int64_t min,
 			    "'%s' is required", key);
 		return 0;
 	}
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    o->via.u64 > (uint64_t)INT64_MAX)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be between %lld and %lld", key, (long long)min,
+		    (long long)max);
 	if (!mpr_int(o, &x))
 		return request_error(req, DLM_E_BAD_REQUEST,
 		    "'%s' must be an integer", key);
@@ -156,22 +135,6 @@ param_str(struct request *req, const char *key, const char **p, size_t *len,
 		return request_error(req, DLM_E_LIMIT,
 		    "'%s' is %zu bytes long; the limit is %zu", key, *len, max);
 	return 0;
-}
-
-/*
- * Compare secrets in time that does not depend on where they differ. Their
- * lengths are not secret.
- */
-static bool
-secret_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-	unsigned char diff = 0;
-
-	if (alen != blen || blen == 0)
-		return false;
-	for (size_t i = 0; i < alen; i++)
-		diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
-	return diff == 0;
 }
 
 static uint32_t
@@ -238,28 +201,6 @@ check_info(struct request *req, const msgpack_object *info)
 	return 0;
 }
 
-/* Authenticate a hello; may make the connection an admin one. */
-static int
-hello_auth(struct request *req, const char *auth, size_t authlen)
-{
-	struct dlmd_config *cfg = srv->cfg;
-	struct conn *c = req->conn;
-
-	if (auth != NULL && cfg->admin_token != NULL &&
-	    secret_equal(auth, authlen, cfg->admin_token,
-	    strlen(cfg->admin_token))) {
-		c->admin = true;
-		return 0;
-	}
-	if (c->is_unix || cfg->client_token == NULL)
-		return 0;
-	if (auth != NULL && secret_equal(auth, authlen, cfg->client_token,
-	    strlen(cfg->client_token)))
-		return 0;
-	return request_error(req, DLM_E_PERMISSION,
-	    "this server requires a client token over TCP ('auth' in hello)");
-}
-
 /* A server-made name for a client that gave none: HOST:PID:N or PEER:N. */
 static void
 hello_make_name(struct conn *c, char *buf, size_t len)
@@ -273,22 +214,6 @@ hello_make_name(struct conn *c, char *buf, size_t len)
 			snprintf(buf, len, "%s:%llu", c->peer,
 			    (unsigned long long)srv->next_anon);
 	} while (session_find(buf, strlen(buf)) != NULL);
-}
-
-/* Answer the pending acquires of a session with an error and withdraw them. */
-static void
-session_cancel_pending(struct session *s, int code, const char *why)
-{
-	struct pending *p;
-
-	while ((p = TAILQ_FIRST(&s->pending)) != NULL) {
-		struct lt_wait *w = p->wait;
-		uint32_t msgid = p->msgid;
-
-		pending_free(p);
-		conn_reply_error(s->conn, &msgid, code, "%s", why);
-		locktab_cancel(srv->lt, w, now_ms());
-	}
 }
 
 static int
@@ -328,7 +253,8 @@ m_hello(struct request *req)
 	if (name != NULL && memchr(name, '\0', namelen) != NULL)
 		return request_error(req, DLM_E_BAD_REQUEST,
 		    "'client' must not contain a NUL byte");
-	if ((rc = hello_auth(req, auth, authlen)) != 0)
+	if ((rc = auth_hello(c, auth, authlen, req->errmsg,
+	    sizeof req->errmsg)) != 0)
 		return rc;
 
 	s = name != NULL ? session_find(name, namelen) : NULL;
@@ -338,11 +264,11 @@ m_hello(struct request *req)
 		s = NULL;
 	}
 	if (s != NULL) {
-		if (resume == NULL || !secret_equal(resume, resumelen,
+		if (resume == NULL || !auth_secret_equal(resume, resumelen,
 		    s->secret, strlen(s->secret)))
 			return request_error(req, DLM_E_NAME_IN_USE,
 			    "client name '%s' belongs to a %s session%s",
-			    printable(name, namelen), s->conn != NULL ?
+			    safe_str(name, namelen), s->conn != NULL ?
 			    "connected" : "lingering (awaiting resume)",
 			    resume != NULL ?
 			    " and the resume secret does not match it" : "");
@@ -353,7 +279,7 @@ m_hello(struct request *req)
 			 */
 			struct conn *old = s->conn;
 
-			session_cancel_pending(s, DLM_E_CANCELLED,
+			pending_cancel_all(s, DLM_E_CANCELLED,
 			    "the session was resumed on another connection");
 			old->session = NULL;
 			s->conn = NULL;
@@ -374,7 +300,7 @@ m_hello(struct request *req)
 		}
 		s = session_create(c, name, namelen);
 	}
-	event_del(&c->hello_timer);
+	conn_greeted(c);
 	if (info != NULL && info->type == MSGPACK_OBJECT_MAP)
 		session_set_info(s, info);
 	/* A resumed session keeps its lease and linger unless given anew. */
@@ -385,7 +311,7 @@ m_hello(struct request *req)
 		s->linger_ms = clamp_u32(linger >= 0 ? linger : 0, 0,
 		    cfg->linger_max_ms);
 	session_touch(s, now_ms());
-	log_debug("hello from %s as %s%s", c->peer, s->name,
+	log_debug("hello from %s as %s%s", c->peer, safe_str0(s->name),
 	    resumed ? " (resumed)" : "");
 
 	mpw_map(&req->res, 7);
@@ -433,18 +359,6 @@ param_enum(struct request *req, const char *key, const char *a,
 	return 0;
 }
 
-static void
-write_grant(struct request *req, struct session *s, const struct lt_hold *h)
-{
-	mpw_map(&req->res, 3);
-	mpw_key(&req->res, "token");
-	mpw_u64(&req->res, h->token);
-	mpw_key(&req->res, "count");
-	mpw_u64(&req->res, h->count);
-	mpw_key(&req->res, "valid_ms");
-	mpw_u64(&req->res, session_valid_ms(s, now_ms()));
-}
-
 /* Who holds a lock, for a message: "client NAME" or "N shared holders". */
 static const char *
 holders_phrase(const struct lt_lock *l)
@@ -457,7 +371,7 @@ holders_phrase(const struct lt_lock *l)
 		    l->nwaiters);
 	else if (l->nholders == 1) {
 		snprintf(buf, sizeof buf, "held by %s",
-		    session_of_owner(h->owner)->name);
+		    safe_str0(session_of_owner(h->owner)->name));
 	} else
 		snprintf(buf, sizeof buf, "held by %u shared holders",
 		    l->nholders);
@@ -495,7 +409,7 @@ m_acquire(struct request *req)
 	case LT_GRANTED:
 		srv->stats.grants++;
 		metrics_observe_wait(0);
-		write_grant(req, s, h);
+		pack_grant(&req->res, h, session_valid_ms(s, now_ms()));
 		return 0;
 	case LT_QUEUED:
 		w->udata = pending_new(s, req->msgid, timeout);
@@ -504,23 +418,23 @@ m_acquire(struct request *req)
 	case DLM_E_WOULD_BLOCK:
 		l = locktab_find(srv->lt, name, namelen);
 		return request_error(req, rc, "lock '%s' is %s",
-		    printable(name, namelen), holders_phrase(l));
+		    safe_str(name, namelen), holders_phrase(l));
 	case DLM_E_KIND_MISMATCH:
 		return request_error(req, rc, "lock '%s' exists as a %s",
-		    printable(name, namelen), kind == LT_MUTEX ? "rlock" :
+		    safe_str(name, namelen), kind == LT_MUTEX ? "rlock" :
 		    "mutex");
 	case DLM_E_ALREADY_HELD:
 		l = locktab_find(srv->lt, name, namelen);
 		if (locktab_hold_of(l, &s->owner) == NULL)
 			return request_error(req, rc, "this session already "
-			    "waits for lock '%s'", printable(name, namelen));
+			    "waits for lock '%s'", safe_str(name, namelen));
 		if (kind == LT_RLOCK)
 			return request_error(req, rc, "this session holds rlock "
 			    "'%s' shared; it cannot be upgraded to exclusive",
-			    printable(name, namelen));
+			    safe_str(name, namelen));
 		return request_error(req, rc, "this session already holds "
 		    "mutex '%s' (use kind \"rlock\" to re-enter)",
-		    printable(name, namelen));
+		    safe_str(name, namelen));
 	case DLM_E_LIMIT:
 		return request_error(req, rc, "this session has %u holds and "
 		    "%u waits; the limits are %u holds+waits and %u waits",
@@ -577,7 +491,7 @@ m_release(struct request *req)
 	    &remaining);
 	if (rc != 0)
 		return request_error(req, rc, "lock '%s' is not held by this "
-		    "session", printable(name, namelen));
+		    "session", safe_str(name, namelen));
 	srv->stats.releases++;
 	mpw_map(&req->res, 1);
 	mpw_key(&req->res, "count");
@@ -597,14 +511,9 @@ m_cancel(struct request *req)
 		return request_error(req, DLM_E_BAD_REQUEST,
 		    "'id' is required: the msgid of a pending acquire");
 	if ((p = pending_find(s, (uint32_t)id)) != NULL) {
-		struct lt_wait *w = p->wait;
-		uint32_t msgid = p->msgid;
-
 		srv->stats.cancels++;
-		pending_free(p);
-		conn_reply_error(req->conn, &msgid, DLM_E_CANCELLED,
+		pending_cancel(p, DLM_E_CANCELLED,
 		    "the acquire was cancelled by request %u", req->msgid);
-		locktab_cancel(srv->lt, w, now_ms());
 	}
 	mpw_map(&req->res, 1);
 	mpw_key(&req->res, "cancelled");
@@ -646,6 +555,13 @@ method_find(const msgpack_object *o)
 	return NULL;
 }
 
+/* A frame the connection could not read; it closes after this answer. */
+void
+dispatch_bad_frame(struct conn *c, const char *why)
+{
+	reply_error(c, NULL, DLM_E_BAD_REQUEST, "%s", why);
+}
+
 void
 dispatch_frame(struct conn *c, const char *buf, size_t len)
 {
@@ -661,7 +577,7 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	msgpack_zone_clear(&srv->zone);
 	if (msgpack_unpack(buf, len, &off, &srv->zone, &obj) !=
 	    MSGPACK_UNPACK_SUCCESS) {
-		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		reply_error(c, NULL, DLM_E_BAD_REQUEST,
 		    "request could not be decoded");
 		return;
 	}
@@ -672,19 +588,19 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 			return;
 	}
 	if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size == 0) {
-		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		reply_error(c, NULL, DLM_E_BAD_REQUEST,
 		    "a request is an array [0, msgid, method, [params]]");
 		return;
 	}
 	v = obj.via.array.ptr;
 	if (!mpr_uint(&v[0], &type) || type != DLM_MSG_REQUEST) {
-		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		reply_error(c, NULL, DLM_E_BAD_REQUEST,
 		    "only requests (type 0) may be sent to the server");
 		return;
 	}
 	if (obj.via.array.size != 4 || !mpr_uint(&v[1], &msgid) ||
 	    msgid > UINT32_MAX) {
-		conn_reply_error(c, NULL, DLM_E_BAD_REQUEST,
+		reply_error(c, NULL, DLM_E_BAD_REQUEST,
 		    "a request is an array [0, msgid, method, [params]] with "
 		    "msgid a 32-bit unsigned integer");
 		return;
@@ -693,13 +609,13 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	req.conn = c;
 	req.msgid = (uint32_t)msgid;
 	if (v[2].type != MSGPACK_OBJECT_STR) {
-		conn_reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
+		reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
 		    "the method must be a string");
 		return;
 	}
 	if ((m = method_find(&v[2])) == NULL) {
-		conn_reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
-		    "unknown method '%s'", printable(v[2].via.str.ptr,
+		reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
+		    "unknown method '%s'", safe_str(v[2].via.str.ptr,
 		    v[2].via.str.size));
 		return;
 	}
@@ -708,7 +624,7 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	    (params->via.array.size == 1 &&
 	    params->via.array.ptr[0].type != MSGPACK_OBJECT_MAP &&
 	    params->via.array.ptr[0].type != MSGPACK_OBJECT_NIL)) {
-		conn_reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
+		reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
 		    "params must be an array holding one map");
 		return;
 	}
@@ -716,19 +632,18 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	    params->via.array.ptr[0].type == MSGPACK_OBJECT_MAP)
 		req.params = &params->via.array.ptr[0];
 	if (srv->shutting_down) {
-		conn_reply_error(c, &req.msgid, DLM_E_SHUTTING_DOWN,
+		reply_error(c, &req.msgid, DLM_E_SHUTTING_DOWN,
 		    "server is shutting down");
 		return;
 	}
 	if ((m->flags & M_SESSION) && c->session == NULL) {
-		conn_reply_error(c, &req.msgid, DLM_E_NO_SESSION,
+		reply_error(c, &req.msgid, DLM_E_NO_SESSION,
 		    "'%s' needs a session: send hello first", m->name);
 		return;
 	}
-	if ((m->flags & M_ADMIN) && !c->admin) {
-		conn_reply_error(c, &req.msgid, DLM_E_PERMISSION,
-		    "'%s' is for admins: connect over the Unix socket as root "
-		    "or the server's user, or give the admin token", m->name);
+	if ((m->flags & M_ADMIN) &&
+	    (rc = auth_admin(c, m->name, req.errmsg, sizeof req.errmsg)) != 0) {
+		reply_error(c, &req.msgid, rc, "%s", req.errmsg);
 		return;
 	}
 
@@ -738,10 +653,10 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	if (rc == DISPATCH_PENDING)
 		return;
 	if (rc != 0) {
-		conn_reply_error(c, &req.msgid, rc, "%s", req.errmsg);
+		reply_error(c, &req.msgid, rc, "%s", req.errmsg);
 		return;
 	}
 	if (req.res.err != 0)
 		fatalx("%s: packing the reply to %s failed", __func__, m->name);
-	conn_reply(c, req.msgid, &srv->result);
+	reply_result(c, req.msgid, &srv->result);
 }

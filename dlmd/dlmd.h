@@ -1,10 +1,25 @@
 /*
  * dlmd: the lock daemon. One private header, grouped by source file.
  *
- * Layers, bottom up: locktab.c (pure lock logic, its own header), session.c
- * (names, leases, linger; owns pending acquires), server.c and conn.c
- * (listeners, connections, framing, output), dispatch.c and admin.c (the
- * protocol's methods). main.c parses options and runs the loop.
+ * Layers, bottom up. A file calls only functions of its own layer's
+ * helpers or of layers below it; nothing below calls up, except through a
+ * table of callbacks it was given (struct lt_ops, struct conn_handlers).
+ *
+ *   locktab.c	the lock table: pure logic, no clock, no I/O (locktab.h)
+ *   log.c timers.c memory.c options.c state.c
+ *		logging and the one escaping rule for client bytes, timer
+ *		durations, heap trimming, settings, the daemon's state object
+ *   conn.c	sockets, framing, output buffers and their limit; hands
+ *		whole frames to its handlers and knows nothing of sessions
+ *   reply.c	every message the server sends: results, errors, grants,
+ *		lost notices
+ *   auth.c	who may do what: admin uids, tokens, the TCP token rule
+ *   session.c	sessions (names, leases, linger) and their pending
+ *		acquires; the lock table's callbacks
+ *   dispatch.c admin.c  the protocol's methods
+ *   metrics.c	the Prometheus endpoint (reads counters only)
+ *   server.c	listeners, start and shutdown; wires conn to dispatch
+ *   main.c	options, detaching, signals, the loop
  */
 #ifndef DLMD_H
 #define DLMD_H
@@ -35,6 +50,7 @@
 /* Settings: defaults, then the settings file, then the command line. */
 struct dlmd_config {
 	char		 *config_file;
+	bool		  config_file_read;	/* it existed and was read */
 	bool		  check_only;		/* --check-config */
 	bool		  daemon;
 	bool		  syslog;
@@ -48,6 +64,7 @@ struct dlmd_config {
 	uint32_t	  lease_default_ms;
 	uint32_t	  linger_max_ms;
 	uint32_t	  max_clients;
+	bool		  max_clients_set;	/* by the file or a flag */
 	uint32_t	  max_holds;
 	uint32_t	  max_waits;
 	uint32_t	  max_name_len;
@@ -138,6 +155,7 @@ struct conn {
 	bool			 dead;
 	bool			 dirty;		/* in the flush list */
 	bool			 backlog;	/* whole frames left in in */
+	bool			 overflowed;	/* output over max_output */
 	uid_t			 uid;
 	pid_t			 pid;
 	char			 peer[80];
@@ -148,13 +166,9 @@ struct server {
 	struct dlmd_config	*cfg;
 	struct locktab		*lt;
 	TAILQ_HEAD(, listener)	 listeners;
-	TAILQ_HEAD(, conn)	 conns;
-	TAILQ_HEAD(, conn)	 flush_list;
 	TAILQ_HEAD(, session)	 dead_sessions;
 	struct session_tree	 sessions;
-	struct event		*flush_ev;
 	struct event		*shutdown_timer;
-	uint32_t		 nconns;
 	uint32_t		 nsessions;
 	uint32_t		 nlingering;
 	uint64_t		 next_session_id;
@@ -162,14 +176,13 @@ struct server {
 	uint64_t		 start_ms;
 	uid_t			 uid;
 	bool			 shutting_down;
-	int			 cancel_code;	/* answer to waits of an ending session */
 	msgpack_zone		 zone;		/* decoded requests */
 	msgpack_sbuffer		 result;	/* a result being built */
-	char			*rbuf;		/* DLMD_READ_CHUNK bytes */
 	struct stats		 stats;
 	char			 hostname[64];
 };
 
+/* state.c */
 extern struct server	*srv;
 
 /* options.c */
@@ -184,9 +197,13 @@ enum {
 	LOG_LEVEL_INFO,
 	LOG_LEVEL_DEBUG,
 };
-void	log_init(int level, bool use_syslog);
-void	log_reopen(void);
-int	log_level_parse(const char *);
+void		 log_init(int level, bool use_syslog);
+void		 log_reopen(void);
+int		 log_level_parse(const char *);
+const char	*log_level_name(int);
+void		 log_out_of_memory(const char *);
+const char	*safe_str(const char *, size_t);
+const char	*safe_str0(const char *);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -207,32 +224,46 @@ void	memory_init(struct event_base *);
 void	memory_released(void);
 void	memory_free(void);
 
-/* server.c */
-int	server_init(struct event_base *, struct dlmd_config *);
-int	server_listen(const char *spec);
-void	server_limits_changed(void);
-
-/* metrics.c */
-int	metrics_listen(struct event_base *, const char *spec);
-void	metrics_free(void);
-void	metrics_observe_wait(uint64_t ms);
-void	metrics_observe_hold(uint64_t ms);
-void	server_shutdown(void);
-void	server_free(void);
-bool	server_uid_is_admin(uid_t);
-
 /* conn.c */
-void	conn_accept(int fd, const struct sockaddr *, int socklen, bool is_unix);
-void	conn_close(struct conn *, const char *why);
-void	conn_close_after_flush(struct conn *);
-void	conn_flush_all(void);
-void	conn_reply(struct conn *, uint32_t msgid, const msgpack_sbuffer *);
-void	conn_reply_start(struct conn *, uint32_t msgid, struct mpw *);
-void	conn_reply_done(struct conn *, struct mpw *);
-void	conn_reply_error(struct conn *, const uint32_t *msgid, int code,
+struct conn_handlers {
+	/* A whole frame arrived. */
+	void	(*frame)(struct conn *, const char *buf, size_t len);
+	/* A frame could not be read; c closes once the answer is written. */
+	void	(*bad_frame)(struct conn *, const char *why);
+	/* c is closed; its memory is freed by the next flush pass. */
+	void	(*closed)(struct conn *);
+	/* A flush pass ended: everything written, the dead freed. */
+	void	(*flushed)(void);
+};
+void		 conn_init(struct event_base *, const struct dlmd_config *,
+		    struct stats *, const struct conn_handlers *);
+void		 conn_accept(int fd, const struct sockaddr *, int socklen,
+		    bool is_unix);
+void		 conn_greeted(struct conn *);
+struct evbuffer	*conn_output(struct conn *);
+void		 conn_queued(struct conn *);
+void		 conn_close(struct conn *, const char *why);
+void		 conn_close_after_flush(struct conn *);
+void		 conn_close_all_after_flush(void);
+void		 conn_kick(void);
+uint32_t	 conn_count(void);
+void		 conn_free_all(void);
+
+/* reply.c */
+void	reply_result(struct conn *, uint32_t msgid, const msgpack_sbuffer *);
+void	reply_error(struct conn *, const uint32_t *msgid, int code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void	conn_notify_lost(struct conn *, const struct lt_hold *, int reason);
-void	conn_free_all(void);
+void	reply_grant(struct conn *, uint32_t msgid, const struct lt_hold *,
+	    uint64_t valid_ms);
+void	pack_grant(struct mpw *, const struct lt_hold *, uint64_t valid_ms);
+void	notify_lost(struct conn *, const struct lt_hold *, int reason);
+
+/* auth.c */
+bool	auth_secret_equal(const char *, size_t, const char *, size_t);
+int	auth_hello(struct conn *, const char *auth, size_t authlen, char *err,
+	    size_t errlen);
+int	auth_admin(const struct conn *, const char *method, char *err,
+	    size_t errlen);
 
 /* session.c */
 extern const struct lt_ops session_lt_ops;
@@ -241,21 +272,27 @@ struct session	*session_find(const char *name, size_t len);
 struct session	*session_create(struct conn *, const char *name, size_t len);
 void		 session_attach(struct session *, struct conn *);
 void		 session_detach(struct session *);
+void		 session_conn_closed(struct conn *);
 void		 session_touch(struct session *, uint64_t now);
+void		 session_expire(struct session *, struct conn *);
 void		 session_end(struct session *, int lost_reason, int cancel_code);
 void		 session_reap(void);
 void		 session_end_all(int cancel_code);
 uint64_t	 session_valid_ms(const struct session *, uint64_t now);
 struct pending	*pending_new(struct session *, uint32_t msgid, int64_t timeout_ms);
 void		 pending_free(struct pending *);
+void		 pending_cancel(struct pending *, int code, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+void		 pending_cancel_all(struct session *, int code,
+		    const char *message);
 struct pending	*pending_find(struct session *, uint32_t msgid);
 void		 session_random_secret(char *out);
 struct session	*session_first_from(const char *key, size_t keylen);
 struct session	*session_next(struct session *);
 
 /* dispatch.c */
-void		 dispatch_frame(struct conn *, const char *buf, size_t len);
-const char	*printable(const char *, size_t);
+void	dispatch_frame(struct conn *, const char *buf, size_t len);
+void	dispatch_bad_frame(struct conn *, const char *why);
 
 /* Requests as handlers see them. */
 struct request {
@@ -281,5 +318,18 @@ int	admin_stats(struct request *);
 int	admin_force_release(struct request *);
 int	admin_reset_client(struct request *);
 int	admin_reset_all(struct request *);
+
+/* metrics.c */
+int	metrics_listen(struct event_base *, const char *spec);
+void	metrics_free(void);
+void	metrics_observe_wait(uint64_t ms);
+void	metrics_observe_hold(uint64_t ms);
+
+/* server.c */
+int	server_init(struct event_base *, struct dlmd_config *);
+int	server_listen(const char *spec);
+void	server_limits_changed(void);
+void	server_shutdown(void);
+void	server_free(void);
 
 #endif

@@ -34,10 +34,12 @@ static char **saved_argv;
  * Debian's default soft limit of 1024 descriptors would cap a daemon meant
  * for tens of thousands of clients without a word: raise the soft limit
  * towards max-clients (plus room for listeners and logs), up to the hard
- * limit, and say so when the hard limit is lower.
+ * limit. A hard limit below the default max-clients is common (containers)
+ * and not worth a warning at every start; below a max-clients the user
+ * asked for, it is.
  */
 static void
-raise_fd_limit(uint32_t max_clients)
+raise_fd_limit(uint32_t max_clients, bool user_set)
 {
 	struct rlimit rl;
 	rlim_t want = (rlim_t)max_clients + 64;
@@ -58,10 +60,13 @@ raise_fd_limit(uint32_t max_clients)
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		log_warn("setrlimit(RLIMIT_NOFILE, %llu)",
 		    (unsigned long long)rl.rlim_cur);
-	if (rl.rlim_cur < want)
+	if (rl.rlim_cur < want && user_set)
 		log_warnx("only %llu file descriptors allowed (hard limit); "
 		    "fewer than --max-clients %u clients can connect",
 		    (unsigned long long)rl.rlim_cur, max_clients);
+	else if (rl.rlim_cur < want)
+		log_debug("%llu file descriptors allowed (hard limit)",
+		    (unsigned long long)rl.rlim_cur);
 }
 
 /*
@@ -111,9 +116,10 @@ reload(void)
 	server_limits_changed();
 	log_init(cfg.log_level, cfg.syslog || cfg.daemon);
 	log_reopen();
-	log_info("reloaded %s (lease %u..%u ms, default %u; log level %d)",
-	    cfg.config_file, cfg.lease_min_ms, cfg.lease_max_ms,
-	    cfg.lease_default_ms, cfg.log_level);
+	log_info("reloaded %s (lease %u..%u ms, default %u; log level %s)",
+	    cfg.config_file_read ? cfg.config_file : "the command line",
+	    cfg.lease_min_ms, cfg.lease_max_ms, cfg.lease_default_ms,
+	    log_level_name(cfg.log_level));
 	(void)sd_notify(0, "READY=1");
 }
 
@@ -250,16 +256,22 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (cfg.check_only) {
-		printf("dlmd: settings are good (%s and the command line)\n",
-		    cfg.config_file);
+		if (cfg.config_file_read)
+			printf("dlmd: settings are good (%s and the command "
+			    "line)\n", cfg.config_file);
+		else
+			printf("dlmd: settings are good (the command line; no "
+			    "settings file at %s)\n", cfg.config_file);
 		config_free(&cfg);
 		return 0;
 	}
 	log_init(cfg.log_level, cfg.syslog);
+	/* Detached, stderr is /dev/null: the logger must hear of it. */
+	xmalloc_set_reporter(log_out_of_memory);
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg.daemon)
 		ready_fd = detach();
-	raise_fd_limit(cfg.max_clients);
+	raise_fd_limit(cfg.max_clients, cfg.max_clients_set);
 
 	/* libevent's coarse clock: see timers.c for why, and how it is safe. */
 	if ((base = event_base_new()) == NULL)

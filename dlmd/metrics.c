@@ -6,6 +6,9 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "addr.h"
 #include "dlmd.h"
 #include "xmalloc.h"
 
@@ -103,7 +107,7 @@ render(struct evbuffer *b)
 	    "Sessions whose connection is gone, awaiting resume.",
 	    srv->nlingering);
 	put_metric(b, "dlmd_connections", "gauge", "Open connections.",
-	    srv->nconns);
+	    conn_count());
 	put_metric(b, "dlmd_locks", "gauge", "Locks held or awaited.",
 	    lts.locks);
 	put_metric(b, "dlmd_holds", "gauge", "Holds of locks.", lts.holds);
@@ -185,30 +189,37 @@ other_cb(struct evhttp_request *req, void *arg)
 	evhttp_send_error(req, 404, "metrics are at /metrics");
 }
 
+/* The port a bound socket really got (port 0 asks for any). */
+static unsigned
+bound_port(evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/*
+ * HOST:PORT or [V6]:PORT; an empty HOST is every address. The settings
+ * were checked with the same parser when they were read.
+ */
 int
 metrics_listen(struct event_base *base, const char *spec)
 {
-	char *host, *colon;
-	long port;
-	char *end;
+	struct evhttp_bound_socket *bound;
+	struct addr a;
+	char err[256];
 
-	host = xstrdup(spec);
-	/* ADDR:PORT, ADDR may be [v6]. */
-	if ((colon = strrchr(host, ':')) == NULL) {
-		log_warnx("--metrics-listen %s: not ADDR:PORT", spec);
-		free(host);
+	if (addr_parse_hostport(spec, ADDR_LISTENER, &a, err,
+	    sizeof err) != 0) {
+		log_warnx("--metrics-listen: %s", err);
 		return -1;
-	}
-	*colon = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 0 || port > 65535 || host[0] == '\0') {
-		log_warnx("--metrics-listen %s: not ADDR:PORT", spec);
-		free(host);
-		return -1;
-	}
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		host[strlen(host) - 1] = '\0';
-		memmove(host, host + 1, strlen(host));
 	}
 	if ((http = evhttp_new(base)) == NULL)
 		fatalx("evhttp_new failed");
@@ -219,13 +230,14 @@ metrics_listen(struct event_base *base, const char *spec)
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
 	evhttp_set_gencb(http, other_cb, NULL);
-	if (evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
+	if ((bound = evhttp_bind_socket_with_handle(http,
+	    a.host[0] != '\0' ? a.host : NULL, a.portnum)) == NULL) {
 		log_warn("--metrics-listen %s", spec);
-		free(host);
 		return -1;
 	}
-	log_info("metrics on http://%s/metrics", spec);
-	free(host);
+	log_info("metrics on http://%s%s%s:%u/metrics", a.v6 ? "[" : "",
+	    a.host[0] != '\0' ? a.host : "*", a.v6 ? "]" : "",
+	    bound_port(evhttp_bound_socket_get_fd(bound)));
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include <ini.h>
 
+#include "addr.h"
 #include "dlmd.h"
 #include "tokenfile.h"
 #include "xmalloc.h"
@@ -249,6 +250,7 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		break;
 	case OPT_MAX_CLIENTS:
 		u32 = &cfg->max_clients, min = 1;
+		cfg->max_clients_set = true;
 		break;
 	case OPT_MAX_HOLDS:
 		u32 = &cfg->max_holds, min = 1;
@@ -391,6 +393,7 @@ load_file(struct dlmd_config *cfg, const char *path, bool must_exist,
 			return 0;
 		return fail(err, errlen, "%s: %s", path, strerror(errno));
 	}
+	cfg->config_file_read = true;
 	ctx.cfg = cfg;
 	ctx.err[0] = '\0';
 	ini_allow_multiline = false;
@@ -409,9 +412,28 @@ load_file(struct dlmd_config *cfg, const char *path, bool must_exist,
 	    ctx.err[0] != '\0' ? ctx.err : "not a 'key = value' line");
 }
 
+/*
+ * Every address is parsed here exactly as the start parses it, so that a
+ * bad one stops dlmd (and --check-config, and a reload) with exit 2 before
+ * anything is bound.
+ */
 static int
 config_check(const struct dlmd_config *cfg, char *err, size_t errlen)
 {
+	struct addr a;
+	char why[256];
+
+	for (int i = 0; i < cfg->nlisten; i++) {
+		if (strcmp(cfg->listen[i], "default") == 0)
+			continue;
+		if (addr_parse(cfg->listen[i], ADDR_LISTENER, &a, why,
+		    sizeof why) != 0)
+			return fail(err, errlen, "listen: %s", why);
+	}
+	if (cfg->metrics_listen != NULL &&
+	    addr_parse_hostport(cfg->metrics_listen, ADDR_LISTENER, &a, why,
+	    sizeof why) != 0)
+		return fail(err, errlen, "metrics-listen: %s", why);
 	if (cfg->lease_min_ms > cfg->lease_max_ms)
 		return fail(err, errlen, "lease-min is above lease-max");
 	if (cfg->lease_default_ms < cfg->lease_min_ms ||

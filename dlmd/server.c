@@ -1,12 +1,14 @@
 /*
- * The server: listeners on Unix and TCP sockets, the loop-wide flush event,
- * and shutdown.
+ * The server: listeners on Unix and TCP sockets, start and shutdown. It
+ * wires the connection layer to the protocol: whole frames go to
+ * dispatch.c, a closed connection to its session.
  */
 #include "config.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <libgen.h>
@@ -18,6 +20,7 @@
 
 #include <event2/listener.h>
 
+#include "addr.h"
 #include "dlmd.h"
 #include "paths.h"
 #include "xmalloc.h"
@@ -31,24 +34,21 @@ struct listener {
 	bool			 is_unix;
 };
 
-struct server *srv;
-
-bool
-server_uid_is_admin(uid_t uid)
-{
-	if (uid == 0 || uid == srv->uid)
-		return true;
-	for (int i = 0; i < srv->cfg->nadmin_uids; i++)
-		if (srv->cfg->admin_uids[i] == uid)
-			return true;
-	return false;
-}
-
+/* Everything written: free what ended, and leave once all is said. */
 static void
-server_flush_cb(evutil_socket_t fd, short what, void *arg)
+server_flushed(void)
 {
-	conn_flush_all();
+	session_reap();
+	if (srv->shutting_down && conn_count() == 0)
+		event_base_loopbreak(srv->base);
 }
+
+static const struct conn_handlers server_conn_handlers = {
+	.frame = dispatch_frame,
+	.bad_frame = dispatch_bad_frame,
+	.closed = session_conn_closed,
+	.flushed = server_flushed,
+};
 
 int
 server_init(struct event_base *base, struct dlmd_config *cfg)
@@ -62,21 +62,15 @@ server_init(struct event_base *base, struct dlmd_config *cfg)
 	srv->cfg = cfg;
 	srv->uid = geteuid();
 	srv->start_ms = now_ms();
-	srv->cancel_code = DLM_E_CANCELLED;
 	TAILQ_INIT(&srv->listeners);
-	TAILQ_INIT(&srv->conns);
-	TAILQ_INIT(&srv->flush_list);
 	TAILQ_INIT(&srv->dead_sessions);
 	RB_INIT(&srv->sessions);
 	msgpack_zone_init(&srv->zone, 8192);
 	msgpack_sbuffer_init(&srv->result);
-	srv->rbuf = xmalloc(DLMD_READ_CHUNK);
 	if (gethostname(srv->hostname, sizeof srv->hostname) != 0)
 		snprintf(srv->hostname, sizeof srv->hostname, "localhost");
 	srv->hostname[sizeof srv->hostname - 1] = '\0';
-	srv->flush_ev = event_new(base, -1, 0, server_flush_cb, NULL);
-	if (srv->flush_ev == NULL)
-		fatalx("%s: event_new failed", __func__);
+	conn_init(base, cfg, &srv->stats, &server_conn_handlers);
 	timers_init(base);
 	memory_init(base);
 
@@ -249,42 +243,40 @@ listen_unix(const char *path)
 	return 0;
 }
 
-static int
-listen_tcp(const char *hostport)
+/* The name a TCP listener is known by, with the port it really got. */
+static void
+tcp_listener_name(int fd, const struct addr *a, char *name, size_t len)
 {
-	char host[256], name[300];
-	const char *port;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	struct addr got = *a;
+	unsigned port = a->portnum;
+
+	if (port == 0 && getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	snprintf(got.port, sizeof got.port, "%u", port);
+	addr_format(&got, name, len);
+}
+
+static int
+listen_tcp(const struct addr *a)
+{
+	char name[ADDR_HOST_MAX + 16];
 	struct addrinfo hints, *res, *ai;
 	int rc, bound = 0;
 
-	/* host:port, [v6]:port */
-	if (hostport[0] == '[') {
-		const char *end = strchr(hostport, ']');
-
-		if (end == NULL || end[1] != ':' ||
-		    (size_t)(end - hostport - 1) >= sizeof host)
-			goto bad;
-		memcpy(host, hostport + 1, (size_t)(end - hostport - 1));
-		host[end - hostport - 1] = '\0';
-		port = end + 2;
-	} else {
-		const char *colon = strrchr(hostport, ':');
-
-		if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
-			goto bad;
-		memcpy(host, hostport, (size_t)(colon - hostport));
-		host[colon - hostport] = '\0';
-		port = colon + 1;
-	}
-	if (*port == '\0')
-		goto bad;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints,
-	    &res)) != 0) {
-		log_warnx("tcp:%s: %s", hostport, gai_strerror(rc));
+	addr_format(a, name, sizeof name);
+	if ((rc = getaddrinfo(a->host[0] != '\0' ? a->host : NULL, a->port,
+	    &hints, &res)) != 0) {
+		log_warnx("%s: %s", name, gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -299,26 +291,29 @@ listen_tcp(const char *hostport)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 			    sizeof one);
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-			log_warn("bind tcp:%s", hostport);
+			log_warn("bind %s", name);
 			close(fd);
 			continue;
 		}
-		snprintf(name, sizeof name, "tcp:%s", hostport);
+		tcp_listener_name(fd, a, name, sizeof name);
 		listener_add(fd, name, false, NULL);
 		bound++;
 	}
 	freeaddrinfo(res);
 	return bound > 0 ? 0 : -1;
-bad:
-	log_warnx("bad TCP address '%s': use tcp:HOST:PORT or tcp:[V6]:PORT",
-	    hostport);
-	return -1;
 }
 
-/* unix:PATH, a bare absolute PATH, tcp:HOST:PORT, or "default". */
+/*
+ * unix:PATH, a bare absolute PATH, tcp:HOST:PORT, tcp:[V6]:PORT, or
+ * "default". The settings were checked with the same parser when they
+ * were read (options.c), so a bad address fails there, with exit 2.
+ */
 int
 server_listen(const char *spec)
 {
+	struct addr a;
+	char err[256];
+
 	if (strcmp(spec, "default") == 0) {
 		char path[4096];
 
@@ -328,15 +323,13 @@ server_listen(const char *spec)
 		}
 		return listen_unix(path);
 	}
-	if (strncmp(spec, "unix:", 5) == 0)
-		return listen_unix(spec + 5);
-	if (spec[0] == '/')
-		return listen_unix(spec);
-	if (strncmp(spec, "tcp:", 4) == 0)
-		return listen_tcp(spec + 4);
-	log_warnx("bad listen address '%s': use unix:PATH or tcp:HOST:PORT",
-	    spec);
-	return -1;
+	if (addr_parse(spec, ADDR_LISTENER, &a, err, sizeof err) != 0) {
+		log_warnx("listen: %s", err);
+		return -1;
+	}
+	if (a.type == ADDR_UNIX)
+		return listen_unix(a.path);
+	return listen_tcp(&a);
 }
 
 static void
@@ -371,20 +364,17 @@ void
 server_shutdown(void)
 {
 	struct timeval grace = { 2, 0 };
-	struct conn *c;
 
 	if (srv->shutting_down)
 		return;
 	log_info("shutting down: %u sessions, %u connections", srv->nsessions,
-	    srv->nconns);
+	    conn_count());
 	srv->shutting_down = true;
 	listeners_close();
 	session_end_all(DLM_E_SHUTTING_DOWN);
-	TAILQ_FOREACH(c, &srv->conns, link)
-		conn_close_after_flush(c);
+	conn_close_all_after_flush();
 	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timeout_cb, NULL);
 	evtimer_add(srv->shutdown_timer, &grace);
-	event_active(srv->flush_ev, EV_TIMEOUT, 0);
 }
 
 void
@@ -399,11 +389,9 @@ server_free(void)
 	locktab_free(srv->lt);
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);
-	event_free(srv->flush_ev);
 	memory_free();
 	msgpack_zone_destroy(&srv->zone);
 	msgpack_sbuffer_destroy(&srv->result);
-	free(srv->rbuf);
 	free(srv);
 	srv = NULL;
 }

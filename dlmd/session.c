@@ -7,6 +7,7 @@
 
 #include <sys/random.h>
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,12 +142,7 @@ session_touch(struct session *s, uint64_t now)
 	if (s->owner.deadline != 0 && s->owner.deadline <= now) {
 		struct conn *c = s->conn;
 
-		srv->stats.expiries++;
-		log_info("session %s expired: no message for %u ms", s->name,
-		    s->lease_ms);
-		session_end(s, DLM_LOST_EXPIRED, DLM_E_CANCELLED);
-		if (c != NULL)
-			conn_close_after_flush(c);
+		session_expire(s, c);
 		return;
 	}
 	/*
@@ -176,8 +172,6 @@ session_valid_ms(const struct session *s, uint64_t now)
 void
 session_detach(struct session *s)
 {
-	struct pending *p;
-
 	s->conn = NULL;
 	if (s->ended)
 		return;
@@ -185,12 +179,8 @@ session_detach(struct session *s)
 		session_end(s, 0, DLM_E_CANCELLED);
 		return;
 	}
-	while ((p = TAILQ_FIRST(&s->pending)) != NULL) {
-		struct lt_wait *w = p->wait;
-
-		pending_free(p);
-		locktab_cancel(srv->lt, w, now_ms());
-	}
+	/* Nobody is left to answer. */
+	pending_cancel_all(s, DLM_E_CANCELLED, "the connection closed");
 	/* While lingering the lease does not run; the linger does. */
 	s->owner.deadline = 0;
 	s->linger_deadline = now_ms() + s->linger_ms;
@@ -198,13 +188,26 @@ session_detach(struct session *s)
 	srv->nlingering++;
 	s->lease_armed = false;
 	event_add(&s->timer, timer_tv(s->linger_ms));
-	log_debug("session %s lingering for %u ms", s->name, s->linger_ms);
+	log_debug("session %s lingering for %u ms", safe_str0(s->name),
+	    s->linger_ms);
+}
+
+/* The connection layer's word that c is gone. */
+void
+session_conn_closed(struct conn *c)
+{
+	struct session *s = c->session;
+
+	if (s != NULL) {
+		c->session = NULL;
+		session_detach(s);
+	}
 }
 
 /*
- * End a session: every hold released and every wait cancelled in one step.
- * Holders still connected are told with "lost" when lost_reason is set;
- * their pending acquires are answered with cancel_code. Freed later, by
+ * End a session: its pending acquires are answered with cancel_code, then
+ * every hold is released in one step of the lock table. Holders still
+ * connected are told with "lost" when lost_reason is set. Freed later, by
  * session_reap(), so that no caller up the stack is left holding a pointer.
  */
 void
@@ -216,10 +219,11 @@ session_end(struct session *s, int lost_reason, int cancel_code)
 		return;
 	s->ended = true;
 	event_del(&s->timer);
-	srv->cancel_code = cancel_code;
+	pending_cancel_all(s, cancel_code,
+	    cancel_code == DLM_E_SHUTTING_DOWN ? "server is shutting down" :
+	    "the session ended while the acquire waited");
 	released = locktab_end_owner(srv->lt, &s->owner, lost_reason,
 	    now_ms());
-	srv->cancel_code = DLM_E_CANCELLED;
 	RB_REMOVE(session_tree, &srv->sessions, s);
 	srv->nsessions--;
 	if (s->lingering)
@@ -228,9 +232,22 @@ session_end(struct session *s, int lost_reason, int cancel_code)
 		s->conn->session = NULL;
 		s->conn = NULL;
 	}
-	log_debug("session %s ended, %u holds released", s->name, released);
+	log_debug("session %s ended, %u holds released", safe_str0(s->name),
+	    released);
 	TAILQ_INSERT_TAIL(&srv->dead_sessions, s, dead_link);
-	event_active(srv->flush_ev, EV_TIMEOUT, 0);
+	conn_kick();
+}
+
+/* The lease ran out: end the session and close its connection. */
+void
+session_expire(struct session *s, struct conn *c)
+{
+	srv->stats.expiries++;
+	log_info("session %s expired: no message for %u ms",
+	    safe_str0(s->name), s->lease_ms);
+	session_end(s, DLM_LOST_EXPIRED, DLM_E_CANCELLED);
+	if (c != NULL)
+		conn_close_after_flush(c);
 }
 
 void
@@ -274,34 +291,23 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	s->lease_armed = false;
 	if (c == NULL) {
-		log_info("session %s ended: linger of %u ms over", s->name,
-		    s->linger_ms);
+		log_info("session %s ended: linger of %u ms over",
+		    safe_str0(s->name), s->linger_ms);
 		session_end(s, 0, DLM_E_CANCELLED);
 		return;
 	}
-	srv->stats.expiries++;
-	log_info("session %s expired: no message for %u ms", s->name,
-	    s->lease_ms);
-	session_end(s, DLM_LOST_EXPIRED, DLM_E_CANCELLED);
-	conn_close_after_flush(c);
+	session_expire(s, c);
 }
 
 static void
 pending_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pending *p = arg;
-	struct session *s = p->session;
-	struct lt_wait *w = p->wait;
-	uint32_t msgid = p->msgid;
 
 	if (timer_rearm_if_early(&p->timer, p->deadline))
 		return;
 	srv->stats.timeouts++;
-	pending_free(p);
-	if (s->conn != NULL)
-		conn_reply_error(s->conn, &msgid, DLM_E_TIMEOUT,
-		    "timed out waiting for the lock");
-	locktab_cancel(srv->lt, w, now_ms());
+	pending_cancel(p, DLM_E_TIMEOUT, "timed out waiting for the lock");
 }
 
 struct pending *
@@ -330,6 +336,50 @@ pending_free(struct pending *p)
 	free(p);
 }
 
+/*
+ * Answer a pending acquire with an error and forget it. Its wait is the
+ * caller's to withdraw from the lock table (or already gone from it).
+ */
+static void
+pending_fail(struct pending *p, int code, const char *message)
+{
+	struct conn *c = p->session->conn;
+	uint32_t msgid = p->msgid;
+
+	pending_free(p);
+	reply_error(c, &msgid, code, "%s", message);
+}
+
+/*
+ * Withdraw a pending acquire and answer it with code and a sentence: the
+ * one way a waiting acquire ends other than by a grant (cancel, timeout,
+ * take-over, a dropped connection, the session's end). The answer goes
+ * out before the withdrawal, which may grant the lock to someone else.
+ */
+void
+pending_cancel(struct pending *p, int code, const char *fmt, ...)
+{
+	struct lt_wait *w = p->wait;
+	char message[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	pending_fail(p, code, message);
+	locktab_cancel(srv->lt, w, now_ms());
+}
+
+/* Every pending acquire of a session, as pending_cancel() does one. */
+void
+pending_cancel_all(struct session *s, int code, const char *message)
+{
+	struct pending *p;
+
+	while ((p = TAILQ_FIRST(&s->pending)) != NULL)
+		pending_cancel(p, code, "%s", message);
+}
+
 struct pending *
 pending_find(struct session *s, uint32_t msgid)
 {
@@ -341,29 +391,7 @@ pending_find(struct session *s, uint32_t msgid)
 	return NULL;
 }
 
-/*
- * Answer an acquire that waited: {token, count, valid_ms}. Written straight
- * into the connection, never through srv->result: a grant happens inside the
- * handler of another request (a release), which is building its own reply.
- */
-static void
-session_reply_grant(struct session *s, uint32_t msgid, const struct lt_hold *h)
-{
-	struct mpw w;
-
-	if (s->conn == NULL || s->conn->dead)
-		return;
-	conn_reply_start(s->conn, msgid, &w);
-	mpw_map(&w, 3);
-	mpw_key(&w, "token");
-	mpw_u64(&w, h->token);
-	mpw_key(&w, "count");
-	mpw_u64(&w, h->count);
-	mpw_key(&w, "valid_ms");
-	mpw_u64(&w, session_valid_ms(s, now_ms()));
-	conn_reply_done(s->conn, &w);
-}
-
+/* The lock table's callbacks: what it decided, told to the clients. */
 static void
 lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 {
@@ -371,33 +399,29 @@ lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 	struct session *s = p->session;
 	uint32_t msgid = p->msgid;
 
+	(void)arg;
 	srv->stats.grants++;
 	metrics_observe_wait(h->since - w->since);
 	pending_free(p);
 	if (srv->shutting_down) {
-		conn_reply_error(s->conn, &msgid, DLM_E_SHUTTING_DOWN,
+		reply_error(s->conn, &msgid, DLM_E_SHUTTING_DOWN,
 		    "server is shutting down");
 		return;	/* the hold goes when the session ends */
 	}
-	session_reply_grant(s, msgid, h);
+	reply_grant(s->conn, msgid, h, session_valid_ms(s, now_ms()));
 }
 
+/*
+ * Only locktab_end_owner() drops waits on its own, and session_end()
+ * withdraws a session's waits before it calls that; so this answers a wait
+ * that no path of ours left behind, should one ever be.
+ */
 static void
 lt_cancelled(void *arg, struct lt_wait *w)
 {
-	struct pending *p = w->udata;
-	struct session *s = p->session;
-	uint32_t msgid = p->msgid;
-
-	pending_free(p);
-	if (s->conn == NULL)
-		return;
-	if (srv->cancel_code == DLM_E_SHUTTING_DOWN)
-		conn_reply_error(s->conn, &msgid, DLM_E_SHUTTING_DOWN,
-		    "server is shutting down");
-	else
-		conn_reply_error(s->conn, &msgid, srv->cancel_code,
-		    "the session ended while the acquire waited");
+	(void)arg;
+	pending_fail(w->udata, DLM_E_CANCELLED,
+	    "the session ended while the acquire waited");
 }
 
 static void
@@ -405,8 +429,8 @@ lt_revoked(void *arg, struct lt_hold *h, int reason)
 {
 	struct session *s = session_of_owner(h->owner);
 
-	if (s->conn != NULL)
-		conn_notify_lost(s->conn, h, reason);
+	(void)arg;
+	notify_lost(s->conn, h, reason);
 }
 
 static void

@@ -17,6 +17,7 @@
 
 #include <time.h>
 
+#include "clock.h"
 #include "dlmd.h"
 
 #define TIMER_CACHE	192	/* libevent's cap is 256 queues per base */
@@ -31,10 +32,7 @@ static int timer_ncache;
 uint64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return mono_ms();
 }
 
 void

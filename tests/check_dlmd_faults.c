@@ -488,7 +488,8 @@ START_TEST(bad_options_refused)
 	ck_assert_int_eq(run_dlmd("--log-level loud"), 2);
 	ck_assert_int_eq(run_dlmd("--token-file /nonexistent"), 2);
 	ck_assert_int_eq(run_dlmd("--no-such-flag"), 2);
-	ck_assert_int_eq(run_dlmd("-l tcp:nonsense"), 1);
+	/* A malformed address is a bad value (2); an unusable one, 1. */
+	ck_assert_int_eq(run_dlmd("-l tcp:nonsense"), 2);
 	ck_assert_int_eq(run_dlmd("-l unix:/nonexistent-dir/x/y.sock"), 1);
 	ck_assert_int_eq(run_dlmd("--version"), 0);
 	ck_assert_int_eq(run_dlmd("--help"), 0);

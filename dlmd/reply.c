@@ -1,0 +1,137 @@
+/*
+ * Every message the server sends: results, errors, grants and "lost"
+ * notices. Each is packed straight into the connection's output, so a
+ * reply made while another is being built (a grant caused by a release)
+ * never shares a buffer with it. doc/PROTOCOL.md gives the same shapes.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "dlmd.h"
+
+static int
+evbuffer_packer_write(void *data, const char *buf, size_t len)
+{
+	return evbuffer_add(data, buf, len);
+}
+
+/* [1, msgid, nil, ... : the caller packs the result and calls done. */
+static bool
+reply_start(struct conn *c, uint32_t msgid, struct mpw *w)
+{
+	struct evbuffer *out = conn_output(c);
+
+	if (out == NULL)
+		return false;
+	mpw_init(w, out, evbuffer_packer_write);
+	mpw_array(w, 4);
+	mpw_u64(w, DLM_MSG_RESPONSE);
+	mpw_u64(w, msgid);
+	mpw_nil(w);
+	return true;
+}
+
+static void
+reply_done(struct conn *c, struct mpw *w)
+{
+	/* Only an allocation can fail here, and libevent's are not ours. */
+	if (w->err != 0)
+		fatalx("%s: cannot queue a reply", __func__);
+	conn_queued(c);
+}
+
+/* [1, msgid, nil, result], the result already packed. */
+void
+reply_result(struct conn *c, uint32_t msgid, const msgpack_sbuffer *result)
+{
+	struct mpw w;
+
+	if (!reply_start(c, msgid, &w))
+		return;
+	if (evbuffer_add(conn_output(c), result->data, result->size) != 0)
+		w.err = 1;
+	reply_done(c, &w);
+}
+
+/*
+ * [1, msgid, {code, name, message}, nil]. msgid is NULL when the request's
+ * msgid could not be read; it is sent as nil.
+ */
+void
+reply_error(struct conn *c, const uint32_t *msgid, int code,
+    const char *fmt, ...)
+{
+	struct evbuffer *out = conn_output(c);
+	char message[512];
+	struct mpw w;
+	va_list ap;
+
+	if (out == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	srv->stats.errors++;
+	mpw_init(&w, out, evbuffer_packer_write);
+	mpw_array(&w, 4);
+	mpw_u64(&w, DLM_MSG_RESPONSE);
+	if (msgid != NULL)
+		mpw_u64(&w, *msgid);
+	else
+		mpw_nil(&w);
+	mpw_error(&w, code, message);
+	mpw_nil(&w);
+	reply_done(c, &w);
+}
+
+/* A grant's result: {token, count, valid_ms}. The one encoder of it. */
+void
+pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms)
+{
+	mpw_map(w, 3);
+	mpw_key(w, "token");
+	mpw_u64(w, h->token);
+	mpw_key(w, "count");
+	mpw_u64(w, h->count);
+	mpw_key(w, "valid_ms");
+	mpw_u64(w, valid_ms);
+}
+
+/* Answer an acquire that waited and has now been granted. */
+void
+reply_grant(struct conn *c, uint32_t msgid, const struct lt_hold *h,
+    uint64_t valid_ms)
+{
+	struct mpw w;
+
+	if (!reply_start(c, msgid, &w))
+		return;
+	pack_grant(&w, h, valid_ms);
+	reply_done(c, &w);
+}
+
+/* [2, "lost", [{lock, token, reason}]] */
+void
+notify_lost(struct conn *c, const struct lt_hold *h, int reason)
+{
+	struct evbuffer *out = conn_output(c);
+	struct mpw w;
+
+	if (out == NULL)
+		return;
+	mpw_init(&w, out, evbuffer_packer_write);
+	mpw_array(&w, 3);
+	mpw_u64(&w, DLM_MSG_NOTIFY);
+	mpw_str(&w, "lost");
+	mpw_array(&w, 1);
+	mpw_map(&w, 3);
+	mpw_key(&w, "lock");
+	mpw_strn(&w, h->lock->name, h->lock->namelen);
+	mpw_key(&w, "token");
+	mpw_u64(&w, h->token);
+	mpw_key(&w, "reason");
+	mpw_str(&w, dlm_proto_lost_reason(reason));
+	reply_done(c, &w);
+}
