@@ -7,7 +7,9 @@
 #   examples.sh SRCDIR STAGE LIBDIR DLMD CC
 set -eu
 srcdir=$1 stage=$2 libdir=$3 dlmd=$4 cc=$5
-out=$(pwd)/examples
+# Not examples/: in an in-tree build that holds the sources, and make clean
+# removes this directory.
+out=$(pwd)/examples-bin
 mkdir -p "$out"
 
 for f in "$sbindir/dlmd" "$bindir/dlmctl" "$libdir/libdlmclient.so" \
