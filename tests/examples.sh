@@ -7,7 +7,9 @@
 #   examples.sh SRCDIR STAGE LIBDIR DLMD CC
 set -eu
 srcdir=$1 stage=$2 libdir=$3 dlmd=$4 cc=$5
-out=$(pwd)/examples
+# Not examples/: in an in-tree build that holds the sources, and make clean
+# removes this directory.
+out=$(pwd)/examples-bin
 mkdir -p "$out"
 
 for f in "$sbindir/dlmd" "$bindir/dlmctl" "$libdir/libdlmclient.so" \
@@ -26,8 +28,19 @@ grep -q "^ExecStart=$sbindir/dlmd " "$stage$unitdir/dlmd.service"
 pc="$stage$libdir/pkgconfig"
 flags=$(PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage \
     pkg-config --cflags --libs dlm)
-case "$flags" in
-*"$srcdir"*) echo "examples: pkg-config points into the source tree" >&2
+# The flags must name the stage only. An in-tree build stages inside the
+# source tree, so drop every path under the stage before looking for the
+# source tree in what is left.
+rest=$flags
+while :; do
+	case "$rest" in
+	*"$stage/"*) rest="${rest%%"$stage/"*}${rest#*"$stage/"}" ;;
+	*) break ;;
+	esac
+done
+case "$rest" in
+*"$srcdir"*) echo "examples: pkg-config points into the source tree:" \
+	"$flags" >&2
 	exit 1 ;;
 esac
 for e in cron_guard worker_pool fencing async_loop; do
