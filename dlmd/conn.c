@@ -29,14 +29,17 @@
 #include "frame.h"
 #include "xmalloc.h"
 
+/* cppcheck-suppress unusedStructMember ; the TAILQ macros use them */
+TAILQ_HEAD(conn_list, conn);
+
 /* The connection layer's own state; it sees nothing of the server's. */
 static struct {
 	struct event_base		*base;
 	const struct dlmd_config	*cfg;	/* read live: a reload edits it */
 	struct stats			*stats;
 	const struct conn_handlers	*h;
-	TAILQ_HEAD(, conn)		 conns;
-	TAILQ_HEAD(, conn)		 flush_list;
+	struct conn_list		 conns;
+	struct conn_list		 flush_list;
 	struct event			*flush_ev;
 	char				*rbuf;	/* DLMD_READ_CHUNK bytes */
 	uint32_t			 nconns;

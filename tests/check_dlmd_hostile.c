@@ -145,7 +145,7 @@ START_TEST(client_strings_cannot_forge_log_lines)
 	const char *log;
 	size_t len;
 
-	dlmd_start(&d, "--lease-min", "100", NULL);
+	dlmd_start(&d, "--lease-min", "100", (char *)NULL);
 	evil = tc_connect(&d);
 	r = tc_call(evil, "hello", "proto:i client:s lease_ms:i", 1LL,
 	    forged_name, 300LL);
@@ -253,7 +253,6 @@ START_TEST(check_config_accepts_good_addresses)
 	const char *args[] = { "--check-config", "-l", "tcp:127.0.0.1:0",
 	    "-l", "tcp:[::1]:7411", "-l", "unix:/tmp/x.sock", "-l", "default",
 	    "--metrics-listen", "127.0.0.1:9100", NULL };
-	const char *nofile[] = { "--check-config", NULL };
 	char out[128];
 	const char *p;
 
@@ -266,12 +265,12 @@ START_TEST(check_config_accepts_good_addresses)
 	 * answer may name a file only if there is one.
 	 */
 	{
-		const char *argv[] = { dlmd_path(), "--check-config", NULL };
 		pid_t pid;
 		int status;
 
-		(void)nofile;
 		if ((pid = fork()) == 0) {
+			const char *argv[] = { dlmd_path(), "--check-config",
+			    NULL };
 			int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 			dup2(fd, 1);
@@ -300,7 +299,7 @@ START_TEST(port_zero_listener_logs_its_port)
 	struct tc *c;
 	int port = 0;
 
-	dlmd_start(&d, "-l", "tcp:127.0.0.1:0", NULL);
+	dlmd_start(&d, "-l", "tcp:127.0.0.1:0", (char *)NULL);
 	ck_assert(log_has(&d, "listening on tcp:127.0.0.1:"));
 	p = strstr(log_text(&d, NULL), "listening on tcp:127.0.0.1:");
 	ck_assert_int_eq(sscanf(p, "listening on tcp:127.0.0.1:%d", &port), 1);
@@ -346,7 +345,7 @@ START_TEST(max_output_holds_per_reply)
 	const char *p;
 	size_t reply_size, unread = 0;
 
-	dlmd_start(&d, "--max-output", "4096", "--max-holds", "5000", NULL);
+	dlmd_start(&d, "--max-output", "4096", "--max-holds", "5000", (char *)NULL);
 	owner = tc_connect(&d);
 	tc_hello(owner, "owner");
 	for (int i = 0; i < 1200; i++) {
@@ -407,7 +406,7 @@ START_TEST(huge_lease_is_out_of_range)
 	msgpack_packer pk;
 	struct reply *r;
 
-	dlmd_start(&d, NULL);
+	dlmd_start(&d, (char *)NULL);
 	c = tc_connect(&d);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -438,7 +437,7 @@ START_TEST(reload_names_the_log_level)
 {
 	struct dlmd_proc d;
 
-	dlmd_start(&d, "--log-level", "info", NULL);
+	dlmd_start(&d, "--log-level", "info", (char *)NULL);
 	kill(d.pid, SIGHUP);
 	ck_assert(log_has(&d, "reloaded"));
 	ck_assert(log_has(&d, "log level info"));
@@ -465,14 +464,14 @@ START_TEST(fd_limit_warning_only_for_a_set_limit)
 			return;
 	}
 	/* The default max-clients (65536) is above the hard limit. */
-	dlmd_start(&d, NULL);
+	dlmd_start(&d, (char *)NULL);
 	ck_assert(log_has(&d, "ready"));
 	ck_assert_ptr_null(strstr(log_text(&d, NULL), "fewer than"));
 	dlmd_stop_clean(&d);
 
 	snprintf(want, sizeof want, "%llu",
 	    (unsigned long long)rl.rlim_max + 1000);
-	dlmd_start(&d, "--max-clients", want, NULL);
+	dlmd_start(&d, "--max-clients", want, (char *)NULL);
 	ck_assert(log_has(&d, "fewer than --max-clients"));
 	dlmd_stop_clean(&d);
 }
