@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "client.h"
 #include "frame.h"
 #include "paths.h"
@@ -194,24 +195,20 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Connect to "unix:PATH", "/PATH" or "tcp:HOST:PORT" within timeout_ms. */
+/* Connect to a parsed address within timeout_ms. */
 static int
-dial(const char *server, int timeout_ms, int *fdp)
+dial(const struct addr *addr, int timeout_ms, int *fdp)
 {
-	char host[256];
-	const char *port;
 	struct addrinfo hints, *res, *ai;
 	int fd = -1;
 
-	if (strncmp(server, "unix:", 5) == 0 || server[0] == '/') {
-		const char *path = server[0] == '/' ? server : server + 5;
+	if (addr->type == ADDR_UNIX) {
 		struct sockaddr_un sun;
 
-		if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
-			return DLM_E_ADDRESS;
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
-		memcpy(sun.sun_path, path, strlen(path));
+		/* addr_parse() kept the path within sun_path. */
+		memcpy(sun.sun_path, addr->path, strlen(addr->path));
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return DLM_E_CONNECT;
@@ -222,33 +219,12 @@ dial(const char *server, int timeout_ms, int *fdp)
 		*fdp = fd;
 		return 0;
 	}
-	if (strncmp(server, "tcp:", 4) != 0)
-		return DLM_E_ADDRESS;
-	server += 4;
-	if (server[0] == '[') {
-		const char *end = strchr(server, ']');
-
-		if (end == NULL || end[1] != ':' ||
-		    (size_t)(end - server - 1) >= sizeof host)
-			return DLM_E_ADDRESS;
-		memcpy(host, server + 1, (size_t)(end - server - 1));
-		host[end - server - 1] = '\0';
-		port = end + 2;
-	} else {
-		const char *colon = strrchr(server, ':');
-
-		if (colon == NULL || (size_t)(colon - server) >= sizeof host)
-			return DLM_E_ADDRESS;
-		memcpy(host, server, (size_t)(colon - server));
-		host[colon - server] = '\0';
-		port = colon + 1;
-	}
-	if (host[0] == '\0' || port[0] == '\0')
-		return DLM_E_ADDRESS;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, port, &hints, &res) != 0)
+	/* A numeric service: no lookup can reinterpret the checked port. */
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(addr->host, addr->port, &hints, &res) != 0)
 		return DLM_E_CONNECT;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		struct pollfd pfd;
@@ -1123,7 +1099,7 @@ disconnected(struct dlm_client *c)
 				break;		/* dlm_close() */
 		}
 		backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
-		if (dial(c->server, c->connect_timeout_ms, &fd) != 0)
+		if (dial(&c->addr, c->connect_timeout_ms, &fd) != 0)
 			continue;
 		if (session_open(c, fd, true, &si) != 0) {
 			close(fd);
@@ -1442,7 +1418,6 @@ client_free(struct dlm_client *c)
 	msgpack_sbuffer_destroy(&c->out);
 	msgpack_sbuffer_destroy(&c->wbuf);
 	free(c->rbuf);
-	free(c->server);
 	free(c->name);
 	free(c->label);
 	free(c->auth);
@@ -1455,6 +1430,7 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	struct dlm_options defaults;
 	struct session_info si;
 	struct dlm_client *c;
+	struct addr addr;
 	char path[4096], host[200];
 	int rc;
 
@@ -1477,10 +1453,16 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		}
 		server = path;
 	}
+	/* A bad address is the caller's mistake: say so before dialling. */
+	if (addr_parse(server, 0, &addr, NULL, 0) != 0) {
+		rc = DLM_E_ADDRESS;
+		goto fail0;
+	}
 	if ((c = calloc(1, sizeof *c)) == NULL) {
 		rc = DLM_E_NOMEM;
 		goto fail0;
 	}
+	c->addr = addr;
 	c->fd = c->wake[0] = c->wake[1] = c->evfd = -1;
 	atomic_init(&c->fork_fd, -1);
 	msgpack_sbuffer_init(&c->out);
@@ -1508,10 +1490,9 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		    __atomic_add_fetch(&name_counter, 1, __ATOMIC_RELAXED)) < 0)
 			c->name = NULL;
 	}
-	c->server = strdup(server);
 	c->label = xstrdup_or_null(opts->label);
 	c->auth = xstrdup_or_null(opts->auth);
-	if (c->name == NULL || c->server == NULL ||
+	if (c->name == NULL ||
 	    (opts->label != NULL && c->label == NULL) ||
 	    (opts->auth != NULL && c->auth == NULL)) {
 		rc = DLM_E_NOMEM;
@@ -1522,7 +1503,7 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		rc = DLM_E_NOMEM;
 		goto fail;
 	}
-	if ((rc = dial(c->server, c->connect_timeout_ms, &c->fd)) != 0)
+	if ((rc = dial(&c->addr, c->connect_timeout_ms, &c->fd)) != 0)
 		goto fail;
 	if ((rc = session_open(c, c->fd, false, &si)) != 0)
 		goto fail;

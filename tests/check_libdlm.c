@@ -109,6 +109,62 @@ START_TEST(connect_forms)
 }
 END_TEST
 
+/*
+ * A listener on 127.0.0.1:port, or -1 when the port is taken: it shows
+ * whether a bad address was dialled after all.
+ */
+static int
+listen_on(int port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    listen(fd, 8) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+START_TEST(bad_address_refused_before_dialling)
+{
+	static const char *const bad[] = {
+		"tcp:127.0.0.1:99999", "tcp:127.0.0.1:65536",
+		"tcp:127.0.0.1:0", "tcp:127.0.0.1:abc", "tcp:127.0.0.1:",
+		"tcp:[::1", "tcp:127.0.0.1:-1", "tcp:::1:80", "tcp:[::1]80",
+		"tcp:[127.0.0.1]:80", "tcp::7411", "unix:", "bogus:x",
+	};
+	struct dlm_options o;
+	/* Where a 16-bit wrap of 99999 and 65536 would dial. */
+	int wrapped = listen_on(99999 & 0xffff);
+
+	dlm_options_init(&o);
+	o.connect_timeout_ms = 500;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int err = -1;
+
+		ck_assert_msg(dlm_connect(bad[i], &o, &err) == NULL,
+		    "%s: connected", bad[i]);
+		ck_assert_msg(err == DLM_E_ADDRESS, "%s: %s, not ADDRESS",
+		    bad[i], dlm_errname(err));
+	}
+	if (wrapped >= 0) {
+		struct pollfd pfd = { wrapped, POLLIN, 0 };
+
+		ck_assert_msg(poll(&pfd, 1, 0) == 0,
+		    "port 99999 was dialled as %d", 99999 & 0xffff);
+		close(wrapped);
+	}
+}
+END_TEST
+
 START_TEST(auth_token_over_tcp)
 {
 	struct dlmd_proc t;
@@ -1240,6 +1296,7 @@ libdlm_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, connect_forms);
+	tcase_add_test(tc, bad_address_refused_before_dialling);
 	tcase_add_test(tc, auth_token_over_tcp);
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);
