@@ -125,13 +125,13 @@ static int
 redis_acquire(void *conn, const char *lock, int timeout_ms)
 {
 	struct rconn *rc = conn;
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000;
 
 	for (;;) {
 		int res = redis_try(rc, lock, rc->token, sizeof rc->token);
 
 		if (res != PEER_BUSY || timeout_ms == 0 ||
-		    (timeout_ms > 0 && now_ns() >= deadline))
+		    (timeout_ms > 0 && mono_ns() >= deadline))
 			return res;
 		sleep_ms(bench_opts.redis_retry_ms);
 	}

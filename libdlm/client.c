@@ -29,6 +29,7 @@
 
 #include "addr.h"
 #include "client.h"
+#include "clock.h"
 #include "frame.h"
 #include "paths.h"
 #include "proto.h"
@@ -52,15 +53,6 @@ static unsigned long name_counter;
  * on every call. Written only in a child, while it has one thread.
  */
 static unsigned long fork_depth;
-
-uint64_t
-dlm__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 atfork_prepare(void)
@@ -308,7 +300,7 @@ next_frame(struct dlm_client *c, msgpack_object *obj, size_t *flen)
 static ssize_t
 read_frame(struct dlm_client *c, int fd, int timeout_ms, msgpack_object *obj)
 {
-	uint64_t deadline = dlm__now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
@@ -319,7 +311,7 @@ read_frame(struct dlm_client *c, int fd, int timeout_ms, msgpack_object *obj)
 
 		if (got != 0)
 			return got > 0 ? (ssize_t)flen : -1;
-		left = (int64_t)deadline - (int64_t)dlm__now_ms();
+		left = (int64_t)deadline - (int64_t)mono_ms();
 		if (left <= 0)
 			return 0;
 		if (poll(&pfd, 1, (int)left) != 1)
@@ -641,7 +633,7 @@ caller_read(struct dlm_client *c, const struct dlm_req *self)
 		rc = read_and_handle(c, false);
 	pthread_mutex_lock(&c->mu);
 	c->reading = false;
-	c->caller_read_ms = dlm__now_ms();
+	c->caller_read_ms = mono_ms();
 	if (rc != 0)
 		c->read_failed = true;	/* the I/O thread takes it from here */
 	if (self->done || rc != 0 || c->fd_claimed)
@@ -816,7 +808,7 @@ flush_out(struct dlm_client *c, bool block)
 	pthread_mutex_lock(&c->mu);
 	c->write_rest = len > 0;
 	pthread_mutex_unlock(&c->wmu);
-	c->last_send_ms = dlm__now_ms();
+	c->last_send_ms = mono_ms();
 }
 
 int
@@ -845,7 +837,7 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	if (c->state != CLIENT_CONNECTED || c->closing)
 		return DLM_E_CLOSED;
 	req->msgid = c->next_id++;
-	req->sent_ms = dlm__now_ms();
+	req->sent_ms = mono_ms();
 	req->done = false;
 	dlm__hash_oom = 0;
 	HASH_ADD(hh, c->pending, msgid, sizeof req->msgid, req);
@@ -1079,12 +1071,12 @@ disconnected(struct dlm_client *c)
 		return;
 	}
 	linger_ms = c->linger_ms;
-	deadline = dlm__now_ms() + (uint64_t)linger_ms;
+	deadline = mono_ms() + (uint64_t)linger_ms;
 	c->state = linger_ms > 0 ? CLIENT_RECONNECTING : CLIENT_CLOSED;
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_unlock(&c->wmu);
 
-	while (linger_ms > 0 && dlm__now_ms() < deadline) {
+	while (linger_ms > 0 && mono_ms() < deadline) {
 		struct session_info si;
 		bool resumed;
 		int fd;
@@ -1115,7 +1107,7 @@ disconnected(struct dlm_client *c)
 		drop_output(c);
 		c->state = CLIENT_CONNECTED;
 		c->last_send_ms = c->last_recv_ms = c->lease_base_ms =
-		    dlm__now_ms();
+		    mono_ms();
 		n = resumed ? 0 : dlm__drop_all_holds(c, &names, &tokens);
 		if (!resumed)
 			forget_uncertain(c);
@@ -1202,7 +1194,7 @@ read_and_handle(struct dlm_client *c, bool io_thread)
 		if ((rc = next_frame(c, &obj, &flen)) <= 0)
 			break;
 		pthread_mutex_lock(&c->mu);
-		c->last_recv_ms = dlm__now_ms();
+		c->last_recv_ms = mono_ms();
 		rc = handle_frame(c, &obj, &note);
 		if (note.lock != NULL && !io_thread &&
 		    (li = calloc(1, sizeof *li)) != NULL) {
@@ -1294,7 +1286,7 @@ io_main(void *arg)
 		rest = c->write_rest;
 		busy_writer = c->flush_asked;	/* another thread writes */
 		fd = c->fd;
-		now = dlm__now_ms();
+		now = mono_ms();
 		failed = c->read_failed;
 		/*
 		 * Leave the socket to callers while one reads, and for a
@@ -1366,7 +1358,7 @@ io_main(void *arg)
 				continue;
 			}
 		}
-		now = dlm__now_ms();
+		now = mono_ms();
 		if (now >= lapse_at) {
 			lapsed(c);
 			disconnected(c);
@@ -1510,7 +1502,7 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	atomic_store(&c->fork_fd, c->fd);
 	session_apply(c, &si);
 	c->state = CLIENT_CONNECTED;
-	c->last_send_ms = c->last_recv_ms = c->lease_base_ms = dlm__now_ms();
+	c->last_send_ms = c->last_recv_ms = c->lease_base_ms = mono_ms();
 	if ((rc = registry_add(c)) != 0)
 		goto fail;
 	if (pthread_create(&c->thread, NULL, io_main, c) != 0) {

@@ -201,7 +201,6 @@ struct dlm_client {
 };
 
 /* client.c */
-uint64_t	 dlm__now_ms(void);
 bool		 dlm__forked(struct dlm_client *);
 int		 dlm__enter(struct dlm_client *);
 void		 dlm__leave(struct dlm_client *);
