@@ -1416,6 +1416,20 @@ client_free(struct dlm_client *c)
 	free(c);
 }
 
+/*
+ * The address to dial: server, else $DLM_SERVER, else the default socket
+ * (into path); NULL when there is none.
+ */
+static const char *
+server_address(const char *server, char *path, size_t len)
+{
+	if (server == NULL)
+		server = getenv("DLM_SERVER");
+	if (server != NULL && server[0] != '\0')
+		return server;
+	return dlm_default_client_socket(path, len) == 0 ? path : NULL;
+}
+
 struct dlm_client *
 dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 {
@@ -1436,17 +1450,9 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		rc = DLM_E_INVALID;
 		goto fail0;
 	}
-	if (server == NULL)
-		server = getenv("DLM_SERVER");
-	if (server == NULL || server[0] == '\0') {
-		if (dlm_default_client_socket(path, sizeof path) != 0) {
-			rc = DLM_E_ADDRESS;
-			goto fail0;
-		}
-		server = path;
-	}
 	/* A bad address is the caller's mistake: say so before dialling. */
-	if (addr_parse(server, 0, &addr, NULL, 0) != 0) {
+	server = server_address(server, path, sizeof path);
+	if (server == NULL || addr_parse(server, 0, &addr, NULL, 0) != 0) {
 		rc = DLM_E_ADDRESS;
 		goto fail0;
 	}
