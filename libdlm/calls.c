@@ -527,33 +527,30 @@ dlm_scope_release(struct dlm_scope *s)
 	s->client = NULL;
 }
 
-static const char *const lib_errors[][2] = {
-	{ "CONNECT", "cannot connect to the dlm server" },
-	{ "DISCONNECTED", "the connection to the server was lost with the "
-	    "request in flight" },
-	{ "CLOSED", "the client is closed or its session has ended" },
-	{ "FORKED", "the client was made by the parent process; connect "
-	    "again after fork()" },
-	{ "INVALID", "invalid argument" },
-	{ "NOMEM", "out of memory" },
-	{ "PROTOCOL", "the server sent a reply this library cannot read" },
-	{ "ADDRESS", "bad server address: use unix:PATH or tcp:HOST:PORT" },
-};
-
+/*
+ * The server's codes through the protocol's table, the library's own here;
+ * both are rows of DLM_ERRORS in <dlm.h>.
+ */
 const char *
 dlm_strerror(int err)
 {
-	if (err >= DLM_E_CONNECT && err <= DLM_E_ADDRESS)
-		return lib_errors[err - DLM_E_CONNECT][1];
-	if (err >= 0 && err <= DLM_E_MAX)
-		return dlm_proto_errdesc(err);
-	return "unknown error";
+	switch (err) {
+#define LIB_ERROR_SENTENCE(constant, value, name, sentence) \
+	case constant: return sentence;
+	DLM_LIBRARY_ERRORS(LIB_ERROR_SENTENCE)
+#undef LIB_ERROR_SENTENCE
+	}
+	return dlm_proto_errdesc(err);
 }
 
 const char *
 dlm_errname(int err)
 {
-	if (err >= DLM_E_CONNECT && err <= DLM_E_ADDRESS)
-		return lib_errors[err - DLM_E_CONNECT][0];
+	switch (err) {
+#define LIB_ERROR_NAME(constant, value, name, sentence) \
+	case constant: return name;
+	DLM_LIBRARY_ERRORS(LIB_ERROR_NAME)
+#undef LIB_ERROR_NAME
+	}
 	return dlm_proto_errname(err);
 }

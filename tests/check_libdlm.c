@@ -324,24 +324,44 @@ END_TEST
 
 START_TEST(error_strings)
 {
-	static const int codes[] = { DLM_OK, DLM_E_BAD_REQUEST,
-	    DLM_E_NO_SESSION, DLM_E_NAME_IN_USE, DLM_E_WOULD_BLOCK,
-	    DLM_E_TIMEOUT, DLM_E_NOT_HELD, DLM_E_ALREADY_HELD,
-	    DLM_E_KIND_MISMATCH, DLM_E_CANCELLED, DLM_E_LIMIT,
-	    DLM_E_PERMISSION, DLM_E_NOT_FOUND, DLM_E_SHUTTING_DOWN,
-	    DLM_E_DEADLOCK, DLM_E_UNSUPPORTED, DLM_E_CONNECT,
-	    DLM_E_DISCONNECTED, DLM_E_CLOSED, DLM_E_FORKED, DLM_E_INVALID,
-	    DLM_E_NOMEM, DLM_E_PROTOCOL, DLM_E_ADDRESS };
+	/* Every row of the one list, as a user of <dlm.h> can expand it. */
+	static const struct {
+		int		 code;
+		const char	*name;
+		const char	*sentence;
+	} rows[] = {
+#define ROW(constant, value, name, sentence)	\
+		{ constant, name, sentence },
+		DLM_ERRORS(ROW)
+#undef ROW
+	};
+	size_t n = sizeof rows / sizeof rows[0];
 
-	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-		ck_assert_uint_gt(strlen(dlm_strerror(codes[i])), 5);
-		ck_assert_str_ne(dlm_errname(codes[i]), "UNKNOWN");
+	ck_assert_uint_eq(n, 24);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(dlm_errname(rows[i].code), rows[i].name);
+		ck_assert_str_eq(dlm_strerror(rows[i].code), rows[i].sentence);
+		ck_assert_uint_gt(strlen(rows[i].sentence), 5);
+		for (size_t j = 0; j < i; j++) {
+			ck_assert_int_ne(rows[i].code, rows[j].code);
+			ck_assert_str_ne(rows[i].name, rows[j].name);
+		}
 	}
+	/* The values are the released ones: a user's binary has them. */
+	ck_assert_int_eq(DLM_OK, 0);
+	ck_assert_int_eq(DLM_E_TIMEOUT, 5);
+	ck_assert_int_eq(DLM_E_UNSUPPORTED, 15);
+	ck_assert_int_eq(DLM_E_CONNECT, 100);
+	ck_assert_int_eq(DLM_E_ADDRESS, 107);
 	ck_assert_str_eq(dlm_errname(DLM_E_TIMEOUT), "TIMEOUT");
 	ck_assert_str_eq(dlm_errname(DLM_E_WOULD_BLOCK), "WOULD_BLOCK");
 	ck_assert_str_eq(dlm_errname(DLM_E_FORKED), "FORKED");
 	ck_assert_str_eq(dlm_errname(12345), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(16), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(99), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(108), "UNKNOWN");
 	ck_assert_str_eq(dlm_strerror(-3), "unknown error");
+	ck_assert_str_eq(dlm_strerror(108), "unknown error");
 }
 END_TEST
 
