@@ -25,19 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "frame.h"
 #include "mpack.h"
 
 static char sock_path[108];
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 die(const char *what)
@@ -257,17 +249,17 @@ run(const char *dlmd, long lingering, long connected, struct result *res)
 	res->rss_kib = rss;
 
 	for (int i = 0; i < PINGS; i++) {
-		double t = now_s();
+		double t = mono_sec();
 
 		request(probe, id++, "ping", NULL, NULL, NULL, 0, NULL, 0);
 		reply(probe);
-		rtt[i] = (now_s() - t) * 1e6;
+		rtt[i] = (mono_sec() - t) * 1e6;
 	}
 	qsort(rtt, PINGS, sizeof rtt[0], cmp_double);
 	res->p50_us = rtt[PINGS / 2];
 	res->p99_us = rtt[PINGS * 99 / 100];
 
-	t0 = now_s();
+	t0 = mono_sec();
 	for (int i = 0; i < PAIRS; i++) {
 		request(probe, id++, "acquire", "lock", "probe/x", NULL, 0, NULL,
 		    0);
@@ -276,7 +268,7 @@ run(const char *dlmd, long lingering, long connected, struct result *res)
 		    0);
 		reply(probe);
 	}
-	res->pairs_per_s = PAIRS / (now_s() - t0);
+	res->pairs_per_s = PAIRS / (mono_sec() - t0);
 
 	close(probe);
 	for (long i = 0; i < connected; i++)

@@ -40,15 +40,6 @@ static long many_locks = 1000000;
 static pid_t server_pid;
 static volatile int stop;
 
-uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 void
 sleep_ms(int ms)
 {
@@ -187,10 +178,10 @@ idle_measure(int n, int secs, int lease, pid_t server, long rss0,
 	    1024.0 / n;
 	cost->renewals = 0;
 	cpu0 = proc_cpu_s(server);
-	t0 = now_ns();
+	t0 = mono_ns();
 	/* Session i is due at i/n of each period. */
-	while (now_ns() - t0 < (uint64_t)secs * 1000000000ULL) {
-		uint64_t due = (now_ns() - t0) % period_ns;
+	while (mono_ns() - t0 < (uint64_t)secs * 1000000000ULL) {
+		uint64_t due = (mono_ns() - t0) % period_ns;
 		int upto = (int)((double)due / (double)period_ns * n);
 
 		while (next != upto) {
@@ -258,7 +249,7 @@ uncontended(void)
 		    peer->release(conn, "w1") != 0)
 			return 1;
 	cpu_start();
-	t0 = now_ns();
+	t0 = mono_ns();
 	end = t0 + (uint64_t)seconds * 1000000000ULL;
 	for (uint64_t t = t0; t < end;) {
 		uint64_t u;
@@ -266,7 +257,7 @@ uncontended(void)
 		if (peer->acquire(conn, "w1", 0) != PEER_GRANTED ||
 		    peer->release(conn, "w1") != 0)
 			return 1;
-		u = now_ns();
+		u = mono_ns();
 		if (n == cap) {
 			uint64_t *more = realloc(lat, 2 * cap * sizeof *lat);
 
@@ -279,7 +270,7 @@ uncontended(void)
 		t = u;
 	}
 	cpu_done((double)n);
-	result("w1", "pairs_per_s", (double)n / ((double)(now_ns() - t0) / 1e9));
+	result("w1", "pairs_per_s", (double)n / ((double)(mono_ns() - t0) / 1e9));
 	qsort(lat, n, sizeof *lat, cmp_u64);
 	result("w1", "p50_us", (double)lat[n / 2] / 1e3);
 	result("w1", "p99_us", (double)lat[n * 99 / 100] / 1e3);
@@ -402,10 +393,10 @@ run_workers(int n, void *(*fn)(void *), struct worker **out)
 		pthread_create(&w[i].thread, NULL, fn, &w[i]);
 	pthread_barrier_wait(&start_line);
 	cpu_start();
-	t0 = now_ns();
+	t0 = mono_ns();
 	sleep_ms(seconds * 1000);
 	stop = 1;
-	t1 = now_ns();
+	t1 = mono_ns();
 	for (int i = 0; i < n; i++) {
 		pthread_join(w[i].thread, NULL);
 		if (w[i].failed) {
@@ -520,7 +511,7 @@ waiter_main(void *arg)
 	struct waiter *wt = arg;
 
 	wt->res = peer->acquire(wt->conn, "w6", wt->bound_ms);
-	wt->granted_ns = now_ns();
+	wt->granted_ns = mono_ns();
 	return NULL;
 }
 
@@ -559,7 +550,7 @@ holder_dies(int sig, int lease)
 	wt.conn = open_or_die(lease);
 	pthread_create(&th, NULL, waiter_main, &wt);
 	sleep_ms(300);		/* the waiter is waiting */
-	t0 = now_ns();
+	t0 = mono_ns();
 	kill(pid, sig);
 	pthread_join(th, NULL);
 	ms = wt.res == PEER_GRANTED ? (double)(wt.granted_ns - t0) / 1e6 : -1;

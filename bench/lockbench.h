@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 /* What acquire says. */
 #define PEER_GRANTED	0
 #define PEER_BUSY	1	/* not granted within the timeout */
@@ -56,7 +58,6 @@ struct bench_opts {
 };
 extern struct bench_opts bench_opts;
 
-uint64_t	now_ns(void);
 /* CPU seconds used so far, and resident KiB, of a process. */
 double		proc_cpu_s(pid_t);
 long		proc_rss_kib(pid_t);

@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "addr.h"
 #include "lockbench.h"
 
 /* Deletes the key only when it still holds this holder's token. */
@@ -45,19 +46,17 @@ static redisContext *
 redis_dial(const char *addr)
 {
 	redisContext *ctx;
+	struct addr a;
+	char err[200];
 
-	if (strncmp(addr, "tcp:", 4) == 0) {
-		char host[256], *colon;
-
-		snprintf(host, sizeof host, "%s", addr + 4);
-		if ((colon = strrchr(host, ':')) == NULL)
-			return NULL;
-		*colon = '\0';
-		ctx = redisConnect(host, atoi(colon + 1));
-	} else {
-		ctx = redisConnectUnix(strncmp(addr, "unix:", 5) == 0 ?
-		    addr + 5 : addr);
+	if (addr_parse(addr, 0, &a, err, sizeof err) != 0) {
+		fprintf(stderr, "redis address %s\n", err);
+		return NULL;
 	}
+	if (a.type == ADDR_TCP)
+		ctx = redisConnect(a.host, a.portnum);
+	else
+		ctx = redisConnectUnix(a.path);
 	if (ctx != NULL && ctx->err != 0) {
 		fprintf(stderr, "redis %s: %s\n", addr, ctx->errstr);
 		redisFree(ctx);
@@ -125,13 +124,13 @@ static int
 redis_acquire(void *conn, const char *lock, int timeout_ms)
 {
 	struct rconn *rc = conn;
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000;
 
 	for (;;) {
 		int res = redis_try(rc, lock, rc->token, sizeof rc->token);
 
 		if (res != PEER_BUSY || timeout_ms == 0 ||
-		    (timeout_ms > 0 && now_ns() >= deadline))
+		    (timeout_ms > 0 && mono_ns() >= deadline))
 			return res;
 		sleep_ms(bench_opts.redis_retry_ms);
 	}

@@ -17,25 +17,22 @@
 
 #include <msgpack.h>
 
+#include "addr.h"
 #include "frame.h"
 #include "lockbench.h"
 #include "mpack.h"
 #include "rawdlm.h"
 
 static int
-dial_tcp(const char *hostport)
+dial_tcp(const struct addr *a)
 {
-	char host[256], *colon;
 	struct addrinfo hints, *res;
 	int fd = -1, one = 1;
 
-	snprintf(host, sizeof host, "%s", hostport);
-	if ((colon = strrchr(host, ':')) == NULL)
-		return -1;
-	*colon = '\0';
 	memset(&hints, 0, sizeof hints);
 	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(a->host, a->port, &hints, &res) != 0)
 		return -1;
 	fd = socket(res->ai_family, SOCK_STREAM, 0);
 	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
@@ -49,22 +46,26 @@ dial_tcp(const char *hostport)
 }
 
 int
-rawdlm_dial(struct rawconn *rc, const char *addr)
+rawdlm_dial(struct rawconn *rc, const char *spec)
 {
+	struct addr a;
+	char err[200];
+
 	memset(rc, 0, sizeof *rc);
 	rc->next_id = 1;
-	if (strncmp(addr, "tcp:", 4) == 0) {
-		rc->fd = dial_tcp(addr + 4);
+	rc->fd = -1;
+	if (addr_parse(spec, 0, &a, err, sizeof err) != 0) {
+		fprintf(stderr, "dlmd address %s\n", err);
+		return -1;
+	}
+	if (a.type == ADDR_TCP) {
+		rc->fd = dial_tcp(&a);
 	} else {
 		struct sockaddr_un sun;
-		const char *path = strncmp(addr, "unix:", 5) == 0 ?
-		    addr + 5 : addr;
 
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
-		if (strlen(path) >= sizeof sun.sun_path)
-			return rc->fd = -1;
-		memcpy(sun.sun_path, path, strlen(path));
+		memcpy(sun.sun_path, a.path, strlen(a.path));
 		rc->fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (rc->fd >= 0 &&
 		    connect(rc->fd, (struct sockaddr *)&sun, sizeof sun) != 0) {

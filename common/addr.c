@@ -22,8 +22,35 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
+		/* The sentence quotes user input and ends up in a log line. */
+		for (char *p = err; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 	}
 	return -1;
+}
+
+/*
+ * A host is handed to getaddrinfo() and written in log lines: refuse
+ * blanks, control bytes and brackets other than those around a V6 address
+ * here, with a sentence, rather than as a lookup failure later.
+ */
+static int
+check_host(const char *s, const char *host, char *err, size_t errlen)
+{
+	for (const char *p = host; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch == ' ' || ch == '\t')
+			return fail(err, errlen, "'%s': a space in the host",
+			    s);
+		if (ch < 0x20 || ch == 0x7f)
+			return fail(err, errlen,
+			    "'%s': a control byte 0x%02x in the host", s, ch);
+		if (ch == '[' || ch == ']')
+			return fail(err, errlen, "'%s': a stray '%c'", s, ch);
+	}
+	return 0;
 }
 
 static int
@@ -77,8 +104,6 @@ addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
 		if (hostlen == 0 || memchr(host, ':', hostlen) == NULL)
 			return fail(err, errlen,
 			    "'%s': brackets hold an IPv6 address", s);
-		if (memchr(host, '[', hostlen) != NULL)
-			return fail(err, errlen, "'%s': a stray '['", s);
 		a->v6 = true;
 		port = end + 2;
 	} else {
@@ -93,8 +118,6 @@ addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
 			    "[V6]:PORT", s);
 		host = s;
 		hostlen = (size_t)(colon - s);
-		if (memchr(host, ']', hostlen) != NULL)
-			return fail(err, errlen, "'%s': a stray ']'", s);
 		port = colon + 1;
 	}
 	if (hostlen >= sizeof a->host)
@@ -103,9 +126,8 @@ addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
 		return fail(err, errlen, "'%s': the host is missing", s);
 	memcpy(a->host, host, hostlen);
 	a->host[hostlen] = '\0';
-	if (memchr(a->host, ' ', hostlen) != NULL ||
-	    memchr(a->host, '\t', hostlen) != NULL)
-		return fail(err, errlen, "'%s': a space in the host", s);
+	if (check_host(s, a->host, err, errlen) != 0)
+		return -1;
 	return parse_port(port, flags, a, err, errlen);
 }
 

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlm.h"
+
 #define DLM_PROTO_VERSION	1
 
 /* Message types: the first element of every frame. */
@@ -29,31 +31,12 @@
 #define DLM_MAX_DEPTH		4
 
 /*
- * Error codes. Plain macros, spelled exactly as in the public <dlm.h>, so
- * that a file may include both (identical redefinitions are allowed).
+ * Error codes and lost reasons are those of the public <dlm.h>, where the
+ * one list of codes, names and sentences lives (DLM_ERRORS): the daemon,
+ * the library and their users cannot disagree on a number. The protocol's
+ * codes are the DLM_SERVER_ERRORS rows, 0 to DLM_E_MAX.
  */
-#define DLM_OK			0
-#define DLM_E_BAD_REQUEST	1
-#define DLM_E_NO_SESSION	2
-#define DLM_E_NAME_IN_USE	3
-#define DLM_E_WOULD_BLOCK	4
-#define DLM_E_TIMEOUT		5
-#define DLM_E_NOT_HELD		6
-#define DLM_E_ALREADY_HELD	7
-#define DLM_E_KIND_MISMATCH	8
-#define DLM_E_CANCELLED		9
-#define DLM_E_LIMIT		10
-#define DLM_E_PERMISSION	11
-#define DLM_E_NOT_FOUND		12
-#define DLM_E_SHUTTING_DOWN	13
-#define DLM_E_DEADLOCK		14
-#define DLM_E_UNSUPPORTED	15
 #define DLM_E_MAX		DLM_E_UNSUPPORTED
-
-/* Reasons carried by the "lost" notification. */
-#define DLM_LOST_FORCED		1
-#define DLM_LOST_RESET		2
-#define DLM_LOST_EXPIRED	3
 
 /* The protocol name of an error code ("TIMEOUT"), or "UNKNOWN". */
 const char	*dlm_proto_errname(int code);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 #include "proto.h"
 
 #define MAX_LOCK_NAME	65535
@@ -185,18 +186,6 @@ lock_params(msgpack_sbuffer *sb, const char *lock)
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
-static void
-abs_deadline(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 /*
  * Take this process's turn at a mutex: the server would refuse a second
  * acquire from the same session, so threads sharing a client queue here.
@@ -213,7 +202,7 @@ static int
 local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
     int *left)
 {
-	uint64_t start = dlm__now_ms();
+	uint64_t start = mono_ms();
 	struct turn_waiter me, **pp;
 	pthread_condattr_t attr;
 	struct timespec until;
@@ -249,7 +238,7 @@ local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
 	e->tail = &me;		/* cppcheck-suppress autoVariables */
 	e->nwait++;
 	if (timeout_ms > 0)
-		abs_deadline(&until, timeout_ms);
+		mono_deadline(&until, timeout_ms);
 	while (!me.granted && !c->closing) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&me.cv, &c->mu);
@@ -276,7 +265,7 @@ local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
 		return DLM_E_CLOSED;
 	}
 	if (timeout_ms > 0) {
-		uint64_t spent = dlm__now_ms() - start;
+		uint64_t spent = mono_ms() - start;
 
 		*left = spent >= (uint64_t)timeout_ms ? 1 :
 		    timeout_ms - (int)spent;
@@ -427,7 +416,7 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 	 * last request it answered; count the lease from that request's send.
 	 */
 	if (e != NULL && e->count > 0 && c->state == CLIENT_CONNECTED &&
-	    dlm__now_ms() < c->lease_base_ms + (uint64_t)c->lease_ms) {
+	    mono_ms() < c->lease_base_ms + (uint64_t)c->lease_ms) {
 		held = 1;
 		if (token != NULL)
 			*token = e->token;
@@ -538,33 +527,30 @@ dlm_scope_release(struct dlm_scope *s)
 	s->client = NULL;
 }
 
-static const char *const lib_errors[][2] = {
-	{ "CONNECT", "cannot connect to the dlm server" },
-	{ "DISCONNECTED", "the connection to the server was lost with the "
-	    "request in flight" },
-	{ "CLOSED", "the client is closed or its session has ended" },
-	{ "FORKED", "the client was made by the parent process; connect "
-	    "again after fork()" },
-	{ "INVALID", "invalid argument" },
-	{ "NOMEM", "out of memory" },
-	{ "PROTOCOL", "the server sent a reply this library cannot read" },
-	{ "ADDRESS", "bad server address: use unix:PATH or tcp:HOST:PORT" },
-};
-
+/*
+ * The server's codes through the protocol's table, the library's own here;
+ * both are rows of DLM_ERRORS in <dlm.h>.
+ */
 const char *
 dlm_strerror(int err)
 {
-	if (err >= DLM_E_CONNECT && err <= DLM_E_ADDRESS)
-		return lib_errors[err - DLM_E_CONNECT][1];
-	if (err >= 0 && err <= DLM_E_MAX)
-		return dlm_proto_errdesc(err);
-	return "unknown error";
+	switch (err) {
+#define LIB_ERROR_SENTENCE(constant, value, name, sentence) \
+	case constant: return sentence;
+	DLM_LIBRARY_ERRORS(LIB_ERROR_SENTENCE)
+#undef LIB_ERROR_SENTENCE
+	}
+	return dlm_proto_errdesc(err);
 }
 
 const char *
 dlm_errname(int err)
 {
-	if (err >= DLM_E_CONNECT && err <= DLM_E_ADDRESS)
-		return lib_errors[err - DLM_E_CONNECT][0];
+	switch (err) {
+#define LIB_ERROR_NAME(constant, value, name, sentence) \
+	case constant: return name;
+	DLM_LIBRARY_ERRORS(LIB_ERROR_NAME)
+#undef LIB_ERROR_NAME
+	}
 	return dlm_proto_errname(err);
 }

@@ -27,7 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "client.h"
+#include "clock.h"
 #include "frame.h"
 #include "paths.h"
 #include "proto.h"
@@ -51,15 +53,6 @@ static unsigned long name_counter;
  * on every call. Written only in a child, while it has one thread.
  */
 static unsigned long fork_depth;
-
-uint64_t
-dlm__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 atfork_prepare(void)
@@ -194,24 +187,20 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Connect to "unix:PATH", "/PATH" or "tcp:HOST:PORT" within timeout_ms. */
+/* Connect to a parsed address within timeout_ms. */
 static int
-dial(const char *server, int timeout_ms, int *fdp)
+dial(const struct addr *addr, int timeout_ms, int *fdp)
 {
-	char host[256];
-	const char *port;
 	struct addrinfo hints, *res, *ai;
 	int fd = -1;
 
-	if (strncmp(server, "unix:", 5) == 0 || server[0] == '/') {
-		const char *path = server[0] == '/' ? server : server + 5;
+	if (addr->type == ADDR_UNIX) {
 		struct sockaddr_un sun;
 
-		if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
-			return DLM_E_ADDRESS;
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
-		memcpy(sun.sun_path, path, strlen(path));
+		/* addr_parse() kept the path within sun_path. */
+		memcpy(sun.sun_path, addr->path, strlen(addr->path));
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return DLM_E_CONNECT;
@@ -222,33 +211,12 @@ dial(const char *server, int timeout_ms, int *fdp)
 		*fdp = fd;
 		return 0;
 	}
-	if (strncmp(server, "tcp:", 4) != 0)
-		return DLM_E_ADDRESS;
-	server += 4;
-	if (server[0] == '[') {
-		const char *end = strchr(server, ']');
-
-		if (end == NULL || end[1] != ':' ||
-		    (size_t)(end - server - 1) >= sizeof host)
-			return DLM_E_ADDRESS;
-		memcpy(host, server + 1, (size_t)(end - server - 1));
-		host[end - server - 1] = '\0';
-		port = end + 2;
-	} else {
-		const char *colon = strrchr(server, ':');
-
-		if (colon == NULL || (size_t)(colon - server) >= sizeof host)
-			return DLM_E_ADDRESS;
-		memcpy(host, server, (size_t)(colon - server));
-		host[colon - server] = '\0';
-		port = colon + 1;
-	}
-	if (host[0] == '\0' || port[0] == '\0')
-		return DLM_E_ADDRESS;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, port, &hints, &res) != 0)
+	/* A numeric service: no lookup can reinterpret the checked port. */
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(addr->host, addr->port, &hints, &res) != 0)
 		return DLM_E_CONNECT;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		struct pollfd pfd;
@@ -332,7 +300,7 @@ next_frame(struct dlm_client *c, msgpack_object *obj, size_t *flen)
 static ssize_t
 read_frame(struct dlm_client *c, int fd, int timeout_ms, msgpack_object *obj)
 {
-	uint64_t deadline = dlm__now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
@@ -343,7 +311,7 @@ read_frame(struct dlm_client *c, int fd, int timeout_ms, msgpack_object *obj)
 
 		if (got != 0)
 			return got > 0 ? (ssize_t)flen : -1;
-		left = (int64_t)deadline - (int64_t)dlm__now_ms();
+		left = (int64_t)deadline - (int64_t)mono_ms();
 		if (left <= 0)
 			return 0;
 		if (poll(&pfd, 1, (int)left) != 1)
@@ -665,7 +633,7 @@ caller_read(struct dlm_client *c, const struct dlm_req *self)
 		rc = read_and_handle(c, false);
 	pthread_mutex_lock(&c->mu);
 	c->reading = false;
-	c->caller_read_ms = dlm__now_ms();
+	c->caller_read_ms = mono_ms();
 	if (rc != 0)
 		c->read_failed = true;	/* the I/O thread takes it from here */
 	if (self->done || rc != 0 || c->fd_claimed)
@@ -840,7 +808,7 @@ flush_out(struct dlm_client *c, bool block)
 	pthread_mutex_lock(&c->mu);
 	c->write_rest = len > 0;
 	pthread_mutex_unlock(&c->wmu);
-	c->last_send_ms = dlm__now_ms();
+	c->last_send_ms = mono_ms();
 }
 
 int
@@ -869,7 +837,7 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	if (c->state != CLIENT_CONNECTED || c->closing)
 		return DLM_E_CLOSED;
 	req->msgid = c->next_id++;
-	req->sent_ms = dlm__now_ms();
+	req->sent_ms = mono_ms();
 	req->done = false;
 	dlm__hash_oom = 0;
 	HASH_ADD(hh, c->pending, msgid, sizeof req->msgid, req);
@@ -1103,12 +1071,12 @@ disconnected(struct dlm_client *c)
 		return;
 	}
 	linger_ms = c->linger_ms;
-	deadline = dlm__now_ms() + (uint64_t)linger_ms;
+	deadline = mono_ms() + (uint64_t)linger_ms;
 	c->state = linger_ms > 0 ? CLIENT_RECONNECTING : CLIENT_CLOSED;
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_unlock(&c->wmu);
 
-	while (linger_ms > 0 && dlm__now_ms() < deadline) {
+	while (linger_ms > 0 && mono_ms() < deadline) {
 		struct session_info si;
 		bool resumed;
 		int fd;
@@ -1123,7 +1091,7 @@ disconnected(struct dlm_client *c)
 				break;		/* dlm_close() */
 		}
 		backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
-		if (dial(c->server, c->connect_timeout_ms, &fd) != 0)
+		if (dial(&c->addr, c->connect_timeout_ms, &fd) != 0)
 			continue;
 		if (session_open(c, fd, true, &si) != 0) {
 			close(fd);
@@ -1139,7 +1107,7 @@ disconnected(struct dlm_client *c)
 		drop_output(c);
 		c->state = CLIENT_CONNECTED;
 		c->last_send_ms = c->last_recv_ms = c->lease_base_ms =
-		    dlm__now_ms();
+		    mono_ms();
 		n = resumed ? 0 : dlm__drop_all_holds(c, &names, &tokens);
 		if (!resumed)
 			forget_uncertain(c);
@@ -1226,7 +1194,7 @@ read_and_handle(struct dlm_client *c, bool io_thread)
 		if ((rc = next_frame(c, &obj, &flen)) <= 0)
 			break;
 		pthread_mutex_lock(&c->mu);
-		c->last_recv_ms = dlm__now_ms();
+		c->last_recv_ms = mono_ms();
 		rc = handle_frame(c, &obj, &note);
 		if (note.lock != NULL && !io_thread &&
 		    (li = calloc(1, sizeof *li)) != NULL) {
@@ -1318,7 +1286,7 @@ io_main(void *arg)
 		rest = c->write_rest;
 		busy_writer = c->flush_asked;	/* another thread writes */
 		fd = c->fd;
-		now = dlm__now_ms();
+		now = mono_ms();
 		failed = c->read_failed;
 		/*
 		 * Leave the socket to callers while one reads, and for a
@@ -1390,7 +1358,7 @@ io_main(void *arg)
 				continue;
 			}
 		}
-		now = dlm__now_ms();
+		now = mono_ms();
 		if (now >= lapse_at) {
 			lapsed(c);
 			disconnected(c);
@@ -1442,11 +1410,24 @@ client_free(struct dlm_client *c)
 	msgpack_sbuffer_destroy(&c->out);
 	msgpack_sbuffer_destroy(&c->wbuf);
 	free(c->rbuf);
-	free(c->server);
 	free(c->name);
 	free(c->label);
 	free(c->auth);
 	free(c);
+}
+
+/*
+ * The address to dial: server, else $DLM_SERVER, else the default socket
+ * (into path); NULL when there is none.
+ */
+static const char *
+server_address(const char *server, char *path, size_t len)
+{
+	if (server == NULL)
+		server = getenv("DLM_SERVER");
+	if (server != NULL && server[0] != '\0')
+		return server;
+	return dlm_default_client_socket(path, len) == 0 ? path : NULL;
 }
 
 struct dlm_client *
@@ -1455,6 +1436,7 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	struct dlm_options defaults;
 	struct session_info si;
 	struct dlm_client *c;
+	struct addr addr;
 	char path[4096], host[200];
 	int rc;
 
@@ -1468,19 +1450,17 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		rc = DLM_E_INVALID;
 		goto fail0;
 	}
-	if (server == NULL)
-		server = getenv("DLM_SERVER");
-	if (server == NULL || server[0] == '\0') {
-		if (dlm_default_client_socket(path, sizeof path) != 0) {
-			rc = DLM_E_ADDRESS;
-			goto fail0;
-		}
-		server = path;
+	/* A bad address is the caller's mistake: say so before dialling. */
+	server = server_address(server, path, sizeof path);
+	if (server == NULL || addr_parse(server, 0, &addr, NULL, 0) != 0) {
+		rc = DLM_E_ADDRESS;
+		goto fail0;
 	}
 	if ((c = calloc(1, sizeof *c)) == NULL) {
 		rc = DLM_E_NOMEM;
 		goto fail0;
 	}
+	c->addr = addr;
 	c->fd = c->wake[0] = c->wake[1] = c->evfd = -1;
 	atomic_init(&c->fork_fd, -1);
 	msgpack_sbuffer_init(&c->out);
@@ -1508,10 +1488,9 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		    __atomic_add_fetch(&name_counter, 1, __ATOMIC_RELAXED)) < 0)
 			c->name = NULL;
 	}
-	c->server = strdup(server);
 	c->label = xstrdup_or_null(opts->label);
 	c->auth = xstrdup_or_null(opts->auth);
-	if (c->name == NULL || c->server == NULL ||
+	if (c->name == NULL ||
 	    (opts->label != NULL && c->label == NULL) ||
 	    (opts->auth != NULL && c->auth == NULL)) {
 		rc = DLM_E_NOMEM;
@@ -1522,14 +1501,14 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 		rc = DLM_E_NOMEM;
 		goto fail;
 	}
-	if ((rc = dial(c->server, c->connect_timeout_ms, &c->fd)) != 0)
+	if ((rc = dial(&c->addr, c->connect_timeout_ms, &c->fd)) != 0)
 		goto fail;
 	if ((rc = session_open(c, c->fd, false, &si)) != 0)
 		goto fail;
 	atomic_store(&c->fork_fd, c->fd);
 	session_apply(c, &si);
 	c->state = CLIENT_CONNECTED;
-	c->last_send_ms = c->last_recv_ms = c->lease_base_ms = dlm__now_ms();
+	c->last_send_ms = c->last_recv_ms = c->lease_base_ms = mono_ms();
 	if ((rc = registry_add(c)) != 0)
 		goto fail;
 	if (pthread_create(&c->thread, NULL, io_main, c) != 0) {

@@ -25,6 +25,7 @@ extern __thread int dlm__hash_oom;
 #define uthash_nonfatal_oom(elt)	(dlm__hash_oom = 1)
 #include <uthash.h>
 
+#include "addr.h"
 #include "dlm.h"
 #include "mpack.h"
 
@@ -139,7 +140,7 @@ struct dlm_client {
 	int		 users;		/* calls inside the library */
 
 	/* Where and who. */
-	char		*server;
+	struct addr	 addr;		/* parsed once by dlm_connect() */
 	char		*name;
 	char		*label;
 	char		*auth;
@@ -200,7 +201,6 @@ struct dlm_client {
 };
 
 /* client.c */
-uint64_t	 dlm__now_ms(void);
 bool		 dlm__forked(struct dlm_client *);
 int		 dlm__enter(struct dlm_client *);
 void		 dlm__leave(struct dlm_client *);

@@ -29,32 +29,74 @@ extern "C" {
 #define DLM_API
 #endif
 
-/* Errors from the server; the protocol's codes. */
-#define DLM_OK			0
-#define DLM_E_BAD_REQUEST	1
-#define DLM_E_NO_SESSION	2
-#define DLM_E_NAME_IN_USE	3
-#define DLM_E_WOULD_BLOCK	4
-#define DLM_E_TIMEOUT		5
-#define DLM_E_NOT_HELD		6
-#define DLM_E_ALREADY_HELD	7
-#define DLM_E_KIND_MISMATCH	8
-#define DLM_E_CANCELLED		9
-#define DLM_E_LIMIT		10
-#define DLM_E_PERMISSION	11
-#define DLM_E_NOT_FOUND		12
-#define DLM_E_SHUTTING_DOWN	13
-#define DLM_E_DEADLOCK		14
-#define DLM_E_UNSUPPORTED	15
-/* Errors of the library. */
-#define DLM_E_CONNECT		100	/* cannot reach the server */
-#define DLM_E_DISCONNECTED	101	/* connection lost with the request in flight */
-#define DLM_E_CLOSED		102	/* the client is closed or its session is gone */
-#define DLM_E_FORKED		103	/* used in a child after fork() */
-#define DLM_E_INVALID		104	/* bad argument */
-#define DLM_E_NOMEM		105
-#define DLM_E_PROTOCOL		106	/* the server sent something unreadable */
-#define DLM_E_ADDRESS		107	/* bad server address */
+/*
+ * Error codes: the one list of them, from which the constants below, the
+ * daemon's names on the wire and dlm_strerror()'s sentences are all made,
+ * so that none can drift from another. Each row is
+ *
+ *	X(constant, value, name, sentence)
+ *
+ * name is what dlm_errname() returns, and for the server's codes the
+ * protocol's name on the wire; sentence is what dlm_strerror() returns.
+ * Codes are stable once released: add rows, never renumber.
+ */
+
+/* Errors from the server: the protocol's codes, numbered from 0 up. */
+#define DLM_SERVER_ERRORS(X)						\
+	X(DLM_OK, 0, "OK", "success")					\
+	X(DLM_E_BAD_REQUEST, 1, "BAD_REQUEST", "malformed request")	\
+	X(DLM_E_NO_SESSION, 2, "NO_SESSION",				\
+	    "no session: send hello first")				\
+	X(DLM_E_NAME_IN_USE, 3, "NAME_IN_USE",				\
+	    "client name is in use by a live session")			\
+	X(DLM_E_WOULD_BLOCK, 4, "WOULD_BLOCK", "lock is not free")	\
+	X(DLM_E_TIMEOUT, 5, "TIMEOUT",					\
+	    "timed out waiting for the lock")				\
+	X(DLM_E_NOT_HELD, 6, "NOT_HELD",				\
+	    "lock is not held by this session")				\
+	X(DLM_E_ALREADY_HELD, 7, "ALREADY_HELD",			\
+	    "lock is already held or awaited by this session")		\
+	X(DLM_E_KIND_MISMATCH, 8, "KIND_MISMATCH",			\
+	    "lock exists with the other kind")				\
+	X(DLM_E_CANCELLED, 9, "CANCELLED", "request was cancelled")	\
+	X(DLM_E_LIMIT, 10, "LIMIT",					\
+	    "a configured limit would be exceeded")			\
+	X(DLM_E_PERMISSION, 11, "PERMISSION", "permission denied")	\
+	X(DLM_E_NOT_FOUND, 12, "NOT_FOUND", "no such lock or client")	\
+	X(DLM_E_SHUTTING_DOWN, 13, "SHUTTING_DOWN",			\
+	    "server is shutting down")					\
+	X(DLM_E_DEADLOCK, 14, "DEADLOCK", "deadlock detected")		\
+	X(DLM_E_UNSUPPORTED, 15, "UNSUPPORTED",				\
+	    "protocol version not supported")
+
+/* Errors of the library, from 100 up. */
+#define DLM_LIBRARY_ERRORS(X)						\
+	X(DLM_E_CONNECT, 100, "CONNECT",				\
+	    "cannot connect to the dlm server")				\
+	X(DLM_E_DISCONNECTED, 101, "DISCONNECTED",			\
+	    "the connection to the server was lost with the "		\
+	    "request in flight")					\
+	X(DLM_E_CLOSED, 102, "CLOSED",					\
+	    "the client is closed or its session has ended")		\
+	X(DLM_E_FORKED, 103, "FORKED",					\
+	    "the client was made by the parent process; connect "	\
+	    "again after fork()")					\
+	X(DLM_E_INVALID, 104, "INVALID", "invalid argument")		\
+	X(DLM_E_NOMEM, 105, "NOMEM", "out of memory")			\
+	X(DLM_E_PROTOCOL, 106, "PROTOCOL",				\
+	    "the server sent a reply this library cannot read")		\
+	X(DLM_E_ADDRESS, 107, "ADDRESS",				\
+	    "bad server address: use unix:PATH or tcp:HOST:PORT")
+
+#define DLM_ERRORS(X)	DLM_SERVER_ERRORS(X) DLM_LIBRARY_ERRORS(X)
+
+/* The constants, DLM_OK = 0 to DLM_E_ADDRESS = 107. */
+enum dlm_error {
+#define DLM__ERROR_CONSTANT(constant, value, name, sentence)	\
+	constant = value,
+	DLM_ERRORS(DLM__ERROR_CONSTANT)
+#undef DLM__ERROR_CONSTANT
+};
 
 /* Flags of dlm_acquire(). */
 #define DLM_RLOCK	0x1	/* reentrant per client; default mutex */
@@ -64,7 +106,10 @@ extern "C" {
 #define DLM_TRY		0	/* fail with DLM_E_WOULD_BLOCK at once */
 #define DLM_FOREVER	(-1)	/* wait until granted */
 
-/* Why a hold was lost (the lost callback's reason). */
+/*
+ * Why a hold was lost (the lost callback's reason). The first three are
+ * also the protocol's, sent by name ("forced", "reset", "expired").
+ */
 #define DLM_LOST_FORCED		1	/* an admin force-released it */
 #define DLM_LOST_RESET		2	/* an admin reset this client */
 #define DLM_LOST_EXPIRED	3	/* the lease ran out */

@@ -36,6 +36,7 @@
 
 #include <msgpack.h>
 
+#include "clock.h"
 #include "dlm.h"
 
 #define MAXCLIENTS	32
@@ -51,15 +52,6 @@ static struct shared *sh;
 static char dir[64], server[200], resource[200];
 static int lease_ms = 500;
 static volatile sig_atomic_t reconnect_asked;
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void
 violation(const char *fmt, ...)
@@ -108,7 +100,7 @@ resource_step(uint64_t token, char what)
 		if ((log = fopen(path, "a")) == NULL)
 			abort();
 		fprintf(log, "%c %llu %llu\n", what, (unsigned long long)token,
-		    (unsigned long long)now_ns());
+		    (unsigned long long)mono_ns());
 		fclose(log);
 	}
 	flock(fd, LOCK_UN);
@@ -365,8 +357,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < nclients; i++)
 		workers[i] = spawn_worker(i);
 
-	end = now_ns() + (uint64_t)seconds * 1000000000u;
-	while (now_ns() < end) {
+	end = mono_ns() + (uint64_t)seconds * 1000000000u;
+	while (mono_ns() < end) {
 		int slot = (int)(random() % nclients);
 		long holders;
 
@@ -378,7 +370,7 @@ main(int argc, char **argv)
 			waitpid(workers[slot], NULL, 0);
 			if (nkilled < 4096) {
 				killed[nkilled] = workers[slot];
-				killed_at[nkilled++] = now_ns();
+				killed_at[nkilled++] = mono_ns();
 			}
 			workers[slot] = spawn_worker(slot);
 			kills++;
@@ -410,7 +402,7 @@ main(int argc, char **argv)
 		/* A killed worker's session goes with its socket; allow it
 		 * a lease in any case. */
 		for (int k = 0; k < nkilled; k++)
-			if (killed[k] != 0 && now_ns() > killed_at[k] +
+			if (killed[k] != 0 && mono_ns() > killed_at[k] +
 			    (uint64_t)(lease_ms + 500) * 1000000u) {
 				if (session_of_pid_listed(admin, killed[k]))
 					violation("killed worker %d still has "

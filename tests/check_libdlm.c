@@ -109,6 +109,62 @@ START_TEST(connect_forms)
 }
 END_TEST
 
+/*
+ * A listener on 127.0.0.1:port, or -1 when the port is taken: it shows
+ * whether a bad address was dialled after all.
+ */
+static int
+listen_on(int port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    listen(fd, 8) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+START_TEST(bad_address_refused_before_dialling)
+{
+	static const char *const bad[] = {
+		"tcp:127.0.0.1:99999", "tcp:127.0.0.1:65536",
+		"tcp:127.0.0.1:0", "tcp:127.0.0.1:abc", "tcp:127.0.0.1:",
+		"tcp:[::1", "tcp:127.0.0.1:-1", "tcp:::1:80", "tcp:[::1]80",
+		"tcp:[127.0.0.1]:80", "tcp::7411", "unix:", "bogus:x",
+	};
+	struct dlm_options o;
+	/* Where a 16-bit wrap of 99999 and 65536 would dial. */
+	int wrapped = listen_on(99999 & 0xffff);
+
+	dlm_options_init(&o);
+	o.connect_timeout_ms = 500;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int err = -1;
+
+		ck_assert_msg(dlm_connect(bad[i], &o, &err) == NULL,
+		    "%s: connected", bad[i]);
+		ck_assert_msg(err == DLM_E_ADDRESS, "%s: %s, not ADDRESS",
+		    bad[i], dlm_errname(err));
+	}
+	if (wrapped >= 0) {
+		struct pollfd pfd = { wrapped, POLLIN, 0 };
+
+		ck_assert_msg(poll(&pfd, 1, 0) == 0,
+		    "port 99999 was dialled as %d", 99999 & 0xffff);
+		close(wrapped);
+	}
+}
+END_TEST
+
 START_TEST(auth_token_over_tcp)
 {
 	struct dlmd_proc t;
@@ -268,24 +324,44 @@ END_TEST
 
 START_TEST(error_strings)
 {
-	static const int codes[] = { DLM_OK, DLM_E_BAD_REQUEST,
-	    DLM_E_NO_SESSION, DLM_E_NAME_IN_USE, DLM_E_WOULD_BLOCK,
-	    DLM_E_TIMEOUT, DLM_E_NOT_HELD, DLM_E_ALREADY_HELD,
-	    DLM_E_KIND_MISMATCH, DLM_E_CANCELLED, DLM_E_LIMIT,
-	    DLM_E_PERMISSION, DLM_E_NOT_FOUND, DLM_E_SHUTTING_DOWN,
-	    DLM_E_DEADLOCK, DLM_E_UNSUPPORTED, DLM_E_CONNECT,
-	    DLM_E_DISCONNECTED, DLM_E_CLOSED, DLM_E_FORKED, DLM_E_INVALID,
-	    DLM_E_NOMEM, DLM_E_PROTOCOL, DLM_E_ADDRESS };
+	/* Every row of the one list, as a user of <dlm.h> can expand it. */
+	static const struct {
+		int		 code;
+		const char	*name;
+		const char	*sentence;
+	} rows[] = {
+#define ROW(constant, value, name, sentence)	\
+		{ constant, name, sentence },
+		DLM_ERRORS(ROW)
+#undef ROW
+	};
+	size_t n = sizeof rows / sizeof rows[0];
 
-	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-		ck_assert_uint_gt(strlen(dlm_strerror(codes[i])), 5);
-		ck_assert_str_ne(dlm_errname(codes[i]), "UNKNOWN");
+	ck_assert_uint_eq(n, 24);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(dlm_errname(rows[i].code), rows[i].name);
+		ck_assert_str_eq(dlm_strerror(rows[i].code), rows[i].sentence);
+		ck_assert_uint_gt(strlen(rows[i].sentence), 5);
+		for (size_t j = 0; j < i; j++) {
+			ck_assert_int_ne(rows[i].code, rows[j].code);
+			ck_assert_str_ne(rows[i].name, rows[j].name);
+		}
 	}
+	/* The values are the released ones: a user's binary has them. */
+	ck_assert_int_eq(DLM_OK, 0);
+	ck_assert_int_eq(DLM_E_TIMEOUT, 5);
+	ck_assert_int_eq(DLM_E_UNSUPPORTED, 15);
+	ck_assert_int_eq(DLM_E_CONNECT, 100);
+	ck_assert_int_eq(DLM_E_ADDRESS, 107);
 	ck_assert_str_eq(dlm_errname(DLM_E_TIMEOUT), "TIMEOUT");
 	ck_assert_str_eq(dlm_errname(DLM_E_WOULD_BLOCK), "WOULD_BLOCK");
 	ck_assert_str_eq(dlm_errname(DLM_E_FORKED), "FORKED");
 	ck_assert_str_eq(dlm_errname(12345), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(16), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(99), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(108), "UNKNOWN");
 	ck_assert_str_eq(dlm_strerror(-3), "unknown error");
+	ck_assert_str_eq(dlm_strerror(108), "unknown error");
 }
 END_TEST
 
@@ -1240,6 +1316,7 @@ libdlm_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, connect_forms);
+	tcase_add_test(tc, bad_address_refused_before_dialling);
 	tcase_add_test(tc, auth_token_over_tcp);
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);

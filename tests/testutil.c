@@ -27,15 +27,6 @@
 #include "mpack.h"
 #include "testutil.h"
 
-uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void
 sleep_ms(int ms)
 {

@@ -14,6 +14,7 @@
 #include <check.h>
 #include <msgpack.h>
 
+#include "clock.h"
 #include "mpack.h"
 
 struct dlmd_proc {
@@ -100,8 +101,6 @@ uint64_t	 obj_u64(const msgpack_object *m, const char *key);
 /* Run a suite, print Check's summary; the exit status for main(). */
 int		 run_suite(Suite *);
 
-/* Milliseconds of the monotonic clock. */
-uint64_t	 mono_ms(void);
 void		 sleep_ms(int);
 
 #endif
