@@ -62,6 +62,20 @@ cmd_release(struct ctl *ctl, int argc, char **argv)
 	json_decref(params);
 	if (rc != EXIT_OK)
 		return rc;
+	/*
+	 * The server counts what it freed; a named client that held nothing
+	 * of the lock is as much a miss as an unknown lock, and a script
+	 * must be able to tell that its release did nothing.
+	 */
+	if (client != NULL && value_uint(res, "released") == 0) {
+		char who[300], what[300];
+
+		ctl_error("client '%s' holds no part of lock '%s'",
+		    fmt_name(client, who, sizeof who),
+		    fmt_name(argv[optind], what, sizeof what));
+		json_decref(res);
+		return EXIT_NOT_FOUND;
+	}
 	rc = report_released(ctl, res, "release", argv[optind]);
 	json_decref(res);
 	return rc;

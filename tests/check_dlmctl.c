@@ -768,6 +768,21 @@ START_TEST(release_forces_and_tells_the_holder)
 	out_free(&o);
 	ck_assert_int_eq(dlm_holds(a, "shared", NULL), 1);
 
+	/* A client that holds no part of the lock: not found, nothing freed. */
+	o = ctl("-s", server, "release", "shared", "--client", "other",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "other"));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "release", "shared", "--client",
+	    "other", (char *)NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	out_free(&o);
+	ck_assert_int_eq(dlm_holds(a, "shared", NULL), 1);
+
 	o = ctl("-s", server, "release", "no-such-lock", (char *)NULL);
 	ck_assert_int_eq(o.status, 5);
 	ck_assert_int_eq(count_lines(o.err), 1);
