@@ -5,10 +5,14 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <netinet/in.h>
+
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -957,6 +961,84 @@ START_TEST(errors_and_usage)
 }
 END_TEST
 
+/* A non-blocking TCP listener on 127.0.0.1; its port in *port. */
+static int
+listen_loopback(int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	ck_assert_int_ge(fd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd, 8), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* dlmctl ping with this address (from -s, or $DLM_SERVER): refused. */
+static void
+assert_bad_address(const char *addr, bool from_env, const char *why)
+{
+	struct bg b = { 0, "", "" };
+	char *err;
+	int st;
+
+	if (from_env) {
+		setenv("DLM_SERVER", addr, 1);
+		bg_start(&b, "badaddr", "ping", (char *)NULL);
+		unsetenv("DLM_SERVER");
+	} else
+		bg_start(&b, "badaddr", "-s", addr, "ping", (char *)NULL);
+	st = bg_wait(&b, 5000);
+	if (st < 0) {
+		kill(b.pid, SIGKILL);
+		waitpid(b.pid, NULL, 0);
+	}
+	ck_assert_msg(st == 2, "%s: exit %d, not 2", addr, st);
+	err = bg_err(&b);
+	ck_assert_msg(count_lines(err) == 1, "%s: %s", addr, err);
+	ck_assert_msg(strncmp(err, "dlmctl: ", 8) == 0, "%s: %s", addr, err);
+	ck_assert_msg(strstr(err, addr) != NULL, "%s: %s", addr, err);
+	ck_assert_msg(strstr(err, why) != NULL, "%s: no '%s' in %s", addr,
+	    why, err);
+	if (from_env)
+		ck_assert_msg(strstr(err, "DLM_SERVER") != NULL, "%s", err);
+	free(err);
+}
+
+/*
+ * A port that does not fit 16 bits once wrapped around to another port:
+ * every address is checked whole before anything is dialled.
+ */
+START_TEST(bad_addresses_are_refused_before_connecting)
+{
+	char wrapped[64];
+	int port, fd = listen_loopback(&port);
+
+	snprintf(wrapped, sizeof wrapped, "tcp:127.0.0.1:%d", port + 65536);
+	assert_bad_address(wrapped, false, "out of range");
+	assert_bad_address(wrapped, true, "out of range");
+	ck_assert_msg(accept(fd, NULL, NULL) < 0 && errno == EAGAIN,
+	    "something connected to port %d", port);
+	close(fd);
+
+	assert_bad_address("tcp:127.0.0.1:99999", false, "out of range");
+	assert_bad_address("tcp:127.0.0.1:0", false, "port 0");
+	assert_bad_address("tcp:127.0.0.1:", false, "port is missing");
+	assert_bad_address("tcp:127.0.0.1:http", false, "not a decimal");
+	assert_bad_address("tcp:127.0.0.1:-1", false, "not a decimal");
+	assert_bad_address("tcp:[::1:7411", false, "without its ']'");
+	assert_bad_address("tcp:[::1]7411", false, "colon after ']'");
+	assert_bad_address("tcp:::1:7411", false, "brackets");
+	assert_bad_address("unix:", false, "path is missing");
+}
+END_TEST
+
 /*
  * The server going away between two commands: the one that cannot reach
  * it says so, with the documented status.
@@ -1342,6 +1424,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, reset_one_and_all);
 	tcase_add_test(tc, tcp_admin_token);
 	tcase_add_test(tc, errors_and_usage);
+	tcase_add_test(tc, bad_addresses_are_refused_before_connecting);
 	tcase_add_test(tc, server_down_mid_use);
 	suite_add_tcase(s, tc);
 
