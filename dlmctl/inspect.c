@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "dlmctl.h"
 
 #define PAGE_LIMIT	1000
@@ -384,15 +384,6 @@ cmd_clients(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 int
 cmd_ping(struct ctl *ctl, int argc, char **argv)
 {
@@ -434,12 +425,13 @@ cmd_ping(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	rtts = json_array();
 	for (long i = 0; i < count; i++) {
-		double t0 = now_ms(), rtt;
+		uint64_t t0 = mono_ns();
+		double rtt;
 		json_t *res;
 
 		if ((rc = ctl_call(ctl, "ping", NULL, &res)) != EXIT_OK)
 			break;
-		rtt = now_ms() - t0;
+		rtt = (double)(mono_ns() - t0) / 1e6;
 		json_decref(res);
 		json_array_append_new(rtts, json_real(rtt));
 		min = i == 0 || rtt < min ? rtt : min;

@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dlmctl.h"
 
 extern char **environ;
@@ -65,15 +65,6 @@ struct run {
 static const int forwarded[] = {
 	SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM,
 };
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static bool
 is_forwarded(int sig)
@@ -345,7 +336,7 @@ end_group(struct run *r)
 	r->ending = true;
 	(void)kill(-r->pgid, SIGTERM);
 	(void)kill(-r->pgid, SIGCONT);	/* a stopped process cannot die */
-	r->kill_at = now_ms() + (uint64_t)r->kill_after_ms;
+	r->kill_at = mono_ms() + (uint64_t)r->kill_after_ms;
 }
 
 static void
@@ -477,7 +468,7 @@ supervise(struct run *r)
 		struct pollfd p[2] = {
 			{ r->sfd, POLLIN, 0 }, { r->lost_pipe[0], POLLIN, 0 },
 		};
-		uint64_t now = now_ms(), next = UINT64_MAX;
+		uint64_t now = mono_ms(), next = UINT64_MAX;
 		int timeout;
 
 		if (!r->leader_alive) {
@@ -500,7 +491,7 @@ supervise(struct run *r)
 			return;
 		(void)drain_signals(r, false);
 		note_lost(r);
-		now = now_ms();
+		now = mono_ms();
 		if (r->ending && !r->killed && now >= r->kill_at) {
 			(void)kill(-r->pgid, SIGKILL);
 			r->killed = true;
