@@ -187,6 +187,19 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 	return ctl_exit_status(err);
 }
 
+/*
+ * The server's own words say best why it refused (which lock, which
+ * limit); they go out as the one line dlmctl(1) promises.
+ */
+static void
+print_refusal(const char *message)
+{
+	char *line = text_escape(message);
+
+	ctl_error("%s", line);
+	free(line);
+}
+
 int
 ctl_call(struct ctl *ctl, const char *method, json_t *params,
     json_t **result)
@@ -206,7 +219,7 @@ ctl_call(struct ctl *ctl, const char *method, json_t *params,
 	free(packed);
 	if (err != 0) {
 		if (message != NULL)
-			ctl_error("%s", message);
+			print_refusal(message);
 		else if (err == DLM_E_DISCONNECTED || err == DLM_E_CLOSED)
 			ctl_error("lost the connection to dlmd at %s",
 			    ctl_server_name(ctl));

@@ -31,7 +31,8 @@ extern char **environ;
 #define KILL_AFTER_DEFAULT	5000
 
 struct run {
-	const char	*lock;
+	const char	*lock_arg;	/* as given, escaped or not */
+	struct name	 lock;
 	int		 flags;
 	int		 timeout_ms;	/* DLM_FOREVER unless --timeout */
 	int		 kill_after_ms;
@@ -102,7 +103,8 @@ on_lost(struct dlm_client *c, const char *lock, uint64_t token, int reason,
 
 	(void)c;
 	(void)token;
-	if (strcmp(lock, r->lock) == 0 && write(r->lost_pipe[1], &b, 1) < 0) {
+	if (strcmp(lock, r->lock.bytes) == 0 &&
+	    write(r->lost_pipe[1], &b, 1) < 0) {
 		/* Full: a byte is already waiting, which is all it takes. */
 	}
 }
@@ -133,6 +135,26 @@ parse_num(const char *opt, const char *s, long min, long max, int *out)
 	}
 	*out = (int)v;
 	return 0;
+}
+
+/*
+ * LOCK in the escaped form that dlmctl shows names in. libdlm takes a
+ * name as a C string, and DLM_LOCK is one too: a NUL cannot be carried.
+ */
+static int
+parse_lock_name(struct run *r)
+{
+	int rc;
+
+	if ((rc = name_from_arg("lock name", r->lock_arg, &r->lock)) !=
+	    EXIT_OK)
+		return rc;
+	if (memchr(r->lock.bytes, '\0', r->lock.len) != NULL) {
+		ctl_error("run: lock name '%s' holds a NUL byte; run cannot "
+		    "take such a lock", r->lock.shown);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
 }
 
 static const char run_usage[] =
@@ -204,17 +226,17 @@ parse(struct run *r, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
-		if (r->lock != NULL || optind >= argc ||
+		if (r->lock_arg != NULL || optind >= argc ||
 		    strcmp(argv[optind - 1], "--") == 0)
 			break;
-		r->lock = argv[optind++];
+		r->lock_arg = argv[optind++];
 	}
-	if (r->lock == NULL || optind >= argc || *r->lock == '\0') {
+	if (r->lock_arg == NULL || optind >= argc || *r->lock_arg == '\0') {
 		fputs(run_usage, stderr);
 		return EXIT_USAGE;
 	}
 	r->cmd = argv + optind;
-	return EXIT_OK;
+	return parse_lock_name(r);
 }
 
 /* COMMAND's environment: ours, with the lock's name and token. */
@@ -234,7 +256,7 @@ child_env(const struct run *r)
 			env[o++] = environ[i];
 	if (asprintf(&env[o++], "DLM_LOCK_TOKEN=%llu",
 	    (unsigned long long)r->token) < 0 ||
-	    asprintf(&env[o++], "DLM_LOCK=%s", r->lock) < 0) {
+	    asprintf(&env[o++], "DLM_LOCK=%s", r->lock.bytes) < 0) {
 		free(env);
 		return NULL;
 	}
@@ -403,8 +425,8 @@ acquire(struct ctl *ctl, struct run *r)
 {
 	int err, afd = dlm_async_fd(ctl->client);
 
-	err = dlm_acquire_async(ctl->client, r->lock, r->flags, r->timeout_ms,
-	    on_acquired, r);
+	err = dlm_acquire_async(ctl->client, r->lock.bytes, r->flags,
+	    r->timeout_ms, on_acquired, r);
 	if (err != 0) {
 		ctl_error("run: %s", dlm_strerror(err));
 		return ctl_exit_status(err);
@@ -424,18 +446,19 @@ acquire(struct ctl *ctl, struct run *r)
 	case 0:
 		return EXIT_OK;
 	case DLM_E_WOULD_BLOCK:
-		ctl_error("lock '%s' is held by another client", r->lock);
+		ctl_error("lock '%s' is held by another client",
+		    r->lock.shown);
 		return r->timeout_status;
 	case DLM_E_TIMEOUT:
-		ctl_error("lock '%s' not acquired within %d ms", r->lock,
+		ctl_error("lock '%s' not acquired within %d ms", r->lock.shown,
 		    r->timeout_ms);
 		return r->timeout_status;
 	case DLM_E_KIND_MISMATCH:
-		ctl_error("lock '%s' is held as a %s", r->lock,
+		ctl_error("lock '%s' is held as a %s", r->lock.shown,
 		    r->flags & DLM_RLOCK ? "mutex" : "rlock");
 		return EXIT_FAILED;
 	default:
-		ctl_error("run: cannot acquire '%s': %s", r->lock,
+		ctl_error("run: cannot acquire '%s': %s", r->lock.shown,
 		    dlm_strerror(r->acquire_err));
 		return ctl_exit_status(r->acquire_err);
 	}
@@ -451,10 +474,10 @@ note_lost(struct run *r)
 			r->lost_reason = b != 0 ? b : DLM_LOST_SESSION;
 			if (r->pgid > 0)
 				ctl_error("lost lock '%s': %s; stopping %s",
-				    r->lock, lost_words(r->lost_reason),
+				    r->lock.shown, lost_words(r->lost_reason),
 				    r->cmd[0]);
 			else
-				ctl_error("lost lock '%s': %s", r->lock,
+				ctl_error("lost lock '%s': %s", r->lock.shown,
 				    lost_words(r->lost_reason));
 			end_group(r);
 		}
@@ -521,10 +544,11 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	r.timeout_status = EXIT_NOT_ACQUIRED;
 	r.lost_status = EXIT_LOST;
 	if ((rc = parse(&r, argc, argv)) != EXIT_OK)
-		return rc;
+		goto out;
 	if (ctl->json) {
 		ctl_error("run: --json is for the inspecting commands");
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 
 	/*
@@ -555,14 +579,14 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	if ((rc = ctl_connect(ctl, &o)) != EXIT_OK ||
 	    (rc = acquire(ctl, &r)) != EXIT_OK)
 		goto out;
-	if (!dlm_holds(ctl->client, r.lock, NULL)) {
+	if (!dlm_holds(ctl->client, r.lock.bytes, NULL)) {
 		note_lost(&r);
 		ctl_error("%s was not started", r.cmd[0]);
 		rc = r.lost_status;
 		goto out;
 	}
 	if ((rc = spawn(&r)) != EXIT_OK) {
-		(void)dlm_release(ctl->client, r.lock);
+		(void)dlm_release(ctl->client, r.lock.bytes);
 		goto out;
 	}
 	supervise(&r);
@@ -570,10 +594,10 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	if (r.lost_reason != 0)
 		rc = r.lost_status;
 	else {
-		int err = dlm_release(ctl->client, r.lock);
+		int err = dlm_release(ctl->client, r.lock.bytes);
 
 		if (err != 0 && err != DLM_E_NOT_HELD)
-			ctl_error("releasing '%s': %s", r.lock,
+			ctl_error("releasing '%s': %s", r.lock.shown,
 			    dlm_strerror(err));
 		if (WIFEXITED(r.leader_status))
 			rc = WEXITSTATUS(r.leader_status);
@@ -592,5 +616,6 @@ out:
 		close(r.lost_pipe[0]);
 		close(r.lost_pipe[1]);
 	}
+	name_free(&r.lock);
 	return rc;
 }
