@@ -6,6 +6,11 @@
  * person or a supervisor sends, ends the group the moment the hold is lost
  * (SIGTERM, then SIGKILL after --kill-after), and releases the lock only
  * when nothing is left in the group, so that two runs never overlap.
+ *
+ * "Nothing left" includes zombies: kill(-pgid, 0) finds a dead process
+ * until its parent reaps it. COMMAND's orphans would go to init, which may
+ * reap late or never, and hold the lock meanwhile; dlmctl is a child
+ * subreaper instead, so they come to it and it reaps them at once.
  */
 #include "config.h"
 
@@ -361,6 +366,7 @@ end_group(struct run *r)
 	r->kill_at = mono_ms() + (uint64_t)r->kill_after_ms;
 }
 
+/* Every child that ended: COMMAND, and the orphans dlmctl adopted. */
 static void
 reap(struct run *r)
 {
@@ -417,6 +423,18 @@ drain_signals(struct run *r, bool waiting)
 			(void)raise(SIGSTOP);
 	}
 	return term;
+}
+
+/* Orphans of COMMAND's processes become dlmctl's, for reap() to take. */
+static int
+adopt_orphans(void)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+		ctl_error("run: cannot adopt orphaned processes: %s",
+		    strerror(errno));
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
 }
 
 /* Wait for the lock; returns EXIT_OK when held, else the exit status. */
@@ -495,6 +513,7 @@ supervise(struct run *r)
 		int timeout;
 
 		if (!r->leader_alive) {
+			reap(r);	/* a zombie still counts as alive */
 			if (!group_alive(r->pgid))
 				return;
 			if (!r->ending) {
@@ -570,6 +589,8 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto out;
 	}
+	if ((rc = adopt_orphans()) != EXIT_OK)
+		goto out;
 
 	dlm_options_init(&o);
 	o.label = "dlmctl run";

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1661,6 +1662,80 @@ START_TEST(leftovers_are_stopped_before_release)
 }
 END_TEST
 
+/*
+ * An init that reaps orphans late (some container inits do): this test
+ * process stands in for it, adopting what dlmctl's command leaves behind
+ * and never reaping it. A leftover that dlmctl stopped must not then hold
+ * the lock as an unreaped zombie that kill(-pgid, 0) still finds.
+ */
+static void
+adopt_orphans_and_never_reap(void)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+}
+
+START_TEST(leftovers_are_reaped_and_the_lock_freed_at_once)
+{
+	char script[1000], pidfile[400];
+	struct out o;
+	uint64_t t0, took;
+	pid_t left;
+
+	adopt_orphans_and_never_reap();
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script, "sleep 20 & echo $! > %s; exit 0",
+	    pidfile);
+	t0 = mono_ms();
+	o = ctl("-s", server, "run", "prompt", "--", "sh", "-c", script,
+	    (char *)NULL);
+	took = mono_ms() - t0;
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	ck_assert_msg(took < 1500, "run took %llu ms",
+	    (unsigned long long)took);
+	left = read_pid(pidfile);
+	/* Gone, not a zombie: dlmctl reaped it before it let go. */
+	ck_assert_msg(kill(left, 0) != 0 && errno == ESRCH,
+	    "leftover %d still there", (int)left);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
+	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
+	out_free(&o);
+}
+END_TEST
+
+/*
+ * Runs whose commands leave a process behind that cleans up after itself
+ * when stopped: each run ends only after that cleanup, so the next one
+ * never finds the last one's work unfinished; and without delay.
+ */
+START_TEST(runs_with_leftovers_never_overlap)
+{
+	enum { N = 4 };
+	struct bg b[N] = { { 0, "", "" } };
+	char script[2000], tag[16];
+	uint64_t t0, took;
+
+	adopt_orphans_and_never_reap();
+	snprintf(script, sizeof script,
+	    "mkdir %s/inside || exit 99; "
+	    "(trap 'sleep 0.05; rmdir %s/inside; exit 0' TERM; "
+	    "touch %s/ready.$$; sleep 30 & wait) & "
+	    "while [ ! -e %s/ready.$$ ]; do sleep 0.01; done; exit 0",
+	    d.dir, d.dir, d.dir, d.dir);
+	t0 = mono_ms();
+	for (int i = 0; i < N; i++) {
+		snprintf(tag, sizeof tag, "lo%d", i);
+		bg_start(&b[i], tag, "-s", server, "run", "tidy", "--kill-after",
+		    "3000", "--", "sh", "-c", script, (char *)NULL);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(bg_wait(&b[i], 30000), 0);
+	took = mono_ms() - t0;
+	ck_assert_msg(took < 4000, "%d runs took %llu ms", N,
+	    (unsigned long long)took);
+}
+END_TEST
+
 static Suite *
 dlmctl_suite(void)
 {
@@ -1704,6 +1779,8 @@ dlmctl_suite(void)
 	tcase_add_test(tc, lost_server_ends_the_command);
 	tcase_add_test(tc, killed_dlmctl_takes_the_command_along);
 	tcase_add_test(tc, leftovers_are_stopped_before_release);
+	tcase_add_test(tc, leftovers_are_reaped_and_the_lock_freed_at_once);
+	tcase_add_test(tc, runs_with_leftovers_never_overlap);
 	suite_add_tcase(s, tc);
 	return s;
 }
