@@ -472,8 +472,8 @@ acquire(struct ctl *ctl, struct run *r)
 		    r->timeout_ms);
 		return r->timeout_status;
 	case DLM_E_KIND_MISMATCH:
-		ctl_error("lock '%s' is held as a %s", r->lock.shown,
-		    r->flags & DLM_RLOCK ? "mutex" : "rlock");
+		ctl_error("lock '%s' is held as %s", r->lock.shown,
+		    r->flags & DLM_RLOCK ? "a mutex" : "an rlock");
 		return EXIT_FAILED;
 	default:
 		ctl_error("run: cannot acquire '%s': %s", r->lock.shown,

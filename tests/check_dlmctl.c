@@ -1426,6 +1426,29 @@ START_TEST(run_not_acquired_in_time)
 }
 END_TEST
 
+/* A lock held as the other kind: refused at once, saying which kind. */
+START_TEST(run_kind_mismatch_says_which)
+{
+	struct dlm_client *a = client("kinds");
+	struct out o;
+
+	ck_assert_int_eq(dlm_acquire(a, "re", DLM_RLOCK, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(a, "mu", 0, 0, NULL), 0);
+	o = ctl("-s", server, "run", "re", "--timeout", "0", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_msg(strstr(o.err, "held as an rlock") != NULL, "%s", o.err);
+	out_free(&o);
+	o = ctl("-s", server, "run", "mu", "--rlock", "--timeout", "0", "--",
+	    "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err, "held as a mutex") != NULL, "%s", o.err);
+	out_free(&o);
+	dlm_close(a);
+}
+END_TEST
+
 /* Several runs on one lock at once: one at a time, in token order. */
 START_TEST(runs_never_overlap)
 {
@@ -1772,6 +1795,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, run_exit_status_and_token);
 	tcase_add_test(tc, run_not_acquired_in_time);
 	tcase_add_test(tc, run_takes_escaped_names);
+	tcase_add_test(tc, run_kind_mismatch_says_which);
 	tcase_add_test(tc, runs_never_overlap);
 	tcase_add_test(tc, run_forwards_signals_to_the_group);
 	tcase_add_test(tc, forced_release_kills_the_group_in_time);
