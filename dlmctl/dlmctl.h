@@ -45,13 +45,38 @@ int	 ctl_call(struct ctl *, const char *method, json_t *params,
 /* Print a JSON document to stdout; returns an exit status. */
 int	 ctl_print_json(json_t *);
 
-/* value.c: msgpack <-> jansson, and reading fields of results. */
+/* A name given on the command line: its bytes, and how dlmctl shows it. */
+struct name {
+	char		*bytes;		/* NUL-terminated too, for libdlm */
+	size_t		 len;
+	char		*shown;		/* escaped */
+};
+
+/* name.c: the one escaping of names for terminals and JSON. */
+/* \ and \xNN for what is not printable UTF-8; always valid UTF-8. */
+char	*name_escape(const char *s, size_t n);
+/* A message for one line: controls escaped, backslashes kept. */
+char	*text_escape(const char *s);
+/* \xNN and \\ back into bytes; -1 with a sentence in why. */
+int	 name_unescape(const char *s, char **bytes, size_t *len, char *why,
+	    size_t whylen);
+/* Unescape argument arg, called what in errors; EXIT_OK or EXIT_USAGE. */
+int	 name_from_arg(const char *what, const char *arg, struct name *);
+void	 name_free(struct name *);
+
+/*
+ * value.c: msgpack <-> jansson, and reading fields of results. Strings
+ * from the server arrive escaped (name_escape), ready to print.
+ */
 json_t	*value_from_msgpack(const void *data, size_t len);
 int	 value_to_msgpack(json_t *, char **data, size_t *len);
 const char *value_str(json_t *obj, const char *key);
 uint64_t value_uint(json_t *obj, const char *key);
 bool	 value_bool(json_t *obj, const char *key);
-json_t	*value_bytes(const char *s);
+/* Bytes to send as they are (a JSON string only in name). */
+json_t	*value_bytes(const char *p, size_t len);
+/* An escaped string from a result, as the bytes to send back; or NULL. */
+json_t	*value_unescaped(json_t *shown);
 
 /* table.c: aligned columns and readable figures. */
 struct table;
@@ -62,8 +87,6 @@ void	 table_print(struct table *);
 void	 table_free(struct table *);
 /* Into buf: "850ms", "12.3s", "5m07s", "3h05m", "2d04h". */
 const char *fmt_duration(uint64_t ms, char *buf, size_t len);
-/* A name with anything unprintable as \xNN, for terminals. */
-const char *fmt_name(const char *s, char *buf, size_t len);
 
 /* The commands. */
 int	 cmd_status(struct ctl *, int argc, char **argv);

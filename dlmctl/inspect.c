@@ -5,9 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "dlmctl.h"
+#include "xmalloc.h"
 
 #define PAGE_LIMIT	1000
 
@@ -94,7 +95,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
  * server's cursor until it has no more, so a long list is never cut.
  */
 static int
-list_all(struct ctl *ctl, const char *method, const char *prefix,
+list_all(struct ctl *ctl, const char *method, const struct name *prefix,
     json_t **all)
 {
 	json_t *after = NULL;
@@ -106,7 +107,7 @@ list_all(struct ctl *ctl, const char *method, const char *prefix,
 
 		if (prefix != NULL)
 			json_object_set_new(params, "prefix",
-			    value_bytes(prefix));
+			    value_bytes(prefix->bytes, prefix->len));
 		if (after != NULL)
 			json_object_set(params, "after", after);
 		json_object_set_new(params, "limit", json_integer(PAGE_LIMIT));
@@ -120,8 +121,13 @@ list_all(struct ctl *ctl, const char *method, const char *prefix,
 		next = json_object_get(res, "next");
 		json_decref(after);
 		after = NULL;
-		if (json_is_string(next) && json_array_size(page) > 0)
-			after = json_incref(next);
+		/* The cursor is a name: back to its bytes for the server. */
+		if (json_is_string(next) && json_array_size(page) > 0 &&
+		    (after = value_unescaped(next)) == NULL) {
+			ctl_error("%s: the server's cursor is unreadable",
+			    method);
+			rc = EXIT_FAILED;
+		}
 		json_decref(res);
 		if (after == NULL)
 			break;
@@ -147,6 +153,21 @@ longest_holder(json_t *holders)
 	return best;
 }
 
+/* "web-1", or "web-1 +2 more" when others share the lock. */
+static char *
+holder_words(const char *who, uint64_t nholders)
+{
+	size_t len = strlen(who) + 32;
+	char *s = xmalloc(len);
+
+	if (nholders > 1)
+		snprintf(s, len, "%s +%llu more", who,
+		    (unsigned long long)(nholders - 1));
+	else
+		snprintf(s, len, "%s", who);
+	return s;
+}
+
 static int
 print_locks(json_t *locks)
 {
@@ -165,25 +186,16 @@ print_locks(json_t *locks)
 		json_t *h = longest_holder(json_object_get(l, "holders"));
 		json_t *w = json_array_get(json_object_get(l, "waiters"), 0);
 		uint64_t nh = value_uint(l, "nholders");
-		char name[300], holder[400], count[32], token[32], held[32],
-		    nw[32], waited[32];
+		char *holder, count[32], token[32], held[32], nw[32],
+		    waited[32];
 
-		fmt_name(value_str(l, "name"), name, sizeof name);
 		if (h == NULL) {
-			snprintf(holder, sizeof holder, "-");
+			holder = xstrdup("-");
 			snprintf(count, sizeof count, "-");
 			snprintf(token, sizeof token, "-");
 			snprintf(held, sizeof held, "-");
 		} else {
-			char who[300];
-
-			fmt_name(value_str(h, "client"), who, sizeof who);
-			if (nh > 1)
-				snprintf(holder, sizeof holder,
-				    "%s +%llu more", who,
-				    (unsigned long long)(nh - 1));
-			else
-				snprintf(holder, sizeof holder, "%s", who);
+			holder = holder_words(value_str(h, "client"), nh);
 			snprintf(count, sizeof count, "%llu",
 			    (unsigned long long)value_uint(h, "count"));
 			snprintf(token, sizeof token, "%llu",
@@ -198,36 +210,59 @@ print_locks(json_t *locks)
 			    sizeof waited);
 		else
 			snprintf(waited, sizeof waited, "-");
-		table_add(t, name, value_str(l, "kind"), value_str(l, "mode"),
-		    holder, count, token, held, nw, waited);
+		table_add(t, value_str(l, "name"), value_str(l, "kind"),
+		    value_str(l, "mode"), holder, count, token, held, nw,
+		    waited);
+		free(holder);
 	}
 	table_print(t);
 	table_free(t);
 	return EXIT_OK;
 }
 
+/*
+ * locks [PREFIX] and clients [PREFIX]: the whole list, as one JSON
+ * document {"<method>": [...]} or through print.
+ */
+static int
+list_command(struct ctl *ctl, int argc, char **argv, const char *method,
+    int (*print)(json_t *))
+{
+	struct name prefix;
+	bool has_prefix;
+	json_t *list, *doc;
+	char usage[64];
+	int rc;
+
+	snprintf(usage, sizeof usage, "%s [PREFIX]", method);
+	if (no_options(argc, argv, 0, 1, usage) != 0)
+		return EXIT_USAGE;
+	has_prefix = argc > optind;
+	if (has_prefix &&
+	    (rc = name_from_arg("prefix", argv[optind], &prefix)) != EXIT_OK)
+		return rc;
+	if ((rc = ctl_connect(ctl, NULL)) == EXIT_OK)
+		rc = list_all(ctl, method, has_prefix ? &prefix : NULL, &list);
+	if (has_prefix)
+		name_free(&prefix);
+	if (rc != EXIT_OK)
+		return rc;
+	if (!ctl->json) {
+		rc = print(list);
+		json_decref(list);
+		return rc;
+	}
+	doc = json_object();
+	json_object_set_new(doc, method, list);
+	rc = ctl_print_json(doc);
+	json_decref(doc);
+	return rc;
+}
+
 int
 cmd_locks(struct ctl *ctl, int argc, char **argv)
 {
-	json_t *locks;
-	int rc;
-
-	if (no_options(argc, argv, 0, 1, "locks [PREFIX]") != 0)
-		return EXIT_USAGE;
-	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK ||
-	    (rc = list_all(ctl, "locks", argc > optind ? argv[optind] : NULL,
-	    &locks)) != EXIT_OK)
-		return rc;
-	if (ctl->json) {
-		json_t *doc = json_pack("{s:o}", "locks", locks);
-
-		rc = ctl_print_json(doc);
-		json_decref(doc);
-		return rc;
-	}
-	rc = print_locks(locks);
-	json_decref(locks);
-	return rc;
+	return list_command(ctl, argc, argv, "locks", print_locks);
 }
 
 static void
@@ -240,13 +275,11 @@ print_lock(json_t *l)
 	json_t *holders = json_object_get(l, "holders");
 	json_t *waiters = json_object_get(l, "waiters");
 	uint64_t nh = value_uint(l, "nholders"), nw = value_uint(l, "nwaiters");
-	char name[300];
 	struct table *t;
 	json_t *e;
 	size_t i;
 
-	printf("%-9s %s\n", "lock", fmt_name(value_str(l, "name"), name,
-	    sizeof name));
+	printf("%-9s %s\n", "lock", value_str(l, "name"));
 	printf("%-9s %s\n", "kind", value_str(l, "kind"));
 	printf("%-9s %s\n", "mode", value_str(l, "mode"));
 	printf("%-9s %llu\n", "holders", (unsigned long long)nh);
@@ -255,8 +288,7 @@ print_lock(json_t *l)
 		putchar('\n');
 		t = table_new(5, hhead, "lrrrr");
 		json_array_foreach(holders, i, e) {
-			char who[300], sess[32], count[32], token[32],
-			    held[32];
+			char sess[32], count[32], token[32], held[32];
 
 			snprintf(sess, sizeof sess, "%llu",
 			    (unsigned long long)value_uint(e, "session"));
@@ -264,8 +296,8 @@ print_lock(json_t *l)
 			    (unsigned long long)value_uint(e, "count"));
 			snprintf(token, sizeof token, "%llu",
 			    (unsigned long long)value_uint(e, "token"));
-			table_add(t, fmt_name(value_str(e, "client"), who,
-			    sizeof who), sess, count, token,
+			table_add(t, value_str(e, "client"), sess, count,
+			    token,
 			    fmt_duration(value_uint(e, "held_ms"), held,
 			    sizeof held));
 		}
@@ -276,11 +308,11 @@ print_lock(json_t *l)
 		putchar('\n');
 		t = table_new(4, whead, "rllr");
 		json_array_foreach(waiters, i, e) {
-			char pos[32], who[300], waited[32];
+			char pos[32], waited[32];
 
 			snprintf(pos, sizeof pos, "%zu", i + 1);
-			table_add(t, pos, fmt_name(value_str(e, "client"), who,
-			    sizeof who), value_str(e, "mode"),
+			table_add(t, pos, value_str(e, "client"),
+			    value_str(e, "mode"),
 			    fmt_duration(value_uint(e, "waited_ms"), waited,
 			    sizeof waited));
 		}
@@ -297,15 +329,21 @@ print_lock(json_t *l)
 int
 cmd_show(struct ctl *ctl, int argc, char **argv)
 {
+	struct name lock;
 	json_t *params, *l;
 	int rc;
 
 	if (no_options(argc, argv, 1, 1, "show LOCK") != 0)
 		return EXIT_USAGE;
-	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK)
+	if ((rc = name_from_arg("lock name", argv[optind], &lock)) != EXIT_OK)
 		return rc;
+	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK) {
+		name_free(&lock);
+		return rc;
+	}
 	params = json_object();
-	json_object_set_new(params, "lock", value_bytes(argv[optind]));
+	json_object_set_new(params, "lock", value_bytes(lock.bytes, lock.len));
+	name_free(&lock);
 	rc = ctl_call(ctl, "lock", params, &l);
 	json_decref(params);
 	if (rc != EXIT_OK)
@@ -334,8 +372,9 @@ print_clients(json_t *clients)
 	t = table_new(9, head, "lllrrrlrl");
 	json_array_foreach(clients, i, c) {
 		json_t *info = json_object_get(c, "info");
-		char name[300], host[300], label[300], left[32], holds[32],
-		    waits[32], pid[32];
+		const char *host = value_str(info, "host");
+		const char *label = value_str(info, "label");
+		char left[32], holds[32], waits[32], pid[32];
 
 		snprintf(holds, sizeof holds, "%llu",
 		    (unsigned long long)value_uint(c, "holds"));
@@ -346,10 +385,7 @@ print_clients(json_t *clients)
 			    (unsigned long long)value_uint(info, "pid"));
 		else
 			snprintf(pid, sizeof pid, "-");
-		fmt_name(value_str(info, "host"), host, sizeof host);
-		fmt_name(value_str(info, "label"), label, sizeof label);
-		table_add(t, fmt_name(value_str(c, "name"), name, sizeof name),
-		    value_str(c, "peer"),
+		table_add(t, value_str(c, "name"), value_str(c, "peer"),
 		    value_bool(c, "connected") ? "connected" : "lingering",
 		    fmt_duration(value_uint(c, "expires_in_ms"), left,
 		    sizeof left), holds, waits, host[0] ? host : "-", pid,
@@ -363,34 +399,7 @@ print_clients(json_t *clients)
 int
 cmd_clients(struct ctl *ctl, int argc, char **argv)
 {
-	json_t *clients;
-	int rc;
-
-	if (no_options(argc, argv, 0, 1, "clients [PREFIX]") != 0)
-		return EXIT_USAGE;
-	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK ||
-	    (rc = list_all(ctl, "clients", argc > optind ? argv[optind] : NULL,
-	    &clients)) != EXIT_OK)
-		return rc;
-	if (ctl->json) {
-		json_t *doc = json_pack("{s:o}", "clients", clients);
-
-		rc = ctl_print_json(doc);
-		json_decref(doc);
-		return rc;
-	}
-	rc = print_clients(clients);
-	json_decref(clients);
-	return rc;
-}
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return list_command(ctl, argc, argv, "clients", print_clients);
 }
 
 int
@@ -434,12 +443,13 @@ cmd_ping(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	rtts = json_array();
 	for (long i = 0; i < count; i++) {
-		double t0 = now_ms(), rtt;
+		uint64_t t0 = mono_ns();
+		double rtt;
 		json_t *res;
 
 		if ((rc = ctl_call(ctl, "ping", NULL, &res)) != EXIT_OK)
 			break;
-		rtt = now_ms() - t0;
+		rtt = (double)(mono_ns() - t0) / 1e6;
 		json_decref(res);
 		json_array_append_new(rtts, json_real(rtt));
 		min = i == 0 || rtt < min ? rtt : min;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "dlmctl.h"
 #include "paths.h"
 #include "tokenfile.h"
@@ -125,12 +126,35 @@ read_token(struct ctl *ctl, const char *path)
 	return EXIT_OK;
 }
 
+/*
+ * The address from -s or $DLM_SERVER, checked whole before anything is
+ * dialled: the resolver would take a port past 65535 modulo 65536 and
+ * reach some other service. Returns EXIT_OK or EXIT_USAGE.
+ */
+static int
+check_address(const struct ctl *ctl)
+{
+	const char *env = getenv("DLM_SERVER");
+	struct addr a;
+	char why[200];
+
+	if (ctl->server == NULL && (env == NULL || *env == '\0'))
+		return EXIT_OK;		/* the default socket */
+	if (addr_parse(ctl_server_name(ctl), 0, &a, why, sizeof why) == 0)
+		return EXIT_OK;
+	ctl_error("bad server address '%s'%s: %s", ctl_server_name(ctl),
+	    ctl->server == NULL ? " in $DLM_SERVER" : "", why);
+	return EXIT_USAGE;
+}
+
 int
 ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 {
 	struct dlm_options o;
-	int err = 0;
+	int err = 0, rc;
 
+	if ((rc = check_address(ctl)) != EXIT_OK)
+		return rc;
 	if (given != NULL)
 		o = *given;
 	else {
@@ -163,6 +187,19 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 	return ctl_exit_status(err);
 }
 
+/*
+ * The server's own words say best why it refused (which lock, which
+ * limit); they go out as the one line dlmctl(1) promises.
+ */
+static void
+print_refusal(const char *message)
+{
+	char *line = text_escape(message);
+
+	ctl_error("%s", line);
+	free(line);
+}
+
 int
 ctl_call(struct ctl *ctl, const char *method, json_t *params,
     json_t **result)
@@ -182,7 +219,7 @@ ctl_call(struct ctl *ctl, const char *method, json_t *params,
 	free(packed);
 	if (err != 0) {
 		if (message != NULL)
-			ctl_error("%s", message);
+			print_refusal(message);
 		else if (err == DLM_E_DISCONNECTED || err == DLM_E_CLOSED)
 			ctl_error("lost the connection to dlmd at %s",
 			    ctl_server_name(ctl));

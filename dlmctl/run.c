@@ -6,6 +6,11 @@
  * person or a supervisor sends, ends the group the moment the hold is lost
  * (SIGTERM, then SIGKILL after --kill-after), and releases the lock only
  * when nothing is left in the group, so that two runs never overlap.
+ *
+ * "Nothing left" includes zombies: kill(-pgid, 0) finds a dead process
+ * until its parent reaps it. COMMAND's orphans would go to init, which may
+ * reap late or never, and hold the lock meanwhile; dlmctl is a child
+ * subreaper instead, so they come to it and it reaps them at once.
  */
 #include "config.h"
 
@@ -21,9 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dlmctl.h"
 
 extern char **environ;
@@ -31,7 +36,8 @@ extern char **environ;
 #define KILL_AFTER_DEFAULT	5000
 
 struct run {
-	const char	*lock;
+	const char	*lock_arg;	/* as given, escaped or not */
+	struct name	 lock;
 	int		 flags;
 	int		 timeout_ms;	/* DLM_FOREVER unless --timeout */
 	int		 kill_after_ms;
@@ -65,15 +71,6 @@ struct run {
 static const int forwarded[] = {
 	SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM,
 };
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static bool
 is_forwarded(int sig)
@@ -111,7 +108,8 @@ on_lost(struct dlm_client *c, const char *lock, uint64_t token, int reason,
 
 	(void)c;
 	(void)token;
-	if (strcmp(lock, r->lock) == 0 && write(r->lost_pipe[1], &b, 1) < 0) {
+	if (strcmp(lock, r->lock.bytes) == 0 &&
+	    write(r->lost_pipe[1], &b, 1) < 0) {
 		/* Full: a byte is already waiting, which is all it takes. */
 	}
 }
@@ -142,6 +140,26 @@ parse_num(const char *opt, const char *s, long min, long max, int *out)
 	}
 	*out = (int)v;
 	return 0;
+}
+
+/*
+ * LOCK in the escaped form that dlmctl shows names in. libdlm takes a
+ * name as a C string, and DLM_LOCK is one too: a NUL cannot be carried.
+ */
+static int
+parse_lock_name(struct run *r)
+{
+	int rc;
+
+	if ((rc = name_from_arg("lock name", r->lock_arg, &r->lock)) !=
+	    EXIT_OK)
+		return rc;
+	if (memchr(r->lock.bytes, '\0', r->lock.len) != NULL) {
+		ctl_error("run: lock name '%s' holds a NUL byte; run cannot "
+		    "take such a lock", r->lock.shown);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
 }
 
 static const char run_usage[] =
@@ -213,17 +231,17 @@ parse(struct run *r, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
-		if (r->lock != NULL || optind >= argc ||
+		if (r->lock_arg != NULL || optind >= argc ||
 		    strcmp(argv[optind - 1], "--") == 0)
 			break;
-		r->lock = argv[optind++];
+		r->lock_arg = argv[optind++];
 	}
-	if (r->lock == NULL || optind >= argc || *r->lock == '\0') {
+	if (r->lock_arg == NULL || optind >= argc || *r->lock_arg == '\0') {
 		fputs(run_usage, stderr);
 		return EXIT_USAGE;
 	}
 	r->cmd = argv + optind;
-	return EXIT_OK;
+	return parse_lock_name(r);
 }
 
 /* COMMAND's environment: ours, with the lock's name and token. */
@@ -243,7 +261,7 @@ child_env(const struct run *r)
 			env[o++] = environ[i];
 	if (asprintf(&env[o++], "DLM_LOCK_TOKEN=%llu",
 	    (unsigned long long)r->token) < 0 ||
-	    asprintf(&env[o++], "DLM_LOCK=%s", r->lock) < 0) {
+	    asprintf(&env[o++], "DLM_LOCK=%s", r->lock.bytes) < 0) {
 		free(env);
 		return NULL;
 	}
@@ -345,9 +363,10 @@ end_group(struct run *r)
 	r->ending = true;
 	(void)kill(-r->pgid, SIGTERM);
 	(void)kill(-r->pgid, SIGCONT);	/* a stopped process cannot die */
-	r->kill_at = now_ms() + (uint64_t)r->kill_after_ms;
+	r->kill_at = mono_ms() + (uint64_t)r->kill_after_ms;
 }
 
+/* Every child that ended: COMMAND, and the orphans dlmctl adopted. */
 static void
 reap(struct run *r)
 {
@@ -406,14 +425,26 @@ drain_signals(struct run *r, bool waiting)
 	return term;
 }
 
+/* Orphans of COMMAND's processes become dlmctl's, for reap() to take. */
+static int
+adopt_orphans(void)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+		ctl_error("run: cannot adopt orphaned processes: %s",
+		    strerror(errno));
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
 /* Wait for the lock; returns EXIT_OK when held, else the exit status. */
 static int
 acquire(struct ctl *ctl, struct run *r)
 {
 	int err, afd = dlm_async_fd(ctl->client);
 
-	err = dlm_acquire_async(ctl->client, r->lock, r->flags, r->timeout_ms,
-	    on_acquired, r);
+	err = dlm_acquire_async(ctl->client, r->lock.bytes, r->flags,
+	    r->timeout_ms, on_acquired, r);
 	if (err != 0) {
 		ctl_error("run: %s", dlm_strerror(err));
 		return ctl_exit_status(err);
@@ -433,18 +464,19 @@ acquire(struct ctl *ctl, struct run *r)
 	case 0:
 		return EXIT_OK;
 	case DLM_E_WOULD_BLOCK:
-		ctl_error("lock '%s' is held by another client", r->lock);
+		ctl_error("lock '%s' is held by another client",
+		    r->lock.shown);
 		return r->timeout_status;
 	case DLM_E_TIMEOUT:
-		ctl_error("lock '%s' not acquired within %d ms", r->lock,
+		ctl_error("lock '%s' not acquired within %d ms", r->lock.shown,
 		    r->timeout_ms);
 		return r->timeout_status;
 	case DLM_E_KIND_MISMATCH:
-		ctl_error("lock '%s' is held as a %s", r->lock,
-		    r->flags & DLM_RLOCK ? "mutex" : "rlock");
+		ctl_error("lock '%s' is held as %s", r->lock.shown,
+		    r->flags & DLM_RLOCK ? "a mutex" : "an rlock");
 		return EXIT_FAILED;
 	default:
-		ctl_error("run: cannot acquire '%s': %s", r->lock,
+		ctl_error("run: cannot acquire '%s': %s", r->lock.shown,
 		    dlm_strerror(r->acquire_err));
 		return ctl_exit_status(r->acquire_err);
 	}
@@ -460,10 +492,10 @@ note_lost(struct run *r)
 			r->lost_reason = b != 0 ? b : DLM_LOST_SESSION;
 			if (r->pgid > 0)
 				ctl_error("lost lock '%s': %s; stopping %s",
-				    r->lock, lost_words(r->lost_reason),
+				    r->lock.shown, lost_words(r->lost_reason),
 				    r->cmd[0]);
 			else
-				ctl_error("lost lock '%s': %s", r->lock,
+				ctl_error("lost lock '%s': %s", r->lock.shown,
 				    lost_words(r->lost_reason));
 			end_group(r);
 		}
@@ -477,10 +509,11 @@ supervise(struct run *r)
 		struct pollfd p[2] = {
 			{ r->sfd, POLLIN, 0 }, { r->lost_pipe[0], POLLIN, 0 },
 		};
-		uint64_t now = now_ms(), next = UINT64_MAX;
+		uint64_t now = mono_ms(), next = UINT64_MAX;
 		int timeout;
 
 		if (!r->leader_alive) {
+			reap(r);	/* a zombie still counts as alive */
 			if (!group_alive(r->pgid))
 				return;
 			if (!r->ending) {
@@ -500,7 +533,7 @@ supervise(struct run *r)
 			return;
 		(void)drain_signals(r, false);
 		note_lost(r);
-		now = now_ms();
+		now = mono_ms();
 		if (r->ending && !r->killed && now >= r->kill_at) {
 			(void)kill(-r->pgid, SIGKILL);
 			r->killed = true;
@@ -530,10 +563,11 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	r.timeout_status = EXIT_NOT_ACQUIRED;
 	r.lost_status = EXIT_LOST;
 	if ((rc = parse(&r, argc, argv)) != EXIT_OK)
-		return rc;
+		goto out;
 	if (ctl->json) {
 		ctl_error("run: --json is for the inspecting commands");
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 
 	/*
@@ -555,6 +589,8 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto out;
 	}
+	if ((rc = adopt_orphans()) != EXIT_OK)
+		goto out;
 
 	dlm_options_init(&o);
 	o.label = "dlmctl run";
@@ -564,14 +600,14 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	if ((rc = ctl_connect(ctl, &o)) != EXIT_OK ||
 	    (rc = acquire(ctl, &r)) != EXIT_OK)
 		goto out;
-	if (!dlm_holds(ctl->client, r.lock, NULL)) {
+	if (!dlm_holds(ctl->client, r.lock.bytes, NULL)) {
 		note_lost(&r);
 		ctl_error("%s was not started", r.cmd[0]);
 		rc = r.lost_status;
 		goto out;
 	}
 	if ((rc = spawn(&r)) != EXIT_OK) {
-		(void)dlm_release(ctl->client, r.lock);
+		(void)dlm_release(ctl->client, r.lock.bytes);
 		goto out;
 	}
 	supervise(&r);
@@ -579,10 +615,10 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	if (r.lost_reason != 0)
 		rc = r.lost_status;
 	else {
-		int err = dlm_release(ctl->client, r.lock);
+		int err = dlm_release(ctl->client, r.lock.bytes);
 
 		if (err != 0 && err != DLM_E_NOT_HELD)
-			ctl_error("releasing '%s': %s", r.lock,
+			ctl_error("releasing '%s': %s", r.lock.shown,
 			    dlm_strerror(err));
 		if (WIFEXITED(r.leader_status))
 			rc = WEXITSTATUS(r.leader_status);
@@ -601,5 +637,6 @@ out:
 		close(r.lost_pipe[0]);
 		close(r.lost_pipe[1]);
 	}
+	name_free(&r.lock);
 	return rc;
 }

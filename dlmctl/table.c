@@ -141,31 +141,3 @@ fmt_duration(uint64_t ms, char *buf, size_t len)
 		    (unsigned long long)(s % 86400 / 3600));
 	return buf;
 }
-
-/*
- * Names may hold any bytes; a terminal must not be sent control codes from
- * them. Valid multi-byte UTF-8 passes, as do printable ASCII characters.
- */
-const char *
-fmt_name(const char *s, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	for (; *s != '\0' && o + 5 < len; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch < 0x20 || ch == 0x7f || ch == '\\')
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
-		else
-			buf[o++] = (char)ch;
-	}
-	if (*s != '\0') {
-		/* Cut: say so, within the buffer. */
-		if (o > len - 4)
-			o = len - 4;
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}

@@ -1,6 +1,7 @@
 /*
  * Results arrive as MessagePack and leave as JSON or tables: convert once,
- * into jansson values, and read fields from those.
+ * into jansson values, and read fields from those. Every string is
+ * escaped on the way in (name.c), so that no output path can forget to.
  */
 #include "config.h"
 
@@ -11,67 +12,14 @@
 
 #include "dlmctl.h"
 
-/* Length of a valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-/*
- * Lock and client names are byte strings; JSON strings are Unicode. A name
- * that is not UTF-8 keeps its valid parts, each other byte becoming U+FFFD.
- */
+/* Bytes from the server, escaped once here for every output. */
 static json_t *
 json_from_bytes(const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	char *buf;
-	size_t o = 0;
-	json_t *v;
+	char *shown = name_escape(s, n);
+	json_t *v = json_string(shown);
 
-	if ((v = json_stringn(s, n)) != NULL || n > SIZE_MAX / 3)
-		return v;
-	if ((buf = malloc(n * 3 + 1)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n;) {
-		size_t len = utf8_seq(p + i, n - i);
-
-		if (len == 0) {
-			memcpy(buf + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(buf + o, p + i, len);
-			o += len;
-			i += len;
-		}
-	}
-	v = json_stringn(buf, o);
-	free(buf);
+	free(shown);
 	return v;
 }
 
@@ -236,9 +184,27 @@ value_bool(json_t *obj, const char *key)
 	return json_is_true(json_object_get(obj, key));
 }
 
-/* A name from the command line, passed on as the bytes it is. */
+/*
+ * jansson holds any bytes with their length; pack() sends them as they
+ * are. Such a string is never printed, only sent.
+ */
 json_t *
-value_bytes(const char *s)
+value_bytes(const char *p, size_t len)
 {
-	return json_stringn_nocheck(s, strlen(s));
+	return json_stringn_nocheck(p, len);
+}
+
+json_t *
+value_unescaped(json_t *shown)
+{
+	char why[100], *bytes;
+	size_t len;
+	json_t *v;
+
+	if (!json_is_string(shown) || name_unescape(json_string_value(shown),
+	    &bytes, &len, why, sizeof why) != 0)
+		return NULL;
+	v = value_bytes(bytes, len);
+	free(bytes);
+	return v;
 }

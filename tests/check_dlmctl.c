@@ -5,10 +5,15 @@
  */
 #include "config.h"
 
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <netinet/in.h>
+
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -669,6 +674,191 @@ START_TEST(clients_connected_and_lingering)
 }
 END_TEST
 
+/*
+ * Names with bytes a terminal must not see and JSON cannot hold: NUL, ESC,
+ * a byte that is not UTF-8, a backslash; and the form dlmctl shows each in.
+ */
+static const char odd_lock[] = "x\xff\x00tail";
+#define ODD_LOCK_LEN	(sizeof odd_lock - 1)
+static const char odd_lock_shown[] = "x\\xff\\x00tail";
+static const char utf8_lock[] = "caf\xc3\xa9\\dir";
+static const char utf8_lock_shown[] = "caf\xc3\xa9\\\\dir";
+static const char odd_client[] = "odd\\\x1bone";
+static const char odd_client_shown[] = "odd\\\\\\x1bone";
+
+/* Over a raw connection: acquire a lock whose name is any n bytes. */
+static void
+raw_acquire(struct tc *t, const char *name, size_t n)
+{
+	msgpack_sbuffer sb;
+	struct reply *r;
+	struct mpw w;
+	uint32_t id = t->next_id++;
+
+	msgpack_sbuffer_init(&sb);
+	mpw_init_sbuffer(&w, &sb);
+	mpw_array(&w, 4);
+	mpw_u64(&w, 0);
+	mpw_u64(&w, id);
+	mpw_str(&w, "acquire");
+	mpw_array(&w, 1);
+	mpw_map(&w, 1);
+	mpw_key(&w, "lock");
+	mpw_strn(&w, name, n);
+	ck_assert_int_eq(w.err, 0);
+	tc_send_raw(t, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	r = tc_wait(t, id, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(r->err == 0, "acquire: %s", reply_errname(r));
+}
+
+/* A raw session named odd_client holding odd_lock and utf8_lock. */
+static struct tc *
+odd_holder(void)
+{
+	struct tc *t = tc_connect(&d);
+
+	tc_hello(t, odd_client);
+	raw_acquire(t, odd_lock, ODD_LOCK_LEN);
+	raw_acquire(t, utf8_lock, strlen(utf8_lock));
+	return t;
+}
+
+/* The test's own reading of dlmctl(1)'s escapes: \xNN and \\. */
+static size_t
+unescape(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	unsigned int byte;
+
+	for (; *s != '\0' && o < cap; o++) {
+		if (s[0] == '\\' && s[1] == '\\') {
+			out[o] = '\\';
+			s += 2;
+		} else if (s[0] == '\\' && s[1] == 'x' &&
+		    sscanf(s + 2, "%2x", &byte) == 1) {
+			out[o] = (char)byte;
+			s += 4;
+		} else {
+			ck_assert_msg(*s != '\\', "a stray backslash: %s", s);
+			out[o] = *s++;
+		}
+	}
+	return o;
+}
+
+/* Nothing a terminal would obey: no control byte but newlines. */
+static void
+assert_terminal_safe(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		ck_assert_msg(*p == '\n' || (*p >= 0x20 && *p != 0x7f),
+		    "byte 0x%02x in output: %s", *p, s);
+}
+
+START_TEST(odd_names_shown_escaped)
+{
+	struct tc *t = odd_holder();
+	struct out o;
+	const char *line;
+
+	o = ctl("-s", server, "locks", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	assert_terminal_safe(o.out);
+	line = line_with(o.out, odd_lock_shown);
+	ck_assert_msg(line != NULL, "no %s in %s", odd_lock_shown, o.out);
+	ck_assert_ptr_nonnull(strstr(line, odd_client_shown));
+	ck_assert_ptr_nonnull(line_with(o.out, utf8_lock_shown));
+	out_free(&o);
+
+	o = ctl("-s", server, "clients", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	assert_terminal_safe(o.out);
+	ck_assert_ptr_nonnull(line_with(o.out, odd_client_shown));
+	out_free(&o);
+
+	/* What the table shows is what show takes. */
+	o = ctl("-s", server, "show", odd_lock_shown, (char *)NULL);
+	ck_assert_msg(o.status == 0, "show: %d %s", o.status, o.err);
+	assert_terminal_safe(o.out);
+	ck_assert_ptr_nonnull(line_with(o.out, odd_lock_shown));
+	ck_assert_ptr_nonnull(line_with(o.out, odd_client_shown));
+	out_free(&o);
+
+	/* And the prefixes of locks and clients. */
+	o = ctl("-s", server, "locks", "x\\xff", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_int_eq(count_lines(o.out), 2);
+	ck_assert_ptr_nonnull(line_with(o.out, odd_lock_shown));
+	out_free(&o);
+	o = ctl("-s", server, "clients", "odd\\\\", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_int_eq(count_lines(o.out), 2);
+	ck_assert_ptr_nonnull(line_with(o.out, odd_client_shown));
+	out_free(&o);
+
+	/* A backslash that starts no escape is refused, not guessed at. */
+	o = ctl("-s", server, "show", "x\\q", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	out_free(&o);
+	tc_close(t);
+}
+END_TEST
+
+START_TEST(odd_names_lossless_in_json)
+{
+	struct tc *t = odd_holder();
+	char bytes[300];
+	struct out o;
+	json_t *v, *l;
+	size_t i;
+	int seen = 0;
+
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	json_array_foreach(json_object_get(v, "locks"), i, l) {
+		const char *name = json_string_value(json_object_get(l,
+		    "name"));
+		const char *who = json_string_value(json_object_get(
+		    json_array_get(json_object_get(l, "holders"), 0),
+		    "client"));
+
+		size_t n;
+
+		ck_assert_ptr_nonnull(name);
+		n = unescape(name, bytes, sizeof bytes);
+		if (n == ODD_LOCK_LEN &&
+		    memcmp(bytes, odd_lock, ODD_LOCK_LEN) == 0)
+			seen++;
+		else {
+			ck_assert_uint_eq(n, strlen(utf8_lock));
+			ck_assert(memcmp(bytes, utf8_lock, n) == 0);
+			/* Printable UTF-8 stays as it is. */
+			ck_assert_str_eq(name, utf8_lock_shown);
+			seen++;
+		}
+		n = unescape(who, bytes, sizeof bytes);
+		ck_assert_uint_eq(n, strlen(odd_client));
+		ck_assert(memcmp(bytes, odd_client, n) == 0);
+	}
+	ck_assert_int_eq(seen, 2);
+	json_decref(v);
+	out_free(&o);
+
+	o = ctl("-s", server, "--json", "show", odd_lock_shown, (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_str_eq(json_string_value(json_object_get(v, "name")),
+	    odd_lock_shown);
+	json_decref(v);
+	out_free(&o);
+	tc_close(t);
+}
+END_TEST
+
 START_TEST(ping_reports_round_trips)
 {
 	struct out o = ctl("-s", server, "ping", (char *)NULL);
@@ -768,6 +958,21 @@ START_TEST(release_forces_and_tells_the_holder)
 	out_free(&o);
 	ck_assert_int_eq(dlm_holds(a, "shared", NULL), 1);
 
+	/* A client that holds no part of the lock: not found, nothing freed. */
+	o = ctl("-s", server, "release", "shared", "--client", "other",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "other"));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "release", "shared", "--client",
+	    "other", (char *)NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	out_free(&o);
+	ck_assert_int_eq(dlm_holds(a, "shared", NULL), 1);
+
 	o = ctl("-s", server, "release", "no-such-lock", (char *)NULL);
 	ck_assert_int_eq(o.status, 5);
 	ck_assert_int_eq(count_lines(o.err), 1);
@@ -777,6 +982,37 @@ START_TEST(release_forces_and_tells_the_holder)
 	out_free(&o);
 	dlm_close(a);
 	dlm_close(b);
+}
+END_TEST
+
+/* An operator can act on any name the table shows, as it shows it. */
+START_TEST(odd_names_released_as_shown)
+{
+	struct tc *t = odd_holder();
+	struct reply *lost;
+	struct out o;
+
+	o = ctl("-s", server, "release", odd_lock_shown, "--client",
+	    odd_client_shown, (char *)NULL);
+	ck_assert_msg(o.status == 0, "release: %d %s", o.status, o.err);
+	ck_assert_ptr_nonnull(strstr(o.out, odd_lock_shown));
+	ck_assert_ptr_nonnull(strstr(o.out, "released 1 hold"));
+	out_free(&o);
+	lost = tc_wait_notify(t, 5000);
+	ck_assert_ptr_nonnull(lost);
+	ck_assert_str_eq(lost->method, "lost");
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
+	ck_assert_ptr_null(strstr(o.out, "tail"));
+	out_free(&o);
+
+	o = ctl("-s", server, "reset", odd_client_shown, (char *)NULL);
+	ck_assert_msg(o.status == 0, "reset: %d %s", o.status, o.err);
+	ck_assert_ptr_nonnull(strstr(o.out, odd_client_shown));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
+	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
+	out_free(&o);
+	tc_close(t);
 }
 END_TEST
 
@@ -942,6 +1178,84 @@ START_TEST(errors_and_usage)
 }
 END_TEST
 
+/* A non-blocking TCP listener on 127.0.0.1; its port in *port. */
+static int
+listen_loopback(int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	ck_assert_int_ge(fd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd, 8), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* dlmctl ping with this address (from -s, or $DLM_SERVER): refused. */
+static void
+assert_bad_address(const char *addr, bool from_env, const char *why)
+{
+	struct bg b = { 0, "", "" };
+	char *err;
+	int st;
+
+	if (from_env) {
+		setenv("DLM_SERVER", addr, 1);
+		bg_start(&b, "badaddr", "ping", (char *)NULL);
+		unsetenv("DLM_SERVER");
+	} else
+		bg_start(&b, "badaddr", "-s", addr, "ping", (char *)NULL);
+	st = bg_wait(&b, 5000);
+	if (st < 0) {
+		kill(b.pid, SIGKILL);
+		waitpid(b.pid, NULL, 0);
+	}
+	ck_assert_msg(st == 2, "%s: exit %d, not 2", addr, st);
+	err = bg_err(&b);
+	ck_assert_msg(count_lines(err) == 1, "%s: %s", addr, err);
+	ck_assert_msg(strncmp(err, "dlmctl: ", 8) == 0, "%s: %s", addr, err);
+	ck_assert_msg(strstr(err, addr) != NULL, "%s: %s", addr, err);
+	ck_assert_msg(strstr(err, why) != NULL, "%s: no '%s' in %s", addr,
+	    why, err);
+	if (from_env)
+		ck_assert_msg(strstr(err, "DLM_SERVER") != NULL, "%s", err);
+	free(err);
+}
+
+/*
+ * A port that does not fit 16 bits once wrapped around to another port:
+ * every address is checked whole before anything is dialled.
+ */
+START_TEST(bad_addresses_are_refused_before_connecting)
+{
+	char wrapped[64];
+	int port, fd = listen_loopback(&port);
+
+	snprintf(wrapped, sizeof wrapped, "tcp:127.0.0.1:%d", port + 65536);
+	assert_bad_address(wrapped, false, "out of range");
+	assert_bad_address(wrapped, true, "out of range");
+	ck_assert_msg(accept(fd, NULL, NULL) < 0 && errno == EAGAIN,
+	    "something connected to port %d", port);
+	close(fd);
+
+	assert_bad_address("tcp:127.0.0.1:99999", false, "out of range");
+	assert_bad_address("tcp:127.0.0.1:0", false, "port 0");
+	assert_bad_address("tcp:127.0.0.1:", false, "port is missing");
+	assert_bad_address("tcp:127.0.0.1:http", false, "not a decimal");
+	assert_bad_address("tcp:127.0.0.1:-1", false, "not a decimal");
+	assert_bad_address("tcp:[::1:7411", false, "without its ']'");
+	assert_bad_address("tcp:[::1]7411", false, "colon after ']'");
+	assert_bad_address("tcp:::1:7411", false, "brackets");
+	assert_bad_address("unix:", false, "path is missing");
+}
+END_TEST
+
 /*
  * The server going away between two commands: the one that cannot reach
  * it says so, with the documented status.
@@ -1042,6 +1356,50 @@ START_TEST(run_exit_status_and_token)
 }
 END_TEST
 
+/*
+ * run takes the escaped form too, and hands COMMAND the name's bytes;
+ * a NUL it cannot hold is a usage error, not a different lock.
+ */
+START_TEST(run_takes_escaped_names)
+{
+	static const char raw[] = "r\xfe\x01un\\";
+	char script[2000], path[500], got[64];
+	struct out o;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/dlm_lock", d.dir);
+	snprintf(script, sizeof script, "printf %%s \"$DLM_LOCK\" > %s; "
+	    "%s -s %s locks > %s/during", path, dlmctl_path(), server, d.dir);
+	o = ctl("-s", server, "run", "r\\xfe\\x01un\\\\", "--", "sh", "-c",
+	    script, (char *)NULL);
+	ck_assert_msg(o.status == 0, "run: %d %s", o.status, o.err);
+	out_free(&o);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, got, sizeof got);
+	close(fd);
+	ck_assert_int_eq((int)n, (int)strlen(raw));
+	ck_assert(memcmp(got, raw, strlen(raw)) == 0);
+	snprintf(path, sizeof path, "%s/during", d.dir);
+	fd = open(path, O_RDONLY);
+	{
+		char *during = slurp(fd);
+
+		ck_assert_msg(line_with(during, "r\\xfe\\x01un\\\\") != NULL,
+		    "%s", during);
+		free(during);
+	}
+	close(fd);
+
+	o = ctl("-s", server, "run", "a\\x00b", "--", "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "NUL"));
+	out_free(&o);
+}
+END_TEST
+
 START_TEST(run_not_acquired_in_time)
 {
 	struct dlm_client *a = client("owner");
@@ -1063,6 +1421,29 @@ START_TEST(run_not_acquired_in_time)
 	o = ctl("-s", server, "run", "busy", "--timeout", "0",
 	    "--timeout-status", "9", "--", "true", (char *)NULL);
 	ck_assert_int_eq(o.status, 9);
+	out_free(&o);
+	dlm_close(a);
+}
+END_TEST
+
+/* A lock held as the other kind: refused at once, saying which kind. */
+START_TEST(run_kind_mismatch_says_which)
+{
+	struct dlm_client *a = client("kinds");
+	struct out o;
+
+	ck_assert_int_eq(dlm_acquire(a, "re", DLM_RLOCK, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(a, "mu", 0, 0, NULL), 0);
+	o = ctl("-s", server, "run", "re", "--timeout", "0", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_msg(strstr(o.err, "held as an rlock") != NULL, "%s", o.err);
+	out_free(&o);
+	o = ctl("-s", server, "run", "mu", "--rlock", "--timeout", "0", "--",
+	    "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err, "held as a mutex") != NULL, "%s", o.err);
 	out_free(&o);
 	dlm_close(a);
 }
@@ -1304,6 +1685,80 @@ START_TEST(leftovers_are_stopped_before_release)
 }
 END_TEST
 
+/*
+ * An init that reaps orphans late (some container inits do): this test
+ * process stands in for it, adopting what dlmctl's command leaves behind
+ * and never reaping it. A leftover that dlmctl stopped must not then hold
+ * the lock as an unreaped zombie that kill(-pgid, 0) still finds.
+ */
+static void
+adopt_orphans_and_never_reap(void)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+}
+
+START_TEST(leftovers_are_reaped_and_the_lock_freed_at_once)
+{
+	char script[1000], pidfile[400];
+	struct out o;
+	uint64_t t0, took;
+	pid_t left;
+
+	adopt_orphans_and_never_reap();
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script, "sleep 20 & echo $! > %s; exit 0",
+	    pidfile);
+	t0 = mono_ms();
+	o = ctl("-s", server, "run", "prompt", "--", "sh", "-c", script,
+	    (char *)NULL);
+	took = mono_ms() - t0;
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	ck_assert_msg(took < 1500, "run took %llu ms",
+	    (unsigned long long)took);
+	left = read_pid(pidfile);
+	/* Gone, not a zombie: dlmctl reaped it before it let go. */
+	ck_assert_msg(kill(left, 0) != 0 && errno == ESRCH,
+	    "leftover %d still there", (int)left);
+	o = ctl("-s", server, "--json", "locks", (char *)NULL);
+	ck_assert_ptr_nonnull(strstr(o.out, "\"locks\": []"));
+	out_free(&o);
+}
+END_TEST
+
+/*
+ * Runs whose commands leave a process behind that cleans up after itself
+ * when stopped: each run ends only after that cleanup, so the next one
+ * never finds the last one's work unfinished; and without delay.
+ */
+START_TEST(runs_with_leftovers_never_overlap)
+{
+	enum { N = 4 };
+	struct bg b[N] = { { 0, "", "" } };
+	char script[2000], tag[16];
+	uint64_t t0, took;
+
+	adopt_orphans_and_never_reap();
+	snprintf(script, sizeof script,
+	    "mkdir %s/inside || exit 99; "
+	    "(trap 'sleep 0.05; rmdir %s/inside; exit 0' TERM; "
+	    "touch %s/ready.$$; sleep 30 & wait) & "
+	    "while [ ! -e %s/ready.$$ ]; do sleep 0.01; done; exit 0",
+	    d.dir, d.dir, d.dir, d.dir);
+	t0 = mono_ms();
+	for (int i = 0; i < N; i++) {
+		snprintf(tag, sizeof tag, "lo%d", i);
+		bg_start(&b[i], tag, "-s", server, "run", "tidy", "--kill-after",
+		    "3000", "--", "sh", "-c", script, (char *)NULL);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(bg_wait(&b[i], 30000), 0);
+	took = mono_ms() - t0;
+	ck_assert_msg(took < 4000, "%d runs took %llu ms", N,
+	    (unsigned long long)took);
+}
+END_TEST
+
 static Suite *
 dlmctl_suite(void)
 {
@@ -1318,6 +1773,8 @@ dlmctl_suite(void)
 	tcase_add_test(tc, show_lists_the_whole_queue);
 	tcase_add_test(tc, clients_connected_and_lingering);
 	tcase_add_test(tc, ping_reports_round_trips);
+	tcase_add_test(tc, odd_names_shown_escaped);
+	tcase_add_test(tc, odd_names_lossless_in_json);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("act");
@@ -1325,8 +1782,10 @@ dlmctl_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, release_forces_and_tells_the_holder);
 	tcase_add_test(tc, reset_one_and_all);
+	tcase_add_test(tc, odd_names_released_as_shown);
 	tcase_add_test(tc, tcp_admin_token);
 	tcase_add_test(tc, errors_and_usage);
+	tcase_add_test(tc, bad_addresses_are_refused_before_connecting);
 	tcase_add_test(tc, server_down_mid_use);
 	suite_add_tcase(s, tc);
 
@@ -1335,6 +1794,8 @@ dlmctl_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, run_exit_status_and_token);
 	tcase_add_test(tc, run_not_acquired_in_time);
+	tcase_add_test(tc, run_takes_escaped_names);
+	tcase_add_test(tc, run_kind_mismatch_says_which);
 	tcase_add_test(tc, runs_never_overlap);
 	tcase_add_test(tc, run_forwards_signals_to_the_group);
 	tcase_add_test(tc, forced_release_kills_the_group_in_time);
@@ -1342,6 +1803,8 @@ dlmctl_suite(void)
 	tcase_add_test(tc, lost_server_ends_the_command);
 	tcase_add_test(tc, killed_dlmctl_takes_the_command_along);
 	tcase_add_test(tc, leftovers_are_stopped_before_release);
+	tcase_add_test(tc, leftovers_are_reaped_and_the_lock_freed_at_once);
+	tcase_add_test(tc, runs_with_leftovers_never_overlap);
 	suite_add_tcase(s, tc);
 	return s;
 }
