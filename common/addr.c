@@ -36,19 +36,18 @@ fail(char *err, size_t errlen, const char *fmt, ...)
  * here, with a sentence, rather than as a lookup failure later.
  */
 static int
-check_host(const char *s, const char *host, char *err, size_t errlen)
+check_host(const char *host, char *err, size_t errlen)
 {
 	for (const char *p = host; *p != '\0'; p++) {
 		unsigned char ch = (unsigned char)*p;
 
 		if (ch == ' ' || ch == '\t')
-			return fail(err, errlen, "'%s': a space in the host",
-			    s);
+			return fail(err, errlen, "a space in the host");
 		if (ch < 0x20 || ch == 0x7f)
 			return fail(err, errlen,
-			    "'%s': a control byte 0x%02x in the host", s, ch);
+			    "a control byte 0x%02x in the host", ch);
 		if (ch == '[' || ch == ']')
-			return fail(err, errlen, "'%s': a stray '%c'", s, ch);
+			return fail(err, errlen, "a stray '%c'", ch);
 	}
 	return 0;
 }
@@ -81,9 +80,9 @@ parse_port(const char *p, int flags, struct addr *a, char *err,
 	return 0;
 }
 
-int
-addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
-    size_t errlen)
+/* HOST:PORT; the sentence in err names the problem, not the address. */
+static int
+hostport(const char *s, int flags, struct addr *a, char *err, size_t errlen)
 {
 	const char *host, *port;
 	size_t hostlen;
@@ -95,15 +94,15 @@ addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
 
 		if (end == NULL)
 			return fail(err, errlen,
-			    "'%s': '[' without its ']'", s);
+			    "'[' without its ']'");
 		if (end[1] != ':')
 			return fail(err, errlen,
-			    "'%s': use [V6]:PORT, a colon after ']'", s);
+			    "use [V6]:PORT, a colon after ']'");
 		host = s + 1;
 		hostlen = (size_t)(end - host);
 		if (hostlen == 0 || memchr(host, ':', hostlen) == NULL)
 			return fail(err, errlen,
-			    "'%s': brackets hold an IPv6 address", s);
+			    "brackets hold an IPv6 address");
 		a->v6 = true;
 		port = end + 2;
 	} else {
@@ -111,24 +110,34 @@ addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
 
 		if (colon == NULL)
 			return fail(err, errlen,
-			    "'%s': use HOST:PORT or [V6]:PORT", s);
+			    "use HOST:PORT or [V6]:PORT");
 		if (strchr(colon + 1, ':') != NULL)
 			return fail(err, errlen,
-			    "'%s': write an IPv6 address in brackets, "
-			    "[V6]:PORT", s);
+			    "write an IPv6 address in brackets, [V6]:PORT");
 		host = s;
 		hostlen = (size_t)(colon - s);
 		port = colon + 1;
 	}
 	if (hostlen >= sizeof a->host)
-		return fail(err, errlen, "'%.64s...': the host is too long", s);
+		return fail(err, errlen, "the host is too long");
 	if (hostlen == 0 && !(flags & ADDR_LISTENER))
-		return fail(err, errlen, "'%s': the host is missing", s);
+		return fail(err, errlen, "the host is missing");
 	memcpy(a->host, host, hostlen);
 	a->host[hostlen] = '\0';
-	if (check_host(s, a->host, err, errlen) != 0)
+	if (check_host(a->host, err, errlen) != 0)
 		return -1;
 	return parse_port(port, flags, a, err, errlen);
+}
+
+int
+addr_parse_hostport(const char *s, int flags, struct addr *a, char *err,
+    size_t errlen)
+{
+	char why[160];
+
+	if (hostport(s, flags, a, why, sizeof why) == 0)
+		return 0;
+	return fail(err, errlen, "'%.200s': %s", s, why);
 }
 
 int
@@ -155,12 +164,11 @@ addr_parse(const char *spec, int flags, struct addr *a, char *err,
 		return 0;
 	}
 	if (strncmp(spec, "tcp:", 4) == 0) {
-		char sub[160];
+		char why[160];
 
-		if (addr_parse_hostport(spec + 4, flags, a, sub,
-		    sizeof sub) == 0)
+		if (hostport(spec + 4, flags, a, why, sizeof why) == 0)
 			return 0;
-		return fail(err, errlen, "tcp address %s", sub);
+		return fail(err, errlen, "'%.200s': %s", spec, why);
 	}
 	return fail(err, errlen,
 	    "'%s': use unix:PATH, tcp:HOST:PORT or tcp:[V6]:PORT", spec);
