@@ -142,7 +142,7 @@ check_address(const struct ctl *ctl)
 		return EXIT_OK;		/* the default socket */
 	if (addr_parse(ctl_server_name(ctl), 0, &a, why, sizeof why) == 0)
 		return EXIT_OK;
-	ctl_error("bad server address '%s'%s: %s", ctl_server_name(ctl),
+	ctl_error("bad server address%s: %s",
 	    ctl->server == NULL ? " in $DLM_SERVER" : "", why);
 	return EXIT_USAGE;
 }
