@@ -63,17 +63,6 @@ log_text(const struct dlmd_proc *d, size_t *lenp)
 	return buf;
 }
 
-static bool
-log_has(const struct dlmd_proc *d, const char *needle)
-{
-	for (int i = 0; i < 500; i++) {
-		if (strstr(log_text(d, NULL), needle) != NULL)
-			return true;
-		sleep_ms(10);
-	}
-	return false;
-}
-
 /*
  * Run dlmd with args (a NULL-terminated list); its exit status, or -1 when
  * it was still running after ms (it started: it is then stopped). Its
@@ -164,7 +153,7 @@ START_TEST(client_strings_cannot_forge_log_lines)
 	ck_assert_str_eq(reply_errname(r), "");
 
 	/* Then the evil client falls silent and expires: the expiry line. */
-	ck_assert(log_has(&d, "expired"));
+	ck_assert(dlmd_log_has(&d, "expired"));
 	tc_close(evil);
 	tc_close(admin);
 	ck_assert_int_eq(dlmd_stop(&d), 0);
@@ -300,7 +289,7 @@ START_TEST(port_zero_listener_logs_its_port)
 	int port = 0;
 
 	dlmd_start(&d, "-l", "tcp:127.0.0.1:0", (char *)NULL);
-	ck_assert(log_has(&d, "listening on tcp:127.0.0.1:"));
+	ck_assert(dlmd_log_has(&d, "listening on tcp:127.0.0.1:"));
 	p = strstr(log_text(&d, NULL), "listening on tcp:127.0.0.1:");
 	ck_assert_int_eq(sscanf(p, "listening on tcp:127.0.0.1:%d", &port), 1);
 	ck_assert_int_gt(port, 0);
@@ -379,7 +368,7 @@ START_TEST(max_output_holds_per_reply)
 		    MSG_NOSIGNAL), (ssize_t)sb.size);
 		msgpack_sbuffer_destroy(&sb);
 	}
-	ck_assert(log_has(&d, "bytes of output unread"));
+	ck_assert(dlmd_log_has(&d, "bytes of output unread"));
 	{
 		const char *log = log_text(&d, NULL);
 
@@ -439,8 +428,8 @@ START_TEST(reload_names_the_log_level)
 
 	dlmd_start(&d, "--log-level", "info", (char *)NULL);
 	kill(d.pid, SIGHUP);
-	ck_assert(log_has(&d, "reloaded"));
-	ck_assert(log_has(&d, "log level info"));
+	ck_assert(dlmd_log_has(&d, "reloaded"));
+	ck_assert(dlmd_log_has(&d, "log level info"));
 	dlmd_stop_clean(&d);
 }
 END_TEST
@@ -465,14 +454,14 @@ START_TEST(fd_limit_warning_only_for_a_set_limit)
 	}
 	/* The default max-clients (65536) is above the hard limit. */
 	dlmd_start(&d, (char *)NULL);
-	ck_assert(log_has(&d, "ready"));
+	ck_assert(dlmd_log_has(&d, "ready"));
 	ck_assert_ptr_null(strstr(log_text(&d, NULL), "fewer than"));
 	dlmd_stop_clean(&d);
 
 	snprintf(want, sizeof want, "%llu",
 	    (unsigned long long)rl.rlim_max + 1000);
 	dlmd_start(&d, "--max-clients", want, (char *)NULL);
-	ck_assert(log_has(&d, "fewer than --max-clients"));
+	ck_assert(dlmd_log_has(&d, "fewer than --max-clients"));
 	dlmd_stop_clean(&d);
 }
 END_TEST

@@ -131,24 +131,6 @@ run_dlmd(char *err, size_t errlen, const char *arg, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Wait until dlmd's log has needle. */
-static bool
-log_has(const struct dlmd_proc *d, const char *needle)
-{
-	for (int i = 0; i < 500; i++) {
-		char buf[65536];
-		int fd = open(d->log, O_RDONLY);
-		ssize_t n = read(fd, buf, sizeof buf - 1);
-
-		close(fd);
-		buf[n > 0 ? n : 0] = '\0';
-		if (strstr(buf, needle) != NULL)
-			return true;
-		sleep_ms(10);
-	}
-	return false;
-}
-
 START_TEST(config_file_sets_options)
 {
 	const char *conf = tmp_path("dlmd.conf");
@@ -268,7 +250,7 @@ START_TEST(sighup_reloads_the_file)
 
 	write_file(conf, "lease-min = 100\nlease-max = 40000\nmax-holds = 2\n");
 	kill(d.pid, SIGHUP);
-	ck_assert(log_has(&d, "reloaded"));
+	ck_assert(dlmd_log_has(&d, "reloaded"));
 	ck_assert_uint_eq(granted_lease(&d, 999999), 40000);
 	/* A limit takes at once, for sessions already open too. */
 	c = tc_connect(&d);
@@ -281,7 +263,7 @@ START_TEST(sighup_reloads_the_file)
 	/* A broken file: said in the log, and the settings stay. */
 	write_file(conf, "lease-max = 50000\nnonsense = 1\n");
 	kill(d.pid, SIGHUP);
-	ck_assert(log_has(&d, "unknown key 'nonsense'; keeping the running "
+	ck_assert(dlmd_log_has(&d, "unknown key 'nonsense'; keeping the running "
 	    "settings"));
 	ck_assert_uint_eq(granted_lease(&d, 999999), 40000);
 	tc_close(c);

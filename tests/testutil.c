@@ -215,6 +215,25 @@ dlmd_stop(struct dlmd_proc *d)
 	return 128 + WTERMSIG(status);
 }
 
+bool
+dlmd_log_has(const struct dlmd_proc *d, const char *needle)
+{
+	static char buf[1 << 20];
+
+	for (int i = 0; i < 500; i++) {
+		int fd = open(d->log, O_RDONLY);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if (strstr(buf, needle) != NULL)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
 static bool
 log_has_sanitizer_report(const struct dlmd_proc *d)
 {

@@ -33,6 +33,8 @@ void	dlmd_start_tcp(struct dlmd_proc *, const char *arg, ...);
 int	dlmd_stop(struct dlmd_proc *);
 /* Fails the test when dlmd did not exit 0 or its log shows a sanitizer. */
 void	dlmd_stop_clean(struct dlmd_proc *);
+/* Wait up to 5 s for needle to appear in dlmd's log. */
+bool	dlmd_log_has(const struct dlmd_proc *, const char *needle);
 /* A TCP port on 127.0.0.1 nobody listens on just now. */
 int	free_tcp_port(void);
 /* The path of the dlmd binary under test ($DLMD). */
