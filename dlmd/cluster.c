@@ -511,11 +511,11 @@ tokens_reserve(void)
 	cl.tokens_want = next;
 	cl.tokens_busy = true;
 	etcd_call(cl.etcd, "/v3/kv/txn", etcd_txn_body(
-	    etcd_list(etcd_cmp(cl.key_tokens, "MOD", cl.tokens_modrev), NULL),
-	    etcd_list(etcd_op("request_put", etcd_req_put(cl.key_tokens,
-	    value, strlen(value), 0)), NULL),
-	    etcd_list(etcd_op("request_range", etcd_req_range(cl.key_tokens,
-	    false)), NULL)), tokens_cb, gen_arg());
+	    etcd_one(etcd_cmp(cl.key_tokens, "MOD", cl.tokens_modrev)),
+	    etcd_one(etcd_op("request_put", etcd_req_put(cl.key_tokens,
+	    value, strlen(value), 0))),
+	    etcd_one(etcd_op("request_range", etcd_req_range(cl.key_tokens,
+	    false)))), tokens_cb, gen_arg());
 }
 
 static void
@@ -595,11 +595,11 @@ campaign(void)
 
 	cl.poll_busy = true;
 	etcd_call(cl.etcd, "/v3/kv/txn", etcd_txn_body(
-	    etcd_list(etcd_cmp(cl.key_active, "CREATE", 0), NULL),
-	    etcd_list(etcd_op("request_put", etcd_req_put(cl.key_active, v,
-	    strlen(v), cl.lease_id)), NULL),
-	    etcd_list(etcd_op("request_range", etcd_req_range(cl.key_active,
-	    false)), NULL)), campaign_cb, gen_arg());
+	    etcd_one(etcd_cmp(cl.key_active, "CREATE", 0)),
+	    etcd_one(etcd_op("request_put", etcd_req_put(cl.key_active, v,
+	    strlen(v), cl.lease_id))),
+	    etcd_one(etcd_op("request_range", etcd_req_range(cl.key_active,
+	    false)))), campaign_cb, gen_arg());
 	free(v);
 }
 

@@ -422,7 +422,7 @@ struct json_t	*etcd_cmp(const char *key, const char *target, int64_t v);
 struct json_t	*etcd_op(const char *kind, struct json_t *request);
 struct json_t	*etcd_txn_body(struct json_t *compare, struct json_t *success,
 		    struct json_t *failure);
-struct json_t	*etcd_list(struct json_t *first, ...);
+struct json_t	*etcd_one(struct json_t *element);
 
 /* etcd.c */
 struct etcd;

@@ -54,6 +54,7 @@ struct etcd {
 	int			 neps;
 	int			 cur;		/* where requests go */
 	uint32_t		 timeout_ms;
+	/* cppcheck-suppress unusedStructMember ; used through TAILQ macros */
 	TAILQ_HEAD(, etcd_req)	 reqs;
 	uint64_t		 requests;
 	uint64_t		 failures;
@@ -251,7 +252,6 @@ etcd_call(struct etcd *e, const char *path, json_t *body, etcd_cb cb,
 	struct evkeyvalq *hdr;
 	struct timeval tv;
 	char *text;
-	int fd, one = 1;
 
 	r->etcd = e;
 	r->cb = cb;
@@ -301,8 +301,9 @@ etcd_call(struct etcd *e, const char *path, json_t *body, etcd_cb cb,
 		 * can wait ~40 ms for a delayed ACK. The socket exists once
 		 * the request is made (the connect is under way).
 		 */
-		fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
-		    ep->conn));
+		int one = 1, fd = bufferevent_getfd(
+		    evhttp_connection_get_bufferevent(ep->conn));
+
 		if (fd >= 0)
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 			    sizeof one);

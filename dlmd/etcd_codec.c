@@ -24,9 +24,9 @@
 static int
 codec_fail(char *err, size_t errlen, const char *fmt, ...)
 {
-	va_list ap;
-
 	if (err != NULL && errlen > 0) {
+		va_list ap;
+
 		va_start(ap, fmt);
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
@@ -512,19 +512,13 @@ etcd_req_lease(const char *field, int64_t v)
 	return r;
 }
 
-/* A JSON array of the arguments, ended by NULL; takes them. */
+/* A JSON array of one element, which it takes. */
 json_t *
-etcd_list(json_t *first, ...)
+etcd_one(json_t *element)
 {
-	json_t *a = json_array(), *j;
-	va_list ap;
+	json_t *a = json_array();
 
-	if (a == NULL)
+	if (a == NULL || json_array_append_new(a, element) != 0)
 		fatalx("%s: out of memory", __func__);
-	va_start(ap, first);
-	for (j = first; j != NULL; j = va_arg(ap, json_t *))
-		if (json_array_append_new(a, j) != 0)
-			fatalx("%s: out of memory", __func__);
-	va_end(ap);
 	return a;
 }

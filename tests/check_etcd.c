@@ -300,11 +300,11 @@ END_TEST
 START_TEST(requests)
 {
 	json_t *j = etcd_txn_body(
-	    etcd_list(etcd_cmp("dlm/active", "CREATE", 0), NULL),
-	    etcd_list(etcd_op("request_put", etcd_req_put("dlm/active", "v", 1,
-	    77)), NULL),
-	    etcd_list(etcd_op("request_range", etcd_req_range("dlm/members/",
-	    true)), NULL));
+	    etcd_one(etcd_cmp("dlm/active", "CREATE", 0)),
+	    etcd_one(etcd_op("request_put", etcd_req_put("dlm/active", "v", 1,
+	    77))),
+	    etcd_one(etcd_op("request_range", etcd_req_range("dlm/members/",
+	    true))));
 	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 
 	ck_assert_str_eq(text, "{\"compare\":[{\"create_revision\":\"0\","
