@@ -54,6 +54,7 @@
 #define DLMD_LIST_BYTES		(256 * 1024)	/* a listing page's soft cap */
 #define DLMD_CLUSTER_NAME_MAX	128
 #define DLMD_ADVERTISE_MAX	300
+#define DLMD_CLUSTER_LEASE_MAX	30000	/* lease-max's default in a cluster */
 
 /* Settings: defaults, then the settings file, then the command line. */
 struct dlmd_config {
@@ -69,6 +70,7 @@ struct dlmd_config {
 	int		  log_level;
 	uint32_t	  lease_min_ms;
 	uint32_t	  lease_max_ms;
+	bool		  lease_max_set;	/* by the file or a flag */
 	uint32_t	  lease_default_ms;
 	uint32_t	  linger_max_ms;
 	uint32_t	  max_clients;

@@ -101,7 +101,7 @@ usage(int status)
 "      --pidfile FILE       write the pid there (default with -d: next to\n"
 "                           the default socket)\n"
 "      --lease-min MS       shortest lease a client may ask for (1000)\n"
-"      --lease-max MS       longest lease (300000)\n"
+"      --lease-max MS       longest lease (300000; 30000 in a cluster)\n"
 "      --lease-default MS   lease when the client names none (10000)\n"
 "      --linger-max MS      longest linger (300000)\n"
 "      --max-clients N      sessions at once (65536)\n"
@@ -276,6 +276,7 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		break;
 	case OPT_LEASE_MAX:
 		u32 = &cfg->lease_max_ms, min = 10, max = INT32_MAX;
+		cfg->lease_max_set = true;
 		break;
 	case OPT_LEASE_DEFAULT:
 		u32 = &cfg->lease_default_ms, min = 10, max = INT32_MAX;
@@ -457,7 +458,7 @@ load_file(struct dlmd_config *cfg, const char *path, bool must_exist,
  * anything is bound.
  */
 static int
-config_check(const struct dlmd_config *cfg, char *err, size_t errlen)
+config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 {
 	struct addr a;
 	char why[256];
@@ -473,6 +474,12 @@ config_check(const struct dlmd_config *cfg, char *err, size_t errlen)
 	    addr_parse_hostport(cfg->metrics_listen, ADDR_LISTENER, &a, why,
 	    sizeof why) != 0)
 		return fail(err, errlen, "metrics-listen: %s", why);
+	/*
+	 * A new active grants nothing for the longest lease: in a cluster the
+	 * default is what a fail-over in seconds allows, not five minutes.
+	 */
+	if (cfg->cluster_etcd != NULL && !cfg->lease_max_set)
+		cfg->lease_max_ms = DLMD_CLUSTER_LEASE_MAX;
 	if (cfg->lease_min_ms > cfg->lease_max_ms)
 		return fail(err, errlen, "lease-min is above lease-max");
 	if (cfg->lease_default_ms < cfg->lease_min_ms ||

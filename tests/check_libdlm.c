@@ -337,7 +337,7 @@ START_TEST(error_strings)
 	};
 	size_t n = sizeof rows / sizeof rows[0];
 
-	ck_assert_uint_eq(n, 24);
+	ck_assert_uint_eq(n, 25);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_str_eq(dlm_errname(rows[i].code), rows[i].name);
 		ck_assert_str_eq(dlm_strerror(rows[i].code), rows[i].sentence);
