@@ -871,6 +871,18 @@ cluster_stop(void)
 {
 	if (!srv->cluster.enabled || cl.etcd == NULL)
 		return;
+	/*
+	 * Grant nothing more (ending sessions releases holds, which could
+	 * grant a waiter) before giving the role away.
+	 */
+	if (srv->cluster.role == CLUSTER_ACTIVE)
+		log_info("cluster: leaving the active role (epoch %lld)",
+		    (long long)srv->cluster.epoch);
+	locktab_set_window(srv->lt, 0, 0);
+	evtimer_del(cl.fence);
+	evtimer_del(cl.grace);
+	srv->cluster.role = CLUSTER_STARTING;
+	set_why("shutting down");
 	if (cl.lease_id != 0)
 		etcd_call(cl.etcd, "/v3/lease/revoke", etcd_req_lease("ID",
 		    cl.lease_id), ignore_cb, NULL);

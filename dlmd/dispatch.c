@@ -239,14 +239,7 @@ m_hello(struct request *req)
 	if (c->session != NULL)
 		return request_error(req, DLM_E_BAD_REQUEST,
 		    "this connection already has a session");
-	if (!cluster_is_active()) {
-		req->err_active = srv->cluster.active[0] != '\0' ?
-		    srv->cluster.active : NULL;
-		return request_error(req, DLM_E_NOT_ACTIVE, "this dlmd is a "
-		    "%s member of its cluster%s%s", cluster_role_name(),
-		    req->err_active != NULL ? "; the active one is " : "",
-		    req->err_active != NULL ? req->err_active : "");
-	}
+
 	if ((rc = param_int(req, "proto", true, INT64_MIN, INT64_MAX,
 	    &proto)) != 0)
 		return rc;
@@ -270,6 +263,15 @@ m_hello(struct request *req)
 	if ((rc = auth_hello(c, auth, authlen, req->errmsg,
 	    sizeof req->errmsg)) != 0)
 		return rc;
+	/* After the token check: the hint is for clients, not strangers. */
+	if (!cluster_is_active()) {
+		req->err_active = srv->cluster.active[0] != '\0' ?
+		    srv->cluster.active : NULL;
+		return request_error(req, DLM_E_NOT_ACTIVE, "this dlmd is a "
+		    "%s member of its cluster%s%s", cluster_role_name(),
+		    req->err_active != NULL ? "; the active one is " : "",
+		    req->err_active != NULL ? req->err_active : "");
+	}
 
 	s = name != NULL ? session_find(name, namelen) : NULL;
 	if (s != NULL && s->conn != NULL && s->owner.deadline <= now_ms()) {
@@ -564,6 +566,18 @@ m_bye(struct request *req)
 	return 0;
 }
 
+/*
+ * A member that is not active has no sessions, yet an operator must see
+ * what it is doing: stats and cluster are answered without one, except
+ * over TCP when clients must present a token (which only hello takes).
+ */
+static bool
+observe_without_session(const struct conn *c)
+{
+	return !cluster_is_active() &&
+	    (c->is_unix || srv->cfg->client_token == NULL);
+}
+
 static const struct method *
 method_find(const msgpack_object *o)
 {
@@ -662,7 +676,7 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 		return;
 	}
 	if ((m->flags & M_SESSION) && c->session == NULL &&
-	    !((m->flags & M_OBSERVE) && !cluster_is_active())) {
+	    !((m->flags & M_OBSERVE) && observe_without_session(c))) {
 		reply_error(c, &req.msgid, DLM_E_NO_SESSION,
 		    "'%s' needs a session: send hello first", m->name);
 		return;
