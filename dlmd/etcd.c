@@ -20,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/http.h>
 #include <jansson.h>
 
@@ -50,6 +53,7 @@ struct etcd_req {
 
 struct etcd {
 	struct event_base	*base;
+	struct evdns_base	*dns;		/* NULL: numeric hosts only */
 	struct etcd_ep		*eps;
 	int			 neps;
 	int			 cur;		/* where requests go */
@@ -94,6 +98,22 @@ etcd_new(struct event_base *base, const char *urls, uint32_t timeout_ms,
 		snprintf(err, errlen, "no etcd endpoint given");
 		goto fail;
 	}
+	/*
+	 * A host name is resolved by evdns, on the loop: the blocking
+	 * resolver would stall every client at each reconnect.
+	 */
+	for (int i = 0; i < e->neps && e->dns == NULL; i++) {
+		struct in6_addr a6;
+		struct in_addr a4;
+
+		if (inet_pton(AF_INET, e->eps[i].host, &a4) != 1 &&
+		    inet_pton(AF_INET6, e->eps[i].host, &a6) != 1 &&
+		    (e->dns = evdns_base_new(base,
+		    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL)
+			log_warnx("etcd: no asynchronous resolver; %s is "
+			    "resolved by the system's, which blocks",
+			    e->eps[i].host);
+	}
 	free(list);
 	return e;
 fail:
@@ -131,6 +151,8 @@ etcd_free(struct etcd *e)
 		free(e->eps[i].url);
 	}
 	free(e->eps);
+	if (e->dns != NULL)
+		evdns_base_free(e->dns, 0);
 	free(e);
 }
 
@@ -267,8 +289,8 @@ etcd_call(struct etcd *e, const char *path, json_t *body, etcd_cb cb,
 		fatalx("%s: out of memory", __func__);
 
 	if (ep->conn == NULL) {
-		ep->conn = evhttp_connection_base_new(e->base, NULL, ep->host,
-		    ep->port);
+		ep->conn = evhttp_connection_base_new(e->base, e->dns,
+		    ep->host, ep->port);
 		if (ep->conn == NULL)
 			fatalx("%s: evhttp_connection_base_new failed",
 			    __func__);
