@@ -36,8 +36,10 @@ struct node {
 static struct etcd_cluster ec;
 static struct node nodes[NODES];
 
+/* Started with extra, a flag and its value (or NULL: none). */
 static void
-node_start_lease(struct node *n, const char *ttl, const char *lease_max)
+node_start_with(struct node *n, const char *ttl, const char *lease_max,
+    const char *extra, const char *extra_value)
 {
 	if (n->adv[0] == '\0') {
 		int port = free_tcp_port();
@@ -49,9 +51,15 @@ node_start_lease(struct node *n, const char *ttl, const char *lease_max)
 	dlmd_start(&n->p, "-l", n->listen, "--cluster-etcd", ec.endpoints,
 	    "--advertise", n->adv, "--cluster-ttl", ttl, "--lease-max",
 	    lease_max, "--lease-default", "1500", "--cluster-name", "t",
-	    (char *)NULL);
+	    extra, extra_value, (char *)NULL);
 	etcdfix_record(n->p.pid, n->p.dir);
 	n->up = true;
+}
+
+static void
+node_start_lease(struct node *n, const char *ttl, const char *lease_max)
+{
+	node_start_with(n, ttl, lease_max, NULL, NULL);
 }
 
 static void
@@ -234,14 +242,18 @@ grant_on(struct node *n, const char *lock, int ms)
 
 START_TEST(one_active_and_the_others_point_at_it)
 {
+	static char page[65536];
+	char metrics[64];
 	struct reply *r;
 	struct tc *c;
-	int a, members = 0;
+	int a, members = 0, mport = free_tcp_port();
 	uint64_t deadline;
 
 	etcd_cluster_start(&ec);
+	snprintf(metrics, sizeof metrics, "127.0.0.1:%d", mport);
 	for (int i = 0; i < NODES; i++)
-		node_start(&nodes[i], TTL);
+		node_start_with(&nodes[i], TTL, LEASE_MAX, i == 0 ?
+		    "--metrics-listen" : NULL, metrics);
 	a = wait_one_active(15000);
 	/* Still one, a little later. */
 	sleep_ms(500);
@@ -306,6 +318,16 @@ START_TEST(one_active_and_the_others_point_at_it)
 		    (unsigned long long)lo, (unsigned long long)hi);
 	}
 	tc_close(c);
+
+	/* Metrics say the same, and time etcd's answers. */
+	ck_assert(http_get(mport, "/metrics", page, sizeof page));
+	ck_assert_msg(strstr(page, a == 0 ?
+	    "dlmd_cluster_role{role=\"active\"} 1" :
+	    "dlmd_cluster_role{role=\"standby\"} 1") != NULL, "%s", page);
+	ck_assert(strstr(page, "dlmd_cluster_epoch ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_grace_remaining_ms ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_etcd_seconds_count ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_etcd_seconds_count 0\n") == NULL);
 }
 END_TEST
 

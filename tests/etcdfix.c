@@ -135,18 +135,18 @@ etcdfix_record(pid_t pid, const char *dir)
 	}
 }
 
-/* GET /health on a member: true when it says it is healthy. */
-static bool
-member_health(int port)
+/* GET path from 127.0.0.1:port into buf (NUL-terminated); false if none. */
+bool
+http_get(int port, const char *path, char *buf, size_t size)
 {
 	struct sockaddr_in sin;
 	struct timeval tv = { 0, 500000 };
-	char req[128], buf[2048];
+	char req[256];
 	size_t len = 0;
 	ssize_t n;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
 
+	buf[0] = '\0';
 	if (fd < 0)
 		return false;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -159,19 +159,28 @@ member_health(int port)
 		close(fd);
 		return false;
 	}
-	snprintf(req, sizeof req, "GET /health HTTP/1.0\r\nHost: 127.0.0.1"
-	    "\r\n\r\n");
+	snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+	    path);
 	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
 		close(fd);
 		return false;
 	}
-	while (len < sizeof buf - 1 &&
-	    (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+	while (len < size - 1 &&
+	    (n = read(fd, buf + len, size - 1 - len)) > 0)
 		len += (size_t)n;
 	buf[len] = '\0';
 	close(fd);
-	ok = strstr(buf, "\"health\":\"true\"") != NULL;
-	return ok;
+	return len > 0;
+}
+
+/* GET /health on a member: true when it says it is healthy. */
+static bool
+member_health(int port)
+{
+	char buf[2048];
+
+	return http_get(port, "/health", buf, sizeof buf) &&
+	    strstr(buf, "\"health\":\"true\"") != NULL;
 }
 
 bool

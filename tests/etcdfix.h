@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define ETCDFIX_MEMBERS	3
 
@@ -55,6 +56,8 @@ void		 etcd_member_kill(struct etcd_cluster *, int i);
 void		 etcd_member_stop(struct etcd_cluster *, int i);
 /* Wait up to ms for a member to answer its /health with true. */
 bool		 etcd_member_healthy(const struct etcd_cluster *, int i, int ms);
+/* GET path from 127.0.0.1:port into buf; false when nothing came. */
+bool		 http_get(int port, const char *path, char *buf, size_t size);
 /* Every member stopped and its data removed. */
 void		 etcd_cluster_stop(struct etcd_cluster *);
 
