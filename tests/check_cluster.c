@@ -68,14 +68,32 @@ node_start(struct node *n, const char *ttl)
 	node_start_lease(n, ttl, LEASE_MAX);
 }
 
-/* Stopped (or killed) already: remove its files. */
-static void
+/*
+ * Stopped (or killed) already: remove its files. False when its log had a
+ * sanitizer's report.
+ */
+static bool
 node_clean(struct node *n)
 {
-	unlink(n->p.log);
+	char line[1024];
+	FILE *f = fopen(n->p.log, "r");
+	bool report = false;
+
+	while (f != NULL && !report && fgets(line, sizeof line, f) != NULL)
+		report = strstr(line, "AddressSanitizer") != NULL ||
+		    strstr(line, "LeakSanitizer") != NULL ||
+		    strstr(line, "runtime error:") != NULL;
+	if (f != NULL)
+		fclose(f);
+	if (report)
+		fprintf(stderr, "check_cluster: a sanitizer report in %s; "
+		    "kept\n", n->p.log);
+	else
+		unlink(n->p.log);
 	unlink(n->p.sock);
 	rmdir(n->p.dir);
 	n->up = false;
+	return !report;
 }
 
 /* SIGKILL: the host is gone. */
@@ -85,7 +103,7 @@ node_kill(struct node *n)
 	kill(n->p.pid, SIGCONT);
 	kill(n->p.pid, SIGKILL);
 	dlmd_stop(&n->p);
-	node_clean(n);
+	ck_assert(node_clean(n));
 }
 
 static void
@@ -95,16 +113,22 @@ setup(void)
 	memset(nodes, 0, sizeof nodes);
 }
 
+/* Everything stopped first, then what went wrong said. */
 static void
 teardown(void)
 {
+	int bad_exit = 0, reports = 0;
+
 	for (int i = 0; i < NODES; i++)
 		if (nodes[i].up) {
 			kill(nodes[i].p.pid, SIGCONT);
-			dlmd_stop(&nodes[i].p);
-			node_clean(&nodes[i]);
+			bad_exit += dlmd_stop(&nodes[i].p) != 0;
+			reports += !node_clean(&nodes[i]);
 		}
 	etcd_cluster_stop(&ec);
+	ck_assert_msg(bad_exit == 0, "%d dlmd did not exit 0", bad_exit);
+	ck_assert_msg(reports == 0, "%d dlmd logs have sanitizer reports",
+	    reports);
 }
 
 /* What a node says of itself: its stats, asked without a session. */
@@ -468,8 +492,8 @@ START_TEST(tokens_only_grow)
 	t[2] = grant_on(&nodes[a], "tok", 30000);
 	ck_assert_uint_gt(t[2], t[1]);
 	/* A graceful stop hands over at once (the lease is revoked). */
-	dlmd_stop(&nodes[a].p);
-	node_clean(&nodes[a]);
+	ck_assert_int_eq(dlmd_stop(&nodes[a].p), 0);
+	ck_assert(node_clean(&nodes[a]));
 	t[3] = grant_on(&nodes[1 - a], "tok", 30000);
 	ck_assert_uint_gt(t[3], t[2]);
 }
