@@ -36,7 +36,7 @@
  * the library and their users cannot disagree on a number. The protocol's
  * codes are the DLM_SERVER_ERRORS rows, 0 to DLM_E_MAX.
  */
-#define DLM_E_MAX		DLM_E_UNSUPPORTED
+#define DLM_E_MAX		DLM_E_NOT_ACTIVE
 
 /* The protocol name of an error code ("TIMEOUT"), or "UNKNOWN". */
 const char	*dlm_proto_errname(int code);

@@ -86,6 +86,31 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			printf("%-20s %llu\n", counters[i][1],
 			    (unsigned long long)value_uint(st,
 			    counters[i][0]));
+	/* A member of a cluster says what it is in it. */
+	if (json_object_get(st, "role") != NULL) {
+		static const char *const texts[][2] = {
+			{ "role", "role" }, { "active", "active" },
+			{ "etcd", "etcd" }, { "etcd_current", "etcd in use" },
+			{ "cluster_status", "cluster status" },
+		};
+		static const char *const numbers[][2] = {
+			{ "epoch", "epoch" }, { "grace_ms", "grace left ms" },
+			{ "lease_left_ms", "etcd lease left ms" },
+			{ "token_lo", "tokens from" }, { "token_hi", "tokens to" },
+			{ "failovers", "times active" },
+		};
+
+		for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+			if (json_is_string(json_object_get(st, texts[i][0])))
+				printf("%-20s %s\n", texts[i][1],
+				    value_str(st, texts[i][0]));
+		for (size_t i = 0; i < sizeof numbers / sizeof numbers[0];
+		    i++)
+			if (json_object_get(st, numbers[i][0]) != NULL)
+				printf("%-20s %llu\n", numbers[i][1],
+				    (unsigned long long)value_uint(st,
+				    numbers[i][0]));
+	}
 	json_decref(st);
 	return EXIT_OK;
 }

@@ -304,6 +304,8 @@ admin_clients(struct request *req)
 	return 0;
 }
 
+static void	pack_cluster_stats(struct mpw *);
+
 int
 admin_stats(struct request *req)
 {
@@ -312,7 +314,7 @@ admin_stats(struct request *req)
 	struct mpw *w = &req->res;
 
 	locktab_stats(srv->lt, &lts);
-	mpw_map(w, 25);
+	mpw_map(w, srv->cluster.enabled ? 25 + 12 : 25);
 	mpw_key(w, "server");
 	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
 	mpw_key(w, "uptime_ms");
@@ -363,6 +365,101 @@ admin_stats(struct request *req)
 	mpw_u64(w, st->bytes_out);
 	mpw_key(w, "next_token");
 	mpw_u64(w, locktab_next_token(srv->lt));
+	if (srv->cluster.enabled)
+		pack_cluster_stats(w);
+	return 0;
+}
+
+/* A string, or nil when empty. */
+static void
+mpw_str_or_nil(struct mpw *w, const char *s)
+{
+	if (s == NULL || s[0] == '\0')
+		mpw_nil(w);
+	else
+		mpw_str(w, s);
+}
+
+/* The 12 keys stats adds in cluster mode. */
+static void
+pack_cluster_stats(struct mpw *w)
+{
+	const struct cluster_status *cs = &srv->cluster;
+	bool active = cs->role == CLUSTER_ACTIVE;
+	uint64_t now = now_ms();
+
+	mpw_key(w, "role");
+	mpw_str(w, cluster_role_name());
+	mpw_key(w, "epoch");
+	mpw_u64(w, cs->epoch > 0 ? (uint64_t)cs->epoch : 0);
+	mpw_key(w, "active");
+	mpw_str_or_nil(w, cs->active);
+	mpw_key(w, "member_id");
+	mpw_str(w, cs->id);
+	mpw_key(w, "etcd");
+	mpw_str(w, cluster_endpoints());
+	mpw_key(w, "etcd_current");
+	mpw_str(w, cluster_current_endpoint());
+	mpw_key(w, "cluster_status");
+	mpw_str_or_nil(w, cs->why);
+	mpw_key(w, "grace_ms");
+	mpw_u64(w, active && cs->grace_until > now ? cs->grace_until - now : 0);
+	mpw_key(w, "lease_left_ms");
+	mpw_u64(w, active ? cluster_lease_left_ms() : 0);
+	mpw_key(w, "token_lo");
+	mpw_u64(w, active ? cs->token_lo : 0);
+	mpw_key(w, "token_hi");
+	mpw_u64(w, active ? cs->token_hi : 0);
+	mpw_key(w, "failovers");
+	mpw_u64(w, cs->failovers);
+}
+
+/*
+ * The cluster's members as this dlmd saw them in etcd at its last lease
+ * renewal: {cluster, self, active, epoch, age_ms, members: [...]}.
+ */
+int
+admin_cluster(struct request *req)
+{
+	struct mpw *w = &req->res;
+	const struct cluster_status *cs = &srv->cluster;
+	const char *id, *adv, *role;
+	int64_t since;
+	int n;
+
+	if (!cs->enabled)
+		return request_error(req, DLM_E_NOT_FOUND, "this dlmd is not "
+		    "a member of a cluster (no --cluster-etcd)");
+	n = cluster_nmembers();
+	mpw_map(w, 6);
+	mpw_key(w, "cluster");
+	mpw_str(w, srv->cfg->cluster_name != NULL ? srv->cfg->cluster_name :
+	    "dlm");
+	mpw_key(w, "self");
+	mpw_str(w, cs->id);
+	mpw_key(w, "active");
+	mpw_str_or_nil(w, cs->active);
+	mpw_key(w, "epoch");
+	mpw_u64(w, cs->epoch > 0 ? (uint64_t)cs->epoch : 0);
+	mpw_key(w, "age_ms");
+	if (cluster_members_age_ms() == UINT64_MAX)
+		mpw_nil(w);
+	else
+		mpw_u64(w, cluster_members_age_ms());
+	mpw_key(w, "members");
+	mpw_array(w, (uint32_t)n);
+	for (int i = 0; i < n; i++) {
+		cluster_members(i, &id, &adv, &role, &since);
+		mpw_map(w, 4);
+		mpw_key(w, "id");
+		mpw_str(w, id);
+		mpw_key(w, "advertise");
+		mpw_str(w, adv);
+		mpw_key(w, "role");
+		mpw_str(w, role);
+		mpw_key(w, "since");
+		mpw_i64(w, since);
+	}
 	return 0;
 }
 

@@ -15,6 +15,11 @@
 
 #define M_SESSION	0x1	/* needs hello first */
 #define M_ADMIN		0x2	/* admins only */
+/*
+ * Needs a session, except on a cluster member that is not active: there no
+ * session can be had, and these still tell an operator what it is doing.
+ */
+#define M_OBSERVE	0x4
 
 struct method {
 	const char	*name;
@@ -43,7 +48,8 @@ static const struct method methods[] = {
 	{ "locks", admin_locks, M_SESSION },
 	{ "lock", admin_lock, M_SESSION },
 	{ "clients", admin_clients, M_SESSION },
-	{ "stats", admin_stats, M_SESSION },
+	{ "stats", admin_stats, M_SESSION | M_OBSERVE },
+	{ "cluster", admin_cluster, M_SESSION | M_OBSERVE },
 	{ "force_release", admin_force_release, M_SESSION | M_ADMIN },
 	{ "reset_client", admin_reset_client, M_SESSION | M_ADMIN },
 	{ "reset_all", admin_reset_all, M_SESSION | M_ADMIN },
@@ -233,6 +239,7 @@ m_hello(struct request *req)
 	if (c->session != NULL)
 		return request_error(req, DLM_E_BAD_REQUEST,
 		    "this connection already has a session");
+
 	if ((rc = param_int(req, "proto", true, INT64_MIN, INT64_MAX,
 	    &proto)) != 0)
 		return rc;
@@ -256,6 +263,15 @@ m_hello(struct request *req)
 	if ((rc = auth_hello(c, auth, authlen, req->errmsg,
 	    sizeof req->errmsg)) != 0)
 		return rc;
+	/* After the token check: the hint is for clients, not strangers. */
+	if (!cluster_is_active()) {
+		req->err_active = srv->cluster.active[0] != '\0' ?
+		    srv->cluster.active : NULL;
+		return request_error(req, DLM_E_NOT_ACTIVE, "this dlmd is a "
+		    "%s member of its cluster%s%s", cluster_role_name(),
+		    req->err_active != NULL ? "; the active one is " : "",
+		    req->err_active != NULL ? req->err_active : "");
+	}
 
 	s = name != NULL ? session_find(name, namelen) : NULL;
 	if (s != NULL && s->conn != NULL && s->owner.deadline <= now_ms()) {
@@ -417,6 +433,10 @@ m_acquire(struct request *req)
 		return DISPATCH_PENDING;
 	case DLM_E_WOULD_BLOCK:
 		l = locktab_find(srv->lt, name, namelen);
+		if (l == NULL || (l->nholders == 0 && l->nwaiters == 0))
+			return request_error(req, rc, "lock '%s' is free, but "
+			    "nothing is granted%s", safe_str(name, namelen),
+			    cluster_not_granting());
 		return request_error(req, rc, "lock '%s' is %s",
 		    safe_str(name, namelen), holders_phrase(l));
 	case DLM_E_KIND_MISMATCH:
@@ -546,6 +566,18 @@ m_bye(struct request *req)
 	return 0;
 }
 
+/*
+ * A member that is not active has no sessions, yet an operator must see
+ * what it is doing: stats and cluster are answered without one, except
+ * over TCP when clients must present a token (which only hello takes).
+ */
+static bool
+observe_without_session(const struct conn *c)
+{
+	return !cluster_is_active() &&
+	    (c->is_unix || srv->cfg->client_token == NULL);
+}
+
 static const struct method *
 method_find(const msgpack_object *o)
 {
@@ -581,6 +613,13 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 		    "request could not be decoded");
 		return;
 	}
+	/*
+	 * An active past its deadline steps down before it serves anything:
+	 * after a stall (say SIGSTOP) requests may be read before the timer
+	 * that would have made it step down has run. Stepping down closes c.
+	 */
+	if (!cluster_check(now_ms()))
+		return;
 	/* Every message renews the lease, well-formed or not. */
 	if (c->session != NULL) {
 		session_touch(c->session, now_ms());
@@ -636,7 +675,8 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 		    "server is shutting down");
 		return;
 	}
-	if ((m->flags & M_SESSION) && c->session == NULL) {
+	if ((m->flags & M_SESSION) && c->session == NULL &&
+	    !((m->flags & M_OBSERVE) && observe_without_session(c))) {
 		reply_error(c, &req.msgid, DLM_E_NO_SESSION,
 		    "'%s' needs a session: send hello first", m->name);
 		return;
@@ -652,6 +692,10 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	rc = m->fn(&req);
 	if (rc == DISPATCH_PENDING)
 		return;
+	if (rc == DLM_E_NOT_ACTIVE) {
+		reply_not_active(c, req.msgid, req.err_active, req.errmsg);
+		return;
+	}
 	if (rc != 0) {
 		reply_error(c, &req.msgid, rc, "%s", req.errmsg);
 		return;

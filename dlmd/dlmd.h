@@ -6,6 +6,8 @@
  * table of callbacks it was given (struct lt_ops, struct conn_handlers).
  *
  *   locktab.c	the lock table: pure logic, no clock, no I/O (locktab.h)
+ *   etcd_codec.c  etcd's JSON: endpoint URLs, base64, the answers read and
+ *		the requests built; pure, like the table
  *   log.c timers.c memory.c options.c state.c
  *		logging and the one escaping rule for client bytes, timer
  *		durations, heap trimming, settings, the daemon's state object
@@ -16,6 +18,10 @@
  *   auth.c	who may do what: admin uids, tokens, the TCP token rule
  *   session.c	sessions (names, leases, linger) and their pending
  *		acquires; the lock table's callbacks
+ *   etcd.c	an asynchronous etcd client on the loop (JSON gateway);
+ *		nothing of locks
+ *   cluster.c	the cluster's roles over etcd: election, stepping down in
+ *		time, fencing-token ranges, the grace after a fail-over
  *   dispatch.c admin.c  the protocol's methods
  *   metrics.c	the Prometheus endpoint (reads counters only)
  *   server.c	listeners, start and shutdown; wires conn to dispatch
@@ -46,6 +52,9 @@
 #define DLMD_READ_CHUNK		65536
 #define DLMD_BATCH		64	/* requests served per wake-up */
 #define DLMD_LIST_BYTES		(256 * 1024)	/* a listing page's soft cap */
+#define DLMD_CLUSTER_NAME_MAX	128
+#define DLMD_ADVERTISE_MAX	300
+#define DLMD_CLUSTER_LEASE_MAX	30000	/* lease-max's default in a cluster */
 
 /* Settings: defaults, then the settings file, then the command line. */
 struct dlmd_config {
@@ -61,6 +70,7 @@ struct dlmd_config {
 	int		  log_level;
 	uint32_t	  lease_min_ms;
 	uint32_t	  lease_max_ms;
+	bool		  lease_max_set;	/* by the file or a flag */
 	uint32_t	  lease_default_ms;
 	uint32_t	  linger_max_ms;
 	uint32_t	  max_clients;
@@ -75,6 +85,10 @@ struct dlmd_config {
 	int		  nadmin_uids;
 	char		 *client_token;		/* TCP hello must present it */
 	char		 *admin_token;		/* grants admin over TCP */
+	char		 *cluster_etcd;		/* URLs; NULL: not clustered */
+	char		 *cluster_name;		/* NULL: "dlm" */
+	char		 *advertise;
+	uint32_t	  cluster_ttl_ms;
 };
 
 struct stats {
@@ -161,6 +175,32 @@ struct conn {
 	char			 peer[80];
 };
 
+enum cluster_role {
+	CLUSTER_SINGLE,		/* not clustered */
+	CLUSTER_STARTING,	/* no etcd lease yet */
+	CLUSTER_STANDBY,
+	CLUSTER_ACTIVE,
+};
+
+/* What the cluster's role machine shows the rest (cluster.c writes it). */
+struct cluster_status {
+	bool		enabled;
+	int		role;		/* enum cluster_role */
+	int64_t		epoch;		/* of the active known; 0: none */
+	char		id[17];
+	char		active[DLMD_ADVERTISE_MAX + 1];	/* "": unknown */
+	char		why[400];	/* why not granting, or last trouble */
+	uint64_t	since;		/* now_ms() when the role began */
+	uint64_t	lease_deadline;	/* now_ms() when grants must stop */
+	uint64_t	grace_until;	/* now_ms() when the grace ends */
+	uint64_t	grace_left_ms;	/* as of the last tick */
+	uint64_t	token_lo;	/* reserved this term, when active */
+	uint64_t	token_hi;
+	uint64_t	failovers;	/* times this dlmd became active */
+	uint64_t	fences;		/* times it stepped down */
+	uint64_t	etcd_failures;
+};
+
 struct server {
 	struct event_base	*base;
 	struct dlmd_config	*cfg;
@@ -179,6 +219,7 @@ struct server {
 	msgpack_zone		 zone;		/* decoded requests */
 	msgpack_sbuffer		 result;	/* a result being built */
 	struct stats		 stats;
+	struct cluster_status	 cluster;
 	char			 hostname[64];
 };
 
@@ -253,6 +294,8 @@ void		 conn_free_all(void);
 void	reply_result(struct conn *, uint32_t msgid, const msgpack_sbuffer *);
 void	reply_error(struct conn *, const uint32_t *msgid, int code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void	reply_not_active(struct conn *, uint32_t msgid, const char *active,
+	    const char *message);
 void	reply_grant(struct conn *, uint32_t msgid, const struct lt_hold *,
 	    uint64_t valid_ms);
 void	pack_grant(struct mpw *, const struct lt_hold *, uint64_t valid_ms);
@@ -290,6 +333,23 @@ void		 session_random_secret(char *out);
 struct session	*session_first_from(const char *key, size_t keylen);
 struct session	*session_next(struct session *);
 
+/* cluster.c */
+int		 cluster_start(struct event_base *, const struct dlmd_config *);
+void		 cluster_stop(void);
+void		 cluster_free(void);
+bool		 cluster_check(uint64_t now);
+bool		 cluster_is_active(void);
+void		 cluster_end_grace(void);
+const char	*cluster_role_name(void);
+const char	*cluster_not_granting(void);
+const char	*cluster_endpoints(void);
+const char	*cluster_current_endpoint(void);
+int		 cluster_nmembers(void);
+int		 cluster_members(int, const char **id, const char **advertise,
+		    const char **role, int64_t *since);
+uint64_t	 cluster_members_age_ms(void);
+uint64_t	 cluster_lease_left_ms(void);
+
 /* dispatch.c */
 void	dispatch_frame(struct conn *, const char *buf, size_t len);
 void	dispatch_bad_frame(struct conn *, const char *why);
@@ -301,6 +361,7 @@ struct request {
 	uint32_t		 msgid;
 	struct mpw		 res;		/* writes srv->result */
 	char			 errmsg[256];
+	const char		*err_active;	/* NOT_ACTIVE's hint, or NULL */
 };
 #define DISPATCH_PENDING	(-1)
 int	request_error(struct request *, int code, const char *fmt, ...)
@@ -315,15 +376,83 @@ int	admin_locks(struct request *);
 int	admin_lock(struct request *);
 int	admin_clients(struct request *);
 int	admin_stats(struct request *);
+int	admin_cluster(struct request *);
 int	admin_force_release(struct request *);
 int	admin_reset_client(struct request *);
 int	admin_reset_all(struct request *);
+
+/* etcd_codec.c */
+#define ETCD_MAX_ENDPOINTS	16
+#define ETCD_KEY_MAX		1024
+#define ETCD_VALUE_MAX		4096
+struct json_t;
+struct etcd_kv {
+	char		*key;		/* NUL-terminated copies */
+	size_t		 keylen;
+	char		*value;
+	size_t		 valuelen;
+	int64_t		 create_revision;
+	int64_t		 mod_revision;
+	int64_t		 lease;
+};
+int	 etcd_endpoint_parse(const char *url, char *host, size_t hostlen,
+	    uint16_t *port, char *err, size_t errlen);
+size_t	 base64_encoded_len(size_t);
+void	 base64_encode(const void *, size_t, char *out);
+int	 base64_decode(const char *, size_t, void *out, size_t outmax,
+	    size_t *outlen);
+int	 etcd_json_int64(const struct json_t *, int64_t *);
+int	 etcd_parse_header(const struct json_t *, int64_t *revision,
+	    char *err, size_t errlen);
+int	 etcd_parse_kvs(const struct json_t *range, struct etcd_kv *out,
+	    size_t max, size_t *n, char *err, size_t errlen);
+void	 etcd_kv_clear(struct etcd_kv *, size_t n);
+int	 etcd_parse_grant(const struct json_t *, int64_t *id, int64_t *ttl,
+	    char *err, size_t errlen);
+int	 etcd_parse_keepalive(const struct json_t *, int64_t id,
+	    int64_t *ttl, char *err, size_t errlen);
+int	 etcd_parse_txn(const struct json_t *, bool *succeeded,
+	    int64_t *revision, const struct json_t **responses, char *err,
+	    size_t errlen);
+const struct json_t *etcd_txn_range(const struct json_t *responses,
+	    size_t i);
+struct json_t	*etcd_req_range(const char *key, bool prefix);
+struct json_t	*etcd_req_put(const char *key, const char *value,
+		    size_t valuelen, int64_t lease);
+struct json_t	*etcd_req_lease(const char *field, int64_t v);
+struct json_t	*etcd_cmp(const char *key, const char *target, int64_t v);
+struct json_t	*etcd_op(const char *kind, struct json_t *request);
+struct json_t	*etcd_txn_body(struct json_t *compare, struct json_t *success,
+		    struct json_t *failure);
+struct json_t	*etcd_one(struct json_t *element);
+
+/* etcd.c */
+struct etcd;
+struct etcd_reply {
+	bool			 ok;	/* status 200 and a JSON object */
+	int			 status;	/* HTTP; 0: no answer */
+	struct json_t		*json;	/* valid in the callback only */
+	const char		*why;	/* when !ok */
+	const char		*endpoint;
+	uint64_t		 sent_ms;
+	uint64_t		 rtt_ms;
+};
+typedef void (*etcd_cb)(const struct etcd_reply *, void *arg);
+struct etcd	*etcd_new(struct event_base *, const char *urls,
+		    uint32_t timeout_ms, char *err, size_t errlen);
+void		 etcd_free(struct etcd *);
+void		 etcd_call(struct etcd *, const char *path,
+		    struct json_t *body, etcd_cb, void *arg);
+const char	*etcd_endpoint(const struct etcd *);
+int		 etcd_nendpoints(const struct etcd *);
+const char	*etcd_endpoint_at(const struct etcd *, int);
 
 /* metrics.c */
 int	metrics_listen(struct event_base *, const char *spec);
 void	metrics_free(void);
 void	metrics_observe_wait(uint64_t ms);
 void	metrics_observe_hold(uint64_t ms);
+void	metrics_observe_etcd(uint64_t ms);
 
 /* server.c */
 int	server_init(struct event_base *, struct dlmd_config *);

@@ -15,6 +15,9 @@ struct locktab {
 	struct lt_limits	 limits;
 	struct lt_stats		 stats;
 	uint64_t		 next_token;
+	uint64_t		 token_end;	/* 0: no end */
+	uint64_t		 grant_from;	/* grants only in [from, until) */
+	uint64_t		 grant_until;
 	/* cppcheck-suppress unusedStructMember ; used through TAILQ macros */
 	TAILQ_HEAD(, lt_lock)	 dirty;
 };
@@ -46,6 +49,7 @@ locktab_new(uint64_t first_token, const struct lt_ops *ops, void *arg)
 	lt->ops = ops;
 	lt->arg = arg;
 	lt->next_token = first_token != 0 ? first_token : 1;
+	lt->grant_until = UINT64_MAX;
 	return lt;
 }
 
@@ -198,6 +202,14 @@ lt_compatible(const struct lt_lock *l, enum lt_mode mode)
 	return l->mode == LT_SHARED && mode == LT_SHARED;
 }
 
+/* May a new hold be made now: inside the window, with a token left? */
+static bool
+lt_may_grant(const struct locktab *lt, uint64_t now)
+{
+	return now >= lt->grant_from && now < lt->grant_until &&
+	    (lt->token_end == 0 || lt->next_token < lt->token_end);
+}
+
 static bool
 lt_owner_expired(const struct lt_owner *o, uint64_t now)
 {
@@ -277,7 +289,7 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		next = TAILQ_NEXT(w, lock_link);
 		if (lt_owner_expired(w->owner, now))
 			continue;
-		if (!lt_compatible(l, w->mode))
+		if (!lt_compatible(l, w->mode) || !lt_may_grant(lt, now))
 			break;
 		lt_wait_unlink(lt, w);
 		h = lt_hold_new(lt, l, w->owner, w->mode, now);
@@ -344,6 +356,9 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 		grantable = l->nwaiters == 0 && lt_compatible(l, mode);
 	} else
 		grantable = true;
+	/* Free but not grantable now: it waits like any other acquire. */
+	if (grantable && !lt_may_grant(lt, now))
+		grantable = false;
 
 	if (grantable) {
 		if (lt->limits.max_holds != 0 &&
@@ -508,6 +523,45 @@ locktab_next_token(struct locktab *lt)
 	return lt->next_token;
 }
 
+void
+locktab_set_tokens(struct locktab *lt, uint64_t next, uint64_t end)
+{
+	if (next > lt->next_token)
+		lt->next_token = next;
+	lt->token_end = end;
+}
+
+uint64_t
+locktab_tokens_left(struct locktab *lt)
+{
+	if (lt->token_end == 0)
+		return UINT64_MAX;
+	return lt->token_end > lt->next_token ?
+	    lt->token_end - lt->next_token : 0;
+}
+
+void
+locktab_set_window(struct locktab *lt, uint64_t from, uint64_t until)
+{
+	lt->grant_from = from;
+	lt->grant_until = until;
+}
+
+void
+locktab_regrant_all(struct locktab *lt, uint64_t now)
+{
+	struct lt_lock *l, *tmp;
+
+	RB_FOREACH_SAFE(l, lt_tree, &lt->tree, tmp) {
+		if (l->nwaiters == 0)
+			continue;
+		if (!lt_may_grant(lt, now))
+			break;
+		lt_grant_pass(lt, l, now);
+		lt_lock_maybe_free(lt, l);
+	}
+}
+
 const char *
 locktab_check(struct locktab *lt, uint64_t now)
 {
@@ -531,6 +585,8 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a hold points at another lock";
 			if (h->token == 0 || h->token >= lt->next_token)
 				return "a hold has a token never issued";
+			if (lt->token_end != 0 && lt->next_token > lt->token_end)
+				return "a token past the end of the range was issued";
 			if (h->count == 0)
 				return "a hold has a count of zero";
 			if (l->kind == LT_MUTEX && h->count != 1)
@@ -554,7 +610,7 @@ locktab_check(struct locktab *lt, uint64_t now)
 		TAILQ_FOREACH(w, &l->waiters, lock_link) {
 			if (lt_owner_expired(w->owner, now))
 				continue;
-			if (lt_compatible(l, w->mode))
+			if (lt_compatible(l, w->mode) && lt_may_grant(lt, now))
 				return "a waiter could be granted but waits";
 			break;
 		}

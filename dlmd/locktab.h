@@ -180,6 +180,26 @@ void		 locktab_stats(struct locktab *, struct lt_stats *);
 /* The token the next grant will get. */
 uint64_t	 locktab_next_token(struct locktab *);
 /*
+ * The tokens the table may give: from next (ignored when it would go back)
+ * up to, not including, end; 0 for no end. Out of tokens, acquires that
+ * could be granted wait (or fail with DLM_E_WOULD_BLOCK when they may not
+ * wait) until a later call gives more and locktab_regrant_all() runs: a
+ * token is never given twice.
+ */
+void		 locktab_set_tokens(struct locktab *, uint64_t next,
+		    uint64_t end);
+/* Tokens left in the range; UINT64_MAX without an end. */
+uint64_t	 locktab_tokens_left(struct locktab *);
+/*
+ * New holds are made only while from <= now < until (0 and UINT64_MAX, the
+ * default, for always). Outside, acquires wait as for tokens; a reentrant
+ * acquire of a hold the owner has still counts up, as it makes no hold.
+ */
+void		 locktab_set_window(struct locktab *, uint64_t from,
+		    uint64_t until);
+/* Grant every waiter that can go, after the tokens or window changed. */
+void		 locktab_regrant_all(struct locktab *, uint64_t now);
+/*
  * Check the table's invariants (for tests and fuzzers). Returns NULL, or a
  * sentence saying what is broken.
  */

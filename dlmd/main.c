@@ -69,6 +69,14 @@ raise_fd_limit(uint32_t max_clients, bool user_set)
 		    (unsigned long long)rl.rlim_cur);
 }
 
+/* Two optional settings are the same. */
+static bool
+opt_eq(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL &&
+	    strcmp(a, b) == 0);
+}
+
 /*
  * SIGHUP: build the settings again from the file and the command line, as
  * a restart would, and take what can change without one. A bad file keeps
@@ -98,6 +106,14 @@ reload(void)
 	    strcmp(next.metrics_listen, cfg.metrics_listen) != 0))
 		log_warnx("reload: listen, socket-mode, daemon and "
 		    "metrics-listen change only with a restart");
+	if (!opt_eq(next.cluster_etcd, cfg.cluster_etcd) ||
+	    !opt_eq(next.cluster_name, cfg.cluster_name) ||
+	    !opt_eq(next.advertise, cfg.advertise) ||
+	    next.cluster_ttl_ms != cfg.cluster_ttl_ms ||
+	    (cfg.cluster_etcd != NULL && next.lease_max_ms != cfg.lease_max_ms))
+		log_warnx("reload: cluster-etcd, cluster-name, cluster-ttl, "
+		    "advertise and, in a cluster, lease-max change only with a "
+		    "restart");
 
 	/*
 	 * Take every setting from next but those that need a restart, which
@@ -108,6 +124,13 @@ reload(void)
 	SWAP(int, next.nlisten, cfg.nlisten);
 	SWAP(char *, next.pidfile, cfg.pidfile);
 	SWAP(char *, next.metrics_listen, cfg.metrics_listen);
+	SWAP(char *, next.cluster_etcd, cfg.cluster_etcd);
+	SWAP(char *, next.cluster_name, cfg.cluster_name);
+	SWAP(char *, next.advertise, cfg.advertise);
+	next.cluster_ttl_ms = cfg.cluster_ttl_ms;
+	/* The grace a new active keeps depends on it: see cluster.c. */
+	if (cfg.cluster_etcd != NULL)
+		next.lease_max_ms = cfg.lease_max_ms;
 	next.socket_mode = cfg.socket_mode;
 	next.daemon = cfg.daemon;
 	SWAP(struct dlmd_config, next, cfg);
@@ -132,6 +155,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		(void)sd_notify(0, "STOPPING=1");
+		cluster_stop();
 		server_shutdown();
 		break;
 	case SIGHUP:
@@ -293,6 +317,8 @@ main(int argc, char **argv)
 		failed = server_listen(cfg.listen[i]) != 0;
 	if (!failed && cfg.metrics_listen != NULL)
 		failed = metrics_listen(base, cfg.metrics_listen) != 0;
+	if (!failed)
+		failed = cluster_start(base, &cfg) != 0;
 	if (!failed && (pidfile = pidfile_path()) != NULL &&
 	    !pidfile_write(pidfile)) {
 		free(pidfile);
@@ -321,6 +347,7 @@ main(int argc, char **argv)
 
 	metrics_free();
 	server_free();
+	cluster_free();
 	event_base_free(base);
 	if (pidfile != NULL) {
 		unlink(pidfile);

@@ -32,7 +32,7 @@ struct histogram {
 	uint64_t	sum_ms;
 };
 
-static struct histogram wait_hist, hold_hist;
+static struct histogram wait_hist, hold_hist, etcd_hist;
 static struct evhttp *http;
 
 static void
@@ -57,6 +57,12 @@ void
 metrics_observe_hold(uint64_t ms)
 {
 	observe(&hold_hist, ms);
+}
+
+void
+metrics_observe_etcd(uint64_t ms)
+{
+	observe(&etcd_hist, ms);
 }
 
 static void
@@ -85,6 +91,39 @@ put_histogram(struct evbuffer *b, const char *name, const char *help,
 	evbuffer_add_printf(b, "%s_sum %.3f\n%s_count %llu\n", name,
 	    (double)hist->sum_ms / 1000.0, name,
 	    (unsigned long long)hist->count);
+}
+
+/* Cluster mode only: the role machine's figures (cluster.c writes them). */
+static void
+render_cluster(struct evbuffer *b)
+{
+	const struct cluster_status *cs = &srv->cluster;
+	static const char *roles[] = { "starting", "standby", "active" };
+	static const int codes[] = { CLUSTER_STARTING, CLUSTER_STANDBY,
+	    CLUSTER_ACTIVE };
+	uint64_t now = now_ms();
+
+	evbuffer_add_printf(b, "# HELP dlmd_cluster_role This dlmd's role in "
+	    "its cluster (1 for the current one).\n"
+	    "# TYPE dlmd_cluster_role gauge\n");
+	for (size_t i = 0; i < 3; i++)
+		evbuffer_add_printf(b, "dlmd_cluster_role{role=\"%s\"} %d\n",
+		    roles[i], cs->role == codes[i]);
+	put_metric(b, "dlmd_cluster_epoch", "gauge",
+	    "Epoch of the active dlmd known (0: none).",
+	    cs->epoch > 0 ? (uint64_t)cs->epoch : 0);
+	put_metric(b, "dlmd_cluster_failovers_total", "counter",
+	    "Times this dlmd became the active one.", cs->failovers);
+	put_metric(b, "dlmd_cluster_stepdowns_total", "counter",
+	    "Times this dlmd stopped being active.", cs->fences);
+	put_metric(b, "dlmd_cluster_etcd_failures_total", "counter",
+	    "etcd requests that failed or timed out.", cs->etcd_failures);
+	put_metric(b, "dlmd_cluster_grace_remaining_ms", "gauge",
+	    "Milliseconds left of the fail-over grace period.",
+	    cs->role == CLUSTER_ACTIVE && cs->grace_until > now ?
+	    cs->grace_until - now : 0);
+	put_histogram(b, "dlmd_cluster_etcd_seconds",
+	    "Round trips of etcd requests that were answered.", &etcd_hist);
 }
 
 static void
@@ -158,6 +197,8 @@ render(struct evbuffer *b)
 	    &wait_hist);
 	put_histogram(b, "dlmd_hold_seconds",
 	    "How long holds lasted, however they ended.", &hold_hist);
+	if (srv->cluster.enabled)
+		render_cluster(b);
 }
 
 static void

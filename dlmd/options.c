@@ -41,6 +41,10 @@ enum {
 	OPT_METRICS_LISTEN,
 	OPT_SYSLOG,
 	OPT_CHECK_CONFIG,
+	OPT_CLUSTER_ETCD,
+	OPT_CLUSTER_NAME,
+	OPT_CLUSTER_TTL,
+	OPT_ADVERTISE,
 };
 
 static const struct option long_options[] = {
@@ -67,6 +71,10 @@ static const struct option long_options[] = {
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "cluster-etcd", required_argument, NULL, OPT_CLUSTER_ETCD },
+	{ "cluster-name", required_argument, NULL, OPT_CLUSTER_NAME },
+	{ "cluster-ttl", required_argument, NULL, OPT_CLUSTER_TTL },
+	{ "advertise", required_argument, NULL, OPT_ADVERTISE },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -93,7 +101,7 @@ usage(int status)
 "      --pidfile FILE       write the pid there (default with -d: next to\n"
 "                           the default socket)\n"
 "      --lease-min MS       shortest lease a client may ask for (1000)\n"
-"      --lease-max MS       longest lease (300000)\n"
+"      --lease-max MS       longest lease (300000; 30000 in a cluster)\n"
 "      --lease-default MS   lease when the client names none (10000)\n"
 "      --linger-max MS      longest linger (300000)\n"
 "      --max-clients N      sessions at once (65536)\n"
@@ -107,6 +115,11 @@ usage(int status)
 "      --token-file FILE    token TCP clients must present\n"
 "      --admin-token-file FILE  token that makes a client an admin\n"
 "      --metrics-listen ADDR:PORT  serve Prometheus metrics over HTTP\n"
+"      --cluster-etcd URLS  run as a member of a cluster coordinated by\n"
+"                           these etcd endpoints (http://HOST:PORT,...)\n"
+"      --cluster-name NAME  the cluster's etcd key prefix (dlm)\n"
+"      --cluster-ttl MS     the etcd lease behind the active's role (6000)\n"
+"      --advertise ADDRESS  how clients reach this dlmd (cluster mode)\n"
 "      --check-config       check the settings file and options, then exit\n"
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
@@ -236,11 +249,34 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		free(cfg->metrics_listen);
 		cfg->metrics_listen = xstrdup(value);
 		return 0;
+	case OPT_CLUSTER_ETCD:
+		free(cfg->cluster_etcd);
+		cfg->cluster_etcd = xstrdup(value);
+		return 0;
+	case OPT_CLUSTER_NAME:
+		if (value[0] == '\0' || strlen(value) > DLMD_CLUSTER_NAME_MAX ||
+		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789._-/") !=
+		    strlen(value))
+			return fail(err, errlen, "'%s' is not 1 to %d letters, "
+			    "digits and ._-/", value, DLMD_CLUSTER_NAME_MAX);
+		free(cfg->cluster_name);
+		cfg->cluster_name = xstrdup(value);
+		return 0;
+	case OPT_ADVERTISE:
+		free(cfg->advertise);
+		cfg->advertise = xstrdup(value);
+		return 0;
+	case OPT_CLUSTER_TTL:
+		/* Below 2 s, etcd's own leader changes would fence us. */
+		u32 = &cfg->cluster_ttl_ms, min = 2000, max = 600000;
+		break;
 	case OPT_LEASE_MIN:
 		u32 = &cfg->lease_min_ms, min = 10, max = INT32_MAX;
 		break;
 	case OPT_LEASE_MAX:
 		u32 = &cfg->lease_max_ms, min = 10, max = INT32_MAX;
+		cfg->lease_max_set = true;
 		break;
 	case OPT_LEASE_DEFAULT:
 		u32 = &cfg->lease_default_ms, min = 10, max = INT32_MAX;
@@ -327,6 +363,7 @@ config_defaults(struct dlmd_config *cfg)
 	cfg->max_request = 65536;
 	cfg->max_output = 1048576;
 	cfg->socket_mode = 0666;
+	cfg->cluster_ttl_ms = 6000;
 }
 
 void
@@ -338,6 +375,9 @@ config_free(struct dlmd_config *cfg)
 	free(cfg->pidfile);
 	free(cfg->metrics_listen);
 	free(cfg->config_file);
+	free(cfg->cluster_etcd);
+	free(cfg->cluster_name);
+	free(cfg->advertise);
 	if (cfg->client_token != NULL)
 		explicit_bzero(cfg->client_token, strlen(cfg->client_token));
 	if (cfg->admin_token != NULL)
@@ -418,7 +458,7 @@ load_file(struct dlmd_config *cfg, const char *path, bool must_exist,
  * anything is bound.
  */
 static int
-config_check(const struct dlmd_config *cfg, char *err, size_t errlen)
+config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 {
 	struct addr a;
 	char why[256];
@@ -434,12 +474,47 @@ config_check(const struct dlmd_config *cfg, char *err, size_t errlen)
 	    addr_parse_hostport(cfg->metrics_listen, ADDR_LISTENER, &a, why,
 	    sizeof why) != 0)
 		return fail(err, errlen, "metrics-listen: %s", why);
+	/*
+	 * A new active grants nothing for the longest lease: in a cluster the
+	 * default is what a fail-over in seconds allows, not five minutes.
+	 */
+	if (cfg->cluster_etcd != NULL && !cfg->lease_max_set)
+		cfg->lease_max_ms = DLMD_CLUSTER_LEASE_MAX;
 	if (cfg->lease_min_ms > cfg->lease_max_ms)
 		return fail(err, errlen, "lease-min is above lease-max");
 	if (cfg->lease_default_ms < cfg->lease_min_ms ||
 	    cfg->lease_default_ms > cfg->lease_max_ms)
 		return fail(err, errlen, "lease-default must lie between "
 		    "lease-min and lease-max");
+	if (cfg->cluster_etcd != NULL) {
+		char host[256];
+		uint16_t port;
+		char *list = xstrdup(cfg->cluster_etcd), *tok, *save = NULL;
+		int n = 0, rc = 0;
+
+		for (tok = strtok_r(list, ",", &save); tok != NULL && rc == 0;
+		    tok = strtok_r(NULL, ",", &save), n++)
+			rc = etcd_endpoint_parse(tok, host, sizeof host, &port,
+			    why, sizeof why);
+		free(list);
+		if (rc != 0)
+			return fail(err, errlen, "cluster-etcd: %s", why);
+		if (n == 0 || n > ETCD_MAX_ENDPOINTS)
+			return fail(err, errlen, "cluster-etcd: give 1 to %d "
+			    "http:// URLs, separated by commas",
+			    ETCD_MAX_ENDPOINTS);
+		if (cfg->advertise == NULL)
+			return fail(err, errlen, "advertise is required with "
+			    "cluster-etcd: the address clients reach this dlmd "
+			    "at");
+	}
+	if (cfg->advertise != NULL) {
+		if (addr_parse(cfg->advertise, 0, &a, why, sizeof why) != 0)
+			return fail(err, errlen, "advertise: %s", why);
+		if (strlen(cfg->advertise) > DLMD_ADVERTISE_MAX)
+			return fail(err, errlen, "advertise: longer than %d "
+			    "bytes", DLMD_ADVERTISE_MAX);
+	}
 	return 0;
 }
 

@@ -86,6 +86,39 @@ reply_error(struct conn *c, const uint32_t *msgid, int code,
 	reply_done(c, &w);
 }
 
+/*
+ * [1, msgid, {code, name, message, active}, nil]: NOT_ACTIVE, with the
+ * address of the active dlmd when it is known (active is then not NULL).
+ */
+void
+reply_not_active(struct conn *c, uint32_t msgid, const char *active,
+    const char *message)
+{
+	struct evbuffer *out = conn_output(c);
+	struct mpw w;
+
+	if (out == NULL)
+		return;
+	srv->stats.errors++;
+	mpw_init(&w, out, evbuffer_packer_write);
+	mpw_array(&w, 4);
+	mpw_u64(&w, DLM_MSG_RESPONSE);
+	mpw_u64(&w, msgid);
+	mpw_map(&w, active != NULL ? 4 : 3);
+	mpw_key(&w, "code");
+	mpw_i64(&w, DLM_E_NOT_ACTIVE);
+	mpw_key(&w, "name");
+	mpw_str(&w, dlm_proto_errname(DLM_E_NOT_ACTIVE));
+	mpw_key(&w, "message");
+	mpw_str(&w, message);
+	if (active != NULL) {
+		mpw_key(&w, "active");
+		mpw_str(&w, active);
+	}
+	mpw_nil(&w);
+	reply_done(c, &w);
+}
+
 /* A grant's result: {token, count, valid_ms}. The one encoder of it. */
 void
 pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms)

@@ -67,7 +67,9 @@ extern "C" {
 	    "server is shutting down")					\
 	X(DLM_E_DEADLOCK, 14, "DEADLOCK", "deadlock detected")		\
 	X(DLM_E_UNSUPPORTED, 15, "UNSUPPORTED",				\
-	    "protocol version not supported")
+	    "protocol version not supported")				\
+	X(DLM_E_NOT_ACTIVE, 16, "NOT_ACTIVE",				\
+	    "this server is not the cluster's active one")
 
 /* Errors of the library, from 100 up. */
 #define DLM_LIBRARY_ERRORS(X)						\

@@ -226,6 +226,16 @@ START_TEST(clients_and_stats)
 	(void)reply_u64(r, "uptime_ms");
 	(void)reply_u64(r, "expiries");
 	(void)reply_u64(r, "forced");
+	/* A single dlmd: no cluster keys, no cluster method. */
+	ck_assert_ptr_null(reply_get(r, "role"));
+	ck_assert_ptr_null(reply_get(r, "epoch"));
+	r = tc_call(a, "cluster", NULL);
+	ck_assert_str_eq(reply_errname(r), "NOT_FOUND");
+	tc_close(a);
+	/* And stats still needs a session. */
+	a = tc_connect(&d);
+	r = tc_call(a, "stats", NULL);
+	ck_assert_str_eq(reply_errname(r), "NO_SESSION");
 	tc_close(a);
 }
 END_TEST

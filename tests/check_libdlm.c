@@ -337,7 +337,7 @@ START_TEST(error_strings)
 	};
 	size_t n = sizeof rows / sizeof rows[0];
 
-	ck_assert_uint_eq(n, 24);
+	ck_assert_uint_eq(n, 25);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_str_eq(dlm_errname(rows[i].code), rows[i].name);
 		ck_assert_str_eq(dlm_strerror(rows[i].code), rows[i].sentence);
@@ -351,13 +351,15 @@ START_TEST(error_strings)
 	ck_assert_int_eq(DLM_OK, 0);
 	ck_assert_int_eq(DLM_E_TIMEOUT, 5);
 	ck_assert_int_eq(DLM_E_UNSUPPORTED, 15);
+	ck_assert_int_eq(DLM_E_NOT_ACTIVE, 16);
 	ck_assert_int_eq(DLM_E_CONNECT, 100);
 	ck_assert_int_eq(DLM_E_ADDRESS, 107);
 	ck_assert_str_eq(dlm_errname(DLM_E_TIMEOUT), "TIMEOUT");
 	ck_assert_str_eq(dlm_errname(DLM_E_WOULD_BLOCK), "WOULD_BLOCK");
 	ck_assert_str_eq(dlm_errname(DLM_E_FORKED), "FORKED");
 	ck_assert_str_eq(dlm_errname(12345), "UNKNOWN");
-	ck_assert_str_eq(dlm_errname(16), "UNKNOWN");
+	ck_assert_str_eq(dlm_errname(16), "NOT_ACTIVE");
+	ck_assert_str_eq(dlm_errname(17), "UNKNOWN");
 	ck_assert_str_eq(dlm_errname(99), "UNKNOWN");
 	ck_assert_str_eq(dlm_errname(108), "UNKNOWN");
 	ck_assert_str_eq(dlm_strerror(-3), "unknown error");

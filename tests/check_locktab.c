@@ -663,6 +663,87 @@ START_TEST(random_operations_keep_invariants)
 }
 END_TEST
 
+/* Out of tokens, a free lock is not granted: it waits for the next range. */
+START_TEST(token_range_exhausted_waits)
+{
+	uint64_t t1 = 0, t2 = 0;
+	int tag = 7;
+
+	locktab_set_tokens(lt, 5000, 5001);
+	ck_assert_uint_eq(locktab_tokens_left(lt), 1);
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true, NULL, &t1),
+	    LT_GRANTED);
+	ck_assert_uint_eq(t1, 5000);
+	ck_assert_uint_eq(locktab_tokens_left(lt), 0);
+	ck_assert_int_eq(acq(&B, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&B, "y", LT_MUTEX, LT_EXCLUSIVE, true, &tag,
+	    NULL), LT_QUEUED);
+	/* Giving back an old range must not move the next token back. */
+	locktab_set_tokens(lt, 10, 5001);
+	locktab_regrant_all(lt, now);
+	ck_assert_int_eq(nev, 0);
+	locktab_set_tokens(lt, 9000, 9010);
+	ck_assert_int_eq(nev, 0);
+	locktab_regrant_all(lt, now);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+	ck_assert_ptr_eq(ev[0].udata, &tag);
+	ck_assert_uint_eq(ev[0].token, 9000);
+	ck_assert_int_eq(acq(&C, "z", LT_MUTEX, LT_EXCLUSIVE, true, NULL, &t2),
+	    LT_GRANTED);
+	ck_assert_uint_eq(t2, 9001);
+	ck_assert_uint_eq(locktab_tokens_left(lt), 8);
+	locktab_set_tokens(lt, 0, 0);
+	ck_assert_uint_eq(locktab_tokens_left(lt), UINT64_MAX);
+}
+END_TEST
+
+/* Outside the grant window nothing new is granted; inside, FIFO resumes. */
+START_TEST(grant_window)
+{
+	uint64_t t = 0;
+	uint32_t left;
+	int ta = 1, tb = 2;
+
+	now = 100;
+	locktab_set_window(lt, 200, 300);
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, true, &ta, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&B, "x", LT_RLOCK, LT_SHARED, true, &tb, NULL),
+	    LT_QUEUED);
+	locktab_regrant_all(lt, now);
+	ck_assert_int_eq(nev, 0);
+	now = 200;
+	locktab_regrant_all(lt, now);
+	check_invariants();
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[0].udata, &ta);
+	ck_assert_ptr_eq(ev[1].udata, &tb);
+	/* A reentrant acquire makes no hold: it counts up even outside. */
+	now = 300;
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, &t),
+	    LT_GRANTED);
+	ck_assert_uint_eq(t, ev[0].token);
+	ck_assert_int_eq(acq(&C, "y", LT_MUTEX, LT_EXCLUSIVE, true, NULL,
+	    NULL), LT_QUEUED);
+	/* A release outside the window grants nobody. */
+	ck_assert_int_eq(acq(&D, "x", LT_RLOCK, LT_EXCLUSIVE, true, NULL,
+	    NULL), LT_QUEUED);
+	ck_assert_int_eq(rel(&B, "x", &left), 0);
+	ck_assert_int_eq(rel(&A, "x", &left), 0);
+	ck_assert_int_eq(rel(&A, "x", &left), 0);
+	ck_assert_int_eq(nev, 2);
+	locktab_set_window(lt, 0, UINT64_MAX);
+	locktab_regrant_all(lt, now);
+	check_invariants();
+	ck_assert_int_eq(nev, 4);
+}
+END_TEST
+
 static Suite *
 locktab_suite(void)
 {
@@ -696,6 +777,12 @@ locktab_suite(void)
 	tc = tcase_create("limits");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, limits_holds_and_waits);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cluster");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, token_range_exhausted_waits);
+	tcase_add_test(tc, grant_window);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("random");

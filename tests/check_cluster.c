@@ -1,0 +1,625 @@
+/*
+ * dlmd in cluster mode against a real three-member etcd on 127.0.0.1:
+ * election, NOT_ACTIVE and its hint, fail-over after SIGKILL and SIGSTOP,
+ * tokens that only grow, etcd members lost and back, etcd missing at
+ * start. Skipped (status 77) when etcd is not installed.
+ *
+ * Clients speak the raw protocol over each dlmd's Unix socket; the address
+ * a dlmd advertises is its TCP listener's.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "etcdfix.h"
+#include "testutil.h"
+
+#define NODES		3
+#define TTL		"3000"	/* the shortest that rides out a busy host */
+#define LEASE_MAX	"2000"	/* so the grace is 3 s */
+#define GRACE_MS	3000
+
+struct node {
+	struct dlmd_proc	 p;
+	char			 adv[64];
+	char			 listen[64];
+	bool			 up;
+	bool			 stopped;	/* SIGSTOP: not asked */
+};
+
+static struct etcd_cluster ec;
+static struct node nodes[NODES];
+
+/* Started with extra, a flag and its value (or NULL: none). */
+static void
+node_start_with(struct node *n, const char *ttl, const char *lease_max,
+    const char *extra, const char *extra_value)
+{
+	if (n->adv[0] == '\0') {
+		int port = free_tcp_port();
+
+		snprintf(n->adv, sizeof n->adv, "tcp:127.0.0.1:%d", port);
+		snprintf(n->listen, sizeof n->listen, "tcp:127.0.0.1:%d",
+		    port);
+	}
+	dlmd_start(&n->p, "-l", n->listen, "--cluster-etcd", ec.endpoints,
+	    "--advertise", n->adv, "--cluster-ttl", ttl, "--lease-max",
+	    lease_max, "--lease-default", "1500", "--cluster-name", "t",
+	    extra, extra_value, (char *)NULL);
+	etcdfix_record(n->p.pid, n->p.dir);
+	n->up = true;
+}
+
+static void
+node_start_lease(struct node *n, const char *ttl, const char *lease_max)
+{
+	node_start_with(n, ttl, lease_max, NULL, NULL);
+}
+
+static void
+node_start(struct node *n, const char *ttl)
+{
+	node_start_lease(n, ttl, LEASE_MAX);
+}
+
+/*
+ * Stopped (or killed) already: remove its files. False when its log had a
+ * sanitizer's report.
+ */
+static bool
+node_clean(struct node *n)
+{
+	char line[1024];
+	FILE *f = fopen(n->p.log, "r");
+	bool report = false;
+
+	while (f != NULL && !report && fgets(line, sizeof line, f) != NULL)
+		report = strstr(line, "AddressSanitizer") != NULL ||
+		    strstr(line, "LeakSanitizer") != NULL ||
+		    strstr(line, "runtime error:") != NULL;
+	if (f != NULL)
+		fclose(f);
+	if (report)
+		fprintf(stderr, "check_cluster: a sanitizer report in %s; "
+		    "kept\n", n->p.log);
+	else
+		unlink(n->p.log);
+	unlink(n->p.sock);
+	rmdir(n->p.dir);
+	n->up = false;
+	return !report;
+}
+
+/* SIGKILL: the host is gone. */
+static void
+node_kill(struct node *n)
+{
+	kill(n->p.pid, SIGCONT);
+	kill(n->p.pid, SIGKILL);
+	dlmd_stop(&n->p);
+	ck_assert(node_clean(n));
+}
+
+static void
+setup(void)
+{
+	memset(&ec, 0, sizeof ec);
+	memset(nodes, 0, sizeof nodes);
+}
+
+/* Everything stopped first, then what went wrong said. */
+static void
+teardown(void)
+{
+	int bad_exit = 0, reports = 0;
+
+	for (int i = 0; i < NODES; i++)
+		if (nodes[i].up) {
+			kill(nodes[i].p.pid, SIGCONT);
+			bad_exit += dlmd_stop(&nodes[i].p) != 0;
+			reports += !node_clean(&nodes[i]);
+		}
+	etcd_cluster_stop(&ec);
+	ck_assert_msg(bad_exit == 0, "%d dlmd did not exit 0", bad_exit);
+	ck_assert_msg(reports == 0, "%d dlmd logs have sanitizer reports",
+	    reports);
+}
+
+/* What a node says of itself: its stats, asked without a session. */
+struct view {
+	char		role[16];	/* "active" when a session is had */
+	char		active[64];
+	char		status[400];
+	uint64_t	epoch;
+};
+
+static void
+node_view(struct node *n, struct view *v)
+{
+	struct tc *c = tc_connect(&n->p);
+	struct reply *r = tc_call(c, "stats", NULL);
+
+	memset(v, 0, sizeof *v);
+	if (r->err == 0) {
+		snprintf(v->role, sizeof v->role, "%s", reply_str(r, "role"));
+		snprintf(v->active, sizeof v->active, "%s",
+		    reply_get(r, "active") != NULL &&
+		    reply_get(r, "active")->type == MSGPACK_OBJECT_STR ?
+		    reply_str(r, "active") : "");
+		snprintf(v->status, sizeof v->status, "%s",
+		    reply_get(r, "cluster_status") != NULL &&
+		    reply_get(r, "cluster_status")->type == MSGPACK_OBJECT_STR ?
+		    reply_str(r, "cluster_status") : "");
+		v->epoch = reply_u64(r, "epoch");
+	} else {
+		/* Only the active refuses a sessionless stats. */
+		ck_assert_str_eq(reply_errname(r), "NO_SESSION");
+		snprintf(v->role, sizeof v->role, "active");
+	}
+	tc_close(c);
+}
+
+/*
+ * Wait up to ms for exactly one of the running nodes to be active, never
+ * seeing two; returns its index.
+ */
+static int
+wait_one_active(int ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)ms;
+
+	do {
+		int found = -1, count = 0;
+
+		for (int i = 0; i < NODES; i++) {
+			struct view v;
+
+			if (!nodes[i].up || nodes[i].stopped)
+				continue;
+			node_view(&nodes[i], &v);
+			if (strcmp(v.role, "active") == 0) {
+				found = i;
+				count++;
+			}
+		}
+		ck_assert_msg(count <= 1, "%d dlmd are active at once", count);
+		if (count == 1)
+			return found;
+		sleep_ms(100);
+	} while (mono_ms() < deadline);
+	ck_abort_msg("no dlmd became active within %d ms", ms);
+	return -1;
+}
+
+/* A session on n with a lease of ms; NULL when n answers NOT_ACTIVE. */
+static struct tc *
+session_lease(struct node *n, const char *name, long long ms)
+{
+	struct tc *c = tc_connect(&n->p);
+	struct reply *r = tc_call(c, "hello", "proto:i client:s lease_ms:i",
+	    1LL, name, ms);
+
+	if (r->err != 0) {
+		ck_assert_str_eq(reply_errname(r), "NOT_ACTIVE");
+		tc_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+static struct tc *
+session_on(struct node *n, const char *name)
+{
+	return session_lease(n, name, 2000);
+}
+
+/*
+ * Acquire lock on c waiting up to wait_ms, pinging meanwhile as a client
+ * library does (the session's lease is shorter than a grace period); the
+ * token, or 0 if refused.
+ */
+static uint64_t
+acquire(struct tc *c, const char *lock, long long wait_ms)
+{
+	uint32_t id = tc_send(c, "acquire", "lock:s timeout_ms:i", lock,
+	    wait_ms);
+	uint64_t deadline = mono_ms() + (uint64_t)wait_ms + 5000;
+	struct reply *r;
+
+	while ((r = tc_wait(c, id, 500)) == NULL) {
+		ck_assert_msg(!c->eof, "the connection closed during acquire");
+		ck_assert_msg(mono_ms() < deadline, "no answer to acquire");
+		tc_send(c, "ping", NULL);
+	}
+	if (r->err != 0) {
+		fprintf(stderr, "check_cluster: acquire %s: %s\n", lock,
+		    reply_errmsg(r));
+		return 0;
+	}
+	return reply_u64(r, "token");
+}
+
+/* A grant from node n (retrying hello until it is active). */
+static uint64_t
+grant_on(struct node *n, const char *lock, int ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)ms, token;
+	struct tc *c;
+
+	while ((c = session_on(n, "granter")) == NULL) {
+		ck_assert_msg(mono_ms() < deadline, "%s never took a session",
+		    n->adv);
+		sleep_ms(100);
+	}
+	token = acquire(c, lock, ms);
+	ck_assert_msg(token != 0, "no grant from %s", n->adv);
+	tc_call(c, "bye", NULL);
+	tc_close(c);
+	return token;
+}
+
+START_TEST(one_active_and_the_others_point_at_it)
+{
+	static char page[65536];
+	char metrics[64];
+	struct reply *r;
+	struct tc *c;
+	int a, members = 0, mport = free_tcp_port();
+	uint64_t deadline;
+
+	etcd_cluster_start(&ec);
+	snprintf(metrics, sizeof metrics, "127.0.0.1:%d", mport);
+	for (int i = 0; i < NODES; i++)
+		node_start_with(&nodes[i], TTL, LEASE_MAX, i == 0 ?
+		    "--metrics-listen" : NULL, metrics);
+	a = wait_one_active(15000);
+	/* Still one, a little later. */
+	sleep_ms(500);
+	ck_assert_int_eq(wait_one_active(1000), a);
+
+	for (int i = 0; i < NODES; i++) {
+		if (i == a)
+			continue;
+		/* A standby learns the active within a poll or two. */
+		deadline = mono_ms() + 5000;
+		for (;;) {
+			c = tc_connect(&nodes[i].p);
+			r = tc_call(c, "hello", "proto:i", 1LL);
+			ck_assert_str_eq(reply_errname(r), "NOT_ACTIVE");
+			ck_assert_int_eq(r->err, 16);
+			if (mpr_get(r->error, "active") != NULL &&
+			    strcmp(obj_str(r->error, "active"),
+			    nodes[a].adv) == 0) {
+				tc_close(c);
+				break;
+			}
+			tc_close(c);
+			ck_assert_msg(mono_ms() < deadline, "standby %d never "
+			    "named the active %s", i, nodes[a].adv);
+			sleep_ms(100);
+		}
+		/* Nothing but hello, stats and cluster without a session. */
+		c = tc_connect(&nodes[i].p);
+		r = tc_call(c, "acquire", "lock:s", "x");
+		ck_assert_str_eq(reply_errname(r), "NO_SESSION");
+		tc_close(c);
+	}
+
+	/* The members, as the active lists them after a renewal or two. */
+	deadline = mono_ms() + 5000;
+	while (members < NODES && mono_ms() < deadline) {
+		c = session_on(&nodes[a], "lister");
+		ck_assert_ptr_nonnull(c);
+		r = tc_call(c, "cluster", NULL);
+		ck_assert_int_eq(r->err, 0);
+		ck_assert_str_eq(reply_str(r, "active"), nodes[a].adv);
+		members = (int)reply_get(r, "members")->via.array.size;
+		tc_close(c);
+		if (members < NODES)
+			sleep_ms(200);
+	}
+	ck_assert_int_eq(members, NODES);
+
+	/* The active grants, and says what tokens it may give. */
+	c = session_on(&nodes[a], "user");
+	ck_assert_ptr_nonnull(c);
+	{
+		uint64_t t = acquire(c, "lock", 10000), lo, hi;
+
+		r = tc_call(c, "stats", NULL);
+		lo = reply_u64(r, "token_lo");
+		hi = reply_u64(r, "token_hi");
+		ck_assert_str_eq(reply_str(r, "role"), "active");
+		ck_assert_uint_gt(t, 0);
+		ck_assert_msg(lo <= t && t <= hi, "token %llu outside the "
+		    "reserved %llu..%llu", (unsigned long long)t,
+		    (unsigned long long)lo, (unsigned long long)hi);
+	}
+	tc_close(c);
+
+	/* Metrics say the same, and time etcd's answers. */
+	ck_assert(http_get(mport, "/metrics", page, sizeof page));
+	ck_assert_msg(strstr(page, a == 0 ?
+	    "dlmd_cluster_role{role=\"active\"} 1" :
+	    "dlmd_cluster_role{role=\"standby\"} 1") != NULL, "%s", page);
+	ck_assert(strstr(page, "dlmd_cluster_epoch ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_grace_remaining_ms ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_etcd_seconds_count ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_etcd_seconds_count 0\n") == NULL);
+}
+END_TEST
+
+START_TEST(sigkill_the_active)
+{
+	uint64_t t1, t2, killed, took;
+	int a, b;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	b = 1 - a;
+	t1 = grant_on(&nodes[a], "job", 10000);
+
+	killed = mono_ms();
+	node_kill(&nodes[a]);
+	t2 = grant_on(&nodes[b], "job", 30000);
+	took = mono_ms() - killed;
+	fprintf(stderr, "check_cluster: SIGKILL of the active to the first "
+	    "grant by the next: %llu ms (TTL " TTL " ms, grace %d ms)\n",
+	    (unsigned long long)took, GRACE_MS);
+	ck_assert_uint_gt(t2, t1);
+	/* At worst: the TTL, its expiry slack, a poll, the grace, slack. */
+	ck_assert_uint_lt(took, 3000 + 1000 + 500 + GRACE_MS + 3000);
+	/* Not before the grace: the old holds had to lapse first. */
+	ck_assert_uint_ge(took, GRACE_MS);
+}
+END_TEST
+
+/*
+ * The active is stopped past its deadline and woken while the new active is
+ * still in its grace period, with sessions whose leases have not run out:
+ * it must not answer anything they sent meanwhile (an answer would renew a
+ * lease past the new active's grace), nor grant, and it must drop them.
+ */
+START_TEST(sigstop_the_active_past_its_lease)
+{
+	struct tc *holder, *waiter, *other;
+	struct reply *r;
+	struct view v;
+	uint64_t t1, t2, deadline, stopped;
+	uint32_t wid, rid, pid;
+	int a, b;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "10000");
+	node_start_lease(&nodes[1], TTL, "10000");
+	a = wait_one_active(15000);
+	b = 1 - a;
+	holder = NULL;
+	deadline = mono_ms() + 10000;
+	while ((holder = session_lease(&nodes[a], "holder", 10000)) == NULL &&
+	    mono_ms() < deadline)
+		sleep_ms(100);
+	ck_assert_ptr_nonnull(holder);
+	t1 = acquire(holder, "L", 15000);
+	ck_assert_uint_gt(t1, 0);
+	waiter = session_lease(&nodes[a], "waiter", 10000);
+	ck_assert_ptr_nonnull(waiter);
+	wid = tc_send(waiter, "acquire", "lock:s timeout_ms:i", "L", 60000LL);
+	ck_assert_ptr_null(tc_wait(waiter, wid, 200));
+
+	kill(nodes[a].p.pid, SIGSTOP);
+	nodes[a].stopped = true;
+	stopped = mono_ms();
+	/* Read by the stopped dlmd when it wakes. */
+	rid = tc_send(holder, "release", "lock:s", "L");
+	pid = tc_send(holder, "ping", NULL);
+	ck_assert_int_eq(wait_one_active(15000), b);
+	ck_assert_uint_lt(mono_ms() - stopped, 9000);
+	kill(nodes[a].p.pid, SIGCONT);
+	nodes[a].stopped = false;
+
+	/* The old active answers nothing and drops its clients. */
+	ck_assert(tc_closed(holder, 5000));
+	ck_assert(tc_closed(waiter, 5000));
+	r = tc_wait(holder, rid, 0);
+	ck_assert_msg(r == NULL, "the woken dlmd answered a release");
+	r = tc_wait(holder, pid, 0);
+	ck_assert_msg(r == NULL, "the woken dlmd answered a ping");
+	r = tc_wait(waiter, wid, 0);
+	ck_assert_msg(r == NULL || r->err != 0, "the old active granted L "
+	    "after waking up");
+	tc_close(holder);
+	tc_close(waiter);
+	ck_assert(dlmd_log_has(&nodes[a].p, "stepping down from active"));
+
+	/* It is a standby now, and says who is active. */
+	deadline = mono_ms() + 5000;
+	do {
+		node_view(&nodes[a], &v);
+		if (strcmp(v.role, "standby") == 0 &&
+		    strcmp(v.active, nodes[b].adv) == 0)
+			break;
+		sleep_ms(100);
+	} while (mono_ms() < deadline);
+	ck_assert_str_eq(v.role, "standby");
+	ck_assert_str_eq(v.active, nodes[b].adv);
+	ck_assert_ptr_null(session_on(&nodes[a], "late"));
+
+	/* The new active grants L once its grace is over, above t1. */
+	other = session_lease(&nodes[b], "after", 10000);
+	ck_assert_ptr_nonnull(other);
+	t2 = acquire(other, "L", 30000);
+	ck_assert_uint_gt(t2, t1);
+	ck_assert_uint_ge(mono_ms() - stopped, 10000);
+	tc_close(other);
+}
+END_TEST
+
+START_TEST(tokens_only_grow)
+{
+	uint64_t t[4];
+	int a;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	t[0] = grant_on(&nodes[a], "tok", 10000);
+	node_kill(&nodes[a]);
+	a = 1 - a;
+	t[1] = grant_on(&nodes[a], "tok", 30000);
+	ck_assert_uint_gt(t[1], t[0]);
+
+	/* Everything down, then up again on the same data. */
+	node_kill(&nodes[a]);
+	for (int i = 0; i < ETCDFIX_MEMBERS; i++)
+		etcd_member_kill(&ec, i);
+	for (int i = 0; i < ETCDFIX_MEMBERS; i++)
+		etcd_member_start(&ec, i);
+	for (int i = 0; i < ETCDFIX_MEMBERS; i++)
+		ck_assert(etcd_member_healthy(&ec, i, 20000));
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(20000);
+	t[2] = grant_on(&nodes[a], "tok", 30000);
+	ck_assert_uint_gt(t[2], t[1]);
+	/* A graceful stop hands over at once (the lease is revoked). */
+	ck_assert_int_eq(dlmd_stop(&nodes[a].p), 0);
+	ck_assert(node_clean(&nodes[a]));
+	t[3] = grant_on(&nodes[1 - a], "tok", 30000);
+	ck_assert_uint_gt(t[3], t[2]);
+}
+END_TEST
+
+START_TEST(etcd_members_lost_and_back)
+{
+	struct tc *c;
+	struct view v;
+	uint64_t until, deadline;
+	int a, rounds = 0;
+
+	etcd_cluster_start(&ec);
+	/* The default TTL: it must ride out etcd's own leader election. */
+	node_start(&nodes[0], "6000");
+	node_start(&nodes[1], "6000");
+	a = wait_one_active(15000);
+	deadline = mono_ms() + 10000;
+	while ((c = session_on(&nodes[a], "steady")) == NULL &&
+	    mono_ms() < deadline)
+		sleep_ms(100);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_gt(acquire(c, "warm", 10000), 0);
+
+	/* One member of three: no interruption at all. */
+	etcd_member_kill(&ec, 0);
+	until = mono_ms() + 8000;
+	while (mono_ms() < until) {
+		struct reply *r = tc_call(c, "acquire", "lock:s timeout_ms:i",
+		    "k", 0LL);
+
+		ck_assert_msg(r->err == 0, "acquire %d with one etcd member "
+		    "down: %s", rounds, reply_errmsg(r));
+		r = tc_call(c, "release", "lock:s", "k");
+		ck_assert_int_eq(r->err, 0);
+		rounds++;
+		sleep_ms(200);
+	}
+	tc_close(c);
+
+	/* Two of three: no quorum, the active steps down within its TTL. */
+	etcd_member_kill(&ec, 1);
+	deadline = mono_ms() + 6000 + 3000;
+	do {
+		node_view(&nodes[a], &v);
+		if (strcmp(v.role, "active") != 0)
+			break;
+		sleep_ms(100);
+	} while (mono_ms() < deadline);
+	ck_assert_str_ne(v.role, "active");
+	ck_assert_msg(strstr(v.status, "etcd") != NULL, "status says '%s'",
+	    v.status);
+	ck_assert(dlmd_log_has(&nodes[a].p, "stepping down from active"));
+	ck_assert(dlmd_log_has(&nodes[a].p, "was not renewed"));
+	ck_assert_ptr_null(session_on(&nodes[0], "none"));
+	ck_assert_ptr_null(session_on(&nodes[1], "none"));
+
+	/* Quorum back: service resumes by itself. */
+	etcd_member_start(&ec, 0);
+	etcd_member_start(&ec, 1);
+	a = wait_one_active(30000);
+	ck_assert_uint_gt(grant_on(&nodes[a], "k", 30000), 0);
+}
+END_TEST
+
+START_TEST(etcd_unreachable_at_start)
+{
+	struct view v;
+	int a;
+
+	etcd_cluster_init(&ec);
+	node_start(&nodes[0], TTL);
+	ck_assert(dlmd_log_has(&nodes[0].p, "retrying"));
+	ck_assert_ptr_null(session_on(&nodes[0], "early"));
+	node_view(&nodes[0], &v);
+	ck_assert_str_eq(v.role, "starting");
+	ck_assert_msg(strstr(v.status, "etcd") != NULL, "status says '%s'",
+	    v.status);
+	sleep_ms(1500);
+	ck_assert_int_eq(kill(nodes[0].p.pid, 0), 0);
+
+	for (int i = 0; i < ETCDFIX_MEMBERS; i++)
+		etcd_member_start(&ec, i);
+	a = wait_one_active(30000);
+	ck_assert_int_eq(a, 0);
+	ck_assert(dlmd_log_has(&nodes[0].p, "etcd answers again"));
+	/* A new cluster: no lock was ever granted, so no grace. */
+	ck_assert(dlmd_log_has(&nodes[0].p, "no grace period"));
+	ck_assert_uint_gt(grant_on(&nodes[0], "first", 5000), 0);
+}
+END_TEST
+
+/* One case per test, so that CK_RUN_CASE can pick one. */
+static void
+add_case(Suite *s, const char *name, const TTest *test)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, etcdfix_prepare, etcdfix_cleanup);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+
+static Suite *
+cluster_suite(void)
+{
+	Suite *s = suite_create("cluster");
+
+	add_case(s, "election", one_active_and_the_others_point_at_it);
+	add_case(s, "sigkill", sigkill_the_active);
+	add_case(s, "sigstop", sigstop_the_active_past_its_lease);
+	add_case(s, "tokens", tokens_only_grow);
+	add_case(s, "etcd_quorum", etcd_members_lost_and_back);
+	add_case(s, "etcd_late", etcd_unreachable_at_start);
+	return s;
+}
+
+int
+main(void)
+{
+	if (etcdfix_binary() == NULL) {
+		printf("check_cluster: etcd is not installed (Debian: "
+		    "etcd-server); skipping\n");
+		return 77;
+	}
+	return run_suite(cluster_suite());
+}
