@@ -42,8 +42,13 @@ timeout_from(uint64_t at, uint64_t now)
 	return at - now > INT32_MAX ? INT32_MAX : (int)(at - now);
 }
 
-void
-dlm__loop_notify(struct dlm_client *c)
+/*
+ * Tell the watcher when what it waits for changed; with force, even if
+ * not: a one-shot timer that fired a hair early (it counts in finer units
+ * than the deadline) found nothing due, and must be armed again.
+ */
+static void
+loop_notify(struct dlm_client *c, bool force)
 {
 	uint64_t now = mono_ms(), at;
 	int fd, events;
@@ -55,14 +60,20 @@ dlm__loop_notify(struct dlm_client *c)
 	fd = engine_fd(&c->eng);
 	events = loop_events(c);
 	at = loop_deadline(c, now);
-	changed = fd != c->watched_fd || events != c->watched_events ||
-	    at != c->watched_deadline;
+	changed = force || fd != c->watched_fd ||
+	    events != c->watched_events || at != c->watched_deadline;
 	c->watched_fd = fd;
 	c->watched_events = events;
 	c->watched_deadline = at;
 	pthread_mutex_unlock(&c->mu);
 	if (changed)
 		c->watch(c, fd, events, timeout_from(at, now), c->watch_arg);
+}
+
+void
+dlm__loop_notify(struct dlm_client *c)
+{
+	loop_notify(c, false);
 }
 
 struct dlm_client *
@@ -154,7 +165,7 @@ dlm_loop_process(struct dlm_client *c, int events)
 		return DLM_E_CLOSED;
 	}
 	pthread_mutex_unlock(&c->mu);
-	dlm__loop_notify(c);
+	loop_notify(c, events == 0);
 	return rc;
 }
 
