@@ -139,9 +139,10 @@ struct dlm_options {
 	/* How long dlm_connect() may take in ms; 0: 10 seconds. */
 	int		 connect_timeout_ms;
 	/*
-	 * Called from the client's thread when a hold is lost. It must not
-	 * block for long; blocking calls on this client from it fail with
-	 * DLM_E_INVALID, and it must not call dlm_close().
+	 * Called when a hold is lost: from the client's thread, or in the
+	 * event-loop mode from dlm_loop_process(). It must not block for
+	 * long; blocking calls on this client from it fail with
+	 * DLM_E_INVALID. Only in the event-loop mode may it call dlm_close().
 	 */
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
