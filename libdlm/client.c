@@ -41,10 +41,16 @@ dlm__enter(struct dlm_client *c)
 void
 dlm__leave(struct dlm_client *c)
 {
+	/*
+	 * Read before the unlock: a threaded client may be freed by
+	 * dlm_close() at once after it. A loop client has one thread.
+	 */
+	bool loop = c->loop;
+
 	if (--c->users == 0 && c->closing)
 		pthread_cond_broadcast(&c->state_cv);
 	pthread_mutex_unlock(&c->mu);
-	if (c->loop)
+	if (loop)
 		dlm__loop_notify(c);
 }
 
