@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,9 +92,16 @@ dial_start(struct dial *d, const struct addr *addr)
 int
 dial_done(struct dial *d, int *fdp)
 {
+	struct pollfd pfd = { d->fd, POLLOUT, 0 };
 	int err = 0, one = 1;
 	socklen_t elen = sizeof err;
 
+	/*
+	 * Told by a loop that may be wrong (an adapter's guess, a spurious
+	 * wake): while the connect is still in progress, SO_ERROR says 0 too.
+	 */
+	if (poll(&pfd, 1, 0) == 0)
+		return 0;
 	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 &&
 	    err == 0) {
 		if (d->res != NULL)

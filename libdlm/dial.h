@@ -25,8 +25,8 @@ struct dial {
 int	dial_start(struct dial *, const struct addr *);
 /*
  * The socket became writable or failed: 1 with *fd connected (the caller
- * owns it), 0 while another address is being tried (wait again),
- * DLM_E_CONNECT when every address failed.
+ * owns it), 0 while still connecting or another address is being tried
+ * (wait again), DLM_E_CONNECT when every address failed.
  */
 int	dial_done(struct dial *, int *fd);
 /* Give up an attempt: close its socket and forget its addresses. */
