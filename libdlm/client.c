@@ -137,8 +137,8 @@ dlm__run_completions(struct dlm_client *c, struct dlm_req *req)
 
 /*
  * What the engine reports. These run inside the engine, called by its
- * driver or by a thread submitting a request, always with c->mu held
- * (or, while dlm_connect() waits, before any other thread knows c).
+ * driver or by a thread submitting a request, with c->mu held; or from
+ * engine_start() in dlm__client_new(), before any other thread knows c.
  */
 static void
 ops_finished(void *owner, struct dlm_req *req)

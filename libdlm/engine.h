@@ -9,7 +9,7 @@
  * engine_events() and engine_deadline(), waits for those, and calls
  * engine_process(). The library's I/O thread (and a caller waiting for its
  * reply) drives it under the client's mutex; in the event-loop mode the
- * program's loop drives it. It never calls a user's callback: it tells the
+ * program's loop drives it, or a blocking call waiting for its reply. It never calls a user's callback: it tells the
  * layer above through struct engine_ops, which must not call back into the
  * engine except through engine_submit().
  */
