@@ -251,7 +251,9 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 	}
 	engine_flush(&c->eng, mono_ms());
 	while (!req->done) {
-		if (!c->driving && (c->loop || c->eng.state == ENGINE_READY)) {
+		/* Closing: dlm_close() fails req once no one drives. */
+		if (!c->driving && !c->closing &&
+		    (c->loop || c->eng.state == ENGINE_READY)) {
 			dlm__drive(c, req);
 			continue;
 		}

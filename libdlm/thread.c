@@ -261,20 +261,19 @@ dlm__connect_wait(struct dlm_client *c)
 void
 dlm__thread_stop(struct dlm_client *c)
 {
-	pthread_mutex_lock(&c->mu);
-	/*
-	 * A driver polling the socket returns at once: the I/O thread is
-	 * woken below, a caller by the socket's end (bye is out already).
-	 */
-	if (c->driving && !c->io_driving && c->eng.fd >= 0)
-		shutdown(c->eng.fd, SHUT_RDWR);
-	pthread_mutex_unlock(&c->mu);
 	if (c->thread_started) {
 		dlm__wake_io(c);
 		pthread_join(c->thread, NULL);
 	}
 	pthread_mutex_lock(&c->mu);
-	while (c->driving)
+	/*
+	 * Only callers may drive now, and none starts while closing: one
+	 * polling the socket returns at once when it ends (bye is out).
+	 */
+	while (c->driving) {
+		if (c->eng.fd >= 0)
+			shutdown(c->eng.fd, SHUT_RDWR);
 		pthread_cond_wait(&c->state_cv, &c->mu);
+	}
 	pthread_mutex_unlock(&c->mu);
 }
