@@ -68,8 +68,20 @@ count_tasks(void)
 	return n;
 }
 
+static void
+live_add(struct dlm_client *c)
+{
+	for (int i = 0; i < MAX_LIVE; i++)
+		if (live[i] == NULL) {
+			live[i] = c;
+			return;
+		}
+	ck_abort_msg("more than %d clients", MAX_LIVE);
+}
+
 /* The poll() driver's watcher: only to learn that a client is gone. */
 static void
+/* cppcheck-suppress constParameter ; the type of dlm_watch_cb */
 poll_watch(struct dlm_client *c, int fd, int events, int timeout_ms,
     void *arg)
 {
@@ -212,12 +224,7 @@ loop_client(const char *addr, const char *name, int lease_ms, int linger_ms,
 	if (mode == DRIVE_LIBEVENT)
 		ck_assert_int_eq(dlm_libevent_attach(c, base), 0);
 	else {
-		int i = 0;
-
-		while (i < MAX_LIVE && live[i] != NULL)
-			i++;
-		ck_assert_int_lt(i, MAX_LIVE);
-		live[i] = c;
+		live_add(c);
 		dlm_loop_set_watch(c, poll_watch, NULL);
 	}
 	return c;
