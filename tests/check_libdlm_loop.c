@@ -2,9 +2,9 @@
  * libdlm's event-loop mode against a real dlmd: the behaviour of the
  * threaded client (FIFO, lost holds, resume, a holder killed, keepalive,
  * reconnect back-off, cancel, every callback once), with no thread of the
- * library's. Each test runs twice: driven by a hand-written poll() loop
- * that uses only the generic interface, and by libevent through
- * <dlm/libevent.h>.
+ * library's. Each test runs three times: driven by a hand-written poll()
+ * loop that uses only the generic interface, by libevent through
+ * <dlm/libevent.h>, and by libuv through <dlm/libuv.h>.
  */
 #include "config.h"
 
@@ -20,18 +20,22 @@
 
 #include <check.h>
 #include <event2/event.h>
+#include <uv.h>
 
 #include "dlm.h"
 #include "dlm/libevent.h"
+#include "dlm/libuv.h"
 #include "relay.h"
 #include "testutil.h"
 
-enum { DRIVE_POLL, DRIVE_LIBEVENT };
+enum { DRIVE_POLL, DRIVE_LIBEVENT, DRIVE_LIBUV, DRIVES };
 
 static struct dlmd_proc d;
 static char server[400];
 static int mode;
 static struct event_base *base;
+static uv_loop_t uvloop;
+static uv_timer_t uvtick;	/* bounds one turn of the libuv loop */
 #define MAX_LIVE	8
 static struct dlm_client *live[MAX_LIVE];
 
@@ -42,6 +46,8 @@ setup(void)
 	snprintf(server, sizeof server, "unix:%s", d.sock);
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
+	ck_assert_int_eq(uv_loop_init(&uvloop), 0);
+	uv_timer_init(&uvloop, &uvtick);
 	memset(live, 0, sizeof live);
 }
 
@@ -49,7 +55,16 @@ static void
 teardown(void)
 {
 	event_base_free(base);
+	/* The adapter's handles close on the loop's next turns. */
+	uv_close((uv_handle_t *)&uvtick, NULL);
+	for (int i = 0; i < 100 && uv_loop_close(&uvloop) == UV_EBUSY; i++)
+		uv_run(&uvloop, UV_RUN_NOWAIT);
 	dlmd_stop_clean(&d);
+}
+
+static void
+uv_tick(uv_timer_t *t)
+{
 }
 
 /* The threads of this process. */
@@ -144,11 +159,14 @@ run(const int *v, int want, int ms)
 	while ((v == NULL || *v < want) && mono_ms() < until) {
 		if (mode == DRIVE_POLL)
 			poll_once(10);
-		else {
+		else if (mode == DRIVE_LIBEVENT) {
 			struct timeval tv = { 0, 10000 };
 
 			event_base_loopexit(base, &tv);
 			event_base_dispatch(base);
+		} else {
+			uv_timer_start(&uvtick, uv_tick, 10, 0);
+			uv_run(&uvloop, UV_RUN_ONCE);
 		}
 	}
 }
@@ -223,6 +241,8 @@ loop_client(const char *addr, const char *name, int lease_ms, int linger_ms,
 		dlm_loop_set_state_cb(c, on_state, l);
 	if (mode == DRIVE_LIBEVENT)
 		ck_assert_int_eq(dlm_libevent_attach(c, base), 0);
+	else if (mode == DRIVE_LIBUV)
+		ck_assert_int_eq(dlm_libuv_attach(c, &uvloop), 0);
 	else {
 		live_add(c);
 		dlm_loop_set_watch(c, poll_watch, NULL);
@@ -658,32 +678,32 @@ loop_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, no_thread_is_created, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, waiters_are_served_in_order, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, force_release_is_reported_lost, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, cancel_a_pending_acquire, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, every_callback_runs_once_at_close, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, blocking_calls_in_the_loop_mode, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, first_connect_failure_is_told, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, dropped_connection_resumes_with_linger,
-	    DRIVE_POLL, DRIVE_LIBEVENT + 1);
+	    DRIVE_POLL, DRIVES);
 	tcase_add_loop_test(tc, killed_holder_lets_a_waiter_in, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	tcase_add_loop_test(tc, keepalive_holds_past_several_leases,
-	    DRIVE_POLL, DRIVE_LIBEVENT + 1);
+	    DRIVE_POLL, DRIVES);
 	tcase_add_loop_test(tc, reconnect_backs_off_then_resumes, DRIVE_POLL,
-	    DRIVE_LIBEVENT + 1);
+	    DRIVES);
 	suite_add_tcase(s, tc);
 	return s;
 }
