@@ -210,7 +210,8 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 /*
  * Send an async request whose params were packed with result rc; frees the
  * params, and the request when it could not be sent. *id (when not NULL)
- * is set to its id: once queued, another thread may answer and free it.
+ * is set to its id before c->mu is dropped: after that another thread
+ * may answer the request and free it.
  */
 static int
 send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
