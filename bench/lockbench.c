@@ -613,8 +613,8 @@ usage(void)
 	fprintf(stderr,
 "usage: lockbench [-t SECONDS] [-c CLIENTS] [-d DEPTH] [-l LEASE_MS]\n"
 "                 [-n LOCKS] [-p SERVER_PID] [-r RETRY_MS] [-R REPEATS]\n"
-"                 dlmd|redis|postgres ADDRESS 1|2|3|4|5|6\n"
-"  ADDRESS: unix:PATH or tcp:HOST:PORT (dlmd, redis); a libpq\n"
+"                 dlmd|dlmd-loop|redis|postgres ADDRESS 1|2|3|4|5|6\n"
+"  ADDRESS: unix:PATH or tcp:HOST:PORT (dlmd, dlmd-loop, redis); a libpq\n"
 "  connection string (postgres)\n");
 	exit(2);
 }
@@ -645,6 +645,8 @@ main(int argc, char **argv)
 		usage();
 	if (strcmp(argv[optind], "dlmd") == 0)
 		peer = &peer_dlmd;
+	else if (strcmp(argv[optind], "dlmd-loop") == 0)
+		peer = &peer_dlmd_loop;
 	else if (strcmp(argv[optind], "redis") == 0)
 		peer = &peer_redis;
 	else if (strcmp(argv[optind], "postgres") == 0)

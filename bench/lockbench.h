@@ -25,7 +25,7 @@ struct idle_cost {
 };
 
 struct peer {
-	const char	*name;		/* "dlmd", "redis", "postgres" */
+	const char	*name;		/* "dlmd", "dlmd-loop", "redis"... */
 	/* One line on what the peer does for acquire, release and waiting. */
 	const char	*(*recipe)(void);
 	/* A connection (a session for dlmd); NULL on failure. */
@@ -50,7 +50,8 @@ struct peer {
 			    double *rss_per_lock);
 };
 
-extern const struct peer peer_dlmd, peer_redis, peer_postgres;
+extern const struct peer peer_dlmd, peer_dlmd_loop, peer_redis,
+		    peer_postgres;
 
 /* Options a peer may read. */
 struct bench_opts {

@@ -1,6 +1,7 @@
 /*
- * libdlm's public calls: acquire, release, reset, check, holds, the async
- * and scoped forms, and error strings; built on client.c's requests.
+ * libdlm's public calls: acquire, release, reset, check, holds, cancel, the
+ * async and scoped forms, and error strings; built on client.c's call path
+ * and locks.c's entries.
  */
 #include "config.h"
 
@@ -11,138 +12,10 @@
 
 #include "client.h"
 #include "clock.h"
+#include "mpack.h"
 #include "proto.h"
 
 #define MAX_LOCK_NAME	65535
-
-/* The entry for a lock name, made when make is set; takes a reference. */
-struct lockent *
-dlm__lockent(struct dlm_client *c, const char *name, bool make)
-{
-	struct lockent *e;
-
-	HASH_FIND_STR(c->locks, name, e);
-	if (e == NULL && make) {
-		if ((e = calloc(1, sizeof *e)) == NULL)
-			return NULL;
-		if ((e->name = strdup(name)) == NULL) {
-			free(e);
-			return NULL;
-		}
-		dlm__hash_oom = 0;
-		HASH_ADD_KEYPTR(hh, c->locks, e->name, strlen(e->name), e);
-		if (dlm__hash_oom) {
-			free(e->name);
-			free(e);
-			return NULL;
-		}
-	}
-	if (e != NULL)
-		e->refs++;
-	return e;
-}
-
-/* Drop a reference; an entry nobody holds, uses or waits for goes. */
-void
-dlm__lockent_put(struct dlm_client *c, struct lockent *e)
-{
-	if (e == NULL || --e->refs > 0 || e->count > 0 || e->busy ||
-	    e->nwait > 0)
-		return;
-	HASH_DEL(c->locks, e);
-	free(e->name);
-	free(e);
-}
-
-/* Not held any more: hand the turn to the oldest waiter, if any. */
-static void
-lockent_clear(struct lockent *e)
-{
-	struct turn_waiter *w = e->head;
-
-	e->count = 0;
-	e->token = 0;
-	e->owned = false;
-	if (!e->busy)
-		return;
-	if (w == NULL) {
-		e->busy = false;
-		return;
-	}
-	/* busy stays set: the turn goes straight to w. */
-	e->head = w->next;
-	if (e->head == NULL)
-		e->tail = NULL;
-	e->nwait--;
-	w->granted = true;
-	pthread_cond_signal(&w->cv);
-}
-
-/* Wake every queued thread (the client is closing). */
-void
-dlm__lockent_wake_all(struct lockent *e)
-{
-	for (struct turn_waiter *w = e->head; w != NULL; w = w->next)
-		pthread_cond_signal(&w->cv);
-}
-
-size_t
-dlm__drop_all_holds(struct dlm_client *c, char ***names, uint64_t **tokens)
-{
-	struct lockent *e, *tmp;
-	size_t n = 0, cap = HASH_COUNT(c->locks);
-
-	*names = cap ? calloc(cap, sizeof **names) : NULL;
-	*tokens = cap ? calloc(cap, sizeof **tokens) : NULL;
-	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
-	HASH_ITER(hh, c->locks, e, tmp) {
-		if (e->count > 0 && *names != NULL && *tokens != NULL &&
-		    ((*names)[n] = strdup(e->name)) != NULL)
-			(*tokens)[n++] = e->token;
-		lockent_clear(e);
-		e->refs++;
-		dlm__lockent_put(c, e);
-	}
-	return n;
-}
-
-/* Keep the local table in step with a reply (I/O thread, c->mu held). */
-void
-dlm__reply_applied(struct dlm_client *c, struct dlm_req *req)
-{
-	struct lockent *e;
-
-	if (req->lock == NULL) {
-		/* reset: every hold is gone. */
-		if (req->r.err == 0 && req->is_release) {
-			struct lockent *it, *tmp;
-
-			/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
-			HASH_ITER(hh, c->locks, it, tmp) {
-				lockent_clear(it);
-				it->refs++;
-				dlm__lockent_put(c, it);
-			}
-		}
-		return;
-	}
-	if (!req->is_acquire && !req->is_release)
-		return;
-	if ((e = dlm__lockent(c, req->lock, req->r.err == 0)) == NULL)
-		return;
-	if (req->is_acquire && req->r.err == 0) {
-		e->count = (uint32_t)req->r.count;
-		e->token = req->r.token;
-		if (!(req->flags & DLM_RLOCK))
-			e->busy = true;
-	} else if (req->is_release &&
-	    (req->r.err == 0 || req->r.err == DLM_E_NOT_HELD)) {
-		e->count = req->r.err == 0 ? (uint32_t)req->r.count : 0;
-		if (e->count == 0)
-			lockent_clear(e);
-	}
-	dlm__lockent_put(c, e);
-}
 
 static int
 check_name(const char *lock)
@@ -186,97 +59,6 @@ lock_params(msgpack_sbuffer *sb, const char *lock)
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
-/*
- * Take this process's turn at a mutex: the server would refuse a second
- * acquire from the same session, so threads sharing a client queue here.
- * Returns 0 with e->busy set, or WOULD_BLOCK, TIMEOUT, CLOSED; *left is
- * what remains of the timeout.
- */
-/*
- * Take this process's turn at a mutex: the server would refuse a second
- * acquire from the same session, so threads sharing a client queue here, in
- * FIFO order. Returns 0 with the turn taken, or ALREADY_HELD, WOULD_BLOCK,
- * TIMEOUT, CLOSED; *left is what remains of the timeout.
- */
-static int
-local_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
-    int *left)
-{
-	uint64_t start = mono_ms();
-	struct turn_waiter me, **pp;
-	pthread_condattr_t attr;
-	struct timespec until;
-
-	*left = timeout_ms;
-	if (!e->busy)
-		goto mine;
-	/*
-	 * This thread already has it: the server would say the same. Unless
-	 * the hold was lost (forced, reset, expired): the turn is still this
-	 * thread's, and it may take the lock again without a release first.
-	 */
-	if (e->owned && pthread_equal(e->owner, pthread_self()))
-		return e->count > 0 ? DLM_E_ALREADY_HELD : 0;
-	if (timeout_ms == 0)
-		return DLM_E_WOULD_BLOCK;
-
-	/* Timed waits count on the monotonic clock, like everything here. */
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&me.cv, &attr);
-	pthread_condattr_destroy(&attr);
-	me.next = NULL;
-	me.granted = false;
-	/*
-	 * me lives on this stack while queued; every way out below unlinks
-	 * it first (lockent_clear() when granted, or the loop that leaves).
-	 */
-	if (e->tail != NULL)
-		e->tail->next = &me;	/* cppcheck-suppress autoVariables */
-	else
-		e->head = &me;		/* cppcheck-suppress autoVariables */
-	e->tail = &me;		/* cppcheck-suppress autoVariables */
-	e->nwait++;
-	if (timeout_ms > 0)
-		mono_deadline(&until, timeout_ms);
-	while (!me.granted && !c->closing) {
-		if (timeout_ms < 0)
-			pthread_cond_wait(&me.cv, &c->mu);
-		else if (pthread_cond_timedwait(&me.cv, &c->mu, &until) ==
-		    ETIMEDOUT)
-			break;
-	}
-	pthread_cond_destroy(&me.cv);
-	if (!me.granted) {
-		/* Leave the queue. */
-		for (pp = &e->head; *pp != NULL; pp = &(*pp)->next)
-			if (*pp == &me) {
-				*pp = me.next;
-				break;
-			}
-		e->tail = NULL;
-		for (struct turn_waiter *w = e->head; w != NULL; w = w->next)
-			e->tail = w;
-		e->nwait--;
-		return c->closing ? DLM_E_CLOSED : DLM_E_TIMEOUT;
-	}
-	if (c->closing) {
-		lockent_clear(e);	/* pass the turn on; we are leaving */
-		return DLM_E_CLOSED;
-	}
-	if (timeout_ms > 0) {
-		uint64_t spent = mono_ms() - start;
-
-		*left = spent >= (uint64_t)timeout_ms ? 1 :
-		    timeout_ms - (int)spent;
-	}
-mine:
-	e->busy = true;
-	e->owned = true;
-	e->owner = pthread_self();
-	return 0;
-}
-
 int
 dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
     uint64_t *token)
@@ -298,7 +80,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		return DLM_E_NOMEM;
 	}
 	if (!(flags & DLM_RLOCK)) {
-		if ((rc = local_turn(c, e, timeout_ms, &left)) != 0)
+		if ((rc = dlm__lock_turn(c, e, timeout_ms, &left)) != 0)
 			goto out;
 		took_turn = true;
 	}
@@ -319,7 +101,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 	msgpack_sbuffer_destroy(&params);
 	/* Not taken: give the turn to the next thread. */
 	if (rc != 0 && took_turn && e->count == 0)
-		lockent_clear(e);
+		dlm__lockent_clear(e);
 out:
 	dlm__lockent_put(c, e);
 	dlm__leave(c);
@@ -415,8 +197,8 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 	 * The server renewed the lease no later than when it received the
 	 * last request it answered; count the lease from that request's send.
 	 */
-	if (e != NULL && e->count > 0 && c->state == CLIENT_CONNECTED &&
-	    mono_ms() < c->lease_base_ms + (uint64_t)c->lease_ms) {
+	if (e != NULL && e->count > 0 &&
+	    engine_lease_valid(&c->eng, mono_ms())) {
 		held = 1;
 		if (token != NULL)
 			*token = e->token;
@@ -427,14 +209,18 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 
 /*
  * Send an async request whose params were packed with result rc; frees the
- * params, and the request when it could not be sent.
+ * params, and the request when it could not be sent. *id (when not NULL)
+ * is set to its id before c->mu is dropped: after that another thread
+ * may answer the request and free it.
  */
 static int
 send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
-    msgpack_sbuffer *params, int rc)
+    msgpack_sbuffer *params, int rc, uint64_t *id)
 {
 	if (rc == 0 && (rc = dlm__enter(c)) == 0) {
 		rc = dlm__call(c, req, method, params);
+		if (rc == 0 && id != NULL)
+			*id = req->msgid;
 		dlm__leave(c);
 	}
 	msgpack_sbuffer_destroy(params);
@@ -446,6 +232,13 @@ send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
 int
 dlm_acquire_async(struct dlm_client *c, const char *lock, int flags,
     int timeout_ms, dlm_acquire_cb cb, void *arg)
+{
+	return dlm_acquire_async_id(c, lock, flags, timeout_ms, cb, arg, NULL);
+}
+
+int
+dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
+    int timeout_ms, dlm_acquire_cb cb, void *arg, uint64_t *id)
 {
 	msgpack_sbuffer params;
 	struct dlm_req *req;
@@ -466,7 +259,7 @@ dlm_acquire_async(struct dlm_client *c, const char *lock, int flags,
 	req->arg = arg;
 	msgpack_sbuffer_init(&params);
 	rc = acquire_params(&params, lock, flags, timeout_ms);
-	return send_async(c, req, "acquire", &params, rc);
+	return send_async(c, req, "acquire", &params, rc, id);
 }
 
 int
@@ -490,7 +283,67 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
 	req->arg = arg;
 	msgpack_sbuffer_init(&params);
 	rc = lock_params(&params, lock);
-	return send_async(c, req, "release", &params, rc);
+	return send_async(c, req, "release", &params, rc, NULL);
+}
+
+/* A pending acquire of lock not yet asked to cancel, or NULL. */
+static struct dlm_req *
+acquire_of(struct dlm_client *c, const char *lock)
+{
+	struct dlm_req *req, *tmp;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, c->eng.pending, req, tmp) {
+		if (req->is_acquire && !req->cancel_sent && req->lock != NULL &&
+		    strcmp(req->lock, lock) == 0)
+			return req;
+	}
+	return NULL;
+}
+
+int
+dlm_cancel(struct dlm_client *c, const char *lock)
+{
+	struct dlm_req *req;
+	int rc, n;
+
+	if (check_name(lock) != 0)
+		return DLM_E_INVALID;
+	if ((rc = dlm__enter(c)) != 0)
+		return rc;
+	/* Threads still queued for their turn here never reach the server. */
+	n = dlm__lock_cancel_turns(c, lock);
+	/* One at a time: cancelling adds a request to the table. */
+	while ((req = acquire_of(c, lock)) != NULL) {
+		req->cancel_sent = true;
+		if (engine_cancel(&c->eng, req) == 0)
+			n++;
+	}
+	if (n > 0)
+		engine_flush(&c->eng, mono_ms());
+	dlm__leave(c);
+	return n > 0 ? 0 : DLM_E_NOT_FOUND;
+}
+
+int
+dlm_cancel_request(struct dlm_client *c, uint64_t id)
+{
+	struct dlm_req *req;
+	int rc;
+
+	if (id == 0 || id > UINT32_MAX)
+		return DLM_E_NOT_FOUND;
+	if ((rc = dlm__enter(c)) != 0)
+		return rc;
+	if ((req = engine_find(&c->eng, (uint32_t)id)) == NULL ||
+	    !req->is_acquire || req->kind == REQ_SYNC || req->cancel_sent)
+		rc = DLM_E_NOT_FOUND;
+	else if ((rc = engine_cancel(&c->eng, req)) == 0) {
+		req->cancel_sent = true;
+		engine_flush(&c->eng, mono_ms());
+	}
+	dlm__leave(c);
+	return rc;
 }
 
 int

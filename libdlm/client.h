@@ -1,86 +1,43 @@
 /*
- * libdlm internals: the client object shared by client.c (connection, I/O
- * thread, requests) and calls.c (the public calls built on them).
+ * libdlm internals: the client object and the layers above the engine.
  *
- * Locking: c->mu guards everything below it in struct dlm_client, except
- * the socket writes (c->wmu) and the I/O thread's own read buffer. Callers
- * never hold c->mu while writing to the socket or running user callbacks.
+ *	calls.c, rawcall.c	the public calls
+ *	locks.c			the local lock entries (what this client holds,
+ *				and the turns of its threads at a mutex)
+ *	client.c		the life of a client and the call path: the
+ *				engine's reports, completions, lost holds
+ *	thread.c		the threaded mode's driver: the I/O thread, and
+ *				a caller that reads its own reply
+ *	loop.c			the event-loop mode's driver: the program's loop
+ *	registry.c		the live clients, for fork()
+ *	engine.c, wire.c, dial.c  the connection and session (engine.h)
+ *
+ * Locking: c->mu guards everything in struct dlm_client (the engine
+ * included), except what is set before the client is shared and never
+ * changed after. The engine is touched only with c->mu held, and
+ * engine_process() only by the driver: the thread holding c->driving, or
+ * a thread that holds c->mu while nobody holds c->driving. A driver polls
+ * the socket without c->mu; nobody else closes or replaces it meanwhile,
+ * because only engine_process() does. User callbacks never run with c->mu
+ * held.
  */
 #ifndef LIBDLM_CLIENT_H
 #define LIBDLM_CLIENT_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/*
- * uthash exits the process when memory runs out unless told otherwise; a
- * library must not. With HASH_NONFATAL_OOM a failed add leaves the table
- * as it was and sets this thread's flag, which the adding code checks.
- */
-extern __thread int dlm__hash_oom;
-#define HASH_NONFATAL_OOM		1
-#define uthash_nonfatal_oom(elt)	(dlm__hash_oom = 1)
-#include <uthash.h>
-
-#include "addr.h"
 #include "dlm.h"
-#include "mpack.h"
-
-enum client_state {
-	CLIENT_CONNECTED,
-	CLIENT_RECONNECTING,	/* dropped; trying to resume within linger */
-	CLIENT_CLOSED,		/* closed, or the session is gone */
-};
-
-enum req_kind {
-	REQ_SYNC,		/* a caller waits on done */
-	REQ_ASYNC_ACQUIRE,	/* completion queued for dlm_async_dispatch */
-	REQ_ASYNC_DONE,
-	REQ_PING,		/* the I/O thread's own */
-};
-
-/* What a reply carried that a caller may want. */
-struct reply_data {
-	int		 err;
-	uint64_t	 token;
-	uint64_t	 count;
-	uint64_t	 valid_ms;
-	uint64_t	 released;
-	bool		 held;
-	/* Only for dlm_call(): the result packed again, or the error's text. */
-	char		*raw;
-	size_t		 raw_len;
-	char		*message;
-};
-
-struct dlm_req {
-	UT_hash_handle	 hh;		/* in c->pending, by msgid */
-	struct dlm_req	*next;		/* in the completion queue */
-	uint32_t	 msgid;
-	enum req_kind	 kind;
-	uint64_t	 sent_ms;
-	bool		 done;
-	struct reply_data r;
-	pthread_cond_t	*cv;		/* REQ_SYNC */
-	/* For acquires: update the local table when answered. */
-	char		*lock;
-	int		 flags;
-	bool		 is_acquire;
-	bool		 is_release;
-	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
-	dlm_acquire_cb	 acb;
-	dlm_done_cb	 dcb;
-	void		*arg;
-};
+#include "engine.h"
 
 /* A thread queued for its turn at a lock (on that thread's stack). */
 struct turn_waiter {
 	struct turn_waiter	*next;
 	pthread_cond_t		 cv;
 	bool			 granted;
+	bool			 cancelled;
 };
 
 /*
@@ -104,124 +61,132 @@ struct lockent {
 	pthread_t	 owner;
 };
 
-/*
- * A mutex whose acquire was in flight when the connection dropped: the
- * server may have granted it just before. Released after a resume unless
- * the client knows it holds the lock.
- */
-struct uncertain {
-	struct uncertain	*next;
-	char			*lock;
-};
-
-struct lost_item {
-	struct lost_item *next;
-	char		*lock;
+/* Something to tell the program: a lost hold, or (loop mode) a state. */
+struct note {
+	struct note	*next;
+	char		*lock;		/* NULL for a state change */
 	uint64_t	 token;
-	int		 reason;
+	int		 reason;	/* DLM_LOST_*, or DLM_STATE_* */
+	int		 err;
 };
 
 struct dlm_client {
 	pthread_mutex_t	 mu;
-	pthread_mutex_t	 wmu;		/* socket writes */
-	pthread_cond_t	 state_cv;	/* state changes, users leaving */
-	pthread_t	 thread;
+	pthread_cond_t	 state_cv;	/* users leaving, a driver stopping */
+	bool		 loop;		/* event-loop mode: no thread */
+	pthread_t	 thread;	/* threaded mode's I/O thread */
+	bool		 thread_started;
 	pid_t		 pid;		/* of the process that connected */
 	unsigned long	 fork_depth;	/* the process's when it connected */
-	int		 fd;		/* -1 while not connected */
-	atomic_int	 fork_fd;	/* fd, for atfork_child, which cannot
-					   take mu: a fork may come any time */
-	uint64_t	 gen;		/* connection generation; changed only
-					   with both wmu and mu held */
 	int		 wake[2];	/* wakes the I/O thread */
 	int		 evfd;		/* readable while completions queue */
-	enum client_state state;
 	bool		 closing;
 	int		 users;		/* calls inside the library */
+	struct engine	 eng;
 
-	/* Where and who. */
-	struct addr	 addr;		/* parsed once by dlm_connect() */
+	/* Who. */
 	char		*name;
 	char		*label;
 	char		*auth;
-	char		 secret[64];
-	uint64_t	 session;
-	int		 lease_ms;	/* granted by the server */
-	int		 linger_ms;
-	int		 ask_lease_ms;
-	int		 ask_linger_ms;
-	int		 connect_timeout_ms;
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
 
-	uint32_t	 next_id;
-	struct dlm_req	*pending;	/* by msgid */
-	struct dlm_req	*done_head;	/* async completions */
-	struct dlm_req	*done_tail;
 	struct lockent	*locks;		/* by name */
-	struct uncertain *uncertain;
-	bool		 lapsed;	/* holds reported expired; reset on resume */
-	uint64_t	 last_send_ms;
-	uint64_t	 last_recv_ms;
-	uint64_t	 lease_base_ms;	/* send time of the last answered request */
-
-	/*
-	 * Who reads the socket. A caller waiting for its reply reads it
-	 * itself (one thread wake per round trip instead of two); the I/O
-	 * thread reads when no caller does. Whoever sets reading, under mu,
-	 * owns the socket's read side and rbuf until it clears it.
-	 */
-	bool		 reading;
-	bool		 fd_claimed;	/* the I/O thread is replacing the socket */
-	bool		 read_failed;	/* a caller's read found the end */
+	struct dlm_req	*done_head;	/* answered async requests */
+	struct dlm_req	*done_tail;
+	struct note	*note_head;	/* for on_lost (and the state callback) */
+	struct note	*note_tail;
 	int		 async_pending;	/* async requests not yet answered */
-	uint64_t	 caller_read_ms;	/* when a caller last read */
-	struct lost_item *lost_head;	/* read by callers, for on_lost */
-	struct lost_item *lost_tail;
 
-	/*
-	 * Requests go out in order through out (mu): a synchronous caller
-	 * writes it at once; asynchronous requests wait there for the I/O
-	 * thread, woken once, so that a burst of them leaves in one write.
-	 * The writer moves out to wbuf (wmu) and writes from wbuf_off; the
-	 * I/O thread never blocks on a full socket, and keeps the rest for
-	 * when the socket is writable (write_rest).
-	 */
-	msgpack_sbuffer	 out;
+	/* Threaded mode: who drives the engine (client.h's rule above). */
+	bool		 driving;
+	bool		 io_driving;	/* the driver is the I/O thread */
 	bool		 flush_asked;	/* the I/O thread will write out */
-	bool		 write_rest;	/* wbuf holds a rest to write */
-	msgpack_sbuffer	 wbuf;
-	size_t		 wbuf_off;
+	bool		 handoff_asked;	/* a caller wants to drive */
+	int		 sync_waiting;	/* callers asleep on their request */
+	uint64_t	 caller_read_ms;	/* when a caller last drove */
 
-	/* The reader's buffer. */
-	char		*rbuf;
-	size_t		 rlen;
-	size_t		 rcap;
-	msgpack_zone	 zone;
+	/* Loop mode. */
+	bool		 in_process;	/* dlm_loop_process() runs callbacks */
+	bool		 close_asked;	/* dlm_close() from a callback */
+	dlm_watch_cb	 watch;
+	void		*watch_arg;
+	int		 watched_fd;	/* what the watcher was last told */
+	int		 watched_events;
+	uint64_t	 watched_deadline;
+	dlm_state_cb	 state_cb;
+	void		*state_arg;
+	int		 pub_state;	/* the last DLM_STATE_* told */
 };
 
-/* client.c */
+/* registry.c */
+int		 dlm__registry_add(struct dlm_client *);
+void		 dlm__registry_remove(const struct dlm_client *);
+unsigned long	 dlm__fork_depth(void);
 bool		 dlm__forked(struct dlm_client *);
+
+/* client.c */
 int		 dlm__enter(struct dlm_client *);
 void		 dlm__leave(struct dlm_client *);
 /*
  * Send a request. params is a packed map (or NULL for none). With req->kind
- * REQ_SYNC, writes it (and every request queued before it), waits for the
- * reply and returns its error; otherwise returns 0 once queued for the I/O
- * thread to write. Called with c->mu held; drops it while writing.
+ * REQ_SYNC, writes it, waits for the reply and returns its error; otherwise
+ * returns 0 once queued. Called with c->mu held (inside dlm__enter).
  */
 int		 dlm__call(struct dlm_client *, struct dlm_req *,
 		    const char *method, const msgpack_sbuffer *params);
-void		 dlm__queue_completion(struct dlm_client *, struct dlm_req *);
 void		 dlm__req_free(struct dlm_req *);
+/* Queue a lost hold (lock set) or a state change for the program. */
+void		 dlm__note(struct dlm_client *, const char *lock,
+		    uint64_t token, int reason, int err);
+/* Take the queued completions and notes (c->mu held). */
+struct dlm_req	*dlm__take_completions(struct dlm_client *);
+struct note	*dlm__take_notes(struct dlm_client *);
+/* Run them, without c->mu, and free them; how many completions ran. */
+int		 dlm__run_completions(struct dlm_client *, struct dlm_req *);
+void		 dlm__run_notes(struct dlm_client *, struct note *);
+struct dlm_client *dlm__client_new(const char *server,
+		    const struct dlm_options *, bool loop, int *err);
+void		 dlm__client_free(struct dlm_client *);
 
-/* calls.c */
-void		 dlm__reply_applied(struct dlm_client *, struct dlm_req *);
+/* thread.c */
+int		 dlm__thread_start(struct dlm_client *);
+/* Wait for the first connect to open the session: 0 or an error. */
+int		 dlm__connect_wait(struct dlm_client *);
+/*
+ * A caller waiting for req drives the engine for a while, if nobody else
+ * does (c->mu held; dropped meanwhile).
+ */
+void		 dlm__drive(struct dlm_client *, const struct dlm_req *);
+void		 dlm__wake_io(struct dlm_client *);
+/* Stop the I/O thread and any driving caller (c->mu not held). */
+void		 dlm__thread_stop(struct dlm_client *);
+
+/* loop.c */
+/* Tell the watcher if fd, events or deadline changed (c->mu not held). */
+void		 dlm__loop_notify(struct dlm_client *);
+
+/* locks.c */
 struct lockent	*dlm__lockent(struct dlm_client *, const char *name, bool make);
 void		 dlm__lockent_put(struct dlm_client *, struct lockent *);
+void		 dlm__lockent_clear(struct lockent *);
 void		 dlm__lockent_wake_all(struct lockent *);
-/* Mark every hold lost; fills names/tokens for on_lost (caller frees). */
-size_t		 dlm__drop_all_holds(struct dlm_client *, char ***names,
-		    uint64_t **tokens);
+/*
+ * Take this thread's turn at a mutex: 0 with the turn taken, or
+ * ALREADY_HELD, WOULD_BLOCK, TIMEOUT, CANCELLED, CLOSED; *left is what
+ * remains of the timeout. c->mu held; waits on it.
+ */
+int		 dlm__lock_turn(struct dlm_client *, struct lockent *,
+		    int timeout_ms, int *left);
+/* Cancel the threads queued for a turn at lock; how many there were. */
+int		 dlm__lock_cancel_turns(struct dlm_client *, const char *lock);
+/* The local entries follow a reply, a lost hold, the end of all holds. */
+void		 dlm__locks_on_reply(struct dlm_client *, const struct dlm_req *);
+void		 dlm__locks_on_lost(struct dlm_client *, const char *lock,
+		    uint64_t token);
+/* Mark every hold lost; a note for each for on_lost. */
+void		 dlm__locks_drop_all(struct dlm_client *, int reason);
+bool		 dlm__locks_held(struct dlm_client *, const char *lock);
+void		 dlm__locks_free(struct dlm_client *);
 
 #endif

@@ -1,11 +1,15 @@
 /*
  * libdlm: take named locks from dlmd.
  *
- * Every function is safe to call from any thread; many threads may wait on
- * different locks through one client at once. Each client has one background
- * thread that reads replies, keeps the session's lease alive, delivers lost
- * notifications and, when the session has a linger, reconnects and resumes it
- * after a dropped connection.
+ * A client made by dlm_connect() is safe to use from any thread; many
+ * threads may wait on different locks through one client at once. It has
+ * one background thread that reads replies, keeps the session's lease
+ * alive, delivers lost notifications and, when the session has a linger,
+ * reconnects and resumes it after a dropped connection.
+ *
+ * A client made by dlm_connect_loop() has no thread: the program's event
+ * loop does all of that by calling dlm_loop_process() (see below, and
+ * <dlm/libevent.h> and <dlm/libuv.h> for loops that are done already).
  *
  * Functions return 0 or an error code: a dlmd protocol error (DLM_E_TIMEOUT
  * and the others below, the same numbers and names as on the wire) or a
@@ -137,9 +141,10 @@ struct dlm_options {
 	/* How long dlm_connect() may take in ms; 0: 10 seconds. */
 	int		 connect_timeout_ms;
 	/*
-	 * Called from the client's thread when a hold is lost. It must not
-	 * block for long; blocking calls on this client from it fail with
-	 * DLM_E_INVALID, and it must not call dlm_close().
+	 * Called when a hold is lost: from the client's thread, or in the
+	 * event-loop mode from dlm_loop_process(). It must not block for
+	 * long; blocking calls on this client from it fail with
+	 * DLM_E_INVALID. Only in the event-loop mode may it call dlm_close().
 	 */
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
@@ -238,10 +243,11 @@ DLM_API void	dlm_scope_release(struct dlm_scope *);
 		if (scope.err == 0)
 
 /*
- * Asynchronous form, for programs with their own event loop. The request is
- * sent at once; its completion is queued, and dlm_async_fd() becomes
- * readable. The program then calls dlm_async_dispatch(), which runs the
- * queued callbacks in the calling thread. Each callback runs exactly once,
+ * Asynchronous form. With a client of dlm_connect(), the request is sent at
+ * once; its completion is queued, and dlm_async_fd() becomes readable. The
+ * program then calls dlm_async_dispatch(), which runs the queued callbacks
+ * in the calling thread. With a client of dlm_connect_loop(), the callbacks
+ * run inside dlm_loop_process() instead. Each callback runs exactly once,
  * with an error if the connection dies or the client is closed.
  */
 typedef void	(*dlm_acquire_cb)(struct dlm_client *, int err,
@@ -252,10 +258,71 @@ DLM_API int	dlm_acquire_async(struct dlm_client *, const char *lock,
 		    int flags, int timeout_ms, dlm_acquire_cb cb, void *arg);
 DLM_API int	dlm_release_async(struct dlm_client *, const char *lock,
 		    dlm_done_cb cb, void *arg);
+/* dlm_acquire_async(), also saying the request's id for dlm_cancel_request. */
+DLM_API int	dlm_acquire_async_id(struct dlm_client *, const char *lock,
+		    int flags, int timeout_ms, dlm_acquire_cb cb, void *arg,
+		    uint64_t *id);
 /* A descriptor readable while completions are queued (for poll/epoll). */
 DLM_API int	dlm_async_fd(struct dlm_client *);
 /* Run the queued completions; returns how many ran. */
 DLM_API int	dlm_async_dispatch(struct dlm_client *);
+
+/*
+ * Cancel a waiting acquire: dlm_cancel() every acquire of lock this client
+ * is waiting for (from another thread, or from the event loop), and
+ * dlm_cancel_request() one asynchronous acquire by its id. The acquire then
+ * fails with DLM_E_CANCELLED, unless it was granted first. 0 when one was
+ * waiting, else DLM_E_NOT_FOUND.
+ */
+DLM_API int	dlm_cancel(struct dlm_client *, const char *lock);
+DLM_API int	dlm_cancel_request(struct dlm_client *, uint64_t id);
+
+/*
+ * Event-loop mode: the library makes no thread; the program's loop waits
+ * on dlm_loop_fd() for dlm_loop_events() and at most dlm_loop_timeout_ms(),
+ * then calls dlm_loop_process() with the events that came (0 when the time
+ * ran out). The async calls, on_lost and the state callback all run inside
+ * dlm_loop_process(), in the loop's thread. See dlm_loop(3).
+ */
+#define DLM_EV_READ	0x1
+#define DLM_EV_WRITE	0x2
+#define DLM_EV_FREE	0x4	/* to the watcher: the client is being freed */
+
+/* The state callback's states. */
+#define DLM_STATE_CONNECTED	1	/* the session is open (or resumed) */
+#define DLM_STATE_RECONNECTING	2	/* dropped; resuming within linger */
+#define DLM_STATE_CLOSED	3	/* over; err says why */
+
+typedef void	(*dlm_state_cb)(struct dlm_client *, int state, int err,
+		    void *arg);
+/* Told what to wait for now: timeout_ms -1 is none. */
+typedef void	(*dlm_watch_cb)(struct dlm_client *, int fd, int events,
+		    int timeout_ms, void *arg);
+
+/*
+ * Start connecting and return at once; the connection and the session's
+ * hello proceed as the loop calls dlm_loop_process(). NULL with *err only
+ * for what fails before any I/O (a bad address, no memory).
+ */
+DLM_API struct dlm_client *dlm_connect_loop(const char *server,
+		    const struct dlm_options *opts, int *err);
+/* The socket to wait on, or -1 while there is none (a back-off). */
+DLM_API int	dlm_loop_fd(struct dlm_client *);
+/* DLM_EV_READ and DLM_EV_WRITE, 0, or -1 for a client of dlm_connect(). */
+DLM_API int	dlm_loop_events(struct dlm_client *);
+/* How long the loop may wait at most; -1: no limit. */
+DLM_API int	dlm_loop_timeout_ms(struct dlm_client *);
+/* 0, or DLM_E_CLOSED once the session is over (then call dlm_close). */
+DLM_API int	dlm_loop_process(struct dlm_client *, int events);
+/*
+ * Have fn called whenever the fd, events or timeout change (and with
+ * DLM_EV_FREE when dlm_close frees the client), so that an adapter need
+ * not ask after every call. Called at once with the current ones.
+ */
+DLM_API void	dlm_loop_set_watch(struct dlm_client *, dlm_watch_cb fn,
+		    void *arg);
+DLM_API void	dlm_loop_set_state_cb(struct dlm_client *, dlm_state_cb fn,
+		    void *arg);
 
 #ifdef __cplusplus
 }

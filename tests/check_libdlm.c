@@ -21,6 +21,7 @@
 #include <check.h>
 
 #include "dlm.h"
+#include "relay.h"
 #include "testutil.h"
 
 static struct dlmd_proc d;
@@ -910,113 +911,6 @@ START_TEST(lost_notice_read_by_a_waiting_caller)
 }
 END_TEST
 
-/*
- * A TCP relay between the library and dlmd that the test can cut, to drop
- * a connection the way a network would.
- */
-struct relay {
-	int		 listen_fd;
-	int		 port;
-	int		 target;
-	int		 cut;		/* bumped to drop the live link */
-	int		 freeze;	/* set: server-to-client bytes stop */
-	int		 stop;		/* all three read and written atomically */
-	pthread_t	 thread;
-};
-
-static int
-tcp_to(int port)
-{
-	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static void *
-relay_main(void *arg)
-{
-	struct relay *r = arg;
-
-	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
-		struct pollfd lp = { r->listen_fd, POLLIN, 0 };
-		int a, b, seen;
-
-		if (poll(&lp, 1, 50) != 1)
-			continue;
-		if ((a = accept(r->listen_fd, NULL, NULL)) < 0)
-			continue;
-		if ((b = tcp_to(r->target)) < 0) {
-			close(a);
-			continue;
-		}
-		seen = __atomic_load_n(&r->cut, __ATOMIC_ACQUIRE);
-		while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) &&
-		    __atomic_load_n(&r->cut, __ATOMIC_ACQUIRE) == seen) {
-			struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
-
-			if (__atomic_load_n(&r->freeze, __ATOMIC_ACQUIRE))
-				p[1].events = 0;
-			char buf[65536];
-			ssize_t n;
-
-			if (poll(p, 2, 20) <= 0)
-				continue;
-			if (p[0].revents) {
-				if ((n = read(a, buf, sizeof buf)) <= 0 ||
-				    write(b, buf, (size_t)n) != n)
-					break;
-			}
-			if (p[1].revents) {
-				if ((n = read(b, buf, sizeof buf)) <= 0 ||
-				    write(a, buf, (size_t)n) != n)
-					break;
-			}
-		}
-		close(a);
-		close(b);
-	}
-	return NULL;
-}
-
-static void
-relay_start(struct relay *r, int target)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
-	int one = 1;
-
-	memset(r, 0, sizeof *r);
-	r->target = target;
-	r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(r->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(r->listen_fd, (struct sockaddr *)&sin,
-	    sizeof sin), 0);
-	ck_assert_int_eq(listen(r->listen_fd, 8), 0);
-	getsockname(r->listen_fd, (struct sockaddr *)&sin, &len);
-	r->port = ntohs(sin.sin_port);
-	pthread_create(&r->thread, NULL, relay_main, r);
-}
-
-static void
-relay_stop(struct relay *r)
-{
-	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
-	pthread_join(r->thread, NULL);
-	close(r->listen_fd);
-}
-
 /* A client of dlmd through a fresh relay r; l (may be NULL) logs losses. */
 static struct dlm_client *
 relay_client(struct relay *r, const char *name, int lease_ms, int linger_ms,
@@ -1309,6 +1203,103 @@ START_TEST(server_shutdown_is_reported)
 }
 END_TEST
 
+/*
+ * dlm_close lands while the I/O thread is resuming the session on a link
+ * whose hello is never answered: it returns at once, not after the
+ * connect timeout (10 s here).
+ */
+START_TEST(close_during_reconnect_returns_at_once)
+{
+	struct dlm_client *c;
+	struct relay r;
+	uint64_t t0;
+
+	c = relay_client(&r, "stuck", 0, 10000, NULL);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, NULL), 0);
+	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 300 &&
+	    __atomic_load_n(&r.accepts, __ATOMIC_ACQUIRE) < 2; i++)
+		sleep_ms(10);
+	ck_assert_int_ge(__atomic_load_n(&r.accepts, __ATOMIC_ACQUIRE), 2);
+	sleep_ms(200);		/* hello is out, and unanswered */
+	t0 = mono_ms();
+	dlm_close(c);
+	ck_assert_uint_lt(mono_ms() - t0, 100);
+	relay_stop(&r);
+}
+END_TEST
+
+/*
+ * dlm_cancel stops the acquires of one lock that this client's threads
+ * wait for (the one at the server, and the one queued behind it here);
+ * nothing else is disturbed.
+ */
+START_TEST(cancel_stops_one_waiting_acquire)
+{
+	struct dlm_client *c = client("canceller", 0, 0), *b = client("b", 0, 0);
+	struct waiter w[2], rest;
+	pthread_t th[2], oth;
+
+	ck_assert_int_eq(dlm_acquire(b, "busy", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "also", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_cancel(c, "busy"), DLM_E_NOT_FOUND);
+	memset(w, 0, sizeof w);
+	for (int i = 0; i < 2; i++) {
+		w[i].c = c;
+		snprintf(w[i].lock, sizeof w[i].lock, "busy");
+		w[i].timeout = DLM_FOREVER;
+		w[i].rc = -1;
+		pthread_create(&th[i], NULL, waiter_main, &w[i]);
+	}
+	memset(&rest, 0, sizeof other);
+	rest.c = c;
+	snprintf(rest.lock, sizeof rest.lock, "also");
+	rest.timeout = 5000;
+	rest.rc = -1;
+	pthread_create(&oth, NULL, waiter_main, &rest);
+	sleep_ms(200);
+	ck_assert_int_eq(dlm_cancel(c, "busy"), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(w[i].rc, DLM_E_CANCELLED);
+	}
+	ck_assert_int_eq(dlm_cancel(c, "busy"), DLM_E_NOT_FOUND);
+	/* The other wait goes on, and is granted. */
+	ck_assert_int_eq(dlm_release(b, "also"), 0);
+	pthread_join(oth, NULL);
+	ck_assert_int_eq(rest.rc, 0);
+	/* The cancelled lock is not held, and can be taken later. */
+	ck_assert_int_eq(dlm_holds(c, "busy", NULL), 0);
+	ck_assert_int_eq(dlm_release(b, "busy"), 0);
+	ck_assert_int_eq(dlm_acquire(c, "busy", 0, 5000, NULL), 0);
+	dlm_close(c);
+	dlm_close(b);
+}
+END_TEST
+
+START_TEST(cancel_request_stops_an_async_acquire)
+{
+	struct dlm_client *c = client("async-cancel", 0, 0), *b = client("b", 0, 0);
+	struct async_count n = { 0, 0, 0, 0 };
+	uint64_t id = 0;
+
+	ck_assert_int_eq(dlm_acquire(b, "busy", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async_id(c, "busy", 0, DLM_FOREVER,
+	    on_acquired, &n, &id), 0);
+	ck_assert_uint_ne(id, 0);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_cancel_request(c, id), 0);
+	pump(c, &n.failed, 1);
+	ck_assert_int_eq(n.last_err, DLM_E_CANCELLED);
+	ck_assert_int_eq(n.acquired, 0);
+	ck_assert_int_eq(dlm_cancel_request(c, id), DLM_E_NOT_FOUND);
+	ck_assert_int_eq(dlm_cancel_request(c, 12345), DLM_E_NOT_FOUND);
+	dlm_close(c);
+	dlm_close(b);
+}
+END_TEST
+
 static Suite *
 libdlm_suite(void)
 {
@@ -1351,6 +1342,14 @@ libdlm_suite(void)
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
 	tcase_add_test(tc, server_shutdown_is_reported);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cancel");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, close_during_reconnect_returns_at_once);
+	tcase_add_test(tc, cancel_stops_one_waiting_acquire);
+	tcase_add_test(tc, cancel_request_stops_an_async_acquire);
 	suite_add_tcase(s, tc);
 	return s;
 }

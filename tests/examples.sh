@@ -3,7 +3,7 @@
 # examples the way a user would, from the installed <dlm.h> and `pkg-config
 # dlm` only, then run each, and the installed dlmctl, against a temporary
 # dlmd.
-#   bindir=... sbindir=... mandir=... unitdir=... docdir=... \
+#   bindir=... sbindir=... mandir=... includedir=... unitdir=... docdir=... \
 #   examples.sh SRCDIR STAGE LIBDIR DLMD CC
 set -eu
 srcdir=$1 stage=$2 libdir=$3 dlmd=$4 cc=$5
@@ -14,6 +14,7 @@ mkdir -p "$out"
 
 for f in "$sbindir/dlmd" "$bindir/dlmctl" "$libdir/libdlmclient.so" \
     "$libdir/libdlmclient.a" "$libdir/pkgconfig/dlm.pc" \
+    "$includedir/dlm.h" "$includedir/dlm/libevent.h" "$includedir/dlm/libuv.h" \
     "$mandir/man1/dlmctl.1" "$mandir/man3/dlm.3" "$mandir/man5/dlmd.conf.5" \
     "$mandir/man7/dlm-protocol.7" "$mandir/man8/dlmd.8" \
     "$mandir/man3/dlm_acquire.3" "$mandir/man3/dlm_release.3" \
@@ -49,6 +50,15 @@ for e in cron_guard worker_pool fencing async_loop; do
 	$cc -std=gnu11 -Wall -Wextra -Werror "$srcdir/examples/$e.c" $flags \
 	    -pthread -o "$out/$e"
 done
+# The event-loop adapters, as a program on each loop would use them: the
+# loop's own pkg-config module beside dlm, and pedantic C.
+for e in libevent_jobs:libevent libuv_jobs:libuv; do
+	name=${e%%:*} loop=${e#*:}
+	echo "  CC       examples/$name (installed <dlm/$loop.h>, pkg-config dlm $loop)"
+	# shellcheck disable=SC2086
+	$cc -std=gnu11 -Wall -Wextra -Werror -pedantic "$srcdir/examples/$name.c" \
+	    $flags $(pkg-config --cflags --libs "$loop") -o "$out/$name"
+done
 
 tmp=$(mktemp -d /tmp/dlm-examples.XXXXXX)
 "$dlmd" -c /dev/null -f -l "unix:$tmp/s.sock" --log-level warning &
@@ -64,7 +74,10 @@ export LD_LIBRARY_PATH="$stage$libdir"
 "$out/fencing" "$tmp/resource"
 head -n 1 "$tmp/resource" | grep -q '^[0-9][0-9]*$'
 "$out/async_loop" | grep -q '^100 granted, 100 released, 0 failed$'
+for e in libevent_jobs libuv_jobs; do
+	"$out/$e" | grep -q '^50 jobs, 50 granted, 50 released, 0 failed, at most [0-9]* at once$'
+done
 "$stage$bindir/dlmctl" run installed -- sh -c 'test -n "$DLM_LOCK_TOKEN"'
 "$stage$bindir/dlmctl" --json status | grep -q '"sessions"'
-echo "install: every file in place; examples: 4 built from the installed" \
-    "header, 4 ran; the installed dlmctl ran"
+echo "install: every file in place; examples: 6 built from the installed" \
+    "headers, 6 ran; the installed dlmctl ran"

@@ -1,0 +1,754 @@
+/*
+ * The connection and the session on it, as a state machine that never
+ * blocks. See engine.h for who drives it.
+ *
+ *	CONNECTING --connected--> HELLO --answered--> READY
+ *	    ^                       |                   |
+ *	    |  (linger left)        | failed            | dropped, lapsed
+ *	    +------ BACKOFF <-------+-------------------+
+ *	                            |  (no linger, linger over, first
+ *	                            v   connect failed, or closing)
+ *	                          CLOSED
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dlm.h"
+#include "engine.h"
+#include "proto.h"
+
+#define BACKOFF_FIRST_MS	20
+#define BACKOFF_MAX_MS		1000
+/* How long engine_close() waits for the socket to take bye. */
+#define BYE_WAIT_MS		50
+/* An output buffer bigger than this is freed once written. */
+#define OUT_KEEP		(256u * 1024)
+/* hello's msgid: requests count from 1. */
+#define HELLO_MSGID		0
+
+/*
+ * A mutex whose acquire was in flight when the connection dropped: the
+ * server may have granted it just before. Released after a resume unless
+ * the client knows it holds the lock.
+ */
+struct uncertain {
+	struct uncertain	*next;
+	char			*lock;
+};
+
+static void	begin_dial(struct engine *, uint64_t now);
+
+static void
+set_state(struct engine *e, enum engine_state st, int err)
+{
+	if (st == ENGINE_CLOSED)
+		e->err = err;
+	if (e->state == st)
+		return;
+	e->state = st;
+	e->ops->state(e->owner, st, err);
+}
+
+/*
+ * Close the socket. fork_fd goes first: a fork() in between leaves the
+ * child a socket it does not close (shut by its CLOEXEC at exec, or dropped
+ * with the lease), never a number the parent has already reused.
+ */
+static void
+drop_socket(struct engine *e)
+{
+	atomic_store(&e->fork_fd, -1);
+	dial_abort(&e->dial);
+	if (e->fd >= 0)
+		close(e->fd);
+	e->fd = -1;
+	e->in.len = 0;
+	e->out.size = e->out_off = 0;
+	e->broken = false;
+}
+
+static void
+req_free(struct dlm_req *req)
+{
+	free(req->lock);
+	free(req->r.raw);
+	free(req->r.message);
+	free(req);
+}
+
+/* Hand a finished request up, or free it when it is the engine's own. */
+static void
+finish(struct engine *e, struct dlm_req *req)
+{
+	req->done = true;
+	if (req->kind == REQ_INTERNAL)
+		req_free(req);
+	else
+		e->ops->finished(e->owner, req);
+}
+
+static void
+remember_uncertain(struct engine *e, const char *lock)
+{
+	struct uncertain *u = calloc(1, sizeof *u);
+
+	if (u == NULL || (u->lock = strdup(lock)) == NULL) {
+		free(u);
+		return;
+	}
+	u->next = e->uncertain;
+	e->uncertain = u;
+}
+
+static void
+forget_uncertain(struct engine *e)
+{
+	struct uncertain *u;
+
+	while ((u = e->uncertain) != NULL) {
+		e->uncertain = u->next;
+		free(u->lock);
+		free(u);
+	}
+}
+
+/*
+ * Fail pending requests with err: those sent on the connection that
+ * dropped, or with all, those still waiting for a session too.
+ */
+static void
+fail_pending(struct engine *e, int err, bool all)
+{
+	struct dlm_req *req, *tmp;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, e->pending, req, tmp) {
+		if (req->unsent && !all)
+			continue;
+		HASH_DEL(e->pending, req);
+		if (!req->unsent && req->is_acquire &&
+		    !(req->flags & DLM_RLOCK) && err == DLM_E_DISCONNECTED)
+			remember_uncertain(e, req->lock);
+		req->r.err = err;
+		finish(e, req);
+	}
+	if (all)
+		e->later.size = 0;
+}
+
+/* The session is gone for good: what waits fails, every hold is lost. */
+static void
+give_up(struct engine *e, int err)
+{
+	drop_socket(e);
+	forget_uncertain(e);
+	fail_pending(e, DLM_E_CLOSED, true);
+	set_state(e, ENGINE_CLOSED, err);
+	if (e->opened && !e->closing)
+		e->ops->lost_all(e->owner, DLM_LOST_SESSION);
+}
+
+/* A dial or a hello failed: try again within the linger, or give up. */
+static void
+attempt_failed(struct engine *e, uint64_t now, int err)
+{
+	drop_socket(e);
+	if (!e->opened) {
+		/* The first connect: the caller hears why. */
+		fail_pending(e, err, true);
+		set_state(e, ENGINE_CLOSED, err);
+		return;
+	}
+	if (e->closing || now >= e->linger_until) {
+		give_up(e, DLM_E_CLOSED);
+		return;
+	}
+	e->step_at = now + (uint64_t)e->backoff_ms;
+	if (e->step_at > e->linger_until)
+		e->step_at = e->linger_until;
+	e->backoff_ms = e->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+	    e->backoff_ms * 2;
+	set_state(e, ENGINE_BACKOFF, 0);
+}
+
+/*
+ * The connection is gone. What was sent on it fails; with a linger, the
+ * session is resumed on a new one until the linger runs out; otherwise
+ * the session is over.
+ */
+static void
+connection_lost(struct engine *e, uint64_t now)
+{
+	drop_socket(e);
+	fail_pending(e, e->closing ? DLM_E_CLOSED : DLM_E_DISCONNECTED, false);
+	if (e->closing || e->linger_ms <= 0) {
+		give_up(e, DLM_E_CLOSED);
+		return;
+	}
+	e->linger_until = now + (uint64_t)e->linger_ms;
+	e->backoff_ms = BACKOFF_FIRST_MS;
+	e->step_at = now + BACKOFF_FIRST_MS;
+	set_state(e, ENGINE_BACKOFF, 0);
+}
+
+/* The end of a connect or hello step: the timeout, within the linger. */
+static uint64_t
+step_deadline(const struct engine *e, uint64_t now)
+{
+	uint64_t at = now + (uint64_t)e->connect_timeout_ms;
+
+	if (e->linger_until != 0 && at > e->linger_until)
+		at = e->linger_until;
+	return at;
+}
+
+/* Connected: say hello (presenting the secret when resuming). */
+static void
+say_hello(struct engine *e, int fd, uint64_t now)
+{
+	struct hello_args h = e->hello;
+	int rc;
+
+	e->fd = fd;
+	atomic_store(&e->fork_fd, fd);
+	e->in.len = 0;
+	e->out.size = e->out_off = 0;
+	h.resume = e->opened && e->secret[0] != '\0' ? e->secret : NULL;
+	if ((rc = wire_hello(&e->out, HELLO_MSGID, &h)) != 0) {
+		attempt_failed(e, now, rc);
+		return;
+	}
+	e->step_at = step_deadline(e, now);
+	set_state(e, ENGINE_HELLO, 0);
+	engine_flush(e, now);
+}
+
+static void
+begin_dial(struct engine *e, uint64_t now)
+{
+	int rc = dial_start(&e->dial, &e->addr);
+
+	if (rc < 0 || rc > 1) {
+		attempt_failed(e, now, rc);
+		return;
+	}
+	if (rc == 1) {
+		int fd = e->dial.fd;
+
+		e->dial.fd = -1;
+		dial_abort(&e->dial);
+		say_hello(e, fd, now);
+		return;
+	}
+	atomic_store(&e->fork_fd, e->dial.fd);
+	e->step_at = step_deadline(e, now);
+	set_state(e, ENGINE_CONNECTING, 0);
+}
+
+static struct dlm_req *
+internal_req(void)
+{
+	struct dlm_req *req = calloc(1, sizeof *req);
+
+	if (req != NULL)
+		req->kind = REQ_INTERNAL;
+	return req;
+}
+
+/* Send a request of the engine's own, whose answer nobody reads. */
+static void
+internal_call(struct engine *e, const char *method, const char *key,
+    const char *s, uint64_t u)
+{
+	msgpack_sbuffer params;
+	struct dlm_req *req;
+	int rc = 0;
+
+	if ((req = internal_req()) == NULL)
+		return;
+	msgpack_sbuffer_init(&params);
+	if (key != NULL)
+		rc = s != NULL ? wire_params_str(&params, key, s) :
+		    wire_params_uint(&params, key, u);
+	if (rc != 0 || engine_submit(e, req, method,
+	    key != NULL ? &params : NULL) != 0)
+		req_free(req);
+	msgpack_sbuffer_destroy(&params);
+}
+
+/*
+ * After a resume: release each mutex whose acquire the drop cut short,
+ * unless the client holds it, so that a grant nobody heard of cannot keep
+ * the lock from everyone for the rest of the session.
+ */
+static void
+release_uncertain(struct engine *e)
+{
+	struct uncertain *u, *list = e->uncertain;
+
+	e->uncertain = NULL;
+	while ((u = list) != NULL) {
+		list = u->next;
+		if (!e->ops->holds(e->owner, u->lock))
+			internal_call(e, "release", "lock", u->lock, 0);
+		free(u->lock);
+		free(u);
+	}
+}
+
+/* hello was answered: 0, or why the session could not be opened. */
+static int
+hello_answered(struct engine *e, const struct frame *f, uint64_t now)
+{
+	struct session_info si;
+	bool resuming = e->opened;
+	int rc;
+
+	if ((rc = wire_error_code(f->error)) != 0 ||
+	    (rc = wire_session(f, &si)) != 0)
+		return rc;
+	e->session = si.session;
+	memcpy(e->secret, si.secret, sizeof e->secret);
+	e->lease_ms = si.lease_ms;
+	e->linger_ms = si.linger_ms >= 0 ? si.linger_ms : e->hello.linger_ms;
+	e->opened = true;
+	e->last_send_ms = e->lease_base_ms = now;
+	e->linger_until = 0;
+	e->backoff_ms = BACKOFF_FIRST_MS;
+	/* Told to the layer above below, once the queue is out. */
+	e->state = ENGINE_READY;
+	if (resuming && si.resumed) {
+		if (e->lapsed) {
+			/*
+			 * The holds were reported lost; the server kept the
+			 * session after all: give back whatever it still
+			 * holds, so that nothing stays held that the program
+			 * has been told it lost.
+			 */
+			forget_uncertain(e);
+			internal_call(e, "reset", NULL, NULL, 0);
+		} else
+			release_uncertain(e);
+	} else if (resuming) {
+		/* The server lost the session, and the holds with it. */
+		forget_uncertain(e);
+		e->ops->lost_all(e->owner, DLM_LOST_SESSION);
+	}
+	e->lapsed = false;
+	/* Requests made meanwhile go now, after the releases above. */
+	if (e->later.size > 0) {
+		struct dlm_req *req, *tmp;
+
+		if (msgpack_sbuffer_write(&e->out, e->later.data,
+		    e->later.size) != 0)
+			return DLM_E_NOMEM;
+		e->later.size = 0;
+		/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+		HASH_ITER(hh, e->pending, req, tmp) {
+			if (req->unsent) {
+				req->unsent = false;
+				req->sent_ms = now;
+			}
+		}
+	}
+	e->ops->state(e->owner, ENGINE_READY, 0);
+	engine_flush(e, now);
+	return 0;
+}
+
+/*
+ * Handle one frame: 0, -1 when the connection must be dropped, or (in
+ * HELLO) a positive error code when hello was refused.
+ */
+static int
+handle_frame(struct engine *e, const struct frame *f, uint64_t now)
+{
+	if (f->type == DLM_MSG_RESPONSE) {
+		struct dlm_req *req;
+
+		if (!f->has_msgid)
+			return 0;	/* an error about an unreadable frame */
+		if (e->state == ENGINE_HELLO)
+			return f->msgid == HELLO_MSGID ?
+			    hello_answered(e, f, now) : 0;
+		if ((req = engine_find(e, f->msgid)) == NULL || req->unsent)
+			return 0;
+		HASH_DEL(e->pending, req);
+		wire_reply(&req->r, f, req->want_raw);
+		/* Any answer means the server read the request: renewed. */
+		if (req->sent_ms > e->lease_base_ms)
+			e->lease_base_ms = req->sent_ms;
+		finish(e, req);
+		return 0;
+	}
+	if (f->type == DLM_MSG_NOTIFY) {
+		char *lock = NULL;
+		uint64_t token;
+		int reason, rc = wire_lost(f, &lock, &token, &reason);
+
+		if (rc < 0)
+			return -1;
+		if (rc > 0 && lock != NULL)
+			e->ops->lost(e->owner, lock, token, reason);
+		free(lock);
+	}
+	return 0;	/* something newer than this library: ignore */
+}
+
+/* Read what came and handle every whole frame. */
+static void
+read_input(struct engine *e, uint64_t now)
+{
+	struct frame f;
+	size_t len;
+	int got;
+
+	if (rbuf_read(&e->in, e->fd) < 0) {
+		if (e->state == ENGINE_HELLO)
+			attempt_failed(e, now, DLM_E_CONNECT);
+		else
+			connection_lost(e, now);
+		return;
+	}
+	while ((got = rbuf_frame(&e->in, &f, &len)) > 0) {
+		enum engine_state st = e->state;
+		int rc = handle_frame(e, &f, now);
+
+		/* f points into the buffer: consume only after handling. */
+		rbuf_consume(&e->in, len);
+		if (rc > 0 || (rc < 0 && st == ENGINE_HELLO)) {
+			attempt_failed(e, now, rc > 0 ? rc : DLM_E_PROTOCOL);
+			return;
+		}
+		if (rc < 0) {
+			connection_lost(e, now);
+			return;
+		}
+	}
+	if (got < 0) {
+		if (e->state == ENGINE_HELLO)
+			attempt_failed(e, now, DLM_E_PROTOCOL);
+		else
+			connection_lost(e, now);
+	}
+}
+
+void
+engine_init(struct engine *e, const struct engine_ops *ops, void *owner)
+{
+	memset(e, 0, sizeof *e);
+	e->fd = -1;
+	e->dial.fd = -1;
+	atomic_init(&e->fork_fd, -1);
+	e->ops = ops;
+	e->owner = owner;
+	e->next_id = 1;
+	e->backoff_ms = BACKOFF_FIRST_MS;
+	e->state = ENGINE_CLOSED;
+	msgpack_sbuffer_init(&e->out);
+	msgpack_sbuffer_init(&e->later);
+	rbuf_init(&e->in);
+}
+
+int
+engine_start(struct engine *e, const struct addr *addr,
+    const struct hello_args *hello, int connect_timeout_ms)
+{
+	e->addr = *addr;
+	e->hello = *hello;
+	e->linger_ms = hello->linger_ms;
+	e->connect_timeout_ms = connect_timeout_ms;
+	e->state = ENGINE_CONNECTING;
+	begin_dial(e, mono_ms());
+	return e->state == ENGINE_CLOSED ? e->err : 0;
+}
+
+int
+engine_fd(const struct engine *e)
+{
+	switch (e->state) {
+	case ENGINE_CONNECTING:
+		return e->dial.fd;
+	case ENGINE_HELLO:
+	case ENGINE_READY:
+		return e->fd;
+	default:
+		return -1;
+	}
+}
+
+bool
+engine_has_output(const struct engine *e)
+{
+	return e->out_off < e->out.size;
+}
+
+int
+engine_events(const struct engine *e)
+{
+	switch (e->state) {
+	case ENGINE_CONNECTING:
+		return ENGINE_WRITE;
+	case ENGINE_HELLO:
+	case ENGINE_READY:
+		return ENGINE_READ | (engine_has_output(e) && !e->broken ?
+		    ENGINE_WRITE : 0);
+	default:
+		return 0;
+	}
+}
+
+uint64_t
+engine_deadline(const struct engine *e)
+{
+	uint64_t ping_at, lapse_at;
+
+	switch (e->state) {
+	case ENGINE_CONNECTING:
+	case ENGINE_HELLO:
+	case ENGINE_BACKOFF:
+		return e->step_at;
+	case ENGINE_READY:
+		/* Ping when idle for a third of the lease. */
+		ping_at = e->last_send_ms + (uint64_t)e->lease_ms / 3;
+		/*
+		 * No request answered for a whole lease, though pings went
+		 * out every third of it: the server has expired the session,
+		 * or will before it can tell us.
+		 */
+		lapse_at = e->lease_base_ms + (uint64_t)e->lease_ms;
+		return ping_at < lapse_at ? ping_at : lapse_at;
+	default:
+		return 0;
+	}
+}
+
+void
+engine_process(struct engine *e, int events, uint64_t now)
+{
+	switch (e->state) {
+	case ENGINE_CONNECTING:
+		if (events != 0) {
+			int fd, rc;
+
+			atomic_store(&e->fork_fd, -1);
+			rc = dial_done(&e->dial, &fd);
+			if (rc == 1)
+				say_hello(e, fd, now);
+			else if (rc == 0)
+				atomic_store(&e->fork_fd, e->dial.fd);
+			else
+				attempt_failed(e, now, rc);
+		} else if (now >= e->step_at)
+			attempt_failed(e, now, DLM_E_CONNECT);
+		return;
+	case ENGINE_BACKOFF:
+		if (now >= e->step_at)
+			begin_dial(e, now);
+		return;
+	case ENGINE_CLOSED:
+		return;
+	case ENGINE_HELLO:
+	case ENGINE_READY:
+		break;
+	}
+	if (e->broken) {
+		if (e->state == ENGINE_HELLO)
+			attempt_failed(e, now, DLM_E_CONNECT);
+		else
+			connection_lost(e, now);
+		return;
+	}
+	if (events & ENGINE_WRITE)
+		engine_flush(e, now);
+	if (events & ENGINE_READ) {
+		read_input(e, now);
+		if (e->state != ENGINE_HELLO && e->state != ENGINE_READY)
+			return;
+	}
+	if (e->state == ENGINE_HELLO) {
+		if (now >= e->step_at)
+			attempt_failed(e, now, DLM_E_CONNECT);
+		return;
+	}
+	if (now >= e->lease_base_ms + (uint64_t)e->lease_ms) {
+		/*
+		 * The lease ran out without a word from the server: the holds
+		 * can no longer be trusted. Report them lost now, not when
+		 * the connection is given up, so that the program stops
+		 * using what they protect before another holder can be
+		 * granted them.
+		 */
+		e->lapsed = true;
+		e->ops->lost_all(e->owner, DLM_LOST_EXPIRED);
+		connection_lost(e, now);
+		return;
+	}
+	if (now >= e->last_send_ms + (uint64_t)e->lease_ms / 3) {
+		/* The reply renews the lease. */
+		e->last_send_ms = now;	/* one ping per third, whatever */
+		internal_call(e, "ping", NULL, NULL, 0);
+		engine_flush(e, now);
+	}
+}
+
+int
+engine_submit(struct engine *e, struct dlm_req *req, const char *method,
+    const msgpack_sbuffer *params)
+{
+	msgpack_sbuffer *to;
+	int rc;
+
+	if (e->state == ENGINE_CLOSED || e->closing)
+		return DLM_E_CLOSED;
+	req->msgid = e->next_id++;
+	if (e->next_id == 0)
+		e->next_id = 1;		/* 0 is hello's */
+	req->sent_ms = mono_ms();
+	req->done = false;
+	req->unsent = e->state != ENGINE_READY;
+	to = req->unsent ? &e->later : &e->out;
+	dlm__hash_oom = 0;
+	HASH_ADD(hh, e->pending, msgid, sizeof req->msgid, req);
+	if (dlm__hash_oom)
+		return DLM_E_NOMEM;
+	if ((rc = wire_request(to, req->msgid, method, params)) != 0) {
+		/* Out of memory: this request fails, the connection is fine. */
+		HASH_DEL(e->pending, req);
+		return rc;
+	}
+	return 0;
+}
+
+void
+engine_flush(struct engine *e, uint64_t now)
+{
+	bool wrote = false;
+
+	if (e->fd < 0 || e->broken ||
+	    (e->state != ENGINE_READY && e->state != ENGINE_HELLO))
+		return;
+	while (e->out_off < e->out.size) {
+		ssize_t n = send(e->fd, e->out.data + e->out_off,
+		    e->out.size - e->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			/* Whoever polls the socket now sees its end. */
+			e->broken = true;
+			shutdown(e->fd, SHUT_RDWR);
+			return;
+		}
+		e->out_off += (size_t)n;
+		wrote = true;
+	}
+	if (e->out_off == e->out.size) {
+		e->out.size = e->out_off = 0;
+		if (e->out.alloc > OUT_KEEP) {
+			/* A burst is over; do not keep its buffer. */
+			msgpack_sbuffer_destroy(&e->out);
+			msgpack_sbuffer_init(&e->out);
+		}
+	}
+	if (wrote)
+		e->last_send_ms = now;
+}
+
+struct dlm_req *
+engine_find(struct engine *e, uint32_t msgid)
+{
+	struct dlm_req *req;
+
+	HASH_FIND(hh, e->pending, &msgid, sizeof msgid, req);
+	return req;
+}
+
+int
+engine_cancel(struct engine *e, const struct dlm_req *req)
+{
+	msgpack_sbuffer params;
+	struct dlm_req *c;
+	int rc;
+
+	if ((c = internal_req()) == NULL)
+		return DLM_E_NOMEM;
+	msgpack_sbuffer_init(&params);
+	if ((rc = wire_params_uint(&params, "id", req->msgid)) == 0)
+		rc = engine_submit(e, c, "cancel", &params);
+	msgpack_sbuffer_destroy(&params);
+	if (rc != 0)
+		req_free(c);
+	return rc;
+}
+
+bool
+engine_lease_valid(const struct engine *e, uint64_t now)
+{
+	return e->state == ENGINE_READY &&
+	    now < e->lease_base_ms + (uint64_t)e->lease_ms;
+}
+
+void
+engine_bye(struct engine *e)
+{
+	uint64_t until = mono_ms() + BYE_WAIT_MS;
+
+	if (e->closing)
+		return;
+	e->closing = true;
+	/*
+	 * End the session with bye, so that a linger does not keep its
+	 * locks. A server that does not read gets a few milliseconds.
+	 */
+	if (e->state == ENGINE_READY && !e->broken &&
+	    wire_request(&e->out, 0, "bye", NULL) == 0) {
+		for (;;) {
+			uint64_t now = mono_ms();
+			struct pollfd pfd = { e->fd, POLLOUT, 0 };
+
+			engine_flush(e, now);
+			if (!engine_has_output(e) || e->broken || now >= until)
+				break;
+			(void)poll(&pfd, 1, (int)(until - now));
+		}
+	}
+}
+
+void
+engine_close(struct engine *e)
+{
+	engine_bye(e);
+	if (e->state != ENGINE_CLOSED)
+		give_up(e, DLM_E_CLOSED);
+	else
+		drop_socket(e);
+}
+
+void
+engine_free(struct engine *e)
+{
+	struct dlm_req *req, *tmp;
+
+	drop_socket(e);
+	forget_uncertain(e);
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, e->pending, req, tmp) {
+		HASH_DEL(e->pending, req);
+		if (req->kind == REQ_INTERNAL)
+			req_free(req);
+	}
+	msgpack_sbuffer_destroy(&e->out);
+	msgpack_sbuffer_destroy(&e->later);
+	rbuf_free(&e->in);
+}

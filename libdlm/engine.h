@@ -1,0 +1,193 @@
+/*
+ * libdlm's engine: one connection to dlmd and the session on it, as a
+ * state machine that never blocks and takes no lock of its own. It owns
+ * the socket, the buffers, the requests in flight, the hello and resume,
+ * the keepalive and the lapse of the lease, the reconnect back-off within
+ * the linger, and the grants a dropped connection left uncertain.
+ *
+ * It is driven from outside: whoever drives it asks for engine_fd(),
+ * engine_events() and engine_deadline(), waits for those, and calls
+ * engine_process(). The library's I/O thread (and a caller waiting for its
+ * reply) drives it under the client's mutex; in the event-loop mode the
+ * program's loop drives it, or a blocking call waiting for its reply. It never calls a user's callback: it tells the
+ * layer above through struct engine_ops, which must not call back into the
+ * engine except through engine_submit().
+ */
+#ifndef LIBDLM_ENGINE_H
+#define LIBDLM_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+/*
+ * uthash exits the process when memory runs out unless told otherwise; a
+ * library must not. With HASH_NONFATAL_OOM a failed add leaves the table
+ * as it was and sets this thread's flag, which the adding code checks.
+ */
+extern __thread int dlm__hash_oom;
+#define HASH_NONFATAL_OOM		1
+#define uthash_nonfatal_oom(elt)	(dlm__hash_oom = 1)
+#include <uthash.h>
+
+#include "addr.h"
+#include "dial.h"
+#include "dlm.h"
+#include "wire.h"
+
+/* What engine_events() asks to wait for. */
+#define ENGINE_READ	0x1
+#define ENGINE_WRITE	0x2
+
+enum engine_state {
+	ENGINE_CONNECTING,	/* the socket is connecting */
+	ENGINE_HELLO,		/* hello sent; requests wait for its answer */
+	ENGINE_READY,		/* the session is open */
+	ENGINE_BACKOFF,		/* dropped; waiting to dial again (linger) */
+	ENGINE_CLOSED,		/* closed, or the session is gone */
+};
+
+enum req_kind {
+	REQ_SYNC,		/* a caller waits on done */
+	REQ_ASYNC_ACQUIRE,	/* its callback runs when answered */
+	REQ_ASYNC_DONE,
+	REQ_INTERNAL,		/* the engine's own (ping, cancel...): freed
+				   by the engine, never shown above */
+};
+
+struct dlm_req {
+	UT_hash_handle	 hh;		/* in the engine's pending, by msgid */
+	struct dlm_req	*next;		/* in a completion queue */
+	uint32_t	 msgid;
+	enum req_kind	 kind;
+	uint64_t	 sent_ms;
+	bool		 done;
+	bool		 unsent;	/* waits in the engine's later buffer */
+	struct reply_data r;
+	void		*cv;		/* REQ_SYNC: its pthread_cond_t */
+	/* For acquires and releases: keep the local lock entries in step. */
+	char		*lock;
+	int		 flags;
+	bool		 is_acquire;
+	bool		 is_release;
+	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
+	bool		 cancel_sent;	/* a cancel for it went out */
+	dlm_acquire_cb	 acb;		/* REQ_ASYNC_ACQUIRE */
+	dlm_done_cb	 dcb;		/* REQ_ASYNC_DONE */
+	void		*arg;
+};
+
+/*
+ * What the engine tells the layer above. Each runs inside an engine call,
+ * in whichever thread made it, with whatever lock that thread holds.
+ */
+struct engine_ops {
+	/* A request has its answer, or failed (r.err); the engine let go. */
+	void	(*finished)(void *owner, struct dlm_req *);
+	/* The server says a hold is lost; lock is the engine's to free. */
+	void	(*lost)(void *owner, const char *lock, uint64_t token,
+		    int reason);
+	/* Every hold is gone (the session ended or its lease lapsed). */
+	void	(*lost_all)(void *owner, int reason);
+	/* Whether the client holds lock, as far as it knows. */
+	bool	(*holds)(void *owner, const char *lock);
+	/* The state changed; err says why when it is ENGINE_CLOSED. */
+	void	(*state)(void *owner, enum engine_state, int err);
+};
+
+struct uncertain;
+
+struct engine {
+	enum engine_state state;
+	int		 fd;		/* -1 while not connected */
+	atomic_int	 fork_fd;	/* fd, for a fork() child to close */
+	int		 err;		/* why it closed */
+	bool		 opened;	/* a session was ever open */
+	bool		 broken;	/* a write failed: drop at next process */
+	bool		 closing;	/* no reconnect: the owner is closing */
+	bool		 lapsed;	/* holds reported expired; reset on resume */
+	const struct engine_ops *ops;
+	void		*owner;
+
+	/* Where and who. */
+	struct addr	 addr;
+	struct dial	 dial;
+	struct hello_args hello;
+	char		 secret[64];
+	uint64_t	 session;
+	int		 lease_ms;	/* granted by the server */
+	int		 linger_ms;
+	int		 connect_timeout_ms;
+
+	/* Requests. */
+	uint32_t	 next_id;
+	struct dlm_req	*pending;	/* by msgid, sent or waiting in later */
+	msgpack_sbuffer	 out;		/* to write, from out_off */
+	size_t		 out_off;
+	msgpack_sbuffer	 later;		/* requests made before the session
+					   was open, to send once it is */
+	struct rbuf	 in;
+	struct uncertain *uncertain;
+
+	/* Time. */
+	uint64_t	 last_send_ms;
+	uint64_t	 lease_base_ms;	/* send time of the last answered request */
+	uint64_t	 step_at;	/* connect/hello timeout or back-off end */
+	uint64_t	 linger_until;	/* 0 unless reconnecting */
+	int		 backoff_ms;
+};
+
+/* An engine that is not connected (ENGINE_CLOSED), reporting to ops. */
+void		 engine_init(struct engine *, const struct engine_ops *,
+		    void *owner);
+/*
+ * Start dialing (hello follows as the engine is driven). hello's strings
+ * must outlive the engine. 0, or why it closed at once.
+ */
+int		 engine_start(struct engine *, const struct addr *,
+		    const struct hello_args *, int connect_timeout_ms);
+/* The socket to wait on, or -1 (waiting only for the deadline). */
+int		 engine_fd(const struct engine *);
+/* ENGINE_READ and ENGINE_WRITE, or 0. */
+int		 engine_events(const struct engine *);
+/* When engine_process() must run even if nothing happens; 0: never. */
+uint64_t	 engine_deadline(const struct engine *);
+/* The socket is ready for events (0: the deadline came), now is mono_ms(). */
+void		 engine_process(struct engine *, int events, uint64_t now);
+/*
+ * Queue a request (its msgid is set here). It waits for engine_flush(), or
+ * for the session to open. 0, or DLM_E_CLOSED, DLM_E_NOMEM.
+ */
+int		 engine_submit(struct engine *, struct dlm_req *,
+		    const char *method, const msgpack_sbuffer *params);
+/* Whether queued bytes wait for the socket. */
+bool		 engine_has_output(const struct engine *);
+/*
+ * Write what the socket takes now. A failure is not handled here, where
+ * a thread that does not drive the engine may be writing: the socket is
+ * shut down, and the driver's next engine_process() drops it.
+ */
+void		 engine_flush(struct engine *, uint64_t now);
+/* The request with this msgid, if it is pending. */
+struct dlm_req	*engine_find(struct engine *, uint32_t msgid);
+/* Ask the server to cancel the pending acquire req. 0 or an error. */
+int		 engine_cancel(struct engine *, const struct dlm_req *);
+/* Whether the session's lease still holds at now. */
+bool		 engine_lease_valid(const struct engine *, uint64_t now);
+/*
+ * Say bye (after what is queued, so that a release sent just before
+ * counts), written within a few milliseconds if the socket takes it; no
+ * request is taken after it. Any thread holding the client's mutex.
+ */
+void		 engine_bye(struct engine *);
+/*
+ * Close the socket and fail every pending request with DLM_E_CLOSED
+ * (after bye, said here if it was not). Only the driver may call it.
+ */
+void		 engine_close(struct engine *);
+/* Free what is left (after engine_close). */
+void		 engine_free(struct engine *);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * The local lock entries: what this client holds, as far as it knows, and
+ * the turns its threads take at a mutex. The layers below change them
+ * only through dlm__locks_on_reply(), dlm__locks_on_lost() and
+ * dlm__locks_drop_all(). Everything here runs with c->mu held.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "clock.h"
+
+/* The entry for a lock name, made when make is set; takes a reference. */
+struct lockent *
+dlm__lockent(struct dlm_client *c, const char *name, bool make)
+{
+	struct lockent *e;
+
+	HASH_FIND_STR(c->locks, name, e);
+	if (e == NULL && make) {
+		if ((e = calloc(1, sizeof *e)) == NULL)
+			return NULL;
+		if ((e->name = strdup(name)) == NULL) {
+			free(e);
+			return NULL;
+		}
+		dlm__hash_oom = 0;
+		HASH_ADD_KEYPTR(hh, c->locks, e->name, strlen(e->name), e);
+		if (dlm__hash_oom) {
+			free(e->name);
+			free(e);
+			return NULL;
+		}
+	}
+	if (e != NULL)
+		e->refs++;
+	return e;
+}
+
+/* Drop a reference; an entry nobody holds, uses or waits for goes. */
+void
+dlm__lockent_put(struct dlm_client *c, struct lockent *e)
+{
+	if (e == NULL || --e->refs > 0 || e->count > 0 || e->busy ||
+	    e->nwait > 0)
+		return;
+	HASH_DEL(c->locks, e);
+	free(e->name);
+	free(e);
+}
+
+/* Not held any more: hand the turn to the oldest waiter, if any. */
+void
+dlm__lockent_clear(struct lockent *e)
+{
+	struct turn_waiter *w = e->head;
+
+	e->count = 0;
+	e->token = 0;
+	e->owned = false;
+	if (!e->busy)
+		return;
+	if (w == NULL) {
+		e->busy = false;
+		return;
+	}
+	/* busy stays set: the turn goes straight to w. */
+	e->head = w->next;
+	if (e->head == NULL)
+		e->tail = NULL;
+	e->nwait--;
+	w->granted = true;
+	pthread_cond_signal(&w->cv);
+}
+
+/* Wake every queued thread (the client is closing). */
+void
+dlm__lockent_wake_all(struct lockent *e)
+{
+	for (struct turn_waiter *w = e->head; w != NULL; w = w->next)
+		pthread_cond_signal(&w->cv);
+}
+
+int
+dlm__lock_cancel_turns(struct dlm_client *c, const char *lock)
+{
+	struct lockent *e;
+	int n = 0;
+
+	HASH_FIND_STR(c->locks, lock, e);
+	if (e == NULL)
+		return 0;
+	for (struct turn_waiter *w = e->head; w != NULL; w = w->next) {
+		if (!w->cancelled) {
+			w->cancelled = true;
+			pthread_cond_signal(&w->cv);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Leave the queue of e without the turn. */
+static void
+turn_leave(struct lockent *e, const struct turn_waiter *me)
+{
+	struct turn_waiter **pp;
+
+	for (pp = &e->head; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == me) {
+			*pp = me->next;
+			break;
+		}
+	e->tail = NULL;
+	for (struct turn_waiter *w = e->head; w != NULL; w = w->next)
+		e->tail = w;
+	e->nwait--;
+}
+
+/*
+ * The server would refuse a second acquire from the same session, so
+ * threads sharing a client queue here, in FIFO order.
+ */
+int
+dlm__lock_turn(struct dlm_client *c, struct lockent *e, int timeout_ms,
+    int *left)
+{
+	uint64_t start = mono_ms();
+	struct turn_waiter me;
+	pthread_condattr_t attr;
+	struct timespec until;
+	int rc;
+
+	*left = timeout_ms;
+	if (!e->busy)
+		goto mine;
+	/*
+	 * This thread already has it: the server would say the same. Unless
+	 * the hold was lost (forced, reset, expired): the turn is still this
+	 * thread's, and it may take the lock again without a release first.
+	 */
+	if (e->owned && pthread_equal(e->owner, pthread_self()))
+		return e->count > 0 ? DLM_E_ALREADY_HELD : 0;
+	/*
+	 * In the event-loop mode there is no other thread to pass the turn
+	 * on: the session holds or awaits it (an async acquire).
+	 */
+	if (c->loop)
+		return DLM_E_ALREADY_HELD;
+	if (timeout_ms == 0)
+		return DLM_E_WOULD_BLOCK;
+
+	/* Timed waits count on the monotonic clock, like everything here. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&me.cv, &attr);
+	pthread_condattr_destroy(&attr);
+	me.next = NULL;
+	me.granted = false;
+	me.cancelled = false;
+	/*
+	 * me lives on this stack while queued; every way out below unlinks
+	 * it first (dlm__lockent_clear() when granted, or turn_leave()).
+	 */
+	if (e->tail != NULL)
+		e->tail->next = &me;	/* cppcheck-suppress autoVariables */
+	else
+		e->head = &me;		/* cppcheck-suppress autoVariables */
+	e->tail = &me;		/* cppcheck-suppress autoVariables */
+	e->nwait++;
+	if (timeout_ms > 0)
+		mono_deadline(&until, timeout_ms);
+	while (!me.granted && !me.cancelled && !c->closing) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&me.cv, &c->mu);
+		else if (pthread_cond_timedwait(&me.cv, &c->mu, &until) ==
+		    ETIMEDOUT)
+			break;
+	}
+	pthread_cond_destroy(&me.cv);
+	if (!me.granted) {
+		turn_leave(e, &me);
+		rc = c->closing ? DLM_E_CLOSED : me.cancelled ?
+		    DLM_E_CANCELLED : DLM_E_TIMEOUT;
+		return rc;
+	}
+	if (c->closing || me.cancelled) {
+		/* Pass the turn on; we are leaving. */
+		dlm__lockent_clear(e);
+		return c->closing ? DLM_E_CLOSED : DLM_E_CANCELLED;
+	}
+	if (timeout_ms > 0) {
+		uint64_t spent = mono_ms() - start;
+
+		*left = spent >= (uint64_t)timeout_ms ? 1 :
+		    timeout_ms - (int)spent;
+	}
+mine:
+	e->busy = true;
+	e->owned = true;
+	e->owner = pthread_self();
+	return 0;
+}
+
+void
+dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
+{
+	struct lockent *e;
+
+	if (req->lock == NULL) {
+		/* reset: every hold is gone. */
+		if (req->r.err == 0 && req->is_release) {
+			struct lockent *it, *tmp;
+
+			/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+			HASH_ITER(hh, c->locks, it, tmp) {
+				dlm__lockent_clear(it);
+				it->refs++;
+				dlm__lockent_put(c, it);
+			}
+		}
+		return;
+	}
+	if (!req->is_acquire && !req->is_release)
+		return;
+	if ((e = dlm__lockent(c, req->lock, req->r.err == 0)) == NULL)
+		return;
+	if (req->is_acquire && req->r.err == 0) {
+		e->count = (uint32_t)req->r.count;
+		e->token = req->r.token;
+		if (!(req->flags & DLM_RLOCK))
+			e->busy = true;
+	} else if (req->is_release &&
+	    (req->r.err == 0 || req->r.err == DLM_E_NOT_HELD)) {
+		e->count = req->r.err == 0 ? (uint32_t)req->r.count : 0;
+		if (e->count == 0)
+			dlm__lockent_clear(e);
+	}
+	dlm__lockent_put(c, e);
+}
+
+void
+dlm__locks_on_lost(struct dlm_client *c, const char *lock, uint64_t token)
+{
+	struct lockent *e;
+
+	if ((e = dlm__lockent(c, lock, false)) == NULL)
+		return;
+	/*
+	 * The turn stays with its thread: it may take the lock again
+	 * without a release first.
+	 */
+	if (e->token == token) {
+		e->count = 0;
+		e->token = 0;
+	}
+	dlm__lockent_put(c, e);
+}
+
+void
+dlm__locks_drop_all(struct dlm_client *c, int reason)
+{
+	struct lockent *e, *tmp;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, c->locks, e, tmp) {
+		if (e->count > 0)
+			dlm__note(c, e->name, e->token, reason, 0);
+		dlm__lockent_clear(e);
+		e->refs++;
+		dlm__lockent_put(c, e);
+	}
+}
+
+bool
+dlm__locks_held(struct dlm_client *c, const char *lock)
+{
+	struct lockent *e;
+
+	HASH_FIND_STR(c->locks, lock, e);
+	return e != NULL && e->count > 0;
+}
+
+void
+dlm__locks_free(struct dlm_client *c)
+{
+	struct lockent *e, *tmp;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, c->locks, e, tmp) {
+		HASH_DEL(c->locks, e);
+		free(e->name);
+		free(e);
+	}
+}

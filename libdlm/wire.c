@@ -1,0 +1,332 @@
+/*
+ * The protocol's bytes: reading frames, encoding requests, decoding
+ * replies. See wire.h.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dlm.h"
+#include "frame.h"
+#include "mpack.h"
+#include "proto.h"
+#include "wire.h"
+
+#define READ_CHUNK	65536
+#define MAX_REPLY	(64u * 1024 * 1024)
+
+void
+rbuf_init(struct rbuf *b)
+{
+	memset(b, 0, sizeof *b);
+	msgpack_zone_init(&b->zone, 8192);
+}
+
+void
+rbuf_free(struct rbuf *b)
+{
+	free(b->buf);
+	b->buf = NULL;
+	b->len = b->cap = 0;
+	msgpack_zone_destroy(&b->zone);
+}
+
+ssize_t
+rbuf_read(struct rbuf *b, int fd)
+{
+	ssize_t n;
+
+	if (b->cap - b->len < READ_CHUNK) {
+		size_t cap = b->cap * 2 + READ_CHUNK;
+		char *p = realloc(b->buf, cap);
+
+		if (p == NULL)
+			return -1;
+		b->buf = p;
+		b->cap = cap;
+	}
+	/*
+	 * Never block: whoever was told the socket was readable may find
+	 * that another reader got there first. (A caller blocking in recv()
+	 * instead of poll() and then recv() makes one system call less, yet
+	 * measured slower: bench/lockbench workload 2 fell from 34,000 to
+	 * 25,000 pairs/s.)
+	 */
+	n = recv(fd, b->buf + b->len, b->cap - b->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN ||
+	    errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0)
+		return -1;
+	b->len += (size_t)n;
+	return n;
+}
+
+int
+rbuf_frame(struct rbuf *b, struct frame *f, size_t *len)
+{
+	enum frame_status st = frame_scan(b->buf, b->len, MAX_REPLY, 8, len);
+	msgpack_object obj;
+	const msgpack_object *v;
+	uint64_t u;
+	size_t off = 0;
+
+	if (st == FRAME_INCOMPLETE)
+		return 0;
+	if (st != FRAME_COMPLETE)
+		return -1;
+	msgpack_zone_clear(&b->zone);
+	if (msgpack_unpack(b->buf, *len, &off, &b->zone, &obj) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		return -1;
+	if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size < 3)
+		return -1;
+	memset(f, 0, sizeof *f);
+	f->type = -1;
+	v = obj.via.array.ptr;
+	if (!mpr_uint(&v[0], &u))
+		return -1;
+	if (u == DLM_MSG_RESPONSE && obj.via.array.size == 4) {
+		f->type = DLM_MSG_RESPONSE;
+		/* A nil msgid answers a frame the server could not read. */
+		if (mpr_uint(&v[1], &u) && u <= UINT32_MAX) {
+			f->has_msgid = true;
+			f->msgid = (uint32_t)u;
+		}
+		f->error = &v[2];
+		f->result = &v[3];
+	} else if (u == DLM_MSG_NOTIFY) {
+		f->type = DLM_MSG_NOTIFY;
+		f->method = &v[1];
+		f->params = &v[2];
+	}
+	return 1;
+}
+
+void
+rbuf_consume(struct rbuf *b, size_t n)
+{
+	memmove(b->buf, b->buf + n, b->len - n);
+	b->len -= n;
+}
+
+/* Start a request frame: [0, msgid, method, [ */
+static void
+request_head(struct mpw *w, uint32_t msgid, const char *method)
+{
+	mpw_array(w, 4);
+	mpw_u64(w, DLM_MSG_REQUEST);
+	mpw_u64(w, msgid);
+	mpw_str(w, method);
+	mpw_array(w, 1);
+}
+
+int
+wire_request(msgpack_sbuffer *out, uint32_t msgid, const char *method,
+    const msgpack_sbuffer *params)
+{
+	size_t mark = out->size;
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, out);
+	request_head(&w, msgid, method);
+	if (params != NULL)
+		w.err |= msgpack_sbuffer_write(out, params->data, params->size);
+	else
+		mpw_map(&w, 0);
+	if (w.err != 0) {
+		out->size = mark;
+		return DLM_E_NOMEM;
+	}
+	return 0;
+}
+
+int
+wire_hello(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h)
+{
+	size_t mark = out->size;
+	uint32_t n = 3;
+	char host[256];
+	struct mpw w;
+
+	if (gethostname(host, sizeof host) != 0)
+		strcpy(host, "localhost");
+	host[sizeof host - 1] = '\0';
+	n += (h->lease_ms > 0) + (h->linger_ms > 0) + (h->auth != NULL) +
+	    (h->resume != NULL);
+	mpw_init_sbuffer(&w, out);
+	request_head(&w, msgid, "hello");
+	mpw_map(&w, n);
+	mpw_key(&w, "proto");
+	mpw_u64(&w, DLM_PROTO_VERSION);
+	mpw_key(&w, "client");
+	mpw_str(&w, h->client);
+	mpw_key(&w, "info");
+	mpw_map(&w, h->label != NULL ? 3 : 2);
+	mpw_key(&w, "host");
+	mpw_str(&w, host);
+	mpw_key(&w, "pid");
+	mpw_i64(&w, h->pid);
+	if (h->label != NULL) {
+		mpw_key(&w, "label");
+		mpw_str(&w, h->label);
+	}
+	if (h->lease_ms > 0) {
+		mpw_key(&w, "lease_ms");
+		mpw_i64(&w, h->lease_ms);
+	}
+	if (h->linger_ms > 0) {
+		mpw_key(&w, "linger_ms");
+		mpw_i64(&w, h->linger_ms);
+	}
+	if (h->auth != NULL) {
+		mpw_key(&w, "auth");
+		mpw_str(&w, h->auth);
+	}
+	if (h->resume != NULL) {
+		mpw_key(&w, "resume");
+		mpw_str(&w, h->resume);
+	}
+	if (w.err != 0) {
+		out->size = mark;
+		return DLM_E_NOMEM;
+	}
+	return 0;
+}
+
+int
+wire_params_str(msgpack_sbuffer *sb, const char *key, const char *s)
+{
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, sb);
+	mpw_map(&w, 1);
+	mpw_key(&w, key);
+	mpw_str(&w, s);
+	return w.err != 0 ? DLM_E_NOMEM : 0;
+}
+
+int
+wire_params_uint(msgpack_sbuffer *sb, const char *key, uint64_t u)
+{
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, sb);
+	mpw_map(&w, 1);
+	mpw_key(&w, key);
+	mpw_u64(&w, u);
+	return w.err != 0 ? DLM_E_NOMEM : 0;
+}
+
+int
+wire_error_code(const msgpack_object *e)
+{
+	const msgpack_object *o;
+	int64_t code;
+
+	if (e->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if ((o = mpr_get(e, "code")) == NULL || !mpr_int(o, &code) ||
+	    code <= 0 || code > INT32_MAX)
+		return DLM_E_PROTOCOL;
+	return (int)code;
+}
+
+void
+wire_reply(struct reply_data *r, const struct frame *f, bool want_raw)
+{
+	const msgpack_object *o, *res = f->result;
+
+	memset(r, 0, sizeof *r);
+	if ((r->err = wire_error_code(f->error)) != 0) {
+		if (want_raw && (o = mpr_get(f->error, "message")) != NULL &&
+		    o->type == MSGPACK_OBJECT_STR)
+			r->message = strndup(o->via.str.ptr, o->via.str.size);
+		return;
+	}
+	if (want_raw) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		/* The caller's copy must outlive this frame's zone. */
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		if (msgpack_pack_object(&pk, *res) != 0) {
+			msgpack_sbuffer_destroy(&sb);
+			r->err = DLM_E_NOMEM;
+			return;
+		}
+		r->raw_len = sb.size;
+		r->raw = msgpack_sbuffer_release(&sb);
+		return;
+	}
+	if ((o = mpr_get(res, "token")) != NULL)
+		(void)mpr_uint(o, &r->token);
+	if ((o = mpr_get(res, "count")) != NULL)
+		(void)mpr_uint(o, &r->count);
+	if ((o = mpr_get(res, "valid_ms")) != NULL)
+		(void)mpr_uint(o, &r->valid_ms);
+	if ((o = mpr_get(res, "released")) != NULL)
+		(void)mpr_uint(o, &r->released);
+	if ((o = mpr_get(res, "held")) != NULL)
+		(void)mpr_bool(o, &r->held);
+	if ((o = mpr_get(res, "cancelled")) != NULL)
+		(void)mpr_bool(o, &r->cancelled);
+}
+
+int
+wire_session(const struct frame *f, struct session_info *si)
+{
+	const msgpack_object *o, *res = f->result;
+	const char *p;
+	size_t plen;
+	uint64_t u;
+
+	memset(si, 0, sizeof *si);
+	si->linger_ms = -1;
+	if ((o = mpr_get(res, "session")) == NULL || !mpr_uint(o, &si->session))
+		return DLM_E_PROTOCOL;
+	if ((o = mpr_get(res, "secret")) == NULL || !mpr_str(o, &p, &plen) ||
+	    plen >= sizeof si->secret)
+		return DLM_E_PROTOCOL;
+	memcpy(si->secret, p, plen);
+	si->secret[plen] = '\0';
+	if ((o = mpr_get(res, "lease_ms")) == NULL || !mpr_uint(o, &u) ||
+	    u == 0 || u > INT32_MAX)
+		return DLM_E_PROTOCOL;
+	si->lease_ms = (int)u;
+	if ((o = mpr_get(res, "linger_ms")) != NULL && mpr_uint(o, &u) &&
+	    u <= INT32_MAX)
+		si->linger_ms = (int)u;
+	if ((o = mpr_get(res, "resumed")) != NULL)
+		(void)mpr_bool(o, &si->resumed);
+	return 0;
+}
+
+int
+wire_lost(const struct frame *f, char **lock, uint64_t *token, int *reason)
+{
+	const msgpack_object *m, *o;
+	const char *p;
+	size_t len;
+
+	if (!mpr_str_eq(f->method, "lost"))
+		return 0;
+	if (f->params->type != MSGPACK_OBJECT_ARRAY ||
+	    f->params->via.array.size != 1)
+		return -1;
+	m = &f->params->via.array.ptr[0];
+	if ((o = mpr_get(m, "lock")) == NULL || !mpr_bytes(o, &p, &len) ||
+	    (o = mpr_get(m, "token")) == NULL || !mpr_uint(o, token))
+		return -1;
+	*reason = DLM_LOST_EXPIRED;
+	if ((o = mpr_get(m, "reason")) != NULL && o->type == MSGPACK_OBJECT_STR)
+		*reason = dlm_proto_lost_code(o->via.str.ptr, o->via.str.size);
+	*lock = strndup(p, len);
+	return 1;
+}

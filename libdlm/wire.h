@@ -1,0 +1,113 @@
+/*
+ * libdlm's wire layer: the bytes of the protocol and nothing else. It reads
+ * a socket into a buffer, finds whole frames, encodes requests (hello and
+ * bye included) and decodes what replies and notifications carry. It knows
+ * no client, no session and no thread.
+ */
+#ifndef LIBDLM_WIRE_H
+#define LIBDLM_WIRE_H
+
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+/* Bytes read from the server and not yet consumed. */
+struct rbuf {
+	char		*buf;
+	size_t		 len;
+	size_t		 cap;
+	msgpack_zone	 zone;		/* the decoded frame's objects */
+};
+
+/* What a reply carried that a caller may want. */
+struct reply_data {
+	int		 err;
+	uint64_t	 token;
+	uint64_t	 count;
+	uint64_t	 valid_ms;
+	uint64_t	 released;
+	bool		 held;
+	bool		 cancelled;
+	/* Only for dlm_call(): the result packed again, or the error's text. */
+	char		*raw;
+	size_t		 raw_len;
+	char		*message;
+};
+
+/* What the server's answer to hello said. */
+struct session_info {
+	uint64_t	 session;
+	char		 secret[64];
+	int		 lease_ms;
+	int		 linger_ms;	/* -1: not said */
+	bool		 resumed;
+};
+
+/* What hello says about this client. */
+struct hello_args {
+	const char	*client;
+	const char	*label;
+	const char	*auth;
+	const char	*resume;	/* the secret, or NULL for a new session */
+	int64_t		 pid;
+	int		 lease_ms;	/* 0: the server's default */
+	int		 linger_ms;
+};
+
+/* One frame from the server, classified. */
+struct frame {
+	int			 type;	/* DLM_MSG_RESPONSE or _NOTIFY; -1 else */
+	bool			 has_msgid;
+	uint32_t		 msgid;
+	const msgpack_object	*error;		/* responses */
+	const msgpack_object	*result;
+	const msgpack_object	*method;	/* notifications */
+	const msgpack_object	*params;
+};
+
+void	 rbuf_init(struct rbuf *);
+void	 rbuf_free(struct rbuf *);
+/*
+ * One recv() into the buffer without blocking: the bytes read, 0 when
+ * there was nothing to read, -1 at the end of the stream, on an error, or
+ * when memory ran out.
+ */
+ssize_t	 rbuf_read(struct rbuf *, int fd);
+/*
+ * Decode the whole frame at the start of the buffer (valid until it is
+ * consumed): 1 with *len set, 0 when incomplete, -1 when the server sent
+ * something that is not a frame of ours.
+ */
+int	 rbuf_frame(struct rbuf *, struct frame *, size_t *len);
+void	 rbuf_consume(struct rbuf *, size_t);
+
+/*
+ * Append a request to out: params is one packed map, or NULL for none.
+ * 0, or DLM_E_NOMEM with out as it was.
+ */
+int	 wire_request(msgpack_sbuffer *out, uint32_t msgid, const char *method,
+	    const msgpack_sbuffer *params);
+int	 wire_hello(msgpack_sbuffer *out, uint32_t msgid,
+	    const struct hello_args *);
+/* A params map with one key: {key: s} or {key: u}. */
+int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
+int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);
+
+/* The error code of a response's error (0 when nil). */
+int	 wire_error_code(const msgpack_object *error);
+/* Fill *r from a response; want_raw keeps the result packed (dlm_call). */
+void	 wire_reply(struct reply_data *r, const struct frame *, bool want_raw);
+/* Read hello's result: 0 or DLM_E_PROTOCOL. */
+int	 wire_session(const struct frame *, struct session_info *);
+/*
+ * Read a lost notification: 1 with *lock (to free), *token and *reason
+ * set; 0 when the frame is another notification; -1 when malformed.
+ */
+int	 wire_lost(const struct frame *, char **lock, uint64_t *token,
+	    int *reason);
+
+#endif
