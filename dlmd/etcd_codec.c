@@ -21,7 +21,7 @@
 #include "dlmd.h"
 #include "xmalloc.h"
 
-static int
+static int __attribute__((format(printf, 3, 4)))
 codec_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (err != NULL && errlen > 0) {
