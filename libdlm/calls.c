@@ -47,15 +47,20 @@ acquire_params(msgpack_sbuffer *sb, const char *lock, int flags,
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
+/* {lock}, and the hold's token when the release names one. */
 static int
-lock_params(msgpack_sbuffer *sb, const char *lock)
+lock_params(msgpack_sbuffer *sb, const char *lock, uint64_t token)
 {
 	struct mpw w;
 
 	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, 1);
+	mpw_map(&w, token != 0 ? 2 : 1);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);
+	if (token != 0) {
+		mpw_key(&w, "token");
+		mpw_u64(&w, token);
+	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
@@ -99,9 +104,12 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		pthread_cond_destroy(&cv);
 	}
 	msgpack_sbuffer_destroy(&params);
-	/* Not taken: give the turn to the next thread. */
-	if (rc != 0 && took_turn && e->count == 0)
-		dlm__lockent_clear(e);
+	/*
+	 * Not taken: give the turn to the next thread (a count here is an
+	 * rlock's, after KIND_MISMATCH, and stays).
+	 */
+	if (rc != 0 && took_turn)
+		dlm__lock_turn_pass(e);
 out:
 	dlm__lockent_put(c, e);
 	dlm__leave(c);
@@ -125,7 +133,7 @@ simple_call(struct dlm_client *c, const char *method, const char *lock,
 		rc = msgpack_sbuffer_write(&params, extra->data, extra->size) ?
 		    DLM_E_NOMEM : 0;
 	else if (lock != NULL)
-		rc = lock_params(&params, lock);
+		rc = lock_params(&params, lock, 0);
 	if (rc == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
@@ -144,12 +152,43 @@ simple_call(struct dlm_client *c, const char *method, const char *lock,
 	return rc;
 }
 
+/*
+ * The release names the hold it means by its token, so that one sent
+ * before that hold was lost cannot free a newer one at the server; and a
+ * thread whose mutex is gone, or was never its, hears NOT_HELD here.
+ */
 int
 dlm_release(struct dlm_client *c, const char *lock)
 {
+	pthread_cond_t cv;
+	struct dlm_req req;
+	msgpack_sbuffer params;
+	uint64_t token;
+	int rc;
+
 	if (check_name(lock) != 0)
 		return DLM_E_INVALID;
-	return simple_call(c, "release", lock, true, NULL, NULL);
+	if ((rc = dlm__enter(c)) != 0)
+		return rc;
+	if ((rc = dlm__locks_release_target(c, lock, &token)) != 0) {
+		dlm__leave(c);
+		return rc;
+	}
+	msgpack_sbuffer_init(&params);
+	if ((rc = lock_params(&params, lock, token)) == 0) {
+		memset(&req, 0, sizeof req);
+		pthread_cond_init(&cv, NULL);
+		req.kind = REQ_SYNC;
+		req.cv = &cv;
+		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
+		req.is_release = true;
+		req.hold_token = token;
+		rc = dlm__call(c, &req, "release", &params);
+		pthread_cond_destroy(&cv);
+	}
+	msgpack_sbuffer_destroy(&params);
+	dlm__leave(c);
+	return rc;
 }
 
 int
@@ -282,7 +321,17 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
 	req->dcb = cb;
 	req->arg = arg;
 	msgpack_sbuffer_init(&params);
-	rc = lock_params(&params, lock);
+	/* The hold it means is the one held when it is asked for. */
+	if ((rc = dlm__enter(c)) == 0) {
+		struct lockent *e;
+
+		HASH_FIND_STR(c->locks, lock, e);
+		if (e != NULL && e->count > 0)
+			req->hold_token = e->token;
+		dlm__leave(c);
+	}
+	if (rc == 0)
+		rc = lock_params(&params, lock, req->hold_token);
 	return send_async(c, req, "release", &params, rc, NULL);
 }
 

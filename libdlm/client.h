@@ -58,6 +58,7 @@ struct lockent {
 	uint32_t	 refs;		/* pointers held across an unlock */
 	bool		 busy;		/* a thread is acquiring or holds it */
 	bool		 owned;		/* busy by a dlm_acquire() of owner */
+	bool		 rlock;		/* the hold is an rlock's */
 	pthread_t	 owner;
 };
 
@@ -178,6 +179,8 @@ void		 dlm__lockent_wake_all(struct lockent *);
  */
 int		 dlm__lock_turn(struct dlm_client *, struct lockent *,
 		    int timeout_ms, int *left);
+/* The thread whose turn it was is done with it: the next one's, if any. */
+void		 dlm__lock_turn_pass(struct lockent *);
 /* Cancel the threads queued for a turn at lock; how many there were. */
 int		 dlm__lock_cancel_turns(struct dlm_client *, const char *lock);
 /* The local entries follow a reply, a lost hold, the end of all holds. */
@@ -186,6 +189,13 @@ void		 dlm__locks_on_lost(struct dlm_client *, const char *lock,
 		    uint64_t token);
 /* Mark every hold lost; a note for each for on_lost. */
 void		 dlm__locks_drop_all(struct dlm_client *, int reason);
+/*
+ * The hold a release by this thread means: 0 with *token its fencing
+ * token, or DLM_E_NOT_HELD when it is gone (this thread's mutex was lost,
+ * or the mutex is another thread's); a lost mutex's turn passes on here.
+ */
+int		 dlm__locks_release_target(struct dlm_client *,
+		    const char *lock, uint64_t *token);
 bool		 dlm__locks_held(struct dlm_client *, const char *lock);
 void		 dlm__locks_free(struct dlm_client *);
 

@@ -72,6 +72,7 @@ struct dlm_req {
 	int		 flags;
 	bool		 is_acquire;
 	bool		 is_release;
+	uint64_t	 hold_token;	/* the hold a release means; 0: any */
 	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
 	bool		 cancel_sent;	/* a cancel for it went out */
 	dlm_acquire_cb	 acb;		/* REQ_ASYNC_ACQUIRE */

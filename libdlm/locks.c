@@ -53,14 +53,11 @@ dlm__lockent_put(struct dlm_client *c, struct lockent *e)
 	free(e);
 }
 
-/* Not held any more: hand the turn to the oldest waiter, if any. */
 void
-dlm__lockent_clear(struct lockent *e)
+dlm__lock_turn_pass(struct lockent *e)
 {
 	struct turn_waiter *w = e->head;
 
-	e->count = 0;
-	e->token = 0;
 	e->owned = false;
 	if (!e->busy)
 		return;
@@ -75,6 +72,15 @@ dlm__lockent_clear(struct lockent *e)
 	e->nwait--;
 	w->granted = true;
 	pthread_cond_signal(&w->cv);
+}
+
+/* Not held any more: hand the turn to the oldest waiter, if any. */
+void
+dlm__lockent_clear(struct lockent *e)
+{
+	e->count = 0;
+	e->token = 0;
+	dlm__lock_turn_pass(e);
 }
 
 /* Wake every queued thread (the client is closing). */
@@ -232,10 +238,15 @@ dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
 	if (req->is_acquire && req->r.err == 0) {
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
-		if (!(req->flags & DLM_RLOCK))
+		e->rlock = (req->flags & DLM_RLOCK) != 0;
+		if (!e->rlock)
 			e->busy = true;
-	} else if (req->is_release &&
-	    (req->r.err == 0 || req->r.err == DLM_E_NOT_HELD)) {
+	} else if (req->is_release && (req->r.err == 0 ||
+	    (req->r.err == DLM_E_NOT_HELD && e->token == req->hold_token))) {
+		/*
+		 * NOT_HELD for another token than the entry's is about a
+		 * hold already gone: the entry is a newer one's.
+		 */
 		e->count = req->r.err == 0 ? (uint32_t)req->r.count : 0;
 		if (e->count == 0)
 			dlm__lockent_clear(e);
@@ -274,6 +285,35 @@ dlm__locks_drop_all(struct dlm_client *c, int reason)
 		e->refs++;
 		dlm__lockent_put(c, e);
 	}
+}
+
+int
+dlm__locks_release_target(struct dlm_client *c, const char *lock,
+    uint64_t *token)
+{
+	const pthread_t self = pthread_self();
+	struct lockent *e;
+	bool mine;
+
+	*token = 0;
+	HASH_FIND_STR(c->locks, lock, e);
+	if (e == NULL)
+		return DLM_E_NOT_HELD;
+	/* The turn at a mutex is this thread's: it means its own hold. */
+	mine = e->owned && pthread_equal(e->owner, self);
+	if (e->count == 0 || (mine && e->rlock)) {
+		/*
+		 * This thread's mutex was lost (forced, reset, expired), and
+		 * whatever the session holds now is not what it means.
+		 */
+		if (mine)
+			dlm__lock_turn_pass(e);
+		return DLM_E_NOT_HELD;
+	}
+	if (e->owned && !mine && !e->rlock)
+		return DLM_E_NOT_HELD;	/* another thread's mutex */
+	*token = e->token;
+	return 0;
 }
 
 bool

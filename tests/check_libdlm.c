@@ -904,7 +904,9 @@ START_TEST(lost_notice_read_by_a_waiting_caller)
 	ck_assert_int_eq(dlm_release(holder, "busy"), 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(b.rc, 0);
-	ck_assert_int_eq(dlm_release(b.c, "busy"), 0);
+	/* That thread's mutex is not this one's to release. */
+	ck_assert_int_eq(dlm_release(b.c, "busy"), DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_holds(b.c, "busy", NULL), 1);
 	tc_close(op);
 	dlm_close(b.c);
 	dlm_close(holder);
@@ -1094,6 +1096,73 @@ START_TEST(lapsed_holds_are_given_back_after_resume)
 	dlm_close(c);
 	relay_stop(&r);
 	dlm_close(b);
+}
+END_TEST
+
+/* Thread A of late_release_cannot_free_a_newer_hold. */
+struct late_releaser {
+	struct dlm_client	*c;
+	uint64_t		 token;
+	int			 step;		/* 1 held, 2 go, 3 released */
+	int			 acquire_rc;
+	int			 release_rc;
+};
+
+static void *
+late_releaser_main(void *arg)
+{
+	struct late_releaser *a = arg;
+
+	a->acquire_rc = dlm_acquire(a->c, "x", 0, 0, &a->token);
+	__atomic_store_n(&a->step, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&a->step, __ATOMIC_ACQUIRE) != 2)
+		sleep_ms(5);
+	a->release_rc = dlm_release(a->c, "x");
+	__atomic_store_n(&a->step, 3, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Thread A's hold is lost with the lease; thread B of the same client
+ * takes the lock anew; A's late dlm_release must fail NOT_HELD and leave
+ * B's hold alone, as the server sees it.
+ */
+START_TEST(late_release_cannot_free_a_newer_hold)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *seer = client("seer", 0, 0);
+	struct late_releaser a;
+	struct relay r;
+	pthread_t th;
+	uint64_t t2 = 0;
+	int held = 0;
+
+	c = relay_client(&r, "two-threads", 400, 10000, &l);
+	memset(&a, 0, sizeof a);
+	a.c = c;
+	pthread_create(&th, NULL, late_releaser_main, &a);
+	while (__atomic_load_n(&a.step, __ATOMIC_ACQUIRE) != 1)
+		sleep_ms(5);
+	ck_assert_int_eq(a.acquire_rc, 0);
+	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
+	wait_lost(&l, 1);
+	ck_assert_int_eq(l.reason, DLM_LOST_EXPIRED);
+	__atomic_store_n(&r.freeze, 0, __ATOMIC_RELEASE);
+	/* B, this thread, takes the lock anew once the session is back. */
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 5000, &t2), 0);
+	ck_assert_uint_ne(t2, a.token);
+	__atomic_store_n(&a.step, 2, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(a.release_rc, DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_holds(c, "x", NULL), 1);
+	ck_assert_int_eq(dlm_check(seer, "x", t2, &held), 0);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(dlm_release(c, "x"), 0);
+	ck_assert_int_eq(dlm_check(seer, "x", t2, &held), 0);
+	ck_assert_int_eq(held, 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(seer);
 }
 END_TEST
 
@@ -1338,6 +1407,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, dropped_connection_without_linger);
 	tcase_add_test(tc, unanswered_lease_reports_lost);
 	tcase_add_test(tc, lapsed_holds_are_given_back_after_resume);
+	tcase_add_test(tc, late_release_cannot_free_a_newer_hold);
 	tcase_add_test(tc, lost_notice_read_by_a_waiting_caller);
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
