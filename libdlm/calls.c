@@ -16,6 +16,7 @@
 #include "proto.h"
 
 #define MAX_LOCK_NAME	65535
+#define BAD_NAME	"a lock name is 1 to 65535 bytes"
 
 static int
 check_name(const char *lock)
@@ -25,6 +26,32 @@ check_name(const char *lock)
 	if (lock == NULL || (n = strlen(lock)) == 0 || n > MAX_LOCK_NAME)
 		return DLM_E_INVALID;
 	return 0;
+}
+
+/* Say what kept this thread from its turn at lock. */
+static void
+turn_error(struct dlm_client *c, int rc, const char *lock)
+{
+	switch (rc) {
+	case DLM_E_ALREADY_HELD:
+		dlm__resultf(c, rc, "lock '%s' is already held by this %s",
+		    lock, c->loop ? "client" : "thread");
+		break;
+	case DLM_E_WOULD_BLOCK:
+		dlm__resultf(c, rc, "lock '%s' is held by another thread of "
+		    "this client", lock);
+		break;
+	case DLM_E_TIMEOUT:
+		dlm__resultf(c, rc, "timed out waiting for lock '%s' behind "
+		    "another thread of this client", lock);
+		break;
+	case DLM_E_CANCELLED:
+		dlm__resultf(c, rc, "the wait for lock '%s' was cancelled",
+		    lock);
+		break;
+	default:
+		dlm__result(c, rc, NULL);
+	}
 }
 
 /* Pack the params map of an acquire. */
@@ -77,16 +104,20 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 
 	if ((rc = check_name(lock)) != 0 || (flags & ~(DLM_RLOCK |
 	    DLM_SHARED)) != 0 || timeout_ms < -1)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, rc != 0 ? BAD_NAME :
+		    "unknown flags, or a timeout below -1");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	if ((e = dlm__lockent(c, lock, true)) == NULL) {
+		dlm__result(c, DLM_E_NOMEM, NULL);
 		dlm__leave(c);
 		return DLM_E_NOMEM;
 	}
 	if (!(flags & DLM_RLOCK)) {
-		if ((rc = dlm__lock_turn(c, e, timeout_ms, &left)) != 0)
+		if ((rc = dlm__lock_turn(c, e, timeout_ms, &left)) != 0) {
+			turn_error(c, rc, lock);
 			goto out;
+		}
 		took_turn = true;
 	}
 	msgpack_sbuffer_init(&params);
@@ -102,7 +133,10 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		if (rc == 0 && token != NULL)
 			*token = req.r.token;
 		pthread_cond_destroy(&cv);
-	}
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+	} else
+		dlm__result(c, rc, NULL);
 	msgpack_sbuffer_destroy(&params);
 	/*
 	 * Not taken: give the turn to the next thread (a count here is an
@@ -143,10 +177,14 @@ simple_call(struct dlm_client *c, const char *method, const char *lock,
 		req.is_release = is_release;
 		rc = dlm__call(c, &req, method,
 		    extra != NULL || lock != NULL ? &params : NULL);
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+		req.r.message = NULL;
 		if (r != NULL)
 			*r = req.r;
 		pthread_cond_destroy(&cv);
-	}
+	} else
+		dlm__result(c, rc, NULL);
 	msgpack_sbuffer_destroy(&params);
 	dlm__leave(c);
 	return rc;
@@ -167,10 +205,12 @@ dlm_release(struct dlm_client *c, const char *lock)
 	int rc;
 
 	if (check_name(lock) != 0)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	if ((rc = dlm__locks_release_target(c, lock, &token)) != 0) {
+		dlm__resultf(c, rc, "lock '%s' is not held by this thread: "
+		    "never taken, lost, or another thread's", lock);
 		dlm__leave(c);
 		return rc;
 	}
@@ -185,7 +225,10 @@ dlm_release(struct dlm_client *c, const char *lock)
 		req.hold_token = token;
 		rc = dlm__call(c, &req, "release", &params);
 		pthread_cond_destroy(&cv);
-	}
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+	} else
+		dlm__result(c, rc, NULL);
 	msgpack_sbuffer_destroy(&params);
 	dlm__leave(c);
 	return rc;
@@ -207,7 +250,8 @@ dlm_check(struct dlm_client *c, const char *lock, uint64_t token, int *held)
 	int rc;
 
 	if (check_name(lock) != 0 || held == NULL)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, held == NULL ?
+		    "held must not be NULL" : BAD_NAME);
 	msgpack_sbuffer_init(&params);
 	mpw_init_sbuffer(&w, &params);
 	mpw_map(&w, 2);
@@ -215,7 +259,7 @@ dlm_check(struct dlm_client *c, const char *lock, uint64_t token, int *held)
 	mpw_str(&w, lock);
 	mpw_key(&w, "token");
 	mpw_u64(&w, token);
-	rc = w.err != 0 ? DLM_E_NOMEM :
+	rc = w.err != 0 ? dlm__result(c, DLM_E_NOMEM, NULL) :
 	    simple_call(c, "check", NULL, false, &r, &params);
 	msgpack_sbuffer_destroy(&params);
 	if (rc == 0)
@@ -256,10 +300,13 @@ static int
 send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
     msgpack_sbuffer *params, int rc, uint64_t *id)
 {
-	if (rc == 0 && (rc = dlm__enter(c)) == 0) {
+	if (rc != 0)
+		dlm__result(c, rc, NULL);
+	else if ((rc = dlm__enter(c)) == 0) {
 		rc = dlm__call(c, req, method, params);
 		if (rc == 0 && id != NULL)
 			*id = req->msgid;
+		dlm__result(c, rc, NULL);
 		dlm__leave(c);
 	}
 	msgpack_sbuffer_destroy(params);
@@ -285,11 +332,12 @@ dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
 
 	if (check_name(lock) != 0 || (flags & ~(DLM_RLOCK | DLM_SHARED)) != 0 ||
 	    timeout_ms < -1)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, check_name(lock) != 0 ?
+		    BAD_NAME : "unknown flags, or a timeout below -1");
 	if ((req = calloc(1, sizeof *req)) == NULL ||
 	    (req->lock = strdup(lock)) == NULL) {
 		free(req);
-		return DLM_E_NOMEM;
+		return dlm__result(c, DLM_E_NOMEM, NULL);
 	}
 	req->kind = REQ_ASYNC_ACQUIRE;
 	req->flags = flags;
@@ -306,33 +354,38 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
     void *arg)
 {
 	msgpack_sbuffer params;
+	struct lockent *e;
 	struct dlm_req *req;
 	int rc;
 
 	if (check_name(lock) != 0)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
 	if ((req = calloc(1, sizeof *req)) == NULL ||
 	    (req->lock = strdup(lock)) == NULL) {
 		free(req);
-		return DLM_E_NOMEM;
+		return dlm__result(c, DLM_E_NOMEM, NULL);
 	}
 	req->kind = REQ_ASYNC_DONE;
 	req->is_release = true;
 	req->dcb = cb;
 	req->arg = arg;
-	msgpack_sbuffer_init(&params);
-	/* The hold it means is the one held when it is asked for. */
-	if ((rc = dlm__enter(c)) == 0) {
-		struct lockent *e;
-
-		HASH_FIND_STR(c->locks, lock, e);
-		if (e != NULL && e->count > 0)
-			req->hold_token = e->token;
-		dlm__leave(c);
+	if ((rc = dlm__enter(c)) != 0) {
+		dlm__req_free(req);
+		return rc;
 	}
-	if (rc == 0)
-		rc = lock_params(&params, lock, req->hold_token);
-	return send_async(c, req, "release", &params, rc, NULL);
+	/* The hold it means is the one held when it is asked for. */
+	HASH_FIND_STR(c->locks, lock, e);
+	if (e != NULL && e->count > 0)
+		req->hold_token = e->token;
+	msgpack_sbuffer_init(&params);
+	if ((rc = lock_params(&params, lock, req->hold_token)) == 0)
+		rc = dlm__call(c, req, "release", &params);
+	dlm__result(c, rc, NULL);
+	dlm__leave(c);
+	msgpack_sbuffer_destroy(&params);
+	if (rc != 0)
+		dlm__req_free(req);
+	return rc;
 }
 
 /* A pending acquire of lock not yet asked to cancel, or NULL. */
@@ -357,7 +410,7 @@ dlm_cancel(struct dlm_client *c, const char *lock)
 	int rc, n;
 
 	if (check_name(lock) != 0)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	/* Threads still queued for their turn here never reach the server. */
@@ -370,8 +423,10 @@ dlm_cancel(struct dlm_client *c, const char *lock)
 	}
 	if (n > 0)
 		engine_flush(&c->eng, mono_ms());
+	rc = n > 0 ? dlm__result(c, 0, NULL) : dlm__resultf(c,
+	    DLM_E_NOT_FOUND, "no acquire of lock '%s' is waiting", lock);
 	dlm__leave(c);
-	return n > 0 ? 0 : DLM_E_NOT_FOUND;
+	return rc;
 }
 
 int
@@ -381,7 +436,7 @@ dlm_cancel_request(struct dlm_client *c, uint64_t id)
 	int rc;
 
 	if (id == 0 || id > UINT32_MAX)
-		return DLM_E_NOT_FOUND;
+		return dlm__result(c, DLM_E_NOT_FOUND, "no such request");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	if ((req = engine_find(&c->eng, (uint32_t)id)) == NULL ||
@@ -391,6 +446,8 @@ dlm_cancel_request(struct dlm_client *c, uint64_t id)
 		req->cancel_sent = true;
 		engine_flush(&c->eng, mono_ms());
 	}
+	dlm__result(c, rc, rc == DLM_E_NOT_FOUND ? "no asynchronous acquire "
+	    "with that id is waiting" : NULL);
 	dlm__leave(c);
 	return rc;
 }
@@ -403,7 +460,7 @@ dlm_with_lock(struct dlm_client *c, const char *lock, int flags,
 	int rc;
 
 	if (fn == NULL)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, "fn must not be NULL");
 	if ((rc = dlm_acquire(c, lock, flags, timeout_ms, &token)) != 0)
 		return rc;
 	rc = fn(arg, token);

@@ -19,6 +19,7 @@
 #include "paths.h"
 
 static unsigned long name_counter;
+static uint64_t serial_counter;
 
 /* Enter a public call: returns 0 with c->mu held, or an error. */
 int
@@ -27,9 +28,12 @@ dlm__enter(struct dlm_client *c)
 	if (c == NULL)
 		return DLM_E_INVALID;
 	if (dlm__forked(c))
-		return DLM_E_FORKED;
+		return dlm__result(c, DLM_E_FORKED, NULL);
 	pthread_mutex_lock(&c->mu);
 	if (c->closing) {
+		(void)dlm__result(c, DLM_E_CLOSED, c->eng.state ==
+		    ENGINE_CLOSED && c->eng.errmsg[0] != '\0' ? c->eng.errmsg :
+		    "the client is being closed");
 		pthread_mutex_unlock(&c->mu);
 		return DLM_E_CLOSED;
 	}
@@ -60,6 +64,8 @@ dlm__req_free(struct dlm_req *req)
 	if (req == NULL)
 		return;
 	free(req->lock);
+	free(req->r.message);
+	free(req->r.raw);
 	free(req);
 }
 
@@ -76,6 +82,9 @@ dlm__note(struct dlm_client *c, const char *lock, uint64_t token, int reason,
 	n->token = token;
 	n->reason = reason;
 	n->err = err;
+	/* A closed state says why in words too (NULL: the code's sentence). */
+	if (lock == NULL && err != 0 && c->eng.errmsg[0] != '\0')
+		n->msg = strdup(c->eng.errmsg);
 	if (c->note_tail != NULL)
 		c->note_tail->next = n;
 	else
@@ -111,9 +120,12 @@ dlm__run_notes(struct dlm_client *c, struct note *n)
 		if (n->lock != NULL && c->on_lost != NULL)
 			c->on_lost(c, n->lock, n->token, n->reason,
 			    c->on_lost_arg);
-		else if (n->lock == NULL && c->state_cb != NULL)
+		else if (n->lock == NULL && c->state_cb != NULL) {
+			dlm__errmsg_set(c->serial, n->err, n->msg);
 			c->state_cb(c, n->reason, n->err, c->state_arg);
+		}
 		free(n->lock);
+		free(n->msg);
 		free(n);
 	}
 }
@@ -126,6 +138,8 @@ dlm__run_completions(struct dlm_client *c, struct dlm_req *req)
 
 	for (; req != NULL; req = next, n++) {
 		next = req->next;
+		/* dlm_errmsg() in the callback says this request's. */
+		dlm__errmsg_set(c->serial, req->r.err, req->r.message);
 		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
 			req->acb(c, req->r.err, req->r.token, req->arg);
 		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
@@ -286,6 +300,7 @@ dlm__client_free(struct dlm_client *c)
 	for (; n != NULL; n = next) {
 		next = n->next;
 		free(n->lock);
+		free(n->msg);
 		free(n);
 	}
 	if (c->wake[0] >= 0)
@@ -331,7 +346,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	struct hello_args hello;
 	struct dlm_client *c;
 	struct addr addr;
-	char path[4096], host[200];
+	char path[4096], host[200], why[200];
 	int rc;
 
 	if (opts == NULL) {
@@ -342,12 +357,17 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	    opts->connect_timeout_ms < 0 ||
 	    (opts->client != NULL && opts->client[0] == '\0')) {
 		*err = DLM_E_INVALID;
+		dlm__errmsg_set(0, *err, "a negative time, or an empty client "
+		    "name, in the options");
 		return NULL;
 	}
 	/* A bad address is the caller's mistake: say so before dialling. */
 	server = server_address(server, path, sizeof path);
-	if (server == NULL || addr_parse(server, 0, &addr, NULL, 0) != 0) {
+	if (server == NULL || addr_parse(server, 0, &addr, why,
+	    sizeof why) != 0) {
 		*err = DLM_E_ADDRESS;
+		dlm__errmsg_set(0, *err, server == NULL ? "no server address, "
+		    "and no default socket" : why);
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof *c)) == NULL) {
@@ -361,6 +381,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->state_cv, NULL);
 	c->pid = getpid();
+	c->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED);
 	c->fork_depth = dlm__fork_depth();
 	c->on_lost = opts->on_lost;
 	c->on_lost_arg = opts->on_lost_arg;
@@ -396,6 +417,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	rc = engine_start(&c->eng, &addr, &hello, opts->connect_timeout_ms > 0 ?
 	    opts->connect_timeout_ms : 10000);
 	if (rc != 0 && !loop) {
+		dlm__errmsg_set(0, rc, c->eng.errmsg);
 		dlm__registry_remove(c);
 		dlm__client_free(c);
 		*err = rc;
@@ -406,6 +428,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 fail:
 	dlm__client_free(c);
 	*err = rc;
+	dlm__errmsg_set(0, rc, NULL);
 	return NULL;
 }
 
@@ -418,12 +441,15 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	if ((c = dlm__client_new(server, opts, false, &rc)) != NULL &&
 	    ((rc = dlm__connect_wait(c)) != 0 ||
 	    (rc = dlm__thread_start(c)) != 0)) {
+		dlm__errmsg_set(0, rc, c->eng.errmsg);
 		/* Never shared: nothing to say bye to, nobody to wait for. */
 		dlm__registry_remove(c);
 		dlm__client_free(c);
 	}
 	if (rc != 0)
 		c = NULL;
+	else
+		dlm__errmsg_set(0, 0, NULL);
 	if (err != NULL)
 		*err = rc;
 	return c;
@@ -469,6 +495,7 @@ dlm_close(struct dlm_client *c)
 	done = dlm__take_completions(c);
 	pthread_mutex_unlock(&c->mu);
 	dlm__registry_remove(c);
+	dlm__errmsg_forget(c);
 
 	/* Every async callback runs exactly once: the rest run here. */
 	dlm__run_completions(c, done);

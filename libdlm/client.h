@@ -69,6 +69,7 @@ struct note {
 	uint64_t	 token;
 	int		 reason;	/* DLM_LOST_*, or DLM_STATE_* */
 	int		 err;
+	char		*msg;		/* a state change's why, or NULL */
 };
 
 struct dlm_client {
@@ -78,6 +79,7 @@ struct dlm_client {
 	pthread_t	 thread;	/* threaded mode's I/O thread */
 	bool		 thread_started;
 	pid_t		 pid;		/* of the process that connected */
+	uint64_t	 serial;	/* this client's number, from 1 */
 	unsigned long	 fork_depth;	/* the process's when it connected */
 	int		 wake[2];	/* wakes the I/O thread */
 	int		 evfd;		/* readable while completions queue */
@@ -120,13 +122,32 @@ struct dlm_client {
 	int		 pub_state;	/* the last DLM_STATE_* told */
 };
 
+/* errmsg.c */
+/*
+ * Keep this thread's message for the client with serial (0: a connect):
+ * msg, else err's sentence; err 0 clears it.
+ */
+void		 dlm__errmsg_set(uint64_t serial, int err, const char *msg);
+/* The same for c (which may be NULL), returning err. */
+int		 dlm__result(struct dlm_client *c, int err, const char *msg);
+int		 dlm__resultf(struct dlm_client *c, int err, const char *fmt,
+		    ...) __attribute__((format(printf, 3, 4)));
+/* dlm_close(): this thread's slot for c goes. */
+void		 dlm__errmsg_forget(const struct dlm_client *);
+
 /* registry.c */
 int		 dlm__registry_add(struct dlm_client *);
 void		 dlm__registry_remove(const struct dlm_client *);
+/* Whether the client with this serial is live. */
+bool		 dlm__registry_has(uint64_t serial);
 unsigned long	 dlm__fork_depth(void);
 bool		 dlm__forked(struct dlm_client *);
 
 /* client.c */
+/*
+ * Enter a public call: 0 with c->mu held, or an error (kept for
+ * dlm_errmsg(), as c may be freed as soon as it is returned).
+ */
 int		 dlm__enter(struct dlm_client *);
 void		 dlm__leave(struct dlm_client *);
 /*

@@ -187,6 +187,15 @@ DLM_API void	dlm_close(struct dlm_client *);
 
 /* The client name the session has (valid until dlm_close). */
 DLM_API const char *dlm_client_name(struct dlm_client *);
+/*
+ * What the calling thread's last call on this client that returns an error
+ * code said in words, as the server put it ("lock 'x' is held by web-1
+ * since ...") or the library did; "" when that call succeeded. Valid until
+ * this thread's next such call on the client, or dlm_close(). Inside an
+ * async callback or the state callback: that completion's. With NULL: the
+ * calling thread's last failed dlm_connect() or dlm_connect_loop().
+ */
+DLM_API const char *dlm_errmsg(struct dlm_client *);
 /* A sentence for an error code, and its name ("TIMEOUT"). */
 DLM_API const char *dlm_strerror(int err);
 DLM_API const char *dlm_errname(int err);

@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +47,31 @@ struct uncertain {
 };
 
 static void	begin_dial(struct engine *, uint64_t now);
+static void	why(struct engine *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Say in e->errmsg, after the server's address, why a connect or hello
+ * failed: what dlm_errmsg() shows for a failed dlm_connect().
+ */
+static void
+why(struct engine *e, const char *fmt, ...)
+{
+	const struct addr *a = &e->addr;
+	va_list ap;
+	int n;
+
+	if (a->type == ADDR_UNIX)
+		n = snprintf(e->errmsg, sizeof e->errmsg, "unix:%s: ", a->path);
+	else
+		n = snprintf(e->errmsg, sizeof e->errmsg, a->v6 ?
+		    "tcp:[%s]:%s: " : "tcp:%s:%s: ", a->host, a->port);
+	if (n < 0 || (size_t)n >= sizeof e->errmsg)
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(e->errmsg + n, sizeof e->errmsg - (size_t)n, fmt, ap);
+	va_end(ap);
+}
 
 static void
 set_state(struct engine *e, enum engine_state st, int err)
@@ -237,6 +264,7 @@ begin_dial(struct engine *e, uint64_t now)
 	int rc = dial_start(&e->dial, &e->addr);
 
 	if (rc < 0 || rc > 1) {
+		why(e, "cannot connect: %s", e->dial.why);
 		attempt_failed(e, now, rc);
 		return;
 	}
@@ -312,9 +340,18 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 	bool resuming = e->opened;
 	int rc;
 
-	if ((rc = wire_error_code(f->error)) != 0 ||
-	    (rc = wire_session(f, &si)) != 0)
+	if ((rc = wire_error_code(f->error)) != 0) {
+		char msg[200];
+
+		wire_error_message(f->error, msg, sizeof msg);
+		why(e, "hello refused: %s", msg[0] != '\0' ? msg :
+		    dlm_strerror(rc));
 		return rc;
+	}
+	if ((rc = wire_session(f, &si)) != 0) {
+		why(e, "hello's answer cannot be read");
+		return rc;
+	}
 	e->session = si.session;
 	memcpy(e->secret, si.secret, sizeof e->secret);
 	e->lease_ms = si.lease_ms;
@@ -412,9 +449,11 @@ read_input(struct engine *e, uint64_t now)
 	int got;
 
 	if (rbuf_read(&e->in, e->fd) < 0) {
-		if (e->state == ENGINE_HELLO)
+		if (e->state == ENGINE_HELLO) {
+			why(e, "the server closed the connection before "
+			    "answering hello");
 			attempt_failed(e, now, DLM_E_CONNECT);
-		else
+		} else
 			connection_lost(e, now);
 		return;
 	}
@@ -425,6 +464,8 @@ read_input(struct engine *e, uint64_t now)
 		/* f points into the buffer: consume only after handling. */
 		rbuf_consume(&e->in, len);
 		if (rc > 0 || (rc < 0 && st == ENGINE_HELLO)) {
+			if (rc < 0)
+				why(e, "the answer to hello cannot be read");
 			attempt_failed(e, now, rc > 0 ? rc : DLM_E_PROTOCOL);
 			return;
 		}
@@ -434,9 +475,11 @@ read_input(struct engine *e, uint64_t now)
 		}
 	}
 	if (got < 0) {
-		if (e->state == ENGINE_HELLO)
+		if (e->state == ENGINE_HELLO) {
+			why(e, "the server sent something that is not dlm's "
+			    "protocol");
 			attempt_failed(e, now, DLM_E_PROTOCOL);
-		else
+		} else
 			connection_lost(e, now);
 	}
 }
@@ -545,10 +588,15 @@ engine_process(struct engine *e, int events, uint64_t now)
 				say_hello(e, fd, now);
 			else if (rc == 0)
 				atomic_store(&e->fork_fd, e->dial.fd);
-			else
+			else {
+				why(e, "cannot connect: %s", e->dial.why);
 				attempt_failed(e, now, rc);
-		} else if (now >= e->step_at)
+			}
+		} else if (now >= e->step_at) {
+			why(e, "cannot connect: no answer within %d ms",
+			    e->connect_timeout_ms);
 			attempt_failed(e, now, DLM_E_CONNECT);
+		}
 		return;
 	case ENGINE_BACKOFF:
 		if (now >= e->step_at)
@@ -561,9 +609,10 @@ engine_process(struct engine *e, int events, uint64_t now)
 		break;
 	}
 	if (e->broken) {
-		if (e->state == ENGINE_HELLO)
+		if (e->state == ENGINE_HELLO) {
+			why(e, "the connection failed during hello");
 			attempt_failed(e, now, DLM_E_CONNECT);
-		else
+		} else
 			connection_lost(e, now);
 		return;
 	}
@@ -575,8 +624,11 @@ engine_process(struct engine *e, int events, uint64_t now)
 			return;
 	}
 	if (e->state == ENGINE_HELLO) {
-		if (now >= e->step_at)
+		if (now >= e->step_at) {
+			why(e, "hello not answered within %d ms",
+			    e->connect_timeout_ms);
 			attempt_failed(e, now, DLM_E_CONNECT);
+		}
 		return;
 	}
 	if (now >= e->lease_base_ms + (uint64_t)e->lease_ms) {

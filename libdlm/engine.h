@@ -105,6 +105,7 @@ struct engine {
 	int		 fd;		/* -1 while not connected */
 	atomic_int	 fork_fd;	/* fd, for a fork() child to close */
 	int		 err;		/* why it closed */
+	char		 errmsg[256];	/* and in words: the server's or ours */
 	bool		 opened;	/* a session was ever open */
 	bool		 broken;	/* a write failed: drop at next process */
 	bool		 closing;	/* no reconnect: the owner is closing */

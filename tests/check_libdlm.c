@@ -252,6 +252,112 @@ START_TEST(locks_and_errors)
 END_TEST
 
 /* The generic call: results decoded, server errors with their sentence. */
+static void	pump(struct dlm_client *, const int *, int);
+
+/* Another thread's message for the same client is its own. */
+static void *
+errmsg_of_other_thread(void *arg)
+{
+	struct dlm_client *c = arg;
+
+	return (void *)(dlm_errmsg(c)[0] == '\0' &&
+	    dlm_acquire(c, "m", 0, DLM_TRY, NULL) == DLM_E_WOULD_BLOCK &&
+	    strstr(dlm_errmsg(c), "another thread") != NULL ? c : NULL);
+}
+
+struct errmsg_seen {
+	int	 done;
+	int	 err;
+	char	 msg[256];
+};
+
+static void
+errmsg_in_callback(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct errmsg_seen *s = arg;
+
+	(void)token;
+	s->err = err;
+	snprintf(s->msg, sizeof s->msg, "%s", dlm_errmsg(c));
+	s->done = 1;
+}
+
+/*
+ * The server's sentence is kept per thread and client: a caller reads why
+ * its call failed (who holds the lock), in an async callback too; and a
+ * failed connect says why with dlm_errmsg(NULL).
+ */
+START_TEST(last_error_message)
+{
+	struct dlm_client *holder = client("web-1", 0, 0), *c = client("c", 0, 0);
+	struct errmsg_seen seen = { 0, 0, "" };
+	struct dlm_options o;
+	void *ok = NULL;
+	pthread_t th;
+	int err = 0;
+
+	ck_assert_str_eq(dlm_errmsg(c), "");
+	ck_assert_int_eq(dlm_acquire(holder, "x", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_msg(strstr(dlm_errmsg(c), "web-1") != NULL, "%s",
+	    dlm_errmsg(c));
+	ck_assert_str_eq(dlm_errmsg(holder), "");
+	ck_assert_int_eq(dlm_release(c, "x"), DLM_E_NOT_HELD);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "'x'"));
+	ck_assert_int_eq(dlm_acquire(c, "y", 0, 0, NULL), 0);
+	ck_assert_str_eq(dlm_errmsg(c), "");
+	/* Per thread: another thread has its own, this one keeps its. */
+	ck_assert_int_eq(dlm_acquire(c, "m", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "", 0, 0, NULL), DLM_E_INVALID);
+	pthread_create(&th, NULL, errmsg_of_other_thread, c);
+	pthread_join(th, &ok);
+	ck_assert_ptr_eq(ok, c);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "lock name"));
+	/* In an async callback: that request's. */
+	ck_assert_int_eq(dlm_acquire_async(c, "x", 0, DLM_TRY,
+	    errmsg_in_callback, &seen), 0);
+	pump(c, &seen.done, 1);
+	ck_assert_int_eq(seen.err, DLM_E_WOULD_BLOCK);
+	ck_assert_msg(strstr(seen.msg, "web-1") != NULL, "%s", seen.msg);
+	/* A failed connect: the address and the system's reason. */
+	ck_assert_ptr_null(dlm_connect("unix:/nonexistent/dlm.sock", NULL,
+	    &err));
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "/nonexistent/dlm.sock") !=
+	    NULL && strstr(dlm_errmsg(NULL), "No such file") != NULL, "%s",
+	    dlm_errmsg(NULL));
+	/* Refused by the server: its sentence. */
+	dlm_options_init(&o);
+	o.client = "web-1";
+	ck_assert_ptr_null(dlm_connect(server, &o, &err));
+	ck_assert_int_eq(err, DLM_E_NAME_IN_USE);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "web-1") != NULL, "%s",
+	    dlm_errmsg(NULL));
+	ck_assert_ptr_null(dlm_connect("bogus:", NULL, &err));
+	ck_assert_int_eq(err, DLM_E_ADDRESS);
+	ck_assert_str_ne(dlm_errmsg(NULL), "");
+	/* Messages of many clients since closed do not pile up or leak. */
+	for (int i = 0; i < 20; i++) {
+		struct dlm_client *t = client(NULL, 0, 0);
+
+		ck_assert_int_eq(dlm_release(t, "none"), DLM_E_NOT_HELD);
+		ck_assert_str_ne(dlm_errmsg(t), "");
+		if (i % 2 == 0)
+			dlm_close(t);
+		else {
+			pthread_create(&th, NULL, errmsg_of_other_thread, t);
+			pthread_join(th, NULL);
+			dlm_close(t);
+		}
+	}
+	/* c's is still the last callback's. */
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "web-1"));
+	dlm_close(c);
+	dlm_close(holder);
+}
+END_TEST
+
 START_TEST(generic_call)
 {
 	struct dlm_client *c = client("caller", 0, 0);
@@ -1383,6 +1489,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);
 	tcase_add_test(tc, generic_call);
+	tcase_add_test(tc, last_error_message);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
 	tcase_add_test(tc, async_many_in_flight);
 	tcase_add_test(tc, lost_callback_on_force_release);
