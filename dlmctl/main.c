@@ -226,11 +226,11 @@ ctl_call(struct ctl *ctl, const char *method, json_t *params,
 			    ctl_server_name(ctl));
 		else
 			ctl_error("%s: %s", method, dlm_strerror(err));
-		free(message);
+		dlm_free(message);
 		return ctl_exit_status(err);
 	}
 	*result = value_from_msgpack(raw, rlen);
-	free(raw);
+	dlm_free(raw);
 	if (*result == NULL || !json_is_object(*result)) {
 		json_decref(*result);
 		*result = NULL;

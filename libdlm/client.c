@@ -286,8 +286,55 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 void
 dlm_options_init(struct dlm_options *opts)
 {
-	if (opts != NULL)
+	if (opts != NULL) {
 		memset(opts, 0, sizeof *opts);
+		opts->size = sizeof *opts;
+	}
+}
+
+/*
+ * struct dlm_options as libdlmclient.so.1 first had it, frozen: what a
+ * size of 0 means. New fields go at the end of the public struct, never
+ * here; the assertion below then fails, to be changed to say that the
+ * public struct is at least this big.
+ */
+struct options_1 {
+	size_t		 size;
+	const char	*client;
+	const char	*label;
+	int		 lease_ms;
+	int		 linger_ms;
+	const char	*auth;
+	int		 connect_timeout_ms;
+	dlm_lost_cb	 on_lost;
+	void		*on_lost_arg;
+};
+_Static_assert(sizeof(struct options_1) == sizeof(struct dlm_options),
+    "struct dlm_options grew: see struct options_1");
+
+/*
+ * Read the caller's options into *o, the library's own layout: only as
+ * much as the caller's struct has (the rest keeps its defaults); a newer
+ * caller's fields past ours must be unset, or the caller would be asking
+ * for something this library cannot do.
+ */
+static int
+options_read(struct dlm_options *o, const struct dlm_options *given)
+{
+	size_t n;
+
+	dlm_options_init(o);
+	if (given == NULL)
+		return 0;
+	n = given->size == 0 ? sizeof(struct options_1) : given->size;
+	if (n < sizeof(struct options_1))
+		return DLM_E_INVALID;
+	for (size_t i = sizeof *o; i < n; i++)
+		if (((const unsigned char *)given)[i] != 0)
+			return DLM_E_INVALID;
+	memcpy(o, given, n < sizeof *o ? n : sizeof *o);
+	o->size = sizeof *o;
+	return 0;
 }
 
 void
@@ -342,17 +389,20 @@ struct dlm_client *
 dlm__client_new(const char *server, const struct dlm_options *opts,
     bool loop, int *err)
 {
-	struct dlm_options defaults;
+	struct dlm_options known;
 	struct hello_args hello;
 	struct dlm_client *c;
 	struct addr addr;
 	char path[4096], host[200], why[200];
 	int rc;
 
-	if (opts == NULL) {
-		dlm_options_init(&defaults);
-		opts = &defaults;
+	if (options_read(&known, opts) != 0) {
+		*err = DLM_E_INVALID;
+		dlm__errmsg_set(0, *err, "options of a size this library does "
+		    "not know, or with fields it does not know set");
+		return NULL;
 	}
+	opts = &known;
 	if (opts->lease_ms < 0 || opts->linger_ms < 0 ||
 	    opts->connect_timeout_ms < 0 ||
 	    (opts->client != NULL && opts->client[0] == '\0')) {
@@ -502,6 +552,12 @@ dlm_close(struct dlm_client *c)
 	if (c->loop && c->watch != NULL)
 		c->watch(c, -1, DLM_EV_FREE, -1, c->watch_arg);
 	dlm__client_free(c);
+}
+
+void
+dlm_free(void *p)
+{
+	free(p);
 }
 
 const char *

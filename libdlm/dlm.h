@@ -127,7 +127,17 @@ struct dlm_client;
 typedef void	(*dlm_lost_cb)(struct dlm_client *, const char *lock,
 		    uint64_t token, int reason, void *arg);
 
+/*
+ * Fill with dlm_options_init(), then set the fields wanted. size lets the
+ * struct grow at its end in later releases without breaking programs
+ * built against this one: the library reads only the caller's size of it.
+ */
 struct dlm_options {
+	/*
+	 * sizeof(struct dlm_options) as the program was built, set by
+	 * dlm_options_init(); 0 (a struct filled by hand) is this layout.
+	 */
+	size_t		 size;
 	/* Unique client name; NULL: "HOST:PID:N" made by the library. */
 	const char	*client;
 	/* Free text shown by `dlmctl clients`. */
@@ -150,13 +160,15 @@ struct dlm_options {
 	void		*on_lost_arg;
 };
 
-/* Fill opts with the defaults. */
+/* Fill opts with the defaults, and opts->size with its size. */
 DLM_API void	dlm_options_init(struct dlm_options *opts);
 
 /*
  * Connect and open a session. server is "unix:/path", "tcp:host:port", or
  * NULL for $DLM_SERVER, else the default socket. opts may be NULL. On
- * failure returns NULL and sets *err when err is not NULL.
+ * failure returns NULL and sets *err when err is not NULL. Options of a
+ * newer layout than this library's fail with DLM_E_INVALID when a field
+ * it does not know is set (not zero).
  */
 DLM_API struct dlm_client *dlm_connect(const char *server,
 		    const struct dlm_options *opts, int *err);
@@ -205,14 +217,19 @@ DLM_API const char *dlm_errname(int err);
  * clients, stats, ping, check, force_release, reset_client, reset_all, and
  * methods newer than this library). params is one msgpack-encoded map, or
  * NULL with params_len 0. On success *result (when not NULL) is the
- * msgpack-encoded result, to free() with free(). On a server error the
- * server's sentence is in *message (when not NULL; free it). The methods
+ * msgpack-encoded result, to free with dlm_free(). On a server error the
+ * server's sentence is in *message (when not NULL; dlm_free() it). The methods
  * that change what this client holds (acquire, release, cancel, reset,
  * hello, bye) fail with DLM_E_INVALID: use the calls above.
  */
 DLM_API int	dlm_call(struct dlm_client *, const char *method,
 		    const void *params, size_t params_len, void **result,
 		    size_t *result_len, char **message);
+/*
+ * Free what the library allocated for the caller (dlm_call()'s result and
+ * message), with the allocator that made it. NULL is ok.
+ */
+DLM_API void	dlm_free(void *);
 
 /*
  * Scoped helpers.

@@ -358,6 +358,51 @@ START_TEST(last_error_message)
 }
 END_TEST
 
+/*
+ * struct dlm_options can grow: the library reads the caller's size of it.
+ * Filled by hand (size 0) is this release's layout; a smaller size is no
+ * layout there ever was; a newer, larger one is fine while the fields
+ * this library does not know are unset.
+ */
+START_TEST(options_read_by_their_size)
+{
+	struct {
+		struct dlm_options	 o;
+		uint64_t		 newer[4];
+	} big;
+	struct dlm_options o = { .client = "by-hand" };
+	struct dlm_client *c;
+	int err = -1;
+
+	c = dlm_connect(server, &o, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(dlm_client_name(c), "by-hand");
+	dlm_close(c);
+
+	dlm_options_init(&o);
+	ck_assert_uint_eq(o.size, sizeof o);
+	o.size = sizeof o - sizeof(void *);
+	ck_assert_ptr_null(dlm_connect(server, &o, &err));
+	ck_assert_int_eq(err, DLM_E_INVALID);
+
+	memset(&big, 0, sizeof big);
+	dlm_options_init(&big.o);
+	big.o.size = sizeof big;
+	big.o.client = "newer";
+	c = dlm_connect(server, &big.o, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(dlm_client_name(c), "newer");
+	dlm_close(c);
+	big.newer[2] = 1;
+	ck_assert_ptr_null(dlm_connect(server, &big.o, &err));
+	ck_assert_int_eq(err, DLM_E_INVALID);
+	ck_assert_ptr_null(dlm_connect_loop(server, &big.o, &err));
+	ck_assert_int_eq(err, DLM_E_INVALID);
+	ck_assert_str_ne(dlm_errmsg(NULL), "");
+	dlm_free(NULL);
+}
+END_TEST
+
 START_TEST(generic_call)
 {
 	struct dlm_client *c = client("caller", 0, 0);
@@ -392,7 +437,7 @@ START_TEST(generic_call)
 	}
 	ck_assert(found);
 	msgpack_unpacked_destroy(&u);
-	free(res);
+	dlm_free(res);
 
 	/* A server error comes with its sentence. */
 	msgpack_sbuffer_clear(&sb);
@@ -404,11 +449,11 @@ START_TEST(generic_call)
 	ck_assert_ptr_null(res);
 	ck_assert_ptr_nonnull(msg);
 	ck_assert(strstr(msg, "nope") != NULL);
-	free(msg);
+	dlm_free(msg);
 
 	/* No params; and the calls the library tracks itself are refused. */
 	ck_assert_int_eq(dlm_call(c, "stats", NULL, 0, &res, &len, NULL), 0);
-	free(res);
+	dlm_free(res);
 	ck_assert_int_eq(dlm_call(c, "release", sb.data, sb.size, NULL, NULL,
 	    NULL), DLM_E_INVALID);
 	ck_assert_int_eq(dlm_call(c, "acquire", sb.data, sb.size, NULL, NULL,
@@ -1489,6 +1534,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);
 	tcase_add_test(tc, generic_call);
+	tcase_add_test(tc, options_read_by_their_size);
 	tcase_add_test(tc, last_error_message);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
 	tcase_add_test(tc, async_many_in_flight);
