@@ -160,6 +160,14 @@ ops_finished(void *owner, struct dlm_req *req)
 	struct dlm_client *c = owner;
 	uint64_t one = 1;
 
+	/*
+	 * The server answers the waits of a session that says bye with
+	 * CANCELLED; to the caller that is dlm_close(), as when the socket
+	 * closes first: CLOSED either way, and CANCELLED only for
+	 * dlm_cancel().
+	 */
+	if (c->closing && req->r.err == DLM_E_CANCELLED && !req->cancel_sent)
+		req->r.err = DLM_E_CLOSED;
 	dlm__locks_on_reply(c, req);
 	if (req->kind == REQ_SYNC) {
 		pthread_cond_signal(req->cv);

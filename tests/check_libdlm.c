@@ -1388,10 +1388,14 @@ END_TEST
 START_TEST(close_wakes_waiting_callers)
 {
 	struct dlm_client *c = client("closer", 0, 0), *b = client("b", 0, 0);
+	struct errmsg_seen seen = { 0, -1, "" };
 	struct waiter w;
 	pthread_t th;
 
 	ck_assert_int_eq(dlm_acquire(b, "held", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "held2", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async(c, "held2", 0, DLM_FOREVER,
+	    errmsg_in_callback, &seen), 0);
 	memset(&w, 0, sizeof w);
 	w.c = c;
 	snprintf(w.lock, sizeof w.lock, "held");
@@ -1401,8 +1405,10 @@ START_TEST(close_wakes_waiting_callers)
 	sleep_ms(200);
 	dlm_close(c);
 	pthread_join(th, NULL);
-	ck_assert_int_ne(w.rc, 0);
-	ck_assert_int_ne(w.rc, -1);
+	/* As dlm_connect(3) says: CLOSED, not the bye's CANCELLED. */
+	ck_assert_int_eq(w.rc, DLM_E_CLOSED);
+	ck_assert_int_eq(seen.done, 1);
+	ck_assert_int_eq(seen.err, DLM_E_CLOSED);
 	dlm_close(b);
 }
 END_TEST
