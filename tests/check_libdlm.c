@@ -1317,6 +1317,43 @@ START_TEST(late_release_cannot_free_a_newer_hold)
 }
 END_TEST
 
+/*
+ * The server restarts and has forgotten the session: within the linger
+ * the library opens a new session under the same name, reports the old
+ * holds lost, and goes on, as dlm(3) says.
+ */
+START_TEST(server_restart_within_linger_opens_a_new_session)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *b;
+	struct relay r;
+	uint64_t t;
+
+	c = relay_client(&r, "phoenix", 0, 10000, &l);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, &t), 0);
+	ck_assert_int_eq(dlmd_stop(&d), 0);
+	dlmd_start_tcp(&d, "--lease-min", "100", (char *)NULL);
+	snprintf(server, sizeof server, "unix:%s", d.sock);
+	__atomic_store_n(&r.target, d.port, __ATOMIC_RELEASE);
+	wait_lost(&l, 1);
+	ck_assert_int_eq(l.reason, DLM_LOST_SESSION);
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_int_eq(dlm_holds(c, "x", NULL), 0);
+	/* Not closed: the calls work, in a session of the same name. */
+	ck_assert_int_eq(dlm_acquire(c, "y", 0, 5000, NULL), 0);
+	ck_assert_str_eq(dlm_client_name(c), "phoenix");
+	b = client("b", 0, 0);
+	ck_assert_int_eq(dlm_acquire(b, "y", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_msg(strstr(dlm_errmsg(b), "phoenix") != NULL, "%s",
+	    dlm_errmsg(b));
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, DLM_TRY, NULL), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
 START_TEST(fork_child_gets_clear_error)
 {
 	struct dlm_client *c = client("parent", 0, 0);
@@ -1571,6 +1608,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
 	tcase_add_test(tc, server_shutdown_is_reported);
+	tcase_add_test(tc, server_restart_within_linger_opens_a_new_session);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");
