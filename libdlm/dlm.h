@@ -245,9 +245,11 @@ DLM_API int	dlm_with_lock(struct dlm_client *, const char *lock, int flags,
  * DLM_LOCKED(scope, client, lock, flags, timeout_ms) { ... } else { ... }
  *
  * Runs the first block holding the lock, with scope.token its token, and
- * releases it however the block is left: its end, break, return, goto, or
- * an exception unwinding through it. The optional else block runs when the
- * lock was not taken; scope.err says why. GCC and Clang only.
+ * releases it however the block is left: its end, break, continue, return,
+ * goto, or an exception unwinding through it. It is a loop that runs once:
+ * break and continue leave the block only, never a loop around it (use
+ * goto, return, or a flag tested after the block). The optional else block
+ * runs when the lock was not taken; scope.err says why. GCC and Clang only.
  */
 struct dlm_scope {
 	struct dlm_client	*client;

@@ -781,15 +781,52 @@ START_TEST(scoped_forms_release_on_every_exit)
 	ck_assert_int_eq(ran, 1);
 	assert_free("end");
 
-	/* break, from inside an enclosing loop. */
+	/*
+	 * break and continue leave the block, not a loop around it, as
+	 * dlm_with_lock(3) says: the loop's next iterations run.
+	 */
+	ran = 0;
 	for (i = 0; i < 3; i++) {
 		DLM_LOCKED(s, c, "brk", 0, DLM_TRY) {
 			if (i == 1)
 				break;
+			ran++;
 		}
+		ran += 10;
 	}
 	ck_assert_int_eq(i, 3);
+	ck_assert_int_eq(ran, 32);
 	assert_free("brk");
+	ran = 0;
+	for (i = 0; i < 3; i++) {
+		DLM_LOCKED(s, c, "cont", 0, DLM_TRY) {
+			if (i == 1)
+				continue;
+			ran++;
+		}
+		ran += 10;
+	}
+	ck_assert_int_eq(ran, 32);
+	assert_free("cont");
+	/* The page's way out of the loop: a flag, and break after. */
+	ran = 0;
+	for (i = 0; i < 3; i++) {
+		int stop = 0;
+
+		DLM_LOCKED(s, c, "flag", 0, DLM_TRY) {
+			if (i == 1) {
+				stop = 1;
+				break;
+			}
+		}
+		if (stop)
+			break;
+		ran++;
+	}
+	ck_assert_int_eq(i, 1);
+	ck_assert_int_eq(ran, 1);
+	assert_free("flag");
+	ran = 0;
 	DLM_LOCKED(s, c, "brk2", 0, DLM_TRY) {
 		ran++;
 		break;
