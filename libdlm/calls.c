@@ -98,6 +98,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 	pthread_cond_t cv;
 	struct dlm_req req;
 	struct lockent *e;
+	struct note *spare = NULL;
 	msgpack_sbuffer params;
 	int rc, left = timeout_ms;
 	bool took_turn = false;
@@ -108,7 +109,10 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		    "unknown flags, or a timeout below -1");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
-	if ((e = dlm__lockent(c, lock, true)) == NULL) {
+	/* Made now, what a grant needs: see send_async(). */
+	if ((e = dlm__lockent(c, lock, true)) == NULL ||
+	    (spare = dlm__note_new(lock)) == NULL) {
+		dlm__lockent_put(c, e);
 		dlm__result(c, DLM_E_NOMEM, NULL);
 		dlm__leave(c);
 		return DLM_E_NOMEM;
@@ -129,9 +133,11 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
 		req.flags = flags;
 		req.is_acquire = true;
+		req.spare = spare;
 		rc = dlm__call(c, &req, "acquire", &params);
 		if (rc == 0 && token != NULL)
 			*token = req.r.token;
+		spare = req.spare;	/* NULL if the entry took it */
 		pthread_cond_destroy(&cv);
 		dlm__result(c, rc, req.r.message);
 		free(req.r.message);
@@ -145,6 +151,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 	if (rc != 0 && took_turn)
 		dlm__lock_turn_pass(e);
 out:
+	dlm__note_free(spare);
 	dlm__lockent_put(c, e);
 	dlm__leave(c);
 	return rc;
@@ -291,10 +298,12 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 }
 
 /*
- * Send an async request whose params were packed with result rc; frees the
- * params, and the request when it could not be sent. *id (when not NULL)
- * is set to its id before c->mu is dropped: after that another thread
- * may answer the request and free it.
+ * Send an async acquire whose params were packed with result rc; frees
+ * the params, and the request when it could not be sent. What recording
+ * the grant needs is made first (the lock's entry, and the note that
+ * would report it lost), so that an answer never finds memory short.
+ * *id (when not NULL) is set to its id before c->mu is dropped: after
+ * that another thread may answer the request and free it.
  */
 static int
 send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
@@ -303,9 +312,17 @@ send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
 	if (rc != 0)
 		dlm__result(c, rc, NULL);
 	else if ((rc = dlm__enter(c)) == 0) {
-		rc = dlm__call(c, req, method, params);
+		if ((req->ent = dlm__lockent(c, req->lock, true)) == NULL ||
+		    (req->spare = dlm__note_new(req->lock)) == NULL)
+			rc = DLM_E_NOMEM;
+		else
+			rc = dlm__call(c, req, method, params);
 		if (rc == 0 && id != NULL)
 			*id = req->msgid;
+		if (rc != 0) {
+			dlm__lockent_put(c, req->ent);
+			req->ent = NULL;
+		}
 		dlm__result(c, rc, NULL);
 		dlm__leave(c);
 	}

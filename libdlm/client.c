@@ -66,30 +66,59 @@ dlm__req_free(struct dlm_req *req)
 	free(req->lock);
 	free(req->r.message);
 	free(req->r.raw);
+	dlm__note_free(req->spare);
 	free(req);
+}
+
+struct note *
+dlm__note_new(const char *lock)
+{
+	struct note *n = calloc(1, sizeof *n);
+
+	if (n == NULL || (lock != NULL && (n->lock = strdup(lock)) == NULL)) {
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+void
+dlm__note_queue(struct dlm_client *c, struct note *n, uint64_t token,
+    int reason, int err)
+{
+	n->next = NULL;
+	n->token = token;
+	n->reason = reason;
+	n->err = err;
+	if (c->note_tail != NULL)
+		c->note_tail->next = n;
+	else
+		c->note_head = n;
+	c->note_tail = n;
 }
 
 void
 dlm__note(struct dlm_client *c, const char *lock, uint64_t token, int reason,
     int err)
 {
-	struct note *n = calloc(1, sizeof *n);
+	struct note *n = dlm__note_new(lock);
 
-	if (n == NULL || (lock != NULL && (n->lock = strdup(lock)) == NULL)) {
-		free(n);
+	if (n == NULL)
 		return;
-	}
-	n->token = token;
-	n->reason = reason;
-	n->err = err;
 	/* A closed state says why in words too (NULL: the code's sentence). */
 	if (lock == NULL && err != 0 && c->eng.errmsg[0] != '\0')
 		n->msg = strdup(c->eng.errmsg);
-	if (c->note_tail != NULL)
-		c->note_tail->next = n;
-	else
-		c->note_head = n;
-	c->note_tail = n;
+	dlm__note_queue(c, n, token, reason, err);
+}
+
+void
+dlm__note_free(struct note *n)
+{
+	if (n != NULL) {
+		free(n->lock);
+		free(n->msg);
+		free(n);
+	}
 }
 
 struct note *
@@ -191,12 +220,10 @@ ops_finished(void *owner, struct dlm_req *req)
 }
 
 static void
-ops_lost(void *owner, const char *lock, uint64_t token, int reason)
+ops_lost(void *owner, const char *lock, size_t len, uint64_t token,
+    int reason)
 {
-	struct dlm_client *c = owner;
-
-	dlm__locks_on_lost(c, lock, token);
-	dlm__note(c, lock, token, reason, 0);
+	dlm__locks_on_lost(owner, lock, len, token, reason);
 }
 
 static void

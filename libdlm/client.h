@@ -59,6 +59,12 @@ struct lockent {
 	bool		 busy;		/* a thread is acquiring or holds it */
 	bool		 owned;		/* busy by a dlm_acquire() of owner */
 	bool		 rlock;		/* the hold is an rlock's */
+	/*
+	 * The note that reports this hold lost, made when it was asked
+	 * for, so that a loss is never left unsaid for want of memory:
+	 * whenever count > 0, spare is set.
+	 */
+	struct note	*spare;
 	pthread_t	 owner;
 };
 
@@ -158,9 +164,17 @@ void		 dlm__leave(struct dlm_client *);
 int		 dlm__call(struct dlm_client *, struct dlm_req *,
 		    const char *method, const msgpack_sbuffer *params);
 void		 dlm__req_free(struct dlm_req *);
-/* Queue a lost hold (lock set) or a state change for the program. */
+/*
+ * Queue a lost hold (lock set) or a state change for the program; dropped
+ * if memory runs out, so only for what no reservation covers.
+ */
 void		 dlm__note(struct dlm_client *, const char *lock,
 		    uint64_t token, int reason, int err);
+/* A note made ahead (lock may be NULL), queued later without allocating. */
+struct note	*dlm__note_new(const char *lock);
+void		 dlm__note_queue(struct dlm_client *, struct note *,
+		    uint64_t token, int reason, int err);
+void		 dlm__note_free(struct note *);
 /* Take the queued completions and notes (c->mu held). */
 struct dlm_req	*dlm__take_completions(struct dlm_client *);
 struct note	*dlm__take_notes(struct dlm_client *);
@@ -205,9 +219,12 @@ void		 dlm__lock_turn_pass(struct lockent *);
 /* Cancel the threads queued for a turn at lock; how many there were. */
 int		 dlm__lock_cancel_turns(struct dlm_client *, const char *lock);
 /* The local entries follow a reply, a lost hold, the end of all holds. */
-void		 dlm__locks_on_reply(struct dlm_client *, const struct dlm_req *);
+void		 dlm__locks_on_reply(struct dlm_client *, struct dlm_req *);
+/* lock is len bytes, not NUL-terminated. */
 void		 dlm__locks_on_lost(struct dlm_client *, const char *lock,
-		    uint64_t token);
+		    size_t len, uint64_t token, int reason);
+/* Make e's spare note (see struct lockent): 0 or DLM_E_NOMEM. */
+int		 dlm__lockent_reserve(struct lockent *);
 /* Mark every hold lost; a note for each for on_lost. */
 void		 dlm__locks_drop_all(struct dlm_client *, int reason);
 /*

@@ -49,8 +49,28 @@ dlm__lockent_put(struct dlm_client *c, struct lockent *e)
 	    e->nwait > 0)
 		return;
 	HASH_DEL(c->locks, e);
+	dlm__note_free(e->spare);
 	free(e->name);
 	free(e);
+}
+
+int
+dlm__lockent_reserve(struct lockent *e)
+{
+	if (e->spare == NULL && (e->spare = dlm__note_new(e->name)) == NULL)
+		return DLM_E_NOMEM;
+	return 0;
+}
+
+/* Tell the program e's hold is lost, with the note made for it. */
+static void
+lockent_lost(struct dlm_client *c, struct lockent *e, int reason)
+{
+	if (e->spare != NULL) {
+		dlm__note_queue(c, e->spare, e->token, reason, 0);
+		e->spare = NULL;
+	} else
+		dlm__note(c, e->name, e->token, reason, 0);
 }
 
 void
@@ -213,7 +233,7 @@ mine:
 }
 
 void
-dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
+dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 {
 	struct lockent *e;
 
@@ -233,9 +253,17 @@ dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
 	}
 	if (!req->is_acquire && !req->is_release)
 		return;
-	if ((e = dlm__lockent(c, req->lock, req->r.err == 0)) == NULL)
-		return;
+	if (req->ent != NULL) {
+		/* An async acquire's, with its reference, dropped below. */
+		e = req->ent;
+		req->ent = NULL;
+	} else if ((e = dlm__lockent(c, req->lock, false)) == NULL)
+		return;		/* a sync acquire's exists: it has a ref */
 	if (req->is_acquire && req->r.err == 0) {
+		if (e->spare == NULL) {
+			e->spare = req->spare;
+			req->spare = NULL;
+		}
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
 		e->rlock = (req->flags & DLM_RLOCK) != 0;
@@ -255,20 +283,34 @@ dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
 }
 
 void
-dlm__locks_on_lost(struct dlm_client *c, const char *lock, uint64_t token)
+dlm__locks_on_lost(struct dlm_client *c, const char *lock, size_t len,
+    uint64_t token, int reason)
 {
 	struct lockent *e;
 
-	if ((e = dlm__lockent(c, lock, false)) == NULL)
+	HASH_FIND(hh, c->locks, lock, len, e);
+	if (e == NULL || e->token != token || e->count == 0) {
+		/*
+		 * A hold the client did not know it had (a grant the drop
+		 * of a connection hid) or no longer has: said if memory
+		 * allows, as nothing the program relies on is lost with it.
+		 */
+		char *name = strndup(lock, len);
+
+		if (name != NULL && strlen(name) == len)
+			dlm__note(c, name, token, reason, 0);
+		free(name);
 		return;
+	}
+	/* No allocation here: the note was made with the acquire. */
+	lockent_lost(c, e, reason);
 	/*
 	 * The turn stays with its thread: it may take the lock again
 	 * without a release first.
 	 */
-	if (e->token == token) {
-		e->count = 0;
-		e->token = 0;
-	}
+	e->count = 0;
+	e->token = 0;
+	e->refs++;		/* no reference was taken: just a look */
 	dlm__lockent_put(c, e);
 }
 
@@ -280,7 +322,7 @@ dlm__locks_drop_all(struct dlm_client *c, int reason)
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp) {
 		if (e->count > 0)
-			dlm__note(c, e->name, e->token, reason, 0);
+			lockent_lost(c, e, reason);
 		dlm__lockent_clear(e);
 		e->refs++;
 		dlm__lockent_put(c, e);
@@ -333,6 +375,7 @@ dlm__locks_free(struct dlm_client *c)
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp) {
 		HASH_DEL(c->locks, e);
+		dlm__note_free(e->spare);
 		free(e->name);
 		free(e);
 	}

@@ -324,7 +324,8 @@ wire_session(const struct frame *f, struct session_info *si)
 }
 
 int
-wire_lost(const struct frame *f, char **lock, uint64_t *token, int *reason)
+wire_lost(const struct frame *f, const char **lock, size_t *lock_len,
+    uint64_t *token, int *reason)
 {
 	const msgpack_object *m, *o;
 	const char *p;
@@ -342,6 +343,7 @@ wire_lost(const struct frame *f, char **lock, uint64_t *token, int *reason)
 	*reason = DLM_LOST_EXPIRED;
 	if ((o = mpr_get(m, "reason")) != NULL && o->type == MSGPACK_OBJECT_STR)
 		*reason = dlm_proto_lost_code(o->via.str.ptr, o->via.str.size);
-	*lock = strndup(p, len);
+	*lock = p;
+	*lock_len = len;
 	return 1;
 }
