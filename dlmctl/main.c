@@ -167,8 +167,9 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 		return EXIT_OK;
 	switch (err) {
 	case DLM_E_CONNECT:
-		ctl_error("cannot reach dlmd at %s (is it running?)",
-		    ctl_server_name(ctl));
+		/* The library's words say why: no socket, refused, timed out. */
+		ctl_error("cannot reach dlmd at %s (is it running?): %s",
+		    ctl_server_name(ctl), dlm_errmsg(NULL));
 		break;
 	case DLM_E_PERMISSION:
 		ctl_error("dlmd at %s refused the connection: %s",
@@ -181,7 +182,7 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 		break;
 	default:
 		ctl_error("cannot connect to %s: %s", ctl_server_name(ctl),
-		    dlm_strerror(err));
+		    dlm_errmsg(NULL));
 		break;
 	}
 	return ctl_exit_status(err);
@@ -225,11 +226,11 @@ ctl_call(struct ctl *ctl, const char *method, json_t *params,
 			    ctl_server_name(ctl));
 		else
 			ctl_error("%s: %s", method, dlm_strerror(err));
-		free(message);
+		dlm_free(message);
 		return ctl_exit_status(err);
 	}
 	*result = value_from_msgpack(raw, rlen);
-	free(raw);
+	dlm_free(raw);
 	if (*result == NULL || !json_is_object(*result)) {
 		json_decref(*result);
 		*result = NULL;

@@ -54,6 +54,7 @@ struct run {
 	/* Acquire. */
 	bool		 acquired_done;
 	int		 acquire_err;
+	char		 acquire_msg[256];	/* the server's words, or "" */
 	uint64_t	 token;
 
 	/* The command. */
@@ -114,15 +115,27 @@ on_lost(struct dlm_client *c, const char *lock, uint64_t token, int reason,
 	}
 }
 
+/* The server's sentence, on the one line dlmctl(1) promises. */
+static void
+print_server_words(const char *msg)
+{
+	char *line = text_escape(msg);
+
+	ctl_error("%s", line != NULL ? line : msg);
+	free(line);
+}
+
 static void
 on_acquired(struct dlm_client *c, int err, uint64_t token, void *arg)
 {
 	struct run *r = arg;
 
-	(void)c;
 	r->acquired_done = true;
 	r->acquire_err = err;
 	r->token = token;
+	/* Valid only in here: keep it for the message after the wait. */
+	snprintf(r->acquire_msg, sizeof r->acquire_msg, "%s",
+	    err != 0 ? dlm_errmsg(c) : "");
 }
 
 static int
@@ -446,7 +459,7 @@ acquire(struct ctl *ctl, struct run *r)
 	err = dlm_acquire_async(ctl->client, r->lock.bytes, r->flags,
 	    r->timeout_ms, on_acquired, r);
 	if (err != 0) {
-		ctl_error("run: %s", dlm_strerror(err));
+		ctl_error("run: %s", dlm_errmsg(ctl->client));
 		return ctl_exit_status(err);
 	}
 	while (!r->acquired_done) {
@@ -464,8 +477,12 @@ acquire(struct ctl *ctl, struct run *r)
 	case 0:
 		return EXIT_OK;
 	case DLM_E_WOULD_BLOCK:
-		ctl_error("lock '%s' is held by another client",
-		    r->lock.shown);
+		/* The server's words name the holder. */
+		if (r->acquire_msg[0] != '\0')
+			print_server_words(r->acquire_msg);
+		else
+			ctl_error("lock '%s' is held by another client",
+			    r->lock.shown);
 		return r->timeout_status;
 	case DLM_E_TIMEOUT:
 		ctl_error("lock '%s' not acquired within %d ms", r->lock.shown,
@@ -477,6 +494,7 @@ acquire(struct ctl *ctl, struct run *r)
 		return EXIT_FAILED;
 	default:
 		ctl_error("run: cannot acquire '%s': %s", r->lock.shown,
+		    r->acquire_msg[0] != '\0' ? r->acquire_msg :
 		    dlm_strerror(r->acquire_err));
 		return ctl_exit_status(r->acquire_err);
 	}
@@ -619,7 +637,7 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 
 		if (err != 0 && err != DLM_E_NOT_HELD)
 			ctl_error("releasing '%s': %s", r.lock.shown,
-			    dlm_strerror(err));
+			    dlm_errmsg(ctl->client));
 		if (WIFEXITED(r.leader_status))
 			rc = WEXITSTATUS(r.leader_status);
 		else if (WIFSIGNALED(r.leader_status))

@@ -499,6 +499,7 @@ static int
 m_release(struct request *req)
 {
 	struct session *s = req->conn->session;
+	const msgpack_object *o;
 	const char *name;
 	size_t namelen;
 	uint32_t remaining;
@@ -507,6 +508,26 @@ m_release(struct request *req)
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
 	    srv->cfg->max_name_len)) != 0)
 		return rc;
+	/*
+	 * With a token the release means that hold and no other: one sent
+	 * before a loss must not free the session's newer hold of the name.
+	 */
+	if ((o = mpr_get(req->params, "token")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL) {
+		struct lt_lock *l;
+		struct lt_hold *h;
+		uint64_t token;
+
+		if (!mpr_uint(o, &token))
+			return request_error(req, DLM_E_BAD_REQUEST,
+			    "'token' must be an unsigned integer");
+		if ((l = locktab_find(srv->lt, name, namelen)) == NULL ||
+		    (h = locktab_hold_of(l, &s->owner)) == NULL ||
+		    h->token != token)
+			return request_error(req, DLM_E_NOT_HELD, "lock '%s' "
+			    "is not held by this session with token %llu",
+			    safe_str(name, namelen), (unsigned long long)token);
+	}
 	rc = locktab_release(srv->lt, &s->owner, name, namelen, now_ms(),
 	    &remaining);
 	if (rc != 0)

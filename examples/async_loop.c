@@ -34,7 +34,7 @@ on_granted(struct dlm_client *c, int err, uint64_t token, void *arg)
 
 	(void)token;
 	if (err != 0) {
-		fprintf(stderr, "%s: %s\n", name, dlm_strerror(err));
+		fprintf(stderr, "%s: %s\n", name, dlm_errmsg(c));
 		failed++;
 		return;
 	}
@@ -52,7 +52,7 @@ main(void)
 	int err;
 
 	if ((c = dlm_connect(NULL, NULL, &err)) == NULL) {
-		fprintf(stderr, "async_loop: %s\n", dlm_strerror(err));
+		fprintf(stderr, "async_loop: %s\n", dlm_errmsg(NULL));
 		return 1;
 	}
 	for (int i = 0; i < LOCKS; i++) {

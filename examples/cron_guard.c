@@ -31,7 +31,7 @@ main(int argc, char **argv)
 	}
 	/* NULL: $DLM_SERVER, else the default local socket. */
 	if ((c = dlm_connect(NULL, NULL, &err)) == NULL) {
-		fprintf(stderr, "cron_guard: %s\n", dlm_strerror(err));
+		fprintf(stderr, "cron_guard: %s\n", dlm_errmsg(NULL));
 		return 1;
 	}
 	DLM_LOCKED(lock, c, argv[1], 0, DLM_TRY) {
@@ -45,8 +45,9 @@ main(int argc, char **argv)
 	} else if (lock.err == DLM_E_WOULD_BLOCK) {
 		status = 0;	/* somebody else is on it */
 	} else {
+		/* The server's words: who holds it, which limit. */
 		fprintf(stderr, "cron_guard: %s: %s\n", argv[1],
-		    dlm_strerror(lock.err));
+		    dlm_errmsg(c));
 	}
 	dlm_close(c);
 	return status;

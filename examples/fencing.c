@@ -51,11 +51,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((c = dlm_connect(NULL, NULL, &err)) == NULL) {
-		fprintf(stderr, "fencing: %s\n", dlm_strerror(err));
+		fprintf(stderr, "fencing: %s\n", dlm_errmsg(NULL));
 		return 1;
 	}
 	if ((err = dlm_acquire(c, "fencing-demo", 0, 5000, &token)) != 0) {
-		fprintf(stderr, "fencing: %s\n", dlm_strerror(err));
+		fprintf(stderr, "fencing: %s\n", dlm_errmsg(c));
 		dlm_close(c);
 		return 1;
 	}

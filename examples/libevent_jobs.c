@@ -44,11 +44,11 @@ on_released(struct dlm_client *c, int err, void *arg)
 {
 	struct job *j = arg;
 
-	(void)c;
 	if (err == 0)
 		released++;
 	else {
-		fprintf(stderr, "job %d: release: %s\n", j->id, dlm_strerror(err));
+		fprintf(stderr, "job %d: release: %s\n", j->id,
+		    dlm_errmsg(c));
 		failed++;
 	}
 	job_finished();
@@ -75,10 +75,9 @@ on_granted(struct dlm_client *c, int err, uint64_t token, void *arg)
 	struct job *j = arg;
 	struct timeval hold = { 0, HOLD_MS * 1000 };
 
-	(void)c;
 	(void)token;
 	if (err != 0) {
-		fprintf(stderr, "job %d: %s\n", j->id, dlm_strerror(err));
+		fprintf(stderr, "job %d: %s\n", j->id, dlm_errmsg(c));
 		failed++;
 		job_finished();
 		return;
@@ -99,7 +98,7 @@ main(void)
 	/* NULL: $DLM_SERVER, else the default socket. */
 	client = dlm_connect_loop(NULL, NULL, &err);
 	if (base == NULL || client == NULL) {
-		fprintf(stderr, "dlm_connect_loop: %s\n", dlm_strerror(err));
+		fprintf(stderr, "dlm_connect_loop: %s\n", dlm_errmsg(NULL));
 		return 1;
 	}
 	if (dlm_libevent_attach(client, base) != 0)

@@ -45,11 +45,11 @@ on_released(struct dlm_client *c, int err, void *arg)
 {
 	struct job *j = arg;
 
-	(void)c;
 	if (err == 0)
 		released++;
 	else {
-		fprintf(stderr, "job %d: release: %s\n", j->id, dlm_strerror(err));
+		fprintf(stderr, "job %d: release: %s\n", j->id,
+		    dlm_errmsg(c));
 		failed++;
 	}
 	job_finished();
@@ -74,10 +74,9 @@ on_granted(struct dlm_client *c, int err, uint64_t token, void *arg)
 {
 	struct job *j = arg;
 
-	(void)c;
 	(void)token;
 	if (err != 0) {
-		fprintf(stderr, "job %d: %s\n", j->id, dlm_strerror(err));
+		fprintf(stderr, "job %d: %s\n", j->id, dlm_errmsg(c));
 		uv_close((uv_handle_t *)&j->work, NULL);
 		failed++;
 		job_finished();
@@ -98,7 +97,7 @@ main(void)
 
 	/* NULL: $DLM_SERVER, else the default socket. */
 	if ((client = dlm_connect_loop(NULL, NULL, &err)) == NULL) {
-		fprintf(stderr, "dlm_connect_loop: %s\n", dlm_strerror(err));
+		fprintf(stderr, "dlm_connect_loop: %s\n", dlm_errmsg(NULL));
 		return 1;
 	}
 	if (dlm_libuv_attach(client, loop) != 0)

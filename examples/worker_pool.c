@@ -37,7 +37,7 @@ worker(void *arg)
 
 		if (err != 0)
 			fprintf(stderr, "worker %ld: %s\n", (long)arg,
-			    dlm_strerror(err));
+			    dlm_errmsg(client));
 	}
 	return NULL;
 }
@@ -49,7 +49,7 @@ main(void)
 	int err;
 
 	if ((client = dlm_connect(NULL, NULL, &err)) == NULL) {
-		fprintf(stderr, "worker_pool: %s\n", dlm_strerror(err));
+		fprintf(stderr, "worker_pool: %s\n", dlm_errmsg(NULL));
 		return 1;
 	}
 	for (long i = 0; i < WORKERS; i++)

@@ -16,6 +16,7 @@
 #include "proto.h"
 
 #define MAX_LOCK_NAME	65535
+#define BAD_NAME	"a lock name is 1 to 65535 bytes"
 
 static int
 check_name(const char *lock)
@@ -25,6 +26,32 @@ check_name(const char *lock)
 	if (lock == NULL || (n = strlen(lock)) == 0 || n > MAX_LOCK_NAME)
 		return DLM_E_INVALID;
 	return 0;
+}
+
+/* Say what kept this thread from its turn at lock. */
+static void
+turn_error(struct dlm_client *c, int rc, const char *lock)
+{
+	switch (rc) {
+	case DLM_E_ALREADY_HELD:
+		dlm__resultf(c, rc, "lock '%s' is already held by this %s",
+		    lock, c->loop ? "client" : "thread");
+		break;
+	case DLM_E_WOULD_BLOCK:
+		dlm__resultf(c, rc, "lock '%s' is held by another thread of "
+		    "this client", lock);
+		break;
+	case DLM_E_TIMEOUT:
+		dlm__resultf(c, rc, "timed out waiting for lock '%s' behind "
+		    "another thread of this client", lock);
+		break;
+	case DLM_E_CANCELLED:
+		dlm__resultf(c, rc, "the wait for lock '%s' was cancelled",
+		    lock);
+		break;
+	default:
+		dlm__result(c, rc, NULL);
+	}
 }
 
 /* Pack the params map of an acquire. */
@@ -47,15 +74,20 @@ acquire_params(msgpack_sbuffer *sb, const char *lock, int flags,
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
+/* {lock}, and the hold's token when the release names one. */
 static int
-lock_params(msgpack_sbuffer *sb, const char *lock)
+lock_params(msgpack_sbuffer *sb, const char *lock, uint64_t token)
 {
 	struct mpw w;
 
 	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, 1);
+	mpw_map(&w, token != 0 ? 2 : 1);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);
+	if (token != 0) {
+		mpw_key(&w, "token");
+		mpw_u64(&w, token);
+	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
@@ -66,22 +98,30 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 	pthread_cond_t cv;
 	struct dlm_req req;
 	struct lockent *e;
+	struct note *spare = NULL;
 	msgpack_sbuffer params;
 	int rc, left = timeout_ms;
 	bool took_turn = false;
 
 	if ((rc = check_name(lock)) != 0 || (flags & ~(DLM_RLOCK |
 	    DLM_SHARED)) != 0 || timeout_ms < -1)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, rc != 0 ? BAD_NAME :
+		    "unknown flags, or a timeout below -1");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
-	if ((e = dlm__lockent(c, lock, true)) == NULL) {
+	/* Made now, what a grant needs: see send_async(). */
+	if ((e = dlm__lockent(c, lock, true)) == NULL ||
+	    (spare = dlm__note_new(lock)) == NULL) {
+		dlm__lockent_put(c, e);
+		dlm__result(c, DLM_E_NOMEM, NULL);
 		dlm__leave(c);
 		return DLM_E_NOMEM;
 	}
 	if (!(flags & DLM_RLOCK)) {
-		if ((rc = dlm__lock_turn(c, e, timeout_ms, &left)) != 0)
+		if ((rc = dlm__lock_turn(c, e, timeout_ms, &left)) != 0) {
+			turn_error(c, rc, lock);
 			goto out;
+		}
 		took_turn = true;
 	}
 	msgpack_sbuffer_init(&params);
@@ -93,16 +133,25 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
 		req.flags = flags;
 		req.is_acquire = true;
+		req.spare = spare;
 		rc = dlm__call(c, &req, "acquire", &params);
 		if (rc == 0 && token != NULL)
 			*token = req.r.token;
+		spare = req.spare;	/* NULL if the entry took it */
 		pthread_cond_destroy(&cv);
-	}
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+	} else
+		dlm__result(c, rc, NULL);
 	msgpack_sbuffer_destroy(&params);
-	/* Not taken: give the turn to the next thread. */
-	if (rc != 0 && took_turn && e->count == 0)
-		dlm__lockent_clear(e);
+	/*
+	 * Not taken: give the turn to the next thread (a count here is an
+	 * rlock's, after KIND_MISMATCH, and stays).
+	 */
+	if (rc != 0 && took_turn)
+		dlm__lock_turn_pass(e);
 out:
+	dlm__note_free(spare);
 	dlm__lockent_put(c, e);
 	dlm__leave(c);
 	return rc;
@@ -125,7 +174,7 @@ simple_call(struct dlm_client *c, const char *method, const char *lock,
 		rc = msgpack_sbuffer_write(&params, extra->data, extra->size) ?
 		    DLM_E_NOMEM : 0;
 	else if (lock != NULL)
-		rc = lock_params(&params, lock);
+		rc = lock_params(&params, lock, 0);
 	if (rc == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
@@ -135,21 +184,61 @@ simple_call(struct dlm_client *c, const char *method, const char *lock,
 		req.is_release = is_release;
 		rc = dlm__call(c, &req, method,
 		    extra != NULL || lock != NULL ? &params : NULL);
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+		req.r.message = NULL;
 		if (r != NULL)
 			*r = req.r;
 		pthread_cond_destroy(&cv);
-	}
+	} else
+		dlm__result(c, rc, NULL);
 	msgpack_sbuffer_destroy(&params);
 	dlm__leave(c);
 	return rc;
 }
 
+/*
+ * The release names the hold it means by its token, so that one sent
+ * before that hold was lost cannot free a newer one at the server; and a
+ * thread whose mutex is gone, or was never its, hears NOT_HELD here.
+ */
 int
 dlm_release(struct dlm_client *c, const char *lock)
 {
+	pthread_cond_t cv;
+	struct dlm_req req;
+	msgpack_sbuffer params;
+	uint64_t token;
+	int rc;
+
 	if (check_name(lock) != 0)
-		return DLM_E_INVALID;
-	return simple_call(c, "release", lock, true, NULL, NULL);
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
+	if ((rc = dlm__enter(c)) != 0)
+		return rc;
+	if ((rc = dlm__locks_release_target(c, lock, &token)) != 0) {
+		dlm__resultf(c, rc, "lock '%s' is not held by this thread: "
+		    "never taken, lost, or another thread's", lock);
+		dlm__leave(c);
+		return rc;
+	}
+	msgpack_sbuffer_init(&params);
+	if ((rc = lock_params(&params, lock, token)) == 0) {
+		memset(&req, 0, sizeof req);
+		pthread_cond_init(&cv, NULL);
+		req.kind = REQ_SYNC;
+		req.cv = &cv;
+		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
+		req.is_release = true;
+		req.hold_token = token;
+		rc = dlm__call(c, &req, "release", &params);
+		pthread_cond_destroy(&cv);
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+	} else
+		dlm__result(c, rc, NULL);
+	msgpack_sbuffer_destroy(&params);
+	dlm__leave(c);
+	return rc;
 }
 
 int
@@ -168,7 +257,8 @@ dlm_check(struct dlm_client *c, const char *lock, uint64_t token, int *held)
 	int rc;
 
 	if (check_name(lock) != 0 || held == NULL)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, held == NULL ?
+		    "held must not be NULL" : BAD_NAME);
 	msgpack_sbuffer_init(&params);
 	mpw_init_sbuffer(&w, &params);
 	mpw_map(&w, 2);
@@ -176,7 +266,7 @@ dlm_check(struct dlm_client *c, const char *lock, uint64_t token, int *held)
 	mpw_str(&w, lock);
 	mpw_key(&w, "token");
 	mpw_u64(&w, token);
-	rc = w.err != 0 ? DLM_E_NOMEM :
+	rc = w.err != 0 ? dlm__result(c, DLM_E_NOMEM, NULL) :
 	    simple_call(c, "check", NULL, false, &r, &params);
 	msgpack_sbuffer_destroy(&params);
 	if (rc == 0)
@@ -208,19 +298,32 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
 }
 
 /*
- * Send an async request whose params were packed with result rc; frees the
- * params, and the request when it could not be sent. *id (when not NULL)
- * is set to its id before c->mu is dropped: after that another thread
- * may answer the request and free it.
+ * Send an async acquire whose params were packed with result rc; frees
+ * the params, and the request when it could not be sent. What recording
+ * the grant needs is made first (the lock's entry, and the note that
+ * would report it lost), so that an answer never finds memory short.
+ * *id (when not NULL) is set to its id before c->mu is dropped: after
+ * that another thread may answer the request and free it.
  */
 static int
 send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
     msgpack_sbuffer *params, int rc, uint64_t *id)
 {
-	if (rc == 0 && (rc = dlm__enter(c)) == 0) {
-		rc = dlm__call(c, req, method, params);
+	if (rc != 0)
+		dlm__result(c, rc, NULL);
+	else if ((rc = dlm__enter(c)) == 0) {
+		if ((req->ent = dlm__lockent(c, req->lock, true)) == NULL ||
+		    (req->spare = dlm__note_new(req->lock)) == NULL)
+			rc = DLM_E_NOMEM;
+		else
+			rc = dlm__call(c, req, method, params);
 		if (rc == 0 && id != NULL)
 			*id = req->msgid;
+		if (rc != 0) {
+			dlm__lockent_put(c, req->ent);
+			req->ent = NULL;
+		}
+		dlm__result(c, rc, NULL);
 		dlm__leave(c);
 	}
 	msgpack_sbuffer_destroy(params);
@@ -246,11 +349,12 @@ dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
 
 	if (check_name(lock) != 0 || (flags & ~(DLM_RLOCK | DLM_SHARED)) != 0 ||
 	    timeout_ms < -1)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, check_name(lock) != 0 ?
+		    BAD_NAME : "unknown flags, or a timeout below -1");
 	if ((req = calloc(1, sizeof *req)) == NULL ||
 	    (req->lock = strdup(lock)) == NULL) {
 		free(req);
-		return DLM_E_NOMEM;
+		return dlm__result(c, DLM_E_NOMEM, NULL);
 	}
 	req->kind = REQ_ASYNC_ACQUIRE;
 	req->flags = flags;
@@ -267,23 +371,38 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
     void *arg)
 {
 	msgpack_sbuffer params;
+	struct lockent *e;
 	struct dlm_req *req;
 	int rc;
 
 	if (check_name(lock) != 0)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
 	if ((req = calloc(1, sizeof *req)) == NULL ||
 	    (req->lock = strdup(lock)) == NULL) {
 		free(req);
-		return DLM_E_NOMEM;
+		return dlm__result(c, DLM_E_NOMEM, NULL);
 	}
 	req->kind = REQ_ASYNC_DONE;
 	req->is_release = true;
 	req->dcb = cb;
 	req->arg = arg;
+	if ((rc = dlm__enter(c)) != 0) {
+		dlm__req_free(req);
+		return rc;
+	}
+	/* The hold it means is the one held when it is asked for. */
+	HASH_FIND_STR(c->locks, lock, e);
+	if (e != NULL && e->count > 0)
+		req->hold_token = e->token;
 	msgpack_sbuffer_init(&params);
-	rc = lock_params(&params, lock);
-	return send_async(c, req, "release", &params, rc, NULL);
+	if ((rc = lock_params(&params, lock, req->hold_token)) == 0)
+		rc = dlm__call(c, req, "release", &params);
+	dlm__result(c, rc, NULL);
+	dlm__leave(c);
+	msgpack_sbuffer_destroy(&params);
+	if (rc != 0)
+		dlm__req_free(req);
+	return rc;
 }
 
 /* A pending acquire of lock not yet asked to cancel, or NULL. */
@@ -308,7 +427,7 @@ dlm_cancel(struct dlm_client *c, const char *lock)
 	int rc, n;
 
 	if (check_name(lock) != 0)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	/* Threads still queued for their turn here never reach the server. */
@@ -321,8 +440,10 @@ dlm_cancel(struct dlm_client *c, const char *lock)
 	}
 	if (n > 0)
 		engine_flush(&c->eng, mono_ms());
+	rc = n > 0 ? dlm__result(c, 0, NULL) : dlm__resultf(c,
+	    DLM_E_NOT_FOUND, "no acquire of lock '%s' is waiting", lock);
 	dlm__leave(c);
-	return n > 0 ? 0 : DLM_E_NOT_FOUND;
+	return rc;
 }
 
 int
@@ -332,7 +453,7 @@ dlm_cancel_request(struct dlm_client *c, uint64_t id)
 	int rc;
 
 	if (id == 0 || id > UINT32_MAX)
-		return DLM_E_NOT_FOUND;
+		return dlm__result(c, DLM_E_NOT_FOUND, "no such request");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	if ((req = engine_find(&c->eng, (uint32_t)id)) == NULL ||
@@ -342,6 +463,8 @@ dlm_cancel_request(struct dlm_client *c, uint64_t id)
 		req->cancel_sent = true;
 		engine_flush(&c->eng, mono_ms());
 	}
+	dlm__result(c, rc, rc == DLM_E_NOT_FOUND ? "no asynchronous acquire "
+	    "with that id is waiting" : NULL);
 	dlm__leave(c);
 	return rc;
 }
@@ -354,7 +477,7 @@ dlm_with_lock(struct dlm_client *c, const char *lock, int flags,
 	int rc;
 
 	if (fn == NULL)
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, "fn must not be NULL");
 	if ((rc = dlm_acquire(c, lock, flags, timeout_ms, &token)) != 0)
 		return rc;
 	rc = fn(arg, token);

@@ -19,6 +19,7 @@
 #include "paths.h"
 
 static unsigned long name_counter;
+static uint64_t serial_counter;
 
 /* Enter a public call: returns 0 with c->mu held, or an error. */
 int
@@ -27,9 +28,12 @@ dlm__enter(struct dlm_client *c)
 	if (c == NULL)
 		return DLM_E_INVALID;
 	if (dlm__forked(c))
-		return DLM_E_FORKED;
+		return dlm__result(c, DLM_E_FORKED, NULL);
 	pthread_mutex_lock(&c->mu);
 	if (c->closing) {
+		(void)dlm__result(c, DLM_E_CLOSED, c->eng.state ==
+		    ENGINE_CLOSED && c->eng.errmsg[0] != '\0' ? c->eng.errmsg :
+		    "the client is being closed");
 		pthread_mutex_unlock(&c->mu);
 		return DLM_E_CLOSED;
 	}
@@ -60,19 +64,29 @@ dlm__req_free(struct dlm_req *req)
 	if (req == NULL)
 		return;
 	free(req->lock);
+	free(req->r.message);
+	free(req->r.raw);
+	dlm__note_free(req->spare);
 	free(req);
 }
 
-void
-dlm__note(struct dlm_client *c, const char *lock, uint64_t token, int reason,
-    int err)
+struct note *
+dlm__note_new(const char *lock)
 {
 	struct note *n = calloc(1, sizeof *n);
 
 	if (n == NULL || (lock != NULL && (n->lock = strdup(lock)) == NULL)) {
 		free(n);
-		return;
+		return NULL;
 	}
+	return n;
+}
+
+void
+dlm__note_queue(struct dlm_client *c, struct note *n, uint64_t token,
+    int reason, int err)
+{
+	n->next = NULL;
 	n->token = token;
 	n->reason = reason;
 	n->err = err;
@@ -81,6 +95,30 @@ dlm__note(struct dlm_client *c, const char *lock, uint64_t token, int reason,
 	else
 		c->note_head = n;
 	c->note_tail = n;
+}
+
+void
+dlm__note(struct dlm_client *c, const char *lock, uint64_t token, int reason,
+    int err)
+{
+	struct note *n = dlm__note_new(lock);
+
+	if (n == NULL)
+		return;
+	/* A closed state says why in words too (NULL: the code's sentence). */
+	if (lock == NULL && err != 0 && c->eng.errmsg[0] != '\0')
+		n->msg = strdup(c->eng.errmsg);
+	dlm__note_queue(c, n, token, reason, err);
+}
+
+void
+dlm__note_free(struct note *n)
+{
+	if (n != NULL) {
+		free(n->lock);
+		free(n->msg);
+		free(n);
+	}
 }
 
 struct note *
@@ -111,9 +149,12 @@ dlm__run_notes(struct dlm_client *c, struct note *n)
 		if (n->lock != NULL && c->on_lost != NULL)
 			c->on_lost(c, n->lock, n->token, n->reason,
 			    c->on_lost_arg);
-		else if (n->lock == NULL && c->state_cb != NULL)
+		else if (n->lock == NULL && c->state_cb != NULL) {
+			dlm__errmsg_set(c->serial, n->err, n->msg);
 			c->state_cb(c, n->reason, n->err, c->state_arg);
+		}
 		free(n->lock);
+		free(n->msg);
 		free(n);
 	}
 }
@@ -126,6 +167,8 @@ dlm__run_completions(struct dlm_client *c, struct dlm_req *req)
 
 	for (; req != NULL; req = next, n++) {
 		next = req->next;
+		/* dlm_errmsg() in the callback says this request's. */
+		dlm__errmsg_set(c->serial, req->r.err, req->r.message);
 		if (req->kind == REQ_ASYNC_ACQUIRE && req->acb != NULL)
 			req->acb(c, req->r.err, req->r.token, req->arg);
 		else if (req->kind == REQ_ASYNC_DONE && req->dcb != NULL)
@@ -146,6 +189,14 @@ ops_finished(void *owner, struct dlm_req *req)
 	struct dlm_client *c = owner;
 	uint64_t one = 1;
 
+	/*
+	 * The server answers the waits of a session that says bye with
+	 * CANCELLED; to the caller that is dlm_close(), as when the socket
+	 * closes first: CLOSED either way, and CANCELLED only for
+	 * dlm_cancel().
+	 */
+	if (c->closing && req->r.err == DLM_E_CANCELLED && !req->cancel_sent)
+		req->r.err = DLM_E_CLOSED;
 	dlm__locks_on_reply(c, req);
 	if (req->kind == REQ_SYNC) {
 		pthread_cond_signal(req->cv);
@@ -169,12 +220,10 @@ ops_finished(void *owner, struct dlm_req *req)
 }
 
 static void
-ops_lost(void *owner, const char *lock, uint64_t token, int reason)
+ops_lost(void *owner, const char *lock, size_t len, uint64_t token,
+    int reason)
 {
-	struct dlm_client *c = owner;
-
-	dlm__locks_on_lost(c, lock, token);
-	dlm__note(c, lock, token, reason, 0);
+	dlm__locks_on_lost(owner, lock, len, token, reason);
 }
 
 static void
@@ -272,8 +321,55 @@ dlm__call(struct dlm_client *c, struct dlm_req *req, const char *method,
 void
 dlm_options_init(struct dlm_options *opts)
 {
-	if (opts != NULL)
+	if (opts != NULL) {
 		memset(opts, 0, sizeof *opts);
+		opts->size = sizeof *opts;
+	}
+}
+
+/*
+ * struct dlm_options as libdlmclient.so.1 first had it, frozen: what a
+ * size of 0 means. New fields go at the end of the public struct, never
+ * here; the assertion below then fails, to be changed to say that the
+ * public struct is at least this big.
+ */
+struct options_1 {
+	size_t		 size;
+	const char	*client;
+	const char	*label;
+	int		 lease_ms;
+	int		 linger_ms;
+	const char	*auth;
+	int		 connect_timeout_ms;
+	dlm_lost_cb	 on_lost;
+	void		*on_lost_arg;
+};
+_Static_assert(sizeof(struct options_1) == sizeof(struct dlm_options),
+    "struct dlm_options grew: see struct options_1");
+
+/*
+ * Read the caller's options into *o, the library's own layout: only as
+ * much as the caller's struct has (the rest keeps its defaults); a newer
+ * caller's fields past ours must be unset, or the caller would be asking
+ * for something this library cannot do.
+ */
+static int
+options_read(struct dlm_options *o, const struct dlm_options *given)
+{
+	size_t n;
+
+	dlm_options_init(o);
+	if (given == NULL)
+		return 0;
+	n = given->size == 0 ? sizeof(struct options_1) : given->size;
+	if (n < sizeof(struct options_1))
+		return DLM_E_INVALID;
+	for (size_t i = sizeof *o; i < n; i++)
+		if (((const unsigned char *)given)[i] != 0)
+			return DLM_E_INVALID;
+	memcpy(o, given, n < sizeof *o ? n : sizeof *o);
+	o->size = sizeof *o;
+	return 0;
 }
 
 void
@@ -286,6 +382,7 @@ dlm__client_free(struct dlm_client *c)
 	for (; n != NULL; n = next) {
 		next = n->next;
 		free(n->lock);
+		free(n->msg);
 		free(n);
 	}
 	if (c->wake[0] >= 0)
@@ -327,27 +424,35 @@ struct dlm_client *
 dlm__client_new(const char *server, const struct dlm_options *opts,
     bool loop, int *err)
 {
-	struct dlm_options defaults;
+	struct dlm_options known;
 	struct hello_args hello;
 	struct dlm_client *c;
 	struct addr addr;
-	char path[4096], host[200];
+	char path[4096], host[200], why[200];
 	int rc;
 
-	if (opts == NULL) {
-		dlm_options_init(&defaults);
-		opts = &defaults;
+	if (options_read(&known, opts) != 0) {
+		*err = DLM_E_INVALID;
+		dlm__errmsg_set(0, *err, "options of a size this library does "
+		    "not know, or with fields it does not know set");
+		return NULL;
 	}
+	opts = &known;
 	if (opts->lease_ms < 0 || opts->linger_ms < 0 ||
 	    opts->connect_timeout_ms < 0 ||
 	    (opts->client != NULL && opts->client[0] == '\0')) {
 		*err = DLM_E_INVALID;
+		dlm__errmsg_set(0, *err, "a negative time, or an empty client "
+		    "name, in the options");
 		return NULL;
 	}
 	/* A bad address is the caller's mistake: say so before dialling. */
 	server = server_address(server, path, sizeof path);
-	if (server == NULL || addr_parse(server, 0, &addr, NULL, 0) != 0) {
+	if (server == NULL || addr_parse(server, 0, &addr, why,
+	    sizeof why) != 0) {
 		*err = DLM_E_ADDRESS;
+		dlm__errmsg_set(0, *err, server == NULL ? "no server address, "
+		    "and no default socket" : why);
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof *c)) == NULL) {
@@ -361,6 +466,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->state_cv, NULL);
 	c->pid = getpid();
+	c->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED);
 	c->fork_depth = dlm__fork_depth();
 	c->on_lost = opts->on_lost;
 	c->on_lost_arg = opts->on_lost_arg;
@@ -396,6 +502,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	rc = engine_start(&c->eng, &addr, &hello, opts->connect_timeout_ms > 0 ?
 	    opts->connect_timeout_ms : 10000);
 	if (rc != 0 && !loop) {
+		dlm__errmsg_set(0, rc, c->eng.errmsg);
 		dlm__registry_remove(c);
 		dlm__client_free(c);
 		*err = rc;
@@ -406,6 +513,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 fail:
 	dlm__client_free(c);
 	*err = rc;
+	dlm__errmsg_set(0, rc, NULL);
 	return NULL;
 }
 
@@ -418,12 +526,15 @@ dlm_connect(const char *server, const struct dlm_options *opts, int *err)
 	if ((c = dlm__client_new(server, opts, false, &rc)) != NULL &&
 	    ((rc = dlm__connect_wait(c)) != 0 ||
 	    (rc = dlm__thread_start(c)) != 0)) {
+		dlm__errmsg_set(0, rc, c->eng.errmsg);
 		/* Never shared: nothing to say bye to, nobody to wait for. */
 		dlm__registry_remove(c);
 		dlm__client_free(c);
 	}
 	if (rc != 0)
 		c = NULL;
+	else
+		dlm__errmsg_set(0, 0, NULL);
 	if (err != NULL)
 		*err = rc;
 	return c;
@@ -469,12 +580,19 @@ dlm_close(struct dlm_client *c)
 	done = dlm__take_completions(c);
 	pthread_mutex_unlock(&c->mu);
 	dlm__registry_remove(c);
+	dlm__errmsg_forget(c);
 
 	/* Every async callback runs exactly once: the rest run here. */
 	dlm__run_completions(c, done);
 	if (c->loop && c->watch != NULL)
 		c->watch(c, -1, DLM_EV_FREE, -1, c->watch_arg);
 	dlm__client_free(c);
+}
+
+void
+dlm_free(void *p)
+{
+	free(p);
 }
 
 const char *

@@ -58,6 +58,13 @@ struct lockent {
 	uint32_t	 refs;		/* pointers held across an unlock */
 	bool		 busy;		/* a thread is acquiring or holds it */
 	bool		 owned;		/* busy by a dlm_acquire() of owner */
+	bool		 rlock;		/* the hold is an rlock's */
+	/*
+	 * The note that reports this hold lost, made when it was asked
+	 * for, so that a loss is never left unsaid for want of memory:
+	 * whenever count > 0, spare is set.
+	 */
+	struct note	*spare;
 	pthread_t	 owner;
 };
 
@@ -68,6 +75,7 @@ struct note {
 	uint64_t	 token;
 	int		 reason;	/* DLM_LOST_*, or DLM_STATE_* */
 	int		 err;
+	char		*msg;		/* a state change's why, or NULL */
 };
 
 struct dlm_client {
@@ -77,6 +85,7 @@ struct dlm_client {
 	pthread_t	 thread;	/* threaded mode's I/O thread */
 	bool		 thread_started;
 	pid_t		 pid;		/* of the process that connected */
+	uint64_t	 serial;	/* this client's number, from 1 */
 	unsigned long	 fork_depth;	/* the process's when it connected */
 	int		 wake[2];	/* wakes the I/O thread */
 	int		 evfd;		/* readable while completions queue */
@@ -119,13 +128,32 @@ struct dlm_client {
 	int		 pub_state;	/* the last DLM_STATE_* told */
 };
 
+/* errmsg.c */
+/*
+ * Keep this thread's message for the client with serial (0: a connect):
+ * msg, else err's sentence; err 0 clears it.
+ */
+void		 dlm__errmsg_set(uint64_t serial, int err, const char *msg);
+/* The same for c (which may be NULL), returning err. */
+int		 dlm__result(struct dlm_client *c, int err, const char *msg);
+int		 dlm__resultf(struct dlm_client *c, int err, const char *fmt,
+		    ...) __attribute__((format(printf, 3, 4)));
+/* dlm_close(): this thread's slot for c goes. */
+void		 dlm__errmsg_forget(const struct dlm_client *);
+
 /* registry.c */
 int		 dlm__registry_add(struct dlm_client *);
 void		 dlm__registry_remove(const struct dlm_client *);
+/* Whether the client with this serial is live. */
+bool		 dlm__registry_has(uint64_t serial);
 unsigned long	 dlm__fork_depth(void);
 bool		 dlm__forked(struct dlm_client *);
 
 /* client.c */
+/*
+ * Enter a public call: 0 with c->mu held, or an error (kept for
+ * dlm_errmsg(), as c may be freed as soon as it is returned).
+ */
 int		 dlm__enter(struct dlm_client *);
 void		 dlm__leave(struct dlm_client *);
 /*
@@ -136,9 +164,17 @@ void		 dlm__leave(struct dlm_client *);
 int		 dlm__call(struct dlm_client *, struct dlm_req *,
 		    const char *method, const msgpack_sbuffer *params);
 void		 dlm__req_free(struct dlm_req *);
-/* Queue a lost hold (lock set) or a state change for the program. */
+/*
+ * Queue a lost hold (lock set) or a state change for the program; dropped
+ * if memory runs out, so only for what no reservation covers.
+ */
 void		 dlm__note(struct dlm_client *, const char *lock,
 		    uint64_t token, int reason, int err);
+/* A note made ahead (lock may be NULL), queued later without allocating. */
+struct note	*dlm__note_new(const char *lock);
+void		 dlm__note_queue(struct dlm_client *, struct note *,
+		    uint64_t token, int reason, int err);
+void		 dlm__note_free(struct note *);
 /* Take the queued completions and notes (c->mu held). */
 struct dlm_req	*dlm__take_completions(struct dlm_client *);
 struct note	*dlm__take_notes(struct dlm_client *);
@@ -178,14 +214,26 @@ void		 dlm__lockent_wake_all(struct lockent *);
  */
 int		 dlm__lock_turn(struct dlm_client *, struct lockent *,
 		    int timeout_ms, int *left);
+/* The thread whose turn it was is done with it: the next one's, if any. */
+void		 dlm__lock_turn_pass(struct lockent *);
 /* Cancel the threads queued for a turn at lock; how many there were. */
 int		 dlm__lock_cancel_turns(struct dlm_client *, const char *lock);
 /* The local entries follow a reply, a lost hold, the end of all holds. */
-void		 dlm__locks_on_reply(struct dlm_client *, const struct dlm_req *);
+void		 dlm__locks_on_reply(struct dlm_client *, struct dlm_req *);
+/* lock is len bytes, not NUL-terminated. */
 void		 dlm__locks_on_lost(struct dlm_client *, const char *lock,
-		    uint64_t token);
+		    size_t len, uint64_t token, int reason);
+/* Make e's spare note (see struct lockent): 0 or DLM_E_NOMEM. */
+int		 dlm__lockent_reserve(struct lockent *);
 /* Mark every hold lost; a note for each for on_lost. */
 void		 dlm__locks_drop_all(struct dlm_client *, int reason);
+/*
+ * The hold a release by this thread means: 0 with *token its fencing
+ * token, or DLM_E_NOT_HELD when it is gone (this thread's mutex was lost,
+ * or the mutex is another thread's); a lost mutex's turn passes on here.
+ */
+int		 dlm__locks_release_target(struct dlm_client *,
+		    const char *lock, uint64_t *token);
 bool		 dlm__locks_held(struct dlm_client *, const char *lock);
 void		 dlm__locks_free(struct dlm_client *);
 

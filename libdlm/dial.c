@@ -11,11 +11,22 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dial.h"
 #include "dlm.h"
+
+/* Say why an attempt failed, from errno or err. */
+static void
+dial_why(struct dial *d, int err)
+{
+	char buf[100];
+	const char *msg = strerror_r(err, buf, sizeof buf);
+
+	snprintf(d->why, sizeof d->why, "%s", msg);
+}
 
 /* Start connecting to the next address of d->next; false when none is left. */
 static bool
@@ -28,10 +39,13 @@ try_next(struct dial *d)
 		d->next = ai->ai_next;
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, ai->ai_protocol);
-		if (fd < 0)
+		if (fd < 0) {
+			dial_why(d, errno);
 			continue;
+		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
 		    errno != EINPROGRESS) {
+			dial_why(d, errno);
 			close(fd);
 			continue;
 		}
@@ -45,6 +59,7 @@ int
 dial_start(struct dial *d, const struct addr *addr)
 {
 	struct addrinfo hints;
+	int rc;
 
 	memset(d, 0, sizeof *d);
 	d->fd = -1;
@@ -58,14 +73,17 @@ dial_start(struct dial *d, const struct addr *addr)
 		memcpy(sun.sun_path, addr->path, strlen(addr->path));
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 		    0);
-		if (fd < 0)
+		if (fd < 0) {
+			dial_why(d, errno);
 			return DLM_E_CONNECT;
+		}
 		/*
 		 * A Unix socket connects at once or fails (EAGAIN: the
 		 * server's backlog is full; counted as a failure, as a
 		 * blocking connect would have waited only on that).
 		 */
 		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+			dial_why(d, errno);
 			close(fd);
 			return DLM_E_CONNECT;
 		}
@@ -77,7 +95,8 @@ dial_start(struct dial *d, const struct addr *addr)
 	hints.ai_socktype = SOCK_STREAM;
 	/* A numeric service: no lookup can reinterpret the checked port. */
 	hints.ai_flags = AI_NUMERICSERV;
-	if (getaddrinfo(addr->host, addr->port, &hints, &d->res) != 0) {
+	if ((rc = getaddrinfo(addr->host, addr->port, &hints, &d->res)) != 0) {
+		snprintf(d->why, sizeof d->why, "%s", gai_strerror(rc));
 		d->res = NULL;
 		return DLM_E_CONNECT;
 	}
@@ -112,6 +131,7 @@ dial_done(struct dial *d, int *fdp)
 		dial_abort(d);
 		return 1;
 	}
+	dial_why(d, err != 0 ? err : errno);
 	close(d->fd);
 	d->fd = -1;
 	if (try_next(d))

@@ -14,6 +14,7 @@ struct dial {
 	struct addrinfo	*res;		/* TCP: the resolved addresses */
 	struct addrinfo	*next;		/* the next one to try */
 	int		 fd;		/* the attempt in progress, or -1 */
+	char		 why[128];	/* why the last attempt failed */
 };
 
 /*

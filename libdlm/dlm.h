@@ -127,7 +127,17 @@ struct dlm_client;
 typedef void	(*dlm_lost_cb)(struct dlm_client *, const char *lock,
 		    uint64_t token, int reason, void *arg);
 
+/*
+ * Fill with dlm_options_init(), then set the fields wanted. size lets the
+ * struct grow at its end in later releases without breaking programs
+ * built against this one: the library reads only the caller's size of it.
+ */
 struct dlm_options {
+	/*
+	 * sizeof(struct dlm_options) as the program was built, set by
+	 * dlm_options_init(); 0 (a struct filled by hand) is this layout.
+	 */
+	size_t		 size;
 	/* Unique client name; NULL: "HOST:PID:N" made by the library. */
 	const char	*client;
 	/* Free text shown by `dlmctl clients`. */
@@ -150,13 +160,15 @@ struct dlm_options {
 	void		*on_lost_arg;
 };
 
-/* Fill opts with the defaults. */
+/* Fill opts with the defaults, and opts->size with its size. */
 DLM_API void	dlm_options_init(struct dlm_options *opts);
 
 /*
  * Connect and open a session. server is "unix:/path", "tcp:host:port", or
  * NULL for $DLM_SERVER, else the default socket. opts may be NULL. On
- * failure returns NULL and sets *err when err is not NULL.
+ * failure returns NULL and sets *err when err is not NULL. Options of a
+ * newer layout than this library's fail with DLM_E_INVALID when a field
+ * it does not know is set (not zero).
  */
 DLM_API struct dlm_client *dlm_connect(const char *server,
 		    const struct dlm_options *opts, int *err);
@@ -187,6 +199,15 @@ DLM_API void	dlm_close(struct dlm_client *);
 
 /* The client name the session has (valid until dlm_close). */
 DLM_API const char *dlm_client_name(struct dlm_client *);
+/*
+ * What the calling thread's last call on this client that returns an error
+ * code said in words, as the server put it ("lock 'x' is held by web-1
+ * since ...") or the library did; "" when that call succeeded. Valid until
+ * this thread's next such call on the client, or dlm_close(). Inside an
+ * async callback or the state callback: that completion's. With NULL: the
+ * calling thread's last failed dlm_connect() or dlm_connect_loop().
+ */
+DLM_API const char *dlm_errmsg(struct dlm_client *);
 /* A sentence for an error code, and its name ("TIMEOUT"). */
 DLM_API const char *dlm_strerror(int err);
 DLM_API const char *dlm_errname(int err);
@@ -196,14 +217,19 @@ DLM_API const char *dlm_errname(int err);
  * clients, stats, ping, check, force_release, reset_client, reset_all, and
  * methods newer than this library). params is one msgpack-encoded map, or
  * NULL with params_len 0. On success *result (when not NULL) is the
- * msgpack-encoded result, to free() with free(). On a server error the
- * server's sentence is in *message (when not NULL; free it). The methods
+ * msgpack-encoded result, to free with dlm_free(). On a server error the
+ * server's sentence is in *message (when not NULL; dlm_free() it). The methods
  * that change what this client holds (acquire, release, cancel, reset,
  * hello, bye) fail with DLM_E_INVALID: use the calls above.
  */
 DLM_API int	dlm_call(struct dlm_client *, const char *method,
 		    const void *params, size_t params_len, void **result,
 		    size_t *result_len, char **message);
+/*
+ * Free what the library allocated for the caller (dlm_call()'s result and
+ * message), with the allocator that made it. NULL is ok.
+ */
+DLM_API void	dlm_free(void *);
 
 /*
  * Scoped helpers.
@@ -219,9 +245,11 @@ DLM_API int	dlm_with_lock(struct dlm_client *, const char *lock, int flags,
  * DLM_LOCKED(scope, client, lock, flags, timeout_ms) { ... } else { ... }
  *
  * Runs the first block holding the lock, with scope.token its token, and
- * releases it however the block is left: its end, break, return, goto, or
- * an exception unwinding through it. The optional else block runs when the
- * lock was not taken; scope.err says why. GCC and Clang only.
+ * releases it however the block is left: its end, break, continue, return,
+ * goto, or an exception unwinding through it. It is a loop that runs once:
+ * break and continue leave the block only, never a loop around it (use
+ * goto, return, or a flag tested after the block). The optional else block
+ * runs when the lock was not taken; scope.err says why. GCC and Clang only.
  */
 struct dlm_scope {
 	struct dlm_client	*client;

@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +47,31 @@ struct uncertain {
 };
 
 static void	begin_dial(struct engine *, uint64_t now);
+static void	why(struct engine *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Say in e->errmsg, after the server's address, why a connect or hello
+ * failed: what dlm_errmsg() shows for a failed dlm_connect().
+ */
+static void
+why(struct engine *e, const char *fmt, ...)
+{
+	const struct addr *a = &e->addr;
+	va_list ap;
+	int n;
+
+	if (a->type == ADDR_UNIX)
+		n = snprintf(e->errmsg, sizeof e->errmsg, "unix:%s: ", a->path);
+	else
+		n = snprintf(e->errmsg, sizeof e->errmsg, a->v6 ?
+		    "tcp:[%s]:%s: " : "tcp:%s:%s: ", a->host, a->port);
+	if (n < 0 || (size_t)n >= sizeof e->errmsg)
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(e->errmsg + n, sizeof e->errmsg - (size_t)n, fmt, ap);
+	va_end(ap);
+}
 
 static void
 set_state(struct engine *e, enum engine_state st, int err)
@@ -76,8 +103,18 @@ drop_socket(struct engine *e)
 }
 
 static void
+uncertain_free(struct uncertain *u)
+{
+	if (u != NULL) {
+		free(u->lock);
+		free(u);
+	}
+}
+
+static void
 req_free(struct dlm_req *req)
 {
+	uncertain_free(req->unc);
 	free(req->lock);
 	free(req->r.raw);
 	free(req->r.message);
@@ -88,6 +125,8 @@ req_free(struct dlm_req *req)
 static void
 finish(struct engine *e, struct dlm_req *req)
 {
+	uncertain_free(req->unc);	/* not needed: it was answered */
+	req->unc = NULL;
 	req->done = true;
 	if (req->kind == REQ_INTERNAL)
 		req_free(req);
@@ -95,15 +134,13 @@ finish(struct engine *e, struct dlm_req *req)
 		e->ops->finished(e->owner, req);
 }
 
+/* req was in flight when the connection dropped: keep its record. */
 static void
-remember_uncertain(struct engine *e, const char *lock)
+remember_uncertain(struct engine *e, struct dlm_req *req)
 {
-	struct uncertain *u = calloc(1, sizeof *u);
+	struct uncertain *u = req->unc;
 
-	if (u == NULL || (u->lock = strdup(lock)) == NULL) {
-		free(u);
-		return;
-	}
+	req->unc = NULL;
 	u->next = e->uncertain;
 	e->uncertain = u;
 }
@@ -115,8 +152,7 @@ forget_uncertain(struct engine *e)
 
 	while ((u = e->uncertain) != NULL) {
 		e->uncertain = u->next;
-		free(u->lock);
-		free(u);
+		uncertain_free(u);
 	}
 }
 
@@ -134,9 +170,9 @@ fail_pending(struct engine *e, int err, bool all)
 		if (req->unsent && !all)
 			continue;
 		HASH_DEL(e->pending, req);
-		if (!req->unsent && req->is_acquire &&
-		    !(req->flags & DLM_RLOCK) && err == DLM_E_DISCONNECTED)
-			remember_uncertain(e, req->lock);
+		if (!req->unsent && req->unc != NULL &&
+		    err == DLM_E_DISCONNECTED)
+			remember_uncertain(e, req);
 		req->r.err = err;
 		finish(e, req);
 	}
@@ -237,6 +273,7 @@ begin_dial(struct engine *e, uint64_t now)
 	int rc = dial_start(&e->dial, &e->addr);
 
 	if (rc < 0 || rc > 1) {
+		why(e, "cannot connect: %s", e->dial.why);
 		attempt_failed(e, now, rc);
 		return;
 	}
@@ -263,8 +300,11 @@ internal_req(void)
 	return req;
 }
 
-/* Send a request of the engine's own, whose answer nobody reads. */
-static void
+/*
+ * Send a request of the engine's own, whose answer nobody reads: 0, or
+ * an error when it could not be queued (out of memory).
+ */
+static int
 internal_call(struct engine *e, const char *method, const char *key,
     const char *s, uint64_t u)
 {
@@ -273,15 +313,18 @@ internal_call(struct engine *e, const char *method, const char *key,
 	int rc = 0;
 
 	if ((req = internal_req()) == NULL)
-		return;
+		return DLM_E_NOMEM;
 	msgpack_sbuffer_init(&params);
 	if (key != NULL)
 		rc = s != NULL ? wire_params_str(&params, key, s) :
 		    wire_params_uint(&params, key, u);
-	if (rc != 0 || engine_submit(e, req, method,
-	    key != NULL ? &params : NULL) != 0)
+	if (rc == 0)
+		rc = engine_submit(e, req, method, key != NULL ? &params :
+		    NULL);
+	if (rc != 0)
 		req_free(req);
 	msgpack_sbuffer_destroy(&params);
+	return rc;
 }
 
 /*
@@ -297,11 +340,25 @@ release_uncertain(struct engine *e)
 	e->uncertain = NULL;
 	while ((u = list) != NULL) {
 		list = u->next;
-		if (!e->ops->holds(e->owner, u->lock))
-			internal_call(e, "release", "lock", u->lock, 0);
-		free(u->lock);
-		free(u);
+		if (!e->ops->holds(e->owner, u->lock) &&
+		    internal_call(e, "release", "lock", u->lock, 0) != 0) {
+			/* Kept, and tried again as the engine runs. */
+			u->next = e->uncertain;
+			e->uncertain = u;
+			continue;
+		}
+		uncertain_free(u);
 	}
+}
+
+/*
+ * Send the reset that gives back the holds reported lapsed; when it
+ * cannot be queued, it is owed, and tried again as the engine runs.
+ */
+static void
+reset_lapsed(struct engine *e)
+{
+	e->reset_owed = internal_call(e, "reset", NULL, NULL, 0) != 0;
 }
 
 /* hello was answered: 0, or why the session could not be opened. */
@@ -312,9 +369,18 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 	bool resuming = e->opened;
 	int rc;
 
-	if ((rc = wire_error_code(f->error)) != 0 ||
-	    (rc = wire_session(f, &si)) != 0)
+	if ((rc = wire_error_code(f->error)) != 0) {
+		char msg[200];
+
+		wire_error_message(f->error, msg, sizeof msg);
+		why(e, "hello refused: %s", msg[0] != '\0' ? msg :
+		    dlm_strerror(rc));
 		return rc;
+	}
+	if ((rc = wire_session(f, &si)) != 0) {
+		why(e, "hello's answer cannot be read");
+		return rc;
+	}
 	e->session = si.session;
 	memcpy(e->secret, si.secret, sizeof e->secret);
 	e->lease_ms = si.lease_ms;
@@ -334,12 +400,13 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 			 * has been told it lost.
 			 */
 			forget_uncertain(e);
-			internal_call(e, "reset", NULL, NULL, 0);
+			reset_lapsed(e);
 		} else
 			release_uncertain(e);
 	} else if (resuming) {
 		/* The server lost the session, and the holds with it. */
 		forget_uncertain(e);
+		e->reset_owed = false;
 		e->ops->lost_all(e->owner, DLM_LOST_SESSION);
 	}
 	e->lapsed = false;
@@ -390,15 +457,15 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		return 0;
 	}
 	if (f->type == DLM_MSG_NOTIFY) {
-		char *lock = NULL;
+		const char *lock;
+		size_t len;
 		uint64_t token;
-		int reason, rc = wire_lost(f, &lock, &token, &reason);
+		int reason, rc = wire_lost(f, &lock, &len, &token, &reason);
 
 		if (rc < 0)
 			return -1;
-		if (rc > 0 && lock != NULL)
-			e->ops->lost(e->owner, lock, token, reason);
-		free(lock);
+		if (rc > 0)
+			e->ops->lost(e->owner, lock, len, token, reason);
 	}
 	return 0;	/* something newer than this library: ignore */
 }
@@ -412,9 +479,11 @@ read_input(struct engine *e, uint64_t now)
 	int got;
 
 	if (rbuf_read(&e->in, e->fd) < 0) {
-		if (e->state == ENGINE_HELLO)
+		if (e->state == ENGINE_HELLO) {
+			why(e, "the server closed the connection before "
+			    "answering hello");
 			attempt_failed(e, now, DLM_E_CONNECT);
-		else
+		} else
 			connection_lost(e, now);
 		return;
 	}
@@ -425,6 +494,8 @@ read_input(struct engine *e, uint64_t now)
 		/* f points into the buffer: consume only after handling. */
 		rbuf_consume(&e->in, len);
 		if (rc > 0 || (rc < 0 && st == ENGINE_HELLO)) {
+			if (rc < 0)
+				why(e, "the answer to hello cannot be read");
 			attempt_failed(e, now, rc > 0 ? rc : DLM_E_PROTOCOL);
 			return;
 		}
@@ -434,9 +505,11 @@ read_input(struct engine *e, uint64_t now)
 		}
 	}
 	if (got < 0) {
-		if (e->state == ENGINE_HELLO)
+		if (e->state == ENGINE_HELLO) {
+			why(e, "the server sent something that is not dlm's "
+			    "protocol");
 			attempt_failed(e, now, DLM_E_PROTOCOL);
-		else
+		} else
 			connection_lost(e, now);
 	}
 }
@@ -545,10 +618,15 @@ engine_process(struct engine *e, int events, uint64_t now)
 				say_hello(e, fd, now);
 			else if (rc == 0)
 				atomic_store(&e->fork_fd, e->dial.fd);
-			else
+			else {
+				why(e, "cannot connect: %s", e->dial.why);
 				attempt_failed(e, now, rc);
-		} else if (now >= e->step_at)
+			}
+		} else if (now >= e->step_at) {
+			why(e, "cannot connect: no answer within %d ms",
+			    e->connect_timeout_ms);
 			attempt_failed(e, now, DLM_E_CONNECT);
+		}
 		return;
 	case ENGINE_BACKOFF:
 		if (now >= e->step_at)
@@ -561,9 +639,10 @@ engine_process(struct engine *e, int events, uint64_t now)
 		break;
 	}
 	if (e->broken) {
-		if (e->state == ENGINE_HELLO)
+		if (e->state == ENGINE_HELLO) {
+			why(e, "the connection failed during hello");
 			attempt_failed(e, now, DLM_E_CONNECT);
-		else
+		} else
 			connection_lost(e, now);
 		return;
 	}
@@ -575,8 +654,11 @@ engine_process(struct engine *e, int events, uint64_t now)
 			return;
 	}
 	if (e->state == ENGINE_HELLO) {
-		if (now >= e->step_at)
+		if (now >= e->step_at) {
+			why(e, "hello not answered within %d ms",
+			    e->connect_timeout_ms);
 			attempt_failed(e, now, DLM_E_CONNECT);
+		}
 		return;
 	}
 	if (now >= e->lease_base_ms + (uint64_t)e->lease_ms) {
@@ -592,6 +674,13 @@ engine_process(struct engine *e, int events, uint64_t now)
 		connection_lost(e, now);
 		return;
 	}
+	/* What memory kept from being sent after a resume goes now. */
+	if (e->reset_owed)
+		reset_lapsed(e);
+	if (e->uncertain != NULL)
+		release_uncertain(e);
+	if (e->reset_owed || e->uncertain != NULL || engine_has_output(e))
+		engine_flush(e, now);
 	if (now >= e->last_send_ms + (uint64_t)e->lease_ms / 3) {
 		/* The reply renews the lease. */
 		e->last_send_ms = now;	/* one ping per third, whatever */
@@ -609,6 +698,16 @@ engine_submit(struct engine *e, struct dlm_req *req, const char *method,
 
 	if (e->state == ENGINE_CLOSED || e->closing)
 		return DLM_E_CLOSED;
+	if (req->is_acquire && !(req->flags & DLM_RLOCK) && req->lock != NULL &&
+	    req->unc == NULL) {
+		/* What a drop with it in flight must record: made now. */
+		if ((req->unc = calloc(1, sizeof *req->unc)) == NULL ||
+		    (req->unc->lock = strdup(req->lock)) == NULL) {
+			uncertain_free(req->unc);
+			req->unc = NULL;
+			return DLM_E_NOMEM;
+		}
+	}
 	req->msgid = e->next_id++;
 	if (e->next_id == 0)
 		e->next_id = 1;		/* 0 is hello's */
@@ -619,13 +718,16 @@ engine_submit(struct engine *e, struct dlm_req *req, const char *method,
 	dlm__hash_oom = 0;
 	HASH_ADD(hh, e->pending, msgid, sizeof req->msgid, req);
 	if (dlm__hash_oom)
-		return DLM_E_NOMEM;
-	if ((rc = wire_request(to, req->msgid, method, params)) != 0) {
+		rc = DLM_E_NOMEM;
+	else if ((rc = wire_request(to, req->msgid, method, params)) != 0) {
 		/* Out of memory: this request fails, the connection is fine. */
 		HASH_DEL(e->pending, req);
-		return rc;
 	}
-	return 0;
+	if (rc != 0) {
+		uncertain_free(req->unc);
+		req->unc = NULL;
+	}
+	return rc;
 }
 
 void

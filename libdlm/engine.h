@@ -72,8 +72,21 @@ struct dlm_req {
 	int		 flags;
 	bool		 is_acquire;
 	bool		 is_release;
+	uint64_t	 hold_token;	/* the hold a release means; 0: any */
 	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
 	bool		 cancel_sent;	/* a cancel for it went out */
+	/*
+	 * A mutex acquire's record for the uncertain list, made when it is
+	 * submitted: a drop with it in flight must never go unrecorded.
+	 */
+	struct uncertain *unc;
+	/*
+	 * The layer above's, for an acquire: the lock's entry (a reference,
+	 * async only) and the note that would report the grant lost, made
+	 * before sending so that the answer needs no memory.
+	 */
+	struct lockent	*ent;
+	struct note	*spare;
 	dlm_acquire_cb	 acb;		/* REQ_ASYNC_ACQUIRE */
 	dlm_done_cb	 dcb;		/* REQ_ASYNC_DONE */
 	void		*arg;
@@ -86,9 +99,12 @@ struct dlm_req {
 struct engine_ops {
 	/* A request has its answer, or failed (r.err); the engine let go. */
 	void	(*finished)(void *owner, struct dlm_req *);
-	/* The server says a hold is lost; lock is the engine's to free. */
-	void	(*lost)(void *owner, const char *lock, uint64_t token,
-		    int reason);
+	/*
+	 * The server says a hold is lost; lock is len bytes, not
+	 * NUL-terminated, valid during the call.
+	 */
+	void	(*lost)(void *owner, const char *lock, size_t len,
+		    uint64_t token, int reason);
 	/* Every hold is gone (the session ended or its lease lapsed). */
 	void	(*lost_all)(void *owner, int reason);
 	/* Whether the client holds lock, as far as it knows. */
@@ -98,16 +114,20 @@ struct engine_ops {
 };
 
 struct uncertain;
+struct lockent;
+struct note;
 
 struct engine {
 	enum engine_state state;
 	int		 fd;		/* -1 while not connected */
 	atomic_int	 fork_fd;	/* fd, for a fork() child to close */
 	int		 err;		/* why it closed */
+	char		 errmsg[256];	/* and in words: the server's or ours */
 	bool		 opened;	/* a session was ever open */
 	bool		 broken;	/* a write failed: drop at next process */
 	bool		 closing;	/* no reconnect: the owner is closing */
 	bool		 lapsed;	/* holds reported expired; reset on resume */
+	bool		 reset_owed;	/* that reset could not be sent yet */
 	const struct engine_ops *ops;
 	void		*owner;
 

@@ -49,18 +49,35 @@ dlm__lockent_put(struct dlm_client *c, struct lockent *e)
 	    e->nwait > 0)
 		return;
 	HASH_DEL(c->locks, e);
+	dlm__note_free(e->spare);
 	free(e->name);
 	free(e);
 }
 
-/* Not held any more: hand the turn to the oldest waiter, if any. */
+int
+dlm__lockent_reserve(struct lockent *e)
+{
+	if (e->spare == NULL && (e->spare = dlm__note_new(e->name)) == NULL)
+		return DLM_E_NOMEM;
+	return 0;
+}
+
+/* Tell the program e's hold is lost, with the note made for it. */
+static void
+lockent_lost(struct dlm_client *c, struct lockent *e, int reason)
+{
+	if (e->spare != NULL) {
+		dlm__note_queue(c, e->spare, e->token, reason, 0);
+		e->spare = NULL;
+	} else
+		dlm__note(c, e->name, e->token, reason, 0);
+}
+
 void
-dlm__lockent_clear(struct lockent *e)
+dlm__lock_turn_pass(struct lockent *e)
 {
 	struct turn_waiter *w = e->head;
 
-	e->count = 0;
-	e->token = 0;
 	e->owned = false;
 	if (!e->busy)
 		return;
@@ -75,6 +92,15 @@ dlm__lockent_clear(struct lockent *e)
 	e->nwait--;
 	w->granted = true;
 	pthread_cond_signal(&w->cv);
+}
+
+/* Not held any more: hand the turn to the oldest waiter, if any. */
+void
+dlm__lockent_clear(struct lockent *e)
+{
+	e->count = 0;
+	e->token = 0;
+	dlm__lock_turn_pass(e);
 }
 
 /* Wake every queued thread (the client is closing). */
@@ -207,7 +233,7 @@ mine:
 }
 
 void
-dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
+dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 {
 	struct lockent *e;
 
@@ -227,15 +253,28 @@ dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
 	}
 	if (!req->is_acquire && !req->is_release)
 		return;
-	if ((e = dlm__lockent(c, req->lock, req->r.err == 0)) == NULL)
-		return;
+	if (req->ent != NULL) {
+		/* An async acquire's, with its reference, dropped below. */
+		e = req->ent;
+		req->ent = NULL;
+	} else if ((e = dlm__lockent(c, req->lock, false)) == NULL)
+		return;		/* a sync acquire's exists: it has a ref */
 	if (req->is_acquire && req->r.err == 0) {
+		if (e->spare == NULL) {
+			e->spare = req->spare;
+			req->spare = NULL;
+		}
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
-		if (!(req->flags & DLM_RLOCK))
+		e->rlock = (req->flags & DLM_RLOCK) != 0;
+		if (!e->rlock)
 			e->busy = true;
-	} else if (req->is_release &&
-	    (req->r.err == 0 || req->r.err == DLM_E_NOT_HELD)) {
+	} else if (req->is_release && (req->r.err == 0 ||
+	    (req->r.err == DLM_E_NOT_HELD && e->token == req->hold_token))) {
+		/*
+		 * NOT_HELD for another token than the entry's is about a
+		 * hold already gone: the entry is a newer one's.
+		 */
 		e->count = req->r.err == 0 ? (uint32_t)req->r.count : 0;
 		if (e->count == 0)
 			dlm__lockent_clear(e);
@@ -244,20 +283,34 @@ dlm__locks_on_reply(struct dlm_client *c, const struct dlm_req *req)
 }
 
 void
-dlm__locks_on_lost(struct dlm_client *c, const char *lock, uint64_t token)
+dlm__locks_on_lost(struct dlm_client *c, const char *lock, size_t len,
+    uint64_t token, int reason)
 {
 	struct lockent *e;
 
-	if ((e = dlm__lockent(c, lock, false)) == NULL)
+	HASH_FIND(hh, c->locks, lock, len, e);
+	if (e == NULL || e->token != token || e->count == 0) {
+		/*
+		 * A hold the client did not know it had (a grant the drop
+		 * of a connection hid) or no longer has: said if memory
+		 * allows, as nothing the program relies on is lost with it.
+		 */
+		char *name = strndup(lock, len);
+
+		if (name != NULL && strlen(name) == len)
+			dlm__note(c, name, token, reason, 0);
+		free(name);
 		return;
+	}
+	/* No allocation here: the note was made with the acquire. */
+	lockent_lost(c, e, reason);
 	/*
 	 * The turn stays with its thread: it may take the lock again
 	 * without a release first.
 	 */
-	if (e->token == token) {
-		e->count = 0;
-		e->token = 0;
-	}
+	e->count = 0;
+	e->token = 0;
+	e->refs++;		/* no reference was taken: just a look */
 	dlm__lockent_put(c, e);
 }
 
@@ -269,11 +322,40 @@ dlm__locks_drop_all(struct dlm_client *c, int reason)
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp) {
 		if (e->count > 0)
-			dlm__note(c, e->name, e->token, reason, 0);
+			lockent_lost(c, e, reason);
 		dlm__lockent_clear(e);
 		e->refs++;
 		dlm__lockent_put(c, e);
 	}
+}
+
+int
+dlm__locks_release_target(struct dlm_client *c, const char *lock,
+    uint64_t *token)
+{
+	const pthread_t self = pthread_self();
+	struct lockent *e;
+	bool mine;
+
+	*token = 0;
+	HASH_FIND_STR(c->locks, lock, e);
+	if (e == NULL)
+		return DLM_E_NOT_HELD;
+	/* The turn at a mutex is this thread's: it means its own hold. */
+	mine = e->owned && pthread_equal(e->owner, self);
+	if (e->count == 0 || (mine && e->rlock)) {
+		/*
+		 * This thread's mutex was lost (forced, reset, expired), and
+		 * whatever the session holds now is not what it means.
+		 */
+		if (mine)
+			dlm__lock_turn_pass(e);
+		return DLM_E_NOT_HELD;
+	}
+	if (e->owned && !mine && !e->rlock)
+		return DLM_E_NOT_HELD;	/* another thread's mutex */
+	*token = e->token;
+	return 0;
 }
 
 bool
@@ -293,6 +375,7 @@ dlm__locks_free(struct dlm_client *c)
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp) {
 		HASH_DEL(c->locks, e);
+		dlm__note_free(e->spare);
 		free(e->name);
 		free(e);
 	}

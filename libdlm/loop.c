@@ -159,6 +159,7 @@ dlm_loop_process(struct dlm_client *c, int events)
 	engine_flush(&c->eng, mono_ms());
 	c->in_process = false;
 	rc = c->eng.state == ENGINE_CLOSED ? DLM_E_CLOSED : 0;
+	dlm__result(c, rc, c->eng.errmsg);
 	if (c->close_asked) {
 		pthread_mutex_unlock(&c->mu);
 		dlm_close(c);

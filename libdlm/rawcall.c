@@ -66,12 +66,16 @@ dlm_call(struct dlm_client *c, const char *method, const void *params,
 	if (message != NULL)
 		*message = NULL;
 	if (!method_ok(method) || !params_ok(params, params_len))
-		return DLM_E_INVALID;
+		return dlm__result(c, DLM_E_INVALID, !method_ok(method) ?
+		    "no such method here: acquire, release, cancel, reset, "
+		    "hello and bye have calls of their own" :
+		    "params must be one msgpack map");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	msgpack_sbuffer_init(&sb);
 	if (params != NULL && msgpack_sbuffer_write(&sb, params, params_len)) {
 		msgpack_sbuffer_destroy(&sb);
+		dlm__result(c, DLM_E_NOMEM, NULL);
 		dlm__leave(c);
 		return DLM_E_NOMEM;
 	}
@@ -83,6 +87,7 @@ dlm_call(struct dlm_client *c, const char *method, const void *params,
 	rc = dlm__call(c, &req, method, params != NULL ? &sb : NULL);
 	pthread_cond_destroy(&cv);
 	msgpack_sbuffer_destroy(&sb);
+	dlm__result(c, rc, req.r.message);
 	dlm__leave(c);
 
 	if (rc == 0 && result != NULL) {

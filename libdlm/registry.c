@@ -111,3 +111,15 @@ dlm__forked(struct dlm_client *c)
 {
 	return fork_depth != c->fork_depth;
 }
+
+bool
+dlm__registry_has(uint64_t serial)
+{
+	bool has = false;
+
+	pthread_mutex_lock(&registry_mu);
+	for (size_t i = 0; i < nregistry && !has; i++)
+		has = registry[i]->serial == serial;
+	pthread_mutex_unlock(&registry_mu);
+	return has;
+}

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -238,13 +239,27 @@ wire_error_code(const msgpack_object *e)
 }
 
 void
+wire_error_message(const msgpack_object *e, char *buf, size_t len)
+{
+	const msgpack_object *o;
+
+	buf[0] = '\0';
+	if (e->type != MSGPACK_OBJECT_NIL &&
+	    (o = mpr_get(e, "message")) != NULL &&
+	    o->type == MSGPACK_OBJECT_STR)
+		snprintf(buf, len, "%.*s", (int)o->via.str.size,
+		    o->via.str.ptr);
+}
+
+void
 wire_reply(struct reply_data *r, const struct frame *f, bool want_raw)
 {
 	const msgpack_object *o, *res = f->result;
 
 	memset(r, 0, sizeof *r);
 	if ((r->err = wire_error_code(f->error)) != 0) {
-		if (want_raw && (o = mpr_get(f->error, "message")) != NULL &&
+		/* Without memory for it, the code alone still says what. */
+		if ((o = mpr_get(f->error, "message")) != NULL &&
 		    o->type == MSGPACK_OBJECT_STR)
 			r->message = strndup(o->via.str.ptr, o->via.str.size);
 		return;
@@ -309,7 +324,8 @@ wire_session(const struct frame *f, struct session_info *si)
 }
 
 int
-wire_lost(const struct frame *f, char **lock, uint64_t *token, int *reason)
+wire_lost(const struct frame *f, const char **lock, size_t *lock_len,
+    uint64_t *token, int *reason)
 {
 	const msgpack_object *m, *o;
 	const char *p;
@@ -327,6 +343,7 @@ wire_lost(const struct frame *f, char **lock, uint64_t *token, int *reason)
 	*reason = DLM_LOST_EXPIRED;
 	if ((o = mpr_get(m, "reason")) != NULL && o->type == MSGPACK_OBJECT_STR)
 		*reason = dlm_proto_lost_code(o->via.str.ptr, o->via.str.size);
-	*lock = strndup(p, len);
+	*lock = p;
+	*lock_len = len;
 	return 1;
 }

@@ -99,15 +99,23 @@ int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);
 
 /* The error code of a response's error (0 when nil). */
 int	 wire_error_code(const msgpack_object *error);
-/* Fill *r from a response; want_raw keeps the result packed (dlm_call). */
+/* The error's message into buf (empty when it has none). */
+void	 wire_error_message(const msgpack_object *error, char *buf,
+	    size_t len);
+/*
+ * Fill *r from a response: r->message is the error's sentence, if any;
+ * want_raw keeps the result packed (dlm_call).
+ */
 void	 wire_reply(struct reply_data *r, const struct frame *, bool want_raw);
 /* Read hello's result: 0 or DLM_E_PROTOCOL. */
 int	 wire_session(const struct frame *, struct session_info *);
 /*
- * Read a lost notification: 1 with *lock (to free), *token and *reason
- * set; 0 when the frame is another notification; -1 when malformed.
+ * Read a lost notification: 1 with *lock and *lock_len (the name, not
+ * NUL-terminated, pointing into the frame: no memory is needed to read
+ * one), *token and *reason set; 0 when the frame is another notification;
+ * -1 when malformed.
  */
-int	 wire_lost(const struct frame *, char **lock, uint64_t *token,
-	    int *reason);
+int	 wire_lost(const struct frame *, const char **lock, size_t *lock_len,
+	    uint64_t *token, int *reason);
 
 #endif

@@ -241,7 +241,7 @@ holders_of(struct dlm_client *admin)
 				n = (long)kv->val.via.u64;
 		}
 	msgpack_unpacked_destroy(&u);
-	free(res);
+	dlm_free(res);
 	return n;
 }
 
@@ -258,7 +258,7 @@ session_of_pid_listed(struct dlm_client *admin, pid_t pid)
 		return false;
 	snprintf(needle, sizeof needle, "-%d", (int)pid);
 	found = memmem(res, len, needle, strlen(needle)) != NULL;
-	free(res);
+	dlm_free(res);
 	return found;
 }
 

@@ -1140,6 +1140,8 @@ START_TEST(errors_and_usage)
 	ck_assert_int_eq(count_lines(o.err), 1);
 	ck_assert_ptr_nonnull(strstr(o.err, "cannot reach dlmd"));
 	ck_assert_ptr_nonnull(strstr(o.err, "nothing-here.sock"));
+	/* And why, in the system's words. */
+	ck_assert_ptr_nonnull(strstr(o.err, "No such file"));
 	out_free(&o);
 
 	o = ctl("-s", "carrier-pigeon:x", "status", (char *)NULL);
@@ -1417,6 +1419,9 @@ START_TEST(run_not_acquired_in_time)
 	o = ctl("-s", server, "run", "busy", "--timeout", "0", "--", "true",
 	    (char *)NULL);
 	ck_assert_int_eq(o.status, 75);
+	/* The server's sentence names the holder. */
+	ck_assert_msg(strstr(o.err, "owner") != NULL, "%s", o.err);
+	ck_assert_int_eq(count_lines(o.err), 1);
 	out_free(&o);
 	o = ctl("-s", server, "run", "busy", "--timeout", "0",
 	    "--timeout-status", "9", "--", "true", (char *)NULL);

@@ -227,6 +227,42 @@ START_TEST(mutex_errors)
 }
 END_TEST
 
+/*
+ * A release that names its hold by token frees that hold only: one meant
+ * for an older hold of the name is answered NOT_HELD and changes nothing.
+ */
+START_TEST(release_with_token_names_the_hold)
+{
+	struct tc *a = tc_connect(&d);
+	struct reply *r;
+	uint64_t t;
+
+	tc_hello(a, "a");
+	r = tc_call(a, "acquire", "lock:s", "m");
+	t = reply_u64(r, "token");
+	r = tc_call(a, "release", "lock:s token:i", "m", (long long)t + 1);
+	ck_assert_str_eq(reply_errname(r), "NOT_HELD");
+	ck_assert_ptr_nonnull(strstr(reply_errmsg(r), "token"));
+	r = tc_call(a, "check", "lock:s token:i", "m", (long long)t);
+	ck_assert(reply_bool(r, "held"));
+	r = tc_call(a, "release", "lock:s token:s", "m", "x");
+	ck_assert_str_eq(reply_errname(r), "BAD_REQUEST");
+	r = tc_call(a, "release", "lock:s token:i", "m", (long long)t);
+	ck_assert_uint_eq(reply_u64(r, "count"), 0);
+	r = tc_call(a, "release", "lock:s token:i", "m", (long long)t);
+	ck_assert_str_eq(reply_errname(r), "NOT_HELD");
+	/* An rlock's levels share one token. */
+	r = tc_call(a, "acquire", "lock:s kind:s", "r", "rlock");
+	t = reply_u64(r, "token");
+	tc_call(a, "acquire", "lock:s kind:s", "r", "rlock");
+	r = tc_call(a, "release", "lock:s token:i", "r", (long long)t);
+	ck_assert_uint_eq(reply_u64(r, "count"), 1);
+	r = tc_call(a, "release", "lock:s token:n", "r");
+	ck_assert_uint_eq(reply_u64(r, "count"), 0);
+	tc_close(a);
+}
+END_TEST
+
 START_TEST(shared_holders)
 {
 	struct tc *a = tc_connect(&d), *b = tc_connect(&d),
@@ -584,6 +620,7 @@ core_suite(void)
 	tcase_add_test(tc, replies_out_of_order);
 	tcase_add_test(tc, rlock_over_the_wire);
 	tcase_add_test(tc, mutex_errors);
+	tcase_add_test(tc, release_with_token_names_the_hold);
 	tcase_add_test(tc, shared_holders);
 	tcase_add_test(tc, check_token);
 	tcase_add_test(tc, client_reset_and_bye);

@@ -252,6 +252,157 @@ START_TEST(locks_and_errors)
 END_TEST
 
 /* The generic call: results decoded, server errors with their sentence. */
+static void	pump(struct dlm_client *, const int *, int);
+
+/* Another thread's message for the same client is its own. */
+static void *
+errmsg_of_other_thread(void *arg)
+{
+	struct dlm_client *c = arg;
+
+	return (void *)(dlm_errmsg(c)[0] == '\0' &&
+	    dlm_acquire(c, "m", 0, DLM_TRY, NULL) == DLM_E_WOULD_BLOCK &&
+	    strstr(dlm_errmsg(c), "another thread") != NULL ? c : NULL);
+}
+
+struct errmsg_seen {
+	int	 done;
+	int	 err;
+	char	 msg[256];
+};
+
+static void
+errmsg_in_callback(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct errmsg_seen *s = arg;
+
+	(void)token;
+	s->err = err;
+	snprintf(s->msg, sizeof s->msg, "%s", dlm_errmsg(c));
+	s->done = 1;
+}
+
+/*
+ * The server's sentence is kept per thread and client: a caller reads why
+ * its call failed (who holds the lock), in an async callback too; and a
+ * failed connect says why with dlm_errmsg(NULL).
+ */
+START_TEST(last_error_message)
+{
+	struct dlm_client *holder = client("web-1", 0, 0), *c = client("c", 0, 0);
+	struct errmsg_seen seen = { 0, 0, "" };
+	struct dlm_options o;
+	void *ok = NULL;
+	pthread_t th;
+	int err = 0;
+
+	ck_assert_str_eq(dlm_errmsg(c), "");
+	ck_assert_int_eq(dlm_acquire(holder, "x", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_msg(strstr(dlm_errmsg(c), "web-1") != NULL, "%s",
+	    dlm_errmsg(c));
+	ck_assert_str_eq(dlm_errmsg(holder), "");
+	ck_assert_int_eq(dlm_release(c, "x"), DLM_E_NOT_HELD);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "'x'"));
+	ck_assert_int_eq(dlm_acquire(c, "y", 0, 0, NULL), 0);
+	ck_assert_str_eq(dlm_errmsg(c), "");
+	/* Per thread: another thread has its own, this one keeps its. */
+	ck_assert_int_eq(dlm_acquire(c, "m", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "", 0, 0, NULL), DLM_E_INVALID);
+	pthread_create(&th, NULL, errmsg_of_other_thread, c);
+	pthread_join(th, &ok);
+	ck_assert_ptr_eq(ok, c);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "lock name"));
+	/* In an async callback: that request's. */
+	ck_assert_int_eq(dlm_acquire_async(c, "x", 0, DLM_TRY,
+	    errmsg_in_callback, &seen), 0);
+	pump(c, &seen.done, 1);
+	ck_assert_int_eq(seen.err, DLM_E_WOULD_BLOCK);
+	ck_assert_msg(strstr(seen.msg, "web-1") != NULL, "%s", seen.msg);
+	/* A failed connect: the address and the system's reason. */
+	ck_assert_ptr_null(dlm_connect("unix:/nonexistent/dlm.sock", NULL,
+	    &err));
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "/nonexistent/dlm.sock") !=
+	    NULL && strstr(dlm_errmsg(NULL), "No such file") != NULL, "%s",
+	    dlm_errmsg(NULL));
+	/* Refused by the server: its sentence. */
+	dlm_options_init(&o);
+	o.client = "web-1";
+	ck_assert_ptr_null(dlm_connect(server, &o, &err));
+	ck_assert_int_eq(err, DLM_E_NAME_IN_USE);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "web-1") != NULL, "%s",
+	    dlm_errmsg(NULL));
+	ck_assert_ptr_null(dlm_connect("bogus:", NULL, &err));
+	ck_assert_int_eq(err, DLM_E_ADDRESS);
+	ck_assert_str_ne(dlm_errmsg(NULL), "");
+	/* Messages of many clients since closed do not pile up or leak. */
+	for (int i = 0; i < 20; i++) {
+		struct dlm_client *t = client(NULL, 0, 0);
+
+		ck_assert_int_eq(dlm_release(t, "none"), DLM_E_NOT_HELD);
+		ck_assert_str_ne(dlm_errmsg(t), "");
+		if (i % 2 == 0)
+			dlm_close(t);
+		else {
+			pthread_create(&th, NULL, errmsg_of_other_thread, t);
+			pthread_join(th, NULL);
+			dlm_close(t);
+		}
+	}
+	/* c's is still the last callback's. */
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "web-1"));
+	dlm_close(c);
+	dlm_close(holder);
+}
+END_TEST
+
+/*
+ * struct dlm_options can grow: the library reads the caller's size of it.
+ * Filled by hand (size 0) is this release's layout; a smaller size is no
+ * layout there ever was; a newer, larger one is fine while the fields
+ * this library does not know are unset.
+ */
+START_TEST(options_read_by_their_size)
+{
+	struct {
+		struct dlm_options	 o;
+		uint64_t		 newer[4];
+	} big;
+	struct dlm_options o = { .client = "by-hand" };
+	struct dlm_client *c;
+	int err = -1;
+
+	c = dlm_connect(server, &o, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(dlm_client_name(c), "by-hand");
+	dlm_close(c);
+
+	dlm_options_init(&o);
+	ck_assert_uint_eq(o.size, sizeof o);
+	o.size = sizeof o - sizeof(void *);
+	ck_assert_ptr_null(dlm_connect(server, &o, &err));
+	ck_assert_int_eq(err, DLM_E_INVALID);
+
+	memset(&big, 0, sizeof big);
+	dlm_options_init(&big.o);
+	big.o.size = sizeof big;
+	big.o.client = "newer";
+	c = dlm_connect(server, &big.o, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(dlm_client_name(c), "newer");
+	dlm_close(c);
+	big.newer[2] = 1;
+	ck_assert_ptr_null(dlm_connect(server, &big.o, &err));
+	ck_assert_int_eq(err, DLM_E_INVALID);
+	ck_assert_ptr_null(dlm_connect_loop(server, &big.o, &err));
+	ck_assert_int_eq(err, DLM_E_INVALID);
+	ck_assert_str_ne(dlm_errmsg(NULL), "");
+	dlm_free(NULL);
+}
+END_TEST
+
 START_TEST(generic_call)
 {
 	struct dlm_client *c = client("caller", 0, 0);
@@ -286,7 +437,7 @@ START_TEST(generic_call)
 	}
 	ck_assert(found);
 	msgpack_unpacked_destroy(&u);
-	free(res);
+	dlm_free(res);
 
 	/* A server error comes with its sentence. */
 	msgpack_sbuffer_clear(&sb);
@@ -298,11 +449,11 @@ START_TEST(generic_call)
 	ck_assert_ptr_null(res);
 	ck_assert_ptr_nonnull(msg);
 	ck_assert(strstr(msg, "nope") != NULL);
-	free(msg);
+	dlm_free(msg);
 
 	/* No params; and the calls the library tracks itself are refused. */
 	ck_assert_int_eq(dlm_call(c, "stats", NULL, 0, &res, &len, NULL), 0);
-	free(res);
+	dlm_free(res);
 	ck_assert_int_eq(dlm_call(c, "release", sb.data, sb.size, NULL, NULL,
 	    NULL), DLM_E_INVALID);
 	ck_assert_int_eq(dlm_call(c, "acquire", sb.data, sb.size, NULL, NULL,
@@ -630,15 +781,52 @@ START_TEST(scoped_forms_release_on_every_exit)
 	ck_assert_int_eq(ran, 1);
 	assert_free("end");
 
-	/* break, from inside an enclosing loop. */
+	/*
+	 * break and continue leave the block, not a loop around it, as
+	 * dlm_with_lock(3) says: the loop's next iterations run.
+	 */
+	ran = 0;
 	for (i = 0; i < 3; i++) {
 		DLM_LOCKED(s, c, "brk", 0, DLM_TRY) {
 			if (i == 1)
 				break;
+			ran++;
 		}
+		ran += 10;
 	}
 	ck_assert_int_eq(i, 3);
+	ck_assert_int_eq(ran, 32);
 	assert_free("brk");
+	ran = 0;
+	for (i = 0; i < 3; i++) {
+		DLM_LOCKED(s, c, "cont", 0, DLM_TRY) {
+			if (i == 1)
+				continue;
+			ran++;
+		}
+		ran += 10;
+	}
+	ck_assert_int_eq(ran, 32);
+	assert_free("cont");
+	/* The page's way out of the loop: a flag, and break after. */
+	ran = 0;
+	for (i = 0; i < 3; i++) {
+		int stop = 0;
+
+		DLM_LOCKED(s, c, "flag", 0, DLM_TRY) {
+			if (i == 1) {
+				stop = 1;
+				break;
+			}
+		}
+		if (stop)
+			break;
+		ran++;
+	}
+	ck_assert_int_eq(i, 1);
+	ck_assert_int_eq(ran, 1);
+	assert_free("flag");
+	ran = 0;
 	DLM_LOCKED(s, c, "brk2", 0, DLM_TRY) {
 		ran++;
 		break;
@@ -904,7 +1092,9 @@ START_TEST(lost_notice_read_by_a_waiting_caller)
 	ck_assert_int_eq(dlm_release(holder, "busy"), 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(b.rc, 0);
-	ck_assert_int_eq(dlm_release(b.c, "busy"), 0);
+	/* That thread's mutex is not this one's to release. */
+	ck_assert_int_eq(dlm_release(b.c, "busy"), DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_holds(b.c, "busy", NULL), 1);
 	tc_close(op);
 	dlm_close(b.c);
 	dlm_close(holder);
@@ -1097,6 +1287,110 @@ START_TEST(lapsed_holds_are_given_back_after_resume)
 }
 END_TEST
 
+/* Thread A of late_release_cannot_free_a_newer_hold. */
+struct late_releaser {
+	struct dlm_client	*c;
+	uint64_t		 token;
+	int			 step;		/* 1 held, 2 go, 3 released */
+	int			 acquire_rc;
+	int			 release_rc;
+};
+
+static void *
+late_releaser_main(void *arg)
+{
+	struct late_releaser *a = arg;
+
+	a->acquire_rc = dlm_acquire(a->c, "x", 0, 0, &a->token);
+	__atomic_store_n(&a->step, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&a->step, __ATOMIC_ACQUIRE) != 2)
+		sleep_ms(5);
+	a->release_rc = dlm_release(a->c, "x");
+	__atomic_store_n(&a->step, 3, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Thread A's hold is lost with the lease; thread B of the same client
+ * takes the lock anew; A's late dlm_release must fail NOT_HELD and leave
+ * B's hold alone, as the server sees it.
+ */
+START_TEST(late_release_cannot_free_a_newer_hold)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *seer = client("seer", 0, 0);
+	struct late_releaser a;
+	struct relay r;
+	pthread_t th;
+	uint64_t t2 = 0;
+	int held = 0;
+
+	c = relay_client(&r, "two-threads", 400, 10000, &l);
+	memset(&a, 0, sizeof a);
+	a.c = c;
+	pthread_create(&th, NULL, late_releaser_main, &a);
+	while (__atomic_load_n(&a.step, __ATOMIC_ACQUIRE) != 1)
+		sleep_ms(5);
+	ck_assert_int_eq(a.acquire_rc, 0);
+	__atomic_store_n(&r.freeze, 1, __ATOMIC_RELEASE);
+	wait_lost(&l, 1);
+	ck_assert_int_eq(l.reason, DLM_LOST_EXPIRED);
+	__atomic_store_n(&r.freeze, 0, __ATOMIC_RELEASE);
+	/* B, this thread, takes the lock anew once the session is back. */
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 5000, &t2), 0);
+	ck_assert_uint_ne(t2, a.token);
+	__atomic_store_n(&a.step, 2, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(a.release_rc, DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_holds(c, "x", NULL), 1);
+	ck_assert_int_eq(dlm_check(seer, "x", t2, &held), 0);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(dlm_release(c, "x"), 0);
+	ck_assert_int_eq(dlm_check(seer, "x", t2, &held), 0);
+	ck_assert_int_eq(held, 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(seer);
+}
+END_TEST
+
+/*
+ * The server restarts and has forgotten the session: within the linger
+ * the library opens a new session under the same name, reports the old
+ * holds lost, and goes on, as dlm(3) says.
+ */
+START_TEST(server_restart_within_linger_opens_a_new_session)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *c, *b;
+	struct relay r;
+	uint64_t t;
+
+	c = relay_client(&r, "phoenix", 0, 10000, &l);
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 0, &t), 0);
+	ck_assert_int_eq(dlmd_stop(&d), 0);
+	dlmd_start_tcp(&d, "--lease-min", "100", (char *)NULL);
+	snprintf(server, sizeof server, "unix:%s", d.sock);
+	__atomic_store_n(&r.target, d.port, __ATOMIC_RELEASE);
+	wait_lost(&l, 1);
+	ck_assert_int_eq(l.reason, DLM_LOST_SESSION);
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_int_eq(dlm_holds(c, "x", NULL), 0);
+	/* Not closed: the calls work, in a session of the same name. */
+	ck_assert_int_eq(dlm_acquire(c, "y", 0, 5000, NULL), 0);
+	ck_assert_str_eq(dlm_client_name(c), "phoenix");
+	b = client("b", 0, 0);
+	ck_assert_int_eq(dlm_acquire(b, "y", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_msg(strstr(dlm_errmsg(b), "phoenix") != NULL, "%s",
+	    dlm_errmsg(b));
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, DLM_TRY, NULL), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(b);
+}
+END_TEST
+
 START_TEST(fork_child_gets_clear_error)
 {
 	struct dlm_client *c = client("parent", 0, 0);
@@ -1168,10 +1462,14 @@ END_TEST
 START_TEST(close_wakes_waiting_callers)
 {
 	struct dlm_client *c = client("closer", 0, 0), *b = client("b", 0, 0);
+	struct errmsg_seen seen = { 0, -1, "" };
 	struct waiter w;
 	pthread_t th;
 
 	ck_assert_int_eq(dlm_acquire(b, "held", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "held2", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async(c, "held2", 0, DLM_FOREVER,
+	    errmsg_in_callback, &seen), 0);
 	memset(&w, 0, sizeof w);
 	w.c = c;
 	snprintf(w.lock, sizeof w.lock, "held");
@@ -1181,8 +1479,10 @@ START_TEST(close_wakes_waiting_callers)
 	sleep_ms(200);
 	dlm_close(c);
 	pthread_join(th, NULL);
-	ck_assert_int_ne(w.rc, 0);
-	ck_assert_int_ne(w.rc, -1);
+	/* As dlm_connect(3) says: CLOSED, not the bye's CANCELLED. */
+	ck_assert_int_eq(w.rc, DLM_E_CLOSED);
+	ck_assert_int_eq(seen.done, 1);
+	ck_assert_int_eq(seen.err, DLM_E_CLOSED);
 	dlm_close(b);
 }
 END_TEST
@@ -1314,6 +1614,8 @@ libdlm_suite(void)
 	tcase_add_test(tc, locks_and_errors);
 	tcase_add_test(tc, error_strings);
 	tcase_add_test(tc, generic_call);
+	tcase_add_test(tc, options_read_by_their_size);
+	tcase_add_test(tc, last_error_message);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
 	tcase_add_test(tc, async_many_in_flight);
 	tcase_add_test(tc, lost_callback_on_force_release);
@@ -1338,10 +1640,12 @@ libdlm_suite(void)
 	tcase_add_test(tc, dropped_connection_without_linger);
 	tcase_add_test(tc, unanswered_lease_reports_lost);
 	tcase_add_test(tc, lapsed_holds_are_given_back_after_resume);
+	tcase_add_test(tc, late_release_cannot_free_a_newer_hold);
 	tcase_add_test(tc, lost_notice_read_by_a_waiting_caller);
 	tcase_add_test(tc, fork_child_gets_clear_error);
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
 	tcase_add_test(tc, server_shutdown_is_reported);
+	tcase_add_test(tc, server_restart_within_linger_opens_a_new_session);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");

@@ -183,6 +183,7 @@ struct log {
 	int		 reconnecting;
 	int		 closed;
 	int		 close_err;
+	char		 close_msg[256];	/* dlm_errmsg() in the callback */
 	int		 lost;
 	int		 lost_reason;
 	uint64_t	 lost_token;
@@ -201,6 +202,8 @@ on_state(struct dlm_client *c, int state, int err, void *arg)
 	else if (state == DLM_STATE_CLOSED) {
 		l->closed++;
 		l->close_err = err;
+		snprintf(l->close_msg, sizeof l->close_msg, "%s",
+		    dlm_errmsg(c));
 	}
 }
 
@@ -653,9 +656,13 @@ START_TEST(first_connect_failure_is_told)
 	c = loop_client("unix:/nonexistent/dlmd.sock", "nowhere", 0, 0, &l);
 	run_until(&l.closed, 1, 5000);
 	ck_assert_int_eq(l.close_err, DLM_E_CONNECT);
+	/* In words, inside the state callback: where, and why. */
+	ck_assert_msg(strstr(l.close_msg, "/nonexistent/dlmd.sock") != NULL &&
+	    strstr(l.close_msg, "No such file") != NULL, "%s", l.close_msg);
 	ck_assert_int_eq(dlm_acquire_async(c, "x", 0, 0, on_acquired, NULL),
 	    DLM_E_CLOSED);
 	ck_assert_int_eq(dlm_loop_process(c, 0), DLM_E_CLOSED);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "No such file"));
 	dlm_close(c);
 
 	/* Over TCP the refusal comes later, through the loop. */
@@ -664,6 +671,8 @@ START_TEST(first_connect_failure_is_told)
 	c = loop_client(addr, "refused", 0, 0, &l);
 	run_until(&l.closed, 1, 5000);
 	ck_assert_int_eq(l.close_err, DLM_E_CONNECT);
+	ck_assert_msg(strstr(l.close_msg, "refused") != NULL, "%s",
+	    l.close_msg);
 	ck_assert_int_eq(l.connected, 0);
 	dlm_close(c);
 }

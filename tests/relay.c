@@ -50,7 +50,8 @@ relay_main(void *arg)
 			close(a);
 			continue;
 		}
-		if ((b = tcp_to(r->target)) < 0) {
+		if ((b = tcp_to(__atomic_load_n(&r->target,
+		    __ATOMIC_ACQUIRE))) < 0) {
 			close(a);
 			continue;
 		}

@@ -10,12 +10,13 @@
 struct relay {
 	int		 listen_fd;
 	int		 port;
-	int		 target;
+	int		 target;	/* dlmd's port; may be changed */
 	int		 cut;		/* bumped to drop the live link */
 	int		 freeze;	/* set: server-to-client bytes stop */
 	int		 refuse;	/* set: new links are closed at once */
 	int		 accepts;	/* links accepted so far */
-	int		 stop;		/* all five read and written atomically */
+	int		 stop;		/* these, and target, read and written
+					   atomically */
 	pthread_t	 thread;
 };
 
