@@ -417,7 +417,8 @@ copy_bin(const struct reply *r, const char *key, uint8_t *out)
 
 /* A session on the active n (waiting for one), keeping its identity. */
 static void
-ident_open(struct ident *id, struct node *n, const char *name)
+ident_open_lease(struct ident *id, struct node *n, const char *name,
+    long long lease_ms)
 {
 	uint64_t deadline = mono_ms() + 15000;
 	struct reply *r;
@@ -427,7 +428,7 @@ ident_open(struct ident *id, struct node *n, const char *name)
 	for (;;) {
 		id->c = tc_connect(&n->p);
 		r = tc_call(id->c, "hello", "proto:i client:s lease_ms:i", 1LL,
-		    name, 2000LL);
+		    name, lease_ms);
 		if (r->err == 0)
 			break;
 		ck_assert_str_eq(reply_errname(r), "NOT_ACTIVE");
@@ -438,6 +439,12 @@ ident_open(struct ident *id, struct node *n, const char *name)
 	}
 	snprintf(id->secret, sizeof id->secret, "%s", reply_str(r, "secret"));
 	copy_bin(r, "receipt", id->receipt);
+}
+
+static void
+ident_open(struct ident *id, struct node *n, const char *name)
+{
+	ident_open_lease(id, n, name, 2000);
 }
 
 /* Acquire on id's session at once; the hold with its receipt. */
@@ -669,10 +676,11 @@ END_TEST
  */
 START_TEST(forged_reclaims_refused)
 {
-	struct ident holder, idle, late, forged;
-	struct held h, m, bad[7];
+	struct ident holder, idle, late, brief, forged;
+	struct held h, m, bad[7], x;
 	struct reply *r;
 	struct tc *c, *stranger;
+	uint64_t active_at;
 	uint32_t sid;
 	uint64_t deadline;
 	int a, b;
@@ -687,17 +695,17 @@ START_TEST(forged_reclaims_refused)
 	hold_take(&holder, &m, "M", "mutex", "exclusive");
 	ident_open(&idle, &nodes[a], "idle");	/* never acquires */
 	ident_open(&late, &nodes[a], "late");
-	{
-		struct held x;
-
-		hold_take(&late, &x, "X", "mutex", "exclusive");
-	}
+	hold_take(&late, &x, "X", "mutex", "exclusive");
+	/* A lease of 1 s: it lapses a second before "late" does. */
+	ident_open_lease(&brief, &nodes[a], "brief", 1000);
+	hold_take(&brief, &x, "Y", "mutex", "exclusive");
 	node_kill(&nodes[a]);
 
 	/* Standby or active: a wrong secret is refused by the receipt. */
 	forged = holder;
 	forged.secret[0] = forged.secret[0] == 'a' ? 'b' : 'a';
 	r = reclaim_on(&nodes[b], &forged, &h, 1, &c);
+	active_at = mono_ms();
 	ck_assert_str_eq(reply_errname(r), "PERMISSION");
 	tc_close(c);
 	forged = holder;
@@ -763,6 +771,18 @@ START_TEST(forged_reclaims_refused)
 	}
 	tc_close(c);
 
+	/*
+	 * Past brief's lease since the fail-over (plus the margin), though
+	 * still in the grace that "late" keeps open: too late for brief.
+	 */
+	while (mono_ms() < active_at + 1000 + 1000 + 400)
+		sleep_ms(50);
+	r = reclaim_on(&nodes[b], &brief, &x, 1, &c);
+	ck_assert_str_eq(reply_errname(r), "NOT_FOUND");
+	ck_assert_msg(strstr(reply_errmsg(r), "lease has run out") != NULL,
+	    "%s", reply_errmsg(r));
+	tc_close(c);
+
 	/* "late" lapses; once the grace is over no claim is taken. */
 	deadline = mono_ms() + 10000;
 	for (;;) {
@@ -777,12 +797,10 @@ START_TEST(forged_reclaims_refused)
 		ck_assert_msg(mono_ms() < deadline, "the grace never ended");
 		sleep_ms(200);
 	}
-	{
-		struct held x = { .kind = "mutex", .mode = "exclusive" };
-
-		r = reclaim_on(&nodes[b], &late, &x, 0, &c);
-	}
+	r = reclaim_on(&nodes[b], &late, &x, 0, &c);
 	ck_assert_str_eq(reply_errname(r), "NOT_FOUND");
+	ck_assert_msg(strstr(reply_errmsg(r), "grace") != NULL, "%s",
+	    reply_errmsg(r));
 	tc_close(c);
 }
 END_TEST

@@ -849,6 +849,11 @@ START_TEST(install_floor_remembers_displaced_claims)
 	/* A claim of the other kind, older than every holder: refused. */
 	ck_assert_int_eq(inst(&A, "r", LT_MUTEX, LT_EXCLUSIVE, 1, 3),
 	    DLM_E_WOULD_BLOCK);
+	/* An exclusive claim older than a shared holder, above the floor. */
+	ck_assert_int_eq(inst(&A, "s", LT_RLOCK, LT_SHARED, 1, 30), LT_GRANTED);
+	ck_assert_int_eq(inst(&B, "s", LT_RLOCK, LT_EXCLUSIVE, 1, 20),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->nholders, 1);
 }
 END_TEST
 
