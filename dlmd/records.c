@@ -60,6 +60,7 @@ static struct {
 	bool			 loading;
 	bool			 loaded;
 	bool			 overflow;	/* too many to know them all */
+	bool			 load_failed;	/* said once per term */
 	uint64_t		 retry_at;
 	uint64_t		 term_start;
 	uint64_t		 margin_ms;
@@ -218,7 +219,7 @@ records_clear(void)
 	free(rc.recs);
 	rc.recs = NULL;
 	rc.nrecs = rc.unsettled = 0;
-	rc.loaded = rc.loading = rc.overflow = false;
+	rc.loaded = rc.loading = rc.overflow = rc.load_failed = false;
 }
 
 /* A record's lease in ms, from its value; UINT32_MAX if unreadable. */
@@ -261,8 +262,10 @@ load_cb(const struct etcd_reply *r, void *arg)
 	kv = xcalloc(want + 1, sizeof *kv);
 	if (!r->ok || etcd_parse_kvs(r->json, kv, want, &n, err,
 	    sizeof err) != 0) {
-		log_warnx("records: reading %s: %s; retrying", rc.prefix,
-		    r->ok ? err : r->why);
+		if (!rc.load_failed)
+			log_warnx("records: reading %s: %s; retrying",
+			    rc.prefix, r->ok ? err : r->why);
+		rc.load_failed = true;
 		rc.retry_at = now_ms() + RECORDS_RETRY_MS;
 		free(kv);
 		return;
