@@ -25,7 +25,7 @@
  *		which of them have reclaimed after a fail-over
  *   cluster.c	the cluster's roles over etcd: election, stepping down in
  *		time, fencing-token ranges, the grace after a fail-over
- *   dispatch.c admin.c  the protocol's methods
+ *   dispatch.c admin.c reclaim.c  the protocol's methods
  *   metrics.c	the Prometheus endpoint (reads counters only)
  *   server.c	listeners, start and shutdown; wires conn to dispatch
  *   main.c	options, detaching, signals, the loop
