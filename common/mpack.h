@@ -83,6 +83,12 @@ mpw_nil(struct mpw *w)
 	w->err |= msgpack_pack_nil(&w->pk);
 }
 
+static inline void
+mpw_bin(struct mpw *w, const void *p, size_t n)
+{
+	w->err |= msgpack_pack_bin_with_body(&w->pk, p, n);
+}
+
 /* A map entry with a string key. */
 static inline void
 mpw_key(struct mpw *w, const char *key)

@@ -26,9 +26,10 @@
 
 /*
  * Deepest nesting a valid frame needs: frame array > params array > params
- * map > info map. Anything deeper is refused before it is decoded.
+ * map > reclaim's holds array > a hold's map. Anything deeper is refused
+ * before it is decoded.
  */
-#define DLM_MAX_DEPTH		4
+#define DLM_MAX_DEPTH		5
 
 /*
  * Error codes and lost reasons are those of the public <dlm.h>, where the

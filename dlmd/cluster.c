@@ -21,12 +21,21 @@
  *   never waits for etcd unless a block runs out first, and then waits
  *   rather than reuse a token.
  *
+ * - Every member reads the cluster's secret, PREFIX/secret (32 random
+ *   bytes, created once by whoever comes first, by a txn on its create
+ *   revision), before it campaigns: the active signs receipts with it, and
+ *   its successor checks them (receipt.c, reclaim.c).
+ * - A new active reads which sessions may hold locks (records.c); its
+ *   grace ends early once each has reclaimed or lapsed.
+ *
  * Polling, not a watch: a standby's reaction time is the poll interval
  * (250 ms) on top of the lease's expiry (seconds), each poll is one
  * linearizable read, and there is no stream to resume, no second
  * connection to keep alive and no compaction to handle.
  */
 #include "config.h"
+
+#include <sys/random.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +68,9 @@ static struct {
 	struct etcd		*etcd;
 	char			*key_active;
 	char			*key_tokens;
+	char			*key_secret;
+	void			(*changed)(void);	/* the caller's */
+	uint8_t			 secret_want[RECEIPT_KEY_LEN];
 	char			*key_member;
 	char			*members_prefix;
 	char			 id[17];
@@ -76,6 +88,8 @@ static struct {
 	bool			 poll_busy;
 	bool			 renew_busy;
 	bool			 tokens_busy;
+	bool			 secret_busy;
+	bool			 secret_bad;	/* logged once */
 	bool			 have_tokens;	/* a range in this term */
 	bool			 etcd_trouble;	/* logged once until it ends */
 	int64_t			 tokens_modrev;	/* last seen; 0: absent */
@@ -309,6 +323,8 @@ cluster_step_down(const char *why)
 	srv->cluster.token_lo = srv->cluster.token_hi = 0;
 	evtimer_del(cl.fence);
 	evtimer_del(cl.grace);
+	/* The records stay in etcd: their sessions will reclaim elsewhere. */
+	records_term_end();
 	session_end_all(DLM_E_NOT_ACTIVE);
 	conn_close_all_after_flush();
 	cluster_lease_lost(NULL);
@@ -332,6 +348,7 @@ cluster_lease_lost(const char *why)
 	cl.gen++;
 	cl.lease_id = 0;
 	cl.lease_busy = cl.poll_busy = cl.renew_busy = cl.tokens_busy = false;
+	cl.secret_busy = false;
 	cl.have_tokens = false;
 	srv->cluster.role = CLUSTER_STARTING;
 	evtimer_del(cl.renew);
@@ -374,6 +391,9 @@ grace_over(void)
 	if (cl.have_tokens)
 		set_why("%s", "");
 	locktab_regrant_all(srv->lt, now);
+	/* A hello waiting for a name's reclaim may go now. */
+	if (cl.changed != NULL)
+		cl.changed();
 }
 
 static void
@@ -390,6 +410,52 @@ cluster_end_grace(void)
 	if (srv->cluster.role == CLUSTER_ACTIVE &&
 	    srv->cluster.grace_until > now_ms())
 		grace_over();
+}
+
+bool
+cluster_in_grace(void)
+{
+	return srv->cluster.enabled && srv->cluster.role == CLUSTER_ACTIVE &&
+	    srv->cluster.grace_until > now_ms();
+}
+
+/* May reclaims be checked and installed: key, tokens and records known. */
+bool
+cluster_reclaim_ready(void)
+{
+	return srv->cluster.role == CLUSTER_ACTIVE && srv->cluster.have_key &&
+	    cl.have_tokens && records_loaded();
+}
+
+/*
+ * End the grace early once every session that may hold a lock of the
+ * previous active has reclaimed here or lapsed: nobody else can hold one.
+ */
+static void
+grace_maybe_over(void)
+{
+	if (!cluster_in_grace() || !cluster_reclaim_ready() ||
+	    !records_settled())
+		return;
+	log_info("cluster: every session that may hold a lock has reclaimed "
+	    "or lapsed, %llu ms into the grace",
+	    (unsigned long long)(now_ms() - srv->cluster.since));
+	grace_over();
+}
+
+void
+cluster_reclaimed(void)
+{
+	grace_maybe_over();
+}
+
+/* Something reclaims may wait for came: tell the caller, then see. */
+static void
+cluster_changed(void)
+{
+	grace_maybe_over();
+	if (cl.changed != NULL)
+		cl.changed();
 }
 
 static void tokens_reserve(void);
@@ -472,6 +538,8 @@ tokens_cb(const struct etcd_reply *r, void *arg)
 		cl.have_tokens = true;
 		if (srv->cluster.grace_until <= now_ms())
 			grace_over();
+		else
+			cluster_changed();
 	} else
 		locktab_regrant_all(srv->lt, now_ms());
 }
@@ -547,6 +615,7 @@ become_active(int64_t epoch)
 	locktab_set_tokens(srv->lt, cl.token_end, cl.token_end);
 	deadline_set(cl.deadline);
 	evtimer_add(cl.grace, timer_tv((uint32_t)cl.grace_ms));
+	records_term_begin(now, CLUSTER_GRACE_MARGIN_MS);
 	put_member();
 	tokens_reserve();
 	/* The renewal must not wait out a whole period now. */
@@ -625,7 +694,7 @@ poll_cb(const struct etcd_reply *r, void *arg)
 	}
 	note_active(&kv, n);
 	etcd_kv_clear(&kv, n);
-	if (n == 0)
+	if (n == 0 && srv->cluster.have_key)
 		campaign();
 	else if (srv->cluster.active[0] != '\0')
 		set_why("standby; the active is %s", srv->cluster.active);
@@ -673,6 +742,72 @@ members_cb(const struct etcd_reply *r, void *arg)
 			cl.nmembers++;
 	cl.members_at = now_ms();
 	etcd_kv_clear(kvs, n);
+}
+
+static void
+secret_cb(const struct etcd_reply *r, void *arg)
+{
+	struct etcd_kv kv;
+	const json_t *resp;
+	char err[200];
+	int64_t rev;
+	bool created;
+	size_t n;
+
+	if (stale(arg))
+		return;
+	cl.secret_busy = false;
+	if (!r->ok || etcd_parse_txn(r->json, &created, &rev, &resp, err,
+	    sizeof err) != 0) {
+		etcd_failed("reading the cluster's secret", r);
+		return;
+	}
+	etcd_answered(r);
+	if (created) {
+		memcpy(srv->cluster.key, cl.secret_want, RECEIPT_KEY_LEN);
+		srv->cluster.have_key = true;
+		log_info("cluster: created the cluster's secret %s",
+		    cl.key_secret);
+		return;
+	}
+	if (etcd_parse_kvs(etcd_txn_range(resp, 0), &kv, 1, &n, err,
+	    sizeof err) != 0)
+		return;
+	if (n == 1 && kv.valuelen == RECEIPT_KEY_LEN) {
+		memcpy(srv->cluster.key, kv.value, RECEIPT_KEY_LEN);
+		srv->cluster.have_key = true;
+		log_debug("cluster: read the cluster's secret");
+	} else if (!cl.secret_bad) {
+		/* Never overwritten: receipts already given would die. */
+		log_warnx("cluster: %s is not %d bytes; this member will not "
+		    "campaign until it is", cl.key_secret, RECEIPT_KEY_LEN);
+		set_why("%s is not a cluster secret", cl.key_secret);
+		cl.secret_bad = true;
+	}
+	etcd_kv_clear(&kv, n);
+}
+
+/* Read the cluster's secret, creating it if nobody has yet. */
+static void
+secret_fetch(void)
+{
+	size_t got = 0;
+
+	while (got < sizeof cl.secret_want) {
+		ssize_t k = getrandom(cl.secret_want + got,
+		    sizeof cl.secret_want - got, 0);
+
+		if (k < 0)
+			fatal("getrandom");
+		got += (size_t)k;
+	}
+	cl.secret_busy = true;
+	etcd_call(cl.etcd, "/v3/kv/txn", etcd_txn_body(
+	    etcd_one(etcd_cmp(cl.key_secret, "CREATE", 0)),
+	    etcd_one(etcd_op("request_put", etcd_req_put(cl.key_secret,
+	    (const char *)cl.secret_want, sizeof cl.secret_want, 0))),
+	    etcd_one(etcd_op("request_range", etcd_req_range(cl.key_secret,
+	    false)))), secret_cb, gen_arg());
 }
 
 static void
@@ -785,6 +920,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		break;
 	case CLUSTER_STANDBY:
+		if (!srv->cluster.have_key && !cl.secret_busy)
+			secret_fetch();
 		if (!cl.poll_busy) {
 			cl.poll_busy = true;
 			etcd_call(cl.etcd, "/v3/kv/range",
@@ -797,6 +934,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		if (locktab_tokens_left(srv->lt) < CLUSTER_TOKEN_BLOCK / 2)
 			tokens_reserve();
+		records_tick(now);
+		grace_maybe_over();
 		break;
 	}
 	srv->cluster.grace_left_ms = srv->cluster.role == CLUSTER_ACTIVE &&
@@ -815,7 +954,8 @@ key_join(const char *prefix, const char *rest)
 }
 
 int
-cluster_start(struct event_base *base, const struct dlmd_config *cfg)
+cluster_start(struct event_base *base, const struct dlmd_config *cfg,
+    void (*changed)(void))
 {
 	const char *name = cfg->cluster_name != NULL ? cfg->cluster_name :
 	    "dlm";
@@ -835,6 +975,9 @@ cluster_start(struct event_base *base, const struct dlmd_config *cfg)
 	memcpy(cl.id, secret, sizeof cl.id - 1);
 	cl.key_active = key_join(name, "active");
 	cl.key_tokens = key_join(name, "tokens");
+	cl.key_secret = key_join(name, "secret");
+	cl.changed = changed;
+	records_init(cl.etcd, name, cluster_changed);
 	cl.members_prefix = key_join(name, "members/");
 	mine = key_join(name, "members");
 	cl.key_member = key_join(mine, cl.id);
@@ -881,6 +1024,8 @@ cluster_stop(void)
 	locktab_set_window(srv->lt, 0, 0);
 	evtimer_del(cl.fence);
 	evtimer_del(cl.grace);
+	/* Sessions end now, but their records stay for the next active. */
+	records_term_end();
 	srv->cluster.role = CLUSTER_STARTING;
 	set_why("shutting down");
 	if (cl.lease_id != 0)
@@ -897,6 +1042,7 @@ cluster_free(void)
 {
 	if (cl.etcd == NULL)
 		return;
+	records_free();
 	etcd_free(cl.etcd);
 	event_free(cl.tick);
 	event_free(cl.renew);
@@ -904,6 +1050,7 @@ cluster_free(void)
 	event_free(cl.grace);
 	free(cl.key_active);
 	free(cl.key_tokens);
+	free(cl.key_secret);
 	free(cl.key_member);
 	free(cl.members_prefix);
 	memset(&cl, 0, sizeof cl);

@@ -127,6 +127,17 @@ conn_hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "no hello in time");
 }
 
+/*
+ * The peer's hello waits for the server (a fail-over's grace): give it
+ * ms more, counted from now, before the connection is closed unanswered.
+ */
+void
+conn_hello_wait(struct conn *c, uint32_t ms)
+{
+	if (evtimer_pending(&c->hello_timer, NULL))
+		event_add(&c->hello_timer, timer_tv(ms));
+}
+
 /* The peer said hello: it may now stay as long as its session does. */
 void
 conn_greeted(struct conn *c)
@@ -320,7 +331,7 @@ conn_serve_frames(struct conn *c, const char *buf, size_t len, bool *more)
 
 	*more = false;
 	for (int served = 0; off < len && !c->dead && !c->closing &&
-	    !c->overflowed; served++) {
+	    !c->overflowed && !c->paused; served++) {
 		enum frame_status st;
 		size_t flen;
 
@@ -426,6 +437,34 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	c->backlog = more;
 	if (more)
 		event_active(&c->ev_read, EV_READ, 0);
+}
+
+/*
+ * Serve nothing more of c until conn_resume(): its handler must finish a
+ * frame before the next one (a session's first acquire waits for etcd).
+ * The frames that follow stay in its input, in order.
+ */
+void
+conn_pause(struct conn *c)
+{
+	c->paused = true;
+	event_del(&c->ev_read);
+}
+
+void
+conn_resume(struct conn *c)
+{
+	if (!c->paused || c->dead)
+		return;
+	c->paused = false;
+	if (c->closing)
+		return;
+	if (!c->overflowed)
+		event_add(&c->ev_read, NULL);
+	if (c->in_len != 0) {
+		c->backlog = true;
+		event_active(&c->ev_read, EV_READ, 0);
+	}
 }
 
 /* Shutdown: every connection stops reading and closes once written. */

@@ -38,6 +38,7 @@ static int	m_bye(struct request *);
 
 static const struct method methods[] = {
 	{ "hello", m_hello, 0 },
+	{ "reclaim", reclaim_method, 0 },
 	{ "ping", m_ping, M_SESSION },
 	{ "acquire", m_acquire, M_SESSION },
 	{ "check", m_check, M_SESSION },
@@ -54,6 +55,82 @@ static const struct method methods[] = {
 	{ "reset_client", admin_reset_client, M_SESSION | M_ADMIN },
 	{ "reset_all", admin_reset_all, M_SESSION | M_ADMIN },
 };
+
+/* Connections whose frame waits for etcd, each paused meanwhile. */
+TAILQ_HEAD(conn_deferred, conn);
+static struct conn_deferred deferred = TAILQ_HEAD_INITIALIZER(deferred);
+
+/*
+ * Serve this request again after the next change the cluster reports (a
+ * session recorded, the active ready for reclaims), and nothing of its
+ * connection before it, so its frames keep their order.
+ */
+int
+request_defer(struct request *req)
+{
+	struct conn *c = req->conn;
+
+	c->deferred = xmalloc(req->framelen);
+	memcpy(c->deferred, req->frame, req->framelen);
+	c->deferred_len = req->framelen;
+	TAILQ_INSERT_TAIL(&deferred, c, defer_link);
+	conn_pause(c);
+	return DISPATCH_PENDING;
+}
+
+void
+dispatch_conn_closed(struct conn *c)
+{
+	if (c->deferred == NULL)
+		return;
+	TAILQ_REMOVE(&deferred, c, defer_link);
+	free(c->deferred);
+	c->deferred = NULL;
+}
+
+/* Serve each deferred frame again, once, in order. */
+static void
+dispatch_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c;
+	size_t n = 0;
+
+	/* Those deferred again go to the tail: count, rather than chase it. */
+	TAILQ_FOREACH(c, &deferred, defer_link)
+		n++;
+	while (n-- > 0 && (c = TAILQ_FIRST(&deferred)) != NULL) {
+		char *buf = c->deferred;
+		size_t len = c->deferred_len;
+
+		TAILQ_REMOVE(&deferred, c, defer_link);
+		c->deferred = NULL;
+		if (!c->dead && !c->closing)
+			dispatch_frame(c, buf, len);
+		free(buf);
+		if (c->deferred == NULL)
+			conn_resume(c);
+	}
+}
+
+/*
+ * Something deferred frames may wait for changed. They are served from
+ * the loop, never from inside another request: requests share the
+ * decoding zone and the result buffer.
+ */
+void
+dispatch_resume(void)
+{
+	static struct event ev;
+	static bool assigned;
+
+	if (TAILQ_EMPTY(&deferred))
+		return;
+	if (!assigned) {
+		event_assign(&ev, srv->base, -1, 0, dispatch_resume_cb, NULL);
+		assigned = true;
+	}
+	event_active(&ev, EV_TIMEOUT, 0);
+}
 
 int
 request_error(struct request *req, int code, const char *fmt, ...)
@@ -232,7 +309,8 @@ m_hello(struct request *req)
 	const msgpack_object *info = mpr_get(req->params, "info");
 	int64_t proto = 0, lease = -1, linger = -1;
 	struct session *s;
-	bool resumed = false;
+	bool resumed = false, have_receipt;
+	uint8_t receipt[RECEIPT_LEN];
 	char made[256];
 	int rc;
 
@@ -273,6 +351,16 @@ m_hello(struct request *req)
 		    req->err_active != NULL ? req->err_active : "");
 	}
 
+	/*
+	 * A name whose holds may yet be reclaimed is its owner's: hello waits
+	 * until it has reclaimed (then NAME_IN_USE, or a resume) or lapsed.
+	 */
+	if (name != NULL && cluster_in_grace() && (!records_loaded() ||
+	    records_pending(name, namelen, now_ms()))) {
+		conn_hello_wait(c, (uint32_t)(srv->cluster.grace_until -
+		    now_ms()) + cfg->lease_default_ms);
+		return request_defer(req);
+	}
 	s = name != NULL ? session_find(name, namelen) : NULL;
 	if (s != NULL && s->conn != NULL && s->owner.deadline <= now_ms()) {
 		/* Its lease ran out before its timer fired: expire it now. */
@@ -326,11 +414,19 @@ m_hello(struct request *req)
 	if (linger >= 0 || !resumed)
 		s->linger_ms = clamp_u32(linger >= 0 ? linger : 0, 0,
 		    cfg->linger_max_ms);
+	/* Never longer than its record says: a new active counts on it. */
+	if (s->record != RECORD_NONE && s->lease_ms > s->record_lease_ms)
+		s->lease_ms = s->record_lease_ms;
 	session_touch(s, now_ms());
 	log_debug("hello from %s as %s%s", c->peer, safe_str0(s->name),
 	    resumed ? " (resumed)" : "");
 
-	mpw_map(&req->res, 7);
+	have_receipt = session_receipt(s, receipt);
+	mpw_map(&req->res, have_receipt ? 8 : 7);
+	if (have_receipt) {
+		mpw_key(&req->res, "receipt");
+		mpw_bin(&req->res, receipt, RECEIPT_LEN);
+	}
 	mpw_key(&req->res, "session");
 	mpw_u64(&req->res, s->id);
 	mpw_key(&req->res, "client");
@@ -405,6 +501,7 @@ m_acquire(struct request *req)
 	struct lt_hold *h;
 	struct lt_wait *w;
 	struct lt_lock *l;
+	uint8_t receipt[RECEIPT_LEN];
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
 	    srv->cfg->max_name_len)) != 0 ||
@@ -413,6 +510,9 @@ m_acquire(struct request *req)
 	    (rc = param_int(req, "timeout_ms", false, -1, INT32_MAX,
 	    &timeout)) != 0)
 		return rc;
+	/* In a cluster, a session is in etcd before it may hold anything. */
+	if (!records_ensure(s))
+		return request_defer(req);
 	srv->stats.acquires++;
 	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, kind,
 	    mode == 0 ? LT_EXCLUSIVE : LT_SHARED, timeout != 0, NULL,
@@ -425,7 +525,8 @@ m_acquire(struct request *req)
 	case LT_GRANTED:
 		srv->stats.grants++;
 		metrics_observe_wait(0);
-		pack_grant(&req->res, h, session_valid_ms(s, now_ms()));
+		pack_grant(&req->res, h, session_valid_ms(s, now_ms()),
+		    session_hold_receipt(s, h, receipt) ? receipt : NULL);
 		return 0;
 	case LT_QUEUED:
 		w->udata = pending_new(s, req->msgid, timeout);
@@ -668,6 +769,8 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	memset(&req, 0, sizeof req);
 	req.conn = c;
 	req.msgid = (uint32_t)msgid;
+	req.frame = buf;
+	req.framelen = len;
 	if (v[2].type != MSGPACK_OBJECT_STR) {
 		reply_error(c, &req.msgid, DLM_E_BAD_REQUEST,
 		    "the method must be a string");

@@ -18,11 +18,14 @@
  *   auth.c	who may do what: admin uids, tokens, the TCP token rule
  *   session.c	sessions (names, leases, linger) and their pending
  *		acquires; the lock table's callbacks
+ *   receipt.c	the receipts' MACs under the cluster's secret; pure
  *   etcd.c	an asynchronous etcd client on the loop (JSON gateway);
  *		nothing of locks
+ *   records.c	which sessions may hold locks, recorded in etcd, and
+ *		which of them have reclaimed after a fail-over
  *   cluster.c	the cluster's roles over etcd: election, stepping down in
  *		time, fencing-token ranges, the grace after a fail-over
- *   dispatch.c admin.c  the protocol's methods
+ *   dispatch.c admin.c reclaim.c  the protocol's methods
  *   metrics.c	the Prometheus endpoint (reads counters only)
  *   server.c	listeners, start and shutdown; wires conn to dispatch
  *   main.c	options, detaching, signals, the loop
@@ -45,6 +48,7 @@
 #include "locktab.h"
 #include "mpack.h"
 #include "proto.h"
+#include "receipt.h"
 
 #define DLMD_MAX_ADMIN_UIDS	32
 #define DLMD_SECRET_LEN		32	/* hex characters */
@@ -127,6 +131,13 @@ struct pending {
 	uint64_t		 deadline;	/* now_ms() of the timeout */
 };
 
+/* A session's record in etcd (records.c). */
+enum {
+	RECORD_NONE,
+	RECORD_PUTTING,		/* its first acquire waits for this */
+	RECORD_DONE,
+};
+
 struct session {
 	struct lt_owner		 owner;		/* the lock table's view */
 	RB_ENTRY(session)	 by_name;
@@ -147,6 +158,9 @@ struct session {
 	uint64_t		 linger_deadline;
 	bool			 lingering;
 	bool			 ended;
+	int			 record;	/* RECORD_* */
+	int64_t			 record_rev;	/* its mod_revision */
+	uint32_t		 record_lease_ms;	/* the lease ceiling */
 };
 
 RB_HEAD(session_tree, session);
@@ -170,6 +184,10 @@ struct conn {
 	bool			 dirty;		/* in the flush list */
 	bool			 backlog;	/* whole frames left in in */
 	bool			 overflowed;	/* output over max_output */
+	bool			 paused;	/* frames wait in in */
+	TAILQ_ENTRY(conn)	 defer_link;
+	char			*deferred;	/* a frame to serve again */
+	size_t			 deferred_len;
 	uid_t			 uid;
 	pid_t			 pid;
 	char			 peer[80];
@@ -199,6 +217,10 @@ struct cluster_status {
 	uint64_t	failovers;	/* times this dlmd became active */
 	uint64_t	fences;		/* times it stepped down */
 	uint64_t	etcd_failures;
+	uint64_t	reclaims;	/* sessions reclaimed here */
+	uint64_t	reclaimed_holds;
+	bool		have_key;	/* the cluster's secret is known */
+	uint8_t		key[RECEIPT_KEY_LEN];
 };
 
 struct server {
@@ -281,9 +303,12 @@ void		 conn_init(struct event_base *, const struct dlmd_config *,
 void		 conn_accept(int fd, const struct sockaddr *, int socklen,
 		    bool is_unix);
 void		 conn_greeted(struct conn *);
+void		 conn_hello_wait(struct conn *, uint32_t ms);
 struct evbuffer	*conn_output(struct conn *);
 void		 conn_queued(struct conn *);
 void		 conn_close(struct conn *, const char *why);
+void		 conn_pause(struct conn *);
+void		 conn_resume(struct conn *);
 void		 conn_close_after_flush(struct conn *);
 void		 conn_close_all_after_flush(void);
 void		 conn_kick(void);
@@ -297,8 +322,9 @@ void	reply_error(struct conn *, const uint32_t *msgid, int code,
 void	reply_not_active(struct conn *, uint32_t msgid, const char *active,
 	    const char *message);
 void	reply_grant(struct conn *, uint32_t msgid, const struct lt_hold *,
-	    uint64_t valid_ms);
-void	pack_grant(struct mpw *, const struct lt_hold *, uint64_t valid_ms);
+	    uint64_t valid_ms, const uint8_t *receipt);
+void	pack_grant(struct mpw *, const struct lt_hold *, uint64_t valid_ms,
+	    const uint8_t *receipt);
 void	notify_lost(struct conn *, const struct lt_hold *, int reason);
 
 /* auth.c */
@@ -331,15 +357,38 @@ void		 pending_cancel_all(struct session *, int code,
 struct pending	*pending_find(struct session *, uint32_t msgid);
 void		 session_random_secret(char *out);
 struct session	*session_first_from(const char *key, size_t keylen);
+bool		 session_receipt(const struct session *, uint8_t *out);
+bool		 session_hold_receipt(const struct session *,
+		    const struct lt_hold *, uint8_t *out);
+const char	*session_cluster_name(void);
 struct session	*session_next(struct session *);
 
+/* records.c */
+struct etcd;
+void	records_init(struct etcd *, const char *cluster, void (*changed)(void));
+void	records_free(void);
+void	records_term_begin(uint64_t now, uint64_t margin_ms);
+void	records_term_end(void);
+void	records_tick(uint64_t now);
+bool	records_loaded(void);
+bool	records_settled(void);
+bool	records_ensure(struct session *);
+void	records_session_ended(const struct session *);
+int	records_claim(const char *name, size_t len, uint64_t now,
+	    uint32_t *lease_ms, int64_t *rev, const char **why);
+bool	records_pending(const char *name, size_t len, uint64_t now);
+
 /* cluster.c */
-int		 cluster_start(struct event_base *, const struct dlmd_config *);
+int		 cluster_start(struct event_base *, const struct dlmd_config *,
+		    void (*changed)(void));
 void		 cluster_stop(void);
 void		 cluster_free(void);
 bool		 cluster_check(uint64_t now);
 bool		 cluster_is_active(void);
 void		 cluster_end_grace(void);
+bool		 cluster_in_grace(void);
+bool		 cluster_reclaim_ready(void);
+void		 cluster_reclaimed(void);
 const char	*cluster_role_name(void);
 const char	*cluster_not_granting(void);
 const char	*cluster_endpoints(void);
@@ -353,6 +402,8 @@ uint64_t	 cluster_lease_left_ms(void);
 /* dispatch.c */
 void	dispatch_frame(struct conn *, const char *buf, size_t len);
 void	dispatch_bad_frame(struct conn *, const char *why);
+void	dispatch_conn_closed(struct conn *);
+void	dispatch_resume(void);
 
 /* Requests as handlers see them. */
 struct request {
@@ -362,14 +413,20 @@ struct request {
 	struct mpw		 res;		/* writes srv->result */
 	char			 errmsg[256];
 	const char		*err_active;	/* NOT_ACTIVE's hint, or NULL */
+	const char		*frame;		/* the request's bytes */
+	size_t			 framelen;
 };
 #define DISPATCH_PENDING	(-1)
+int	request_defer(struct request *);
 int	request_error(struct request *, int code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 int	param_name(struct request *, const char *key, bool required,
 	    const char **p, size_t *len, size_t max);
 int	param_int(struct request *, const char *key, bool required,
 	    int64_t min, int64_t max, int64_t *v);
+
+/* reclaim.c */
+int	reclaim_method(struct request *);
 
 /* admin.c */
 int	admin_locks(struct request *);

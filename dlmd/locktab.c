@@ -403,6 +403,95 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	return LT_QUEUED;
 }
 
+/* May a and b be held at once: the same kind, both shared. */
+static bool
+lt_claims_compatible(enum lt_kind ka, enum lt_mode ma, enum lt_kind kb,
+    enum lt_mode mb)
+{
+	return ka == kb && ma == LT_SHARED && mb == LT_SHARED;
+}
+
+int
+locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
+    size_t namelen, enum lt_kind kind, enum lt_mode mode, uint32_t count,
+    uint64_t token, int reason, uint64_t now, struct lt_hold **hold)
+{
+	struct lt_lock *l;
+	struct lt_hold *h, *next;
+
+	*hold = NULL;
+	if (namelen == 0 || namelen > UINT16_MAX || token == 0 ||
+	    token >= lt->next_token || count == 0 ||
+	    (kind == LT_MUTEX && count != 1))
+		return DLM_E_BAD_REQUEST;
+	l = locktab_find(lt, name, namelen);
+	if (l != NULL) {
+		if (locktab_hold_of(l, o) != NULL || lt_wait_of(l, o) != NULL ||
+		    locktab_hold_by_token(l, token) != NULL)
+			return DLM_E_ALREADY_HELD;
+		if (token < l->floor)
+			return DLM_E_WOULD_BLOCK;
+		TAILQ_FOREACH(h, &l->holders, lock_link)
+			if (h->token > token && !lt_claims_compatible(l->kind,
+			    h->mode, kind, mode))
+				return DLM_E_WOULD_BLOCK;
+	}
+	if (lt->limits.max_holds != 0 &&
+	    o->nholds + o->nwaits >= lt->limits.max_holds)
+		return DLM_E_LIMIT;
+
+	if (l == NULL) {
+		l = xcalloc(1, sizeof *l + namelen);
+		TAILQ_INIT(&l->holders);
+		TAILQ_INIT(&l->waiters);
+		l->kind = (uint8_t)kind;
+		l->namelen = (uint16_t)namelen;
+		memcpy(l->name, name, namelen);
+		RB_INSERT(lt_tree, &lt->tree, l);
+		lt->stats.locks++;
+	}
+	/* Every conflicting hold is older: it had ended when token was given. */
+	for (h = TAILQ_FIRST(&l->holders); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, lock_link);
+		if (lt_claims_compatible(l->kind, h->mode, kind, mode))
+			continue;
+		if (h->token > l->floor)
+			l->floor = h->token;
+		lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_free(lt, h, now);
+	}
+	if (l->kind != kind) {
+		struct lt_wait *w;
+
+		/* Waiters asked for the other kind, which no longer exists. */
+		while ((w = TAILQ_FIRST(&l->waiters)) != NULL) {
+			lt_wait_unlink(lt, w);
+			lt->ops->cancelled(lt->arg, w);
+			free(w);
+		}
+		l->kind = (uint8_t)kind;
+	}
+	if (mode == LT_EXCLUSIVE && token > l->floor)
+		l->floor = token;
+	h = xcalloc(1, sizeof *h);
+	h->lock = l;
+	h->owner = o;
+	h->token = token;
+	h->since = now;
+	h->count = count;
+	h->mode = (uint8_t)mode;
+	TAILQ_INSERT_TAIL(&l->holders, h, lock_link);
+	LIST_INSERT_HEAD(&o->holds, h, owner_link);
+	l->nholders++;
+	l->mode = (uint8_t)mode;
+	o->nholds++;
+	lt->stats.holds++;
+	/* A shared hold in place of an exclusive one may let waiters go. */
+	lt_grant_pass(lt, l, now);
+	*hold = h;
+	return LT_GRANTED;
+}
+
 int
 locktab_release(struct locktab *lt, struct lt_owner *o, const char *name,
     size_t namelen, uint64_t now, uint32_t *remaining)
@@ -593,6 +682,8 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a mutex hold has a count other than one";
 			if (h->mode != l->mode)
 				return "a holder's mode differs from the lock's";
+			if (h->token < l->floor)
+				return "a hold lies below a claim that ended it";
 		}
 		if (nh != l->nholders)
 			return "a lock's holder count is wrong";

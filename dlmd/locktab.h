@@ -52,6 +52,11 @@ struct lt_lock {
 	TAILQ_HEAD(, lt_hold)	holders;
 	TAILQ_HEAD(, lt_wait)	waiters;
 	TAILQ_ENTRY(lt_lock)	dirty_link;
+	/*
+	 * The highest token of an exclusive hold installed here, or of a
+	 * hold an install displaced: no claim below it can still be held.
+	 */
+	uint64_t		floor;
 	uint32_t		nholders;
 	uint32_t		nwaiters;
 	uint8_t			kind;	/* enum lt_kind */
@@ -142,6 +147,24 @@ int		 locktab_acquire(struct locktab *, struct lt_owner *,
 int		 locktab_release(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen, uint64_t now,
 		    uint32_t *remaining);
+/*
+ * Install a hold another table granted (a reclaim after a fail-over), with
+ * its token and count, for an owner without a wait on that lock. Tokens
+ * order grants: a hold with token t exists only if every conflicting hold
+ * with a lower token had ended when t was given. So a claim that conflicts
+ * with a present hold of a higher token, or lies below the lock's floor,
+ * is refused (DLM_E_WOULD_BLOCK); one above the conflicting holds displaces
+ * them (ops->revoked with reason, for each), whichever order claims come
+ * in. Waiters of the other kind are cancelled (ops->cancelled) when the
+ * claim changes the lock's kind. Returns LT_GRANTED with *hold set, or
+ * DLM_E_BAD_REQUEST (token 0 or not below the next token, count 0, a mutex
+ * count other than one), DLM_E_ALREADY_HELD (the owner holds or waits for
+ * it, or the token is held), DLM_E_LIMIT, DLM_E_WOULD_BLOCK.
+ */
+int		 locktab_install(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, enum lt_kind,
+		    enum lt_mode, uint32_t count, uint64_t token, int reason,
+		    uint64_t now, struct lt_hold **hold);
 /* Withdraw a waiter (timeout, cancel); it is freed. Grants whoever can go. */
 void		 locktab_cancel(struct locktab *, struct lt_wait *, uint64_t now);
 /* Release every hold of the owner, keeping its waits. Returns how many. */

@@ -318,7 +318,7 @@ main(int argc, char **argv)
 	if (!failed && cfg.metrics_listen != NULL)
 		failed = metrics_listen(base, cfg.metrics_listen) != 0;
 	if (!failed)
-		failed = cluster_start(base, &cfg) != 0;
+		failed = cluster_start(base, &cfg, dispatch_resume) != 0;
 	if (!failed && (pidfile = pidfile_path()) != NULL &&
 	    !pidfile_write(pidfile)) {
 		free(pidfile);

@@ -118,6 +118,10 @@ render_cluster(struct evbuffer *b)
 	    "Times this dlmd stopped being active.", cs->fences);
 	put_metric(b, "dlmd_cluster_etcd_failures_total", "counter",
 	    "etcd requests that failed or timed out.", cs->etcd_failures);
+	put_metric(b, "dlmd_cluster_reclaims_total", "counter",
+	    "Sessions reclaimed here after a fail-over.", cs->reclaims);
+	put_metric(b, "dlmd_cluster_reclaimed_holds_total", "counter",
+	    "Holds proven and kept by reclaims here.", cs->reclaimed_holds);
 	put_metric(b, "dlmd_cluster_grace_remaining_ms", "gauge",
 	    "Milliseconds left of the fail-over grace period.",
 	    cs->role == CLUSTER_ACTIVE && cs->grace_until > now ?

@@ -119,29 +119,37 @@ reply_not_active(struct conn *c, uint32_t msgid, const char *active,
 	reply_done(c, &w);
 }
 
-/* A grant's result: {token, count, valid_ms}. The one encoder of it. */
+/*
+ * A grant's result: {token, count, valid_ms}, and in a cluster {receipt}.
+ * The one encoder of it.
+ */
 void
-pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms)
+pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
+    const uint8_t *receipt)
 {
-	mpw_map(w, 3);
+	mpw_map(w, receipt != NULL ? 4 : 3);
 	mpw_key(w, "token");
 	mpw_u64(w, h->token);
 	mpw_key(w, "count");
 	mpw_u64(w, h->count);
 	mpw_key(w, "valid_ms");
 	mpw_u64(w, valid_ms);
+	if (receipt != NULL) {
+		mpw_key(w, "receipt");
+		mpw_bin(w, receipt, RECEIPT_LEN);
+	}
 }
 
 /* Answer an acquire that waited and has now been granted. */
 void
 reply_grant(struct conn *c, uint32_t msgid, const struct lt_hold *h,
-    uint64_t valid_ms)
+    uint64_t valid_ms, const uint8_t *receipt)
 {
 	struct mpw w;
 
 	if (!reply_start(c, msgid, &w))
 		return;
-	pack_grant(&w, h, valid_ms);
+	pack_grant(&w, h, valid_ms, receipt);
 	reply_done(c, &w);
 }
 

@@ -38,15 +38,27 @@ struct listener {
 static void
 server_flushed(void)
 {
+	struct session *s;
+
+	/* Ended sessions no longer hold anything: forget their records. */
+	TAILQ_FOREACH(s, &srv->dead_sessions, dead_link)
+		records_session_ended(s);
 	session_reap();
 	if (srv->shutting_down && conn_count() == 0)
 		event_base_loopbreak(srv->base);
 }
 
+static void
+server_conn_closed(struct conn *c)
+{
+	dispatch_conn_closed(c);
+	session_conn_closed(c);
+}
+
 static const struct conn_handlers server_conn_handlers = {
 	.frame = dispatch_frame,
 	.bad_frame = dispatch_bad_frame,
-	.closed = session_conn_closed,
+	.closed = server_conn_closed,
 	.flushed = server_flushed,
 };
 

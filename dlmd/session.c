@@ -94,6 +94,52 @@ session_random_secret(char *out)
 	out[DLMD_SECRET_LEN] = '\0';
 }
 
+const char *
+session_cluster_name(void)
+{
+	return srv->cfg->cluster_name != NULL ? srv->cfg->cluster_name : "dlm";
+}
+
+static struct receipt_who
+session_who(const struct session *s)
+{
+	return (struct receipt_who){ srv->cluster.key, session_cluster_name(),
+	    s->name, strlen(s->name), s->secret, strlen(s->secret) };
+}
+
+/*
+ * The receipt that proves the session (its name and secret) to a later
+ * active; false when there is none to give (not clustered).
+ */
+bool
+session_receipt(const struct session *s, uint8_t *out)
+{
+	struct receipt_who who;
+
+	if (!srv->cluster.enabled || !srv->cluster.have_key)
+		return false;
+	who = session_who(s);
+	receipt_session(&who, out);
+	return true;
+}
+
+/* The receipt of one of its holds, as it stands now (count included). */
+bool
+session_hold_receipt(const struct session *s, const struct lt_hold *h,
+    uint8_t *out)
+{
+	struct receipt_who who;
+	struct receipt_claim c;
+
+	if (!srv->cluster.enabled || !srv->cluster.have_key)
+		return false;
+	who = session_who(s);
+	c = (struct receipt_claim){ h->lock->name, h->lock->namelen,
+	    h->lock->kind, h->mode, h->count, h->token };
+	receipt_hold(&who, &c, out);
+	return true;
+}
+
 static void session_timer_cb(evutil_socket_t, short, void *);
 
 struct session *
@@ -398,6 +444,7 @@ lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 	struct pending *p = w->udata;
 	struct session *s = p->session;
 	uint32_t msgid = p->msgid;
+	uint8_t receipt[RECEIPT_LEN];
 
 	(void)arg;
 	srv->stats.grants++;
@@ -408,7 +455,8 @@ lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 		    "server is shutting down");
 		return;	/* the hold goes when the session ends */
 	}
-	reply_grant(s->conn, msgid, h, session_valid_ms(s, now_ms()));
+	reply_grant(s->conn, msgid, h, session_valid_ms(s, now_ms()),
+	    session_hold_receipt(s, h, receipt) ? receipt : NULL);
 }
 
 /*

@@ -350,6 +350,7 @@ START_TEST(one_active_and_the_others_point_at_it)
 	    "dlmd_cluster_role{role=\"standby\"} 1") != NULL, "%s", page);
 	ck_assert(strstr(page, "dlmd_cluster_epoch ") != NULL);
 	ck_assert(strstr(page, "dlmd_cluster_grace_remaining_ms ") != NULL);
+	ck_assert(strstr(page, "dlmd_cluster_reclaims_total ") != NULL);
 	ck_assert(strstr(page, "dlmd_cluster_etcd_seconds_count ") != NULL);
 	ck_assert(strstr(page, "dlmd_cluster_etcd_seconds_count 0\n") == NULL);
 }
@@ -377,8 +378,497 @@ START_TEST(sigkill_the_active)
 	ck_assert_uint_gt(t2, t1);
 	/* At worst: the TTL, its expiry slack, a poll, the grace, slack. */
 	ck_assert_uint_lt(took, 3000 + 1000 + 500 + GRACE_MS + 3000);
-	/* Not before the grace: the old holds had to lapse first. */
-	ck_assert_uint_ge(took, GRACE_MS);
+	/*
+	 * The granter said bye: once its record is gone nobody may hold a
+	 * lock, and the grace may end at once; if the kill came before the
+	 * record's lazy delete, the grace waits for its lease instead.
+	 */
+}
+END_TEST
+
+/* What a session must keep to reclaim: its name, secret and receipt. */
+struct ident {
+	struct tc	*c;
+	char		 name[64];
+	char		 secret[64];
+	uint8_t		 receipt[32];
+};
+
+/* A hold as a client keeps it, with the receipt of its last grant. */
+struct held {
+	char		 lock[64];
+	const char	*kind;
+	const char	*mode;
+	uint64_t	 token;
+	uint64_t	 count;
+	uint64_t	 proven;	/* the receipt's count */
+	uint8_t		 receipt[32];
+};
+
+static void
+copy_bin(const struct reply *r, const char *key, uint8_t *out)
+{
+	const msgpack_object *o = reply_get(r, key);
+
+	ck_assert_msg(o != NULL && o->type == MSGPACK_OBJECT_BIN &&
+	    o->via.bin.size == 32, "no 32-byte '%s' in the result", key);
+	memcpy(out, o->via.bin.ptr, 32);
+}
+
+/* A session on the active n (waiting for one), keeping its identity. */
+static void
+ident_open_lease(struct ident *id, struct node *n, const char *name,
+    long long lease_ms)
+{
+	uint64_t deadline = mono_ms() + 15000;
+	struct reply *r;
+
+	memset(id, 0, sizeof *id);
+	snprintf(id->name, sizeof id->name, "%s", name);
+	for (;;) {
+		id->c = tc_connect(&n->p);
+		r = tc_call(id->c, "hello", "proto:i client:s lease_ms:i", 1LL,
+		    name, lease_ms);
+		if (r->err == 0)
+			break;
+		ck_assert_str_eq(reply_errname(r), "NOT_ACTIVE");
+		tc_close(id->c);
+		ck_assert_msg(mono_ms() < deadline, "no session on %s",
+		    n->adv);
+		sleep_ms(100);
+	}
+	snprintf(id->secret, sizeof id->secret, "%s", reply_str(r, "secret"));
+	copy_bin(r, "receipt", id->receipt);
+}
+
+static void
+ident_open(struct ident *id, struct node *n, const char *name)
+{
+	ident_open_lease(id, n, name, 2000);
+}
+
+/* Acquire on id's session at once; the hold with its receipt. */
+static void
+hold_take(struct ident *id, struct held *h, const char *lock,
+    const char *kind, const char *mode)
+{
+	struct reply *r = tc_call(id->c, "acquire", "lock:s kind:s mode:s "
+	    "timeout_ms:i", lock, kind, mode, 0LL);
+
+	ck_assert_msg(r->err == 0, "acquire %s: %s", lock, reply_errmsg(r));
+	memset(h, 0, sizeof *h);
+	snprintf(h->lock, sizeof h->lock, "%s", lock);
+	h->kind = kind;
+	h->mode = mode;
+	h->token = reply_u64(r, "token");
+	h->count = h->proven = reply_u64(r, "count");
+	copy_bin(r, "receipt", h->receipt);
+}
+
+static void
+pack_s(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Send reclaim for id on c with n holds (as given: they may be forged). */
+static uint32_t
+reclaim_send(struct tc *c, const struct ident *id, const struct held *h,
+    int n)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint32_t msgid = c->next_id++;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint32(&pk, 0);
+	msgpack_pack_uint32(&pk, msgid);
+	pack_s(&pk, "reclaim");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_map(&pk, 6);
+	pack_s(&pk, "proto");
+	msgpack_pack_uint32(&pk, 1);
+	pack_s(&pk, "client");
+	pack_s(&pk, id->name);
+	pack_s(&pk, "secret");
+	pack_s(&pk, id->secret);
+	pack_s(&pk, "receipt");
+	msgpack_pack_bin_with_body(&pk, id->receipt, 32);
+	pack_s(&pk, "lease_ms");
+	msgpack_pack_uint32(&pk, 2000);
+	pack_s(&pk, "holds");
+	msgpack_pack_array(&pk, (uint32_t)n);
+	for (int i = 0; i < n; i++) {
+		msgpack_pack_map(&pk, 7);
+		pack_s(&pk, "lock");
+		pack_s(&pk, h[i].lock);
+		pack_s(&pk, "kind");
+		pack_s(&pk, h[i].kind);
+		pack_s(&pk, "mode");
+		pack_s(&pk, h[i].mode);
+		pack_s(&pk, "token");
+		msgpack_pack_uint64(&pk, h[i].token);
+		pack_s(&pk, "count");
+		msgpack_pack_uint64(&pk, h[i].count);
+		pack_s(&pk, "receipt_count");
+		msgpack_pack_uint64(&pk, h[i].proven);
+		pack_s(&pk, "receipt");
+		msgpack_pack_bin_with_body(&pk, h[i].receipt, 32);
+	}
+	tc_send_raw(c, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return msgid;
+}
+
+/*
+ * Reclaim on n, retrying while it is not active yet; the answer (an
+ * error, or the result), its connection left in *out.
+ */
+static struct reply *
+reclaim_on(struct node *n, const struct ident *id, const struct held *h,
+    int nh, struct tc **out)
+{
+	uint64_t deadline = mono_ms() + 20000;
+	struct reply *r;
+	struct tc *c;
+
+	for (;;) {
+		c = tc_connect(&n->p);
+		r = tc_wait(c, reclaim_send(c, id, h, nh), 5000);
+		ck_assert_msg(r != NULL, "no answer to reclaim");
+		if (r->err != 16)
+			break;
+		tc_close(c);
+		ck_assert_msg(mono_ms() < deadline, "%s never became active",
+		    n->adv);
+		sleep_ms(50);
+	}
+	*out = c;
+	return r;
+}
+
+/* The outcome of claim i in a reclaim's result. */
+static const msgpack_object *
+outcome(const struct reply *r, uint32_t i)
+{
+	const msgpack_object *holds = reply_get(r, "holds");
+
+	ck_assert_ptr_nonnull(holds);
+	ck_assert_int_eq(holds->type, MSGPACK_OBJECT_ARRAY);
+	ck_assert_uint_gt(holds->via.array.size, i);
+	return &holds->via.array.ptr[i];
+}
+
+static bool
+kept(const msgpack_object *o)
+{
+	const msgpack_object *k = mpr_get(o, "kept");
+
+	return k != NULL && k->type == MSGPACK_OBJECT_BOOLEAN &&
+	    k->via.boolean;
+}
+
+/* Who holds lock with token, as n's check says; "" if nobody. */
+static const char *
+holder_of(struct tc *c, const char *lock, uint64_t token)
+{
+	struct reply *r = tc_call(c, "check", "lock:s token:i", lock,
+	    (long long)token);
+
+	ck_assert_int_eq(r->err, 0);
+	return reply_bool(r, "held") ? reply_str(r, "client") : "";
+}
+
+/*
+ * Holders keep their locks through a SIGKILL of the active: they reclaim
+ * on the next with their receipts, same tokens and counts; the grace ends
+ * as soon as every recorded session has reclaimed, and a waiter that
+ * re-sends its acquire is served once the holder releases.
+ */
+START_TEST(holders_reclaim_after_sigkill)
+{
+	struct ident holder, waiter;
+	struct held hl[2], r2;
+	struct reply *r;
+	struct tc *hc, *wc, *fc;
+	uint64_t killed, active_at, took, fresh, first_ns, later_ns;
+	uint32_t wid;
+	int a, b;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	b = 1 - a;
+
+	ident_open(&holder, &nodes[a], "holder");
+	/* The first acquire waits for the session's record in etcd. */
+	first_ns = mono_ns();
+	hold_take(&holder, &hl[0], "L", "mutex", "exclusive");
+	first_ns = mono_ns() - first_ns;
+	/* An rlock entered twice, left once: a count below its receipt's. */
+	later_ns = mono_ns();
+	hold_take(&holder, &hl[1], "R", "rlock", "shared");
+	later_ns = mono_ns() - later_ns;
+	fprintf(stderr, "check_cluster: a session's first acquire %.2f ms "
+	    "(with its record in etcd), its next %.2f ms\n",
+	    (double)first_ns / 1e6, (double)later_ns / 1e6);
+	hold_take(&holder, &r2, "R", "rlock", "shared");
+	ck_assert_uint_eq(r2.count, 2);
+	ck_assert_uint_eq(r2.token, hl[1].token);
+	hl[1] = r2;
+	r = tc_call(holder.c, "release", "lock:s", "R");
+	ck_assert_uint_eq(reply_u64(r, "count"), 1);
+	hl[1].count = 1;
+	ident_open(&waiter, &nodes[a], "waiter");
+	wid = tc_send(waiter.c, "acquire", "lock:s timeout_ms:i", "L",
+	    60000LL);
+	ck_assert_ptr_null(tc_wait(waiter.c, wid, 200));
+
+	killed = mono_ms();
+	node_kill(&nodes[a]);
+	tc_close(holder.c);
+	tc_close(waiter.c);
+
+	r = reclaim_on(&nodes[b], &holder, hl, 2, &hc);
+	active_at = mono_ms();
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	ck_assert(kept(outcome(r, 0)));
+	ck_assert(kept(outcome(r, 1)));
+	ck_assert_uint_eq(obj_u64(outcome(r, 0), "token"), hl[0].token);
+	ck_assert_uint_eq(obj_u64(outcome(r, 1), "count"), 1);
+	ck_assert_str_eq(holder_of(hc, "L", hl[0].token), "holder");
+	ck_assert_str_eq(holder_of(hc, "R", hl[1].token), "holder");
+	/* The waiter reclaims its session (no holds) and asks again. */
+	r = reclaim_on(&nodes[b], &waiter, NULL, 0, &wc);
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	wid = tc_send(wc, "acquire", "lock:s timeout_ms:i", "L", 20000LL);
+
+	/* Every recorded session is back: the grace is over, grants go. */
+	fc = session_on(&nodes[b], "fresh");
+	ck_assert_ptr_nonnull(fc);
+	fresh = acquire(fc, "fresh-lock", 20000);
+	took = mono_ms() - killed;
+	fprintf(stderr, "check_cluster: SIGKILL of the active to the first "
+	    "new grant with reclaiming holders: %llu ms (%llu ms after the "
+	    "new active answered the first reclaim; TTL " TTL " ms, full "
+	    "grace %d ms)\n", (unsigned long long)took,
+	    (unsigned long long)(mono_ms() - active_at), GRACE_MS);
+	ck_assert_uint_gt(fresh, hl[0].token);
+	ck_assert_uint_lt(mono_ms() - active_at, GRACE_MS / 2);
+
+	/* The waiter is served when the holder lets go, above its token. */
+	ck_assert_ptr_null(tc_wait(wc, wid, 200));
+	r = tc_call(hc, "release", "lock:s", "L");
+	ck_assert_int_eq(r->err, 0);
+	r = tc_wait(wc, wid, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_uint_gt(reply_u64(r, "token"), hl[0].token);
+	/* The rlock's count is as claimed: one release ends it. */
+	r = tc_call(hc, "release", "lock:s", "R");
+	ck_assert_uint_eq(reply_u64(r, "count"), 0);
+	tc_close(hc);
+	tc_close(wc);
+	tc_close(fc);
+}
+END_TEST
+
+/*
+ * Forged or altered claims are refused: a wrong secret or session
+ * receipt, a hold's token, count, lock, mode or kind altered, a receipt
+ * of another hold, a session that never held a lock, and any reclaim
+ * outside the grace or on a standby.
+ */
+START_TEST(forged_reclaims_refused)
+{
+	struct ident holder, idle, late, brief, forged;
+	struct held h, m, bad[7], x;
+	struct reply *r;
+	struct tc *c, *stranger;
+	uint64_t active_at;
+	uint32_t sid;
+	uint64_t deadline;
+	int a, b;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	b = 1 - a;
+	ident_open(&holder, &nodes[a], "holder");
+	hold_take(&holder, &h, "L", "mutex", "exclusive");
+	hold_take(&holder, &m, "M", "mutex", "exclusive");
+	ident_open(&idle, &nodes[a], "idle");	/* never acquires */
+	ident_open(&late, &nodes[a], "late");
+	hold_take(&late, &x, "X", "mutex", "exclusive");
+	/* A lease of 1 s: it lapses a second before "late" does. */
+	ident_open_lease(&brief, &nodes[a], "brief", 1000);
+	hold_take(&brief, &x, "Y", "mutex", "exclusive");
+	node_kill(&nodes[a]);
+
+	/* Standby or active: a wrong secret is refused by the receipt. */
+	forged = holder;
+	forged.secret[0] = forged.secret[0] == 'a' ? 'b' : 'a';
+	r = reclaim_on(&nodes[b], &forged, &h, 1, &c);
+	active_at = mono_ms();
+	ck_assert_str_eq(reply_errname(r), "PERMISSION");
+	tc_close(c);
+	forged = holder;
+	forged.receipt[5] ^= 1;
+	r = reclaim_on(&nodes[b], &forged, &h, 1, &c);
+	ck_assert_str_eq(reply_errname(r), "PERMISSION");
+	tc_close(c);
+	/* A receipt for the right session under another name. */
+	forged = holder;
+	snprintf(forged.name, sizeof forged.name, "idle");
+	r = reclaim_on(&nodes[b], &forged, &h, 1, &c);
+	ck_assert_str_eq(reply_errname(r), "PERMISSION");
+	tc_close(c);
+	/* A true session that never held a lock has nothing to reclaim. */
+	r = reclaim_on(&nodes[b], &idle, NULL, 0, &c);
+	ck_assert_str_eq(reply_errname(r), "NOT_FOUND");
+	tc_close(c);
+
+	/* A stranger's hello of the name waits for its reclaim. */
+	stranger = tc_connect(&nodes[b].p);
+	sid = tc_send(stranger, "hello", "proto:i client:s", 1LL, "holder");
+	ck_assert_ptr_null(tc_wait(stranger, sid, 300));
+
+	/* Each claim altered one way; then the true ones. */
+	for (int i = 0; i < 5; i++)
+		bad[i] = h;
+	bad[0].token++;
+	bad[1].count = bad[1].proven = 2;
+	snprintf(bad[2].lock, sizeof bad[2].lock, "L2");
+	bad[3].mode = "shared";
+	bad[4].kind = "rlock";
+	bad[5] = m;
+	memcpy(bad[5].receipt, h.receipt, 32);
+	bad[6] = h;
+	{
+		struct held all[8];
+
+		memcpy(all, bad, sizeof bad);
+		all[7] = m;
+		r = reclaim_on(&nodes[b], &holder, all, 8, &c);
+	}
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	for (uint32_t i = 0; i < 6; i++) {
+		ck_assert_msg(!kept(outcome(r, i)), "altered claim %u kept", i);
+		ck_assert_str_eq(obj_str(outcome(r, i), "error"),
+		    "PERMISSION");
+	}
+	ck_assert(kept(outcome(r, 6)));
+	ck_assert(kept(outcome(r, 7)));
+	r = tc_wait(stranger, sid, 2000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(reply_errname(r), "NAME_IN_USE");
+	tc_close(stranger);
+	ck_assert_str_eq(holder_of(c, "L", h.token), "holder");
+	ck_assert_str_eq(holder_of(c, "M", m.token), "holder");
+	/* Not twice. */
+	{
+		struct tc *c2;
+
+		r = reclaim_on(&nodes[b], &holder, &h, 1, &c2);
+		ck_assert_str_eq(reply_errname(r), "NAME_IN_USE");
+		tc_close(c2);
+	}
+	tc_close(c);
+
+	/*
+	 * Past brief's lease since the fail-over (plus the margin), though
+	 * still in the grace that "late" keeps open: too late for brief.
+	 */
+	while (mono_ms() < active_at + 1000 + 1000 + 400)
+		sleep_ms(50);
+	r = reclaim_on(&nodes[b], &brief, &x, 1, &c);
+	ck_assert_str_eq(reply_errname(r), "NOT_FOUND");
+	ck_assert_msg(strstr(reply_errmsg(r), "lease has run out") != NULL,
+	    "%s", reply_errmsg(r));
+	tc_close(c);
+
+	/* "late" lapses; once the grace is over no claim is taken. */
+	deadline = mono_ms() + 10000;
+	for (;;) {
+		c = session_on(&nodes[b], "probe");
+		ck_assert_ptr_nonnull(c);
+		r = tc_call(c, "stats", NULL);
+		if (reply_u64(r, "grace_ms") == 0) {
+			tc_close(c);
+			break;
+		}
+		tc_close(c);
+		ck_assert_msg(mono_ms() < deadline, "the grace never ended");
+		sleep_ms(200);
+	}
+	r = reclaim_on(&nodes[b], &late, &x, 0, &c);
+	ck_assert_str_eq(reply_errname(r), "NOT_FOUND");
+	ck_assert_msg(strstr(reply_errmsg(r), "grace") != NULL, "%s",
+	    reply_errmsg(r));
+	tc_close(c);
+}
+END_TEST
+
+/*
+ * Two sessions claim one exclusive lock (as when a loss notice died with
+ * the old active): the higher token keeps it, whichever claims first, and
+ * a holder that loses it is told "lost".
+ */
+START_TEST(conflicting_reclaims_go_to_the_higher_token)
+{
+	struct ident A, B;
+	struct held ap, aq, bp, bq, ha[2], hb[2];
+	struct reply *r;
+	struct tc *ac, *bc;
+	int a, b;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	b = 1 - a;
+	ident_open(&A, &nodes[a], "A");
+	ident_open(&B, &nodes[a], "B");
+	/* P: A's grant, then B's; Q: B's, then A's. */
+	hold_take(&A, &ap, "P", "mutex", "exclusive");
+	tc_call(A.c, "release", "lock:s", "P");
+	hold_take(&B, &bp, "P", "mutex", "exclusive");
+	hold_take(&B, &bq, "Q", "mutex", "exclusive");
+	tc_call(B.c, "release", "lock:s", "Q");
+	hold_take(&A, &aq, "Q", "mutex", "exclusive");
+	ck_assert_uint_gt(bp.token, ap.token);
+	ck_assert_uint_gt(aq.token, bq.token);
+	node_kill(&nodes[a]);
+
+	ha[0] = ap;
+	ha[1] = aq;
+	r = reclaim_on(&nodes[b], &A, ha, 2, &ac);
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	ck_assert(kept(outcome(r, 0)));
+	ck_assert(kept(outcome(r, 1)));
+	hb[0] = bp;
+	hb[1] = bq;
+	r = reclaim_on(&nodes[b], &B, hb, 2, &bc);
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	ck_assert(kept(outcome(r, 0)));
+	ck_assert(!kept(outcome(r, 1)));
+	ck_assert_str_eq(obj_str(outcome(r, 1), "error"), "WOULD_BLOCK");
+	/* A is told it lost P. */
+	r = tc_wait_notify(ac, 2000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->method, "lost");
+	ck_assert_str_eq(obj_str(r->params, "lock"), "P");
+	ck_assert_uint_eq(obj_u64(r->params, "token"), ap.token);
+	ck_assert_str_eq(holder_of(bc, "P", bp.token), "B");
+	ck_assert_str_eq(holder_of(bc, "P", ap.token), "");
+	ck_assert_str_eq(holder_of(bc, "Q", aq.token), "A");
+	ck_assert_str_eq(holder_of(bc, "Q", bq.token), "");
+	tc_close(ac);
+	tc_close(bc);
 }
 END_TEST
 
@@ -606,6 +1096,9 @@ cluster_suite(void)
 
 	add_case(s, "election", one_active_and_the_others_point_at_it);
 	add_case(s, "sigkill", sigkill_the_active);
+	add_case(s, "reclaim", holders_reclaim_after_sigkill);
+	add_case(s, "reclaim_forged", forged_reclaims_refused);
+	add_case(s, "reclaim_conflict", conflicting_reclaims_go_to_the_higher_token);
 	add_case(s, "sigstop", sigstop_the_active_past_its_lease);
 	add_case(s, "tokens", tokens_only_grow);
 	add_case(s, "etcd_quorum", etcd_members_lost_and_back);

@@ -137,17 +137,17 @@ START_TEST(depth)
 	unsigned char buf[64];
 	size_t flen;
 
-	/* Four nested arrays are what the protocol needs. */
-	memset(buf, 0x91, 4);
-	buf[4] = 0xc0;
-	ck_assert_int_eq(scan(buf, 5, &flen), FRAME_COMPLETE);
+	/* Five nested arrays are what the protocol needs (reclaim). */
 	memset(buf, 0x91, 5);
 	buf[5] = 0xc0;
-	ck_assert_int_eq(scan(buf, 6, &flen), FRAME_TOO_DEEP);
+	ck_assert_int_eq(scan(buf, 6, &flen), FRAME_COMPLETE);
+	memset(buf, 0x91, 6);
+	buf[6] = 0xc0;
+	ck_assert_int_eq(scan(buf, 7, &flen), FRAME_TOO_DEEP);
 	/* Deep nesting of empty containers counts too. */
-	memset(buf, 0x91, 4);
-	buf[4] = 0x90;
-	ck_assert_int_eq(scan(buf, 5, &flen), FRAME_TOO_DEEP);
+	memset(buf, 0x91, 5);
+	buf[5] = 0x90;
+	ck_assert_int_eq(scan(buf, 6, &flen), FRAME_TOO_DEEP);
 	/* A thousand levels: refused, not recursed into. */
 	{
 		unsigned char *deep = malloc(1000);

@@ -744,6 +744,151 @@ START_TEST(grant_window)
 }
 END_TEST
 
+/* Install a reclaimed hold; returns the result and checks invariants. */
+static int
+inst(struct lt_owner *o, const char *name, enum lt_kind kind,
+    enum lt_mode mode, uint32_t count, uint64_t token)
+{
+	struct lt_hold *h;
+	int rc = locktab_install(lt, o, name, strlen(name), kind, mode, count,
+	    token, DLM_LOST_FORCED, now, &h);
+
+	if (rc == LT_GRANTED) {
+		ck_assert_ptr_nonnull(h);
+		ck_assert_uint_eq(h->token, token);
+		ck_assert_uint_eq(h->count, count);
+		ck_assert_ptr_eq(h->owner, o);
+	} else
+		ck_assert_ptr_null(h);
+	check_invariants();
+	return rc;
+}
+
+/* A reclaimed hold keeps its token and count; bad claims are refused. */
+START_TEST(install_keeps_token_and_count)
+{
+	uint32_t left;
+
+	locktab_set_window(lt, 0, 0);	/* a grace: nothing new granted */
+	ck_assert_int_eq(inst(&A, "r", LT_RLOCK, LT_SHARED, 3, 500),
+	    LT_GRANTED);
+	ck_assert_int_eq(rel(&A, "r", &left), 0);
+	ck_assert_uint_eq(left, 2);
+	/* Tokens the table never reached, zero, bad counts. */
+	ck_assert_int_eq(inst(&B, "m", LT_MUTEX, LT_EXCLUSIVE, 1, 1000),
+	    DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst(&B, "m", LT_MUTEX, LT_EXCLUSIVE, 1, 0),
+	    DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst(&B, "m", LT_MUTEX, LT_EXCLUSIVE, 2, 10),
+	    DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst(&B, "m", LT_RLOCK, LT_SHARED, 0, 10),
+	    DLM_E_BAD_REQUEST);
+	/* The same owner twice, or the same token for another. */
+	ck_assert_int_eq(inst(&A, "r", LT_RLOCK, LT_SHARED, 1, 501),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(inst(&B, "r", LT_RLOCK, LT_SHARED, 1, 500),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(inst(&B, "r", LT_RLOCK, LT_SHARED, 1, 499),
+	    LT_GRANTED);
+	ck_assert_int_eq(nev, 0);
+	/* Granted from the table's own range, above every reclaimed token. */
+	locktab_set_window(lt, 0, UINT64_MAX);
+	ck_assert_int_eq(acq(&C, "r", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+}
+END_TEST
+
+/* Two claims to one exclusive lock: the higher token, in either order. */
+START_TEST(install_conflict_goes_to_the_higher_token)
+{
+	locktab_set_window(lt, 0, 0);
+	ck_assert_int_eq(inst(&A, "m", LT_MUTEX, LT_EXCLUSIVE, 1, 10),
+	    LT_GRANTED);
+	ck_assert_int_eq(inst(&B, "m", LT_MUTEX, LT_EXCLUSIVE, 1, 20),
+	    LT_GRANTED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_uint_eq(ev[0].token, 10);
+	ck_assert_int_eq(ev[0].reason, DLM_LOST_FORCED);
+	ck_assert_uint_eq(A.nholds, 0);
+	ck_assert_int_eq(inst(&C, "m", LT_MUTEX, LT_EXCLUSIVE, 1, 15),
+	    DLM_E_WOULD_BLOCK);
+
+	ck_assert_int_eq(inst(&B, "n", LT_MUTEX, LT_EXCLUSIVE, 1, 20),
+	    LT_GRANTED);
+	ck_assert_int_eq(inst(&A, "n", LT_MUTEX, LT_EXCLUSIVE, 1, 10),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_uint_eq(locktab_hold_of(locktab_find(lt, "n", 1),
+	    &B)->token, 20);
+}
+END_TEST
+
+/*
+ * Shared and exclusive claims of an rlock, in an order that hides the
+ * exclusive one's place: a shared claim below an exclusive grant had
+ * ended before it, even once that exclusive claim is itself displaced.
+ */
+START_TEST(install_floor_remembers_displaced_claims)
+{
+	locktab_set_window(lt, 0, 0);
+	ck_assert_int_eq(inst(&A, "r", LT_RLOCK, LT_SHARED, 1, 5), LT_GRANTED);
+	ck_assert_int_eq(inst(&B, "r", LT_RLOCK, LT_EXCLUSIVE, 2, 7),
+	    LT_GRANTED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_int_eq(inst(&C, "r", LT_RLOCK, LT_SHARED, 1, 8), LT_GRANTED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[1].owner, &B);
+	ck_assert_int_eq(inst(&D, "r", LT_RLOCK, LT_SHARED, 1, 6),
+	    DLM_E_WOULD_BLOCK);
+	/* Shared claims above the floor live together. */
+	ck_assert_int_eq(inst(&D, "r", LT_RLOCK, LT_SHARED, 1, 9), LT_GRANTED);
+	ck_assert_uint_eq(locktab_find(lt, "r", 1)->nholders, 2);
+	/* A claim of the other kind, older than every holder: refused. */
+	ck_assert_int_eq(inst(&A, "r", LT_MUTEX, LT_EXCLUSIVE, 1, 3),
+	    DLM_E_WOULD_BLOCK);
+	/* An exclusive claim older than a shared holder, above the floor. */
+	ck_assert_int_eq(inst(&A, "s", LT_RLOCK, LT_SHARED, 1, 30), LT_GRANTED);
+	ck_assert_int_eq(inst(&B, "s", LT_RLOCK, LT_EXCLUSIVE, 1, 20),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->nholders, 1);
+}
+END_TEST
+
+/* Waiters queued during the grace wait behind reclaimed holds. */
+START_TEST(install_before_waiters_are_served)
+{
+	int tb = 2, tc = 3;
+	uint32_t left;
+
+	now = 100;
+	locktab_set_window(lt, 200, UINT64_MAX);
+	ck_assert_int_eq(acq(&B, "w", LT_MUTEX, LT_EXCLUSIVE, true, &tb,
+	    NULL), LT_QUEUED);
+	ck_assert_int_eq(inst(&A, "w", LT_MUTEX, LT_EXCLUSIVE, 1, 50),
+	    LT_GRANTED);
+	/* A waiter of the other kind goes when a claim changes the kind. */
+	ck_assert_int_eq(acq(&C, "k", LT_MUTEX, LT_EXCLUSIVE, true, &tc,
+	    NULL), LT_QUEUED);
+	ck_assert_int_eq(inst(&A, "k", LT_RLOCK, LT_SHARED, 2, 60),
+	    LT_GRANTED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'c');
+	ck_assert_ptr_eq(ev[0].udata, &tc);
+	now = 200;
+	locktab_regrant_all(lt, now);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(rel(&A, "w", &left), 0);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[1].kind, 'g');
+	ck_assert_ptr_eq(ev[1].udata, &tb);
+	ck_assert_uint_ge(ev[1].token, 1000);
+}
+END_TEST
+
 static Suite *
 locktab_suite(void)
 {
@@ -783,6 +928,10 @@ locktab_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, token_range_exhausted_waits);
 	tcase_add_test(tc, grant_window);
+	tcase_add_test(tc, install_keeps_token_and_count);
+	tcase_add_test(tc, install_conflict_goes_to_the_higher_token);
+	tcase_add_test(tc, install_floor_remembers_displaced_claims);
+	tcase_add_test(tc, install_before_waiters_are_served);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("random");

@@ -1,0 +1,42 @@
+/*
+ * Receipts: MACs under the cluster's secret that prove a session and its
+ * holds to a new active after a fail-over (receipt.c says how).
+ */
+#ifndef DLMD_RECEIPT_H
+#define DLMD_RECEIPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECEIPT_LEN	32	/* bytes of a receipt */
+#define RECEIPT_KEY_LEN	32	/* bytes of the cluster's secret */
+
+/* Whose receipt: the key, the cluster, and the session. */
+struct receipt_who {
+	const uint8_t	*key;		/* RECEIPT_KEY_LEN bytes */
+	const char	*cluster;	/* NUL-terminated */
+	const char	*name;
+	size_t		 namelen;
+	const char	*secret;
+	size_t		 secretlen;
+};
+
+/* A hold, as a receipt vouches for it. */
+struct receipt_claim {
+	const char	*lock;
+	size_t		 locklen;
+	unsigned	 kind;		/* enum lt_kind */
+	unsigned	 mode;		/* enum lt_mode */
+	uint32_t	 count;
+	uint64_t	 token;
+};
+
+void	receipt_session(const struct receipt_who *, uint8_t out[RECEIPT_LEN]);
+void	receipt_hold(const struct receipt_who *, const struct receipt_claim *,
+	    uint8_t out[RECEIPT_LEN]);
+/* got (len bytes, from the network) is want, compared in constant time. */
+bool	receipt_equal(const uint8_t want[RECEIPT_LEN], const void *got,
+	    size_t len);
+
+#endif
