@@ -60,9 +60,14 @@ char	*text_escape(const char *s);
 /* \xNN and \\ back into bytes; -1 with a sentence in why. */
 int	 name_unescape(const char *s, char **bytes, size_t *len, char *why,
 	    size_t whylen);
-/* Unescape argument arg, called what in errors; EXIT_OK or EXIT_USAGE. */
-int	 name_from_arg(const char *what, const char *arg, struct name *);
 void	 name_free(struct name *);
+
+/*
+ * main.c: unescape argument arg, called what in errors; EXIT_OK or
+ * EXIT_USAGE (the error said). Here, not in name.c, so that the escaping
+ * knows nothing of how the command reports errors.
+ */
+int	 name_from_arg(const char *what, const char *arg, struct name *);
 
 /*
  * value.c: msgpack <-> jansson, and reading fields of results. Strings

@@ -313,3 +313,29 @@ main(int argc, char **argv)
 	ctl_error("unknown command '%s' (see dlmctl --help)", argv[optind]);
 	return EXIT_USAGE;
 }
+
+/*
+ * A lock or client name from the command line, in the escaped form the
+ * tables show; a bad one is a usage error, said here where errors are.
+ */
+int
+name_from_arg(const char *what, const char *arg, struct name *nm)
+{
+	char why[100];
+
+	memset(nm, 0, sizeof *nm);
+	if (name_unescape(arg, &nm->bytes, &nm->len, why, sizeof why) != 0) {
+		char *shown = text_escape(arg);
+
+		ctl_error("%s '%s': %s", what, shown, why);
+		free(shown);
+		return EXIT_USAGE;
+	}
+	if (nm->len == 0) {
+		ctl_error("the %s is empty", what);
+		name_free(nm);
+		return EXIT_USAGE;
+	}
+	nm->shown = name_escape(nm->bytes, nm->len);
+	return EXIT_OK;
+}

@@ -156,28 +156,6 @@ name_unescape(const char *s, char **bytes, size_t *len, char *why,
 	return 0;
 }
 
-int
-name_from_arg(const char *what, const char *arg, struct name *nm)
-{
-	char why[100];
-
-	memset(nm, 0, sizeof *nm);
-	if (name_unescape(arg, &nm->bytes, &nm->len, why, sizeof why) != 0) {
-		char *shown = text_escape(arg);
-
-		ctl_error("%s '%s': %s", what, shown, why);
-		free(shown);
-		return EXIT_USAGE;
-	}
-	if (nm->len == 0) {
-		ctl_error("the %s is empty", what);
-		name_free(nm);
-		return EXIT_USAGE;
-	}
-	nm->shown = name_escape(nm->bytes, nm->len);
-	return EXIT_OK;
-}
-
 void
 name_free(struct name *nm)
 {
