@@ -1,7 +1,7 @@
 /*
  * libdlm's public calls: acquire, release, reset, check, holds, cancel, the
- * async and scoped forms, and error strings; built on client.c's call path
- * and locks.c's entries.
+ * async and scoped forms; built on client.c's call path and locks.c's
+ * entries.
  */
 #include "config.h"
 
@@ -13,7 +13,6 @@
 #include "client.h"
 #include "clock.h"
 #include "mpack.h"
-#include "proto.h"
 
 #define MAX_LOCK_NAME	65535
 #define BAD_NAME	"a lock name is 1 to 65535 bytes"
@@ -501,32 +500,4 @@ dlm_scope_release(struct dlm_scope *s)
 	if (s->err == 0 && s->client != NULL)
 		(void)dlm_release(s->client, s->lock);
 	s->client = NULL;
-}
-
-/*
- * The server's codes through the protocol's table, the library's own here;
- * both are rows of DLM_ERRORS in <dlm.h>.
- */
-const char *
-dlm_strerror(int err)
-{
-	switch (err) {
-#define LIB_ERROR_SENTENCE(constant, value, name, sentence) \
-	case constant: return sentence;
-	DLM_LIBRARY_ERRORS(LIB_ERROR_SENTENCE)
-#undef LIB_ERROR_SENTENCE
-	}
-	return dlm_proto_errdesc(err);
-}
-
-const char *
-dlm_errname(int err)
-{
-	switch (err) {
-#define LIB_ERROR_NAME(constant, value, name, sentence) \
-	case constant: return name;
-	DLM_LIBRARY_ERRORS(LIB_ERROR_NAME)
-#undef LIB_ERROR_NAME
-	}
-	return dlm_proto_errname(err);
 }

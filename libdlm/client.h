@@ -1,16 +1,27 @@
 /*
  * libdlm internals: the client object and the layers above the engine.
+ * Each file calls only the files on its own line or below it, never up:
  *
- *	calls.c, rawcall.c	the public calls
- *	locks.c			the local lock entries (what this client holds,
- *				and the turns of its threads at a mutex)
- *	client.c		the life of a client and the call path: the
- *				engine's reports, completions, lost holds
+ *	calls.c, rawcall.c	the public calls, through client.c's call path
+ *	client.c		the top of a client's life: dlm_connect*() and
+ *				dlm_close() choose and stop a driver; the call
+ *				path into the engine; the accessors
  *	thread.c		the threaded mode's driver: the I/O thread, and
  *				a caller that reads its own reply
  *	loop.c			the event-loop mode's driver: the program's loop
+ *	core.c			the client object and its queues: making and
+ *				freeing it, the engine's reports turned into
+ *				completions and notes, running them, closing
+ *	locks.c			the local lock entries (what this client holds,
+ *				and the turns of its threads at a mutex)
+ *	engine.c		the connection and session (engine.h), which
+ *				calls up only through its engine_ops
+ *	notes.c			the notes: lost holds and state changes to tell
+ *	errmsg.c		error strings and the per-thread last message
  *	registry.c		the live clients, for fork()
- *	engine.c, wire.c, dial.c  the connection and session (engine.h)
+ *	wire.c, dial.c		the protocol's frames, dialing the server
+ *
+ * The declarations below are grouped by file, from the bottom up.
  *
  * Locking: c->mu guards everything in struct dlm_client (the engine
  * included), except what is set before the client is shared and never
@@ -128,6 +139,14 @@ struct dlm_client {
 	int		 pub_state;	/* the last DLM_STATE_* told */
 };
 
+/* registry.c */
+int		 dlm__registry_add(struct dlm_client *);
+void		 dlm__registry_remove(const struct dlm_client *);
+/* Whether the client with this serial is live. */
+bool		 dlm__registry_has(uint64_t serial);
+unsigned long	 dlm__fork_depth(void);
+bool		 dlm__forked(struct dlm_client *);
+
 /* errmsg.c */
 /*
  * Keep this thread's message for the client with serial (0: a connect):
@@ -141,29 +160,7 @@ int		 dlm__resultf(struct dlm_client *c, int err, const char *fmt,
 /* dlm_close(): this thread's slot for c goes. */
 void		 dlm__errmsg_forget(const struct dlm_client *);
 
-/* registry.c */
-int		 dlm__registry_add(struct dlm_client *);
-void		 dlm__registry_remove(const struct dlm_client *);
-/* Whether the client with this serial is live. */
-bool		 dlm__registry_has(uint64_t serial);
-unsigned long	 dlm__fork_depth(void);
-bool		 dlm__forked(struct dlm_client *);
-
-/* client.c */
-/*
- * Enter a public call: 0 with c->mu held, or an error (kept for
- * dlm_errmsg(), as c may be freed as soon as it is returned).
- */
-int		 dlm__enter(struct dlm_client *);
-void		 dlm__leave(struct dlm_client *);
-/*
- * Send a request. params is a packed map (or NULL for none). With req->kind
- * REQ_SYNC, writes it, waits for the reply and returns its error; otherwise
- * returns 0 once queued. Called with c->mu held (inside dlm__enter).
- */
-int		 dlm__call(struct dlm_client *, struct dlm_req *,
-		    const char *method, const msgpack_sbuffer *params);
-void		 dlm__req_free(struct dlm_req *);
+/* notes.c */
 /*
  * Queue a lost hold (lock set) or a state change for the program; dropped
  * if memory runs out, so only for what no reservation covers.
@@ -175,32 +172,6 @@ struct note	*dlm__note_new(const char *lock);
 void		 dlm__note_queue(struct dlm_client *, struct note *,
 		    uint64_t token, int reason, int err);
 void		 dlm__note_free(struct note *);
-/* Take the queued completions and notes (c->mu held). */
-struct dlm_req	*dlm__take_completions(struct dlm_client *);
-struct note	*dlm__take_notes(struct dlm_client *);
-/* Run them, without c->mu, and free them; how many completions ran. */
-int		 dlm__run_completions(struct dlm_client *, struct dlm_req *);
-void		 dlm__run_notes(struct dlm_client *, struct note *);
-struct dlm_client *dlm__client_new(const char *server,
-		    const struct dlm_options *, bool loop, int *err);
-void		 dlm__client_free(struct dlm_client *);
-
-/* thread.c */
-int		 dlm__thread_start(struct dlm_client *);
-/* Wait for the first connect to open the session: 0 or an error. */
-int		 dlm__connect_wait(struct dlm_client *);
-/*
- * A caller waiting for req drives the engine for a while, if nobody else
- * does (c->mu held; dropped meanwhile).
- */
-void		 dlm__drive(struct dlm_client *, const struct dlm_req *);
-void		 dlm__wake_io(struct dlm_client *);
-/* Stop the I/O thread and any driving caller (c->mu not held). */
-void		 dlm__thread_stop(struct dlm_client *);
-
-/* loop.c */
-/* Tell the watcher if fd, events or deadline changed (c->mu not held). */
-void		 dlm__loop_notify(struct dlm_client *);
 
 /* locks.c */
 struct lockent	*dlm__lockent(struct dlm_client *, const char *name, bool make);
@@ -236,5 +207,56 @@ int		 dlm__locks_release_target(struct dlm_client *,
 		    const char *lock, uint64_t *token);
 bool		 dlm__locks_held(struct dlm_client *, const char *lock);
 void		 dlm__locks_free(struct dlm_client *);
+
+/* core.c */
+void		 dlm__req_free(struct dlm_req *);
+/* Take the queued completions and notes (c->mu held). */
+struct dlm_req	*dlm__take_completions(struct dlm_client *);
+struct note	*dlm__take_notes(struct dlm_client *);
+/* Run them, without c->mu, and free them; how many completions ran. */
+int		 dlm__run_completions(struct dlm_client *, struct dlm_req *);
+void		 dlm__run_notes(struct dlm_client *, struct note *);
+struct dlm_client *dlm__client_new(const char *server,
+		    const struct dlm_options *, bool loop, int *err);
+void		 dlm__client_free(struct dlm_client *);
+/*
+ * dlm_close() in two halves, around stopping the threaded mode's driver:
+ * the first says bye (false: nothing more to do here, c may be gone);
+ * the second closes the engine, runs what is left and frees c.
+ */
+bool		 dlm__close_begin(struct dlm_client *);
+void		 dlm__close_end(struct dlm_client *);
+
+/* thread.c */
+int		 dlm__thread_start(struct dlm_client *);
+/* Wait for the first connect to open the session: 0 or an error. */
+int		 dlm__connect_wait(struct dlm_client *);
+/*
+ * A caller waiting for req drives the engine for a while, if nobody else
+ * does (c->mu held; dropped meanwhile).
+ */
+void		 dlm__drive(struct dlm_client *, const struct dlm_req *);
+void		 dlm__wake_io(struct dlm_client *);
+/* Stop the I/O thread and any driving caller (c->mu not held). */
+void		 dlm__thread_stop(struct dlm_client *);
+
+/* loop.c */
+/* Tell the watcher if fd, events or deadline changed (c->mu not held). */
+void		 dlm__loop_notify(struct dlm_client *);
+
+/* client.c */
+/*
+ * Enter a public call: 0 with c->mu held, or an error (kept for
+ * dlm_errmsg(), as c may be freed as soon as it is returned).
+ */
+int		 dlm__enter(struct dlm_client *);
+void		 dlm__leave(struct dlm_client *);
+/*
+ * Send a request. params is a packed map (or NULL for none). With req->kind
+ * REQ_SYNC, writes it, waits for the reply and returns its error; otherwise
+ * returns 0 once queued. Called with c->mu held (inside dlm__enter).
+ */
+int		 dlm__call(struct dlm_client *, struct dlm_req *,
+		    const char *method, const msgpack_sbuffer *params);
 
 #endif

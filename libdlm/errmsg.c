@@ -4,7 +4,9 @@
  * or the library's own. A thread keeps one slot for each client it saw a
  * call fail on, and slot 0 for its last failed connect, in thread-specific
  * storage freed when the thread exits. Only the thread itself reads or
- * writes its slots: no lock is needed.
+ * writes its slots: no lock is needed. And the error codes' strings
+ * (dlm_strerror(), dlm_errname()), at the bottom with the messages, so
+ * that the engine can say what a code means without calling up.
  */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "proto.h"
 
 /* Slots past this many are pruned of clients that have been closed. */
 #define SLOTS_PRUNE	8
@@ -165,4 +168,32 @@ dlm_errmsg(struct dlm_client *c)
 
 	s = slot_find(slots_head(), c != NULL ? c->serial : 0);
 	return s != NULL ? s->msg : "";
+}
+
+/*
+ * The server's codes through the protocol's table, the library's own here;
+ * both are rows of DLM_ERRORS in <dlm.h>.
+ */
+const char *
+dlm_strerror(int err)
+{
+	switch (err) {
+#define LIB_ERROR_SENTENCE(constant, value, name, sentence) \
+	case constant: return sentence;
+	DLM_LIBRARY_ERRORS(LIB_ERROR_SENTENCE)
+#undef LIB_ERROR_SENTENCE
+	}
+	return dlm_proto_errdesc(err);
+}
+
+const char *
+dlm_errname(int err)
+{
+	switch (err) {
+#define LIB_ERROR_NAME(constant, value, name, sentence) \
+	case constant: return name;
+	DLM_LIBRARY_ERRORS(LIB_ERROR_NAME)
+#undef LIB_ERROR_NAME
+	}
+	return dlm_proto_errname(err);
 }

@@ -161,8 +161,10 @@ dlm_loop_process(struct dlm_client *c, int events)
 	rc = c->eng.state == ENGINE_CLOSED ? DLM_E_CLOSED : 0;
 	dlm__result(c, rc, c->eng.errmsg);
 	if (c->close_asked) {
+		/* dlm_close()'s work; there is no thread to stop. */
 		pthread_mutex_unlock(&c->mu);
-		dlm_close(c);
+		if (dlm__close_begin(c))
+			dlm__close_end(c);
 		return DLM_E_CLOSED;
 	}
 	pthread_mutex_unlock(&c->mu);
