@@ -64,9 +64,23 @@ tmp=$(mktemp -d /tmp/dlm-examples.XXXXXX)
 "$dlmd" -c /dev/null -f -l "unix:$tmp/s.sock" --log-level warning &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do [ -S "$tmp/s.sock" ] && break; sleep 0.05; done
 export DLM_SERVER="unix:$tmp/s.sock"
 export LD_LIBRARY_PATH="$stage$libdir"
+# Ready when it answers, not when its socket file appears: the file exists
+# from bind(), a moment before listen(), and a connect in between is
+# refused. Up to 20 s, for a loaded machine.
+ready=no
+for _ in $(seq 400); do
+	if "$stage$bindir/dlmctl" ping -c 1 >/dev/null 2>&1; then
+		ready=yes
+		break
+	fi
+	sleep 0.05
+done
+if [ "$ready" != yes ]; then
+	echo "examples: dlmd did not answer on $tmp/s.sock" >&2
+	exit 1
+fi
 
 "$out/cron_guard" examples/cron sh -c 'exit 0'
 "$out/cron_guard" examples/cron sh -c 'exit 3' || [ $? -eq 3 ]
