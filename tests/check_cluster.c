@@ -810,6 +810,11 @@ START_TEST(forged_reclaims_refused)
 	ck_assert_msg(strstr(reply_errmsg(r), "grace") != NULL, "%s",
 	    reply_errmsg(r));
 	tc_close(c);
+	/* Their server is gone; what is left is this process's memory. */
+	tc_close(holder.c);
+	tc_close(idle.c);
+	tc_close(late.c);
+	tc_close(brief.c);
 }
 END_TEST
 
@@ -869,6 +874,8 @@ START_TEST(conflicting_reclaims_go_to_the_higher_token)
 	ck_assert_str_eq(holder_of(bc, "Q", bq.token), "");
 	tc_close(ac);
 	tc_close(bc);
+	tc_close(A.c);
+	tc_close(B.c);
 }
 END_TEST
 
