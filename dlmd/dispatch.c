@@ -299,6 +299,29 @@ hello_make_name(struct conn *c, char *buf, size_t len)
 	} while (session_find(buf, strlen(buf)) != NULL);
 }
 
+/*
+ * What every request that opens a session (hello, reclaim) checks first:
+ * the connection has none yet, and the client speaks our protocol.
+ */
+int
+request_opens_session(struct request *req)
+{
+	int64_t proto = 0;
+	int rc;
+
+	if (req->conn->session != NULL)
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "this connection already has a session");
+	if ((rc = param_int(req, "proto", true, INT64_MIN, INT64_MAX,
+	    &proto)) != 0)
+		return rc;
+	if (proto != DLM_PROTO_VERSION)
+		return request_error(req, DLM_E_UNSUPPORTED,
+		    "protocol version %lld is not supported; this server speaks "
+		    "version %d", (long long)proto, DLM_PROTO_VERSION);
+	return 0;
+}
+
 static int
 m_hello(struct request *req)
 {
@@ -307,24 +330,15 @@ m_hello(struct request *req)
 	const char *name, *resume, *auth;
 	size_t namelen, resumelen, authlen;
 	const msgpack_object *info = mpr_get(req->params, "info");
-	int64_t proto = 0, lease = -1, linger = -1;
+	int64_t lease = -1, linger = -1;
 	struct session *s;
 	bool resumed = false, have_receipt;
 	uint8_t receipt[RECEIPT_LEN];
 	char made[256];
 	int rc;
 
-	if (c->session != NULL)
-		return request_error(req, DLM_E_BAD_REQUEST,
-		    "this connection already has a session");
-
-	if ((rc = param_int(req, "proto", true, INT64_MIN, INT64_MAX,
-	    &proto)) != 0)
+	if ((rc = request_opens_session(req)) != 0)
 		return rc;
-	if (proto != DLM_PROTO_VERSION)
-		return request_error(req, DLM_E_UNSUPPORTED,
-		    "protocol version %lld is not supported; this server speaks "
-		    "version %d", (long long)proto, DLM_PROTO_VERSION);
 	if ((rc = param_name(req, "client", false, &name, &namelen,
 	    cfg->max_name_len)) != 0 ||
 	    (rc = param_str(req, "resume", &resume, &resumelen, 256)) != 0 ||

@@ -320,6 +320,23 @@ lt_settle_dirty(struct locktab *lt, uint64_t now)
 	}
 }
 
+/* A lock nobody holds or awaits yet, in the index. */
+static struct lt_lock *
+lt_lock_new(struct locktab *lt, const char *name, size_t namelen,
+    enum lt_kind kind)
+{
+	struct lt_lock *l = xcalloc(1, sizeof *l + namelen);
+
+	TAILQ_INIT(&l->holders);
+	TAILQ_INIT(&l->waiters);
+	l->kind = (uint8_t)kind;
+	l->namelen = (uint16_t)namelen;
+	memcpy(l->name, name, namelen);
+	RB_INSERT(lt_tree, &lt->tree, l);
+	lt->stats.locks++;
+	return l;
+}
+
 int
 locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
     size_t namelen, enum lt_kind kind, enum lt_mode mode, bool may_wait,
@@ -374,16 +391,8 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 			return DLM_E_LIMIT;
 	}
 
-	if (l == NULL) {
-		l = xcalloc(1, sizeof *l + namelen);
-		TAILQ_INIT(&l->holders);
-		TAILQ_INIT(&l->waiters);
-		l->kind = (uint8_t)kind;
-		l->namelen = (uint16_t)namelen;
-		memcpy(l->name, name, namelen);
-		RB_INSERT(lt_tree, &lt->tree, l);
-		lt->stats.locks++;
-	}
+	if (l == NULL)
+		l = lt_lock_new(lt, name, namelen, kind);
 	if (grantable) {
 		*hold = lt_hold_new(lt, l, o, mode, now);
 		return LT_GRANTED;
@@ -440,16 +449,8 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 	    o->nholds + o->nwaits >= lt->limits.max_holds)
 		return DLM_E_LIMIT;
 
-	if (l == NULL) {
-		l = xcalloc(1, sizeof *l + namelen);
-		TAILQ_INIT(&l->holders);
-		TAILQ_INIT(&l->waiters);
-		l->kind = (uint8_t)kind;
-		l->namelen = (uint16_t)namelen;
-		memcpy(l->name, name, namelen);
-		RB_INSERT(lt_tree, &lt->tree, l);
-		lt->stats.locks++;
-	}
+	if (l == NULL)
+		l = lt_lock_new(lt, name, namelen, kind);
 	/* Every conflicting hold is older: it had ended when token was given. */
 	for (h = TAILQ_FIRST(&l->holders); h != NULL; h = next) {
 		next = TAILQ_NEXT(h, lock_link);

@@ -184,23 +184,15 @@ reclaim_method(struct request *req)
 	struct session *s;
 	uint8_t want[RECEIPT_LEN];
 	uint32_t record_lease;
-	int64_t proto = 0, lease = -1, linger = -1, rev;
+	int64_t lease = -1, linger = -1, rev;
 	uint64_t now = now_ms();
 	int rc;
 
 	if (!srv->cluster.enabled)
 		return request_error(req, DLM_E_UNSUPPORTED, "reclaim is for "
 		    "a cluster's fail-over; this dlmd is not clustered");
-	if (c->session != NULL)
-		return request_error(req, DLM_E_BAD_REQUEST,
-		    "this connection already has a session");
-	if ((rc = param_int(req, "proto", true, INT64_MIN, INT64_MAX,
-	    &proto)) != 0)
+	if ((rc = request_opens_session(req)) != 0)
 		return rc;
-	if (proto != DLM_PROTO_VERSION)
-		return request_error(req, DLM_E_UNSUPPORTED,
-		    "protocol version %lld is not supported; this server speaks "
-		    "version %d", (long long)proto, DLM_PROTO_VERSION);
 	if ((rc = param_name(req, "client", true, &name, &namelen,
 	    cfg->max_name_len)) != 0 ||
 	    (rc = param_name(req, "secret", true, &secret, &secretlen,
