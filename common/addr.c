@@ -174,6 +174,51 @@ addr_parse(const char *spec, int flags, struct addr *a, char *err,
 	    "'%s': use unix:PATH, tcp:HOST:PORT or tcp:[V6]:PORT", spec);
 }
 
+/* Where the item that starts at s ends: at a comma that starts another. */
+static size_t
+item_len(const char *s)
+{
+	const char *p;
+
+	for (p = s; (p = strchr(p, ',')) != NULL; p++)
+		if (strncmp(p + 1, "unix:", 5) == 0 ||
+		    strncmp(p + 1, "tcp:", 4) == 0 || p[1] == '/' ||
+		    p[1] == ',' || p[1] == '\0')
+			return (size_t)(p - s);
+	return strlen(s);
+}
+
+int
+addr_parse_list(const char *spec, int flags, struct addr *a, int max,
+    char *err, size_t errlen)
+{
+	char item[ADDR_PATH_MAX + ADDR_HOST_MAX + 16];
+	const char *s = spec;
+	int n = 0;
+
+	for (;;) {
+		size_t len = item_len(s);
+
+		if (len == 0)
+			return fail(err, errlen, "'%.200s': an empty address "
+			    "in the list", spec);
+		if (n == max)
+			return fail(err, errlen, "'%.64s...': more than %d "
+			    "addresses", spec, max);
+		if (len >= sizeof item)
+			return fail(err, errlen, "'%.64s...': an address "
+			    "longer than %zu bytes", s, sizeof item - 1);
+		memcpy(item, s, len);
+		item[len] = '\0';
+		if (addr_parse(item, flags, &a[n], err, errlen) != 0)
+			return -1;
+		n++;
+		if (s[len] == '\0')
+			return n;
+		s += len + 1;
+	}
+}
+
 void
 addr_format(const struct addr *a, char *buf, size_t len)
 {

@@ -48,6 +48,17 @@ int	addr_parse(const char *spec, int flags, struct addr *,
 int	addr_parse_hostport(const char *s, int flags, struct addr *,
 	    char *err, size_t errlen);
 
+/*
+ * A list of endpoints, as DLM_SERVER and dlmctl -s take them: "a,b,c". A
+ * comma splits the list only before "unix:", "tcp:" or "/", so that a
+ * socket path with a comma in it still names one socket. Fills at most max
+ * addresses and returns how many, or -1 with a sentence in err (an empty
+ * item, a bad one, or more than max).
+ */
+#define ADDR_LIST_MAX	16
+int	addr_parse_list(const char *spec, int flags, struct addr *, int max,
+	    char *err, size_t errlen);
+
 /* Write an address back in the form addr_parse reads ("tcp:[::1]:7411"). */
 void	addr_format(const struct addr *, char *buf, size_t len);
 

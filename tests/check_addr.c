@@ -251,6 +251,42 @@ START_TEST(format_round_trips)
 }
 END_TEST
 
+START_TEST(lists)
+{
+	struct addr l[ADDR_LIST_MAX + 1];
+	char buf[400], many[ADDR_LIST_MAX * 24 + 32] = "";
+
+	ck_assert_int_eq(addr_parse_list("tcp:a:1", 0, l, 4, err, sizeof err),
+	    1);
+	ck_assert_int_eq(addr_parse_list("tcp:a:1,tcp:[::1]:2,unix:/x,/y", 0,
+	    l, 4, err, sizeof err), 4);
+	addr_format(&l[1], buf, sizeof buf);
+	ck_assert_str_eq(buf, "tcp:[::1]:2");
+	ck_assert_str_eq(l[3].path, "/y");
+	/* A comma inside a path, not before a scheme, is the path's. */
+	ck_assert_int_eq(addr_parse_list("/tmp/a,b.sock,tcp:h:3", 0, l, 4,
+	    err, sizeof err), 2);
+	ck_assert_str_eq(l[0].path, "/tmp/a,b.sock");
+	/* Empty items, a bad item, too many. */
+	ck_assert_int_eq(addr_parse_list("", 0, l, 4, err, sizeof err), -1);
+	ck_assert_int_eq(addr_parse_list("tcp:a:1,", 0, l, 4, err,
+	    sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "empty"));
+	ck_assert_int_eq(addr_parse_list("tcp:a:1,,tcp:b:2", 0, l, 4, err,
+	    sizeof err), -1);
+	ck_assert_int_eq(addr_parse_list("tcp:a:1,tcp:b:99999", 0, l, 4, err,
+	    sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "99999"));
+	for (int i = 0; i <= ADDR_LIST_MAX; i++) {
+		snprintf(buf, sizeof buf, "%stcp:h:%d", i ? "," : "", i + 1);
+		strcat(many, buf);
+	}
+	ck_assert_int_eq(addr_parse_list(many, 0, l, ADDR_LIST_MAX, err,
+	    sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "more than"));
+}
+END_TEST
+
 static Suite *
 addr_suite(void)
 {
@@ -263,6 +299,7 @@ addr_suite(void)
 	tcase_add_test(tc, listener_only_forms);
 	tcase_add_test(tc, hostport_without_scheme);
 	tcase_add_test(tc, format_round_trips);
+	tcase_add_test(tc, lists);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("refused");
 	tcase_add_test(tc, bad_ports);
