@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1297,6 +1298,110 @@ START_TEST(libdlm_holders_keep_their_locks)
 }
 END_TEST
 
+/* A loop-mode client's states as its state callback saw them. */
+struct states {
+	int	connected;	/* times the session opened */
+	int	reconnecting;
+	int	closed;
+};
+
+static void
+saw_state(struct dlm_client *c, int state, int err, void *arg)
+{
+	struct states *st = arg;
+
+	(void)c;
+	(void)err;
+	if (state == DLM_STATE_CONNECTED)
+		st->connected++;
+	else if (state == DLM_STATE_RECONNECTING)
+		st->reconnecting++;
+	else
+		st->closed++;
+}
+
+/* Drive a loop-mode client with poll() until *flag >= want, up to ms. */
+static bool
+loop_until(struct dlm_client *c, const int *flag, int want, int ms)
+{
+	uint64_t until = mono_ms() + (uint64_t)ms;
+
+	while (*flag < want && mono_ms() < until) {
+		struct pollfd p = { dlm_loop_fd(c), 0, 0 };
+		int ev = dlm_loop_events(c), t = dlm_loop_timeout_ms(c), got = 0;
+
+		if (ev > 0 && (ev & DLM_EV_READ))
+			p.events |= POLLIN;
+		if (ev > 0 && (ev & DLM_EV_WRITE))
+			p.events |= POLLOUT;
+		if (t < 0 || t > 50)
+			t = 50;
+		if (poll(&p, p.fd >= 0 ? 1 : 0, t) > 0) {
+			if (p.revents & (POLLIN | POLLHUP | POLLERR))
+				got |= DLM_EV_READ;
+			if (p.revents & POLLOUT)
+				got |= DLM_EV_WRITE;
+		}
+		(void)dlm_loop_process(c, got);
+	}
+	return *flag >= want;
+}
+
+/*
+ * The same in the event-loop mode: a client driven by the program's loop
+ * reclaims its hold through a SIGKILL of the active, its state going
+ * RECONNECTING then CONNECTED, told of no loss; an async acquire sent
+ * while no server answered is served by the new active.
+ */
+START_TEST(libdlm_loop_mode_keeps_its_lock)
+{
+	struct told t = { 0 }, later = { 0 };
+	struct states st = { 0 };
+	struct dlm_options o;
+	struct dlm_client *c;
+	char list[512];
+	uint64_t token, tok;
+	int a, err;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	a = wait_one_active(15000);
+	member_list(list, sizeof list, a);
+
+	dlm_options_init(&o);
+	o.client = "looper";
+	o.lease_ms = 6000;
+	o.on_lost = told_lost;
+	o.on_lost_arg = &t;
+	c = dlm_connect_loop(list, &o, &err);
+	ck_assert_msg(c != NULL, "connect: %s", dlm_strerror(err));
+	dlm_loop_set_state_cb(c, saw_state, &st);
+	ck_assert(loop_until(c, &st.connected, 1, 10000));
+	ck_assert_int_eq(dlm_acquire_async(c, "L", 0, 5000, told_granted, &t),
+	    0);
+	ck_assert(loop_until(c, &t.granted, 1, 5000));
+	ck_assert_int_eq(t.err, 0);
+	token = t.token;
+
+	node_kill(&nodes[a]);
+	ck_assert(loop_until(c, &st.reconnecting, 1, 5000));
+	/* Asked while no server answers: sent once one does. */
+	ck_assert_int_eq(dlm_acquire_async(c, "M", 0, 20000, told_granted,
+	    &later), 0);
+	ck_assert_msg(loop_until(c, &st.connected, 2, 20000),
+	    "not connected again after the fail-over");
+	ck_assert_int_eq(dlm_holds(c, "L", &tok), 1);
+	ck_assert_uint_eq(tok, token);
+	ck_assert(loop_until(c, &later.granted, 1, 20000));
+	ck_assert_int_eq(later.err, 0);
+	ck_assert_uint_gt(later.token, token);
+	ck_assert_int_eq(t.lost, 0);
+	ck_assert_int_eq(st.closed, 0);
+	dlm_close(c);
+}
+END_TEST
+
 /* One case per test, so that CK_RUN_CASE can pick one. */
 static void
 add_case(Suite *s, const char *name, const TTest *test)
@@ -1326,6 +1431,7 @@ cluster_suite(void)
 	add_case(s, "etcd_late", etcd_unreachable_at_start);
 	add_case(s, "libdlm_find", libdlm_finds_the_active);
 	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
+	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
 	return s;
 }
 
