@@ -1086,6 +1086,50 @@ START_TEST(etcd_unreachable_at_start)
 }
 END_TEST
 
+/*
+ * In a cluster a session whose connection closes without bye keeps its
+ * holds for the rest of its lease (its client keeps believing in them
+ * that long), then they go; after bye they go at once.
+ */
+START_TEST(dropped_session_keeps_its_holds_for_its_lease)
+{
+	struct tc *gone, *next;
+	struct reply *r;
+	uint32_t id;
+	int a;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	a = wait_one_active(15000);
+
+	gone = session_lease(&nodes[a], "dropper", 2000);
+	ck_assert_ptr_nonnull(gone);
+	ck_assert_uint_gt(acquire(gone, "D", 1000), 0);
+	tc_close(gone);
+	next = session_lease(&nodes[a], "next", 2000);
+	ck_assert_ptr_nonnull(next);
+	id = tc_send(next, "acquire", "lock:s timeout_ms:i", "D", 10000LL);
+	/* Not before the dropped session's lease is over... */
+	ck_assert_ptr_null(tc_wait(next, id, 1000));
+	tc_send(next, "ping", NULL);
+	/* ...but once it is. */
+	r = tc_wait(next, id, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+
+	/* bye ends it at once. */
+	gone = session_lease(&nodes[a], "leaver", 2000);
+	ck_assert_uint_gt(acquire(gone, "E", 1000), 0);
+	tc_call(gone, "bye", NULL);
+	tc_close(gone);
+	id = tc_send(next, "acquire", "lock:s timeout_ms:i", "E", 10000LL);
+	r = tc_wait(next, id, 1000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+	tc_close(next);
+}
+END_TEST
+
 /* What a libdlm client was told: its lost holds, its async grant. */
 struct told {
 	int		lost;
@@ -1429,6 +1473,7 @@ cluster_suite(void)
 	add_case(s, "tokens", tokens_only_grow);
 	add_case(s, "etcd_quorum", etcd_members_lost_and_back);
 	add_case(s, "etcd_late", etcd_unreachable_at_start);
+	add_case(s, "dropped", dropped_session_keeps_its_holds_for_its_lease);
 	add_case(s, "libdlm_find", libdlm_finds_the_active);
 	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
 	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
