@@ -1144,7 +1144,8 @@ engine_cancel(struct engine *e, const struct dlm_req *req)
 bool
 engine_lease_valid(const struct engine *e, uint64_t now)
 {
-	return e->state == ENGINE_READY &&
+	/* In a cluster the holds outlive the connection (lapse_pending()). */
+	return (e->state == ENGINE_READY || lapse_pending(e)) &&
 	    now < e->lease_base_ms + (uint64_t)e->lease_ms;
 }
 
