@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "addr.h"
 #include "dlm.h"
 
 /* Exit statuses; dlmctl(1) documents them. */
@@ -39,6 +40,12 @@ int	 ctl_exit_status(int err);
 /* Connect for a command; on failure prints why and returns an exit status. */
 int	 ctl_connect(struct ctl *, const struct dlm_options *);
 const char *ctl_server_name(const struct ctl *);
+/*
+ * The addresses of -s or $DLM_SERVER, or the default socket: how many (at
+ * most max), 0 when the default socket has no name, or -1 after saying
+ * which one is bad.
+ */
+int	 ctl_addresses(const struct ctl *, struct addr *, int max);
 /* Call method with a params object (may be NULL); *result on success. */
 int	 ctl_call(struct ctl *, const char *method, json_t *params,
 	    json_t **result);

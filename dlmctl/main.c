@@ -35,7 +35,8 @@ static const char usage_text[] =
 "                             hold LOCK while COMMAND runs\n"
 "\n"
 "options:\n"
-"  -s, --server SERVER   unix:/path or tcp:host:port (default $DLM_SERVER,\n"
+"  -s, --server SERVER   unix:/path or tcp:host:port, or a comma-separated\n"
+"                        list of a cluster's members (default $DLM_SERVER,\n"
 "                        else the local socket)\n"
 "      --token-file FILE the admin or client token for TCP (default\n"
 "                        $DLM_TOKEN_FILE)\n"
@@ -126,25 +127,38 @@ read_token(struct ctl *ctl, const char *path)
 	return EXIT_OK;
 }
 
+int
+ctl_addresses(const struct ctl *ctl, struct addr *a, int max)
+{
+	const char *env = getenv("DLM_SERVER");
+	char why[300];
+	int n;
+
+	if (ctl->server == NULL && (env == NULL || *env == '\0')) {
+		/* The default socket: one address, as dlmctl names it. */
+		return addr_parse(ctl_server_name(ctl), 0, a, why,
+		    sizeof why) == 0 ? 1 : 0;
+	}
+	if ((n = addr_parse_list(ctl_server_name(ctl), 0, a, max, why,
+	    sizeof why)) > 0)
+		return n;
+	ctl_error("bad server address%s: %s",
+	    ctl->server == NULL ? " in $DLM_SERVER" : "", why);
+	return -1;
+}
+
 /*
- * The address from -s or $DLM_SERVER, checked whole before anything is
- * dialled: the resolver would take a port past 65535 modulo 65536 and
- * reach some other service. Returns EXIT_OK or EXIT_USAGE.
+ * The addresses from -s or $DLM_SERVER, every one of the list checked
+ * before anything is dialled: the resolver would take a port past 65535
+ * modulo 65536 and reach some other service. Returns EXIT_OK or
+ * EXIT_USAGE.
  */
 static int
 check_address(const struct ctl *ctl)
 {
-	const char *env = getenv("DLM_SERVER");
-	struct addr a;
-	char why[200];
+	struct addr a[ADDR_LIST_MAX];
 
-	if (ctl->server == NULL && (env == NULL || *env == '\0'))
-		return EXIT_OK;		/* the default socket */
-	if (addr_parse(ctl_server_name(ctl), 0, &a, why, sizeof why) == 0)
-		return EXIT_OK;
-	ctl_error("bad server address%s: %s",
-	    ctl->server == NULL ? " in $DLM_SERVER" : "", why);
-	return EXIT_USAGE;
+	return ctl_addresses(ctl, a, ADDR_LIST_MAX) < 0 ? EXIT_USAGE : EXIT_OK;
 }
 
 int
@@ -177,8 +191,10 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 		    "the token is wrong" : "it wants a token (--token-file)");
 		break;
 	case DLM_E_ADDRESS:
-		ctl_error("bad server address '%s' (unix:/path or "
-		    "tcp:host:port)", ctl_server_name(ctl));
+		/* Checked above: a list, refused by a libdlm older than lists. */
+		ctl_error("bad server address '%s' (this libdlm takes one "
+		    "address, unix:/path or tcp:host:port, not a list)",
+		    ctl_server_name(ctl));
 		break;
 	default:
 		ctl_error("cannot connect to %s: %s", ctl_server_name(ctl),
