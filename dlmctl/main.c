@@ -22,7 +22,9 @@ static const char usage_text[] =
 "usage: dlmctl [-s SERVER] [--token-file FILE] [--json] COMMAND [ARGS]\n"
 "\n"
 "commands:\n"
-"  status                     the server's version, uptime and counters\n"
+"  status                     the server's version, uptime and counters, and\n"
+"                             its role in a cluster\n"
+
 "  locks [PREFIX]             every lock, its holders and waiters\n"
 "  show LOCK                  one lock with its whole wait queue\n"
 "  clients [PREFIX]           every session\n"
@@ -162,13 +164,11 @@ check_address(const struct ctl *ctl)
 }
 
 int
-ctl_connect(struct ctl *ctl, const struct dlm_options *given)
+ctl_open(struct ctl *ctl, const char *server, const struct dlm_options *given)
 {
 	struct dlm_options o;
-	int err = 0, rc;
+	int err = 0;
 
-	if ((rc = check_address(ctl)) != EXIT_OK)
-		return rc;
 	if (given != NULL)
 		o = *given;
 	else {
@@ -176,31 +176,45 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 		o.label = "dlmctl";
 	}
 	o.auth = ctl->auth;
-	ctl->client = dlm_connect(ctl->server, &o, &err);
-	if (ctl->client != NULL)
-		return EXIT_OK;
+	ctl->client = dlm_connect(server, &o, &err);
+	return ctl->client != NULL ? DLM_OK : err;
+}
+
+void
+ctl_connect_error(const struct ctl *ctl, const char *name, int err)
+{
 	switch (err) {
 	case DLM_E_CONNECT:
 		/* The library's words say why: no socket, refused, timed out. */
 		ctl_error("cannot reach dlmd at %s (is it running?): %s",
-		    ctl_server_name(ctl), dlm_errmsg(NULL));
+		    name, dlm_errmsg(NULL));
 		break;
 	case DLM_E_PERMISSION:
-		ctl_error("dlmd at %s refused the connection: %s",
-		    ctl_server_name(ctl), ctl->auth != NULL ?
-		    "the token is wrong" : "it wants a token (--token-file)");
+		ctl_error("dlmd at %s refused the connection: %s", name,
+		    ctl->auth != NULL ? "the token is wrong" :
+		    "it wants a token (--token-file)");
 		break;
 	case DLM_E_ADDRESS:
-		/* Checked above: a list, refused by a libdlm older than lists. */
+		/* Checked before: a list, refused by a libdlm older than lists. */
 		ctl_error("bad server address '%s' (this libdlm takes one "
-		    "address, unix:/path or tcp:host:port, not a list)",
-		    ctl_server_name(ctl));
+		    "address, unix:/path or tcp:host:port, not a list)", name);
 		break;
 	default:
-		ctl_error("cannot connect to %s: %s", ctl_server_name(ctl),
-		    dlm_errmsg(NULL));
+		ctl_error("cannot connect to %s: %s", name, dlm_errmsg(NULL));
 		break;
 	}
+}
+
+int
+ctl_connect(struct ctl *ctl, const struct dlm_options *given)
+{
+	int err, rc;
+
+	if ((rc = check_address(ctl)) != EXIT_OK)
+		return rc;
+	if ((err = ctl_open(ctl, ctl->server, given)) == DLM_OK)
+		return EXIT_OK;
+	ctl_connect_error(ctl, ctl_server_name(ctl), err);
 	return ctl_exit_status(err);
 }
 
@@ -278,7 +292,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl ctl = { NULL, NULL, false, NULL };
+	struct ctl ctl = { .server = NULL, .json = false };
 	const char *token_file = getenv("DLM_TOKEN_FILE");
 	int ch, rc;
 
