@@ -115,6 +115,7 @@ const char *fmt_duration(uint64_t ms, char *buf, size_t len);
 
 /* The commands. */
 int	 cmd_status(struct ctl *, int argc, char **argv);
+int	 cmd_cluster(struct ctl *, int argc, char **argv);
 int	 cmd_locks(struct ctl *, int argc, char **argv);
 int	 cmd_show(struct ctl *, int argc, char **argv);
 int	 cmd_clients(struct ctl *, int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "dlmctl.h"
@@ -126,6 +127,75 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			    counters[i][0]));
 	json_decref(st);
 	return EXIT_OK;
+}
+
+/* The members, and asked: the member that answered, as the user named it. */
+static void
+print_cluster(json_t *cl, const char *asked)
+{
+	static const char *const head[] = { "MEMBER", "ADDRESS", "ROLE",
+	    "SINCE" };
+	json_t *members = json_object_get(cl, "members"), *m;
+	time_t now = time(NULL);
+	struct table *t;
+	char dur[32], ago[48];
+	size_t i;
+
+	printf("%-9s %s\n", "cluster", value_str(cl, "cluster"));
+	printf("%-9s %llu\n", "epoch",
+	    (unsigned long long)value_uint(cl, "epoch"));
+	printf("%-9s %s\n", "active", json_is_string(json_object_get(cl,
+	    "active")) ? value_str(cl, "active") : "none known");
+	/* The list is what the member read at its last etcd renewal. */
+	if (json_is_integer(json_object_get(cl, "age_ms")))
+		printf("%-9s %s (member %s), as read from etcd %s ago\n",
+		    "asked", asked, value_str(cl, "self"),
+		    fmt_duration(value_uint(cl, "age_ms"), dur, sizeof dur));
+	else
+		printf("%-9s %s (member %s), which has not read etcd yet\n",
+		    "asked", asked, value_str(cl, "self"));
+	if (json_array_size(members) == 0) {
+		puts("\nno members known yet");
+		return;
+	}
+	putchar('\n');
+	t = table_new(4, head, "llll");
+	json_array_foreach(members, i, m) {
+		json_t *since = json_object_get(m, "since");
+
+		/* Each member's own clock: shown only when it makes sense. */
+		if (json_is_integer(since) && json_integer_value(since) > 0 &&
+		    json_integer_value(since) <= (json_int_t)now) {
+			fmt_duration((uint64_t)(now - (time_t)json_integer_value(
+			    since)) * 1000, dur, sizeof dur);
+			snprintf(ago, sizeof ago, "%s ago", dur);
+		} else
+			snprintf(ago, sizeof ago, "-");
+		table_add(t, value_str(m, "id"), value_str(m, "advertise"),
+		    value_str(m, "role"), ago);
+	}
+	table_print(t);
+	table_free(t);
+}
+
+int
+cmd_cluster(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *cl;
+	int rc;
+
+	if (no_options(argc, argv, 0, 0, "cluster") != 0)
+		return EXIT_USAGE;
+	/* A single dlmd answers NOT_FOUND, in its own words. */
+	if ((rc = member_call(ctl, "cluster", &cl)) != EXIT_OK)
+		return rc;
+	if (ctl->json)
+		rc = ctl_print_json(cl);
+	else
+		print_cluster(cl, ctl->answered[0] != '\0' ? ctl->answered :
+		    ctl_server_name(ctl));
+	json_decref(cl);
+	return rc;
 }
 
 /*

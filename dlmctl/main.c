@@ -24,7 +24,7 @@ static const char usage_text[] =
 "commands:\n"
 "  status                     the server's version, uptime and counters, and\n"
 "                             its role in a cluster\n"
-
+"  cluster                    the members of the server's cluster\n"
 "  locks [PREFIX]             every lock, its holders and waiters\n"
 "  show LOCK                  one lock with its whole wait queue\n"
 "  clients [PREFIX]           every session\n"
@@ -55,6 +55,7 @@ static const struct {
 	int		(*fn)(struct ctl *, int, char **);
 } commands[] = {
 	{ "status", cmd_status },
+	{ "cluster", cmd_cluster },
 	{ "locks", cmd_locks },
 	{ "show", cmd_show },
 	{ "clients", cmd_clients },
