@@ -1,4 +1,4 @@
-/* The inspecting commands: status, locks, show, clients, ping. */
+/* The inspecting commands: status, cluster, locks, show, clients, ping. */
 #include "config.h"
 
 #include <getopt.h>
