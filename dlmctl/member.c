@@ -362,6 +362,13 @@ member_call(struct ctl *ctl, const char *method, json_t **result)
 		/* One address: as the user wrote it, in every message. */
 		name = n == 1 ? ctl_server_name(ctl) : spec;
 		snprintf(ctl->answered, sizeof ctl->answered, "%s", name);
+		/*
+		 * libdlm first, so that an active or single dlmd is asked as
+		 * before (a sessionless try would cost it a NO_SESSION in its
+		 * error counters). This counts on dlm_connect() given one
+		 * address answering NOT_ACTIVE rather than following the
+		 * hint: else status would show the active, not this member.
+		 */
 		err = ctl_open(ctl, n == 1 ? ctl->server : spec, NULL);
 		if (err == DLM_OK)
 			return ctl_call(ctl, method, NULL, result);
