@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <msgpack.h>
 
+#include "addr.h"
 #include "dlm.h"
 
 /* Exit statuses; dlmctl(1) documents them. */
@@ -30,6 +32,8 @@ struct ctl {
 	char		*auth;		/* from --token-file / $DLM_TOKEN_FILE */
 	bool		 json;
 	struct dlm_client *client;
+	/* member_call: the member that answered, as messages name it. */
+	char		 answered[400];
 };
 
 /* main.c */
@@ -38,10 +42,25 @@ void	 ctl_error(const char *fmt, ...)
 int	 ctl_exit_status(int err);
 /* Connect for a command; on failure prints why and returns an exit status. */
 int	 ctl_connect(struct ctl *, const struct dlm_options *);
+/* Connect to server (NULL: $DLM_SERVER) saying nothing: 0 or libdlm's code. */
+int	 ctl_open(struct ctl *, const char *server, const struct dlm_options *);
+/* Why connecting to name failed with libdlm's code err, on stderr. */
+void	 ctl_connect_error(const struct ctl *, const char *name, int err);
 const char *ctl_server_name(const struct ctl *);
+/*
+ * The addresses of -s or $DLM_SERVER, or the default socket: how many (at
+ * most max), 0 when the default socket has no name, or -1 after saying
+ * which one is bad.
+ */
+int	 ctl_addresses(const struct ctl *, struct addr *, int max);
 /* Call method with a params object (may be NULL); *result on success. */
 int	 ctl_call(struct ctl *, const char *method, json_t *params,
 	    json_t **result);
+/*
+ * member.c: call method (no params) on the first member of -s's list that
+ * answers, a standby too; prints why none did and returns an exit status.
+ */
+int	 member_call(struct ctl *, const char *method, json_t **result);
 /* Print a JSON document to stdout; returns an exit status. */
 int	 ctl_print_json(json_t *);
 
@@ -74,6 +93,7 @@ int	 name_from_arg(const char *what, const char *arg, struct name *);
  * from the server arrive escaped (name_escape), ready to print.
  */
 json_t	*value_from_msgpack(const void *data, size_t len);
+json_t	*value_from_object(const msgpack_object *);
 int	 value_to_msgpack(json_t *, char **data, size_t *len);
 const char *value_str(json_t *obj, const char *key);
 uint64_t value_uint(json_t *obj, const char *key);
@@ -95,6 +115,7 @@ const char *fmt_duration(uint64_t ms, char *buf, size_t len);
 
 /* The commands. */
 int	 cmd_status(struct ctl *, int argc, char **argv);
+int	 cmd_cluster(struct ctl *, int argc, char **argv);
 int	 cmd_locks(struct ctl *, int argc, char **argv);
 int	 cmd_show(struct ctl *, int argc, char **argv);
 int	 cmd_clients(struct ctl *, int argc, char **argv);

@@ -1,10 +1,11 @@
-/* The inspecting commands: status, locks, show, clients, ping. */
+/* The inspecting commands: status, cluster, locks, show, clients, ping. */
 #include "config.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "dlmctl.h"
@@ -38,6 +39,40 @@ no_options(int argc, char **argv, int min_args, int max_args,
 	return 0;
 }
 
+/* What a member of a cluster is in it, from stats' cluster keys. */
+static void
+print_cluster_role(json_t *st)
+{
+	static const char *const texts[][2] = {
+		{ "role", "role" }, { "member_id", "member id" },
+		{ "etcd", "etcd" }, { "etcd_current", "etcd in use" },
+		{ "cluster_status", "cluster status" },
+	};
+	/* Only an active grants: these are 0 on the others. */
+	static const char *const granting[][2] = {
+		{ "grace_ms", "grace left ms" },
+		{ "lease_left_ms", "etcd lease left ms" },
+		{ "token_lo", "tokens from" }, { "token_hi", "tokens to" },
+	};
+	bool active = strcmp(value_str(st, "role"), "active") == 0;
+
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+		if (json_is_string(json_object_get(st, texts[i][0])))
+			printf("%-20s %s\n", texts[i][1],
+			    value_str(st, texts[i][0]));
+	/* Where clients must go, even when none is active yet. */
+	printf("%-20s %s\n", "active", json_is_string(json_object_get(st,
+	    "active")) ? value_str(st, "active") : "none known");
+	printf("%-20s %llu\n", "epoch",
+	    (unsigned long long)value_uint(st, "epoch"));
+	for (size_t i = 0; active && i < sizeof granting / sizeof granting[0];
+	    i++)
+		printf("%-20s %llu\n", granting[i][1],
+		    (unsigned long long)value_uint(st, granting[i][0]));
+	printf("%-20s %llu\n", "times active",
+	    (unsigned long long)value_uint(st, "failovers"));
+}
+
 int
 cmd_status(struct ctl *ctl, int argc, char **argv)
 {
@@ -66,8 +101,8 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 
 	if (no_options(argc, argv, 0, 0, "status") != 0)
 		return EXIT_USAGE;
-	if ((rc = ctl_connect(ctl, NULL)) != EXIT_OK ||
-	    (rc = ctl_call(ctl, "stats", NULL, &st)) != EXIT_OK)
+	/* Any member of a cluster answers, a standby too. */
+	if ((rc = member_call(ctl, "stats", &st)) != EXIT_OK)
 		return rc;
 	if (ctl->json) {
 		rc = ctl_print_json(st);
@@ -75,9 +110,13 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	}
 	printf("%-20s %s\n", "server", value_str(st, "server"));
-	printf("%-20s %s\n", "address", ctl_server_name(ctl));
+	printf("%-20s %s\n", "address", ctl->answered[0] != '\0' ?
+	    ctl->answered : ctl_server_name(ctl));
 	printf("%-20s %s\n", "uptime",
 	    fmt_duration(value_uint(st, "uptime_ms"), dur, sizeof dur));
+	/* First, for it says whether the counters below mean anything. */
+	if (json_is_string(json_object_get(st, "role")))
+		print_cluster_role(st);
 	for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
 		printf("%-20s %llu\n", gauges[i][1],
 		    (unsigned long long)value_uint(st, gauges[i][0]));
@@ -86,33 +125,77 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			printf("%-20s %llu\n", counters[i][1],
 			    (unsigned long long)value_uint(st,
 			    counters[i][0]));
-	/* A member of a cluster says what it is in it. */
-	if (json_object_get(st, "role") != NULL) {
-		static const char *const texts[][2] = {
-			{ "role", "role" }, { "active", "active" },
-			{ "etcd", "etcd" }, { "etcd_current", "etcd in use" },
-			{ "cluster_status", "cluster status" },
-		};
-		static const char *const numbers[][2] = {
-			{ "epoch", "epoch" }, { "grace_ms", "grace left ms" },
-			{ "lease_left_ms", "etcd lease left ms" },
-			{ "token_lo", "tokens from" }, { "token_hi", "tokens to" },
-			{ "failovers", "times active" },
-		};
-
-		for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-			if (json_is_string(json_object_get(st, texts[i][0])))
-				printf("%-20s %s\n", texts[i][1],
-				    value_str(st, texts[i][0]));
-		for (size_t i = 0; i < sizeof numbers / sizeof numbers[0];
-		    i++)
-			if (json_object_get(st, numbers[i][0]) != NULL)
-				printf("%-20s %llu\n", numbers[i][1],
-				    (unsigned long long)value_uint(st,
-				    numbers[i][0]));
-	}
 	json_decref(st);
 	return EXIT_OK;
+}
+
+/* The members, and asked: the member that answered, as the user named it. */
+static void
+print_cluster(json_t *cl, const char *asked)
+{
+	static const char *const head[] = { "MEMBER", "ADDRESS", "ROLE",
+	    "SINCE" };
+	json_t *members = json_object_get(cl, "members"), *m;
+	time_t now = time(NULL);
+	struct table *t;
+	char dur[32], ago[48];
+	size_t i;
+
+	printf("%-9s %s\n", "cluster", value_str(cl, "cluster"));
+	printf("%-9s %llu\n", "epoch",
+	    (unsigned long long)value_uint(cl, "epoch"));
+	printf("%-9s %s\n", "active", json_is_string(json_object_get(cl,
+	    "active")) ? value_str(cl, "active") : "none known");
+	/* The list is what the member read at its last etcd renewal. */
+	if (json_is_integer(json_object_get(cl, "age_ms")))
+		printf("%-9s %s (member %s), as read from etcd %s ago\n",
+		    "asked", asked, value_str(cl, "self"),
+		    fmt_duration(value_uint(cl, "age_ms"), dur, sizeof dur));
+	else
+		printf("%-9s %s (member %s), which has not read etcd yet\n",
+		    "asked", asked, value_str(cl, "self"));
+	if (json_array_size(members) == 0) {
+		puts("\nno members known yet");
+		return;
+	}
+	putchar('\n');
+	t = table_new(4, head, "llll");
+	json_array_foreach(members, i, m) {
+		json_t *since = json_object_get(m, "since");
+
+		/* Each member's own clock: shown only when it makes sense. */
+		if (json_is_integer(since) && json_integer_value(since) > 0 &&
+		    json_integer_value(since) <= (json_int_t)now) {
+			fmt_duration((uint64_t)(now - (time_t)json_integer_value(
+			    since)) * 1000, dur, sizeof dur);
+			snprintf(ago, sizeof ago, "%s ago", dur);
+		} else
+			snprintf(ago, sizeof ago, "-");
+		table_add(t, value_str(m, "id"), value_str(m, "advertise"),
+		    value_str(m, "role"), ago);
+	}
+	table_print(t);
+	table_free(t);
+}
+
+int
+cmd_cluster(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *cl;
+	int rc;
+
+	if (no_options(argc, argv, 0, 0, "cluster") != 0)
+		return EXIT_USAGE;
+	/* A single dlmd answers NOT_FOUND, in its own words. */
+	if ((rc = member_call(ctl, "cluster", &cl)) != EXIT_OK)
+		return rc;
+	if (ctl->json)
+		rc = ctl_print_json(cl);
+	else
+		print_cluster(cl, ctl->answered[0] != '\0' ? ctl->answered :
+		    ctl_server_name(ctl));
+	json_decref(cl);
+	return rc;
 }
 
 /*

@@ -22,7 +22,9 @@ static const char usage_text[] =
 "usage: dlmctl [-s SERVER] [--token-file FILE] [--json] COMMAND [ARGS]\n"
 "\n"
 "commands:\n"
-"  status                     the server's version, uptime and counters\n"
+"  status                     the server's version, uptime and counters, and\n"
+"                             its role in a cluster\n"
+"  cluster                    the members of the server's cluster\n"
 "  locks [PREFIX]             every lock, its holders and waiters\n"
 "  show LOCK                  one lock with its whole wait queue\n"
 "  clients [PREFIX]           every session\n"
@@ -35,7 +37,8 @@ static const char usage_text[] =
 "                             hold LOCK while COMMAND runs\n"
 "\n"
 "options:\n"
-"  -s, --server SERVER   unix:/path or tcp:host:port (default $DLM_SERVER,\n"
+"  -s, --server SERVER   unix:/path or tcp:host:port, or a comma-separated\n"
+"                        list of a cluster's members (default $DLM_SERVER,\n"
 "                        else the local socket)\n"
 "      --token-file FILE the admin or client token for TCP (default\n"
 "                        $DLM_TOKEN_FILE)\n"
@@ -52,6 +55,7 @@ static const struct {
 	int		(*fn)(struct ctl *, int, char **);
 } commands[] = {
 	{ "status", cmd_status },
+	{ "cluster", cmd_cluster },
 	{ "locks", cmd_locks },
 	{ "show", cmd_show },
 	{ "clients", cmd_clients },
@@ -126,35 +130,46 @@ read_token(struct ctl *ctl, const char *path)
 	return EXIT_OK;
 }
 
+int
+ctl_addresses(const struct ctl *ctl, struct addr *a, int max)
+{
+	const char *env = getenv("DLM_SERVER");
+	char why[300];
+	int n;
+
+	if (ctl->server == NULL && (env == NULL || *env == '\0')) {
+		/* The default socket: one address, as dlmctl names it. */
+		return addr_parse(ctl_server_name(ctl), 0, a, why,
+		    sizeof why) == 0 ? 1 : 0;
+	}
+	if ((n = addr_parse_list(ctl_server_name(ctl), 0, a, max, why,
+	    sizeof why)) > 0)
+		return n;
+	ctl_error("bad server address%s: %s",
+	    ctl->server == NULL ? " in $DLM_SERVER" : "", why);
+	return -1;
+}
+
 /*
- * The address from -s or $DLM_SERVER, checked whole before anything is
- * dialled: the resolver would take a port past 65535 modulo 65536 and
- * reach some other service. Returns EXIT_OK or EXIT_USAGE.
+ * The addresses from -s or $DLM_SERVER, every one of the list checked
+ * before anything is dialled: the resolver would take a port past 65535
+ * modulo 65536 and reach some other service. Returns EXIT_OK or
+ * EXIT_USAGE.
  */
 static int
 check_address(const struct ctl *ctl)
 {
-	const char *env = getenv("DLM_SERVER");
-	struct addr a;
-	char why[200];
+	struct addr a[ADDR_LIST_MAX];
 
-	if (ctl->server == NULL && (env == NULL || *env == '\0'))
-		return EXIT_OK;		/* the default socket */
-	if (addr_parse(ctl_server_name(ctl), 0, &a, why, sizeof why) == 0)
-		return EXIT_OK;
-	ctl_error("bad server address%s: %s",
-	    ctl->server == NULL ? " in $DLM_SERVER" : "", why);
-	return EXIT_USAGE;
+	return ctl_addresses(ctl, a, ADDR_LIST_MAX) < 0 ? EXIT_USAGE : EXIT_OK;
 }
 
 int
-ctl_connect(struct ctl *ctl, const struct dlm_options *given)
+ctl_open(struct ctl *ctl, const char *server, const struct dlm_options *given)
 {
 	struct dlm_options o;
-	int err = 0, rc;
+	int err = 0;
 
-	if ((rc = check_address(ctl)) != EXIT_OK)
-		return rc;
 	if (given != NULL)
 		o = *given;
 	else {
@@ -162,29 +177,45 @@ ctl_connect(struct ctl *ctl, const struct dlm_options *given)
 		o.label = "dlmctl";
 	}
 	o.auth = ctl->auth;
-	ctl->client = dlm_connect(ctl->server, &o, &err);
-	if (ctl->client != NULL)
-		return EXIT_OK;
+	ctl->client = dlm_connect(server, &o, &err);
+	return ctl->client != NULL ? DLM_OK : err;
+}
+
+void
+ctl_connect_error(const struct ctl *ctl, const char *name, int err)
+{
 	switch (err) {
 	case DLM_E_CONNECT:
 		/* The library's words say why: no socket, refused, timed out. */
 		ctl_error("cannot reach dlmd at %s (is it running?): %s",
-		    ctl_server_name(ctl), dlm_errmsg(NULL));
+		    name, dlm_errmsg(NULL));
 		break;
 	case DLM_E_PERMISSION:
-		ctl_error("dlmd at %s refused the connection: %s",
-		    ctl_server_name(ctl), ctl->auth != NULL ?
-		    "the token is wrong" : "it wants a token (--token-file)");
+		ctl_error("dlmd at %s refused the connection: %s", name,
+		    ctl->auth != NULL ? "the token is wrong" :
+		    "it wants a token (--token-file)");
 		break;
 	case DLM_E_ADDRESS:
-		ctl_error("bad server address '%s' (unix:/path or "
-		    "tcp:host:port)", ctl_server_name(ctl));
+		/* Checked before: a list, refused by a libdlm older than lists. */
+		ctl_error("bad server address '%s' (this libdlm takes one "
+		    "address, unix:/path or tcp:host:port, not a list)", name);
 		break;
 	default:
-		ctl_error("cannot connect to %s: %s", ctl_server_name(ctl),
-		    dlm_errmsg(NULL));
+		ctl_error("cannot connect to %s: %s", name, dlm_errmsg(NULL));
 		break;
 	}
+}
+
+int
+ctl_connect(struct ctl *ctl, const struct dlm_options *given)
+{
+	int err, rc;
+
+	if ((rc = check_address(ctl)) != EXIT_OK)
+		return rc;
+	if ((err = ctl_open(ctl, ctl->server, given)) == DLM_OK)
+		return EXIT_OK;
+	ctl_connect_error(ctl, ctl_server_name(ctl), err);
 	return ctl_exit_status(err);
 }
 
@@ -262,7 +293,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl ctl = { NULL, NULL, false, NULL };
+	struct ctl ctl = { .server = NULL, .json = false };
 	const char *token_file = getenv("DLM_TOKEN_FILE");
 	int ch, rc;
 

@@ -99,6 +99,12 @@ value_from_msgpack(const void *data, size_t len)
 	return v;
 }
 
+json_t *
+value_from_object(const msgpack_object *o)
+{
+	return convert(o);
+}
+
 static int
 pack(msgpack_packer *pk, json_t *v)
 {

@@ -1447,6 +1447,153 @@ START_TEST(libdlm_loop_mode_keeps_its_lock)
 	ck_assert_int_eq(t.lost, 0);
 	ck_assert_int_eq(st.closed, 0);
 	dlm_close(c);
+ * Run the dlmctl under test ($DLMCTL) with args (safe for the shell: our
+ * own addresses), its stdout and stderr in out; its exit status.
+ */
+static int
+run_dlmctl(char *out, size_t size, const char *args)
+{
+	const char *bin = getenv("DLMCTL");
+	char cmd[1024];
+	size_t len = 0, n;
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof cmd, "'%s' %s 2>&1",
+	    bin != NULL ? bin : "dlmctl/dlmctl", args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (len + 1 < size && (n = fread(out + len, 1, size - len - 1,
+	    p)) > 0)
+		len += n;
+	out[len] = '\0';
+	st = pclose(p);
+	ck_assert_msg(WIFEXITED(st), "dlmctl %s: killed", args);
+	return WEXITSTATUS(st);
+}
+
+/* The value on status's line for key ("role   standby"), or "". */
+static const char *
+status_line(const char *out, const char *key, char *buf, size_t size)
+{
+	size_t klen = strlen(key);
+
+	buf[0] = '\0';
+	for (const char *l = out; l != NULL && *l != '\0';
+	    l = strchr(l, '\n') != NULL ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, klen) == 0 && l[klen] == ' ') {
+			const char *v = l + klen + strspn(l + klen, " ");
+
+			snprintf(buf, size, "%.*s", (int)strcspn(v, "\n"), v);
+			break;
+		}
+	return buf;
+}
+
+/* How many of cluster's table rows name adv, and how many say active. */
+static void
+cluster_rows(const char *out, const char *adv, int *rows_adv, int *actives)
+{
+	const char *table = strstr(out, "\nMEMBER ");
+
+	*rows_adv = *actives = 0;
+	for (const char *l = table != NULL ? strchr(table + 1, '\n') : NULL;
+	    l != NULL && l[1] != '\0'; l = strchr(l + 1, '\n')) {
+		char id[32], addr[64], role[16];
+
+		if (sscanf(l + 1, "%31s %63s %15s", id, addr, role) != 3)
+			continue;
+		*rows_adv += strcmp(addr, adv) == 0;
+		*actives += strcmp(role, "active") == 0;
+	}
+}
+
+/*
+ * dlmctl against both members: status from the standby (which opens no
+ * session) names the active; cluster lists both, one active; a bad item
+ * in -s's list is a usage error before anything is dialled.
+ */
+START_TEST(dlmctl_status_and_cluster_from_any_member)
+{
+	static char out[16384];
+	char args[512], v[128];
+	int a, b, st, rows_a = 0, rows_b = 0, actives = 0;
+	uint64_t deadline;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	b = 1 - a;
+
+	/* The standby learns the active within a poll or two. */
+	deadline = mono_ms() + 5000;
+	snprintf(args, sizeof args, "-s %s status", nodes[b].adv);
+	for (;;) {
+		st = run_dlmctl(out, sizeof out, args);
+		ck_assert_msg(st == 0, "dlmctl %s: %d: %s", args, st, out);
+		if (strcmp(status_line(out, "active", v, sizeof v),
+		    nodes[a].adv) == 0)
+			break;
+		ck_assert_msg(mono_ms() < deadline, "the standby never named "
+		    "the active %s: %s", nodes[a].adv, out);
+		sleep_ms(100);
+	}
+	ck_assert_str_eq(status_line(out, "role", v, sizeof v), "standby");
+	ck_assert_str_eq(status_line(out, "address", v, sizeof v),
+	    nodes[b].adv);
+	ck_assert_uint_gt(strtoull(status_line(out, "epoch", v, sizeof v),
+	    NULL, 10), 0);
+	ck_assert_str_eq(status_line(out, "etcd", v, sizeof v), ec.endpoints);
+	/* Only an active has tokens to tell of. */
+	ck_assert_str_eq(status_line(out, "tokens from", v, sizeof v), "");
+
+	/* Over its Unix socket too, and from a list led by a dead address. */
+	snprintf(args, sizeof args, "-s tcp:127.0.0.1:%d,unix:%s status",
+	    free_tcp_port(), nodes[b].p.sock);
+	ck_assert_int_eq(run_dlmctl(out, sizeof out, args), 0);
+	ck_assert_str_eq(status_line(out, "role", v, sizeof v), "standby");
+
+	/* The active: its session, its role and its tokens. */
+	snprintf(args, sizeof args, "-s %s status", nodes[a].adv);
+	ck_assert_int_eq(run_dlmctl(out, sizeof out, args), 0);
+	ck_assert_str_eq(status_line(out, "role", v, sizeof v), "active");
+	ck_assert_str_ne(status_line(out, "tokens from", v, sizeof v), "");
+
+	/* Both members, one active, once the active has read them. */
+	deadline = mono_ms() + 5000;
+	snprintf(args, sizeof args, "-s %s cluster", nodes[a].adv);
+	while (rows_a != 1 || rows_b != 1) {
+		ck_assert_msg(mono_ms() < deadline, "cluster never listed "
+		    "both members: %s", out);
+		st = run_dlmctl(out, sizeof out, args);
+		ck_assert_msg(st == 0, "dlmctl %s: %d: %s", args, st, out);
+		cluster_rows(out, nodes[a].adv, &rows_a, &actives);
+		cluster_rows(out, nodes[b].adv, &rows_b, &actives);
+		if (rows_a != 1 || rows_b != 1)
+			sleep_ms(200);
+	}
+	ck_assert_int_eq(actives, 1);
+	ck_assert_str_eq(status_line(out, "active", v, sizeof v),
+	    nodes[a].adv);
+	ck_assert_str_eq(status_line(out, "cluster", v, sizeof v), "t");
+
+	/* The standby answers cluster too, first of the list. */
+	snprintf(args, sizeof args, "-s %s,%s cluster", nodes[b].adv,
+	    nodes[a].adv);
+	ck_assert_int_eq(run_dlmctl(out, sizeof out, args), 0);
+	ck_assert_ptr_nonnull(strstr(status_line(out, "asked", v, sizeof v),
+	    nodes[b].adv));
+
+	/* A bad item anywhere in the list: exit 2, and which one. */
+	snprintf(args, sizeof args, "-s %s,tcp:127.0.0.1:99999 status",
+	    nodes[a].adv);
+	ck_assert_int_eq(run_dlmctl(out, sizeof out, args), 2);
+	ck_assert_msg(strstr(out, "99999 is out of range") != NULL, "%s", out);
+	snprintf(args, sizeof args, "-s %s,,%s cluster", nodes[a].adv,
+	    nodes[b].adv);
+	ck_assert_int_eq(run_dlmctl(out, sizeof out, args), 2);
+	ck_assert_msg(strstr(out, "empty address") != NULL, "%s", out);
 }
 END_TEST
 
@@ -1481,6 +1628,7 @@ cluster_suite(void)
 	add_case(s, "libdlm_find", libdlm_finds_the_active);
 	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
 	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
+	add_case(s, "dlmctl", dlmctl_status_and_cluster_from_any_member);
 	return s;
 }
 

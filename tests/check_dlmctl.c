@@ -1764,6 +1764,66 @@ START_TEST(runs_with_leftovers_never_overlap)
 }
 END_TEST
 
+/*
+ * cluster against a single dlmd: one clear line and exit 5, JSON or not;
+ * status through a list walks past a dead address, and refuses a bad one.
+ */
+START_TEST(cluster_on_a_single_dlmd)
+{
+	char list[900];
+	struct out o = ctl("-s", server, "cluster", (char *)NULL);
+
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "not a member of a cluster"));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "cluster", (char *)NULL);
+	ck_assert_int_eq(o.status, 5);
+	ck_assert_str_eq(o.out, "");
+	out_free(&o);
+	o = ctl("-s", server, "cluster", "extra", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+
+	/* A single dlmd's status has no cluster lines. */
+	o = ctl("-s", server, "status", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_null(line_with(o.out, "role"));
+	ck_assert_ptr_null(line_with(o.out, "epoch"));
+	out_free(&o);
+
+	snprintf(list, sizeof list, "unix:%s/nothing-here.sock,%s", d.dir,
+	    server);
+	o = ctl("-s", list, "status", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(line_with(o.out, "address"), server));
+	out_free(&o);
+	snprintf(list, sizeof list, "unix:%s/a.sock,unix:%s/b.sock", d.dir,
+	    d.dir);
+	o = ctl("-s", list, "cluster", (char *)NULL);
+	ck_assert_int_eq(o.status, 3);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "a.sock"));
+	ck_assert_ptr_nonnull(strstr(o.err, "b.sock"));
+	out_free(&o);
+	/* Every item checked first, whichever command. */
+	snprintf(list, sizeof list, "%s,tcp:127.0.0.1:99999", server);
+	o = ctl("-s", list, "locks", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_int_eq(count_lines(o.err), 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "tcp:127.0.0.1:99999"));
+	ck_assert_ptr_nonnull(strstr(o.err, "out of range"));
+	out_free(&o);
+	setenv("DLM_SERVER", list, 1);
+	o = ctl("cluster", (char *)NULL);
+	unsetenv("DLM_SERVER");
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_ptr_nonnull(strstr(o.err, "DLM_SERVER"));
+	out_free(&o);
+}
+END_TEST
+
 static Suite *
 dlmctl_suite(void)
 {
@@ -1791,6 +1851,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, tcp_admin_token);
 	tcase_add_test(tc, errors_and_usage);
 	tcase_add_test(tc, bad_addresses_are_refused_before_connecting);
+	tcase_add_test(tc, cluster_on_a_single_dlmd);
 	tcase_add_test(tc, server_down_mid_use);
 	suite_add_tcase(s, tc);
 
