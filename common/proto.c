@@ -60,6 +60,8 @@ dlm_proto_lost_reason(int reason)
 		return "reset";
 	case DLM_LOST_EXPIRED:
 		return "expired";
+	case DLM_LOST_FAILOVER:
+		return "failover";
 	}
 	return "unknown";
 }
@@ -67,7 +69,7 @@ dlm_proto_lost_reason(int reason)
 int
 dlm_proto_lost_code(const char *name, size_t len)
 {
-	for (int r = DLM_LOST_FORCED; r <= DLM_LOST_EXPIRED; r++) {
+	for (int r = DLM_LOST_FORCED; r <= DLM_LOST_FAILOVER; r++) {
 		const char *s = dlm_proto_lost_reason(r);
 
 		if (strlen(s) == len && memcmp(s, name, len) == 0)

@@ -148,7 +148,7 @@ claim_install(struct session *s, const struct claim *cl, uint64_t now,
 		return DLM_E_PERMISSION;
 	}
 	rc = locktab_install(srv->lt, &s->owner, cl->c.lock, cl->c.locklen,
-	    cl->c.kind, cl->c.mode, cl->c.count, cl->c.token, DLM_LOST_FORCED,
+	    cl->c.kind, cl->c.mode, cl->c.count, cl->c.token, DLM_LOST_FAILOVER,
 	    now, &h);
 	switch (rc) {
 	case LT_GRANTED:

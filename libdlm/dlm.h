@@ -113,16 +113,17 @@ enum dlm_error {
 #define DLM_FOREVER	(-1)	/* wait until granted */
 
 /*
- * Why a hold was lost (the lost callback's reason). The first three are
- * also the protocol's, sent by name ("forced", "reset", "expired").
+ * Why a hold was lost (the lost callback's reason). All but
+ * DLM_LOST_SESSION are also the protocol's, sent by name ("forced",
+ * "reset", "expired", "failover").
  */
 #define DLM_LOST_FORCED		1	/* an admin force-released it */
 #define DLM_LOST_RESET		2	/* an admin reset this client */
 #define DLM_LOST_EXPIRED	3	/* the lease ran out */
 #define DLM_LOST_SESSION	4	/* the connection dropped and the session
 					   could not be resumed */
-#define DLM_LOST_FAILOVER	5	/* a cluster's new active dlmd refused
-					   to let this client keep it */
+#define DLM_LOST_FAILOVER	5	/* a cluster's new active dlmd did not
+					   let it be kept */
 
 struct dlm_client;
 

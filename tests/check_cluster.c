@@ -872,6 +872,7 @@ START_TEST(conflicting_reclaims_go_to_the_higher_token)
 	ck_assert_str_eq(r->method, "lost");
 	ck_assert_str_eq(obj_str(r->params, "lock"), "P");
 	ck_assert_uint_eq(obj_u64(r->params, "token"), ap.token);
+	ck_assert_str_eq(obj_str(r->params, "reason"), "failover");
 	ck_assert_str_eq(holder_of(bc, "P", bp.token), "B");
 	ck_assert_str_eq(holder_of(bc, "P", ap.token), "");
 	ck_assert_str_eq(holder_of(bc, "Q", aq.token), "A");
@@ -1447,6 +1448,10 @@ START_TEST(libdlm_loop_mode_keeps_its_lock)
 	ck_assert_int_eq(t.lost, 0);
 	ck_assert_int_eq(st.closed, 0);
 	dlm_close(c);
+}
+END_TEST
+
+/*
  * Run the dlmctl under test ($DLMCTL) with args (safe for the shell: our
  * own addresses), its stdout and stderr in out; its exit status.
  */
