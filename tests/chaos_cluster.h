@@ -43,6 +43,7 @@ struct cc_shared {
 	volatile int		stop;
 	/* The workers': counts. */
 	unsigned long		committed, pieces, refused, violations;
+	unsigned long		untold;		/* lost outside a ride, unsaid */
 	unsigned long		connects, connect_fails, list_fallbacks;
 	unsigned long		lost[8];		/* by reason */
 	unsigned long		errs[CC_MAXERR];	/* calls' errors */

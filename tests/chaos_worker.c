@@ -171,8 +171,17 @@ static bool
 step(struct dlm_client *c, int lock, const char *name, uint64_t token,
     char what)
 {
-	if (!still_holds(c, name, token))
+	if (!still_holds(c, name, token)) {
+		/* The notice may be on its way from the client's thread. */
+		if (!told_lost(lock, token, 1000)) {
+			count(&cc_sh->untold);
+			fprintf(stderr, "chaos_cluster: worker %d: the hold of "
+			    "%s (token %llu) is gone and on_lost said "
+			    "nothing\n", my_slot, name,
+			    (unsigned long long)token);
+		}
 		return false;
+	}
 	if (chaosres_step(&cc_cfg.res[lock], token, what))
 		return true;
 	count(&cc_sh->refused);
