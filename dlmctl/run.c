@@ -94,6 +94,8 @@ lost_words(int reason)
 		return "its lease ran out";
 	case DLM_LOST_SESSION:
 		return "the connection to dlmd was lost";
+	case DLM_LOST_FAILOVER:
+		return "the cluster's new active dlmd did not let it be kept";
 	default:
 		return "dlmd ended it";
 	}

@@ -218,10 +218,22 @@ session_valid_ms(const struct session *s, uint64_t now)
 void
 session_detach(struct session *s)
 {
+	uint64_t now = now_ms(), linger;
+
 	s->conn = NULL;
 	if (s->ended)
 		return;
-	if (s->linger_ms == 0 || srv->shutting_down) {
+	linger = s->linger_ms;
+	/*
+	 * In a cluster a client cannot tell a dropped connection from a dead
+	 * server, so it keeps its holds for the rest of its lease, to reclaim
+	 * them elsewhere or resume them here: the session lingers at least
+	 * that long, so that nobody else is granted them meanwhile.
+	 */
+	if (srv->cfg->cluster_etcd != NULL && s->owner.deadline > now &&
+	    s->owner.deadline - now > linger)
+		linger = s->owner.deadline - now;
+	if (linger == 0 || srv->shutting_down) {
 		session_end(s, 0, DLM_E_CANCELLED);
 		return;
 	}
@@ -229,13 +241,13 @@ session_detach(struct session *s)
 	pending_cancel_all(s, DLM_E_CANCELLED, "the connection closed");
 	/* While lingering the lease does not run; the linger does. */
 	s->owner.deadline = 0;
-	s->linger_deadline = now_ms() + s->linger_ms;
+	s->linger_deadline = now + linger;
 	s->lingering = true;
 	srv->nlingering++;
 	s->lease_armed = false;
-	event_add(&s->timer, timer_tv(s->linger_ms));
-	log_debug("session %s lingering for %u ms", safe_str0(s->name),
-	    s->linger_ms);
+	event_add(&s->timer, timer_tv((uint32_t)linger));
+	log_debug("session %s lingering for %llu ms", safe_str0(s->name),
+	    (unsigned long long)linger);
 }
 
 /* The connection layer's word that c is gone. */
@@ -337,8 +349,9 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	s->lease_armed = false;
 	if (c == NULL) {
-		log_info("session %s ended: linger of %u ms over",
-		    safe_str0(s->name), s->linger_ms);
+		log_info("session %s ended: not back within its linger%s",
+		    safe_str0(s->name), srv->cfg->cluster_etcd != NULL ?
+		    " or lease" : "");
 		session_end(s, 0, DLM_E_CANCELLED);
 		return;
 	}

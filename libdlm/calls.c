@@ -53,43 +53,6 @@ turn_error(struct dlm_client *c, int rc, const char *lock)
 	}
 }
 
-/* Pack the params map of an acquire. */
-static int
-acquire_params(msgpack_sbuffer *sb, const char *lock, int flags,
-    int timeout_ms)
-{
-	struct mpw w;
-
-	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, 4);
-	mpw_key(&w, "lock");
-	mpw_str(&w, lock);
-	mpw_key(&w, "kind");
-	mpw_str(&w, (flags & DLM_RLOCK) ? "rlock" : "mutex");
-	mpw_key(&w, "mode");
-	mpw_str(&w, (flags & DLM_SHARED) ? "shared" : "exclusive");
-	mpw_key(&w, "timeout_ms");
-	mpw_i64(&w, timeout_ms);
-	return w.err != 0 ? DLM_E_NOMEM : 0;
-}
-
-/* {lock}, and the hold's token when the release names one. */
-static int
-lock_params(msgpack_sbuffer *sb, const char *lock, uint64_t token)
-{
-	struct mpw w;
-
-	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, token != 0 ? 2 : 1);
-	mpw_key(&w, "lock");
-	mpw_str(&w, lock);
-	if (token != 0) {
-		mpw_key(&w, "token");
-		mpw_u64(&w, token);
-	}
-	return w.err != 0 ? DLM_E_NOMEM : 0;
-}
-
 int
 dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
     uint64_t *token)
@@ -124,7 +87,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		took_turn = true;
 	}
 	msgpack_sbuffer_init(&params);
-	if ((rc = acquire_params(&params, lock, flags, left)) == 0) {
+	if ((rc = wire_acquire_params(&params, lock, flags, left)) == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
 		req.kind = REQ_SYNC;
@@ -132,6 +95,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
 		req.flags = flags;
 		req.is_acquire = true;
+		req.timeout_ms = left;
 		req.spare = spare;
 		rc = dlm__call(c, &req, "acquire", &params);
 		if (rc == 0 && token != NULL)
@@ -173,7 +137,7 @@ simple_call(struct dlm_client *c, const char *method, const char *lock,
 		rc = msgpack_sbuffer_write(&params, extra->data, extra->size) ?
 		    DLM_E_NOMEM : 0;
 	else if (lock != NULL)
-		rc = lock_params(&params, lock, 0);
+		rc = wire_lock_params(&params, lock, 0);
 	if (rc == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
@@ -221,7 +185,7 @@ dlm_release(struct dlm_client *c, const char *lock)
 		return rc;
 	}
 	msgpack_sbuffer_init(&params);
-	if ((rc = lock_params(&params, lock, token)) == 0) {
+	if ((rc = wire_lock_params(&params, lock, token)) == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
 		req.kind = REQ_SYNC;
@@ -358,10 +322,11 @@ dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
 	req->kind = REQ_ASYNC_ACQUIRE;
 	req->flags = flags;
 	req->is_acquire = true;
+	req->timeout_ms = timeout_ms;
 	req->acb = cb;
 	req->arg = arg;
 	msgpack_sbuffer_init(&params);
-	rc = acquire_params(&params, lock, flags, timeout_ms);
+	rc = wire_acquire_params(&params, lock, flags, timeout_ms);
 	return send_async(c, req, "acquire", &params, rc, id);
 }
 
@@ -394,7 +359,7 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
 	if (e != NULL && e->count > 0)
 		req->hold_token = e->token;
 	msgpack_sbuffer_init(&params);
-	if ((rc = lock_params(&params, lock, req->hold_token)) == 0)
+	if ((rc = wire_lock_params(&params, lock, req->hold_token)) == 0)
 		rc = dlm__call(c, req, "release", &params);
 	dlm__result(c, rc, NULL);
 	dlm__leave(c);

@@ -70,6 +70,14 @@ struct lockent {
 	bool		 busy;		/* a thread is acquiring or holds it */
 	bool		 owned;		/* busy by a dlm_acquire() of owner */
 	bool		 rlock;		/* the hold is an rlock's */
+	bool		 shared;	/* and in shared mode */
+	/*
+	 * In a cluster: the proof of the latest grant, at receipt_count,
+	 * which the hold is reclaimed with after a fail-over.
+	 */
+	bool		 has_receipt;
+	uint32_t	 receipt_count;
+	uint8_t		 receipt[WIRE_RECEIPT_LEN];
 	/*
 	 * The note that reports this hold lost, made when it was asked
 	 * for, so that a loss is never left unsaid for want of memory:
@@ -206,6 +214,12 @@ void		 dlm__locks_drop_all(struct dlm_client *, int reason);
 int		 dlm__locks_release_target(struct dlm_client *,
 		    const char *lock, uint64_t *token);
 bool		 dlm__locks_held(struct dlm_client *, const char *lock);
+/*
+ * Pack a reclaim's claim of each hold into sb, *n of them; a hold without
+ * a receipt cannot be claimed and is reported lost. 0 or DLM_E_NOMEM.
+ */
+int		 dlm__locks_claims(struct dlm_client *, msgpack_sbuffer *sb,
+		    uint32_t *n);
 void		 dlm__locks_free(struct dlm_client *);
 
 /* core.c */

@@ -151,6 +151,12 @@ ops_holds(void *owner, const char *lock)
 	return dlm__locks_held(owner, lock);
 }
 
+static int
+ops_claims(void *owner, msgpack_sbuffer *sb, uint32_t *n)
+{
+	return dlm__locks_claims(owner, sb, n);
+}
+
 static void
 ops_state(void *owner, enum engine_state st, int err)
 {
@@ -176,7 +182,7 @@ ops_state(void *owner, enum engine_state st, int err)
 }
 
 static const struct engine_ops client_ops = {
-	ops_finished, ops_lost, ops_lost_all, ops_holds, ops_state,
+	ops_finished, ops_lost, ops_lost_all, ops_holds, ops_claims, ops_state,
 };
 
 void
@@ -288,9 +294,9 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	struct dlm_options known;
 	struct hello_args hello;
 	struct dlm_client *c;
-	struct addr addr;
+	struct addr addrs[ADDR_LIST_MAX];
 	char path[4096], host[200], why[200];
-	int rc;
+	int rc, naddrs = 0;
 
 	if (options_read(&known, opts) != 0) {
 		*err = DLM_E_INVALID;
@@ -309,8 +315,8 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	}
 	/* A bad address is the caller's mistake: say so before dialling. */
 	server = server_address(server, path, sizeof path);
-	if (server == NULL || addr_parse(server, 0, &addr, why,
-	    sizeof why) != 0) {
+	if (server == NULL || (naddrs = addr_parse_list(server, 0, addrs,
+	    ADDR_LIST_MAX, why, sizeof why)) < 0) {
 		*err = DLM_E_ADDRESS;
 		dlm__errmsg_set(0, *err, server == NULL ? "no server address, "
 		    "and no default socket" : why);
@@ -360,7 +366,7 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	hello.linger_ms = opts->linger_ms;
 	if ((rc = dlm__registry_add(c)) != 0)
 		goto fail;
-	rc = engine_start(&c->eng, &addr, &hello, opts->connect_timeout_ms > 0 ?
+	rc = engine_start(&c->eng, addrs, naddrs, &hello, opts->connect_timeout_ms > 0 ?
 	    opts->connect_timeout_ms : 10000);
 	if (rc != 0 && !loop) {
 		dlm__errmsg_set(0, rc, c->eng.errmsg);

@@ -121,6 +121,8 @@ enum dlm_error {
 #define DLM_LOST_EXPIRED	3	/* the lease ran out */
 #define DLM_LOST_SESSION	4	/* the connection dropped and the session
 					   could not be resumed */
+#define DLM_LOST_FAILOVER	5	/* a cluster's new active dlmd refused
+					   to let this client keep it */
 
 struct dlm_client;
 

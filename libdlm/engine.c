@@ -29,6 +29,16 @@
 
 #define BACKOFF_FIRST_MS	20
 #define BACKOFF_MAX_MS		1000
+/* A cluster's standbys answer at once: ask again sooner. */
+#define BACKOFF_MAX_CLUSTER_MS	250
+/*
+ * In a cluster, how long a client that lost its server keeps looking for
+ * the active one at least (a fail-over takes the etcd lease's TTL plus
+ * the grace).
+ */
+#define FAILOVER_RETRY_MS	60000
+/* With several servers, one that does not answer is left after this. */
+#define ATTEMPT_MAX_MS		2000
 /* How long engine_close() waits for the socket to take bye. */
 #define BYE_WAIT_MS		50
 /* An output buffer bigger than this is freed once written. */
@@ -192,27 +202,85 @@ give_up(struct engine *e, int err)
 		e->ops->lost_all(e->owner, DLM_LOST_SESSION);
 }
 
-/* A dial or a hello failed: try again within the linger, or give up. */
+/* Each server (and each active one they name) once, then a back-off. */
+static void
+new_round(struct engine *e)
+{
+	e->round_left = e->naddrs - 1;
+	e->hints_left = e->naddrs;
+}
+
+/* Wait before the next round, no later than until. */
+static void
+back_off(struct engine *e, uint64_t now, uint64_t until)
+{
+	int max = e->cluster || e->saw_not_active ? BACKOFF_MAX_CLUSTER_MS :
+	    BACKOFF_MAX_MS;
+
+	new_round(e);
+	e->step_at = now + (uint64_t)e->backoff_ms;
+	if (e->step_at > until)
+		e->step_at = until;
+	e->backoff_ms = e->backoff_ms * 2 > max ? max : e->backoff_ms * 2;
+	set_state(e, ENGINE_BACKOFF, 0);
+}
+
+/*
+ * A dial or a hello failed: the next server of the list at once, or after
+ * a back-off within the linger (or the first connect's time), or give up.
+ */
 static void
 attempt_failed(struct engine *e, uint64_t now, int err)
 {
+	uint64_t until = e->opened ? e->linger_until : e->first_until;
+
 	drop_socket(e);
+	if (!e->closing && e->round_left > 0 && now < until) {
+		e->round_left--;
+		e->step_at = now;
+		set_state(e, ENGINE_BACKOFF, 0);
+		return;
+	}
 	if (!e->opened) {
+		if (!e->closing && e->saw_not_active && now < until) {
+			/* A cluster between actives: wait for its election. */
+			back_off(e, now, until);
+			return;
+		}
 		/* The first connect: the caller hears why. */
 		fail_pending(e, err, true);
 		set_state(e, ENGINE_CLOSED, err);
 		return;
 	}
-	if (e->closing || now >= e->linger_until) {
+	if (e->closing || now >= until) {
 		give_up(e, DLM_E_CLOSED);
 		return;
 	}
-	e->step_at = now + (uint64_t)e->backoff_ms;
-	if (e->step_at > e->linger_until)
-		e->step_at = e->linger_until;
-	e->backoff_ms = e->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-	    e->backoff_ms * 2;
-	set_state(e, ENGINE_BACKOFF, 0);
+	back_off(e, now, until);
+}
+
+/*
+ * Whether req, in flight when a cluster's server went away, is sent again
+ * to the next active one: acquires (not being cancelled) and releases of
+ * one lock. The new active never saw them, so sending again is safe.
+ */
+static bool
+holdable(const struct dlm_req *req)
+{
+	return req->kind != REQ_INTERNAL && req->lock != NULL &&
+	    ((req->is_acquire && !req->cancel_sent) || req->is_release);
+}
+
+static void
+hold_back_sent(struct engine *e)
+{
+	struct dlm_req *req, *tmp;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, e->pending, req, tmp) {
+		if (!req->unsent && holdable(req))
+			req->unsent = req->held_back = true;
+	}
 }
 
 /*
@@ -223,15 +291,26 @@ attempt_failed(struct engine *e, uint64_t now, int err)
 static void
 connection_lost(struct engine *e, uint64_t now)
 {
+	int window = e->linger_ms;
+
 	drop_socket(e);
+	/*
+	 * In a cluster the server may have died, not the session: what was
+	 * asked waits for the next active, and the holds are reclaimed there.
+	 */
+	if (e->cluster && !e->closing)
+		hold_back_sent(e);
 	fail_pending(e, e->closing ? DLM_E_CLOSED : DLM_E_DISCONNECTED, false);
-	if (e->closing || e->linger_ms <= 0) {
+	if (e->cluster && window < FAILOVER_RETRY_MS)
+		window = FAILOVER_RETRY_MS;
+	if (e->closing || window <= 0) {
 		give_up(e, DLM_E_CLOSED);
 		return;
 	}
-	e->linger_until = now + (uint64_t)e->linger_ms;
+	e->linger_until = now + (uint64_t)window;
 	e->backoff_ms = BACKOFF_FIRST_MS;
 	e->step_at = now + BACKOFF_FIRST_MS;
+	new_round(e);
 	set_state(e, ENGINE_BACKOFF, 0);
 }
 
@@ -239,11 +318,39 @@ connection_lost(struct engine *e, uint64_t now)
 static uint64_t
 step_deadline(const struct engine *e, uint64_t now)
 {
-	uint64_t at = now + (uint64_t)e->connect_timeout_ms;
+	int ms = e->connect_timeout_ms;
+	uint64_t at, until = e->opened ? e->linger_until : e->first_until;
 
-	if (e->linger_until != 0 && at > e->linger_until)
-		at = e->linger_until;
+	if (e->naddrs > 1 && ms > ATTEMPT_MAX_MS)
+		ms = ATTEMPT_MAX_MS;
+	at = now + (uint64_t)ms;
+	if (until != 0 && at > until)
+		at = until;
 	return at;
+}
+
+/*
+ * reclaim's request: the session, and what it holds as the layer above
+ * claims it. 0 or DLM_E_NOMEM.
+ */
+static int
+send_reclaim(struct engine *e)
+{
+	struct hello_args h = e->hello;
+	msgpack_sbuffer claims;
+	uint32_t n = 0;
+	int rc;
+
+	/* The lease the session had, which is what its holder counts. */
+	h.lease_ms = e->lease_ms;
+	h.linger_ms = e->linger_ms;
+	msgpack_sbuffer_init(&claims);
+	rc = e->ops->claims(e->owner, &claims, &n);
+	if (rc == 0)
+		rc = wire_reclaim(&e->out, HELLO_MSGID, &h, e->secret,
+		    e->receipt, n, &claims);
+	msgpack_sbuffer_destroy(&claims);
+	return rc;
 }
 
 /* Connected: say hello (presenting the secret when resuming). */
@@ -257,8 +364,15 @@ say_hello(struct engine *e, int fd, uint64_t now)
 	atomic_store(&e->fork_fd, fd);
 	e->in.len = 0;
 	e->out.size = e->out_off = 0;
+	/*
+	 * In a cluster, a session that was open may be on a new active,
+	 * which knows it only by reclaim; if this is the same one, reclaim
+	 * is refused and hello resumes it.
+	 */
+	e->reclaiming = e->opened && e->cluster && e->secret[0] != '\0';
 	h.resume = e->opened && e->secret[0] != '\0' ? e->secret : NULL;
-	if ((rc = wire_hello(&e->out, HELLO_MSGID, &h)) != 0) {
+	if ((rc = e->reclaiming ? send_reclaim(e) :
+	    wire_hello(&e->out, HELLO_MSGID, &h)) != 0) {
 		attempt_failed(e, now, rc);
 		return;
 	}
@@ -270,7 +384,16 @@ say_hello(struct engine *e, int fd, uint64_t now)
 static void
 begin_dial(struct engine *e, uint64_t now)
 {
-	int rc = dial_start(&e->dial, &e->addr);
+	int rc;
+
+	if (e->hinted) {
+		e->addr = e->hint;
+		e->hinted = false;
+	} else {
+		e->addr = e->addrs[e->next_addr];
+		e->next_addr = (e->next_addr + 1) % e->naddrs;
+	}
+	rc = dial_start(&e->dial, &e->addr);
 
 	if (rc < 0 || rc > 1) {
 		why(e, "cannot connect: %s", e->dial.why);
@@ -361,6 +484,137 @@ reset_lapsed(struct engine *e)
 	e->reset_owed = internal_call(e, "reset", NULL, NULL, 0) != 0;
 }
 
+/*
+ * A cluster's standby refused: follow the active it names, if any, in
+ * this round; wait for an election otherwise.
+ */
+static void
+not_active(struct engine *e, const msgpack_object *error)
+{
+	char active[ADDR_PATH_MAX + ADDR_HOST_MAX + 16];
+	struct addr a;
+
+	e->saw_not_active = true;
+	wire_error_active(error, active, sizeof active);
+	if (active[0] != '\0' && e->hints_left > 0 &&
+	    addr_parse(active, 0, &a, NULL, 0) == 0) {
+		e->hint = a;
+		e->hinted = true;
+		e->hints_left--;
+		e->round_left++;
+	}
+}
+
+/* A refusal of hello or reclaim: say why, and note a standby's hint. */
+static int
+refused(struct engine *e, const struct frame *f, int rc, const char *what)
+{
+	char msg[200];
+
+	wire_error_message(f->error, msg, sizeof msg);
+	why(e, "%s refused: %s", what, msg[0] != '\0' ? msg :
+	    dlm_strerror(rc));
+	if (rc == DLM_E_NOT_ACTIVE)
+		not_active(e, f->error);
+	return rc;
+}
+
+/* Send req again on the new connection, with what is left of its time. */
+static int
+resend(struct engine *e, struct dlm_req *req, uint64_t now)
+{
+	msgpack_sbuffer params;
+	int left = req->timeout_ms, rc;
+
+	if (req->is_acquire && left > 0) {
+		uint64_t spent = now - req->first_ms;
+
+		if (spent >= (uint64_t)left)
+			return DLM_E_TIMEOUT;
+		left -= (int)spent;
+	}
+	msgpack_sbuffer_init(&params);
+	rc = req->is_acquire ? wire_acquire_params(&params, req->lock,
+	    req->flags, left) : wire_lock_params(&params, req->lock,
+	    req->hold_token);
+	if (rc == 0)
+		rc = wire_request(&e->out, req->msgid, req->is_acquire ?
+		    "acquire" : "release", &params);
+	msgpack_sbuffer_destroy(&params);
+	if (rc == 0) {
+		req->unsent = false;
+		req->resent = true;
+		req->sent_ms = now;
+	}
+	return rc;
+}
+
+/*
+ * The requests held back over a cluster's change of server go out now.
+ * Acquires only when the server is new to them (acquires is set): on the
+ * server they were sent to, one may have been granted unheard, so they
+ * fail as over any dropped connection, and a mutex's is released below
+ * unless held. Releases name their hold's token, so they always go again.
+ */
+static void
+send_held_back(struct engine *e, uint64_t now, bool acquires)
+{
+	struct dlm_req *req, *tmp;
+	int rc;
+
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, e->pending, req, tmp) {
+		if (!req->held_back)
+			continue;
+		req->held_back = false;
+		if (req->is_acquire && (!acquires || req->cancel_sent)) {
+			HASH_DEL(e->pending, req);
+			if (!req->cancel_sent && req->unc != NULL)
+				remember_uncertain(e, req);
+			req->r.err = req->cancel_sent ? DLM_E_CANCELLED :
+			    DLM_E_DISCONNECTED;
+			finish(e, req);
+		} else if ((rc = resend(e, req, now)) != 0) {
+			HASH_DEL(e->pending, req);
+			req->r.err = rc;
+			finish(e, req);
+		}
+	}
+}
+
+/*
+ * The session is open (again): requests made meanwhile go out, and the
+ * layer above hears. 0, or DLM_E_NOMEM.
+ */
+static int
+session_opened(struct engine *e, uint64_t now)
+{
+	e->opened = true;
+	e->last_send_ms = e->lease_base_ms = now;
+	e->linger_until = 0;
+	e->backoff_ms = BACKOFF_FIRST_MS;
+	e->saw_not_active = false;
+	e->lapsed = false;
+	if (e->later.size > 0) {
+		struct dlm_req *req, *tmp;
+
+		if (msgpack_sbuffer_write(&e->out, e->later.data,
+		    e->later.size) != 0)
+			return DLM_E_NOMEM;
+		e->later.size = 0;
+		/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+		HASH_ITER(hh, e->pending, req, tmp) {
+			if (req->unsent && !req->held_back) {
+				req->unsent = false;
+				req->sent_ms = now;
+			}
+		}
+	}
+	e->ops->state(e->owner, ENGINE_READY, 0);
+	engine_flush(e, now);
+	return 0;
+}
+
 /* hello was answered: 0, or why the session could not be opened. */
 static int
 hello_answered(struct engine *e, const struct frame *f, uint64_t now)
@@ -369,29 +623,23 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 	bool resuming = e->opened;
 	int rc;
 
-	if ((rc = wire_error_code(f->error)) != 0) {
-		char msg[200];
-
-		wire_error_message(f->error, msg, sizeof msg);
-		why(e, "hello refused: %s", msg[0] != '\0' ? msg :
-		    dlm_strerror(rc));
-		return rc;
-	}
-	if ((rc = wire_session(f, &si)) != 0) {
+	if ((rc = wire_error_code(f->error)) != 0)
+		return refused(e, f, rc, "hello");
+	if ((rc = wire_session(f, &si, true)) != 0) {
 		why(e, "hello's answer cannot be read");
 		return rc;
 	}
 	e->session = si.session;
 	memcpy(e->secret, si.secret, sizeof e->secret);
+	e->cluster = si.has_receipt;
+	memcpy(e->receipt, si.receipt, sizeof e->receipt);
 	e->lease_ms = si.lease_ms;
 	e->linger_ms = si.linger_ms >= 0 ? si.linger_ms : e->hello.linger_ms;
-	e->opened = true;
-	e->last_send_ms = e->lease_base_ms = now;
-	e->linger_until = 0;
-	e->backoff_ms = BACKOFF_FIRST_MS;
-	/* Told to the layer above below, once the queue is out. */
+	/* Told to the layer above in session_opened(), once all is queued. */
 	e->state = ENGINE_READY;
 	if (resuming && si.resumed) {
+		/* The same server: held-back acquires fail, as dropped. */
+		send_held_back(e, now, false);
 		if (e->lapsed) {
 			/*
 			 * The holds were reported lost; the server kept the
@@ -408,27 +656,67 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 		forget_uncertain(e);
 		e->reset_owed = false;
 		e->ops->lost_all(e->owner, DLM_LOST_SESSION);
+		/* A new session: whatever was asked is asked anew. */
+		send_held_back(e, now, true);
 	}
-	e->lapsed = false;
-	/* Requests made meanwhile go now, after the releases above. */
-	if (e->later.size > 0) {
-		struct dlm_req *req, *tmp;
+	return session_opened(e, now);
+}
 
-		if (msgpack_sbuffer_write(&e->out, e->later.data,
-		    e->later.size) != 0)
-			return DLM_E_NOMEM;
-		e->later.size = 0;
-		/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
-		HASH_ITER(hh, e->pending, req, tmp) {
-			if (req->unsent) {
-				req->unsent = false;
-				req->sent_ms = now;
-			}
-		}
+/*
+ * reclaim was answered: the session and the holds the new active kept,
+ * and each refused hold reported lost. A refusal of the whole reclaim
+ * (the session is on this server already, or was never recorded, or the
+ * grace is over) is answered by a hello that resumes the session or makes
+ * a new one. 0, or why the session could not be opened.
+ */
+static int
+reclaim_answered(struct engine *e, const struct frame *f, uint64_t now)
+{
+	struct session_info si;
+	const char *lock;
+	size_t len;
+	uint64_t token;
+	bool kept;
+	int rc, got;
+
+	e->reclaiming = false;
+	if ((rc = wire_error_code(f->error)) == DLM_E_NOT_ACTIVE)
+		return refused(e, f, rc, "reclaim");
+	if (rc != 0) {
+		struct hello_args h = e->hello;
+
+		h.resume = e->secret;
+		if ((rc = wire_hello(&e->out, HELLO_MSGID, &h)) != 0)
+			return rc;
+		engine_flush(e, now);
+		return 0;
 	}
-	e->ops->state(e->owner, ENGINE_READY, 0);
-	engine_flush(e, now);
-	return 0;
+	if ((rc = wire_session(f, &si, false)) != 0) {
+		why(e, "reclaim's answer cannot be read");
+		return rc;
+	}
+	e->session = si.session;
+	if (si.has_receipt)
+		memcpy(e->receipt, si.receipt, sizeof e->receipt);
+	e->lease_ms = si.lease_ms;
+	if (si.linger_ms >= 0)
+		e->linger_ms = si.linger_ms;
+	e->state = ENGINE_READY;
+	for (uint32_t i = 0; (got = wire_reclaim_outcome(f, i, &lock, &len,
+	    &token, &kept)) > 0; i++)
+		if (!kept)
+			e->ops->lost(e->owner, lock, len, token,
+			    DLM_LOST_FAILOVER);
+	/* Grants the old active gave unheard died with it. */
+	forget_uncertain(e);
+	/* Holds reported lapsed while the reclaim was on its way go back. */
+	if (e->lapsed)
+		reset_lapsed(e);
+	send_held_back(e, now, true);
+	if ((rc = session_opened(e, now)) != 0)
+		return rc;
+	/* An outcome that cannot be read: drop and reclaim again. */
+	return got < 0 ? -1 : 0;
 }
 
 /*
@@ -444,12 +732,31 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		if (!f->has_msgid)
 			return 0;	/* an error about an unreadable frame */
 		if (e->state == ENGINE_HELLO)
-			return f->msgid == HELLO_MSGID ?
-			    hello_answered(e, f, now) : 0;
+			return f->msgid != HELLO_MSGID ? 0 : e->reclaiming ?
+			    reclaim_answered(e, f, now) :
+			    hello_answered(e, f, now);
 		if ((req = engine_find(e, f->msgid)) == NULL || req->unsent)
 			return 0;
+		if (e->cluster && holdable(req) &&
+		    wire_error_code(f->error) == DLM_E_NOT_ACTIVE) {
+			/* The server stepped down: ask the next active. */
+			req->unsent = req->held_back = true;
+			return 0;
+		}
 		HASH_DEL(e->pending, req);
 		wire_reply(&req->r, f, req->want_raw);
+		if (req->resent && req->is_release &&
+		    req->r.err == DLM_E_NOT_HELD) {
+			/*
+			 * Sent again after a change of server: the hold it
+			 * names is gone, released or lost; either way what
+			 * was asked is done.
+			 */
+			req->r.err = 0;
+			req->r.count = 0;
+			free(req->r.message);
+			req->r.message = NULL;
+		}
 		/* Any answer means the server read the request: renewed. */
 		if (req->sent_ms > e->lease_base_ms)
 			e->lease_base_ms = req->sent_ms;
@@ -488,12 +795,11 @@ read_input(struct engine *e, uint64_t now)
 		return;
 	}
 	while ((got = rbuf_frame(&e->in, &f, &len)) > 0) {
-		enum engine_state st = e->state;
 		int rc = handle_frame(e, &f, now);
 
 		/* f points into the buffer: consume only after handling. */
 		rbuf_consume(&e->in, len);
-		if (rc > 0 || (rc < 0 && st == ENGINE_HELLO)) {
+		if (rc > 0 || (rc < 0 && e->state == ENGINE_HELLO)) {
 			if (rc < 0)
 				why(e, "the answer to hello cannot be read");
 			attempt_failed(e, now, rc > 0 ? rc : DLM_E_PROTOCOL);
@@ -532,15 +838,23 @@ engine_init(struct engine *e, const struct engine_ops *ops, void *owner)
 }
 
 int
-engine_start(struct engine *e, const struct addr *addr,
+engine_start(struct engine *e, const struct addr *addrs, int naddrs,
     const struct hello_args *hello, int connect_timeout_ms)
 {
-	e->addr = *addr;
+	uint64_t now = mono_ms();
+
+	if (naddrs > ADDR_LIST_MAX)
+		naddrs = ADDR_LIST_MAX;
+	memcpy(e->addrs, addrs, (size_t)naddrs * sizeof *addrs);
+	e->naddrs = naddrs;
+	e->next_addr = 0;
+	new_round(e);
 	e->hello = *hello;
 	e->linger_ms = hello->linger_ms;
 	e->connect_timeout_ms = connect_timeout_ms;
+	e->first_until = now + (uint64_t)connect_timeout_ms;
 	e->state = ENGINE_CONNECTING;
-	begin_dial(e, mono_ms());
+	begin_dial(e, now);
 	return e->state == ENGINE_CLOSED ? e->err : 0;
 }
 
@@ -579,6 +893,29 @@ engine_events(const struct engine *e)
 	}
 }
 
+/*
+ * In a cluster the holds are reclaimed after a fail-over, so they stay
+ * the program's while it has no server, but only for the lease: the next
+ * active counts it from when the holder last heard from the old one.
+ */
+static bool
+lapse_pending(const struct engine *e)
+{
+	return e->cluster && e->opened && !e->lapsed &&
+	    e->state != ENGINE_READY && e->state != ENGINE_CLOSED;
+}
+
+/*
+ * How long the session may be idle before a ping renews it: a third of
+ * the lease; in a cluster a sixth, so that a holder has most of its lease
+ * left to reclaim in when its server dies.
+ */
+static uint64_t
+ping_every(const struct engine *e)
+{
+	return (uint64_t)e->lease_ms / (e->cluster ? 6 : 3);
+}
+
 uint64_t
 engine_deadline(const struct engine *e)
 {
@@ -588,13 +925,15 @@ engine_deadline(const struct engine *e)
 	case ENGINE_CONNECTING:
 	case ENGINE_HELLO:
 	case ENGINE_BACKOFF:
-		return e->step_at;
+		lapse_at = e->lease_base_ms + (uint64_t)e->lease_ms;
+		return lapse_pending(e) && lapse_at < e->step_at ? lapse_at :
+		    e->step_at;
 	case ENGINE_READY:
-		/* Ping when idle for a third of the lease. */
-		ping_at = e->last_send_ms + (uint64_t)e->lease_ms / 3;
+		/* Ping when idle for ping_every(). */
+		ping_at = e->last_send_ms + ping_every(e);
 		/*
 		 * No request answered for a whole lease, though pings went
-		 * out every third of it: the server has expired the session,
+		 * out meanwhile: the server has expired the session,
 		 * or will before it can tell us.
 		 */
 		lapse_at = e->lease_base_ms + (uint64_t)e->lease_ms;
@@ -607,6 +946,12 @@ engine_deadline(const struct engine *e)
 void
 engine_process(struct engine *e, int events, uint64_t now)
 {
+	if (lapse_pending(e) &&
+	    now >= e->lease_base_ms + (uint64_t)e->lease_ms) {
+		/* What engine_deadline() says: held no longer. */
+		e->lapsed = true;
+		e->ops->lost_all(e->owner, DLM_LOST_EXPIRED);
+	}
 	switch (e->state) {
 	case ENGINE_CONNECTING:
 		if (events != 0) {
@@ -681,7 +1026,7 @@ engine_process(struct engine *e, int events, uint64_t now)
 		release_uncertain(e);
 	if (e->reset_owed || e->uncertain != NULL || engine_has_output(e))
 		engine_flush(e, now);
-	if (now >= e->last_send_ms + (uint64_t)e->lease_ms / 3) {
+	if (now >= e->last_send_ms + ping_every(e)) {
 		/* The reply renews the lease. */
 		e->last_send_ms = now;	/* one ping per third, whatever */
 		internal_call(e, "ping", NULL, NULL, 0);
@@ -712,6 +1057,8 @@ engine_submit(struct engine *e, struct dlm_req *req, const char *method,
 	if (e->next_id == 0)
 		e->next_id = 1;		/* 0 is hello's */
 	req->sent_ms = mono_ms();
+	if (req->first_ms == 0)
+		req->first_ms = req->sent_ms;
 	req->done = false;
 	req->unsent = e->state != ENGINE_READY;
 	to = req->unsent ? &e->later : &e->out;

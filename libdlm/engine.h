@@ -76,6 +76,15 @@ struct dlm_req {
 	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
 	bool		 cancel_sent;	/* a cancel for it went out */
 	/*
+	 * In a cluster, an acquire or release in flight when its server
+	 * went away waits to be sent again to the next active one, with
+	 * what is left of its timeout (counted from first_ms).
+	 */
+	bool		 held_back;
+	bool		 resent;
+	int		 timeout_ms;	/* an acquire's, as first asked */
+	uint64_t	 first_ms;	/* when it was first submitted */
+	/*
 	 * A mutex acquire's record for the uncertain list, made when it is
 	 * submitted: a drop with it in flight must never go unrecorded.
 	 */
@@ -109,6 +118,13 @@ struct engine_ops {
 	void	(*lost_all)(void *owner, int reason);
 	/* Whether the client holds lock, as far as it knows. */
 	bool	(*holds)(void *owner, const char *lock);
+	/*
+	 * In a cluster, after a fail-over: pack a reclaim's claim (see
+	 * wire_claim()) of each hold into sb, and say how many in *n; a
+	 * hold that cannot be claimed is reported lost here. 0 or
+	 * DLM_E_NOMEM.
+	 */
+	int	(*claims)(void *owner, msgpack_sbuffer *sb, uint32_t *n);
 	/* The state changed; err says why when it is ENGINE_CLOSED. */
 	void	(*state)(void *owner, enum engine_state, int err);
 };
@@ -131,8 +147,29 @@ struct engine {
 	const struct engine_ops *ops;
 	void		*owner;
 
-	/* Where and who. */
-	struct addr	 addr;
+	/*
+	 * Where: the servers given, tried in turn, and the one dialled now.
+	 * A cluster's standby names the active one (hint), which is tried
+	 * next. A round tries each server (and what they name) once before
+	 * a back-off.
+	 */
+	struct addr	 addrs[ADDR_LIST_MAX];
+	int		 naddrs;
+	int		 next_addr;	/* index of the next to try */
+	struct addr	 addr;		/* the one dialled now */
+	struct addr	 hint;
+	bool		 hinted;	/* hint is to be tried next */
+	int		 round_left;	/* attempts before the next back-off */
+	int		 hints_left;	/* hints followed in this round */
+	bool		 saw_not_active;	/* a cluster exists, no active yet */
+	uint64_t	 first_until;	/* the first connect gives up then */
+
+	/* A cluster's session: what proves it to the next active. */
+	bool		 cluster;	/* the server gave a receipt */
+	bool		 reclaiming;	/* reclaim sent rather than hello */
+	uint8_t		 receipt[WIRE_RECEIPT_LEN];
+
+	/* Who. */
 	struct dial	 dial;
 	struct hello_args hello;
 	char		 secret[64];
@@ -163,11 +200,13 @@ struct engine {
 void		 engine_init(struct engine *, const struct engine_ops *,
 		    void *owner);
 /*
- * Start dialing (hello follows as the engine is driven). hello's strings
- * must outlive the engine. 0, or why it closed at once.
+ * Start dialing the first of naddrs servers (hello follows as the engine
+ * is driven). hello's strings must outlive the engine. 0, or why it
+ * closed at once.
  */
-int		 engine_start(struct engine *, const struct addr *,
-		    const struct hello_args *, int connect_timeout_ms);
+int		 engine_start(struct engine *, const struct addr *addrs,
+		    int naddrs, const struct hello_args *,
+		    int connect_timeout_ms);
 /* The socket to wait on, or -1 (waiting only for the deadline). */
 int		 engine_fd(const struct engine *);
 /* ENGINE_READ and ENGINE_WRITE, or 0. */

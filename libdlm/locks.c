@@ -267,6 +267,10 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
 		e->rlock = (req->flags & DLM_RLOCK) != 0;
+		e->shared = (req->flags & DLM_SHARED) != 0;
+		e->has_receipt = req->r.has_receipt;
+		e->receipt_count = e->count;
+		memcpy(e->receipt, req->r.receipt, sizeof e->receipt);
 		if (!e->rlock)
 			e->busy = true;
 	} else if (req->is_release && (req->r.err == 0 ||
@@ -365,6 +369,32 @@ dlm__locks_held(struct dlm_client *c, const char *lock)
 
 	HASH_FIND_STR(c->locks, lock, e);
 	return e != NULL && e->count > 0;
+}
+
+int
+dlm__locks_claims(struct dlm_client *c, msgpack_sbuffer *sb, uint32_t *n)
+{
+	struct lockent *e, *tmp;
+	struct wire_claim cl;
+
+	*n = 0;
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, c->locks, e, tmp) {
+		if (e->count == 0)
+			continue;
+		if (!e->has_receipt || e->count > e->receipt_count) {
+			lockent_lost(c, e, DLM_LOST_FAILOVER);
+			e->count = 0;
+			e->token = 0;
+			continue;
+		}
+		cl = (struct wire_claim){ e->name, e->rlock, e->shared,
+		    e->token, e->count, e->receipt_count, e->receipt };
+		if (wire_claim(sb, &cl) != 0)
+			return DLM_E_NOMEM;
+		(*n)++;
+	}
+	return 0;
 }
 
 void

@@ -201,6 +201,113 @@ wire_hello(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h)
 }
 
 int
+wire_reclaim(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h,
+    const char *secret, const uint8_t *receipt, uint32_t nclaims,
+    const msgpack_sbuffer *claims)
+{
+	size_t mark = out->size;
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, out);
+	request_head(&w, msgid, "reclaim");
+	mpw_map(&w, 5 + (h->lease_ms > 0) + (h->linger_ms > 0) +
+	    (h->auth != NULL));
+	mpw_key(&w, "proto");
+	mpw_u64(&w, DLM_PROTO_VERSION);
+	mpw_key(&w, "client");
+	mpw_str(&w, h->client);
+	mpw_key(&w, "secret");
+	mpw_str(&w, secret);
+	mpw_key(&w, "receipt");
+	mpw_bin(&w, receipt, WIRE_RECEIPT_LEN);
+	if (h->lease_ms > 0) {
+		mpw_key(&w, "lease_ms");
+		mpw_i64(&w, h->lease_ms);
+	}
+	if (h->linger_ms > 0) {
+		mpw_key(&w, "linger_ms");
+		mpw_i64(&w, h->linger_ms);
+	}
+	if (h->auth != NULL) {
+		mpw_key(&w, "auth");
+		mpw_str(&w, h->auth);
+	}
+	mpw_key(&w, "holds");
+	mpw_array(&w, nclaims);
+	if (claims->size > 0)
+		w.err |= msgpack_sbuffer_write(out, claims->data, claims->size);
+	if (w.err != 0) {
+		out->size = mark;
+		return DLM_E_NOMEM;
+	}
+	return 0;
+}
+
+int
+wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
+{
+	size_t mark = sb->size;
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, sb);
+	mpw_map(&w, 7);
+	mpw_key(&w, "lock");
+	mpw_str(&w, cl->lock);
+	mpw_key(&w, "kind");
+	mpw_str(&w, cl->rlock ? "rlock" : "mutex");
+	mpw_key(&w, "mode");
+	mpw_str(&w, cl->shared ? "shared" : "exclusive");
+	mpw_key(&w, "token");
+	mpw_u64(&w, cl->token);
+	mpw_key(&w, "count");
+	mpw_u64(&w, cl->count);
+	mpw_key(&w, "receipt_count");
+	mpw_u64(&w, cl->receipt_count);
+	mpw_key(&w, "receipt");
+	mpw_bin(&w, cl->receipt, WIRE_RECEIPT_LEN);
+	if (w.err != 0) {
+		sb->size = mark;
+		return DLM_E_NOMEM;
+	}
+	return 0;
+}
+
+int
+wire_acquire_params(msgpack_sbuffer *sb, const char *lock, int flags,
+    int timeout_ms)
+{
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, sb);
+	mpw_map(&w, 4);
+	mpw_key(&w, "lock");
+	mpw_str(&w, lock);
+	mpw_key(&w, "kind");
+	mpw_str(&w, (flags & DLM_RLOCK) ? "rlock" : "mutex");
+	mpw_key(&w, "mode");
+	mpw_str(&w, (flags & DLM_SHARED) ? "shared" : "exclusive");
+	mpw_key(&w, "timeout_ms");
+	mpw_i64(&w, timeout_ms);
+	return w.err != 0 ? DLM_E_NOMEM : 0;
+}
+
+int
+wire_lock_params(msgpack_sbuffer *sb, const char *lock, uint64_t token)
+{
+	struct mpw w;
+
+	mpw_init_sbuffer(&w, sb);
+	mpw_map(&w, token != 0 ? 2 : 1);
+	mpw_key(&w, "lock");
+	mpw_str(&w, lock);
+	if (token != 0) {
+		mpw_key(&w, "token");
+		mpw_u64(&w, token);
+	}
+	return w.err != 0 ? DLM_E_NOMEM : 0;
+}
+
+int
 wire_params_str(msgpack_sbuffer *sb, const char *key, const char *s)
 {
 	struct mpw w;
@@ -252,6 +359,35 @@ wire_error_message(const msgpack_object *e, char *buf, size_t len)
 }
 
 void
+wire_error_active(const msgpack_object *e, char *buf, size_t len)
+{
+	const msgpack_object *o;
+
+	buf[0] = '\0';
+	if (e->type != MSGPACK_OBJECT_NIL &&
+	    (o = mpr_get(e, "active")) != NULL &&
+	    o->type == MSGPACK_OBJECT_STR && o->via.str.size < len &&
+	    memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL) {
+		memcpy(buf, o->via.str.ptr, o->via.str.size);
+		buf[o->via.str.size] = '\0';
+	}
+}
+
+/* A receipt: a bin (or str) of exactly WIRE_RECEIPT_LEN bytes. */
+static bool
+read_receipt(const msgpack_object *res, uint8_t *out)
+{
+	const msgpack_object *o = mpr_get(res, "receipt");
+	const char *p;
+	size_t len;
+
+	if (o == NULL || !mpr_bytes(o, &p, &len) || len != WIRE_RECEIPT_LEN)
+		return false;
+	memcpy(out, p, len);
+	return true;
+}
+
+void
 wire_reply(struct reply_data *r, const struct frame *f, bool want_raw)
 {
 	const msgpack_object *o, *res = f->result;
@@ -292,10 +428,11 @@ wire_reply(struct reply_data *r, const struct frame *f, bool want_raw)
 		(void)mpr_bool(o, &r->held);
 	if ((o = mpr_get(res, "cancelled")) != NULL)
 		(void)mpr_bool(o, &r->cancelled);
+	r->has_receipt = read_receipt(res, r->receipt);
 }
 
 int
-wire_session(const struct frame *f, struct session_info *si)
+wire_session(const struct frame *f, struct session_info *si, bool need_secret)
 {
 	const msgpack_object *o, *res = f->result;
 	const char *p;
@@ -306,11 +443,13 @@ wire_session(const struct frame *f, struct session_info *si)
 	si->linger_ms = -1;
 	if ((o = mpr_get(res, "session")) == NULL || !mpr_uint(o, &si->session))
 		return DLM_E_PROTOCOL;
-	if ((o = mpr_get(res, "secret")) == NULL || !mpr_str(o, &p, &plen) ||
-	    plen >= sizeof si->secret)
-		return DLM_E_PROTOCOL;
-	memcpy(si->secret, p, plen);
-	si->secret[plen] = '\0';
+	if ((o = mpr_get(res, "secret")) != NULL || need_secret) {
+		if (o == NULL || !mpr_str(o, &p, &plen) ||
+		    plen >= sizeof si->secret)
+			return DLM_E_PROTOCOL;
+		memcpy(si->secret, p, plen);
+		si->secret[plen] = '\0';
+	}
 	if ((o = mpr_get(res, "lease_ms")) == NULL || !mpr_uint(o, &u) ||
 	    u == 0 || u > INT32_MAX)
 		return DLM_E_PROTOCOL;
@@ -320,7 +459,26 @@ wire_session(const struct frame *f, struct session_info *si)
 		si->linger_ms = (int)u;
 	if ((o = mpr_get(res, "resumed")) != NULL)
 		(void)mpr_bool(o, &si->resumed);
+	si->has_receipt = read_receipt(res, si->receipt);
 	return 0;
+}
+
+int
+wire_reclaim_outcome(const struct frame *f, uint32_t i, const char **lock,
+    size_t *lock_len, uint64_t *token, bool *kept)
+{
+	const msgpack_object *holds = mpr_get(f->result, "holds"), *m, *o;
+
+	if (holds == NULL || holds->type != MSGPACK_OBJECT_ARRAY)
+		return -1;
+	if (i >= holds->via.array.size)
+		return 0;
+	m = &holds->via.array.ptr[i];
+	if ((o = mpr_get(m, "lock")) == NULL || !mpr_bytes(o, lock, lock_len) ||
+	    (o = mpr_get(m, "token")) == NULL || !mpr_uint(o, token) ||
+	    (o = mpr_get(m, "kept")) == NULL || !mpr_bool(o, kept))
+		return -1;
+	return 1;
 }
 
 int

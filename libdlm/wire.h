@@ -24,6 +24,9 @@ struct rbuf {
 };
 
 /* What a reply carried that a caller may want. */
+/* The length of a cluster's receipts (doc/PROTOCOL.md). */
+#define WIRE_RECEIPT_LEN	32
+
 struct reply_data {
 	int		 err;
 	uint64_t	 token;
@@ -32,6 +35,8 @@ struct reply_data {
 	uint64_t	 released;
 	bool		 held;
 	bool		 cancelled;
+	bool		 has_receipt;	/* a clustered grant's proof */
+	uint8_t		 receipt[WIRE_RECEIPT_LEN];
 	/* Only for dlm_call(): the result packed again, or the error's text. */
 	char		*raw;
 	size_t		 raw_len;
@@ -45,6 +50,8 @@ struct session_info {
 	int		 lease_ms;
 	int		 linger_ms;	/* -1: not said */
 	bool		 resumed;
+	bool		 has_receipt;	/* in a cluster: the session's proof */
+	uint8_t		 receipt[WIRE_RECEIPT_LEN];
 };
 
 /* What hello says about this client. */
@@ -93,6 +100,29 @@ int	 wire_request(msgpack_sbuffer *out, uint32_t msgid, const char *method,
 	    const msgpack_sbuffer *params);
 int	 wire_hello(msgpack_sbuffer *out, uint32_t msgid,
 	    const struct hello_args *);
+/*
+ * reclaim's request (doc/PROTOCOL.md): the session's name, secret and
+ * receipt, with nclaims claims already packed one after another in claims.
+ */
+int	 wire_reclaim(msgpack_sbuffer *out, uint32_t msgid,
+	    const struct hello_args *, const char *secret,
+	    const uint8_t *receipt, uint32_t nclaims,
+	    const msgpack_sbuffer *claims);
+/* One hold as reclaim claims it. */
+struct wire_claim {
+	const char	*lock;
+	bool		 rlock;
+	bool		 shared;
+	uint64_t	 token;
+	uint32_t	 count;
+	uint32_t	 receipt_count;
+	const uint8_t	*receipt;
+};
+int	 wire_claim(msgpack_sbuffer *, const struct wire_claim *);
+/* acquire's params, and {lock} or {lock, token} (token 0: none). */
+int	 wire_acquire_params(msgpack_sbuffer *, const char *lock, int flags,
+	    int timeout_ms);
+int	 wire_lock_params(msgpack_sbuffer *, const char *lock, uint64_t token);
 /* A params map with one key: {key: s} or {key: u}. */
 int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
 int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);
@@ -107,8 +137,21 @@ void	 wire_error_message(const msgpack_object *error, char *buf,
  * want_raw keeps the result packed (dlm_call).
  */
 void	 wire_reply(struct reply_data *r, const struct frame *, bool want_raw);
-/* Read hello's result: 0 or DLM_E_PROTOCOL. */
-int	 wire_session(const struct frame *, struct session_info *);
+/*
+ * Read hello's result, or reclaim's (which has no secret: need_secret
+ * false): 0 or DLM_E_PROTOCOL.
+ */
+int	 wire_session(const struct frame *, struct session_info *,
+	    bool need_secret);
+/*
+ * The i-th outcome of reclaim's holds: 1 with the lock (not
+ * NUL-terminated, in the frame), its token and whether it was kept; 0
+ * past the end; -1 when malformed.
+ */
+int	 wire_reclaim_outcome(const struct frame *, uint32_t i,
+	    const char **lock, size_t *lock_len, uint64_t *token, bool *kept);
+/* The active's address a NOT_ACTIVE error names, into buf ("" if none). */
+void	 wire_error_active(const msgpack_object *error, char *buf, size_t len);
 /*
  * Read a lost notification: 1 with *lock and *lock_len (the name, not
  * NUL-terminated, pointing into the frame: no memory is needed to read

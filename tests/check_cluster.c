@@ -5,10 +5,12 @@
  * start. Skipped (status 77) when etcd is not installed.
  *
  * Clients speak the raw protocol over each dlmd's Unix socket; the address
- * a dlmd advertises is its TCP listener's.
+ * a dlmd advertises is its TCP listener's. The libdlm cases use the
+ * library as a service would, given every member's address.
  */
 #include "config.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 
 #include <check.h>
 
+#include "dlm.h"
 #include "etcdfix.h"
 #include "testutil.h"
 
@@ -965,6 +968,366 @@ START_TEST(etcd_unreachable_at_start)
 }
 END_TEST
 
+/*
+ * In a cluster a session whose connection closes without bye keeps its
+ * holds for the rest of its lease (its client keeps believing in them
+ * that long), then they go; after bye they go at once.
+ */
+START_TEST(dropped_session_keeps_its_holds_for_its_lease)
+{
+	struct tc *gone, *next;
+	struct reply *r;
+	uint32_t id;
+	int a;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	a = wait_one_active(15000);
+
+	gone = session_lease(&nodes[a], "dropper", 2000);
+	ck_assert_ptr_nonnull(gone);
+	ck_assert_uint_gt(acquire(gone, "D", 1000), 0);
+	tc_close(gone);
+	next = session_lease(&nodes[a], "next", 2000);
+	ck_assert_ptr_nonnull(next);
+	id = tc_send(next, "acquire", "lock:s timeout_ms:i", "D", 10000LL);
+	/* Not before the dropped session's lease is over... */
+	ck_assert_ptr_null(tc_wait(next, id, 1000));
+	tc_send(next, "ping", NULL);
+	/* ...but once it is. */
+	r = tc_wait(next, id, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+
+	/* bye ends it at once. */
+	gone = session_lease(&nodes[a], "leaver", 2000);
+	ck_assert_uint_gt(acquire(gone, "E", 1000), 0);
+	tc_call(gone, "bye", NULL);
+	tc_close(gone);
+	id = tc_send(next, "acquire", "lock:s timeout_ms:i", "E", 10000LL);
+	r = tc_wait(next, id, 1000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+	tc_close(next);
+}
+END_TEST
+
+/* What a libdlm client was told: its lost holds, its async grant. */
+struct told {
+	int		lost;
+	int		reason;
+	int		granted;	/* an async acquire's answer came */
+	int		err;
+	uint64_t	token;
+};
+
+static void
+told_lost(struct dlm_client *c, const char *lock, uint64_t token,
+    int reason, void *arg)
+{
+	struct told *t = arg;
+
+	(void)c;
+	fprintf(stderr, "check_cluster: lost %s (token %llu, reason %d)\n",
+	    lock, (unsigned long long)token, reason);
+	__atomic_add_fetch(&t->lost, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->reason, reason, __ATOMIC_SEQ_CST);
+}
+
+static void
+told_granted(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct told *t = arg;
+
+	(void)c;
+	t->err = err;
+	t->token = token;
+	__atomic_store_n(&t->granted, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A libdlm client of the servers in list, or NULL with *err set. */
+static struct dlm_client *
+lib_connect(const char *list, const char *name, int lease_ms,
+    struct told *t, int *err)
+{
+	struct dlm_options o;
+
+	dlm_options_init(&o);
+	o.client = name;
+	o.lease_ms = lease_ms;
+	o.connect_timeout_ms = 20000;
+	if (t != NULL) {
+		o.on_lost = told_lost;
+		o.on_lost_arg = t;
+	}
+	return dlm_connect(list, &o, err);
+}
+
+/* The running nodes' addresses, standbys first, then the active's. */
+static void
+member_list(char *buf, size_t len, int active)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < NODES; i++)
+			if (nodes[i].up && (i == active) == (pass == 1))
+				n += (size_t)snprintf(buf + n, len - n, "%s%s",
+				    n > 0 ? "," : "", nodes[i].adv);
+}
+
+/*
+ * libdlm given several members (or one standby, or a dead address first)
+ * ends up on the active one, following NOT_ACTIVE's hint.
+ */
+START_TEST(libdlm_finds_the_active)
+{
+	char list[512], dead[64];
+	struct dlm_client *c;
+	uint64_t token;
+	int a, err, s;
+
+	etcd_cluster_start(&ec);
+	for (int i = 0; i < NODES; i++)
+		node_start(&nodes[i], TTL);
+	a = wait_one_active(15000);
+	s = (a + 1) % NODES;
+	/* Standbys learn the active within a poll or two. */
+	sleep_ms(1000);
+
+	member_list(list, sizeof list, a);
+	c = lib_connect(list, "finder", 0, NULL, &err);
+	ck_assert_msg(c != NULL, "connect %s: %s", list, dlm_strerror(err));
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 5000, &token), 0);
+	ck_assert_int_eq(dlm_release(c, "x"), 0);
+	dlm_close(c);
+
+	/* One standby alone names the active, and the client goes there. */
+	c = lib_connect(nodes[s].adv, "follower", 0, NULL, &err);
+	ck_assert_msg(c != NULL, "connect %s: %s", nodes[s].adv,
+	    dlm_strerror(err));
+	ck_assert_int_eq(dlm_acquire(c, "x", 0, 5000, &token), 0);
+	dlm_close(c);
+
+	/* A member that is gone is skipped. */
+	snprintf(dead, sizeof dead, "tcp:127.0.0.1:%d", free_tcp_port());
+	snprintf(list, sizeof list, "%s,%s", dead, nodes[s].adv);
+	c = lib_connect(list, "skipper", 0, NULL, &err);
+	ck_assert_msg(c != NULL, "connect %s: %s", list, dlm_strerror(err));
+	dlm_close(c);
+
+	/* A list of nothing but dead members fails, naming the last. */
+	c = lib_connect(dead, "nobody", 0, NULL, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+}
+END_TEST
+
+/*
+ * SIGKILL of the active: libdlm clients reclaim on the new one by
+ * themselves. A holder keeps its mutex and its rlock (same token, same
+ * depth) and is told nothing; a waiter's acquire is sent again and served
+ * when the holder lets go, above the old token; a client whose lease is
+ * shorter than the fail-over is told its hold expired, and the lock is
+ * free after it. The time from the kill to a new client's first grant is
+ * printed.
+ */
+START_TEST(libdlm_holders_keep_their_locks)
+{
+	struct told ht = { 0 }, wt = { 0 }, st = { 0 };
+	struct dlm_client *holder, *waiter, *brief, *fresh;
+	char list[512];
+	uint64_t t_l, t_r, t_s, tok, killed, back, took;
+	int a, err, held = 0, rc;
+
+	etcd_cluster_start(&ec);
+	/*
+	 * Leases of 6 s against a TTL of 3 s: a holder has most of its
+	 * lease left when the new active is elected.
+	 */
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	a = wait_one_active(15000);
+	member_list(list, sizeof list, -1);
+
+	holder = lib_connect(list, "holder", 6000, &ht, &err);
+	ck_assert_msg(holder != NULL, "connect: %s", dlm_strerror(err));
+	waiter = lib_connect(list, "waiter", 6000, &wt, &err);
+	ck_assert_ptr_nonnull(waiter);
+	brief = lib_connect(list, "brief", 1000, &st, &err);
+	ck_assert_ptr_nonnull(brief);
+	ck_assert_int_eq(dlm_acquire(holder, "L", 0, 5000, &t_l), 0);
+	ck_assert_int_eq(dlm_acquire(holder, "R", DLM_RLOCK, 5000, &t_r), 0);
+	ck_assert_int_eq(dlm_acquire(holder, "R", DLM_RLOCK, 5000, &tok), 0);
+	ck_assert_int_eq(dlm_release(holder, "R"), 0);
+	ck_assert_int_eq(dlm_acquire(brief, "S", 0, 5000, &t_s), 0);
+	ck_assert_int_eq(dlm_acquire_async(waiter, "L", 0, 60000,
+	    told_granted, &wt), 0);
+	sleep_ms(300);
+	dlm_async_dispatch(waiter);
+	ck_assert_int_eq(wt.granted, 0);
+
+	killed = mono_ms();
+	node_kill(&nodes[a]);
+
+	/* The holder's next call is answered by the new active. */
+	while ((rc = dlm_check(holder, "L", t_l, &held)) != 0) {
+		ck_assert_msg(rc == DLM_E_DISCONNECTED, "check: %s",
+		    dlm_strerror(rc));
+		ck_assert_msg(mono_ms() - killed < 30000, "no new active");
+		sleep_ms(50);
+	}
+	back = mono_ms() - killed;
+	ck_assert_msg(held == 1, "the holder's mutex was not kept");
+	ck_assert_int_eq(dlm_holds(holder, "L", &tok), 1);
+	ck_assert_uint_eq(tok, t_l);
+	ck_assert_int_eq(dlm_holds(holder, "R", &tok), 1);
+	ck_assert_uint_eq(tok, t_r);
+
+	/* Once every recorded session is settled, grants go. */
+	fresh = lib_connect(list, "fresh", 5000, NULL, &err);
+	ck_assert_msg(fresh != NULL, "connect: %s", dlm_strerror(err));
+	ck_assert_int_eq(dlm_acquire(fresh, "F", 0, 30000, &tok), 0);
+	took = mono_ms() - killed;
+	fprintf(stderr, "check_cluster: libdlm: SIGKILL of the active to "
+	    "the holder's reclaim %llu ms, to a new client's first grant "
+	    "%llu ms (TTL " TTL " ms)\n", (unsigned long long)back,
+	    (unsigned long long)took);
+	ck_assert_uint_gt(tok, t_l);
+	/* The brief one's lease ran out first: its hold went, and is free. */
+	ck_assert_int_eq(dlm_acquire(fresh, "S", 0, 10000, &tok), 0);
+	ck_assert_uint_gt(tok, t_s);
+	ck_assert_int_ge(__atomic_load_n(&st.lost, __ATOMIC_SEQ_CST), 1);
+	ck_assert_int_eq(st.reason, DLM_LOST_EXPIRED);
+
+	/* The waiter was not served while the holder held on. */
+	dlm_async_dispatch(waiter);
+	ck_assert_int_eq(wt.granted, 0);
+	ck_assert_int_eq(dlm_release(holder, "L"), 0);
+	for (int i = 0; i < 100 && !wt.granted; i++) {
+		sleep_ms(50);
+		dlm_async_dispatch(waiter);
+	}
+	ck_assert_msg(wt.granted, "the waiter's acquire was not sent again");
+	ck_assert_int_eq(wt.err, 0);
+	ck_assert_uint_gt(wt.token, t_l);
+	/* The rlock's depth came back as it was: one release ends it. */
+	ck_assert_int_eq(dlm_release(holder, "R"), 0);
+	ck_assert_int_eq(dlm_holds(holder, "R", NULL), 0);
+	ck_assert_int_eq(ht.lost, 0);
+	ck_assert_int_eq(wt.lost, 0);
+	dlm_close(fresh);
+	dlm_close(brief);
+	dlm_close(waiter);
+	dlm_close(holder);
+}
+END_TEST
+
+/* A loop-mode client's states as its state callback saw them. */
+struct states {
+	int	connected;	/* times the session opened */
+	int	reconnecting;
+	int	closed;
+};
+
+static void
+saw_state(struct dlm_client *c, int state, int err, void *arg)
+{
+	struct states *st = arg;
+
+	(void)c;
+	(void)err;
+	if (state == DLM_STATE_CONNECTED)
+		st->connected++;
+	else if (state == DLM_STATE_RECONNECTING)
+		st->reconnecting++;
+	else
+		st->closed++;
+}
+
+/* Drive a loop-mode client with poll() until *flag >= want, up to ms. */
+static bool
+loop_until(struct dlm_client *c, const int *flag, int want, int ms)
+{
+	uint64_t until = mono_ms() + (uint64_t)ms;
+
+	while (*flag < want && mono_ms() < until) {
+		struct pollfd p = { dlm_loop_fd(c), 0, 0 };
+		int ev = dlm_loop_events(c), t = dlm_loop_timeout_ms(c), got = 0;
+
+		if (ev > 0 && (ev & DLM_EV_READ))
+			p.events |= POLLIN;
+		if (ev > 0 && (ev & DLM_EV_WRITE))
+			p.events |= POLLOUT;
+		if (t < 0 || t > 50)
+			t = 50;
+		if (poll(&p, p.fd >= 0 ? 1 : 0, t) > 0) {
+			if (p.revents & (POLLIN | POLLHUP | POLLERR))
+				got |= DLM_EV_READ;
+			if (p.revents & POLLOUT)
+				got |= DLM_EV_WRITE;
+		}
+		(void)dlm_loop_process(c, got);
+	}
+	return *flag >= want;
+}
+
+/*
+ * The same in the event-loop mode: a client driven by the program's loop
+ * reclaims its hold through a SIGKILL of the active, its state going
+ * RECONNECTING then CONNECTED, told of no loss; an async acquire sent
+ * while no server answered is served by the new active.
+ */
+START_TEST(libdlm_loop_mode_keeps_its_lock)
+{
+	struct told t = { 0 }, later = { 0 };
+	struct states st = { 0 };
+	struct dlm_options o;
+	struct dlm_client *c;
+	char list[512];
+	uint64_t token, tok;
+	int a, err;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	a = wait_one_active(15000);
+	member_list(list, sizeof list, a);
+
+	dlm_options_init(&o);
+	o.client = "looper";
+	o.lease_ms = 6000;
+	o.on_lost = told_lost;
+	o.on_lost_arg = &t;
+	c = dlm_connect_loop(list, &o, &err);
+	ck_assert_msg(c != NULL, "connect: %s", dlm_strerror(err));
+	dlm_loop_set_state_cb(c, saw_state, &st);
+	ck_assert(loop_until(c, &st.connected, 1, 10000));
+	ck_assert_int_eq(dlm_acquire_async(c, "L", 0, 5000, told_granted, &t),
+	    0);
+	ck_assert(loop_until(c, &t.granted, 1, 5000));
+	ck_assert_int_eq(t.err, 0);
+	token = t.token;
+
+	node_kill(&nodes[a]);
+	ck_assert(loop_until(c, &st.reconnecting, 1, 5000));
+	/* Asked while no server answers: sent once one does. */
+	ck_assert_int_eq(dlm_acquire_async(c, "M", 0, 20000, told_granted,
+	    &later), 0);
+	ck_assert_msg(loop_until(c, &st.connected, 2, 20000),
+	    "not connected again after the fail-over");
+	ck_assert_int_eq(dlm_holds(c, "L", &tok), 1);
+	ck_assert_uint_eq(tok, token);
+	ck_assert(loop_until(c, &later.granted, 1, 20000));
+	ck_assert_int_eq(later.err, 0);
+	ck_assert_uint_gt(later.token, token);
+	ck_assert_int_eq(t.lost, 0);
+	ck_assert_int_eq(st.closed, 0);
+	dlm_close(c);
+}
+END_TEST
+
 /* One case per test, so that CK_RUN_CASE can pick one. */
 static void
 add_case(Suite *s, const char *name, const TTest *test)
@@ -992,6 +1355,10 @@ cluster_suite(void)
 	add_case(s, "tokens", tokens_only_grow);
 	add_case(s, "etcd_quorum", etcd_members_lost_and_back);
 	add_case(s, "etcd_late", etcd_unreachable_at_start);
+	add_case(s, "dropped", dropped_session_keeps_its_holds_for_its_lease);
+	add_case(s, "libdlm_find", libdlm_finds_the_active);
+	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
+	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
 	return s;
 }
 
