@@ -1169,7 +1169,7 @@ START_TEST(libdlm_holders_keep_their_locks)
 	ck_assert_int_eq(wt.granted, 0);
 
 	killed = mono_ms();
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 
 	/* The holder's next call is answered by the new active. */
 	while ((rc = dlm_check(holder, "L", t_l, &held)) != 0) {
@@ -1310,7 +1310,7 @@ START_TEST(libdlm_loop_mode_keeps_its_lock)
 	ck_assert_int_eq(t.err, 0);
 	token = t.token;
 
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	ck_assert(loop_until(c, &st.reconnecting, 1, 5000));
 	/* Asked while no server answers: sent once one does. */
 	ck_assert_int_eq(dlm_acquire_async(c, "M", 0, 20000, told_granted,
