@@ -20,12 +20,10 @@
  */
 #include "config.h"
 
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +34,7 @@
 
 #include <msgpack.h>
 
+#include "chaosres.h"
 #include "clock.h"
 #include "dlm.h"
 
@@ -49,7 +48,8 @@ struct shared {
 };
 
 static struct shared *sh;
-static char dir[64], server[200], resource[200];
+static char dir[64], server[200];
+static struct chaosres resource;
 static int lease_ms = 500;
 static volatile sig_atomic_t reconnect_asked;
 
@@ -64,48 +64,6 @@ violation(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-/*
- * The resource: a file holding the newest token seen and a log of
- * accepted and committed work, under flock() as a database would serialize
- * its own writes. Returns whether the token was good enough.
- */
-static bool
-resource_step(uint64_t token, char what)
-{
-	int fd = open(resource, O_RDWR | O_CREAT, 0644);
-	unsigned long long newest = 0;
-	char buf[64];
-	ssize_t n;
-	bool ok;
-
-	if (fd < 0 || flock(fd, LOCK_EX) != 0)
-		abort();
-	n = pread(fd, buf, sizeof buf - 1, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	sscanf(buf, "%llu", &newest);
-	ok = token >= newest;
-	if (ok && token > newest) {
-		n = snprintf(buf, sizeof buf, "%020llu\n",
-		    (unsigned long long)token);
-		if (pwrite(fd, buf, (size_t)n, 0) != n)
-			abort();
-	}
-	if (ok) {
-		FILE *log;
-		char path[256];
-
-		snprintf(path, sizeof path, "%s/work.log", dir);
-		if ((log = fopen(path, "a")) == NULL)
-			abort();
-		fprintf(log, "%c %llu %llu\n", what, (unsigned long long)token,
-		    (unsigned long long)mono_ns());
-		fclose(log);
-	}
-	flock(fd, LOCK_UN);
-	close(fd);
-	return ok;
 }
 
 static void
@@ -169,7 +127,7 @@ worker(int slot)
 		 * the driver did not touch this worker.
 		 */
 		held = dlm_holds(c, LOCK, NULL);
-		if (!resource_step(token, 'A')) {
+		if (!chaosres_step(&resource, token, 'A')) {
 			__atomic_add_fetch(&sh->stale, 1, __ATOMIC_SEQ_CST);
 			if (held && sh->disturbed[slot] == before)
 				violation("worker %d refused at the start with "
@@ -179,7 +137,7 @@ worker(int slot)
 		} else {
 			usleep((useconds_t)(random() % 20000));
 			held = dlm_holds(c, LOCK, NULL);
-			if (resource_step(token, 'C'))
+			if (chaosres_step(&resource, token, 'C'))
 				__atomic_add_fetch(&sh->committed, 1,
 				    __ATOMIC_SEQ_CST);
 			else {
@@ -262,49 +220,10 @@ session_of_pid_listed(struct dlm_client *admin, pid_t pid)
 	return found;
 }
 
-/* Committed pieces of work must not overlap across tokens. */
 static void
-check_log(void)
+overlapped(unsigned long long a, unsigned long long b)
 {
-	struct piece { unsigned long long token, start, end; } *p = NULL;
-	size_t n = 0, cap = 0;
-	char path[256], what;
-	unsigned long long token, t;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/work.log", dir);
-	if ((f = fopen(path, "r")) == NULL)
-		return;
-	while (fscanf(f, " %c %llu %llu", &what, &token, &t) == 3) {
-		if (what == 'A') {
-			if (n == cap) {
-				struct piece *more;
-
-				cap = cap ? cap * 2 : 256;
-				if ((more = realloc(p, cap * sizeof *p)) == NULL)
-					abort();
-				p = more;
-			}
-			p[n].token = token;
-			p[n].start = t;
-			p[n].end = 0;
-			n++;
-		} else
-			for (size_t i = n; i-- > 0;)
-				if (p[i].token == token && p[i].end == 0) {
-					p[i].end = t;
-					break;
-				}
-	}
-	fclose(f);
-	/* Starts are logged in time order (under the resource's lock). */
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = i + 1; j < n && p[i].end != 0 &&
-		    p[j].start < p[i].end; j++)
-			if (p[j].end != 0 && p[j].token != p[i].token)
-				violation("work under tokens %llu and %llu "
-				    "overlapped", p[i].token, p[j].token);
-	free(p);
+	violation("work under tokens %llu and %llu overlapped", a, b);
 }
 
 int
@@ -334,7 +253,7 @@ main(int argc, char **argv)
 		return 2;
 	snprintf(server, sizeof server, "unix:%s/s.sock", dir);
 	snprintf(listen, sizeof listen, "unix:%s/s.sock", dir);
-	snprintf(resource, sizeof resource, "%s/resource", dir);
+	chaosres_init(&resource, dir, "chaos");
 	snprintf(lease_arg, sizeof lease_arg, "%d", lease_ms);
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -427,7 +346,7 @@ main(int argc, char **argv)
 			violation("dlmd exited with status %d on SIGTERM",
 			    status);
 	}
-	check_log();
+	(void)chaosres_overlaps(&resource, overlapped);
 	printf("chaos: %d s, %d clients, lease %d ms: %lu pieces of work "
 	    "committed, %lu stale writes stopped by tokens; faults: %d kills, "
 	    "%d stops past the lease, %d disconnects; violations: %lu\n",

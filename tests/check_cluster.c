@@ -28,85 +28,27 @@
 #define LEASE_MAX	"2000"	/* so the grace is 3 s */
 #define GRACE_MS	3000
 
-struct node {
-	struct dlmd_proc	 p;
-	char			 adv[64];
-	char			 listen[64];
-	bool			 up;
-	bool			 stopped;	/* SIGSTOP: not asked */
-};
-
 static struct etcd_cluster ec;
-static struct node nodes[NODES];
+static struct cluster_node nodes[NODES];
 
 /* Started with extra, a flag and its value (or NULL: none). */
 static void
-node_start_with(struct node *n, const char *ttl, const char *lease_max,
+node_start_with(struct cluster_node *n, const char *ttl, const char *lease_max,
     const char *extra, const char *extra_value)
 {
-	if (n->adv[0] == '\0') {
-		int port = free_tcp_port();
-
-		snprintf(n->adv, sizeof n->adv, "tcp:127.0.0.1:%d", port);
-		snprintf(n->listen, sizeof n->listen, "tcp:127.0.0.1:%d",
-		    port);
-	}
-	dlmd_start(&n->p, "-l", n->listen, "--cluster-etcd", ec.endpoints,
-	    "--advertise", n->adv, "--cluster-ttl", ttl, "--lease-max",
-	    lease_max, "--lease-default", "1500", "--cluster-name", "t",
-	    extra, extra_value, (char *)NULL);
-	etcdfix_record(n->p.pid, n->p.dir);
-	n->up = true;
+	cluster_node_start(n, &ec, ttl, lease_max, extra, extra_value);
 }
 
 static void
-node_start_lease(struct node *n, const char *ttl, const char *lease_max)
+node_start_lease(struct cluster_node *n, const char *ttl, const char *lease_max)
 {
 	node_start_with(n, ttl, lease_max, NULL, NULL);
 }
 
 static void
-node_start(struct node *n, const char *ttl)
+node_start(struct cluster_node *n, const char *ttl)
 {
 	node_start_lease(n, ttl, LEASE_MAX);
-}
-
-/*
- * Stopped (or killed) already: remove its files. False when its log had a
- * sanitizer's report.
- */
-static bool
-node_clean(struct node *n)
-{
-	char line[1024];
-	FILE *f = fopen(n->p.log, "r");
-	bool report = false;
-
-	while (f != NULL && !report && fgets(line, sizeof line, f) != NULL)
-		report = strstr(line, "AddressSanitizer") != NULL ||
-		    strstr(line, "LeakSanitizer") != NULL ||
-		    strstr(line, "runtime error:") != NULL;
-	if (f != NULL)
-		fclose(f);
-	if (report)
-		fprintf(stderr, "check_cluster: a sanitizer report in %s; "
-		    "kept\n", n->p.log);
-	else
-		unlink(n->p.log);
-	unlink(n->p.sock);
-	rmdir(n->p.dir);
-	n->up = false;
-	return !report;
-}
-
-/* SIGKILL: the host is gone. */
-static void
-node_kill(struct node *n)
-{
-	kill(n->p.pid, SIGCONT);
-	kill(n->p.pid, SIGKILL);
-	dlmd_stop(&n->p);
-	ck_assert(node_clean(n));
 }
 
 static void
@@ -126,7 +68,7 @@ teardown(void)
 		if (nodes[i].up) {
 			kill(nodes[i].p.pid, SIGCONT);
 			bad_exit += dlmd_stop(&nodes[i].p) != 0;
-			reports += !node_clean(&nodes[i]);
+			reports += !cluster_node_clean(&nodes[i]);
 		}
 	etcd_cluster_stop(&ec);
 	ck_assert_msg(bad_exit == 0, "%d dlmd did not exit 0", bad_exit);
@@ -134,75 +76,15 @@ teardown(void)
 	    reports);
 }
 
-/* What a node says of itself: its stats, asked without a session. */
-struct view {
-	char		role[16];	/* "active" when a session is had */
-	char		active[64];
-	char		status[400];
-	uint64_t	epoch;
-};
-
-static void
-node_view(struct node *n, struct view *v)
-{
-	struct tc *c = tc_connect(&n->p);
-	struct reply *r = tc_call(c, "stats", NULL);
-
-	memset(v, 0, sizeof *v);
-	if (r->err == 0) {
-		snprintf(v->role, sizeof v->role, "%s", reply_str(r, "role"));
-		snprintf(v->active, sizeof v->active, "%s",
-		    reply_get(r, "active") != NULL &&
-		    reply_get(r, "active")->type == MSGPACK_OBJECT_STR ?
-		    reply_str(r, "active") : "");
-		snprintf(v->status, sizeof v->status, "%s",
-		    reply_get(r, "cluster_status") != NULL &&
-		    reply_get(r, "cluster_status")->type == MSGPACK_OBJECT_STR ?
-		    reply_str(r, "cluster_status") : "");
-		v->epoch = reply_u64(r, "epoch");
-	} else {
-		/* Only the active refuses a sessionless stats. */
-		ck_assert_str_eq(reply_errname(r), "NO_SESSION");
-		snprintf(v->role, sizeof v->role, "active");
-	}
-	tc_close(c);
-}
-
-/*
- * Wait up to ms for exactly one of the running nodes to be active, never
- * seeing two; returns its index.
- */
 static int
 wait_one_active(int ms)
 {
-	uint64_t deadline = mono_ms() + (uint64_t)ms;
-
-	do {
-		int found = -1, count = 0;
-
-		for (int i = 0; i < NODES; i++) {
-			struct view v;
-
-			if (!nodes[i].up || nodes[i].stopped)
-				continue;
-			node_view(&nodes[i], &v);
-			if (strcmp(v.role, "active") == 0) {
-				found = i;
-				count++;
-			}
-		}
-		ck_assert_msg(count <= 1, "%d dlmd are active at once", count);
-		if (count == 1)
-			return found;
-		sleep_ms(100);
-	} while (mono_ms() < deadline);
-	ck_abort_msg("no dlmd became active within %d ms", ms);
-	return -1;
+	return cluster_wait_one_active(nodes, NODES, ms);
 }
 
 /* A session on n with a lease of ms; NULL when n answers NOT_ACTIVE. */
 static struct tc *
-session_lease(struct node *n, const char *name, long long ms)
+session_lease(struct cluster_node *n, const char *name, long long ms)
 {
 	struct tc *c = tc_connect(&n->p);
 	struct reply *r = tc_call(c, "hello", "proto:i client:s lease_ms:i",
@@ -217,7 +99,7 @@ session_lease(struct node *n, const char *name, long long ms)
 }
 
 static struct tc *
-session_on(struct node *n, const char *name)
+session_on(struct cluster_node *n, const char *name)
 {
 	return session_lease(n, name, 2000);
 }
@@ -250,7 +132,7 @@ acquire(struct tc *c, const char *lock, long long wait_ms)
 
 /* A grant from node n (retrying hello until it is active). */
 static uint64_t
-grant_on(struct node *n, const char *lock, int ms)
+grant_on(struct cluster_node *n, const char *lock, int ms)
 {
 	uint64_t deadline = mono_ms() + (uint64_t)ms, token;
 	struct tc *c;
@@ -372,7 +254,7 @@ START_TEST(sigkill_the_active)
 	t1 = grant_on(&nodes[a], "job", 10000);
 
 	killed = mono_ms();
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	t2 = grant_on(&nodes[b], "job", 30000);
 	took = mono_ms() - killed;
 	fprintf(stderr, "check_cluster: SIGKILL of the active to the first "
@@ -420,7 +302,7 @@ copy_bin(const struct reply *r, const char *key, uint8_t *out)
 
 /* A session on the active n (waiting for one), keeping its identity. */
 static void
-ident_open_lease(struct ident *id, struct node *n, const char *name,
+ident_open_lease(struct ident *id, struct cluster_node *n, const char *name,
     long long lease_ms)
 {
 	uint64_t deadline = mono_ms() + 15000;
@@ -445,7 +327,7 @@ ident_open_lease(struct ident *id, struct node *n, const char *name,
 }
 
 static void
-ident_open(struct ident *id, struct node *n, const char *name)
+ident_open(struct ident *id, struct cluster_node *n, const char *name)
 {
 	ident_open_lease(id, n, name, 2000);
 }
@@ -530,7 +412,7 @@ reclaim_send(struct tc *c, const struct ident *id, const struct held *h,
  * error, or the result), its connection left in *out.
  */
 static struct reply *
-reclaim_on(struct node *n, const struct ident *id, const struct held *h,
+reclaim_on(struct cluster_node *n, const struct ident *id, const struct held *h,
     int nh, struct tc **out)
 {
 	uint64_t deadline = mono_ms() + 20000;
@@ -631,7 +513,7 @@ START_TEST(holders_reclaim_after_sigkill)
 	ck_assert_ptr_null(tc_wait(waiter.c, wid, 200));
 
 	killed = mono_ms();
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	tc_close(holder.c);
 	tc_close(waiter.c);
 
@@ -710,7 +592,7 @@ START_TEST(forged_reclaims_refused)
 	/* A lease of 1 s: it lapses a second before "late" does. */
 	ident_open_lease(&brief, &nodes[a], "brief", 1000);
 	hold_take(&brief, &x, "Y", "mutex", "exclusive");
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 
 	/* Standby or active: a wrong secret is refused by the receipt. */
 	forged = holder;
@@ -851,7 +733,7 @@ START_TEST(conflicting_reclaims_go_to_the_higher_token)
 	hold_take(&A, &aq, "Q", "mutex", "exclusive");
 	ck_assert_uint_gt(bp.token, ap.token);
 	ck_assert_uint_gt(aq.token, bq.token);
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 
 	ha[0] = ap;
 	ha[1] = aq;
@@ -894,7 +776,7 @@ START_TEST(sigstop_the_active_past_its_lease)
 {
 	struct tc *holder, *waiter, *other;
 	struct reply *r;
-	struct view v;
+	struct cluster_view v;
 	uint64_t t1, t2, deadline, stopped;
 	uint32_t wid, rid, pid;
 	int a, b;
@@ -945,7 +827,7 @@ START_TEST(sigstop_the_active_past_its_lease)
 	/* It is a standby now, and says who is active. */
 	deadline = mono_ms() + 5000;
 	do {
-		node_view(&nodes[a], &v);
+		cluster_node_view(&nodes[a], &v);
 		if (strcmp(v.role, "standby") == 0 &&
 		    strcmp(v.active, nodes[b].adv) == 0)
 			break;
@@ -975,13 +857,13 @@ START_TEST(tokens_only_grow)
 	node_start(&nodes[1], TTL);
 	a = wait_one_active(15000);
 	t[0] = grant_on(&nodes[a], "tok", 10000);
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	a = 1 - a;
 	t[1] = grant_on(&nodes[a], "tok", 30000);
 	ck_assert_uint_gt(t[1], t[0]);
 
 	/* Everything down, then up again on the same data. */
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	for (int i = 0; i < ETCDFIX_MEMBERS; i++)
 		etcd_member_kill(&ec, i);
 	for (int i = 0; i < ETCDFIX_MEMBERS; i++)
@@ -995,7 +877,7 @@ START_TEST(tokens_only_grow)
 	ck_assert_uint_gt(t[2], t[1]);
 	/* A graceful stop hands over at once (the lease is revoked). */
 	ck_assert_int_eq(dlmd_stop(&nodes[a].p), 0);
-	ck_assert(node_clean(&nodes[a]));
+	ck_assert(cluster_node_clean(&nodes[a]));
 	t[3] = grant_on(&nodes[1 - a], "tok", 30000);
 	ck_assert_uint_gt(t[3], t[2]);
 }
@@ -1004,7 +886,7 @@ END_TEST
 START_TEST(etcd_members_lost_and_back)
 {
 	struct tc *c;
-	struct view v;
+	struct cluster_view v;
 	uint64_t until, deadline;
 	int a, rounds = 0;
 
@@ -1040,7 +922,7 @@ START_TEST(etcd_members_lost_and_back)
 	etcd_member_kill(&ec, 1);
 	deadline = mono_ms() + 6000 + 3000;
 	do {
-		node_view(&nodes[a], &v);
+		cluster_node_view(&nodes[a], &v);
 		if (strcmp(v.role, "active") != 0)
 			break;
 		sleep_ms(100);
@@ -1063,14 +945,14 @@ END_TEST
 
 START_TEST(etcd_unreachable_at_start)
 {
-	struct view v;
+	struct cluster_view v;
 	int a;
 
 	etcd_cluster_init(&ec);
 	node_start(&nodes[0], TTL);
 	ck_assert(dlmd_log_has(&nodes[0].p, "retrying"));
 	ck_assert_ptr_null(session_on(&nodes[0], "early"));
-	node_view(&nodes[0], &v);
+	cluster_node_view(&nodes[0], &v);
 	ck_assert_str_eq(v.role, "starting");
 	ck_assert_msg(strstr(v.status, "etcd") != NULL, "status says '%s'",
 	    v.status);
@@ -1289,7 +1171,7 @@ START_TEST(libdlm_holders_keep_their_locks)
 	ck_assert_int_eq(wt.granted, 0);
 
 	killed = mono_ms();
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	/* Held still, for the lease, while no server answers. */
 	sleep_ms(200);
 	ck_assert_int_eq(dlm_holds(holder, "L", &tok), 1);
@@ -1433,7 +1315,7 @@ START_TEST(libdlm_loop_mode_keeps_its_lock)
 	ck_assert_int_eq(t.err, 0);
 	token = t.token;
 
-	node_kill(&nodes[a]);
+	cluster_node_kill(&nodes[a]);
 	ck_assert(loop_until(c, &st.reconnecting, 1, 5000));
 	/* Asked while no server answers: sent once one does. */
 	ck_assert_int_eq(dlm_acquire_async(c, "M", 0, 20000, told_granted,

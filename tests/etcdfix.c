@@ -334,3 +334,112 @@ etcd_cluster_stop(struct etcd_cluster *ec)
 		(void)nftw(ec->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	ec->dir[0] = '\0';
 }
+
+void
+cluster_node_start(struct cluster_node *n, const struct etcd_cluster *ec,
+    const char *ttl, const char *lease_max, const char *extra,
+    const char *extra_value)
+{
+	if (n->adv[0] == '\0') {
+		int port = free_tcp_port();
+
+		snprintf(n->adv, sizeof n->adv, "tcp:127.0.0.1:%d", port);
+		snprintf(n->listen, sizeof n->listen, "tcp:127.0.0.1:%d",
+		    port);
+	}
+	dlmd_start(&n->p, "-l", n->listen, "--cluster-etcd", ec->endpoints,
+	    "--advertise", n->adv, "--cluster-ttl", ttl, "--lease-max",
+	    lease_max, "--lease-default", "1500", "--cluster-name", "t",
+	    extra, extra_value, (char *)NULL);
+	etcdfix_record(n->p.pid, n->p.dir);
+	n->up = true;
+	n->stopped = false;
+}
+
+bool
+cluster_node_clean(struct cluster_node *n)
+{
+	char line[1024];
+	FILE *f = fopen(n->p.log, "r");
+	bool report = false;
+
+	while (f != NULL && !report && fgets(line, sizeof line, f) != NULL)
+		report = strstr(line, "AddressSanitizer") != NULL ||
+		    strstr(line, "LeakSanitizer") != NULL ||
+		    strstr(line, "runtime error:") != NULL;
+	if (f != NULL)
+		fclose(f);
+	if (report)
+		fprintf(stderr, "etcdfix: a sanitizer report in %s; kept\n",
+		    n->p.log);
+	else
+		unlink(n->p.log);
+	unlink(n->p.sock);
+	rmdir(n->p.dir);
+	n->up = false;
+	n->stopped = false;
+	return !report;
+}
+
+void
+cluster_node_kill(struct cluster_node *n)
+{
+	kill(n->p.pid, SIGCONT);
+	kill(n->p.pid, SIGKILL);
+	dlmd_stop(&n->p);
+	ck_assert(cluster_node_clean(n));
+}
+
+void
+cluster_node_view(struct cluster_node *n, struct cluster_view *v)
+{
+	struct tc *c = tc_connect(&n->p);
+	struct reply *r = tc_call(c, "stats", NULL);
+
+	memset(v, 0, sizeof *v);
+	if (r->err == 0) {
+		snprintf(v->role, sizeof v->role, "%s", reply_str(r, "role"));
+		snprintf(v->active, sizeof v->active, "%s",
+		    reply_get(r, "active") != NULL &&
+		    reply_get(r, "active")->type == MSGPACK_OBJECT_STR ?
+		    reply_str(r, "active") : "");
+		snprintf(v->status, sizeof v->status, "%s",
+		    reply_get(r, "cluster_status") != NULL &&
+		    reply_get(r, "cluster_status")->type == MSGPACK_OBJECT_STR ?
+		    reply_str(r, "cluster_status") : "");
+		v->epoch = reply_u64(r, "epoch");
+	} else {
+		/* Only the active refuses a sessionless stats. */
+		ck_assert_str_eq(reply_errname(r), "NO_SESSION");
+		snprintf(v->role, sizeof v->role, "active");
+	}
+	tc_close(c);
+}
+
+int
+cluster_wait_one_active(struct cluster_node *nodes, int n, int ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)ms;
+
+	do {
+		int found = -1, count = 0;
+
+		for (int i = 0; i < n; i++) {
+			struct cluster_view v;
+
+			if (!nodes[i].up || nodes[i].stopped)
+				continue;
+			cluster_node_view(&nodes[i], &v);
+			if (strcmp(v.role, "active") == 0) {
+				found = i;
+				count++;
+			}
+		}
+		ck_assert_msg(count <= 1, "%d dlmd are active at once", count);
+		if (count == 1)
+			return found;
+		sleep_ms(100);
+	} while (mono_ms() < deadline);
+	ck_abort_msg("no dlmd became active within %d ms", ms);
+	return -1;
+}

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "testutil.h"
+
 #define ETCDFIX_MEMBERS	3
 
 struct etcd_member {
@@ -60,5 +62,47 @@ bool		 etcd_member_healthy(const struct etcd_cluster *, int i, int ms);
 bool		 http_get(int port, const char *path, char *buf, size_t size);
 /* Every member stopped and its data removed. */
 void		 etcd_cluster_stop(struct etcd_cluster *);
+
+/*
+ * A clustered dlmd on those members: a Unix socket for the tests' raw
+ * clients and a TCP listener it advertises, the same port across restarts.
+ */
+struct cluster_node {
+	struct dlmd_proc	 p;
+	char			 adv[64];
+	char			 listen[64];
+	bool			 up;
+	bool			 stopped;	/* SIGSTOP: not asked */
+};
+
+/* What a node says of itself: its stats, asked without a session. */
+struct cluster_view {
+	char		role[16];	/* "active" when a session is had */
+	char		active[64];
+	char		status[400];
+	uint64_t	epoch;
+};
+
+/*
+ * Start n with --cluster-ttl ttl and --lease-max lease_max, and one extra
+ * flag with its value (or NULL: none); recorded for etcdfix_cleanup().
+ */
+void		 cluster_node_start(struct cluster_node *,
+		    const struct etcd_cluster *, const char *ttl,
+		    const char *lease_max, const char *extra,
+		    const char *extra_value);
+/*
+ * Stopped (or killed) already: remove its files. False when its log had a
+ * sanitizer's report (then the log is kept, and named on stderr).
+ */
+bool		 cluster_node_clean(struct cluster_node *);
+/* SIGKILL (after SIGCONT, should it be stopped): the host is gone. */
+void		 cluster_node_kill(struct cluster_node *);
+void		 cluster_node_view(struct cluster_node *, struct cluster_view *);
+/*
+ * Wait up to ms for exactly one of the n nodes that run (not stopped) to be
+ * active, never seeing two; returns its index.
+ */
+int		 cluster_wait_one_active(struct cluster_node *, int n, int ms);
 
 #endif
