@@ -260,15 +260,17 @@ attempt_failed(struct engine *e, uint64_t now, int err)
 }
 
 /*
- * Whether req, in flight when a cluster's server went away, is sent again
- * to the next active one: acquires (not being cancelled) and releases of
- * one lock. The new active never saw them, so sending again is safe.
+ * Whether req, in flight when a cluster's server went away, waits to be
+ * sent to the next active one: an acquire (not being cancelled, and not a
+ * try, which must not wait) or a release of one lock. Whether it is sent
+ * again depends on where the session opens next: see send_held_back().
  */
 static bool
 holdable(const struct dlm_req *req)
 {
 	return req->kind != REQ_INTERNAL && req->lock != NULL &&
-	    ((req->is_acquire && !req->cancel_sent) || req->is_release);
+	    ((req->is_acquire && !req->cancel_sent && req->timeout_ms != 0) ||
+	    req->is_release);
 }
 
 static void
@@ -278,8 +280,10 @@ hold_back_sent(struct engine *e)
 
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, e->pending, req, tmp) {
-		if (!req->unsent && holdable(req))
+		if (!req->unsent && holdable(req)) {
 			req->unsent = req->held_back = true;
+			e->nheld_back++;
+		}
 	}
 }
 
@@ -344,12 +348,17 @@ send_reclaim(struct engine *e)
 	/* The lease the session had, which is what its holder counts. */
 	h.lease_ms = e->lease_ms;
 	h.linger_ms = e->linger_ms;
+	/* An earlier reclaim may have been taken, its answer lost. */
+	if (e->reclaim_unread)
+		e->holds_unsure = true;
 	msgpack_sbuffer_init(&claims);
 	rc = e->ops->claims(e->owner, &claims, &n);
 	if (rc == 0)
 		rc = wire_reclaim(&e->out, HELLO_MSGID, &h, e->secret,
 		    e->receipt, n, &claims);
 	msgpack_sbuffer_destroy(&claims);
+	if (rc == 0)
+		e->reclaim_unread = true;
 	return rc;
 }
 
@@ -377,6 +386,7 @@ say_hello(struct engine *e, int fd, uint64_t now)
 		return;
 	}
 	e->step_at = step_deadline(e, now);
+	e->hello_sent_ms = now;
 	set_state(e, ENGINE_HELLO, 0);
 	engine_flush(e, now);
 }
@@ -549,15 +559,36 @@ resend(struct engine *e, struct dlm_req *req, uint64_t now)
 	return rc;
 }
 
+/* Where the session opened again, which decides what held back goes. */
+enum reopened {
+	REOPEN_RECLAIMED,	/* on a new active, with its holds */
+	REOPEN_RESUMED,		/* on the server that had it */
+	REOPEN_NEW,		/* as a new session: every hold was lost */
+};
+
+/* Finish a held-back request with err, its place in the engine let go. */
+static void
+finish_held_back(struct engine *e, struct dlm_req *req, int err)
+{
+	HASH_DEL(e->pending, req);
+	req->held_back = false;
+	e->nheld_back--;
+	req->r.err = err;
+	finish(e, req);
+}
+
 /*
- * The requests held back over a cluster's change of server go out now.
- * Acquires only when the server is new to them (acquires is set): on the
- * server they were sent to, one may have been granted unheard, so they
- * fail as over any dropped connection, and a mutex's is released below
- * unless held. Releases name their hold's token, so they always go again.
+ * The requests held back over a cluster's change of server. After a
+ * reclaim they all go again: the new active never saw them, and the holds
+ * a release names were claimed at the depth this client knew, before the
+ * release. On the server that had the session, any of them may have been
+ * carried out unheard (an acquire granted, an rlock's release counted), so
+ * they fail as over any dropped connection, and a mutex's acquire is
+ * released after, unless held. On a new session every hold was lost, so
+ * a release has nothing to do, and an acquire is asked anew.
  */
 static void
-send_held_back(struct engine *e, uint64_t now, bool acquires)
+send_held_back(struct engine *e, uint64_t now, enum reopened how)
 {
 	struct dlm_req *req, *tmp;
 	int rc;
@@ -566,18 +597,64 @@ send_held_back(struct engine *e, uint64_t now, bool acquires)
 	HASH_ITER(hh, e->pending, req, tmp) {
 		if (!req->held_back)
 			continue;
-		req->held_back = false;
-		if (req->is_acquire && (!acquires || req->cancel_sent)) {
-			HASH_DEL(e->pending, req);
-			if (!req->cancel_sent && req->unc != NULL)
+		if (how == REOPEN_RESUMED) {
+			if (req->is_acquire && req->unc != NULL)
 				remember_uncertain(e, req);
-			req->r.err = req->cancel_sent ? DLM_E_CANCELLED :
-			    DLM_E_DISCONNECTED;
-			finish(e, req);
-		} else if ((rc = resend(e, req, now)) != 0) {
-			HASH_DEL(e->pending, req);
-			req->r.err = rc;
-			finish(e, req);
+			finish_held_back(e, req, req->is_acquire &&
+			    req->cancel_sent ? DLM_E_CANCELLED :
+			    DLM_E_DISCONNECTED);
+		} else if (req->is_acquire && req->cancel_sent)
+			finish_held_back(e, req, DLM_E_CANCELLED);
+		else if (req->is_release && how == REOPEN_NEW)
+			finish_held_back(e, req, DLM_E_NOT_HELD);
+		else if ((rc = resend(e, req, now)) != 0)
+			finish_held_back(e, req, rc);
+		else {
+			req->held_back = false;
+			e->nheld_back--;
+		}
+	}
+}
+
+/*
+ * When the next held-back acquire's timeout runs out (0: none): it is
+ * counted from the call, whether or not a server answers meanwhile.
+ */
+static uint64_t
+held_back_deadline(const struct engine *e)
+{
+	const struct dlm_req *req, *tmp;
+	uint64_t at = 0;
+
+	if (e->nheld_back == 0)
+		return 0;
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, e->pending, req, tmp) {
+		uint64_t end = req->first_ms + (uint64_t)req->timeout_ms;
+
+		if (req->held_back && req->is_acquire && req->timeout_ms > 0 &&
+		    (at == 0 || end < at))
+			at = end;
+	}
+	return at;
+}
+
+/* Held-back acquires whose timeout has run out fail with TIMEOUT. */
+static void
+expire_held_back(struct engine *e, uint64_t now)
+{
+	struct dlm_req *req, *tmp;
+
+	if (e->nheld_back == 0)
+		return;
+	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
+	HASH_ITER(hh, e->pending, req, tmp) {
+		if (req->held_back && req->is_acquire && req->timeout_ms > 0 &&
+		    now >= req->first_ms + (uint64_t)req->timeout_ms) {
+			/* Cut short on a server: what that one may have given. */
+			if (req->unc != NULL)
+				remember_uncertain(e, req);
+			finish_held_back(e, req, DLM_E_TIMEOUT);
 		}
 	}
 }
@@ -590,7 +667,10 @@ static int
 session_opened(struct engine *e, uint64_t now)
 {
 	e->opened = true;
-	e->last_send_ms = e->lease_base_ms = now;
+	/* The server renewed the lease when it read hello (or reclaim). */
+	e->last_send_ms = now;
+	e->lease_base_ms = e->hello_sent_ms;
+	e->holds_unsure = false;
 	e->linger_until = 0;
 	e->backoff_ms = BACKOFF_FIRST_MS;
 	e->saw_not_active = false;
@@ -638,8 +718,16 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 	/* Told to the layer above in session_opened(), once all is queued. */
 	e->state = ENGINE_READY;
 	if (resuming && si.resumed) {
-		/* The same server: held-back acquires fail, as dropped. */
-		send_held_back(e, now, false);
+		if (e->holds_unsure && !e->lapsed) {
+			/*
+			 * An earlier reclaim was taken here, its answer lost:
+			 * which holds it kept is not known, so every hold
+			 * is reported lost, and given back below.
+			 */
+			e->ops->lost_all(e->owner, DLM_LOST_FAILOVER);
+			e->lapsed = true;
+		}
+		send_held_back(e, now, REOPEN_RESUMED);
 		if (e->lapsed) {
 			/*
 			 * The holds were reported lost; the server kept the
@@ -656,8 +744,7 @@ hello_answered(struct engine *e, const struct frame *f, uint64_t now)
 		forget_uncertain(e);
 		e->reset_owed = false;
 		e->ops->lost_all(e->owner, DLM_LOST_SESSION);
-		/* A new session: whatever was asked is asked anew. */
-		send_held_back(e, now, true);
+		send_held_back(e, now, REOPEN_NEW);
 	}
 	return session_opened(e, now);
 }
@@ -680,21 +767,36 @@ reclaim_answered(struct engine *e, const struct frame *f, uint64_t now)
 	int rc, got;
 
 	e->reclaiming = false;
-	if ((rc = wire_error_code(f->error)) == DLM_E_NOT_ACTIVE)
-		return refused(e, f, rc, "reclaim");
-	if (rc != 0) {
+	if ((rc = wire_error_code(f->error)) != 0) {
 		struct hello_args h = e->hello;
 
+		/* Refused whole: this reclaim changed nothing. */
+		e->reclaim_unread = false;
+		if (rc == DLM_E_NOT_ACTIVE)
+			return refused(e, f, rc, "reclaim");
 		h.resume = e->secret;
 		if ((rc = wire_hello(&e->out, HELLO_MSGID, &h)) != 0)
 			return rc;
+		e->step_at = step_deadline(e, now);
+		e->hello_sent_ms = now;
 		engine_flush(e, now);
 		return 0;
 	}
+	/*
+	 * Taken. Until every outcome is read, reclaim_unread stays set: a
+	 * drop now makes the next reclaim find the session here already.
+	 */
 	if ((rc = wire_session(f, &si, false)) != 0) {
 		why(e, "reclaim's answer cannot be read");
 		return rc;
 	}
+	for (uint32_t i = 0; (got = wire_reclaim_outcome(f, i, &lock, &len,
+	    &token, &kept)) != 0; i++)
+		if (got < 0) {
+			why(e, "reclaim's outcomes cannot be read");
+			return DLM_E_PROTOCOL;
+		}
+	e->reclaim_unread = false;
 	e->session = si.session;
 	if (si.has_receipt)
 		memcpy(e->receipt, si.receipt, sizeof e->receipt);
@@ -702,8 +804,9 @@ reclaim_answered(struct engine *e, const struct frame *f, uint64_t now)
 	if (si.linger_ms >= 0)
 		e->linger_ms = si.linger_ms;
 	e->state = ENGINE_READY;
-	for (uint32_t i = 0; (got = wire_reclaim_outcome(f, i, &lock, &len,
-	    &token, &kept)) > 0; i++)
+	/* Holds already reported lapsed are not reported again. */
+	for (uint32_t i = 0; !e->lapsed && wire_reclaim_outcome(f, i, &lock,
+	    &len, &token, &kept) > 0; i++)
 		if (!kept)
 			e->ops->lost(e->owner, lock, len, token,
 			    DLM_LOST_FAILOVER);
@@ -712,11 +815,8 @@ reclaim_answered(struct engine *e, const struct frame *f, uint64_t now)
 	/* Holds reported lapsed while the reclaim was on its way go back. */
 	if (e->lapsed)
 		reset_lapsed(e);
-	send_held_back(e, now, true);
-	if ((rc = session_opened(e, now)) != 0)
-		return rc;
-	/* An outcome that cannot be read: drop and reclaim again. */
-	return got < 0 ? -1 : 0;
+	send_held_back(e, now, REOPEN_RECLAIMED);
+	return session_opened(e, now);
 }
 
 /*
@@ -741,21 +841,14 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		    wire_error_code(f->error) == DLM_E_NOT_ACTIVE) {
 			/* The server stepped down: ask the next active. */
 			req->unsent = req->held_back = true;
+			e->nheld_back++;
 			return 0;
 		}
 		HASH_DEL(e->pending, req);
 		wire_reply(&req->r, f, req->want_raw);
-		if (req->resent && req->is_release &&
-		    req->r.err == DLM_E_NOT_HELD) {
-			/*
-			 * Sent again after a change of server: the hold it
-			 * names is gone, released or lost; either way what
-			 * was asked is done.
-			 */
-			req->r.err = 0;
-			req->r.count = 0;
-			free(req->r.message);
-			req->r.message = NULL;
+		if (req->r.err == DLM_E_NOT_ACTIVE) {
+			/* Stepping down, it closes: to the caller, a drop. */
+			req->r.err = DLM_E_DISCONNECTED;
 		}
 		/* Any answer means the server read the request: renewed. */
 		if (req->sent_ms > e->lease_base_ms)
@@ -919,15 +1012,16 @@ ping_every(const struct engine *e)
 uint64_t
 engine_deadline(const struct engine *e)
 {
-	uint64_t ping_at, lapse_at;
+	uint64_t ping_at, lapse_at, at, held = held_back_deadline(e);
 
 	switch (e->state) {
 	case ENGINE_CONNECTING:
 	case ENGINE_HELLO:
 	case ENGINE_BACKOFF:
 		lapse_at = e->lease_base_ms + (uint64_t)e->lease_ms;
-		return lapse_pending(e) && lapse_at < e->step_at ? lapse_at :
+		at = lapse_pending(e) && lapse_at < e->step_at ? lapse_at :
 		    e->step_at;
+		return held != 0 && held < at ? held : at;
 	case ENGINE_READY:
 		/* Ping when idle for ping_every(). */
 		ping_at = e->last_send_ms + ping_every(e);
@@ -937,7 +1031,8 @@ engine_deadline(const struct engine *e)
 		 * or will before it can tell us.
 		 */
 		lapse_at = e->lease_base_ms + (uint64_t)e->lease_ms;
-		return ping_at < lapse_at ? ping_at : lapse_at;
+		at = ping_at < lapse_at ? ping_at : lapse_at;
+		return held != 0 && held < at ? held : at;
 	default:
 		return 0;
 	}
@@ -952,6 +1047,7 @@ engine_process(struct engine *e, int events, uint64_t now)
 		e->lapsed = true;
 		e->ops->lost_all(e->owner, DLM_LOST_EXPIRED);
 	}
+	expire_held_back(e, now);
 	switch (e->state) {
 	case ENGINE_CONNECTING:
 		if (events != 0) {
@@ -1028,7 +1124,7 @@ engine_process(struct engine *e, int events, uint64_t now)
 		engine_flush(e, now);
 	if (now >= e->last_send_ms + ping_every(e)) {
 		/* The reply renews the lease. */
-		e->last_send_ms = now;	/* one ping per third, whatever */
+		e->last_send_ms = now;	/* one ping per interval, whatever */
 		internal_call(e, "ping", NULL, NULL, 0);
 		engine_flush(e, now);
 	}

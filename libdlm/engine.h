@@ -64,7 +64,8 @@ struct dlm_req {
 	enum req_kind	 kind;
 	uint64_t	 sent_ms;
 	bool		 done;
-	bool		 unsent;	/* waits in the engine's later buffer */
+	bool		 unsent;	/* not on this connection: waits in the
+					   later buffer, or held back */
 	struct reply_data r;
 	void		*cv;		/* REQ_SYNC: its pthread_cond_t */
 	/* For acquires and releases: keep the local lock entries in step. */
@@ -160,13 +161,21 @@ struct engine {
 	struct addr	 hint;
 	bool		 hinted;	/* hint is to be tried next */
 	int		 round_left;	/* attempts before the next back-off */
-	int		 hints_left;	/* hints followed in this round */
+	int		 hints_left;	/* hints still to follow this round */
 	bool		 saw_not_active;	/* a cluster exists, no active yet */
 	uint64_t	 first_until;	/* the first connect gives up then */
 
 	/* A cluster's session: what proves it to the next active. */
 	bool		 cluster;	/* the server gave a receipt */
 	bool		 reclaiming;	/* reclaim sent rather than hello */
+	/*
+	 * A reclaim was sent and its outcomes not read (set until they
+	 * are); holds_unsure: one such reclaim may have been taken, so
+	 * a resume cannot tell which holds it kept.
+	 */
+	bool		 reclaim_unread;
+	bool		 holds_unsure;
+	int		 nheld_back;	/* requests held back (held_back set) */
 	uint8_t		 receipt[WIRE_RECEIPT_LEN];
 
 	/* Who. */
@@ -190,7 +199,9 @@ struct engine {
 
 	/* Time. */
 	uint64_t	 last_send_ms;
-	uint64_t	 lease_base_ms;	/* send time of the last answered request */
+	uint64_t	 lease_base_ms;	/* send time of the last answered request
+					   (hello's or reclaim's included) */
+	uint64_t	 hello_sent_ms;	/* when hello or reclaim was sent */
 	uint64_t	 step_at;	/* connect/hello timeout or back-off end */
 	uint64_t	 linger_until;	/* 0 unless reconnecting */
 	int		 backoff_ms;

@@ -325,8 +325,14 @@ dlm__locks_drop_all(struct dlm_client *c, int reason)
 
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->locks, e, tmp) {
-		if (e->count > 0)
-			lockent_lost(c, e, reason);
+		/*
+		 * An entry not held keeps its turn: its thread may be
+		 * acquiring it (in a cluster, an acquire held back over a
+		 * change of server), and passes it on itself.
+		 */
+		if (e->count == 0)
+			continue;
+		lockent_lost(c, e, reason);
 		dlm__lockent_clear(e);
 		e->refs++;
 		dlm__lockent_put(c, e);
@@ -383,9 +389,12 @@ dlm__locks_claims(struct dlm_client *c, msgpack_sbuffer *sb, uint32_t *n)
 		if (e->count == 0)
 			continue;
 		if (!e->has_receipt || e->count > e->receipt_count) {
+			/* As dlm__locks_on_lost(): the turn stays. */
 			lockent_lost(c, e, DLM_LOST_FAILOVER);
 			e->count = 0;
 			e->token = 0;
+			e->refs++;
+			dlm__lockent_put(c, e);
 			continue;
 		}
 		cl = (struct wire_claim){ e->name, e->rlock, e->shared,
