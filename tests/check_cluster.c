@@ -575,7 +575,7 @@ START_TEST(forged_reclaims_refused)
 	struct tc *c, *stranger;
 	uint64_t active_at;
 	uint32_t sid;
-	uint64_t deadline, grace_ms;
+	uint64_t deadline;
 	int a, b;
 
 	etcd_cluster_start(&ec);
@@ -682,7 +682,7 @@ START_TEST(forged_reclaims_refused)
 		c = session_on(&nodes[b], "probe");
 		ck_assert_ptr_nonnull(c);
 		r = tc_call(c, "stats", NULL);
-		grace_ms = reply_u64(r, "grace_ms");
+		uint64_t grace_ms = reply_u64(r, "grace_ms");
 		/* Without bye a clustered session lingers for its lease. */
 		tc_call(c, "bye", NULL);
 		tc_close(c);
