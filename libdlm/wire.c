@@ -200,6 +200,56 @@ wire_hello(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h)
 	return 0;
 }
 
+/* msgpack's write callback for struct wire_params: 0, or -1 (no memory). */
+static int
+params_write(void *data, const char *buf, size_t len)
+{
+	struct wire_params *p = data;
+	msgpack_sbuffer *sb = &p->sb;
+
+	if (sb->alloc - sb->size < len) {
+		size_t n = sb->alloc * 2;
+		char *d;
+
+		while (n < sb->size + len) {
+			if (n * 2 < n)
+				return -1;
+			n *= 2;
+		}
+		if (sb->data == p->small) {
+			if ((d = malloc(n)) != NULL)
+				memcpy(d, p->small, sb->size);
+		} else
+			d = realloc(sb->data, n);
+		if (d == NULL)
+			return -1;
+		sb->data = d;
+		sb->alloc = n;
+	}
+	memcpy(sb->data + sb->size, buf, len);
+	sb->size += len;
+	return 0;
+}
+
+void
+wire_params_init(struct wire_params *p, struct mpw *w)
+{
+	p->sb.data = p->small;
+	p->sb.size = 0;
+	p->sb.alloc = sizeof p->small;
+	mpw_init(w, p, params_write);
+}
+
+void
+wire_params_free(struct wire_params *p)
+{
+	if (p->sb.data != p->small)
+		free(p->sb.data);
+	p->sb.data = p->small;
+	p->sb.size = 0;
+	p->sb.alloc = sizeof p->small;
+}
+
 int
 wire_params_str(msgpack_sbuffer *sb, const char *key, const char *s)
 {

@@ -15,6 +15,8 @@
 
 #include <msgpack.h>
 
+#include "mpack.h"
+
 /* Bytes read from the server and not yet consumed. */
 struct rbuf {
 	char		*buf;
@@ -93,6 +95,21 @@ int	 wire_request(msgpack_sbuffer *out, uint32_t msgid, const char *method,
 	    const msgpack_sbuffer *params);
 int	 wire_hello(msgpack_sbuffer *out, uint32_t msgid,
 	    const struct hello_args *);
+/*
+ * A request's params map, packed in the struct's own bytes while it fits
+ * (every call but one with a long lock name does), on the heap past that:
+ * an msgpack_sbuffer's first write takes 8 KiB from malloc, which cost
+ * more than the rest of packing a request. sb is what wire_request()
+ * reads. The struct points into itself: never copy it.
+ */
+struct wire_params {
+	msgpack_sbuffer	 sb;
+	char		 small[240];
+};
+
+/* Start empty, with w packing into p. */
+void	 wire_params_init(struct wire_params *p, struct mpw *w);
+void	 wire_params_free(struct wire_params *p);
 /* A params map with one key: {key: s} or {key: u}. */
 int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
 int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);
