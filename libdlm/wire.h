@@ -17,9 +17,15 @@
 
 #include "mpack.h"
 
-/* Bytes read from the server and not yet consumed. */
+/*
+ * Bytes read from the server and not yet consumed: len of them, from
+ * buf + off. Consuming a frame moves off, not the bytes after it, so that
+ * a read of many answers is not copied again for each (len = 0 empties
+ * it, whatever off says).
+ */
 struct rbuf {
 	char		*buf;
+	size_t		 off;
 	size_t		 len;
 	size_t		 cap;
 	msgpack_zone	 zone;		/* the decoded frame's objects */
