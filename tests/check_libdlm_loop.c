@@ -673,7 +673,7 @@ START_TEST(answers_queued_long_are_all_read)
 	struct log l;
 	struct dlm_client *c;
 	char name[32];
-	int done = 0;
+	int done;
 
 	mode = _i;
 	memset(&l, 0, sizeof l);
