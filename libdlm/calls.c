@@ -61,7 +61,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 	struct dlm_req req;
 	struct lockent *e;
 	struct note *spare = NULL;
-	msgpack_sbuffer params;
+	struct wire_params params;
 	int rc, left = timeout_ms;
 	bool took_turn = false;
 
@@ -86,7 +86,6 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		}
 		took_turn = true;
 	}
-	msgpack_sbuffer_init(&params);
 	if ((rc = wire_acquire_params(&params, lock, flags, left)) == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
@@ -97,7 +96,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		req.is_acquire = true;
 		req.timeout_ms = left;
 		req.spare = spare;
-		rc = dlm__call(c, &req, "acquire", &params);
+		rc = dlm__call(c, &req, "acquire", &params.sb);
 		if (rc == 0 && token != NULL)
 			*token = req.r.token;
 		spare = req.spare;	/* NULL if the entry took it */
@@ -106,7 +105,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		free(req.r.message);
 	} else
 		dlm__result(c, rc, NULL);
-	msgpack_sbuffer_destroy(&params);
+	wire_params_free(&params);
 	/*
 	 * Not taken: give the turn to the next thread (a count here is an
 	 * rlock's, after KIND_MISMATCH, and stays).
@@ -120,42 +119,29 @@ out:
 	return rc;
 }
 
-/* A synchronous call with a {lock} or no params; fills *r. */
+/* A synchronous call with params (a packed map) or none; fills *r. */
 static int
-simple_call(struct dlm_client *c, const char *method, const char *lock,
-    bool is_release, struct reply_data *r, const msgpack_sbuffer *extra)
+simple_call(struct dlm_client *c, const char *method, bool is_release,
+    struct reply_data *r, const msgpack_sbuffer *params)
 {
 	pthread_cond_t cv;
 	struct dlm_req req;
-	msgpack_sbuffer params;
 	int rc;
 
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
-	msgpack_sbuffer_init(&params);
-	if (extra != NULL)
-		rc = msgpack_sbuffer_write(&params, extra->data, extra->size) ?
-		    DLM_E_NOMEM : 0;
-	else if (lock != NULL)
-		rc = wire_lock_params(&params, lock, 0);
-	if (rc == 0) {
-		memset(&req, 0, sizeof req);
-		pthread_cond_init(&cv, NULL);
-		req.kind = REQ_SYNC;
-		req.cv = &cv;
-		req.lock = (char *)lock;
-		req.is_release = is_release;
-		rc = dlm__call(c, &req, method,
-		    extra != NULL || lock != NULL ? &params : NULL);
-		dlm__result(c, rc, req.r.message);
-		free(req.r.message);
-		req.r.message = NULL;
-		if (r != NULL)
-			*r = req.r;
-		pthread_cond_destroy(&cv);
-	} else
-		dlm__result(c, rc, NULL);
-	msgpack_sbuffer_destroy(&params);
+	memset(&req, 0, sizeof req);
+	pthread_cond_init(&cv, NULL);
+	req.kind = REQ_SYNC;
+	req.cv = &cv;
+	req.is_release = is_release;
+	rc = dlm__call(c, &req, method, params);
+	dlm__result(c, rc, req.r.message);
+	free(req.r.message);
+	req.r.message = NULL;
+	if (r != NULL)
+		*r = req.r;
+	pthread_cond_destroy(&cv);
 	dlm__leave(c);
 	return rc;
 }
@@ -170,7 +156,7 @@ dlm_release(struct dlm_client *c, const char *lock)
 {
 	pthread_cond_t cv;
 	struct dlm_req req;
-	msgpack_sbuffer params;
+	struct wire_params params;
 	uint64_t token;
 	int rc;
 
@@ -184,7 +170,6 @@ dlm_release(struct dlm_client *c, const char *lock)
 		dlm__leave(c);
 		return rc;
 	}
-	msgpack_sbuffer_init(&params);
 	if ((rc = wire_lock_params(&params, lock, token)) == 0) {
 		memset(&req, 0, sizeof req);
 		pthread_cond_init(&cv, NULL);
@@ -193,13 +178,13 @@ dlm_release(struct dlm_client *c, const char *lock)
 		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
 		req.is_release = true;
 		req.hold_token = token;
-		rc = dlm__call(c, &req, "release", &params);
+		rc = dlm__call(c, &req, "release", &params.sb);
 		pthread_cond_destroy(&cv);
 		dlm__result(c, rc, req.r.message);
 		free(req.r.message);
 	} else
 		dlm__result(c, rc, NULL);
-	msgpack_sbuffer_destroy(&params);
+	wire_params_free(&params);
 	dlm__leave(c);
 	return rc;
 }
@@ -208,13 +193,13 @@ int
 dlm_reset(struct dlm_client *c)
 {
 	/* is_release with no lock: the whole table is cleared on success. */
-	return simple_call(c, "reset", NULL, true, NULL, NULL);
+	return simple_call(c, "reset", true, NULL, NULL);
 }
 
 int
 dlm_check(struct dlm_client *c, const char *lock, uint64_t token, int *held)
 {
-	msgpack_sbuffer params;
+	struct wire_params params;
 	struct reply_data r;
 	struct mpw w;
 	int rc;
@@ -222,16 +207,15 @@ dlm_check(struct dlm_client *c, const char *lock, uint64_t token, int *held)
 	if (check_name(lock) != 0 || held == NULL)
 		return dlm__result(c, DLM_E_INVALID, held == NULL ?
 		    "held must not be NULL" : BAD_NAME);
-	msgpack_sbuffer_init(&params);
-	mpw_init_sbuffer(&w, &params);
+	wire_params_init(&params, &w);
 	mpw_map(&w, 2);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);
 	mpw_key(&w, "token");
 	mpw_u64(&w, token);
 	rc = w.err != 0 ? dlm__result(c, DLM_E_NOMEM, NULL) :
-	    simple_call(c, "check", NULL, false, &r, &params);
-	msgpack_sbuffer_destroy(&params);
+	    simple_call(c, "check", false, &r, &params.sb);
+	wire_params_free(&params);
 	if (rc == 0)
 		*held = r.held ? 1 : 0;
 	return rc;
@@ -270,7 +254,7 @@ dlm_holds(struct dlm_client *c, const char *lock, uint64_t *token)
  */
 static int
 send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
-    msgpack_sbuffer *params, int rc, uint64_t *id)
+    struct wire_params *params, int rc, uint64_t *id)
 {
 	if (rc != 0)
 		dlm__result(c, rc, NULL);
@@ -279,7 +263,7 @@ send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
 		    (req->spare = dlm__note_new(req->lock)) == NULL)
 			rc = DLM_E_NOMEM;
 		else
-			rc = dlm__call(c, req, method, params);
+			rc = dlm__call(c, req, method, &params->sb);
 		if (rc == 0 && id != NULL)
 			*id = req->msgid;
 		if (rc != 0) {
@@ -289,7 +273,7 @@ send_async(struct dlm_client *c, struct dlm_req *req, const char *method,
 		dlm__result(c, rc, NULL);
 		dlm__leave(c);
 	}
-	msgpack_sbuffer_destroy(params);
+	wire_params_free(params);
 	if (rc != 0)
 		dlm__req_free(req);
 	return rc;
@@ -306,7 +290,7 @@ int
 dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
     int timeout_ms, dlm_acquire_cb cb, void *arg, uint64_t *id)
 {
-	msgpack_sbuffer params;
+	struct wire_params params;
 	struct dlm_req *req;
 	int rc;
 
@@ -325,7 +309,6 @@ dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
 	req->timeout_ms = timeout_ms;
 	req->acb = cb;
 	req->arg = arg;
-	msgpack_sbuffer_init(&params);
 	rc = wire_acquire_params(&params, lock, flags, timeout_ms);
 	return send_async(c, req, "acquire", &params, rc, id);
 }
@@ -334,7 +317,7 @@ int
 dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
     void *arg)
 {
-	msgpack_sbuffer params;
+	struct wire_params params;
 	struct lockent *e;
 	struct dlm_req *req;
 	int rc;
@@ -358,12 +341,11 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
 	HASH_FIND_STR(c->locks, lock, e);
 	if (e != NULL && e->count > 0)
 		req->hold_token = e->token;
-	msgpack_sbuffer_init(&params);
 	if ((rc = wire_lock_params(&params, lock, req->hold_token)) == 0)
-		rc = dlm__call(c, req, "release", &params);
+		rc = dlm__call(c, req, "release", &params.sb);
 	dlm__result(c, rc, NULL);
 	dlm__leave(c);
-	msgpack_sbuffer_destroy(&params);
+	wire_params_free(&params);
 	if (rc != 0)
 		dlm__req_free(req);
 	return rc;

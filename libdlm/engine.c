@@ -533,7 +533,7 @@ refused(struct engine *e, const struct frame *f, int rc, const char *what)
 static int
 resend(struct engine *e, struct dlm_req *req, uint64_t now)
 {
-	msgpack_sbuffer params;
+	struct wire_params params;
 	int left = req->timeout_ms, rc;
 
 	if (req->is_acquire && left > 0) {
@@ -543,14 +543,13 @@ resend(struct engine *e, struct dlm_req *req, uint64_t now)
 			return DLM_E_TIMEOUT;
 		left -= (int)spent;
 	}
-	msgpack_sbuffer_init(&params);
 	rc = req->is_acquire ? wire_acquire_params(&params, req->lock,
 	    req->flags, left) : wire_lock_params(&params, req->lock,
 	    req->hold_token);
 	if (rc == 0)
 		rc = wire_request(&e->out, req->msgid, req->is_acquire ?
-		    "acquire" : "release", &params);
-	msgpack_sbuffer_destroy(&params);
+		    "acquire" : "release", &params.sb);
+	wire_params_free(&params);
 	if (rc == 0) {
 		req->unsent = false;
 		req->resent = true;

@@ -50,12 +50,14 @@ timeout_from(uint64_t at, uint64_t now)
 static void
 loop_notify(struct dlm_client *c, bool force)
 {
-	uint64_t now = mono_ms(), at;
+	uint64_t now, at;
 	int fd, events;
 	bool changed;
 
+	/* A loop that polls on its own (no watcher) is told nothing. */
 	if (c->watch == NULL)
 		return;
+	now = mono_ms();
 	pthread_mutex_lock(&c->mu);
 	fd = engine_fd(&c->eng);
 	events = loop_events(c);
@@ -130,6 +132,8 @@ dlm_loop_timeout_ms(struct dlm_client *c)
 int
 dlm_loop_process(struct dlm_client *c, int events)
 {
+	uint64_t now;
+	bool ran = false;
 	int rc;
 
 	if (c == NULL || !c->loop)
@@ -143,8 +147,9 @@ dlm_loop_process(struct dlm_client *c, int events)
 		return c->closing ? DLM_E_CLOSED : DLM_E_INVALID;
 	}
 	c->in_process = true;
+	now = mono_ms();
 	engine_process(&c->eng, ((events & DLM_EV_READ) ? ENGINE_READ : 0) |
-	    ((events & DLM_EV_WRITE) ? ENGINE_WRITE : 0), mono_ms());
+	    ((events & DLM_EV_WRITE) ? ENGINE_WRITE : 0), now);
 	/* Callbacks may queue more, and those more: run until none is left. */
 	while (c->done_head != NULL || c->note_head != NULL) {
 		struct dlm_req *done = dlm__take_completions(c);
@@ -154,9 +159,14 @@ dlm_loop_process(struct dlm_client *c, int events)
 		dlm__run_completions(c, done);
 		dlm__run_notes(c, notes);
 		pthread_mutex_lock(&c->mu);
+		ran = true;
 	}
-	/* What the callbacks asked for leaves in one write. */
-	engine_flush(&c->eng, mono_ms());
+	/*
+	 * What the callbacks asked for leaves in one write, timed anew if
+	 * they ran: they may have taken a while.
+	 */
+	if (engine_has_output(&c->eng))
+		engine_flush(&c->eng, ran ? mono_ms() : now);
 	c->in_process = false;
 	rc = c->eng.state == ENGINE_CLOSED ? DLM_E_CLOSED : 0;
 	dlm__result(c, rc, c->eng.errmsg);

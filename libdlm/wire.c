@@ -42,6 +42,13 @@ rbuf_read(struct rbuf *b, int fd)
 {
 	ssize_t n;
 
+	if (b->len == 0)
+		b->off = 0;
+	if (b->cap - b->off - b->len < READ_CHUNK && b->off > 0) {
+		/* What is left is the start of a frame: to the front. */
+		memmove(b->buf, b->buf + b->off, b->len);
+		b->off = 0;
+	}
 	if (b->cap - b->len < READ_CHUNK) {
 		size_t cap = b->cap * 2 + READ_CHUNK;
 		char *p = realloc(b->buf, cap);
@@ -58,7 +65,8 @@ rbuf_read(struct rbuf *b, int fd)
 	 * measured slower: bench/lockbench workload 2 fell from 34,000 to
 	 * 25,000 pairs/s.)
 	 */
-	n = recv(fd, b->buf + b->len, b->cap - b->len, MSG_DONTWAIT);
+	n = recv(fd, b->buf + b->off + b->len, b->cap - b->off - b->len,
+	    MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN ||
 	    errno == EWOULDBLOCK))
 		return 0;
@@ -71,7 +79,8 @@ rbuf_read(struct rbuf *b, int fd)
 int
 rbuf_frame(struct rbuf *b, struct frame *f, size_t *len)
 {
-	enum frame_status st = frame_scan(b->buf, b->len, MAX_REPLY, 8, len);
+	const char *start = b->buf + b->off;
+	enum frame_status st = frame_scan(start, b->len, MAX_REPLY, 8, len);
 	msgpack_object obj;
 	const msgpack_object *v;
 	uint64_t u;
@@ -82,7 +91,7 @@ rbuf_frame(struct rbuf *b, struct frame *f, size_t *len)
 	if (st != FRAME_COMPLETE)
 		return -1;
 	msgpack_zone_clear(&b->zone);
-	if (msgpack_unpack(b->buf, *len, &off, &b->zone, &obj) !=
+	if (msgpack_unpack(start, *len, &off, &b->zone, &obj) !=
 	    MSGPACK_UNPACK_SUCCESS)
 		return -1;
 	if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size < 3)
@@ -112,8 +121,10 @@ rbuf_frame(struct rbuf *b, struct frame *f, size_t *len)
 void
 rbuf_consume(struct rbuf *b, size_t n)
 {
-	memmove(b->buf, b->buf + n, b->len - n);
+	b->off += n;
 	b->len -= n;
+	if (b->len == 0)
+		b->off = 0;
 }
 
 /* Start a request frame: [0, msgid, method, [ */
@@ -200,6 +211,56 @@ wire_hello(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h)
 	return 0;
 }
 
+/* msgpack's write callback for struct wire_params: 0, or -1 (no memory). */
+static int
+params_write(void *data, const char *buf, size_t len)
+{
+	struct wire_params *p = data;
+	msgpack_sbuffer *sb = &p->sb;
+
+	if (sb->alloc - sb->size < len) {
+		size_t n = sb->alloc * 2;
+		char *d;
+
+		while (n < sb->size + len) {
+			if (n * 2 < n)
+				return -1;
+			n *= 2;
+		}
+		if (sb->data == p->small) {
+			if ((d = malloc(n)) != NULL)
+				memcpy(d, p->small, sb->size);
+		} else
+			d = realloc(sb->data, n);
+		if (d == NULL)
+			return -1;
+		sb->data = d;
+		sb->alloc = n;
+	}
+	memcpy(sb->data + sb->size, buf, len);
+	sb->size += len;
+	return 0;
+}
+
+void
+wire_params_init(struct wire_params *p, struct mpw *w)
+{
+	p->sb.data = p->small;
+	p->sb.size = 0;
+	p->sb.alloc = sizeof p->small;
+	mpw_init(w, p, params_write);
+}
+
+void
+wire_params_free(struct wire_params *p)
+{
+	if (p->sb.data != p->small)
+		free(p->sb.data);
+	p->sb.data = p->small;
+	p->sb.size = 0;
+	p->sb.alloc = sizeof p->small;
+}
+
 int
 wire_reclaim(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h,
     const char *secret, const uint8_t *receipt, uint32_t nclaims,
@@ -273,12 +334,12 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 }
 
 int
-wire_acquire_params(msgpack_sbuffer *sb, const char *lock, int flags,
+wire_acquire_params(struct wire_params *p, const char *lock, int flags,
     int timeout_ms)
 {
 	struct mpw w;
 
-	mpw_init_sbuffer(&w, sb);
+	wire_params_init(p, &w);
 	mpw_map(&w, 4);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);
@@ -292,11 +353,11 @@ wire_acquire_params(msgpack_sbuffer *sb, const char *lock, int flags,
 }
 
 int
-wire_lock_params(msgpack_sbuffer *sb, const char *lock, uint64_t token)
+wire_lock_params(struct wire_params *p, const char *lock, uint64_t token)
 {
 	struct mpw w;
 
-	mpw_init_sbuffer(&w, sb);
+	wire_params_init(p, &w);
 	mpw_map(&w, token != 0 ? 2 : 1);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);

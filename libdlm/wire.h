@@ -15,9 +15,17 @@
 
 #include <msgpack.h>
 
-/* Bytes read from the server and not yet consumed. */
+#include "mpack.h"
+
+/*
+ * Bytes read from the server and not yet consumed: len of them, from
+ * buf + off. Consuming a frame moves off, not the bytes after it, so that
+ * a read of many answers is not copied again for each (len = 0 empties
+ * it, whatever off says).
+ */
 struct rbuf {
 	char		*buf;
+	size_t		 off;
 	size_t		 len;
 	size_t		 cap;
 	msgpack_zone	 zone;		/* the decoded frame's objects */
@@ -119,10 +127,29 @@ struct wire_claim {
 	const uint8_t	*receipt;
 };
 int	 wire_claim(msgpack_sbuffer *, const struct wire_claim *);
-/* acquire's params, and {lock} or {lock, token} (token 0: none). */
-int	 wire_acquire_params(msgpack_sbuffer *, const char *lock, int flags,
+/*
+ * A request's params map, packed in the struct's own bytes while it fits
+ * (every call but one with a long lock name does), on the heap past that:
+ * an msgpack_sbuffer's first write takes 8 KiB from malloc, which cost
+ * more than the rest of packing a request. sb is what wire_request()
+ * reads. The struct points into itself: never copy it.
+ */
+struct wire_params {
+	msgpack_sbuffer	 sb;
+	char		 small[240];
+};
+
+/* Start empty, with w packing into p. */
+void	 wire_params_init(struct wire_params *p, struct mpw *w);
+void	 wire_params_free(struct wire_params *p);
+/*
+ * acquire's params, and {lock} or {lock, token} (token 0: none), packed
+ * into p (initialised here; wire_params_free() after).
+ */
+int	 wire_acquire_params(struct wire_params *p, const char *lock, int flags,
 	    int timeout_ms);
-int	 wire_lock_params(msgpack_sbuffer *, const char *lock, uint64_t token);
+int	 wire_lock_params(struct wire_params *p, const char *lock,
+	    uint64_t token);
 /* A params map with one key: {key: s} or {key: u}. */
 int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
 int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);

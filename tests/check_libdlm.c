@@ -954,6 +954,59 @@ START_TEST(async_many_in_flight)
 }
 END_TEST
 
+/*
+ * Lock names longer than the room a request's params are packed in on the
+ * stack go whole, by every call that sends one; and thousands of answers
+ * in flight, read in chunks that end inside a frame, all arrive.
+ */
+START_TEST(long_names_and_many_answers)
+{
+	enum { N = 4000, LONG = 900 };
+	struct dlmd_proc t;
+	struct dlm_client *c;
+	struct async_count n = { 0, 0, 0, 0 };
+	char srv[400], name[LONG + 1], second[LONG + 1];
+	uint64_t tok = 0;
+	int held = -1;
+
+	dlmd_start_tcp(&t, "--max-name-len", "1000", (char *)NULL);
+	snprintf(srv, sizeof srv, "unix:%s", t.sock);
+	c = dlm_connect(srv, NULL, NULL);
+	ck_assert_ptr_nonnull(c);
+	memset(name, 'n', LONG);
+	name[LONG] = '\0';
+	memcpy(second, name, sizeof second);
+	second[0] = 'o';
+	ck_assert_int_eq(dlm_acquire(c, name, 0, 0, &tok), 0);
+	ck_assert_int_eq(dlm_check(c, name, tok, &held), 0);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(dlm_release(c, name), 0);
+	ck_assert_int_eq(dlm_acquire_async(c, second, 0, 0, on_acquired, &n),
+	    0);
+	pump(c, &n.acquired, 1);
+	ck_assert_int_eq(dlm_holds(c, second, NULL), 1);
+	ck_assert_int_eq(dlm_release_async(c, second, on_released, &n), 0);
+	pump(c, &n.released, 1);
+
+	n.acquired = n.released = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "many/%d", i);
+		ck_assert_int_eq(dlm_acquire_async(c, name, 0, DLM_TRY,
+		    on_acquired, &n), 0);
+	}
+	pump(c, &n.acquired, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "many/%d", i);
+		ck_assert_int_eq(dlm_release_async(c, name, on_released, &n),
+		    0);
+	}
+	pump(c, &n.released, N);
+	ck_assert_int_eq(n.failed, 0);
+	dlm_close(c);
+	dlmd_stop_clean(&t);
+}
+END_TEST
+
 struct lost_log {
 	pthread_mutex_t	mu;
 	int		n;
@@ -1624,6 +1677,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, last_error_message);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
 	tcase_add_test(tc, async_many_in_flight);
+	tcase_add_test(tc, long_names_and_many_answers);
 	tcase_add_test(tc, lost_callback_on_force_release);
 	suite_add_tcase(s, tc);
 

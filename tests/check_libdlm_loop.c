@@ -645,6 +645,66 @@ START_TEST(blocking_calls_in_the_loop_mode)
 }
 END_TEST
 
+static int queued_failed;
+
+static void
+on_queued(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	int *done = arg;
+
+	(*done)++;
+	if (err != 0)
+		queued_failed++;
+}
+
+static void
+on_queued_release(struct dlm_client *c, int err, void *arg)
+{
+	on_queued(c, err, 0, arg);
+}
+
+/*
+ * Thousands of answers left queued in the socket are all read: reads of
+ * them stop inside a frame, whose start waits in the buffer for the rest.
+ */
+START_TEST(answers_queued_long_are_all_read)
+{
+	enum { N = 4000 };
+	struct log l;
+	struct dlm_client *c;
+	char name[32];
+	int done;
+
+	mode = _i;
+	memset(&l, 0, sizeof l);
+	queued_failed = 0;
+	c = loop_client(NULL, "queued", 0, 0, &l);
+	run_until(&l.connected, 1, 5000);
+	for (int round = 0; round < 2; round++) {
+		done = 0;
+		for (int i = 0; i < N; i++) {
+			snprintf(name, sizeof name, "q/%d", i);
+			ck_assert_int_eq(round == 0 ?
+			    dlm_acquire_async(c, name, 0, DLM_TRY, on_queued,
+			    &done) : dlm_release_async(c, name,
+			    on_queued_release, &done), 0);
+		}
+		/* Written, and not read until every answer has come. */
+		for (int i = 0; i < 500 &&
+		    (dlm_loop_events(c) & DLM_EV_WRITE); i++) {
+			ck_assert_int_eq(dlm_loop_process(c, DLM_EV_WRITE), 0);
+			sleep_ms(1);
+		}
+		sleep_ms(300);
+		run_until(&done, N, 10000);
+		ck_assert_int_eq(done, N);
+		ck_assert_int_eq(queued_failed, 0);
+	}
+	ck_assert_int_eq(dlm_holds(c, "q/17", NULL), 0);
+	dlm_close(c);
+}
+END_TEST
+
 START_TEST(first_connect_failure_is_told)
 {
 	struct log l;
@@ -699,6 +759,8 @@ loop_suite(void)
 	tcase_add_loop_test(tc, blocking_calls_in_the_loop_mode, DRIVE_POLL,
 	    DRIVES);
 	tcase_add_loop_test(tc, first_connect_failure_is_told, DRIVE_POLL,
+	    DRIVES);
+	tcase_add_loop_test(tc, answers_queued_long_are_all_read, DRIVE_POLL,
 	    DRIVES);
 	suite_add_tcase(s, tc);
 
