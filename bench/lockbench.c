@@ -12,6 +12,8 @@
  *                   the server's CPU and RSS; N (1000000) locks held: RSS
  *   6 dies          a holder SIGKILLed, or SIGSTOPped (a silent host):
  *                   time until a waiting client is granted the lock
+ *   7 first         C (200) new sessions one after another: connect and
+ *                   hello, the first acquire, the next: p50 and p99 of each
  */
 #include "config.h"
 
@@ -607,13 +609,83 @@ dies(void)
 	return 0;
 }
 
+/* The p50 and p99 of n samples (ns, sorted here) as "PREFIX_p50_us"... */
+static void
+result_pcts(const char *workload, const char *prefix, uint64_t *v, size_t n)
+{
+	char metric[64];
+
+	qsort(v, n, sizeof *v, cmp_u64);
+	snprintf(metric, sizeof metric, "%s_p50_us", prefix);
+	result(workload, metric, (double)v[n / 2] / 1e3);
+	snprintf(metric, sizeof metric, "%s_p99_us", prefix);
+	result(workload, metric, (double)v[n * 99 / 100] / 1e3);
+}
+
+/*
+ * 7: what a new session pays before its first grant, one session at a
+ * time so that nothing else is in the way: connect and hello (open), the
+ * session's first acquire (a clustered dlmd puts its record in etcd
+ * first), and its next acquire, of another lock, for comparison. Both
+ * are released and the session closed before the next one starts.
+ */
+static int
+first_grant(void)
+{
+	int n = clients > 0 ? clients : 200;
+	uint64_t *open_ns = calloc((size_t)n, sizeof *open_ns);
+	uint64_t *first_ns = calloc((size_t)n, sizeof *first_ns);
+	uint64_t *next_ns = calloc((size_t)n, sizeof *next_ns);
+	uint64_t *to_grant_ns = calloc((size_t)n, sizeof *to_grant_ns);
+	int err = 1;
+
+	if (open_ns == NULL || first_ns == NULL || next_ns == NULL ||
+	    to_grant_ns == NULL)
+		goto fail;
+	cpu_start();
+	for (int i = 0; i < n; i++) {
+		uint64_t t0 = mono_ns(), t1, t2, t3;
+		void *conn = open_or_die(0);
+
+		t1 = mono_ns();
+		if (peer->acquire(conn, "w7/first", 0) != PEER_GRANTED)
+			goto fail;
+		t2 = mono_ns();
+		if (peer->acquire(conn, "w7/next", 0) != PEER_GRANTED)
+			goto fail;
+		t3 = mono_ns();
+		if (peer->release(conn, "w7/first") != 0 ||
+		    peer->release(conn, "w7/next") != 0)
+			goto fail;
+		peer->close(conn);
+		open_ns[i] = t1 - t0;
+		first_ns[i] = t2 - t1;
+		next_ns[i] = t3 - t2;
+		to_grant_ns[i] = t2 - t0;
+	}
+	cpu_done((double)n);
+	result("w7", "sessions", n);
+	result_pcts("w7", "open", open_ns, (size_t)n);
+	result_pcts("w7", "first", first_ns, (size_t)n);
+	result_pcts("w7", "next", next_ns, (size_t)n);
+	result_pcts("w7", "to_first", to_grant_ns, (size_t)n);
+	cpu_report("w7");
+	err = 0;
+fail:
+	free(open_ns);
+	free(first_ns);
+	free(next_ns);
+	free(to_grant_ns);
+	return err;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr,
 "usage: lockbench [-t SECONDS] [-c CLIENTS] [-d DEPTH] [-l LEASE_MS]\n"
 "                 [-n LOCKS] [-p SERVER_PID] [-r RETRY_MS] [-R REPEATS]\n"
-"                 dlmd|dlmd-loop|redis|postgres ADDRESS 1|2|3|4|5|6\n"
+"                 dlmd|dlmd-loop|redis|postgres ADDRESS 1|2|3|4|5|6|7\n"
 "  ADDRESS: unix:PATH or tcp:HOST:PORT (dlmd, dlmd-loop, redis); a libpq\n"
 "  connection string (postgres)\n");
 	exit(2);
@@ -624,6 +696,7 @@ main(int argc, char **argv)
 {
 	static int (*const workloads[])(void) = {
 		uncontended, distinct, pipelined, handoff, idle, dies,
+		first_grant,
 	};
 	int ch, w;
 
@@ -655,7 +728,7 @@ main(int argc, char **argv)
 		usage();
 	addr = argv[optind + 1];
 	w = atoi(argv[optind + 2]);
-	if (w < 1 || w > 6)
+	if (w < 1 || w > 7)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	printf("recipe %s: %s\n", peer->name, peer->recipe());

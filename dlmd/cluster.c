@@ -764,7 +764,7 @@ secret_cb(const struct etcd_reply *r, void *arg)
 	}
 	etcd_answered(r);
 	if (created) {
-		memcpy(srv->cluster.key, cl.secret_want, RECEIPT_KEY_LEN);
+		receipt_key_set(&srv->cluster.key, cl.secret_want);
 		srv->cluster.have_key = true;
 		log_info("cluster: created the cluster's secret %s",
 		    cl.key_secret);
@@ -774,7 +774,8 @@ secret_cb(const struct etcd_reply *r, void *arg)
 	    sizeof err) != 0)
 		return;
 	if (n == 1 && kv.valuelen == RECEIPT_KEY_LEN) {
-		memcpy(srv->cluster.key, kv.value, RECEIPT_KEY_LEN);
+		receipt_key_set(&srv->cluster.key,
+		    (const uint8_t *)kv.value);
 		srv->cluster.have_key = true;
 		log_debug("cluster: read the cluster's secret");
 	} else if (!cl.secret_bad) {

@@ -220,7 +220,7 @@ struct cluster_status {
 	uint64_t	reclaims;	/* sessions reclaimed here */
 	uint64_t	reclaimed_holds;
 	bool		have_key;	/* the cluster's secret is known */
-	uint8_t		key[RECEIPT_KEY_LEN];
+	struct receipt_key key;
 };
 
 struct server {

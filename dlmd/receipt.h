@@ -9,12 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nettle/hmac.h>
+
 #define RECEIPT_LEN	32	/* bytes of a receipt */
 #define RECEIPT_KEY_LEN	32	/* bytes of the cluster's secret */
 
+/*
+ * The cluster's secret, keyed once: HMAC's state right after the key, so
+ * that a receipt (one per grant) does not hash the key again.
+ */
+struct receipt_key {
+	struct hmac_sha256_ctx	keyed;
+};
+
 /* Whose receipt: the key, the cluster, and the session. */
 struct receipt_who {
-	const uint8_t	*key;		/* RECEIPT_KEY_LEN bytes */
+	const struct receipt_key *key;
 	const char	*cluster;	/* NUL-terminated */
 	const char	*name;
 	size_t		 namelen;
@@ -32,6 +42,8 @@ struct receipt_claim {
 	uint64_t	 token;
 };
 
+void	receipt_key_set(struct receipt_key *,
+	    const uint8_t secret[RECEIPT_KEY_LEN]);
 void	receipt_session(const struct receipt_who *, uint8_t out[RECEIPT_LEN]);
 void	receipt_hold(const struct receipt_who *, const struct receipt_claim *,
 	    uint8_t out[RECEIPT_LEN]);

@@ -134,7 +134,7 @@ static int
 claim_install(struct session *s, const struct claim *cl, uint64_t now,
     const char **why)
 {
-	struct receipt_who who = { srv->cluster.key, session_cluster_name(),
+	struct receipt_who who = { &srv->cluster.key, session_cluster_name(),
 	    s->name, strlen(s->name), s->secret, strlen(s->secret) };
 	struct receipt_claim proven = cl->c;
 	uint8_t want[RECEIPT_LEN];
@@ -243,7 +243,7 @@ reclaim_method(struct request *req)
 	if (!cluster_reclaim_ready())
 		return request_defer(req);
 
-	who = (struct receipt_who){ srv->cluster.key, session_cluster_name(),
+	who = (struct receipt_who){ &srv->cluster.key, session_cluster_name(),
 	    name, namelen, secret, secretlen };
 	receipt_session(&who, want);
 	if (!receipt_equal(want, receipt, receiptlen))

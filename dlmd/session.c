@@ -103,7 +103,7 @@ session_cluster_name(void)
 static struct receipt_who
 session_who(const struct session *s)
 {
-	return (struct receipt_who){ srv->cluster.key, session_cluster_name(),
+	return (struct receipt_who){ &srv->cluster.key, session_cluster_name(),
 	    s->name, strlen(s->name), s->secret, strlen(s->secret) };
 }
 

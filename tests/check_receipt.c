@@ -12,15 +12,17 @@
 
 #include "receipt.h"
 
-static uint8_t key[RECEIPT_KEY_LEN];
+static uint8_t raw[RECEIPT_KEY_LEN];
+static struct receipt_key key;
 static const char secret[] = "0123456789abcdef0123456789abcdef";
 
 static struct receipt_who
 who(const char *name)
 {
 	for (int i = 0; i < RECEIPT_KEY_LEN; i++)
-		key[i] = (uint8_t)i;
-	return (struct receipt_who){ key, "prod", name, strlen(name), secret,
+		raw[i] = (uint8_t)i;
+	receipt_key_set(&key, raw);
+	return (struct receipt_who){ &key, "prod", name, strlen(name), secret,
 	    strlen(secret) };
 }
 
@@ -63,6 +65,7 @@ START_TEST(every_field_is_bound)
 {
 	struct receipt_who w = who("worker-1"), w2;
 	struct receipt_claim c = claim(), c2;
+	struct receipt_key other;
 	uint8_t base[RECEIPT_LEN], r[RECEIPT_LEN];
 
 	receipt_hold(&w, &c, base);
@@ -95,10 +98,14 @@ START_TEST(every_field_is_bound)
 	receipt_hold(&w2, &c, r);
 	ck_assert(!receipt_equal(base, r, RECEIPT_LEN));
 	w2 = w;
-	receipt_hold(&w2, &c, r);
-	key[0] ^= 1;
+	raw[0] ^= 1;
+	receipt_key_set(&other, raw);
+	w2.key = &other;
 	receipt_hold(&w2, &c, r);
 	ck_assert(!receipt_equal(base, r, RECEIPT_LEN));
+	/* Keyed once, used many times: the keyed state is not consumed. */
+	receipt_hold(&w, &c, r);
+	ck_assert(receipt_equal(base, r, RECEIPT_LEN));
 }
 END_TEST
 
