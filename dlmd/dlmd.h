@@ -161,6 +161,9 @@ struct session {
 	int			 record;	/* RECORD_* */
 	int64_t			 record_rev;	/* its mod_revision */
 	uint32_t		 record_lease_ms;	/* the lease ceiling */
+	/* Its hold receipts' common start, made at the first grant. */
+	struct receipt_prefix	 hold_prefix;
+	bool			 have_hold_prefix;
 };
 
 RB_HEAD(session_tree, session);
@@ -358,7 +361,7 @@ struct pending	*pending_find(struct session *, uint32_t msgid);
 void		 session_random_secret(char *out);
 struct session	*session_first_from(const char *key, size_t keylen);
 bool		 session_receipt(const struct session *, uint8_t *out);
-bool		 session_hold_receipt(const struct session *,
+bool		 session_hold_receipt(struct session *,
 		    const struct lt_hold *, uint8_t *out);
 const char	*session_cluster_name(void);
 struct session	*session_next(struct session *);

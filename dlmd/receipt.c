@@ -79,18 +79,38 @@ receipt_session(const struct receipt_who *who, uint8_t out[RECEIPT_LEN])
 }
 
 void
-receipt_hold(const struct receipt_who *who, const struct receipt_claim *c,
-    uint8_t out[RECEIPT_LEN])
+receipt_hold_prefix(const struct receipt_who *who, struct receipt_prefix *p)
 {
 	struct hmac_sha256_ctx h;
 
 	start(&h, who, "dlm-hold-1");
+	p->inner = h.state;
+}
+
+void
+receipt_hold_from(const struct receipt_key *k, const struct receipt_prefix *p,
+    const struct receipt_claim *c, uint8_t out[RECEIPT_LEN])
+{
+	/* HMAC's outer and inner pads from the key, its running hash ours. */
+	struct hmac_sha256_ctx h = k->keyed;
+
+	h.state = p->inner;
 	put_bytes(&h, c->lock, c->locklen);
 	put_u64(&h, c->kind);
 	put_u64(&h, c->mode);
 	put_u64(&h, c->count);
 	put_u64(&h, c->token);
 	hmac_sha256_digest(&h, RECEIPT_LEN, out);
+}
+
+void
+receipt_hold(const struct receipt_who *who, const struct receipt_claim *c,
+    uint8_t out[RECEIPT_LEN])
+{
+	struct receipt_prefix p;
+
+	receipt_hold_prefix(who, &p);
+	receipt_hold_from(who->key, &p, c, out);
 }
 
 /* In time that does not depend on where they differ. */

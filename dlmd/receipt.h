@@ -47,6 +47,21 @@ void	receipt_key_set(struct receipt_key *,
 void	receipt_session(const struct receipt_who *, uint8_t out[RECEIPT_LEN]);
 void	receipt_hold(const struct receipt_who *, const struct receipt_claim *,
 	    uint8_t out[RECEIPT_LEN]);
+
+/*
+ * Every hold receipt of a session starts with the same bytes (the session
+ * and its secret): the MAC's state after them, made once per session, so
+ * that a grant hashes only its own claim (two SHA-256 blocks for a short
+ * lock name, not four). receipt_hold_from() gives receipt_hold()'s bytes.
+ */
+struct receipt_prefix {
+	struct sha256_ctx	inner;
+};
+void	receipt_hold_prefix(const struct receipt_who *,
+	    struct receipt_prefix *);
+void	receipt_hold_from(const struct receipt_key *,
+	    const struct receipt_prefix *, const struct receipt_claim *,
+	    uint8_t out[RECEIPT_LEN]);
 /* got (len bytes, from the network) is want, compared in constant time. */
 bool	receipt_equal(const uint8_t want[RECEIPT_LEN], const void *got,
 	    size_t len);

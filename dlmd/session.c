@@ -125,18 +125,23 @@ session_receipt(const struct session *s, uint8_t *out)
 
 /* The receipt of one of its holds, as it stands now (count included). */
 bool
-session_hold_receipt(const struct session *s, const struct lt_hold *h,
+session_hold_receipt(struct session *s, const struct lt_hold *h,
     uint8_t *out)
 {
-	struct receipt_who who;
 	struct receipt_claim c;
 
 	if (!srv->cluster.enabled || !srv->cluster.have_key)
 		return false;
-	who = session_who(s);
+	if (!s->have_hold_prefix) {
+		/* The name and secret are the session's for good now. */
+		struct receipt_who who = session_who(s);
+
+		receipt_hold_prefix(&who, &s->hold_prefix);
+		s->have_hold_prefix = true;
+	}
 	c = (struct receipt_claim){ h->lock->name, h->lock->namelen,
 	    h->lock->kind, h->mode, h->count, h->token };
-	receipt_hold(&who, &c, out);
+	receipt_hold_from(&srv->cluster.key, &s->hold_prefix, &c, out);
 	return true;
 }
 

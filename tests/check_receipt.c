@@ -60,6 +60,38 @@ START_TEST(known_answers)
 }
 END_TEST
 
+/*
+ * One session's prefix, made once, serves each of its grants, whatever
+ * the lengths of its name and the lock's around SHA-256's 64-byte blocks.
+ */
+START_TEST(one_prefix_serves_every_grant)
+{
+	static const size_t names[] = { 1, 8, 40, 64, 100, 300 };
+	static const size_t locks[] = { 1, 4, 30, 55, 64, 200, 1000 };
+	char name[301], lock[1001];
+	uint8_t got[RECEIPT_LEN], want[RECEIPT_LEN];
+
+	memset(name, 'n', sizeof name);
+	memset(lock, 'l', sizeof lock);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		struct receipt_who w = { &key, "prod", name, names[i], secret,
+		    strlen(secret) };
+		struct receipt_prefix p;
+
+		(void)who("unused");	/* sets the key */
+		receipt_hold_prefix(&w, &p);
+		for (size_t j = 0; j < sizeof locks / sizeof locks[0]; j++) {
+			struct receipt_claim c = { lock, locks[j], 0, 1,
+			    (uint32_t)j + 1, 1000 + j };
+
+			receipt_hold_from(&key, &p, &c, got);
+			receipt_hold(&w, &c, want);
+			ck_assert_mem_eq(got, want, RECEIPT_LEN);
+		}
+	}
+}
+END_TEST
+
 /* Each way of altering a claim gives another receipt. */
 START_TEST(every_field_is_bound)
 {
@@ -156,6 +188,7 @@ receipt_suite(void)
 	TCase *tc = tcase_create("mac");
 
 	tcase_add_test(tc, known_answers);
+	tcase_add_test(tc, one_prefix_serves_every_grant);
 	tcase_add_test(tc, every_field_is_bound);
 	tcase_add_test(tc, fields_do_not_run_together);
 	tcase_add_test(tc, compare_checks_length_and_every_byte);
