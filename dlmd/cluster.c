@@ -83,6 +83,11 @@ static struct {
 	uint64_t		 lease_ttl_ms;	/* min(granted, configured) */
 	uint64_t		 margin_ms;
 	uint64_t		 deadline;	/* grants stop at this now_ms() */
+	/*
+	 * The active's deadline from its last renewal, taken only once a
+	 * read that needs etcd's quorum, sent after it, is answered.
+	 */
+	uint64_t		 renewed_until;
 	uint64_t		 grace_ms;
 	bool			 lease_busy;
 	bool			 poll_busy;
@@ -371,7 +376,7 @@ cluster_check(uint64_t now)
 	if (srv->cluster.role != CLUSTER_ACTIVE || now < cl.deadline)
 		return true;
 	snprintf(why, sizeof why, "the etcd lease was not renewed for %llu "
-	    "ms (last error: %s)",
+	    "ms, with etcd's quorum confirmed (last error: %s)",
 	    (unsigned long long)(now - (cl.deadline + cl.margin_ms -
 	    cl.lease_ttl_ms)),
 	    cl.last_error[0] != '\0' ? cl.last_error : "none");
@@ -722,6 +727,8 @@ verify_cb(const struct etcd_reply *r, void *arg)
 	    strcmp(m.id, cl.id) != 0)
 		cluster_step_down(n == 0 ? "the active key is gone from etcd" :
 		    "the active key is no longer this dlmd's");
+	else if (cl.renewed_until > cl.deadline)
+		deadline_set(cl.renewed_until);
 	etcd_kv_clear(&kv, n);
 }
 
@@ -816,7 +823,7 @@ renew_cb(const struct etcd_reply *r, void *arg)
 {
 	char err[200];
 	int64_t ttl;
-	uint64_t ttl_ms, next;
+	uint64_t ttl_ms, next, until;
 
 	if (stale(arg))
 		return;
@@ -836,11 +843,19 @@ renew_cb(const struct etcd_reply *r, void *arg)
 	if (ttl_ms > cl.lease_ttl_ms)
 		ttl_ms = cl.lease_ttl_ms;
 	/* Counted from when the renewal was sent, not answered. */
-	if (r->sent_ms + ttl_ms - cl.margin_ms > cl.deadline)
-		deadline_set(r->sent_ms + ttl_ms - cl.margin_ms);
-	if (srv->cluster.role == CLUSTER_ACTIVE)
+	until = r->sent_ms + ttl_ms - cl.margin_ms;
+	if (srv->cluster.role == CLUSTER_ACTIVE) {
+		/*
+		 * An etcd leader that has lost its quorum renews leases until
+		 * it notices, for up to an election timeout or two, but it
+		 * cannot answer a linearizable read: the deadline moves when
+		 * the read of the active key, sent now, comes back ours.
+		 */
+		cl.renewed_until = until;
 		etcd_call(cl.etcd, "/v3/kv/range", etcd_req_range(cl.key_active,
 		    false), verify_cb, gen_arg());
+	} else if (until > cl.deadline)
+		deadline_set(until);
 	etcd_call(cl.etcd, "/v3/kv/range", etcd_req_range(cl.members_prefix,
 	    true), members_cb, NULL);
 	next = cl.lease_ttl_ms / 3;
