@@ -158,6 +158,24 @@ wire_request(msgpack_sbuffer *out, uint32_t msgid, const char *method,
 	return 0;
 }
 
+/* What hello and reclaim both ask, when asked: lease, linger, auth. */
+static void
+put_session_asks(struct mpw *w, const struct hello_args *h)
+{
+	if (h->lease_ms > 0) {
+		mpw_key(w, "lease_ms");
+		mpw_i64(w, h->lease_ms);
+	}
+	if (h->linger_ms > 0) {
+		mpw_key(w, "linger_ms");
+		mpw_i64(w, h->linger_ms);
+	}
+	if (h->auth != NULL) {
+		mpw_key(w, "auth");
+		mpw_str(w, h->auth);
+	}
+}
+
 int
 wire_hello(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h)
 {
@@ -188,18 +206,7 @@ wire_hello(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h)
 		mpw_key(&w, "label");
 		mpw_str(&w, h->label);
 	}
-	if (h->lease_ms > 0) {
-		mpw_key(&w, "lease_ms");
-		mpw_i64(&w, h->lease_ms);
-	}
-	if (h->linger_ms > 0) {
-		mpw_key(&w, "linger_ms");
-		mpw_i64(&w, h->linger_ms);
-	}
-	if (h->auth != NULL) {
-		mpw_key(&w, "auth");
-		mpw_str(&w, h->auth);
-	}
+	put_session_asks(&w, h);
 	if (h->resume != NULL) {
 		mpw_key(&w, "resume");
 		mpw_str(&w, h->resume);
@@ -281,18 +288,7 @@ wire_reclaim(msgpack_sbuffer *out, uint32_t msgid, const struct hello_args *h,
 	mpw_str(&w, secret);
 	mpw_key(&w, "receipt");
 	mpw_bin(&w, receipt, WIRE_RECEIPT_LEN);
-	if (h->lease_ms > 0) {
-		mpw_key(&w, "lease_ms");
-		mpw_i64(&w, h->lease_ms);
-	}
-	if (h->linger_ms > 0) {
-		mpw_key(&w, "linger_ms");
-		mpw_i64(&w, h->linger_ms);
-	}
-	if (h->auth != NULL) {
-		mpw_key(&w, "auth");
-		mpw_str(&w, h->auth);
-	}
+	put_session_asks(&w, h);
 	mpw_key(&w, "holds");
 	mpw_array(&w, nclaims);
 	if (claims->size > 0)
