@@ -300,6 +300,21 @@ hello_make_name(struct conn *c, char *buf, size_t len)
 }
 
 /*
+ * A member that is not the active one refuses to open a session, naming
+ * the active when it knows it (the error map's "active").
+ */
+int
+request_not_active(struct request *req)
+{
+	req->err_active = srv->cluster.active[0] != '\0' ?
+	    srv->cluster.active : NULL;
+	return request_error(req, DLM_E_NOT_ACTIVE, "this dlmd is a %s member "
+	    "of its cluster%s%s", cluster_role_name(),
+	    req->err_active != NULL ? "; the active one is " : "",
+	    req->err_active != NULL ? req->err_active : "");
+}
+
+/*
  * What every request that opens a session (hello, reclaim) checks first:
  * the connection has none yet, and the client speaks our protocol.
  */
@@ -356,14 +371,8 @@ m_hello(struct request *req)
 	    sizeof req->errmsg)) != 0)
 		return rc;
 	/* After the token check: the hint is for clients, not strangers. */
-	if (!cluster_is_active()) {
-		req->err_active = srv->cluster.active[0] != '\0' ?
-		    srv->cluster.active : NULL;
-		return request_error(req, DLM_E_NOT_ACTIVE, "this dlmd is a "
-		    "%s member of its cluster%s%s", cluster_role_name(),
-		    req->err_active != NULL ? "; the active one is " : "",
-		    req->err_active != NULL ? req->err_active : "");
-	}
+	if (!cluster_is_active())
+		return request_not_active(req);
 
 	/*
 	 * A name whose holds may yet be reclaimed is its owner's: hello waits

@@ -422,6 +422,8 @@ struct request {
 #define DISPATCH_PENDING	(-1)
 int	request_defer(struct request *);
 int	request_opens_session(struct request *);
+/* NOT_ACTIVE, naming the active member when known. */
+int	request_not_active(struct request *);
 int	request_error(struct request *, int code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 int	param_name(struct request *, const char *key, bool required,

@@ -218,15 +218,15 @@ lt_owner_expired(const struct lt_owner *o, uint64_t now)
 
 static struct lt_hold *
 lt_hold_new(struct locktab *lt, struct lt_lock *l, struct lt_owner *o,
-    enum lt_mode mode, uint64_t now)
+    enum lt_mode mode, uint64_t token, uint32_t count, uint64_t now)
 {
 	struct lt_hold *h = xcalloc(1, sizeof *h);
 
 	h->lock = l;
 	h->owner = o;
-	h->token = lt->next_token++;
+	h->token = token;
 	h->since = now;
-	h->count = 1;
+	h->count = count;
 	h->mode = (uint8_t)mode;
 	TAILQ_INSERT_TAIL(&l->holders, h, lock_link);
 	LIST_INSERT_HEAD(&o->holds, h, owner_link);
@@ -292,7 +292,8 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		if (!lt_compatible(l, w->mode) || !lt_may_grant(lt, now))
 			break;
 		lt_wait_unlink(lt, w);
-		h = lt_hold_new(lt, l, w->owner, w->mode, now);
+		h = lt_hold_new(lt, l, w->owner, w->mode, lt->next_token++, 1,
+		    now);
 		lt->ops->granted(lt->arg, w, h);
 		free(w);
 	}
@@ -394,7 +395,7 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	if (l == NULL)
 		l = lt_lock_new(lt, name, namelen, kind);
 	if (grantable) {
-		*hold = lt_hold_new(lt, l, o, mode, now);
+		*hold = lt_hold_new(lt, l, o, mode, lt->next_token++, 1, now);
 		return LT_GRANTED;
 	}
 	w = xcalloc(1, sizeof *w);
@@ -474,19 +475,7 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 	}
 	if (mode == LT_EXCLUSIVE && token > l->floor)
 		l->floor = token;
-	h = xcalloc(1, sizeof *h);
-	h->lock = l;
-	h->owner = o;
-	h->token = token;
-	h->since = now;
-	h->count = count;
-	h->mode = (uint8_t)mode;
-	TAILQ_INSERT_TAIL(&l->holders, h, lock_link);
-	LIST_INSERT_HEAD(&o->holds, h, owner_link);
-	l->nholders++;
-	l->mode = (uint8_t)mode;
-	o->nholds++;
-	lt->stats.holds++;
+	h = lt_hold_new(lt, l, o, mode, token, count, now);
 	/* A shared hold in place of an exclusive one may let waiters go. */
 	lt_grant_pass(lt, l, now);
 	*hold = h;

@@ -227,14 +227,8 @@ reclaim_method(struct request *req)
 	if ((rc = auth_hello(c, auth, authlen, req->errmsg,
 	    sizeof req->errmsg)) != 0)
 		return rc;
-	if (!cluster_is_active()) {
-		req->err_active = srv->cluster.active[0] != '\0' ?
-		    srv->cluster.active : NULL;
-		return request_error(req, DLM_E_NOT_ACTIVE, "this dlmd is a "
-		    "%s member of its cluster%s%s", cluster_role_name(),
-		    req->err_active != NULL ? "; the active one is " : "",
-		    req->err_active != NULL ? req->err_active : "");
-	}
+	if (!cluster_is_active())
+		return request_not_active(req);
 	if (!cluster_in_grace())
 		return request_error(req, DLM_E_NOT_FOUND, "no fail-over grace "
 		    "period is running: holds of an earlier active are gone; "

@@ -87,11 +87,7 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		took_turn = true;
 	}
 	if ((rc = wire_acquire_params(&params, lock, flags, left)) == 0) {
-		memset(&req, 0, sizeof req);
-		pthread_cond_init(&cv, NULL);
-		req.kind = REQ_SYNC;
-		req.cv = &cv;
-		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
+		dlm__sync_req(&req, &cv, lock);
 		req.flags = flags;
 		req.is_acquire = true;
 		req.timeout_ms = left;
@@ -130,10 +126,7 @@ simple_call(struct dlm_client *c, const char *method, bool is_release,
 
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
-	memset(&req, 0, sizeof req);
-	pthread_cond_init(&cv, NULL);
-	req.kind = REQ_SYNC;
-	req.cv = &cv;
+	dlm__sync_req(&req, &cv, NULL);
 	req.is_release = is_release;
 	rc = dlm__call(c, &req, method, params);
 	dlm__result(c, rc, req.r.message);
@@ -171,11 +164,7 @@ dlm_release(struct dlm_client *c, const char *lock)
 		return rc;
 	}
 	if ((rc = wire_lock_params(&params, lock, token)) == 0) {
-		memset(&req, 0, sizeof req);
-		pthread_cond_init(&cv, NULL);
-		req.kind = REQ_SYNC;
-		req.cv = &cv;
-		req.lock = (char *)lock;	/* not freed: REQ_SYNC */
+		dlm__sync_req(&req, &cv, lock);
 		req.is_release = true;
 		req.hold_token = token;
 		rc = dlm__call(c, &req, "release", &params.sb);

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -48,6 +49,16 @@ dlm__leave(struct dlm_client *c)
 	pthread_mutex_unlock(&c->mu);
 	if (loop)
 		dlm__loop_notify(c);
+}
+
+void
+dlm__sync_req(struct dlm_req *req, pthread_cond_t *cv, const char *lock)
+{
+	memset(req, 0, sizeof *req);
+	pthread_cond_init(cv, NULL);
+	req->kind = REQ_SYNC;
+	req->cv = cv;
+	req->lock = (char *)lock;	/* not freed: REQ_SYNC */
 }
 
 int

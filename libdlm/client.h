@@ -270,6 +270,12 @@ void		 dlm__leave(struct dlm_client *);
  * REQ_SYNC, writes it, waits for the reply and returns its error; otherwise
  * returns 0 once queued. Called with c->mu held (inside dlm__enter).
  */
+/*
+ * A synchronous request on the caller's stack, with its condition
+ * variable (destroyed by the caller) and its lock (not copied, not freed).
+ */
+void		 dlm__sync_req(struct dlm_req *, pthread_cond_t *,
+		    const char *lock);
 int		 dlm__call(struct dlm_client *, struct dlm_req *,
 		    const char *method, const msgpack_sbuffer *params);
 

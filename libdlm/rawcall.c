@@ -79,10 +79,7 @@ dlm_call(struct dlm_client *c, const char *method, const void *params,
 		dlm__leave(c);
 		return DLM_E_NOMEM;
 	}
-	memset(&req, 0, sizeof req);
-	pthread_cond_init(&cv, NULL);
-	req.kind = REQ_SYNC;
-	req.cv = &cv;
+	dlm__sync_req(&req, &cv, NULL);
 	req.want_raw = true;
 	rc = dlm__call(c, &req, method, params != NULL ? &sb : NULL);
 	pthread_cond_destroy(&cv);

@@ -419,12 +419,7 @@ cc_end(const char *name, const char *extra, bool must_keep)
 			kill(workers[i], SIGKILL);
 			waitpid(workers[i], NULL, 0);
 		}
-	for (int i = 0; i < NODES; i++)
-		if (nodes[i].up) {
-			kill(nodes[i].p.pid, SIGCONT);
-			bad_exit += dlmd_stop(&nodes[i].p) != 0;
-			reports += !cluster_node_clean(&nodes[i]);
-		}
+	cluster_nodes_stop(nodes, NODES, &bad_exit, &reports);
 	etcd_cluster_stop(&ec);
 	for (int i = 0; i < cc_cfg.nlocks; i++) {
 		(void)chaosres_overlaps(&cc_cfg.res[i], overlapped);

@@ -64,12 +64,7 @@ teardown(void)
 {
 	int bad_exit = 0, reports = 0;
 
-	for (int i = 0; i < NODES; i++)
-		if (nodes[i].up) {
-			kill(nodes[i].p.pid, SIGCONT);
-			bad_exit += dlmd_stop(&nodes[i].p) != 0;
-			reports += !cluster_node_clean(&nodes[i]);
-		}
+	cluster_nodes_stop(nodes, NODES, &bad_exit, &reports);
 	etcd_cluster_stop(&ec);
 	ck_assert_msg(bad_exit == 0, "%d dlmd did not exit 0", bad_exit);
 	ck_assert_msg(reports == 0, "%d dlmd logs have sanitizer reports",
@@ -80,6 +75,24 @@ static int
 wait_one_active(int ms)
 {
 	return cluster_wait_one_active(nodes, NODES, ms);
+}
+
+/*
+ * etcd and two dlmd with the tests' TTL: the active's index, and in
+ * *standby (when not NULL) the other's.
+ */
+static int
+two_nodes_up(int *standby)
+{
+	int a;
+
+	etcd_cluster_start(&ec);
+	node_start(&nodes[0], TTL);
+	node_start(&nodes[1], TTL);
+	a = wait_one_active(15000);
+	if (standby != NULL)
+		*standby = 1 - a;
+	return a;
 }
 
 /* A session on n with a lease of ms; NULL when n answers NOT_ACTIVE. */
@@ -246,11 +259,7 @@ START_TEST(sigkill_the_active)
 	uint64_t t1, t2, killed, took;
 	int a, b;
 
-	etcd_cluster_start(&ec);
-	node_start(&nodes[0], TTL);
-	node_start(&nodes[1], TTL);
-	a = wait_one_active(15000);
-	b = 1 - a;
+	a = two_nodes_up(&b);
 	t1 = grant_on(&nodes[a], "job", 10000);
 
 	killed = mono_ms();
@@ -482,11 +491,7 @@ START_TEST(holders_reclaim_after_sigkill)
 	uint32_t wid;
 	int a, b;
 
-	etcd_cluster_start(&ec);
-	node_start(&nodes[0], TTL);
-	node_start(&nodes[1], TTL);
-	a = wait_one_active(15000);
-	b = 1 - a;
+	a = two_nodes_up(&b);
 
 	ident_open(&holder, &nodes[a], "holder");
 	/* The first acquire waits for the session's record in etcd. */
@@ -578,11 +583,7 @@ START_TEST(forged_reclaims_refused)
 	uint64_t deadline;
 	int a, b;
 
-	etcd_cluster_start(&ec);
-	node_start(&nodes[0], TTL);
-	node_start(&nodes[1], TTL);
-	a = wait_one_active(15000);
-	b = 1 - a;
+	a = two_nodes_up(&b);
 	ident_open(&holder, &nodes[a], "holder");
 	hold_take(&holder, &h, "L", "mutex", "exclusive");
 	hold_take(&holder, &m, "M", "mutex", "exclusive");
@@ -717,11 +718,7 @@ START_TEST(conflicting_reclaims_go_to_the_higher_token)
 	struct tc *ac, *bc;
 	int a, b;
 
-	etcd_cluster_start(&ec);
-	node_start(&nodes[0], TTL);
-	node_start(&nodes[1], TTL);
-	a = wait_one_active(15000);
-	b = 1 - a;
+	a = two_nodes_up(&b);
 	ident_open(&A, &nodes[a], "A");
 	ident_open(&B, &nodes[a], "B");
 	/* P: A's grant, then B's; Q: B's, then A's. */
@@ -852,10 +849,7 @@ START_TEST(tokens_only_grow)
 	uint64_t t[4];
 	int a;
 
-	etcd_cluster_start(&ec);
-	node_start(&nodes[0], TTL);
-	node_start(&nodes[1], TTL);
-	a = wait_one_active(15000);
+	a = two_nodes_up(NULL);
 	t[0] = grant_on(&nodes[a], "tok", 10000);
 	cluster_node_kill(&nodes[a]);
 	a = 1 - a;
@@ -1407,11 +1401,7 @@ START_TEST(dlmctl_status_and_cluster_from_any_member)
 	int a, b, st, rows_a = 0, rows_b = 0, actives = 0;
 	uint64_t deadline;
 
-	etcd_cluster_start(&ec);
-	node_start(&nodes[0], TTL);
-	node_start(&nodes[1], TTL);
-	a = wait_one_active(15000);
-	b = 1 - a;
+	a = two_nodes_up(&b);
 
 	/* The standby learns the active within a poll or two. */
 	deadline = mono_ms() + 5000;

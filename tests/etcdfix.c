@@ -139,26 +139,18 @@ etcdfix_record(pid_t pid, const char *dir)
 bool
 http_get(int port, const char *path, char *buf, size_t size)
 {
-	struct sockaddr_in sin;
 	struct timeval tv = { 0, 500000 };
 	char req[256];
 	size_t len = 0;
 	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd;
 
 	buf[0] = '\0';
-	if (fd < 0)
+	/* To loopback, a connect is answered at once. */
+	if ((fd = loopback_connect(port)) < 0)
 		return false;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
-		close(fd);
-		return false;
-	}
 	snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
 	    path);
 	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
@@ -388,6 +380,18 @@ cluster_node_kill(struct cluster_node *n)
 	kill(n->p.pid, SIGKILL);
 	dlmd_stop(&n->p);
 	ck_assert(cluster_node_clean(n));
+}
+
+void
+cluster_nodes_stop(struct cluster_node *nodes, int n, int *bad_exit,
+    int *reports)
+{
+	for (int i = 0; i < n; i++)
+		if (nodes[i].up) {
+			kill(nodes[i].p.pid, SIGCONT);
+			*bad_exit += dlmd_stop(&nodes[i].p) != 0;
+			*reports += !cluster_node_clean(&nodes[i]);
+		}
 }
 
 void

@@ -98,6 +98,13 @@ void		 cluster_node_start(struct cluster_node *,
 bool		 cluster_node_clean(struct cluster_node *);
 /* SIGKILL (after SIGCONT, should it be stopped): the host is gone. */
 void		 cluster_node_kill(struct cluster_node *);
+/*
+ * SIGTERM every one of the n nodes that is up (woken first if stopped)
+ * and clean it; adds to *bad_exit those that did not exit 0 and to
+ * *reports those whose log had a sanitizer's report.
+ */
+void		 cluster_nodes_stop(struct cluster_node *, int n, int *bad_exit,
+		    int *reports);
 void		 cluster_node_view(struct cluster_node *, struct cluster_view *);
 /*
  * Wait up to ms for exactly one of the n nodes that run (not stopped) to be

@@ -14,23 +14,7 @@
 #include <check.h>
 
 #include "relay.h"
-
-static int
-tcp_to(int port)
-{
-	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
+#include "testutil.h"
 
 static void *
 relay_main(void *arg)
@@ -50,7 +34,7 @@ relay_main(void *arg)
 			close(a);
 			continue;
 		}
-		if ((b = tcp_to(__atomic_load_n(&r->target,
+		if ((b = loopback_connect(__atomic_load_n(&r->target,
 		    __ATOMIC_ACQUIRE))) < 0) {
 			close(a);
 			continue;

@@ -62,20 +62,36 @@ free_tcp_port(void)
 	return port;
 }
 
-static bool
-tcp_accepts(int port)
+int
+loopback_connect(int port)
 {
 	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
 
+	if (fd < 0)
+		return -1;
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static bool
+tcp_accepts(int port)
+{
+	int fd = loopback_connect(port);
+
+	if (fd < 0)
+		return false;
 	close(fd);
-	return ok;
+	return true;
 }
 
 static void
@@ -296,16 +312,10 @@ tc_connect_unix(const char *path)
 struct tc *
 tc_connect_tcp(int port)
 {
-	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	int fd = loopback_connect(port), one = 1;
 
-	ck_assert_int_ge(fd, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
-	    "connect 127.0.0.1:%d: %s", port, strerror(errno));
+	ck_assert_msg(fd >= 0, "connect 127.0.0.1:%d: %s", port,
+	    strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return tc_new(fd);
 }

@@ -37,6 +37,8 @@ void	dlmd_stop_clean(struct dlmd_proc *);
 bool	dlmd_log_has(const struct dlmd_proc *, const char *needle);
 /* A TCP port on 127.0.0.1 nobody listens on just now. */
 int	free_tcp_port(void);
+/* A socket connected to 127.0.0.1:port, or -1 (errno says why). */
+int	loopback_connect(int port);
 /* The path of the dlmd binary under test ($DLMD). */
 const char *dlmd_path(void);
 
