@@ -66,7 +66,7 @@ int
 loopback_connect(int port)
 {
 	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
@@ -75,7 +75,8 @@ loopback_connect(int port)
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
-		err = errno;
+		int err = errno;
+
 		close(fd);
 		errno = err;
 		return -1;
