@@ -9,10 +9,8 @@
 #include "config.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +20,7 @@
 #include <msgpack.h>
 
 #include "clock.h"
+#include "dial.h"
 #include "dlmctl.h"
 #include "frame.h"
 #include "mpack.h"
@@ -72,68 +71,30 @@ wait_fd(int fd, short events, uint64_t deadline, char *why, size_t whylen)
 	return true;
 }
 
-/* A nonblocking connect to one socket address, finished by deadline. */
+/* A connection to a by deadline (dial.c's steps), or -1 with why. */
 static int
-dial_one(int family, const struct sockaddr *sa, socklen_t salen,
-    uint64_t deadline, char *why, size_t whylen)
+dial_by(const struct addr *a, uint64_t deadline, char *why, size_t whylen)
 {
-	int fd, soerr = 0;
-	socklen_t len = sizeof soerr;
+	struct dial d;
+	int fd = -1, rc = dial_start(&d, a);
 
-	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	while (rc == 0) {
+		if (!wait_fd(d.fd, POLLOUT, deadline, why, whylen)) {
+			dial_abort(&d);
+			return -1;
+		}
+		rc = dial_done(&d, &fd);
+	}
+	if (rc != 1) {
+		snprintf(why, whylen, "%s", d.why);
+		return -1;
+	}
 	if (fd < 0) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		return -1;
+		/* A Unix socket: connected at the start. */
+		fd = d.fd;
+		d.fd = -1;
 	}
-	if (connect(fd, sa, salen) == 0)
-		return fd;
-	if (errno != EINPROGRESS) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (!wait_fd(fd, POLLOUT, deadline, why, whylen)) {
-		close(fd);
-		return -1;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
-		soerr = errno;
-	if (soerr != 0) {
-		snprintf(why, whylen, "%s", strerror(soerr));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* A connection to a, or -1 with why. */
-static int
-dial(const struct addr *a, uint64_t deadline, char *why, size_t whylen)
-{
-	struct addrinfo hints, *res, *ai;
-	struct sockaddr_un sun;
-	int fd = -1, rc;
-
-	if (a->type == ADDR_UNIX) {
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		/* addr_parse() kept the path within sun_path. */
-		memcpy(sun.sun_path, a->path, strlen(a->path));
-		return dial_one(AF_UNIX, (struct sockaddr *)&sun, sizeof sun,
-		    deadline, why, whylen);
-	}
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
-		snprintf(why, whylen, "%s", gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
-		fd = dial_one(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
-		    deadline, why, whylen);
-	freeaddrinfo(res);
+	dial_abort(&d);
 	return fd;
 }
 
@@ -293,7 +254,7 @@ observe_call(const struct addr *a, const char *method, json_t **result,
 	int fd, rc = -1;
 
 	*result = NULL;
-	if ((fd = dial(a, deadline, why, whylen)) < 0)
+	if ((fd = dial_by(a, deadline, why, whylen)) < 0)
 		return -1;
 	if (pack_request(method, &sb) != 0) {
 		snprintf(why, whylen, "out of memory");

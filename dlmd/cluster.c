@@ -719,6 +719,11 @@ verify_cb(const struct etcd_reply *r, void *arg)
 	if (!r->ok || etcd_parse_kvs(r->json, &kv, 1, &n, err,
 	    sizeof err) != 0) {
 		etcd_failed("reading the active key", r);
+		/*
+		 * The deadline waits for this read: renew and read again
+		 * soon (on the next endpoint), not a whole period later.
+		 */
+		evtimer_add(cl.renew, timer_tv(CLUSTER_RENEW_RETRY_MS));
 		return;
 	}
 	etcd_answered(r);

@@ -19,7 +19,8 @@
  *	notes.c			the notes: lost holds and state changes to tell
  *	errmsg.c		error strings and the per-thread last message
  *	registry.c		the live clients, for fork()
- *	wire.c, dial.c		the protocol's frames, dialing the server
+ *	wire.c			the protocol's frames (dialing the server is
+ *				common/dial.c's)
  *
  * The declarations below are grouped by file, from the bottom up.
  *

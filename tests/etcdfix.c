@@ -397,9 +397,24 @@ cluster_nodes_stop(struct cluster_node *nodes, int n, int *bad_exit,
 void
 cluster_node_view(struct cluster_node *n, struct cluster_view *v)
 {
-	struct tc *c = tc_connect(&n->p);
-	struct reply *r = tc_call(c, "stats", NULL);
+	struct tc *c;
+	struct reply *r;
+	int tries = 0;
 
+	/*
+	 * An active stepping down closes every connection, one accepted
+	 * just then too: ask again on a new one.
+	 */
+	for (;;) {
+		c = tc_connect(&n->p);
+		r = tc_wait(c, tc_send(c, "stats", NULL), 10000);
+		if (r != NULL || !c->eof || ++tries == 5)
+			break;
+		tc_close(c);
+		sleep_ms(50);
+	}
+	ck_assert_msg(r != NULL, "no reply to stats%s", c->eof ?
+	    ": the server closed the connection" : "");
 	memset(v, 0, sizeof *v);
 	if (r->err == 0) {
 		snprintf(v->role, sizeof v->role, "%s", reply_str(r, "role"));

@@ -362,6 +362,11 @@ tc_send_raw(struct tc *c, const void *buf, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			/* Closed by the server: what waits for a reply says. */
+			c->eof = true;
+			return;
+		}
 		ck_assert_msg(n > 0, "send: %s", strerror(errno));
 		p += n;
 		len -= (size_t)n;
@@ -581,7 +586,8 @@ tc_call(struct tc *c, const char *method, const char *fmt, ...)
 	id = tc_vsend(c, method, fmt, ap);
 	va_end(ap);
 	r = tc_wait(c, id, 10000);
-	ck_assert_msg(r != NULL, "no reply to %s", method);
+	ck_assert_msg(r != NULL, "no reply to %s%s", method, c->eof ?
+	    ": the server closed the connection" : "");
 	return r;
 }
 

@@ -1,10 +1,11 @@
 /*
- * libdlm's dialing: a parsed address to a connected socket, in steps that
- * never block, so that whatever drives the connection (the library's
- * thread or the program's event loop) stays free to do anything else.
+ * Dialing: a parsed address to a connected socket, in steps that never
+ * block, so that whatever drives the connection (libdlm's thread, the
+ * program's event loop, or dlmctl's own deadline) stays free to do
+ * anything else.
  */
-#ifndef LIBDLM_DIAL_H
-#define LIBDLM_DIAL_H
+#ifndef DLM_DIAL_H
+#define DLM_DIAL_H
 
 #include <netdb.h>
 
