@@ -521,6 +521,7 @@ m_acquire(struct request *req)
 	size_t namelen;
 	int kind = LT_MUTEX, mode = 0, rc;
 	int64_t timeout = -1;
+	struct lt_want want = { 0 };
 	struct lt_hold *h;
 	struct lt_wait *w;
 	struct lt_lock *l;
@@ -537,8 +538,10 @@ m_acquire(struct request *req)
 	if (!records_ensure(s))
 		return request_defer(req);
 	srv->stats.acquires++;
-	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, kind,
-	    mode == 0 ? LT_EXCLUSIVE : LT_SHARED, timeout != 0, NULL,
+	want.kind = kind;
+	want.mode = mode == 0 ? LT_EXCLUSIVE : LT_SHARED;
+	want.may_wait = timeout != 0;
+	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, &want,
 	    now_ms(), &h, &w);
 	if (rc == DLM_E_WOULD_BLOCK)
 		srv->stats.would_blocks++;

@@ -340,9 +340,11 @@ lt_lock_new(struct locktab *lt, const char *name, size_t namelen,
 
 int
 locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
-    size_t namelen, enum lt_kind kind, enum lt_mode mode, bool may_wait,
-    void *udata, uint64_t now, struct lt_hold **hold, struct lt_wait **wait)
+    size_t namelen, const struct lt_want *want, uint64_t now,
+    struct lt_hold **hold, struct lt_wait **wait)
 {
+	enum lt_kind kind = want->kind;
+	enum lt_mode mode = want->mode;
 	struct lt_lock *l;
 	struct lt_wait *w;
 	bool grantable;
@@ -383,7 +385,7 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 		    o->nholds + o->nwaits >= lt->limits.max_holds)
 			return DLM_E_LIMIT;
 	} else {
-		if (!may_wait)
+		if (!want->may_wait)
 			return DLM_E_WOULD_BLOCK;
 		if ((lt->limits.max_waits != 0 &&
 		    o->nwaits >= lt->limits.max_waits) ||
@@ -401,7 +403,7 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	w = xcalloc(1, sizeof *w);
 	w->lock = l;
 	w->owner = o;
-	w->udata = udata;
+	w->udata = want->udata;
 	w->since = now;
 	w->mode = (uint8_t)mode;
 	TAILQ_INSERT_TAIL(&l->waiters, w, lock_link);

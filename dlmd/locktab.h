@@ -131,14 +131,26 @@ void		 locktab_set_limits(struct locktab *, const struct lt_limits *);
 void		 locktab_owner_init(struct lt_owner *);
 
 /*
+ * What an acquire asks for. New kinds of request add fields here, each
+ * meaning "as before" when zero, so callers that zero the struct ask what
+ * they always did.
+ */
+struct lt_want {
+	enum lt_kind	 kind;
+	enum lt_mode	 mode;
+	bool		 may_wait;
+	void		*udata;	/* the caller's pending request, on a wait */
+};
+
+/*
  * Ask for a lock. Returns LT_GRANTED with *hold set (a new hold, or the
  * holder's own for a reentrant acquire), LT_QUEUED with *wait set (only when
  * may_wait), or DLM_E_WOULD_BLOCK, DLM_E_ALREADY_HELD, DLM_E_KIND_MISMATCH,
  * DLM_E_LIMIT.
  */
 int		 locktab_acquire(struct locktab *, struct lt_owner *,
-		    const char *name, size_t namelen, enum lt_kind,
-		    enum lt_mode, bool may_wait, void *udata, uint64_t now,
+		    const char *name, size_t namelen,
+		    const struct lt_want *, uint64_t now,
 		    struct lt_hold **hold, struct lt_wait **wait);
 /*
  * Release one level of the owner's hold. 0 with *remaining set, or

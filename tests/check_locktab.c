@@ -95,6 +95,18 @@ teardown(void)
 	locktab_free(lt);
 }
 
+/* locktab_acquire() with an exclusive-or-shared lock of a kind. */
+static int
+acquire_raw(struct locktab *t, struct lt_owner *o, const char *name,
+    size_t namelen, enum lt_kind kind, enum lt_mode mode, bool wait,
+    void *udata, uint64_t at, struct lt_hold **h, struct lt_wait **w)
+{
+	struct lt_want want = { .kind = kind, .mode = mode, .may_wait = wait,
+	    .udata = udata };
+
+	return locktab_acquire(t, o, name, namelen, &want, at, h, w);
+}
+
 /* Acquire and return the result; *token gets the grant's token. */
 static int
 acq(struct lt_owner *o, const char *name, enum lt_kind kind, enum lt_mode mode,
@@ -102,7 +114,7 @@ acq(struct lt_owner *o, const char *name, enum lt_kind kind, enum lt_mode mode,
 {
 	struct lt_hold *h;
 	struct lt_wait *w;
-	int rc = locktab_acquire(lt, o, name, strlen(name), kind, mode, wait,
+	int rc = acquire_raw(lt, o, name, strlen(name), kind, mode, wait,
 	    udata, now, &h, &w);
 
 	if (rc == LT_GRANTED) {
@@ -142,13 +154,13 @@ START_TEST(every_hold_end_is_reported)
 	nended = 0;
 	ended_ms = 0;
 	now = 100;
-	ck_assert_int_eq(locktab_acquire(lt, &A, "a", 1, LT_RLOCK,
+	ck_assert_int_eq(acquire_raw(lt, &A, "a", 1, LT_RLOCK,
 	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
-	ck_assert_int_eq(locktab_acquire(lt, &A, "a", 1, LT_RLOCK,
+	ck_assert_int_eq(acquire_raw(lt, &A, "a", 1, LT_RLOCK,
 	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
-	ck_assert_int_eq(locktab_acquire(lt, &B, "b", 1, LT_MUTEX,
+	ck_assert_int_eq(acquire_raw(lt, &B, "b", 1, LT_MUTEX,
 	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
-	ck_assert_int_eq(locktab_acquire(lt, &C, "c", 1, LT_MUTEX,
+	ck_assert_int_eq(acquire_raw(lt, &C, "c", 1, LT_MUTEX,
 	    LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
 	now = 150;
 	ck_assert_int_eq(locktab_release(lt, &A, "a", 1, now, &left), 0);
@@ -598,18 +610,18 @@ START_TEST(binary_names)
 	struct lt_wait *w;
 	char longname[1000];
 
-	ck_assert_int_eq(locktab_acquire(lt, &A, n1, 3, LT_MUTEX, LT_EXCLUSIVE,
+	ck_assert_int_eq(acquire_raw(lt, &A, n1, 3, LT_MUTEX, LT_EXCLUSIVE,
 	    false, NULL, now, &h, &w), LT_GRANTED);
-	ck_assert_int_eq(locktab_acquire(lt, &B, n2, 3, LT_MUTEX, LT_EXCLUSIVE,
+	ck_assert_int_eq(acquire_raw(lt, &B, n2, 3, LT_MUTEX, LT_EXCLUSIVE,
 	    false, NULL, now, &h, &w), LT_GRANTED);
-	ck_assert_int_eq(locktab_acquire(lt, &B, n1, 3, LT_MUTEX, LT_EXCLUSIVE,
+	ck_assert_int_eq(acquire_raw(lt, &B, n1, 3, LT_MUTEX, LT_EXCLUSIVE,
 	    false, NULL, now, &h, &w), DLM_E_WOULD_BLOCK);
 	/* Names longer than the stack key take the heap path. */
 	memset(longname, 'L', sizeof longname);
-	ck_assert_int_eq(locktab_acquire(lt, &A, longname, sizeof longname,
+	ck_assert_int_eq(acquire_raw(lt, &A, longname, sizeof longname,
 	    LT_MUTEX, LT_EXCLUSIVE, false, NULL, now, &h, &w), LT_GRANTED);
 	ck_assert_ptr_nonnull(locktab_find(lt, longname, sizeof longname));
-	ck_assert_int_eq(locktab_acquire(lt, &A, "", 0, LT_MUTEX, LT_EXCLUSIVE,
+	ck_assert_int_eq(acquire_raw(lt, &A, "", 0, LT_MUTEX, LT_EXCLUSIVE,
 	    false, NULL, now, &h, &w), DLM_E_BAD_REQUEST);
 	check_invariants();
 }
@@ -641,7 +653,7 @@ START_TEST(random_operations_keep_invariants)
 		now++;
 		nev = 0;
 		if (op < 5)
-			(void)locktab_acquire(lt, &o[who], name, 1, kind, mode,
+			(void)acquire_raw(lt, &o[who], name, 1, kind, mode,
 			    op < 3, &o[who], now, &h, &w);
 		else if (op < 8)
 			(void)locktab_release(lt, &o[who], name, 1, now, &left);
