@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,22 +54,79 @@ turn_error(struct dlm_client *c, int rc, const char *lock)
 	}
 }
 
+void
+dlm_acquire_opts_init(struct dlm_acquire_opts *opts)
+{
+	if (opts != NULL) {
+		memset(opts, 0, sizeof *opts);
+		opts->size = sizeof *opts;
+		opts->timeout_ms = DLM_FOREVER;
+	}
+}
+
+/*
+ * Read the caller's acquire options into *o, in the library's own layout:
+ * only as much as the caller's struct has, as with struct dlm_options; a
+ * newer caller's fields past ours must be unset. NULL when o may be
+ * asked for, else what is wrong, for DLM_E_INVALID.
+ */
+static const char *
+acquire_opts_read(struct dlm_acquire_opts *o, const char *lock,
+    const struct dlm_acquire_opts *given)
+{
+	size_t n;
+
+	dlm_acquire_opts_init(o);
+	if (check_name(lock) != 0)
+		return BAD_NAME;
+	if (given == NULL)
+		return NULL;
+	n = given->size;
+	if (n < offsetof(struct dlm_acquire_opts, timeout_ms) + sizeof(int))
+		return "acquire options without their size: fill them with "
+		    "dlm_acquire_opts_init()";
+	for (size_t i = sizeof *o; i < n; i++)
+		if (((const unsigned char *)given)[i] != 0)
+			return "acquire options this library does not know";
+	memcpy(o, given, n < sizeof *o ? n : sizeof *o);
+	o->size = sizeof *o;
+	if ((o->flags & ~(DLM_RLOCK | DLM_SHARED)) != 0)
+		return "unknown flags";
+	if (o->timeout_ms < -1)
+		return "a timeout below -1";
+	return NULL;
+}
+
 int
 dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
     uint64_t *token)
 {
+	struct dlm_acquire_opts o;
+
+	dlm_acquire_opts_init(&o);
+	o.flags = flags;
+	o.timeout_ms = timeout_ms;
+	return dlm_acquire_ex(c, lock, &o, token);
+}
+
+int
+dlm_acquire_ex(struct dlm_client *c, const char *lock,
+    const struct dlm_acquire_opts *given, uint64_t *token)
+{
 	pthread_cond_t cv;
+	struct dlm_acquire_opts o;
 	struct dlm_req req;
 	struct lockent *e;
 	struct note *spare = NULL;
 	struct wire_params params;
-	int rc, left = timeout_ms;
+	const char *bad;
+	int rc, left, flags, timeout_ms;
 	bool took_turn = false;
 
-	if ((rc = check_name(lock)) != 0 || (flags & ~(DLM_RLOCK |
-	    DLM_SHARED)) != 0 || timeout_ms < -1)
-		return dlm__result(c, DLM_E_INVALID, rc != 0 ? BAD_NAME :
-		    "unknown flags, or a timeout below -1");
+	if ((bad = acquire_opts_read(&o, lock, given)) != NULL)
+		return dlm__result(c, DLM_E_INVALID, bad);
+	flags = o.flags;
+	left = timeout_ms = o.timeout_ms;
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;
 	/* Made now, what a grant needs: see send_async(). */
@@ -86,9 +144,9 @@ dlm_acquire(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
 		}
 		took_turn = true;
 	}
-	if ((rc = wire_acquire_params(&params, lock, flags, left)) == 0) {
+	if ((rc = wire_acquire_params(&params, lock, &o, left)) == 0) {
 		dlm__sync_req(&req, &cv, lock);
-		req.flags = flags;
+		req.acq = o;
 		req.is_acquire = true;
 		req.timeout_ms = left;
 		req.spare = spare;
@@ -279,26 +337,39 @@ int
 dlm_acquire_async_id(struct dlm_client *c, const char *lock, int flags,
     int timeout_ms, dlm_acquire_cb cb, void *arg, uint64_t *id)
 {
+	struct dlm_acquire_opts o;
+
+	dlm_acquire_opts_init(&o);
+	o.flags = flags;
+	o.timeout_ms = timeout_ms;
+	return dlm_acquire_ex_async(c, lock, &o, cb, arg, id);
+}
+
+int
+dlm_acquire_ex_async(struct dlm_client *c, const char *lock,
+    const struct dlm_acquire_opts *given, dlm_acquire_cb cb, void *arg,
+    uint64_t *id)
+{
+	struct dlm_acquire_opts o;
 	struct wire_params params;
 	struct dlm_req *req;
+	const char *bad;
 	int rc;
 
-	if (check_name(lock) != 0 || (flags & ~(DLM_RLOCK | DLM_SHARED)) != 0 ||
-	    timeout_ms < -1)
-		return dlm__result(c, DLM_E_INVALID, check_name(lock) != 0 ?
-		    BAD_NAME : "unknown flags, or a timeout below -1");
+	if ((bad = acquire_opts_read(&o, lock, given)) != NULL)
+		return dlm__result(c, DLM_E_INVALID, bad);
 	if ((req = calloc(1, sizeof *req)) == NULL ||
 	    (req->lock = strdup(lock)) == NULL) {
 		free(req);
 		return dlm__result(c, DLM_E_NOMEM, NULL);
 	}
 	req->kind = REQ_ASYNC_ACQUIRE;
-	req->flags = flags;
+	req->acq = o;
 	req->is_acquire = true;
-	req->timeout_ms = timeout_ms;
+	req->timeout_ms = o.timeout_ms;
 	req->acb = cb;
 	req->arg = arg;
-	rc = wire_acquire_params(&params, lock, flags, timeout_ms);
+	rc = wire_acquire_params(&params, lock, &o, o.timeout_ms);
 	return send_async(c, req, "acquire", &params, rc, id);
 }
 

@@ -183,6 +183,22 @@ DLM_API struct dlm_client *dlm_connect(const char *server,
  */
 DLM_API int	dlm_acquire(struct dlm_client *, const char *lock, int flags,
 		    int timeout_ms, uint64_t *token);
+/*
+ * What dlm_acquire_ex() asks for: fill with dlm_acquire_opts_init(), then
+ * set the fields wanted. As with struct dlm_options, size lets the struct
+ * grow at its end; the library reads only the caller's size of it, and a
+ * field it does not know must be left zero. See dlm_acquire_ex(3).
+ */
+struct dlm_acquire_opts {
+	size_t		 size;		/* set by dlm_acquire_opts_init() */
+	int		 flags;		/* as dlm_acquire()'s */
+	int		 timeout_ms;	/* default DLM_FOREVER */
+};
+
+DLM_API void	dlm_acquire_opts_init(struct dlm_acquire_opts *opts);
+/* dlm_acquire() with the further choices of opts (NULL: the defaults). */
+DLM_API int	dlm_acquire_ex(struct dlm_client *, const char *lock,
+		    const struct dlm_acquire_opts *opts, uint64_t *token);
 /* Give a lock back (one level of an rlock). */
 DLM_API int	dlm_release(struct dlm_client *, const char *lock);
 /* Release every lock this client holds. */
@@ -293,6 +309,10 @@ DLM_API int	dlm_release_async(struct dlm_client *, const char *lock,
 DLM_API int	dlm_acquire_async_id(struct dlm_client *, const char *lock,
 		    int flags, int timeout_ms, dlm_acquire_cb cb, void *arg,
 		    uint64_t *id);
+/* dlm_acquire_async_id() with the choices of dlm_acquire_ex(). */
+DLM_API int	dlm_acquire_ex_async(struct dlm_client *, const char *lock,
+		    const struct dlm_acquire_opts *opts, dlm_acquire_cb cb,
+		    void *arg, uint64_t *id);
 /* A descriptor readable while completions are queued (for poll/epoll). */
 DLM_API int	dlm_async_fd(struct dlm_client *);
 /* Run the queued completions; returns how many ran. */

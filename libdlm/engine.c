@@ -544,7 +544,7 @@ resend(struct engine *e, struct dlm_req *req, uint64_t now)
 		left -= (int)spent;
 	}
 	rc = req->is_acquire ? wire_acquire_params(&params, req->lock,
-	    req->flags, left) : wire_lock_params(&params, req->lock,
+	    &req->acq, left) : wire_lock_params(&params, req->lock,
 	    req->hold_token);
 	if (rc == 0)
 		rc = wire_request(&e->out, req->msgid, req->is_acquire ?
@@ -1138,7 +1138,7 @@ engine_submit(struct engine *e, struct dlm_req *req, const char *method,
 
 	if (e->state == ENGINE_CLOSED || e->closing)
 		return DLM_E_CLOSED;
-	if (req->is_acquire && !(req->flags & DLM_RLOCK) && req->lock != NULL &&
+	if (req->is_acquire && !(req->acq.flags & DLM_RLOCK) && req->lock != NULL &&
 	    req->unc == NULL) {
 		/* What a drop with it in flight must record: made now. */
 		if ((req->unc = calloc(1, sizeof *req->unc)) == NULL ||

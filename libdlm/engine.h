@@ -70,7 +70,12 @@ struct dlm_req {
 	void		*cv;		/* REQ_SYNC: its pthread_cond_t */
 	/* For acquires and releases: keep the local lock entries in step. */
 	char		*lock;
-	int		 flags;
+	/*
+	 * An acquire's choices (its value, when it has one, the request's
+	 * own copy for an async acquire; the caller's, which outlives the
+	 * call, for a synchronous one).
+	 */
+	struct dlm_acquire_opts acq;
 	bool		 is_acquire;
 	bool		 is_release;
 	uint64_t	 hold_token;	/* the hold a release means; 0: any */

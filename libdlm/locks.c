@@ -266,8 +266,8 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 		}
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
-		e->rlock = (req->flags & DLM_RLOCK) != 0;
-		e->shared = (req->flags & DLM_SHARED) != 0;
+		e->rlock = (req->acq.flags & DLM_RLOCK) != 0;
+		e->shared = (req->acq.flags & DLM_SHARED) != 0;
 		e->has_receipt = req->r.has_receipt;
 		e->receipt_count = e->count;
 		memcpy(e->receipt, req->r.receipt, sizeof e->receipt);

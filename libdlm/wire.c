@@ -330,19 +330,20 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 }
 
 int
-wire_acquire_params(struct wire_params *p, const char *lock, int flags,
-    int timeout_ms)
+wire_acquire_params(struct wire_params *p, const char *lock,
+    const struct dlm_acquire_opts *o, int timeout_ms)
 {
 	struct mpw w;
+	uint32_t n = 4;
 
 	wire_params_init(p, &w);
-	mpw_map(&w, 4);
+	mpw_map(&w, n);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);
 	mpw_key(&w, "kind");
-	mpw_str(&w, (flags & DLM_RLOCK) ? "rlock" : "mutex");
+	mpw_str(&w, (o->flags & DLM_RLOCK) ? "rlock" : "mutex");
 	mpw_key(&w, "mode");
-	mpw_str(&w, (flags & DLM_SHARED) ? "shared" : "exclusive");
+	mpw_str(&w, (o->flags & DLM_SHARED) ? "shared" : "exclusive");
 	mpw_key(&w, "timeout_ms");
 	mpw_i64(&w, timeout_ms);
 	return w.err != 0 ? DLM_E_NOMEM : 0;

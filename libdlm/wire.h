@@ -143,11 +143,14 @@ struct wire_params {
 void	 wire_params_init(struct wire_params *p, struct mpw *w);
 void	 wire_params_free(struct wire_params *p);
 /*
- * acquire's params, and {lock} or {lock, token} (token 0: none), packed
- * into p (initialised here; wire_params_free() after).
+ * acquire's params (what o asks, with timeout_ms, what is left of its
+ * time), and {lock} or {lock, token} (token 0: none), packed into p
+ * (initialised here; wire_params_free() after). Keys of the extended
+ * acquire are sent only when set, so a plain acquire is what older
+ * servers know.
  */
-int	 wire_acquire_params(struct wire_params *p, const char *lock, int flags,
-	    int timeout_ms);
+int	 wire_acquire_params(struct wire_params *p, const char *lock,
+	    const struct dlm_acquire_opts *o, int timeout_ms);
 int	 wire_lock_params(struct wire_params *p, const char *lock,
 	    uint64_t token);
 /* A params map with one key: {key: s} or {key: u}. */

@@ -403,6 +403,54 @@ START_TEST(options_read_by_their_size)
 }
 END_TEST
 
+START_TEST(acquire_opts_read_by_their_size)
+{
+	struct {
+		struct dlm_acquire_opts	 o;
+		uint64_t		 newer[4];
+	} big;
+	struct dlm_acquire_opts o, hand = { .flags = 0 };
+	struct dlm_client *c = dlm_connect(server, NULL, NULL);
+	uint64_t t1 = 0, t2 = 0;
+
+	ck_assert_ptr_nonnull(c);
+	dlm_acquire_opts_init(&o);
+	ck_assert_uint_eq(o.size, sizeof o);
+	ck_assert_int_eq(o.timeout_ms, DLM_FOREVER);
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-a", NULL, &t1), 0);
+	ck_assert_uint_gt(t1, 0);
+	ck_assert_int_eq(dlm_holds(c, "ex-a", &t2), 1);
+	ck_assert_uint_eq(t1, t2);
+	o.flags = DLM_RLOCK | DLM_SHARED;
+	o.timeout_ms = DLM_TRY;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-b", &o, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(c, "ex-b", DLM_TRY, 0, NULL),
+	    DLM_E_KIND_MISMATCH);
+	/* Unsized, unknown flags, a bad timeout: refused before sending. */
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &hand, NULL),
+	    DLM_E_INVALID);
+	ck_assert_str_ne(dlm_errmsg(c), "");
+	o.flags = 0x40000000;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &o, NULL), DLM_E_INVALID);
+	o.flags = 0;
+	o.timeout_ms = -2;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &o, NULL), DLM_E_INVALID);
+	/* A newer program's struct: read by its size, its new fields unset. */
+	memset(&big, 0, sizeof big);
+	dlm_acquire_opts_init(&big.o);
+	big.o.size = sizeof big;
+	big.o.timeout_ms = DLM_TRY;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &big.o, NULL), 0);
+	big.newer[1] = 7;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-d", &big.o, NULL),
+	    DLM_E_INVALID);
+	ck_assert_int_eq(dlm_acquire_ex_async(c, "ex-d", &big.o, NULL, NULL,
+	    NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_holds(c, "ex-d", NULL), 0);
+	dlm_close(c);
+}
+END_TEST
+
 START_TEST(generic_call)
 {
 	struct dlm_client *c = client("caller", 0, 0);
@@ -1674,6 +1722,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, error_strings);
 	tcase_add_test(tc, generic_call);
 	tcase_add_test(tc, options_read_by_their_size);
+	tcase_add_test(tc, acquire_opts_read_by_their_size);
 	tcase_add_test(tc, last_error_message);
 	tcase_add_test(tc, scoped_forms_release_on_every_exit);
 	tcase_add_test(tc, async_many_in_flight);
