@@ -35,8 +35,8 @@
  * member themselves and that last count is reported, not enforced.
  *
  * usage: chaos_cluster [ROUNDS [WORKERS [TTL_MS [LEASE_MS]]]]
- * defaults 3 6 3000 6000 (the workers' lease and --lease-max: see
- * lease_ms below): about 100 s for all four cases. The etcd case
+ * defaults 3 6 3000 8000 (the workers' lease and --lease-max: see
+ * lease_ms below): about two minutes for all four cases. The etcd case
  * uses a TTL of at least 6000 ms, the default, which rides out etcd's own
  * leader election (DESIGN: renewals stall up to ~3.5 s). Skipped (77)
  * when etcd is not installed.
@@ -69,10 +69,10 @@ struct cc_config cc_cfg;
  * libdlm counts a hold as the program's for the lease from the last
  * answered request, and reports it expired after that: a holder keeps its
  * lock through a fail-over only when its lease outlasts the TTL plus an
- * election. So the workers' lease (= --lease-max) defaults to twice the
- * TTL.
+ * election, and the reclaim, on a machine that may be loaded. So the
+ * workers' lease (= --lease-max) defaults to well over twice the TTL.
  */
-static int rounds = 3, nworkers = 6, ttl_ms = 3000, lease_ms = 6000;
+static int rounds = 3, nworkers = 6, ttl_ms = 3000, lease_ms = 8000;
 static struct etcd_cluster ec;
 static struct cluster_node nodes[NODES];
 static pid_t workers[CC_MAXWORKERS];
@@ -525,6 +525,29 @@ spread(const char *what, uint64_t *t, int n, char *buf, size_t len)
 	    (unsigned long long)t[n / 2], (unsigned long long)t[n - 1]);
 }
 
+/*
+ * libdlm keeps a hold through a fail-over that ends within the hold's
+ * validity, 5/6 of the lease after the last ping (dlm(3), "Clusters"):
+ * that is the promise the sigkill case holds the workers to. A machine
+ * so loaded that a fail-over took longer (three etcd, three dlmd and the
+ * workers on two shared cores, under a sanitizer) is outside it: then
+ * the holds lost are reported, not counted as a failure.
+ */
+static bool
+keep_promised(const uint64_t *took, int n)
+{
+	uint64_t slowest = 0;
+
+	for (int i = 0; i < n; i++)
+		slowest = took[i] > slowest ? took[i] : slowest;
+	if (slowest < (uint64_t)lease_ms * 5 / 6)
+		return true;
+	printf("chaos_cluster sigkill: NOTE: a fail-over took %llu ms, past "
+	    "5/6 of the %d ms lease: holds lost to expiry are reported, not "
+	    "required kept\n", (unsigned long long)slowest, lease_ms);
+	return false;
+}
+
 START_TEST(sigkill_the_active)
 {
 	uint64_t took[64];
@@ -573,7 +596,7 @@ START_TEST(sigkill_the_active)
 	load(2000);
 	spread("fail-over (SIGKILL to the first new grant)", took, n, extra,
 	    sizeof extra);
-	cc_end("sigkill", extra, true);
+	cc_end("sigkill", extra, keep_promised(took, n));
 }
 END_TEST
 
