@@ -14,6 +14,10 @@
  *                   time until a waiting client is granted the lock
  *   7 first         C (200) new sessions one after another: connect and
  *                   hello, the first acquire, the next: p50 and p99 of each
+ *   8 semaphore     C clients (16) on one semaphore of K (-k, 4) permits,
+ *                   each taking one, waiting as the peer waits, and giving
+ *                   it back: acquires/s, the most inside at once (never
+ *                   above K), spread
  */
 #include "config.h"
 
@@ -39,6 +43,7 @@ static const struct peer *peer;
 static const char *addr;
 static int seconds = 5, clients = -1, depth = 64, lease_ms = -1, repeats = 5;
 static long many_locks = 1000000;
+static int sem_permits = 4;
 static pid_t server_pid;
 static volatile int stop;
 
@@ -679,13 +684,86 @@ fail:
 	return err;
 }
 
+/*
+ * Workload 8: how many are inside the semaphore's section now, and the
+ * most ever; a recipe that let more than K in at once would show here.
+ */
+static int sem_inside, sem_most;
+
+static void *
+semaphore_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	pthread_barrier_wait(&start_line);
+	for (;;) {
+		int in;
+
+		if (peer->sem_acquire(w->conn, "w8", sem_permits, -1) !=
+		    PEER_GRANTED) {
+			w->failed = 1;
+			break;
+		}
+		in = __atomic_add_fetch(&sem_inside, 1, __ATOMIC_SEQ_CST);
+		for (int most = __atomic_load_n(&sem_most, __ATOMIC_SEQ_CST);
+		    in > most && !__atomic_compare_exchange_n(&sem_most, &most,
+		    in, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);)
+			;
+		if (!stop)
+			w->count++;
+		__atomic_sub_fetch(&sem_inside, 1, __ATOMIC_SEQ_CST);
+		if (peer->sem_release(w->conn, "w8") != 0) {
+			w->failed = 1;
+			break;
+		}
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+static int
+semaphore(void)
+{
+	int n = clients > 0 ? clients : 16, served = 0;
+	struct worker *w;
+	unsigned long lo = ~0UL, hi = 0;
+
+	if (peer->sem_acquire == NULL) {
+		fprintf(stderr, "lockbench: %s has no semaphore recipe\n",
+		    peer->name);
+		return 1;
+	}
+	sem_inside = sem_most = 0;
+	result("w8", "acquires_per_s", run_workers(n, semaphore_worker, &w));
+	cpu_report("w8");
+	for (int i = 0; i < n; i++) {
+		if (w[i].count > 0)
+			served++;
+		lo = w[i].count < lo ? w[i].count : lo;
+		hi = w[i].count > hi ? w[i].count : hi;
+	}
+	result("w8", "permits", sem_permits);
+	result("w8", "most_inside", sem_most);
+	result("w8", "clients_served", served);
+	result("w8", "min_per_client", (double)lo);
+	result("w8", "max_per_client", (double)hi);
+	free(w);
+	if (sem_most > sem_permits) {
+		fprintf(stderr, "lockbench: %s let %d in at once to a semaphore "
+		    "of %d\n", peer->name, sem_most, sem_permits);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr,
-"usage: lockbench [-t SECONDS] [-c CLIENTS] [-d DEPTH] [-l LEASE_MS]\n"
-"                 [-n LOCKS] [-p SERVER_PID] [-r RETRY_MS] [-R REPEATS]\n"
-"                 dlmd|dlmd-loop|redis|postgres ADDRESS 1|2|3|4|5|6|7\n"
+"usage: lockbench [-t SECONDS] [-c CLIENTS] [-d DEPTH] [-k PERMITS]\n"
+"                 [-l LEASE_MS] [-n LOCKS] [-p SERVER_PID] [-r RETRY_MS]\n"
+"                 [-R REPEATS] dlmd|dlmd-loop|redis|postgres ADDRESS 1-8\n"
 "  ADDRESS: unix:PATH or tcp:HOST:PORT (dlmd, dlmd-loop, redis); a libpq\n"
 "  connection string (postgres)\n");
 	exit(2);
@@ -696,14 +774,15 @@ main(int argc, char **argv)
 {
 	static int (*const workloads[])(void) = {
 		uncontended, distinct, pipelined, handoff, idle, dies,
-		first_grant,
+		first_grant, semaphore,
 	};
 	int ch, w;
 
-	while ((ch = getopt(argc, argv, "c:d:l:n:p:r:R:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:d:k:l:n:p:r:R:t:")) != -1) {
 		switch (ch) {
 		case 'c': clients = atoi(optarg); break;
 		case 'd': depth = atoi(optarg); break;
+		case 'k': sem_permits = atoi(optarg); break;
 		case 'l': lease_ms = atoi(optarg); break;
 		case 'n': many_locks = atol(optarg); break;
 		case 'p': server_pid = (pid_t)atoi(optarg); break;
@@ -714,7 +793,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 3 || seconds < 1 || depth < 1 || repeats < 1 ||
-	    many_locks < 1)
+	    many_locks < 1 || sem_permits < 1)
 		usage();
 	if (strcmp(argv[optind], "dlmd") == 0)
 		peer = &peer_dlmd;
@@ -728,7 +807,7 @@ main(int argc, char **argv)
 		usage();
 	addr = argv[optind + 1];
 	w = atoi(argv[optind + 2]);
-	if (w < 1 || w > 7)
+	if (w < 1 || w > 8)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	printf("recipe %s: %s\n", peer->name, peer->recipe());

@@ -48,6 +48,14 @@ struct peer {
 			    int lease_ms, pid_t server, struct idle_cost *);
 	int		 (*many)(const char *addr, long n, pid_t server,
 			    double *rss_per_lock);
+	/*
+	 * Workload 8, NULL where the peer has no semaphore: take one permit
+	 * of the semaphore sem, of capacity permits in all, waiting as
+	 * acquire does; give it back.
+	 */
+	int		 (*sem_acquire)(void *conn, const char *sem,
+			    int capacity, int timeout_ms);
+	int		 (*sem_release)(void *conn, const char *sem);
 };
 
 extern const struct peer peer_dlmd, peer_dlmd_loop, peer_redis,

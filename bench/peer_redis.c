@@ -4,6 +4,13 @@
  * holder whose lock expired cannot delete the next holder's), and waiting
  * as a loop of tries with a sleep between them (redis-py's Lock sleeps
  * 0.1 s; lockbench -r sets it). A batch is pipelined.
+ *
+ * A semaphore as Redisson's expirable-permit semaphore keeps one: a
+ * sorted set of permit ids scored by when each lease ends, taken by a
+ * script that first drops the lapsed ones (so a dead holder's permit
+ * comes back after its lease) and adds one if fewer than the capacity
+ * are left; given back by removing the id. Waiting is the same loop of
+ * tries as for a lock.
  */
 #include "config.h"
 
@@ -22,9 +29,23 @@ static const char release_script[] =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('del', KEYS[1]) else return 0 end";
 
+/*
+ * KEYS[1] the semaphore; ARGV: capacity, lease in ms, the permit's id.
+ * The server's clock, not the client's, says when leases end.
+ */
+static const char sem_acquire_script[] =
+    "local t = redis.call('time') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('zremrangebyscore', KEYS[1], '-inf', now) "
+    "if redis.call('zcard', KEYS[1]) < tonumber(ARGV[1]) then "
+    "redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), ARGV[3]) "
+    "return 1 end return 0";
+
 struct rconn {
 	redisContext	*ctx;
 	char		 sha[41];
+	char		 sem_sha[41];
+	char		 permit[64];	/* the semaphore permit held now */
 	char		 token[64];	/* of the lock held now */
 	unsigned long	 serial;
 	int		 lease_ms;
@@ -34,11 +55,12 @@ struct rconn {
 static const char *
 redis_recipe(void)
 {
-	static char line[200];
+	static char line[300];
 
 	snprintf(line, sizeof line, "SET key token NX PX lease; release: "
 	    "EVALSHA compare-and-delete; waiting: retry every %d ms; "
-	    "batch: pipelined", bench_opts.redis_retry_ms);
+	    "batch: pipelined; semaphore: a sorted set of leased permits, "
+	    "taken by a script", bench_opts.redis_retry_ms);
 	return line;
 }
 
@@ -89,6 +111,17 @@ redis_open(const char *addr, int lease_ms)
 		return NULL;
 	}
 	snprintf(rc->sha, sizeof rc->sha, "%s", r->str);
+	freeReplyObject(r);
+	r = redisCommand(rc->ctx, "SCRIPT LOAD %s", sem_acquire_script);
+	if (r == NULL || r->type != REDIS_REPLY_STRING) {
+		fprintf(stderr, "redis: SCRIPT LOAD failed\n");
+		if (r != NULL)
+			freeReplyObject(r);
+		redisFree(rc->ctx);
+		free(rc);
+		return NULL;
+	}
+	snprintf(rc->sem_sha, sizeof rc->sem_sha, "%s", r->str);
 	freeReplyObject(r);
 	return rc;
 }
@@ -292,6 +325,45 @@ redis_many(const char *addr, long n, pid_t server, double *rss_per_lock)
 	return err;
 }
 
+static int
+redis_sem_acquire(void *conn, const char *sem, int capacity, int timeout_ms)
+{
+	struct rconn *rc = conn;
+	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		redisReply *r;
+		int res;
+
+		snprintf(rc->permit, sizeof rc->permit, "%d:%lx", rc->pid,
+		    ++rc->serial);
+		r = redisCommand(rc->ctx, "EVALSHA %s 1 %s %d %d %s",
+		    rc->sem_sha, sem, capacity, rc->lease_ms, rc->permit);
+		if (r == NULL)
+			return PEER_ERROR;
+		res = r->type != REDIS_REPLY_INTEGER ? PEER_ERROR :
+		    r->integer == 1 ? PEER_GRANTED : PEER_BUSY;
+		freeReplyObject(r);
+		if (res != PEER_BUSY || timeout_ms == 0 ||
+		    (timeout_ms > 0 && mono_ns() >= deadline))
+			return res;
+		sleep_ms(bench_opts.redis_retry_ms);
+	}
+}
+
+static int
+redis_sem_release(void *conn, const char *sem)
+{
+	struct rconn *rc = conn;
+	redisReply *r = redisCommand(rc->ctx, "ZREM %s %s", sem, rc->permit);
+	int res = r != NULL && r->type == REDIS_REPLY_INTEGER &&
+	    r->integer == 1 ? 0 : PEER_ERROR;
+
+	if (r != NULL)
+		freeReplyObject(r);
+	return res;
+}
+
 const struct peer peer_redis = {
 	.name = "redis",
 	.recipe = redis_recipe,
@@ -302,4 +374,6 @@ const struct peer peer_redis = {
 	.batch = redis_batch,
 	.idle = redis_idle,
 	.many = redis_many,
+	.sem_acquire = redis_sem_acquire,
+	.sem_release = redis_sem_release,
 };
