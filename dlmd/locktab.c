@@ -574,6 +574,52 @@ lt_install_replace(struct locktab *lt, struct lt_lock *l, uint64_t token,
 	return 0;
 }
 
+/*
+ * Two semaphore holds whose permits add up past the capacity were never
+ * held at once: the one with the higher token was granted after the other
+ * ended (or shrank, and claims more than it holds), as for a mutex. Other
+ * claims were granted side by side and no token says which ended, so one
+ * that does not fit beside them is refused, whichever came first.
+ * 0 when a claim of permits with token may be installed, displacing only
+ * older holds it conflicts with; else DLM_E_WOULD_BLOCK.
+ */
+static int
+lt_sem_claim_fits(const struct lt_lock *l, uint32_t permits, uint64_t token)
+{
+	const struct lt_hold *h;
+	uint64_t kept = l->in_use;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		if ((uint64_t)h->permits + permits <= l->capacity)
+			continue;
+		if (h->token > token)
+			return DLM_E_WOULD_BLOCK;
+		kept -= h->permits;
+	}
+	return kept + permits <= l->capacity ? 0 : DLM_E_WOULD_BLOCK;
+}
+
+/* End the older holds a fitting claim conflicts with (see above). */
+static void
+lt_sem_claim_displace(struct locktab *lt, struct lt_lock *l, uint32_t permits,
+    uint64_t token, int reason, uint64_t now)
+{
+	struct lt_hold *h, *next;
+
+	for (h = TAILQ_FIRST(&l->holders); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, lock_link);
+		if ((uint64_t)h->permits + permits <= l->capacity ||
+		    h->token > token)
+			continue;
+		/*
+		 * No floor: holds below this one's token may still be held
+		 * beside the claim, unlike a mutex's.
+		 */
+		lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_free(lt, h, now);
+	}
+}
+
 int
 locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
     const char *name, size_t namelen, uint32_t capacity, uint32_t permits,
@@ -594,14 +640,10 @@ locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
 			return DLM_E_ALREADY_HELD;
 		if (token < l->floor)
 			return DLM_E_WOULD_BLOCK;
-		/*
-		 * The same semaphore: its holds were granted side by side,
-		 * so no token says which ended; what does not fit is refused.
-		 */
-		if (l->kind == LT_SEMAPHORE && l->capacity == capacity &&
-		    (uint64_t)l->in_use + permits > capacity)
-			return DLM_E_WOULD_BLOCK;
-		if (l->kind != LT_SEMAPHORE || l->capacity != capacity) {
+		if (l->kind == LT_SEMAPHORE && l->capacity == capacity) {
+			if (lt_sem_claim_fits(l, permits, token) != 0)
+				return DLM_E_WOULD_BLOCK;
+		} else {
 			TAILQ_FOREACH(h, &l->holders, lock_link)
 				if (h->token > token)
 					return DLM_E_WOULD_BLOCK;
@@ -613,7 +655,9 @@ locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
 
 	if (l == NULL)
 		l = lt_lock_new(lt, name, namelen, LT_SEMAPHORE);
-	else if (l->kind != LT_SEMAPHORE || l->capacity != capacity) {
+	else if (l->kind == LT_SEMAPHORE && l->capacity == capacity)
+		lt_sem_claim_displace(lt, l, permits, token, reason, now);
+	else {
 		/* Checked above: every holder is older. */
 		(void)lt_install_replace(lt, l, token, reason, now);
 		l->kind = LT_SEMAPHORE;

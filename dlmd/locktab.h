@@ -213,12 +213,14 @@ int		 locktab_install(struct locktab *, struct lt_owner *,
 		    uint64_t now, struct lt_hold **hold);
 /*
  * locktab_install() for a semaphore's hold of permits, of a semaphore of
- * capacity. Claims of the same capacity live together as long as their
- * permits fit: one that would take the permits in use past the capacity
- * is refused (DLM_E_WOULD_BLOCK), whichever came first. A claim of
- * another capacity or kind conflicts, as for locktab_install(): the
- * higher token wins. Errors as locktab_install()'s, DLM_E_BAD_REQUEST
- * also for a capacity or permits out of range.
+ * capacity. Two claims whose permits add up past the capacity conflict,
+ * as for a mutex: the higher token wins (ops->revoked for the other).
+ * Others live together while their permits fit: a claim that would take
+ * the permits in use past the capacity is refused (DLM_E_WOULD_BLOCK),
+ * whichever came first, as no token tells which claim is stale. A claim
+ * of another capacity or kind conflicts with every hold: the higher token
+ * wins. Errors as locktab_install()'s, DLM_E_BAD_REQUEST also for a
+ * capacity or permits out of range.
  */
 int		 locktab_install_semaphore(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen, uint32_t capacity,

@@ -1278,6 +1278,50 @@ START_TEST(install_semaphore_claims)
 }
 END_TEST
 
+/*
+ * Two claims whose permits add up past the capacity were never held at
+ * once: the higher token wins, as for a mutex, in either order.
+ */
+START_TEST(install_semaphore_claims_that_never_met)
+{
+	locktab_set_window(lt, 0, 0);
+	ck_assert_int_eq(inst_sem(&A, "s", 2, 2, 10), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "s", 2, 1, 20), LT_GRANTED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_uint_eq(in_use("s"), 1);
+	/* Older than B, yet both fit: side by side. */
+	ck_assert_int_eq(inst_sem(&C, "s", 2, 1, 5), LT_GRANTED);
+	ck_assert_uint_eq(in_use("s"), 2);
+	/* Two permits beside B's newer grant: never. */
+	ck_assert_int_eq(inst_sem(&D, "s", 2, 2, 15), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(nev, 1);
+	/* Capacity 1 is a mutex: the newer claim, whichever order. */
+	ck_assert_int_eq(inst_sem(&A, "one", 1, 1, 30), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "one", 1, 1, 40), LT_GRANTED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[1].owner, &A);
+	ck_assert_int_eq(inst_sem(&C, "one", 1, 1, 35), DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(locktab_hold_of(locktab_find(lt, "one", 3),
+	    &B)->token, 40);
+	/* A newer claim takes the place of the one it never met. */
+	ck_assert_int_eq(inst_sem(&A, "f", 3, 2, 50), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "f", 3, 1, 51), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&C, "f", 3, 2, 60), LT_GRANTED);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_ptr_eq(ev[2].owner, &A);
+	ck_assert_uint_eq(in_use("f"), 3);
+	/* One that would displace one and still not fit: no change. */
+	ck_assert_int_eq(inst_sem(&A, "g", 6, 3, 70), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "g", 6, 2, 71), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&C, "g", 6, 1, 72), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&D, "g", 6, 4, 80), DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(in_use("g"), 6);
+	ck_assert_int_eq(nev, 3);
+}
+END_TEST
+
 static Suite *
 locktab_suite(void)
 {
@@ -1330,6 +1374,7 @@ locktab_suite(void)
 	tcase_add_test(tc, install_floor_remembers_displaced_claims);
 	tcase_add_test(tc, install_before_waiters_are_served);
 	tcase_add_test(tc, install_semaphore_claims);
+	tcase_add_test(tc, install_semaphore_claims_that_never_met);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("random");
