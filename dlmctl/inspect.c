@@ -276,11 +276,24 @@ holder_words(const char *who, uint64_t nholders)
 	return s;
 }
 
+/* A semaphore's permits in use of its capacity ("3/5"), else "-". */
+static const char *
+permits_words(json_t *l, char *buf, size_t len)
+{
+	if (json_object_get(l, "capacity") == NULL)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%llu/%llu",
+		    (unsigned long long)value_uint(l, "in_use"),
+		    (unsigned long long)value_uint(l, "capacity"));
+	return buf;
+}
+
 static int
 print_locks(json_t *locks)
 {
-	static const char *const head[] = { "LOCK", "KIND", "MODE", "HOLDER",
-	    "COUNT", "TOKEN", "HELD", "WAITERS", "LONGEST-WAIT" };
+	static const char *const head[] = { "LOCK", "KIND", "MODE", "PERMITS",
+	    "HOLDER", "COUNT", "TOKEN", "HELD", "WAITERS", "LONGEST-WAIT" };
 	struct table *t;
 	json_t *l;
 	size_t i;
@@ -289,13 +302,13 @@ print_locks(json_t *locks)
 		puts("no locks held or awaited");
 		return EXIT_OK;
 	}
-	t = table_new(9, head, "llllrrrrr");
+	t = table_new(10, head, "lllrlrrrrr");
 	json_array_foreach(locks, i, l) {
 		json_t *h = longest_holder(json_object_get(l, "holders"));
 		json_t *w = json_array_get(json_object_get(l, "waiters"), 0);
 		uint64_t nh = value_uint(l, "nholders");
 		char *holder, count[32], token[32], held[32], nw[32],
-		    waited[32];
+		    waited[32], permits[48];
 
 		if (h == NULL) {
 			holder = xstrdup("-");
@@ -319,8 +332,8 @@ print_locks(json_t *locks)
 		else
 			snprintf(waited, sizeof waited, "-");
 		table_add(t, value_str(l, "name"), value_str(l, "kind"),
-		    value_str(l, "mode"), holder, count, token, held, nw,
-		    waited);
+		    value_str(l, "mode"), permits_words(l, permits,
+		    sizeof permits), holder, count, token, held, nw, waited);
 		free(holder);
 	}
 	table_print(t);
@@ -376,13 +389,15 @@ cmd_locks(struct ctl *ctl, int argc, char **argv)
 static void
 print_lock(json_t *l)
 {
+	/* A semaphore's holders and waiters each have a PERMITS column. */
 	static const char *const hhead[] = { "HOLDER", "SESSION", "COUNT",
-	    "TOKEN", "HELD" };
+	    "TOKEN", "HELD", "PERMITS" };
 	static const char *const whead[] = { "#", "WAITER", "MODE",
-	    "WAITED" };
+	    "WAITED", "PERMITS" };
 	json_t *holders = json_object_get(l, "holders");
 	json_t *waiters = json_object_get(l, "waiters");
 	uint64_t nh = value_uint(l, "nholders"), nw = value_uint(l, "nwaiters");
+	bool semaphore = json_object_get(l, "capacity") != NULL;
 	struct table *t;
 	json_t *e;
 	size_t i;
@@ -390,13 +405,20 @@ print_lock(json_t *l)
 	printf("%-9s %s\n", "lock", value_str(l, "name"));
 	printf("%-9s %s\n", "kind", value_str(l, "kind"));
 	printf("%-9s %s\n", "mode", value_str(l, "mode"));
+	if (semaphore) {
+		printf("%-9s %llu\n", "capacity",
+		    (unsigned long long)value_uint(l, "capacity"));
+		printf("%-9s %llu\n", "in use",
+		    (unsigned long long)value_uint(l, "in_use"));
+	}
 	printf("%-9s %llu\n", "holders", (unsigned long long)nh);
 	printf("%-9s %llu\n", "waiters", (unsigned long long)nw);
 	if (json_array_size(holders) > 0) {
 		putchar('\n');
-		t = table_new(5, hhead, "lrrrr");
+		t = table_new(semaphore ? 6 : 5, hhead, "lrrrrr");
 		json_array_foreach(holders, i, e) {
-			char sess[32], count[32], token[32], held[32];
+			char sess[32], count[32], token[32], held[32],
+			    permits[32];
 
 			snprintf(sess, sizeof sess, "%llu",
 			    (unsigned long long)value_uint(e, "session"));
@@ -404,25 +426,29 @@ print_lock(json_t *l)
 			    (unsigned long long)value_uint(e, "count"));
 			snprintf(token, sizeof token, "%llu",
 			    (unsigned long long)value_uint(e, "token"));
+			snprintf(permits, sizeof permits, "%llu",
+			    (unsigned long long)value_uint(e, "permits"));
 			table_add(t, value_str(e, "client"), sess, count,
 			    token,
 			    fmt_duration(value_uint(e, "held_ms"), held,
-			    sizeof held));
+			    sizeof held), permits);
 		}
 		table_print(t);
 		table_free(t);
 	}
 	if (json_array_size(waiters) > 0) {
 		putchar('\n');
-		t = table_new(4, whead, "rllr");
+		t = table_new(semaphore ? 5 : 4, whead, "rllrr");
 		json_array_foreach(waiters, i, e) {
-			char pos[32], waited[32];
+			char pos[32], waited[32], permits[32];
 
 			snprintf(pos, sizeof pos, "%zu", i + 1);
+			snprintf(permits, sizeof permits, "%llu",
+			    (unsigned long long)value_uint(e, "permits"));
 			table_add(t, pos, value_str(e, "client"),
 			    value_str(e, "mode"),
 			    fmt_duration(value_uint(e, "waited_ms"), waited,
-			    sizeof waited));
+			    sizeof waited), permits);
 		}
 		table_print(t);
 		table_free(t);

@@ -39,6 +39,8 @@ struct run {
 	const char	*lock_arg;	/* as given, escaped or not */
 	struct name	 lock;
 	int		 flags;
+	int		 capacity;	/* --semaphore N; 0: none */
+	int		 permits;	/* --permits, of the semaphore */
 	int		 timeout_ms;	/* DLM_FOREVER unless --timeout */
 	int		 kill_after_ms;
 	int		 lease_ms;
@@ -179,8 +181,36 @@ parse_lock_name(struct run *r)
 
 static const char run_usage[] =
 "usage: dlmctl run LOCK [--timeout MS] [--shared] [--rlock] [--kill-after MS]\n"
-"           [--lease MS] [--timeout-status N] [--lost-status N]\n"
-"           -- COMMAND [ARG...]\n";
+"           [--semaphore N [--permits P]] [--lease MS]\n"
+"           [--timeout-status N] [--lost-status N] -- COMMAND [ARG...]\n";
+
+/*
+ * --semaphore N: one permit (or --permits) of a semaphore of capacity N,
+ * so that at most N such commands run at once, wherever they run.
+ */
+static int
+semaphore_args(struct run *r)
+{
+	if (r->capacity == 0) {
+		if (r->permits != 0) {
+			ctl_error("run: --permits is for --semaphore");
+			return EXIT_USAGE;
+		}
+		return EXIT_OK;
+	}
+	if (r->flags & (DLM_SHARED | DLM_RLOCK)) {
+		ctl_error("run: --semaphore takes neither --shared nor "
+		    "--rlock");
+		return EXIT_USAGE;
+	}
+	if (r->permits > r->capacity) {
+		ctl_error("run: --permits %d is more than the semaphore's "
+		    "capacity of %d", r->permits, r->capacity);
+		return EXIT_USAGE;
+	}
+	r->flags |= DLM_SEMAPHORE;
+	return EXIT_OK;
+}
 
 static int
 parse(struct run *r, int argc, char **argv)
@@ -189,6 +219,8 @@ parse(struct run *r, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "shared", no_argument, NULL, 'S' },
 		{ "rlock", no_argument, NULL, 'R' },
+		{ "semaphore", required_argument, NULL, 'M' },
+		{ "permits", required_argument, NULL, 'P' },
 		{ "kill-after", required_argument, NULL, 'k' },
 		{ "lease", required_argument, NULL, 'l' },
 		{ "timeout-status", required_argument, NULL, 'T' },
@@ -196,6 +228,8 @@ parse(struct run *r, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+
+	int rc;
 
 	/*
 	 * Options may come before or after LOCK; scanning stops at "--" or
@@ -217,6 +251,16 @@ parse(struct run *r, int argc, char **argv)
 				break;
 			case 'R':
 				r->flags |= DLM_RLOCK;
+				break;
+			case 'M':
+				if (parse_num("semaphore", optarg, 1,
+				    INT32_MAX, &r->capacity) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'P':
+				if (parse_num("permits", optarg, 1,
+				    INT32_MAX, &r->permits) != 0)
+					return EXIT_USAGE;
 				break;
 			case 'k':
 				if (parse_num("kill-after", optarg, 0,
@@ -255,6 +299,8 @@ parse(struct run *r, int argc, char **argv)
 		fputs(run_usage, stderr);
 		return EXIT_USAGE;
 	}
+	if ((rc = semaphore_args(r)) != EXIT_OK)
+		return rc;
 	r->cmd = argv + optind;
 	return parse_lock_name(r);
 }
@@ -457,9 +503,17 @@ static int
 acquire(struct ctl *ctl, struct run *r)
 {
 	int err, afd = dlm_async_fd(ctl->client);
+	struct dlm_acquire_opts o;
 
-	err = dlm_acquire_async(ctl->client, r->lock.bytes, r->flags,
-	    r->timeout_ms, on_acquired, r);
+	dlm_acquire_opts_init(&o);
+	o.flags = r->flags;
+	o.timeout_ms = r->timeout_ms;
+	if (r->flags & DLM_SEMAPHORE) {
+		o.capacity = (uint32_t)r->capacity;
+		o.permits = (uint32_t)r->permits;
+	}
+	err = dlm_acquire_ex_async(ctl->client, r->lock.bytes, &o,
+	    on_acquired, r, NULL);
 	if (err != 0) {
 		ctl_error("run: %s", dlm_errmsg(ctl->client));
 		return ctl_exit_status(err);
@@ -491,8 +545,13 @@ acquire(struct ctl *ctl, struct run *r)
 		    r->timeout_ms);
 		return r->timeout_status;
 	case DLM_E_KIND_MISMATCH:
-		ctl_error("lock '%s' is held as %s", r->lock.shown,
-		    r->flags & DLM_RLOCK ? "a mutex" : "an rlock");
+		/* A semaphore's capacity is in the server's words. */
+		if ((r->flags & DLM_SEMAPHORE) ||
+		    strstr(r->acquire_msg, "semaphore") != NULL)
+			print_server_words(r->acquire_msg);
+		else
+			ctl_error("lock '%s' is held as %s", r->lock.shown,
+			    r->flags & DLM_RLOCK ? "a mutex" : "an rlock");
 		return EXIT_FAILED;
 	default:
 		ctl_error("run: cannot acquire '%s': %s", r->lock.shown,

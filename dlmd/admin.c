@@ -23,6 +23,13 @@ mode_name(int mode)
 	return mode == LT_SHARED ? "shared" : "exclusive";
 }
 
+static const char *
+kind_name(int kind)
+{
+	return kind == LT_SEMAPHORE ? "semaphore" : kind == LT_RLOCK ?
+	    "rlock" : "mutex";
+}
+
 static void
 pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
     uint64_t now)
@@ -31,14 +38,22 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 	const struct lt_wait *wt;
 	uint32_t n;
 	int mode = l->mode;
+	bool semaphore = l->kind == LT_SEMAPHORE;
 
 	if (l->nholders == 0 && TAILQ_FIRST(&l->waiters) != NULL)
 		mode = TAILQ_FIRST(&l->waiters)->mode;
-	mpw_map(w, 7);
+	/* A semaphore's: its capacity, and the permits in use. */
+	mpw_map(w, semaphore ? 9 : 7);
+	if (semaphore) {
+		mpw_key(w, "capacity");
+		mpw_u64(w, l->capacity);
+		mpw_key(w, "in_use");
+		mpw_u64(w, l->in_use);
+	}
 	mpw_key(w, "name");
 	mpw_strn(w, l->name, l->namelen);
 	mpw_key(w, "kind");
-	mpw_str(w, l->kind == LT_RLOCK ? "rlock" : "mutex");
+	mpw_str(w, kind_name(l->kind));
 	mpw_key(w, "mode");
 	mpw_str(w, mode_name(mode));
 	mpw_key(w, "nholders");
@@ -54,7 +69,11 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 
 		if (n++ == max_queue)
 			break;
-		mpw_map(w, 5);
+		mpw_map(w, semaphore ? 6 : 5);
+		if (semaphore) {
+			mpw_key(w, "permits");
+			mpw_u64(w, h->permits);
+		}
 		mpw_key(w, "client");
 		mpw_str(w, s->name);
 		mpw_key(w, "session");
@@ -75,7 +94,11 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 
 		if (n++ == max_queue)
 			break;
-		mpw_map(w, 3);
+		mpw_map(w, semaphore ? 4 : 3);
+		if (semaphore) {
+			mpw_key(w, "permits");
+			mpw_u64(w, wt->permits);
+		}
 		mpw_key(w, "client");
 		mpw_str(w, s->name);
 		mpw_key(w, "mode");

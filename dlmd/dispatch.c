@@ -494,6 +494,21 @@ param_enum(struct request *req, const char *key, const char *a,
 	return 0;
 }
 
+/*
+ * A lock's kind in words, for a message: "mutex", or "semaphore of
+ * capacity N".
+ */
+static const char *
+kind_phrase(const struct lt_lock *l)
+{
+	static char buf[64];
+
+	if (l->kind != LT_SEMAPHORE)
+		return l->kind == LT_RLOCK ? "rlock" : "mutex";
+	snprintf(buf, sizeof buf, "semaphore of capacity %u", l->capacity);
+	return buf;
+}
+
 /* Who holds a lock, for a message: "client NAME" or "N shared holders". */
 static const char *
 holders_phrase(const struct lt_lock *l)
@@ -501,7 +516,11 @@ holders_phrase(const struct lt_lock *l)
 	static char buf[400];
 	const struct lt_hold *h = TAILQ_FIRST(&l->holders);
 
-	if (h == NULL)
+	if (l->kind == LT_SEMAPHORE)
+		snprintf(buf, sizeof buf, "a semaphore with %u of its %u "
+		    "permits in use by %u holders and %u waiters queued",
+		    l->in_use, l->capacity, l->nholders, l->nwaiters);
+	else if (h == NULL)
 		snprintf(buf, sizeof buf, "queued for by %u waiters",
 		    l->nwaiters);
 	else if (l->nholders == 1) {
@@ -511,6 +530,65 @@ holders_phrase(const struct lt_lock *l)
 		snprintf(buf, sizeof buf, "held by %u shared holders",
 		    l->nholders);
 	return buf;
+}
+
+/* acquire's kind: "mutex" (the default), "rlock" or "semaphore". */
+static int
+param_kind(struct request *req, int *kind)
+{
+	const msgpack_object *o = mpr_get(req->params, "kind");
+
+	*kind = LT_MUTEX;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL ||
+	    mpr_str_eq(o, "mutex"))
+		return 0;
+	if (mpr_str_eq(o, "rlock"))
+		*kind = LT_RLOCK;
+	else if (mpr_str_eq(o, "semaphore"))
+		*kind = LT_SEMAPHORE;
+	else
+		return request_error(req, DLM_E_BAD_REQUEST, "'kind' must be "
+		    "\"mutex\", \"rlock\" or \"semaphore\"");
+	return 0;
+}
+
+/*
+ * A semaphore's capacity (required) and permits (default 1, at most the
+ * capacity) into want; neither may be given for another kind, where they
+ * would mean nothing.
+ */
+static int
+param_permits(struct request *req, int kind, int mode, struct lt_want *want)
+{
+	int64_t capacity = 0, permits = 1;
+	int rc;
+
+	if ((rc = param_int(req, "capacity", kind == LT_SEMAPHORE, 1,
+	    LT_CAPACITY_MAX, &capacity)) != 0 ||
+	    (rc = param_int(req, "permits", false, 1, LT_CAPACITY_MAX,
+	    &permits)) != 0)
+		return rc;
+	if (kind != LT_SEMAPHORE) {
+		const msgpack_object *c = mpr_get(req->params, "capacity");
+		const msgpack_object *p = mpr_get(req->params, "permits");
+
+		if ((c != NULL && c->type != MSGPACK_OBJECT_NIL) ||
+		    (p != NULL && p->type != MSGPACK_OBJECT_NIL))
+			return request_error(req, DLM_E_BAD_REQUEST,
+			    "'capacity' and 'permits' are for kind "
+			    "\"semaphore\" only");
+		return 0;
+	}
+	if (mode != 0)
+		return request_error(req, DLM_E_BAD_REQUEST, "a semaphore has "
+		    "no shared mode: its permits are what is shared");
+	if (permits > capacity)
+		return request_error(req, DLM_E_BAD_REQUEST, "%lld permits "
+		    "asked of a semaphore of capacity %lld", (long long)permits,
+		    (long long)capacity);
+	want->capacity = (uint32_t)capacity;
+	want->permits = (uint32_t)permits;
+	return 0;
 }
 
 static int
@@ -529,10 +607,11 @@ m_acquire(struct request *req)
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
 	    srv->cfg->max_name_len)) != 0 ||
-	    (rc = param_enum(req, "kind", "mutex", "rlock", &kind)) != 0 ||
+	    (rc = param_kind(req, &kind)) != 0 ||
 	    (rc = param_enum(req, "mode", "exclusive", "shared", &mode)) != 0 ||
 	    (rc = param_int(req, "timeout_ms", false, -1, INT32_MAX,
-	    &timeout)) != 0)
+	    &timeout)) != 0 ||
+	    (rc = param_permits(req, kind, mode, &want)) != 0)
 		return rc;
 	/* In a cluster, a session is in etcd before it may hold anything. */
 	if (!records_ensure(s))
@@ -567,14 +646,19 @@ m_acquire(struct request *req)
 		return request_error(req, rc, "lock '%s' is %s",
 		    safe_str(name, namelen), holders_phrase(l));
 	case DLM_E_KIND_MISMATCH:
+		l = locktab_find(srv->lt, name, namelen);
 		return request_error(req, rc, "lock '%s' exists as a %s",
-		    safe_str(name, namelen), kind == LT_MUTEX ? "rlock" :
-		    "mutex");
+		    safe_str(name, namelen), kind_phrase(l));
 	case DLM_E_ALREADY_HELD:
 		l = locktab_find(srv->lt, name, namelen);
-		if (locktab_hold_of(l, &s->owner) == NULL)
+		if ((h = locktab_hold_of(l, &s->owner)) == NULL)
 			return request_error(req, rc, "this session already "
 			    "waits for lock '%s'", safe_str(name, namelen));
+		if (kind == LT_SEMAPHORE)
+			return request_error(req, rc, "this session already "
+			    "holds %u permits of semaphore '%s' (release them "
+			    "and acquire again for another number)",
+			    h->permits, safe_str(name, namelen));
 		if (kind == LT_RLOCK)
 			return request_error(req, rc, "this session holds rlock "
 			    "'%s' shared; it cannot be upgraded to exclusive",
@@ -622,6 +706,53 @@ m_check(struct request *req)
 	return 0;
 }
 
+static bool
+is_semaphore(const char *name, size_t namelen)
+{
+	const struct lt_lock *l = locktab_find(srv->lt, name, namelen);
+
+	return l != NULL && l->kind == LT_SEMAPHORE;
+}
+
+/*
+ * release of a semaphore: all the session's permits, or (permits >= 0)
+ * that many. {count: 1 while the hold lasts, else 0, permits: still held}.
+ */
+static int
+release_permits(struct request *req, const char *name, size_t namelen,
+    int64_t permits)
+{
+	struct session *s = req->conn->session;
+	struct lt_lock *l = locktab_find(srv->lt, name, namelen);
+	struct lt_hold *h;
+	uint32_t left;
+	int rc;
+
+	if (l == NULL || (h = locktab_hold_of(l, &s->owner)) == NULL)
+		return request_error(req, DLM_E_NOT_HELD, "lock '%s' is not "
+		    "held by this session", safe_str(name, namelen));
+	if (l->kind != LT_SEMAPHORE)
+		return request_error(req, DLM_E_BAD_REQUEST, "'permits' is for "
+		    "a semaphore; lock '%s' is a %s", safe_str(name, namelen),
+		    kind_phrase(l));
+	if (permits > (int64_t)h->permits)
+		return request_error(req, DLM_E_BAD_REQUEST, "this session "
+		    "holds %u permits of semaphore '%s', fewer than the %lld "
+		    "to release", h->permits, safe_str(name, namelen),
+		    (long long)permits);
+	rc = locktab_release_permits(srv->lt, &s->owner, name, namelen,
+	    permits > 0 ? (uint32_t)permits : 0, now_ms(), &left);
+	if (rc != 0)
+		return request_error(req, rc, "%s", dlm_proto_errdesc(rc));
+	srv->stats.releases++;
+	mpw_map(&req->res, 2);
+	mpw_key(&req->res, "count");
+	mpw_u64(&req->res, left > 0 ? 1 : 0);
+	mpw_key(&req->res, "permits");
+	mpw_u64(&req->res, left);
+	return 0;
+}
+
 static int
 m_release(struct request *req)
 {
@@ -630,10 +761,13 @@ m_release(struct request *req)
 	const char *name;
 	size_t namelen;
 	uint32_t remaining;
+	int64_t permits = -1;
 	int rc;
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
-	    srv->cfg->max_name_len)) != 0)
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = param_int(req, "permits", false, 1, LT_CAPACITY_MAX,
+	    &permits)) != 0)
 		return rc;
 	/*
 	 * With a token the release means that hold and no other: one sent
@@ -655,6 +789,8 @@ m_release(struct request *req)
 			    "is not held by this session with token %llu",
 			    safe_str(name, namelen), (unsigned long long)token);
 	}
+	if (permits >= 0 || is_semaphore(name, namelen))
+		return release_permits(req, name, namelen, permits);
 	rc = locktab_release(srv->lt, &s->owner, name, namelen, now_ms(),
 	    &remaining);
 	if (rc != 0)

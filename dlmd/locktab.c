@@ -202,6 +202,19 @@ lt_compatible(const struct lt_lock *l, enum lt_mode mode)
 	return l->mode == LT_SHARED && mode == LT_SHARED;
 }
 
+/*
+ * Whether a waiter can be granted as far as the lock's holders go: a
+ * semaphore's when its permits fit in what is free, another's when its mode
+ * is compatible.
+ */
+static bool
+lt_wait_fits(const struct lt_lock *l, const struct lt_wait *w)
+{
+	if (l->kind == LT_SEMAPHORE)
+		return (uint64_t)l->in_use + w->permits <= l->capacity;
+	return lt_compatible(l, w->mode);
+}
+
 /* May a new hold be made now: inside the window, with a token left? */
 static bool
 lt_may_grant(const struct locktab *lt, uint64_t now)
@@ -247,6 +260,7 @@ lt_hold_free(struct locktab *lt, struct lt_hold *h, uint64_t now)
 	TAILQ_REMOVE(&l->holders, h, lock_link);
 	LIST_REMOVE(h, owner_link);
 	l->nholders--;
+	l->in_use -= h->permits;	/* a semaphore's permits come back */
 	h->owner->nholds--;
 	lt->stats.holds--;
 	free(h);
@@ -272,9 +286,18 @@ lt_lock_maybe_free(struct locktab *lt, struct lt_lock *l)
 	free(l);
 }
 
+/* A semaphore's new hold takes its permits. */
+static void
+lt_hold_take_permits(struct lt_lock *l, struct lt_hold *h, uint32_t permits)
+{
+	h->permits = permits;
+	l->in_use += permits;
+}
+
 /*
  * Grant the head of the queue, and those behind it while they are compatible,
- * in strict FIFO order: a shared waiter behind an exclusive one waits too.
+ * in strict FIFO order: a shared waiter behind an exclusive one waits too,
+ * and a semaphore's small request behind a large one that does not fit.
  * A waiter whose owner's lease has run out is passed over (its owner is about
  * to be expired), never granted.
  */
@@ -289,11 +312,12 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		next = TAILQ_NEXT(w, lock_link);
 		if (lt_owner_expired(w->owner, now))
 			continue;
-		if (!lt_compatible(l, w->mode) || !lt_may_grant(lt, now))
+		if (!lt_wait_fits(l, w) || !lt_may_grant(lt, now))
 			break;
 		lt_wait_unlink(lt, w);
 		h = lt_hold_new(lt, l, w->owner, w->mode, lt->next_token++, 1,
 		    now);
+		lt_hold_take_permits(l, h, w->permits);
 		lt->ops->granted(lt->arg, w, h);
 		free(w);
 	}
@@ -338,6 +362,32 @@ lt_lock_new(struct locktab *lt, const char *name, size_t namelen,
 	return l;
 }
 
+/*
+ * A semaphore's request, checked: its permits (0 means 1) into *permits.
+ * Other kinds ask for no permits.
+ */
+static int
+lt_want_permits(const struct lt_want *want, uint32_t *permits)
+{
+	*permits = 0;
+	if (want->kind != LT_SEMAPHORE)
+		return 0;
+	if (want->capacity == 0 || want->capacity > LT_CAPACITY_MAX ||
+	    want->permits > want->capacity || want->mode != LT_EXCLUSIVE)
+		return DLM_E_BAD_REQUEST;
+	*permits = want->permits != 0 ? want->permits : 1;
+	return 0;
+}
+
+/* Whether a request of this mode or permits fits the lock's holders now. */
+static bool
+lt_want_fits(const struct lt_lock *l, enum lt_mode mode, uint32_t permits)
+{
+	if (l->kind == LT_SEMAPHORE)
+		return (uint64_t)l->in_use + permits <= l->capacity;
+	return lt_compatible(l, mode);
+}
+
 int
 locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
     size_t namelen, const struct lt_want *want, uint64_t now,
@@ -347,20 +397,24 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	enum lt_mode mode = want->mode;
 	struct lt_lock *l;
 	struct lt_wait *w;
+	uint32_t permits;
 	bool grantable;
 
 	*hold = NULL;
 	*wait = NULL;
-	if (namelen == 0 || namelen > UINT16_MAX)
+	if (namelen == 0 || namelen > UINT16_MAX ||
+	    lt_want_permits(want, &permits) != 0)
 		return DLM_E_BAD_REQUEST;
 	l = locktab_find(lt, name, namelen);
 	if (l != NULL) {
 		struct lt_hold *h;
 
-		if (l->kind != kind)
+		if (l->kind != kind || (kind == LT_SEMAPHORE &&
+		    l->capacity != want->capacity))
 			return DLM_E_KIND_MISMATCH;
 		if ((h = locktab_hold_of(l, o)) != NULL) {
-			if (kind == LT_MUTEX)
+			/* One grant of a semaphore per session, as a mutex. */
+			if (kind == LT_MUTEX || kind == LT_SEMAPHORE)
 				return DLM_E_ALREADY_HELD;
 			/* Upgrading shared to exclusive could deadlock. */
 			if (h->mode == LT_SHARED && mode == LT_EXCLUSIVE)
@@ -373,7 +427,7 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 		}
 		if (lt_wait_of(l, o) != NULL)
 			return DLM_E_ALREADY_HELD;
-		grantable = l->nwaiters == 0 && lt_compatible(l, mode);
+		grantable = l->nwaiters == 0 && lt_want_fits(l, mode, permits);
 	} else
 		grantable = true;
 	/* Free but not grantable now: it waits like any other acquire. */
@@ -394,10 +448,14 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 			return DLM_E_LIMIT;
 	}
 
-	if (l == NULL)
+	if (l == NULL) {
 		l = lt_lock_new(lt, name, namelen, kind);
+		if (kind == LT_SEMAPHORE)
+			l->capacity = want->capacity;
+	}
 	if (grantable) {
 		*hold = lt_hold_new(lt, l, o, mode, lt->next_token++, 1, now);
+		lt_hold_take_permits(l, *hold, permits);
 		return LT_GRANTED;
 	}
 	w = xcalloc(1, sizeof *w);
@@ -406,6 +464,7 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	w->udata = want->udata;
 	w->since = now;
 	w->mode = (uint8_t)mode;
+	w->permits = permits;
 	TAILQ_INSERT_TAIL(&l->waiters, w, lock_link);
 	LIST_INSERT_HEAD(&o->waits, w, owner_link);
 	l->nwaiters++;
@@ -434,7 +493,7 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 	*hold = NULL;
 	if (namelen == 0 || namelen > UINT16_MAX || token == 0 ||
 	    token >= lt->next_token || count == 0 ||
-	    (kind == LT_MUTEX && count != 1))
+	    (kind == LT_MUTEX && count != 1) || kind == LT_SEMAPHORE)
 		return DLM_E_BAD_REQUEST;
 	l = locktab_find(lt, name, namelen);
 	if (l != NULL) {
@@ -474,12 +533,138 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 			free(w);
 		}
 		l->kind = (uint8_t)kind;
+		l->capacity = 0;	/* a semaphore's, if it was one */
 	}
 	if (mode == LT_EXCLUSIVE && token > l->floor)
 		l->floor = token;
 	h = lt_hold_new(lt, l, o, mode, token, count, now);
 	/* A shared hold in place of an exclusive one may let waiters go. */
 	lt_grant_pass(lt, l, now);
+	*hold = h;
+	return LT_GRANTED;
+}
+
+/*
+ * Make room for a semaphore's claim of another capacity (or of a lock of
+ * another kind): every holder is a conflicting one, and goes when the claim
+ * is newer than all of them, as in locktab_install(). Waiters asked for
+ * what no longer exists. DLM_E_WOULD_BLOCK when a holder is newer.
+ */
+static int
+lt_install_replace(struct locktab *lt, struct lt_lock *l, uint64_t token,
+    int reason, uint64_t now)
+{
+	struct lt_hold *h;
+	struct lt_wait *w;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link)
+		if (h->token > token)
+			return DLM_E_WOULD_BLOCK;
+	while ((h = TAILQ_FIRST(&l->holders)) != NULL) {
+		if (h->token > l->floor)
+			l->floor = h->token;
+		lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_free(lt, h, now);
+	}
+	while ((w = TAILQ_FIRST(&l->waiters)) != NULL) {
+		lt_wait_unlink(lt, w);
+		lt->ops->cancelled(lt->arg, w);
+		free(w);
+	}
+	return 0;
+}
+
+/*
+ * Two semaphore holds whose permits add up past the capacity were never
+ * held at once: the one with the higher token was granted after the other
+ * ended (or shrank, and claims more than it holds), as for a mutex. Other
+ * claims were granted side by side and no token says which ended, so one
+ * that does not fit beside them is refused, whichever came first.
+ * 0 when a claim of permits with token may be installed, displacing only
+ * older holds it conflicts with; else DLM_E_WOULD_BLOCK.
+ */
+static int
+lt_sem_claim_fits(const struct lt_lock *l, uint32_t permits, uint64_t token)
+{
+	const struct lt_hold *h;
+	uint64_t kept = l->in_use;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		if ((uint64_t)h->permits + permits <= l->capacity)
+			continue;
+		if (h->token > token)
+			return DLM_E_WOULD_BLOCK;
+		kept -= h->permits;
+	}
+	return kept + permits <= l->capacity ? 0 : DLM_E_WOULD_BLOCK;
+}
+
+/* End the older holds a fitting claim conflicts with (see above). */
+static void
+lt_sem_claim_displace(struct locktab *lt, struct lt_lock *l, uint32_t permits,
+    uint64_t token, int reason, uint64_t now)
+{
+	struct lt_hold *h, *next;
+
+	for (h = TAILQ_FIRST(&l->holders); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, lock_link);
+		if ((uint64_t)h->permits + permits <= l->capacity ||
+		    h->token > token)
+			continue;
+		/*
+		 * No floor: holds below this one's token may still be held
+		 * beside the claim, unlike a mutex's.
+		 */
+		lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_free(lt, h, now);
+	}
+}
+
+int
+locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
+    const char *name, size_t namelen, uint32_t capacity, uint32_t permits,
+    uint64_t token, int reason, uint64_t now, struct lt_hold **hold)
+{
+	struct lt_lock *l;
+	struct lt_hold *h;
+
+	*hold = NULL;
+	if (namelen == 0 || namelen > UINT16_MAX || token == 0 ||
+	    token >= lt->next_token || capacity == 0 ||
+	    capacity > LT_CAPACITY_MAX || permits == 0 || permits > capacity)
+		return DLM_E_BAD_REQUEST;
+	l = locktab_find(lt, name, namelen);
+	if (l != NULL) {
+		if (locktab_hold_of(l, o) != NULL || lt_wait_of(l, o) != NULL ||
+		    locktab_hold_by_token(l, token) != NULL)
+			return DLM_E_ALREADY_HELD;
+		if (token < l->floor)
+			return DLM_E_WOULD_BLOCK;
+		if (l->kind == LT_SEMAPHORE && l->capacity == capacity) {
+			if (lt_sem_claim_fits(l, permits, token) != 0)
+				return DLM_E_WOULD_BLOCK;
+		} else {
+			TAILQ_FOREACH(h, &l->holders, lock_link)
+				if (h->token > token)
+					return DLM_E_WOULD_BLOCK;
+		}
+	}
+	if (lt->limits.max_holds != 0 &&
+	    o->nholds + o->nwaits >= lt->limits.max_holds)
+		return DLM_E_LIMIT;
+
+	if (l == NULL)
+		l = lt_lock_new(lt, name, namelen, LT_SEMAPHORE);
+	else if (l->kind == LT_SEMAPHORE && l->capacity == capacity)
+		lt_sem_claim_displace(lt, l, permits, token, reason, now);
+	else {
+		/* Checked above: every holder is older. */
+		(void)lt_install_replace(lt, l, token, reason, now);
+		l->kind = LT_SEMAPHORE;
+	}
+	l->capacity = capacity;
+	h = lt_hold_new(lt, l, o, LT_EXCLUSIVE, token, 1, now);
+	lt_hold_take_permits(l, h, permits);
 	*hold = h;
 	return LT_GRANTED;
 }
@@ -499,6 +684,31 @@ locktab_release(struct locktab *lt, struct lt_owner *o, const char *name,
 	}
 	*remaining = 0;
 	lt_hold_free(lt, h, now);
+	lt_grant_pass(lt, l, now);
+	lt_lock_maybe_free(lt, l);
+	return 0;
+}
+
+int
+locktab_release_permits(struct locktab *lt, struct lt_owner *o,
+    const char *name, size_t namelen, uint32_t permits, uint64_t now,
+    uint32_t *left)
+{
+	struct lt_lock *l = locktab_find(lt, name, namelen);
+	struct lt_hold *h;
+
+	*left = 0;
+	if (l == NULL || (h = locktab_hold_of(l, o)) == NULL)
+		return DLM_E_NOT_HELD;
+	if (l->kind != LT_SEMAPHORE || permits > h->permits)
+		return DLM_E_BAD_REQUEST;
+	if (permits != 0 && permits < h->permits) {
+		/* The hold stays, token and all, with fewer permits. */
+		h->permits -= permits;
+		l->in_use -= permits;
+		*left = h->permits;
+	} else
+		lt_hold_free(lt, h, now);
 	lt_grant_pass(lt, l, now);
 	lt_lock_maybe_free(lt, l);
 	return 0;
@@ -643,6 +853,53 @@ locktab_regrant_all(struct locktab *lt, uint64_t now)
 	}
 }
 
+/*
+ * A lock's permits: a semaphore's holds each have 1..capacity of them and
+ * one level, they add up to what is in use, which fits the capacity, and
+ * no waiter asks more than it; other kinds have none.
+ */
+static const char *
+lt_check_permits(const struct lt_lock *l)
+{
+	const struct lt_hold *h;
+	const struct lt_wait *w;
+	uint64_t sum = 0;
+
+	if (l->kind != LT_SEMAPHORE) {
+		if (l->capacity != 0 || l->in_use != 0)
+			return "a lock other than a semaphore has permits";
+		TAILQ_FOREACH(h, &l->holders, lock_link)
+			if (h->permits != 0)
+				return "a hold of a lock other than a "
+				    "semaphore has permits";
+		TAILQ_FOREACH(w, &l->waiters, lock_link)
+			if (w->permits != 0)
+				return "a waiter for a lock other than a "
+				    "semaphore asks for permits";
+		return NULL;
+	}
+	if (l->capacity == 0 || l->capacity > LT_CAPACITY_MAX)
+		return "a semaphore's capacity is out of range";
+	if (l->mode != LT_EXCLUSIVE)
+		return "a semaphore has a mode";
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		if (h->permits == 0 || h->permits > l->capacity)
+			return "a semaphore hold has permits out of range";
+		if (h->count != 1)
+			return "a semaphore hold has a count other than one";
+		sum += h->permits;
+	}
+	if (sum != l->in_use)
+		return "a semaphore's permits in use are not its holds' sum";
+	if (l->in_use > l->capacity)
+		return "a semaphore has more permits in use than its capacity";
+	TAILQ_FOREACH(w, &l->waiters, lock_link)
+		if (w->permits == 0 || w->permits > l->capacity)
+			return "a semaphore waiter asks for permits out of "
+			    "range";
+	return NULL;
+}
+
 const char *
 locktab_check(struct locktab *lt, uint64_t now)
 {
@@ -652,6 +909,7 @@ locktab_check(struct locktab *lt, uint64_t now)
 	RB_FOREACH(l, lt_tree, &lt->tree) {
 		struct lt_hold *h;
 		struct lt_wait *w;
+		const char *why;
 		uint32_t nh = 0, nw = 0;
 
 		locks++;
@@ -679,8 +937,10 @@ locktab_check(struct locktab *lt, uint64_t now)
 		}
 		if (nh != l->nholders)
 			return "a lock's holder count is wrong";
-		if (nh > 1 && l->mode != LT_SHARED)
+		if (nh > 1 && l->mode != LT_SHARED && l->kind != LT_SEMAPHORE)
 			return "an exclusive lock has more than one holder";
+		if ((why = lt_check_permits(l)) != NULL)
+			return why;
 		TAILQ_FOREACH(w, &l->waiters, lock_link) {
 			nw++;
 			if (w->lock != l)
@@ -693,7 +953,7 @@ locktab_check(struct locktab *lt, uint64_t now)
 		TAILQ_FOREACH(w, &l->waiters, lock_link) {
 			if (lt_owner_expired(w->owner, now))
 				continue;
-			if (lt_compatible(l, w->mode) && lt_may_grant(lt, now))
+			if (lt_wait_fits(l, w) && lt_may_grant(lt, now))
 				return "a waiter could be granted but waits";
 			break;
 		}

@@ -20,7 +20,16 @@
 enum lt_kind {
 	LT_MUTEX,
 	LT_RLOCK,
+	/*
+	 * A counting semaphore: up to a capacity of permits held at once,
+	 * each holder with its own number of them. Not reentrant; mode has
+	 * no meaning (always LT_EXCLUSIVE).
+	 */
+	LT_SEMAPHORE,
 };
+
+/* The largest capacity a semaphore may have (the protocol's 2^31-1). */
+#define LT_CAPACITY_MAX	0x7fffffffu
 
 enum lt_mode {
 	LT_EXCLUSIVE,
@@ -63,6 +72,9 @@ struct lt_lock {
 	uint8_t			mode;	/* enum lt_mode of the holders */
 	uint8_t			dirty;
 	uint16_t		namelen;
+	/* A semaphore's: fixed while it exists, and the permits held. */
+	uint32_t		capacity;
+	uint32_t		in_use;
 	char			name[];
 };
 
@@ -75,6 +87,7 @@ struct lt_hold {
 	uint64_t		since;	/* now at grant */
 	uint32_t		count;	/* reentrant depth; 1 for a mutex */
 	uint8_t			mode;
+	uint32_t		permits;	/* a semaphore's; else 0 */
 };
 
 struct lt_wait {
@@ -85,6 +98,7 @@ struct lt_wait {
 	void			*udata;	/* the caller's pending request */
 	uint64_t		since;
 	uint8_t			mode;
+	uint32_t		permits;	/* a semaphore's ask; else 0 */
 };
 
 struct lt_ops {
@@ -140,13 +154,22 @@ struct lt_want {
 	enum lt_mode	 mode;
 	bool		 may_wait;
 	void		*udata;	/* the caller's pending request, on a wait */
+	/*
+	 * LT_SEMAPHORE: permits asked (0 means 1, at most capacity) and the
+	 * capacity (1..LT_CAPACITY_MAX, the lock's own when it exists).
+	 */
+	uint32_t	 permits;
+	uint32_t	 capacity;
 };
 
 /*
  * Ask for a lock. Returns LT_GRANTED with *hold set (a new hold, or the
  * holder's own for a reentrant acquire), LT_QUEUED with *wait set (only when
  * may_wait), or DLM_E_WOULD_BLOCK, DLM_E_ALREADY_HELD, DLM_E_KIND_MISMATCH,
- * DLM_E_LIMIT.
+ * DLM_E_LIMIT. A semaphore also fails with DLM_E_BAD_REQUEST (a capacity
+ * out of range, more permits than it, shared mode) and DLM_E_KIND_MISMATCH
+ * when its capacity differs from the lock's; its holder asking again gets
+ * DLM_E_ALREADY_HELD (one grant per session: release, then ask anew).
  */
 int		 locktab_acquire(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen,
@@ -160,6 +183,15 @@ int		 locktab_release(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen, uint64_t now,
 		    uint32_t *remaining);
 /*
+ * Give back permits of the owner's semaphore hold: all of them when permits
+ * is 0 or what it holds, else that many, keeping the hold (and its token)
+ * with the rest. 0 with *left the permits still held, DLM_E_NOT_HELD, or
+ * DLM_E_BAD_REQUEST (more permits than held, or not a semaphore).
+ */
+int		 locktab_release_permits(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, uint32_t permits,
+		    uint64_t now, uint32_t *left);
+/*
  * Install a hold another table granted (a reclaim after a fail-over), with
  * its token and count, for an owner without a wait on that lock. Tokens
  * order grants: a hold with token t exists only if every conflicting hold
@@ -171,11 +203,28 @@ int		 locktab_release(struct locktab *, struct lt_owner *,
  * claim changes the lock's kind. Returns LT_GRANTED with *hold set, or
  * DLM_E_BAD_REQUEST (token 0 or not below the next token, count 0, a mutex
  * count other than one), DLM_E_ALREADY_HELD (the owner holds or waits for
- * it, or the token is held), DLM_E_LIMIT, DLM_E_WOULD_BLOCK.
+ * it, or the token is held), DLM_E_LIMIT, DLM_E_WOULD_BLOCK. A semaphore's
+ * hold is installed with locktab_install_semaphore() (kind LT_SEMAPHORE is
+ * DLM_E_BAD_REQUEST here).
  */
 int		 locktab_install(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen, enum lt_kind,
 		    enum lt_mode, uint32_t count, uint64_t token, int reason,
+		    uint64_t now, struct lt_hold **hold);
+/*
+ * locktab_install() for a semaphore's hold of permits, of a semaphore of
+ * capacity. Two claims whose permits add up past the capacity conflict,
+ * as for a mutex: the higher token wins (ops->revoked for the other).
+ * Others live together while their permits fit: a claim that would take
+ * the permits in use past the capacity is refused (DLM_E_WOULD_BLOCK),
+ * whichever came first, as no token tells which claim is stale. A claim
+ * of another capacity or kind conflicts with every hold: the higher token
+ * wins. Errors as locktab_install()'s, DLM_E_BAD_REQUEST also for a
+ * capacity or permits out of range.
+ */
+int		 locktab_install_semaphore(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, uint32_t capacity,
+		    uint32_t permits, uint64_t token, int reason,
 		    uint64_t now, struct lt_hold **hold);
 /* Withdraw a waiter (timeout, cancel); it is freed. Grants whoever can go. */
 void		 locktab_cancel(struct locktab *, struct lt_wait *, uint64_t now);

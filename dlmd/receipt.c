@@ -6,10 +6,13 @@
  *
  *   session: "dlm-session-1", cluster name, session name, session secret
  *   hold:    "dlm-hold-1", cluster name, session name, session secret,
- *	      lock, kind, mode, count, token
+ *	      lock, kind, mode, count, token[, permits, capacity]
  *
  * every string preceded by its length (32 bits, big-endian) and every
- * number big-endian, so no two different claims share an input. The
+ * number big-endian, so no two different claims share an input. A
+ * semaphore's hold (capacity not 0) adds its permits and capacity; other
+ * holds' receipts are what they were before semaphores, and as every
+ * field before them has a fixed length, the two never share an input. The
  * session's secret is in both: a hold's receipt is worth nothing without
  * the secret of the very session it was given to, and not to a later
  * session that took the same name.
@@ -100,6 +103,10 @@ receipt_hold_from(const struct receipt_key *k, const struct receipt_prefix *p,
 	put_u64(&h, c->mode);
 	put_u64(&h, c->count);
 	put_u64(&h, c->token);
+	if (c->capacity != 0) {
+		put_u64(&h, c->permits);
+		put_u64(&h, c->capacity);
+	}
 	hmac_sha256_digest(&h, RECEIPT_LEN, out);
 }
 

@@ -40,6 +40,9 @@ struct receipt_claim {
 	unsigned	 mode;		/* enum lt_mode */
 	uint32_t	 count;
 	uint64_t	 token;
+	/* A semaphore's (capacity not 0); 0 for other kinds. */
+	uint32_t	 permits;
+	uint32_t	 capacity;
 };
 
 void	receipt_key_set(struct receipt_key *,

@@ -26,6 +26,7 @@ struct claim {
 	const char		*receipt;
 	size_t			 receiptlen;
 	uint32_t		 proven;	/* the receipt's count */
+	uint32_t		 proven_permits; /* a semaphore's, likewise */
 };
 
 static int
@@ -67,6 +68,59 @@ claim_uint(struct request *req, const msgpack_object *m, const char *key,
 	return 0;
 }
 
+/* A claim's kind: "mutex" (the default), "rlock" or "semaphore". */
+static int
+claim_kind(struct request *req, const msgpack_object *m, unsigned *kind)
+{
+	const msgpack_object *o = mpr_get(m, "kind");
+
+	*kind = LT_MUTEX;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL ||
+	    mpr_str_eq(o, "mutex"))
+		return 0;
+	if (mpr_str_eq(o, "rlock"))
+		*kind = LT_RLOCK;
+	else if (mpr_str_eq(o, "semaphore"))
+		*kind = LT_SEMAPHORE;
+	else
+		return request_error(req, DLM_E_BAD_REQUEST, "a hold's 'kind' "
+		    "must be \"mutex\", \"rlock\" or \"semaphore\"");
+	return 0;
+}
+
+/*
+ * A semaphore claim's capacity (required), permits (required) and
+ * receipt_permits (what its receipt proves: the grant's, which a partial
+ * release since may have lowered; default permits). Other claims have
+ * none, whatever they say.
+ */
+static int
+claim_permits(struct request *req, const msgpack_object *m, struct claim *cl)
+{
+	uint64_t capacity, permits, proven;
+	int rc;
+
+	if (cl->c.kind != LT_SEMAPHORE)
+		return 0;
+	if ((rc = claim_uint(req, m, "capacity", 0, LT_CAPACITY_MAX,
+	    &capacity)) != 0 ||
+	    (rc = claim_uint(req, m, "permits", 0, capacity, &permits)) != 0 ||
+	    (rc = claim_uint(req, m, "receipt_permits", permits, capacity,
+	    &proven)) != 0)
+		return rc;
+	if (proven < permits)
+		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
+		    "'permits' (%llu) is above what its receipt proves (%llu)",
+		    (unsigned long long)permits, (unsigned long long)proven);
+	if (cl->c.mode != LT_EXCLUSIVE || cl->c.count != 1)
+		return request_error(req, DLM_E_BAD_REQUEST, "a semaphore's "
+		    "hold has no shared mode and a count of one");
+	cl->c.capacity = (uint32_t)capacity;
+	cl->c.permits = (uint32_t)permits;
+	cl->proven_permits = (uint32_t)proven;
+	return 0;
+}
+
 /* One element of holds, checked for shape only. */
 static int
 claim_read(struct request *req, const msgpack_object *m, struct claim *cl)
@@ -88,8 +142,7 @@ claim_read(struct request *req, const msgpack_object *m, struct claim *cl)
 	if (o == NULL || !mpr_bytes(o, &cl->receipt, &cl->receiptlen))
 		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
 		    "'receipt' is required: the one its grant carried");
-	if ((rc = claim_enum(req, m, "kind", "mutex", "rlock",
-	    &cl->c.kind)) != 0 ||
+	if ((rc = claim_kind(req, m, &cl->c.kind)) != 0 ||
 	    (rc = claim_enum(req, m, "mode", "exclusive", "shared",
 	    &cl->c.mode)) != 0 ||
 	    (rc = claim_uint(req, m, "token", 0, INT64_MAX, &token)) != 0 ||
@@ -104,14 +157,23 @@ claim_read(struct request *req, const msgpack_object *m, struct claim *cl)
 	cl->c.token = token;
 	cl->c.count = (uint32_t)count;
 	cl->proven = (uint32_t)proven;
-	return 0;
+	return claim_permits(req, m, cl);
 }
 
-/* {lock, token, count, kept} or {lock, token, kept, error, message}. */
+/*
+ * {lock, token, count, kept}, a semaphore's with {permits}, or {lock,
+ * token, kept, error, message}.
+ */
 static void
 pack_outcome(struct mpw *w, const struct claim *cl, int rc, const char *why)
 {
-	mpw_map(w, rc == 0 ? 4 : 5);
+	bool permits = rc == 0 && cl->c.kind == LT_SEMAPHORE;
+
+	mpw_map(w, rc == 0 ? 4 + permits : 5);
+	if (permits) {
+		mpw_key(w, "permits");
+		mpw_u64(w, cl->c.permits);
+	}
 	mpw_key(w, "lock");
 	mpw_strn(w, cl->c.lock, cl->c.locklen);
 	mpw_key(w, "token");
@@ -142,21 +204,29 @@ claim_install(struct session *s, const struct claim *cl, uint64_t now,
 	int rc;
 
 	proven.count = cl->proven;
+	proven.permits = cl->proven_permits;
 	receipt_hold(&who, &proven, want);
 	if (!receipt_equal(want, cl->receipt, cl->receiptlen)) {
 		*why = "the receipt does not prove this hold";
 		return DLM_E_PERMISSION;
 	}
-	rc = locktab_install(srv->lt, &s->owner, cl->c.lock, cl->c.locklen,
-	    cl->c.kind, cl->c.mode, cl->c.count, cl->c.token, DLM_LOST_FAILOVER,
-	    now, &h);
+	if (cl->c.kind == LT_SEMAPHORE)
+		rc = locktab_install_semaphore(srv->lt, &s->owner, cl->c.lock,
+		    cl->c.locklen, cl->c.capacity, cl->c.permits, cl->c.token,
+		    DLM_LOST_FAILOVER, now, &h);
+	else
+		rc = locktab_install(srv->lt, &s->owner, cl->c.lock,
+		    cl->c.locklen, cl->c.kind, cl->c.mode, cl->c.count,
+		    cl->c.token, DLM_LOST_FAILOVER, now, &h);
 	switch (rc) {
 	case LT_GRANTED:
 		*why = "";
 		return 0;
 	case DLM_E_WOULD_BLOCK:
-		*why = "a later grant of this lock was reclaimed: this hold "
-		    "had ended";
+		*why = cl->c.kind == LT_SEMAPHORE ? "a later grant of this "
+		    "lock was reclaimed, or the semaphore's permits are all "
+		    "claimed: this hold had ended or shrunk" : "a later grant "
+		    "of this lock was reclaimed: this hold had ended";
 		break;
 	case DLM_E_ALREADY_HELD:
 		*why = "claimed twice";

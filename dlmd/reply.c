@@ -120,14 +120,20 @@ reply_not_active(struct conn *c, uint32_t msgid, const char *active,
 }
 
 /*
- * A grant's result: {token, count, valid_ms}, and in a cluster {receipt}.
- * The one encoder of it.
+ * A grant's result: {token, count, valid_ms}, a semaphore's {permits},
+ * and in a cluster {receipt}. The one encoder of it.
  */
 void
 pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
     const uint8_t *receipt)
 {
-	mpw_map(w, receipt != NULL ? 4 : 3);
+	bool semaphore = h->lock->kind == LT_SEMAPHORE;
+
+	mpw_map(w, 3 + (receipt != NULL) + semaphore);
+	if (semaphore) {
+		mpw_key(w, "permits");
+		mpw_u64(w, h->permits);
+	}
 	mpw_key(w, "token");
 	mpw_u64(w, h->token);
 	mpw_key(w, "count");

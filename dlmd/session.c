@@ -140,7 +140,8 @@ session_hold_receipt(struct session *s, const struct lt_hold *h,
 		s->have_hold_prefix = true;
 	}
 	c = (struct receipt_claim){ h->lock->name, h->lock->namelen,
-	    h->lock->kind, h->mode, h->count, h->token };
+	    h->lock->kind, h->mode, h->count, h->token, h->permits,
+	    h->lock->capacity };
 	receipt_hold_from(&srv->cluster.key, &s->hold_prefix, &c, out);
 	return true;
 }

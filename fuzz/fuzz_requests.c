@@ -138,15 +138,41 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_key(&w, "linger_ms");
 		mpw_u64(&w, b[3] & 0x10 ? 1000 : 0);
 	} else if (strcmp(method, "acquire") == 0) {
-		mpw_map(&w, 4);
+		/*
+		 * A semaphore's capacity 0..7 (0 is refused, and two
+		 * capacities of one name mismatch) and permits 0..3 (0:
+		 * the key left out).
+		 */
+		bool semaphore = (b[3] & 0x10) != 0;
+		unsigned permits = (b[2] >> 2) & 3;
+
+		mpw_map(&w, 4 + (semaphore ? 1 + (permits != 0) : 0));
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);
 		mpw_key(&w, "kind");
-		mpw_str(&w, b[3] & 1 ? "rlock" : "mutex");
+		mpw_str(&w, semaphore ? "semaphore" : b[3] & 1 ? "rlock" :
+		    "mutex");
 		mpw_key(&w, "mode");
-		mpw_str(&w, b[3] & 2 ? "shared" : "exclusive");
+		/* Shared, refused for a semaphore, only now and then. */
+		mpw_str(&w, (b[3] & 2) && (!semaphore || (b[3] & 1)) ?
+		    "shared" : "exclusive");
 		mpw_key(&w, "timeout_ms");
 		mpw_i64(&w, timeouts[(b[3] >> 2) & 3]);
+		if (semaphore) {
+			mpw_key(&w, "capacity");
+			mpw_u64(&w, (b[3] >> 5) & 7);
+		}
+		if (semaphore && permits != 0) {
+			mpw_key(&w, "permits");
+			mpw_u64(&w, permits);
+		}
+	} else if (strcmp(method, "release") == 0 && (b[3] & 1)) {
+		/* A semaphore's release of some permits (0 is refused). */
+		mpw_map(&w, 2);
+		mpw_key(&w, "lock");
+		mpw_str(&w, lock);
+		mpw_key(&w, "permits");
+		mpw_u64(&w, (b[3] >> 1) & 3);
 	} else if (strcmp(method, "check") == 0) {
 		mpw_map(&w, 2);
 		mpw_key(&w, "lock");

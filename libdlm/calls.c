@@ -65,6 +65,30 @@ dlm_acquire_opts_init(struct dlm_acquire_opts *opts)
 }
 
 /*
+ * A semaphore's choices, checked as the server would, so that a mistake
+ * is told at the call: NULL, or what is wrong. permits 0 becomes 1.
+ */
+static const char *
+semaphore_opts_read(struct dlm_acquire_opts *o)
+{
+	if (!(o->flags & DLM_SEMAPHORE)) {
+		if (o->capacity != 0 || o->permits != 0)
+			return "capacity and permits are for DLM_SEMAPHORE";
+		return NULL;
+	}
+	if (o->flags & (DLM_RLOCK | DLM_SHARED))
+		return "DLM_SEMAPHORE with DLM_RLOCK or DLM_SHARED: a semaphore "
+		    "is neither reentrant nor shared";
+	if (o->capacity == 0 || o->capacity > INT32_MAX)
+		return "a semaphore's capacity is 1 to INT32_MAX";
+	if (o->permits == 0)
+		o->permits = 1;
+	if (o->permits > o->capacity)
+		return "more permits than the semaphore's capacity";
+	return NULL;
+}
+
+/*
  * Read the caller's acquire options into *o, in the library's own layout:
  * only as much as the caller's struct has, as with struct dlm_options; a
  * newer caller's fields past ours must be unset. NULL when o may be
@@ -90,11 +114,11 @@ acquire_opts_read(struct dlm_acquire_opts *o, const char *lock,
 			return "acquire options this library does not know";
 	memcpy(o, given, n < sizeof *o ? n : sizeof *o);
 	o->size = sizeof *o;
-	if ((o->flags & ~(DLM_RLOCK | DLM_SHARED)) != 0)
+	if ((o->flags & ~(DLM_RLOCK | DLM_SHARED | DLM_SEMAPHORE)) != 0)
 		return "unknown flags";
 	if (o->timeout_ms < -1)
 		return "a timeout below -1";
-	return NULL;
+	return semaphore_opts_read(o);
 }
 
 int
@@ -222,6 +246,52 @@ dlm_release(struct dlm_client *c, const char *lock)
 		return rc;
 	}
 	if ((rc = wire_lock_params(&params, lock, token)) == 0) {
+		dlm__sync_req(&req, &cv, lock);
+		req.is_release = true;
+		req.hold_token = token;
+		rc = dlm__call(c, &req, "release", &params.sb);
+		pthread_cond_destroy(&cv);
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+	} else
+		dlm__result(c, rc, NULL);
+	wire_params_free(&params);
+	dlm__leave(c);
+	return rc;
+}
+
+int
+dlm_release_permits(struct dlm_client *c, const char *lock, uint32_t permits)
+{
+	pthread_cond_t cv;
+	struct dlm_req req;
+	struct wire_params params;
+	uint64_t token;
+	uint32_t held;
+	int rc;
+
+	if (check_name(lock) != 0)
+		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
+	if (permits == 0 || permits > INT32_MAX)
+		return dlm__result(c, DLM_E_INVALID, "permits is 1 to "
+		    "INT32_MAX (dlm_release() gives back all of them)");
+	if ((rc = dlm__enter(c)) != 0)
+		return rc;
+	if ((rc = dlm__locks_release_target(c, lock, &token)) != 0) {
+		dlm__resultf(c, rc, "lock '%s' is not held by this thread: "
+		    "never taken, lost, or another thread's", lock);
+		dlm__leave(c);
+		return rc;
+	}
+	if ((held = dlm__locks_permits(c, lock)) == 0 || permits > held) {
+		rc = held == 0 ? dlm__resultf(c, DLM_E_INVALID, "lock '%s' is "
+		    "not a semaphore", lock) : dlm__resultf(c, DLM_E_INVALID,
+		    "%u permits of semaphore '%s' are held, fewer than %u",
+		    held, lock, permits);
+		dlm__leave(c);
+		return rc;
+	}
+	if ((rc = wire_release_params(&params, lock, token, permits)) == 0) {
 		dlm__sync_req(&req, &cv, lock);
 		req.is_release = true;
 		req.hold_token = token;

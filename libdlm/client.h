@@ -86,6 +86,14 @@ struct lockent {
 	 */
 	struct note	*spare;
 	pthread_t	 owner;
+	/*
+	 * A semaphore's hold (capacity not 0): the permits held, and those
+	 * its receipt proves (the grant's; a partial release lowers only
+	 * permits), which a reclaim claims.
+	 */
+	uint32_t	 capacity;
+	uint32_t	 permits;
+	uint32_t	 receipt_permits;
 };
 
 /* Something to tell the program: a lost hold, or (loop mode) a state. */
@@ -214,6 +222,8 @@ void		 dlm__locks_drop_all(struct dlm_client *, int reason);
  */
 int		 dlm__locks_release_target(struct dlm_client *,
 		    const char *lock, uint64_t *token);
+/* The permits this client holds of semaphore lock; 0 if none. */
+uint32_t	 dlm__locks_permits(struct dlm_client *, const char *lock);
 bool		 dlm__locks_held(struct dlm_client *, const char *lock);
 /*
  * Pack a reclaim's claim of each hold into sb, *n of them; a hold without

@@ -107,6 +107,11 @@ enum dlm_error {
 /* Flags of dlm_acquire(). */
 #define DLM_RLOCK	0x1	/* reentrant per client; default mutex */
 #define DLM_SHARED	0x2	/* shared mode; default exclusive */
+/*
+ * A counting semaphore (dlm_acquire_ex() only): opts->permits of its
+ * opts->capacity. Not with DLM_RLOCK or DLM_SHARED.
+ */
+#define DLM_SEMAPHORE	0x4
 
 /* Timeouts. */
 #define DLM_TRY		0	/* fail with DLM_E_WOULD_BLOCK at once */
@@ -191,16 +196,29 @@ DLM_API int	dlm_acquire(struct dlm_client *, const char *lock, int flags,
  */
 struct dlm_acquire_opts {
 	size_t		 size;		/* set by dlm_acquire_opts_init() */
-	int		 flags;		/* as dlm_acquire()'s */
+	int		 flags;		/* as dlm_acquire()'s, or DLM_SEMAPHORE */
 	int		 timeout_ms;	/* default DLM_FOREVER */
+	/*
+	 * DLM_SEMAPHORE: the semaphore's capacity (1 to INT32_MAX, required,
+	 * the same for every user of the name) and the permits to take (0
+	 * means 1; at most capacity). 0 for other locks.
+	 */
+	uint32_t	 capacity;
+	uint32_t	 permits;
 };
 
 DLM_API void	dlm_acquire_opts_init(struct dlm_acquire_opts *opts);
 /* dlm_acquire() with the further choices of opts (NULL: the defaults). */
 DLM_API int	dlm_acquire_ex(struct dlm_client *, const char *lock,
 		    const struct dlm_acquire_opts *opts, uint64_t *token);
-/* Give a lock back (one level of an rlock). */
+/* Give a lock back (one level of an rlock; all of a semaphore's permits). */
 DLM_API int	dlm_release(struct dlm_client *, const char *lock);
+/*
+ * Give back some of the permits held of a semaphore, keeping the hold (and
+ * its token) with the rest; all of them end it, as dlm_release() does.
+ */
+DLM_API int	dlm_release_permits(struct dlm_client *, const char *lock,
+		    uint32_t permits);
 /* Release every lock this client holds. */
 DLM_API int	dlm_reset(struct dlm_client *);
 /* Ask the server whether (lock, token) is a current hold; *held 0 or 1. */

@@ -271,6 +271,14 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 		e->has_receipt = req->r.has_receipt;
 		e->receipt_count = e->count;
 		memcpy(e->receipt, req->r.receipt, sizeof e->receipt);
+		if (req->acq.flags & DLM_SEMAPHORE) {
+			e->capacity = req->acq.capacity;
+			e->permits = req->r.permits != 0 &&
+			    req->r.permits <= UINT32_MAX ?
+			    (uint32_t)req->r.permits : req->acq.permits;
+			e->receipt_permits = e->permits;
+		} else
+			e->capacity = e->permits = e->receipt_permits = 0;
 		if (!e->rlock)
 			e->busy = true;
 	} else if (req->is_release && (req->r.err == 0 ||
@@ -280,6 +288,9 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 		 * hold already gone: the entry is a newer one's.
 		 */
 		e->count = req->r.err == 0 ? (uint32_t)req->r.count : 0;
+		/* Some of a semaphore's permits given back: the rest held. */
+		if (e->capacity != 0 && e->count > 0)
+			e->permits = (uint32_t)req->r.permits;
 		if (e->count == 0)
 			dlm__lockent_clear(e);
 	}
@@ -368,6 +379,15 @@ dlm__locks_release_target(struct dlm_client *c, const char *lock,
 	return 0;
 }
 
+uint32_t
+dlm__locks_permits(struct dlm_client *c, const char *lock)
+{
+	struct lockent *e;
+
+	HASH_FIND_STR(c->locks, lock, e);
+	return e != NULL && e->count > 0 ? e->permits : 0;
+}
+
 bool
 dlm__locks_held(struct dlm_client *c, const char *lock)
 {
@@ -388,7 +408,8 @@ dlm__locks_claims(struct dlm_client *c, msgpack_sbuffer *sb, uint32_t *n)
 	HASH_ITER(hh, c->locks, e, tmp) {
 		if (e->count == 0)
 			continue;
-		if (!e->has_receipt || e->count > e->receipt_count) {
+		if (!e->has_receipt || e->count > e->receipt_count ||
+		    e->permits > e->receipt_permits) {
 			/* As dlm__locks_on_lost(): the turn stays. */
 			lockent_lost(c, e, DLM_LOST_FAILOVER);
 			e->count = 0;
@@ -398,7 +419,8 @@ dlm__locks_claims(struct dlm_client *c, msgpack_sbuffer *sb, uint32_t *n)
 			continue;
 		}
 		cl = (struct wire_claim){ e->name, e->rlock, e->shared,
-		    e->token, e->count, e->receipt_count, e->receipt };
+		    e->token, e->count, e->receipt_count, e->receipt,
+		    e->capacity, e->permits, e->receipt_permits };
 		if (wire_claim(sb, &cl) != 0)
 			return DLM_E_NOMEM;
 		(*n)++;

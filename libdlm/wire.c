@@ -307,11 +307,20 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	struct mpw w;
 
 	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, 7);
+	mpw_map(&w, cl->capacity != 0 ? 10 : 7);
+	if (cl->capacity != 0) {
+		mpw_key(&w, "capacity");
+		mpw_u64(&w, cl->capacity);
+		mpw_key(&w, "permits");
+		mpw_u64(&w, cl->permits);
+		mpw_key(&w, "receipt_permits");
+		mpw_u64(&w, cl->receipt_permits);
+	}
 	mpw_key(&w, "lock");
 	mpw_str(&w, cl->lock);
 	mpw_key(&w, "kind");
-	mpw_str(&w, cl->rlock ? "rlock" : "mutex");
+	mpw_str(&w, cl->capacity != 0 ? "semaphore" : cl->rlock ? "rlock" :
+	    "mutex");
 	mpw_key(&w, "mode");
 	mpw_str(&w, cl->shared ? "shared" : "exclusive");
 	mpw_key(&w, "token");
@@ -334,14 +343,22 @@ wire_acquire_params(struct wire_params *p, const char *lock,
     const struct dlm_acquire_opts *o, int timeout_ms)
 {
 	struct mpw w;
-	uint32_t n = 4;
+	bool semaphore = (o->flags & DLM_SEMAPHORE) != 0;
+	uint32_t n = 4 + (semaphore ? 2 : 0);
 
 	wire_params_init(p, &w);
 	mpw_map(&w, n);
 	mpw_key(&w, "lock");
 	mpw_str(&w, lock);
 	mpw_key(&w, "kind");
-	mpw_str(&w, (o->flags & DLM_RLOCK) ? "rlock" : "mutex");
+	mpw_str(&w, semaphore ? "semaphore" : (o->flags & DLM_RLOCK) ?
+	    "rlock" : "mutex");
+	if (semaphore) {
+		mpw_key(&w, "capacity");
+		mpw_u64(&w, o->capacity);
+		mpw_key(&w, "permits");
+		mpw_u64(&w, o->permits != 0 ? o->permits : 1);
+	}
 	mpw_key(&w, "mode");
 	mpw_str(&w, (o->flags & DLM_SHARED) ? "shared" : "exclusive");
 	mpw_key(&w, "timeout_ms");
@@ -361,6 +378,27 @@ wire_lock_params(struct wire_params *p, const char *lock, uint64_t token)
 	if (token != 0) {
 		mpw_key(&w, "token");
 		mpw_u64(&w, token);
+	}
+	return w.err != 0 ? DLM_E_NOMEM : 0;
+}
+
+int
+wire_release_params(struct wire_params *p, const char *lock, uint64_t token,
+    uint32_t permits)
+{
+	struct mpw w;
+
+	wire_params_init(p, &w);
+	mpw_map(&w, 1 + (token != 0) + (permits != 0));
+	mpw_key(&w, "lock");
+	mpw_str(&w, lock);
+	if (token != 0) {
+		mpw_key(&w, "token");
+		mpw_u64(&w, token);
+	}
+	if (permits != 0) {
+		mpw_key(&w, "permits");
+		mpw_u64(&w, permits);
 	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
@@ -482,6 +520,8 @@ wire_reply(struct reply_data *r, const struct frame *f, bool want_raw)
 		(void)mpr_uint(o, &r->valid_ms);
 	if ((o = mpr_get(res, "released")) != NULL)
 		(void)mpr_uint(o, &r->released);
+	if ((o = mpr_get(res, "permits")) != NULL)
+		(void)mpr_uint(o, &r->permits);
 	if ((o = mpr_get(res, "held")) != NULL)
 		(void)mpr_bool(o, &r->held);
 	if ((o = mpr_get(res, "cancelled")) != NULL)

@@ -41,6 +41,7 @@ struct reply_data {
 	uint64_t	 count;
 	uint64_t	 valid_ms;
 	uint64_t	 released;
+	uint64_t	 permits;	/* a semaphore's, held after the call */
 	bool		 held;
 	bool		 cancelled;
 	bool		 has_receipt;	/* a clustered grant's proof */
@@ -125,6 +126,10 @@ struct wire_claim {
 	uint32_t	 count;
 	uint32_t	 receipt_count;
 	const uint8_t	*receipt;
+	/* A semaphore's (capacity not 0): held now, and what receipt proves. */
+	uint32_t	 capacity;
+	uint32_t	 permits;
+	uint32_t	 receipt_permits;
 };
 int	 wire_claim(msgpack_sbuffer *, const struct wire_claim *);
 /*
@@ -153,6 +158,9 @@ int	 wire_acquire_params(struct wire_params *p, const char *lock,
 	    const struct dlm_acquire_opts *o, int timeout_ms);
 int	 wire_lock_params(struct wire_params *p, const char *lock,
 	    uint64_t token);
+/* release's {lock, token?, permits?} (0: the key left out). */
+int	 wire_release_params(struct wire_params *p, const char *lock,
+	    uint64_t token, uint32_t permits);
 /* A params map with one key: {key: s} or {key: u}. */
 int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
 int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);

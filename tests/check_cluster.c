@@ -297,6 +297,10 @@ struct held {
 	uint64_t	 count;
 	uint64_t	 proven;	/* the receipt's count */
 	uint8_t		 receipt[32];
+	/* A semaphore's (capacity not 0): held, and proven by the receipt. */
+	uint64_t	 capacity;
+	uint64_t	 permits;
+	uint64_t	 proven_permits;
 };
 
 static void
@@ -359,6 +363,28 @@ hold_take(struct ident *id, struct held *h, const char *lock,
 	copy_bin(r, "receipt", h->receipt);
 }
 
+/* Take permits of semaphore lock of capacity cap on id's session. */
+static void
+hold_take_sem(struct ident *id, struct held *h, const char *lock,
+    long long cap, long long permits)
+{
+	struct reply *r = tc_call(id->c, "acquire", "lock:s kind:s "
+	    "capacity:i permits:i timeout_ms:i", lock, "semaphore", cap,
+	    permits, 0LL);
+
+	ck_assert_msg(r->err == 0, "acquire %s: %s", lock, reply_errmsg(r));
+	memset(h, 0, sizeof *h);
+	snprintf(h->lock, sizeof h->lock, "%s", lock);
+	h->kind = "semaphore";
+	h->mode = "exclusive";
+	h->token = reply_u64(r, "token");
+	h->count = h->proven = reply_u64(r, "count");
+	h->capacity = (uint64_t)cap;
+	h->permits = h->proven_permits = reply_u64(r, "permits");
+	ck_assert_uint_eq(h->permits, (uint64_t)permits);
+	copy_bin(r, "receipt", h->receipt);
+}
+
 static void
 pack_s(msgpack_packer *pk, const char *s)
 {
@@ -395,7 +421,15 @@ reclaim_send(struct tc *c, const struct ident *id, const struct held *h,
 	pack_s(&pk, "holds");
 	msgpack_pack_array(&pk, (uint32_t)n);
 	for (int i = 0; i < n; i++) {
-		msgpack_pack_map(&pk, 7);
+		msgpack_pack_map(&pk, h[i].capacity != 0 ? 10 : 7);
+		if (h[i].capacity != 0) {
+			pack_s(&pk, "capacity");
+			msgpack_pack_uint64(&pk, h[i].capacity);
+			pack_s(&pk, "permits");
+			msgpack_pack_uint64(&pk, h[i].permits);
+			pack_s(&pk, "receipt_permits");
+			msgpack_pack_uint64(&pk, h[i].proven_permits);
+		}
 		pack_s(&pk, "lock");
 		pack_s(&pk, h[i].lock);
 		pack_s(&pk, "kind");
@@ -756,6 +790,89 @@ START_TEST(conflicting_reclaims_go_to_the_higher_token)
 	ck_assert_str_eq(holder_of(bc, "P", ap.token), "");
 	ck_assert_str_eq(holder_of(bc, "Q", aq.token), "A");
 	ck_assert_str_eq(holder_of(bc, "Q", bq.token), "");
+	tc_close(ac);
+	tc_close(bc);
+	tc_close(A.c);
+	tc_close(B.c);
+}
+END_TEST
+
+/*
+ * Semaphore holds through a fail-over: reclaimed with their permits (fewer
+ * than the receipt's after a partial release), side by side up to the
+ * capacity; a claim altered in its permits or capacity is refused; of two
+ * claims that could never be held at once, the newer token wins.
+ */
+START_TEST(semaphore_reclaims)
+{
+	struct ident A, B;
+	struct held as, au, bs, bu, ha[4], hb[2];
+	const msgpack_object *holders;
+	struct reply *r;
+	struct tc *ac, *bc;
+	int a, b;
+
+	a = two_nodes_up(&b);
+	ident_open(&A, &nodes[a], "A");
+	ident_open(&B, &nodes[a], "B");
+	/* S: A's 2 permits, one given back; then B's 2. Full. */
+	hold_take_sem(&A, &as, "S", 3, 2);
+	r = tc_call(A.c, "release", "lock:s permits:i", "S", 1LL);
+	ck_assert_uint_eq(reply_u64(r, "permits"), 1);
+	as.permits = 1;
+	hold_take_sem(&B, &bs, "S", 3, 2);
+	/* U: A's 2 of 2, ended; then B's 1. A's receipt still proves 2. */
+	hold_take_sem(&A, &au, "U", 2, 2);
+	tc_call(A.c, "release", "lock:s", "U");
+	hold_take_sem(&B, &bu, "U", 2, 1);
+	cluster_node_kill(&nodes[a]);
+
+	/* Altered permits and capacity, then the true claim, then U. */
+	ha[0] = as;
+	ha[0].permits = ha[0].proven_permits = 3;
+	ha[1] = as;
+	ha[1].capacity = 4;
+	ha[2] = as;
+	ha[3] = au;
+	r = reclaim_on(&nodes[b], &A, ha, 4, &ac);
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	ck_assert(!kept(outcome(r, 0)));
+	ck_assert_str_eq(obj_str(outcome(r, 0), "error"), "PERMISSION");
+	ck_assert(!kept(outcome(r, 1)));
+	ck_assert_str_eq(obj_str(outcome(r, 1), "error"), "PERMISSION");
+	ck_assert(kept(outcome(r, 2)));
+	ck_assert_uint_eq(obj_u64(outcome(r, 2), "permits"), 1);
+	ck_assert(kept(outcome(r, 3)));
+	hb[0] = bs;
+	hb[1] = bu;
+	r = reclaim_on(&nodes[b], &B, hb, 2, &bc);
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	ck_assert(kept(outcome(r, 0)));
+	ck_assert_msg(kept(outcome(r, 1)), "U: %s",
+	    obj_str(outcome(r, 1), "message"));
+	/* A's stale 2 permits of U never met B's newer one: A lost it. */
+	r = tc_wait_notify(ac, 2000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->method, "lost");
+	ck_assert_str_eq(obj_str(r->params, "lock"), "U");
+	ck_assert_uint_eq(obj_u64(r->params, "token"), au.token);
+	ck_assert_str_eq(holder_of(bc, "U", bu.token), "B");
+	ck_assert_str_eq(holder_of(bc, "S", as.token), "A");
+	ck_assert_str_eq(holder_of(bc, "S", bs.token), "B");
+	r = tc_call(bc, "lock", "lock:s", "S");
+	ck_assert_uint_eq(reply_u64(r, "capacity"), 3);
+	ck_assert_uint_eq(reply_u64(r, "in_use"), 3);
+	holders = reply_get(r, "holders");
+	ck_assert_uint_eq(holders->via.array.size, 2);
+	/* U: B's one permit, A's claim gone. */
+	r = tc_call(bc, "lock", "lock:s", "U");
+	ck_assert_uint_eq(reply_u64(r, "in_use"), 1);
+	/* The reclaimed holds work as any: a partial release, then all. */
+	r = tc_call(bc, "release", "lock:s permits:i", "S", 1LL);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_uint_eq(reply_u64(r, "permits"), 1);
+	ck_assert_str_eq(holder_of(bc, "S", bs.token), "B");
+	ck_assert_int_eq(tc_call(ac, "release", "lock:s", "S")->err, 0);
 	tc_close(ac);
 	tc_close(bc);
 	tc_close(A.c);
@@ -1223,6 +1340,88 @@ START_TEST(libdlm_holders_keep_their_locks)
 }
 END_TEST
 
+/*
+ * libdlm's semaphore holds through a SIGKILL of the active: reclaimed by
+ * themselves with their permits (one given back before), same tokens,
+ * counted against the capacity; a waiter's acquire is sent again and
+ * served only when permits are given back.
+ */
+START_TEST(libdlm_semaphore_failover)
+{
+	struct told ht = { 0 }, h2t = { 0 }, wt = { 0 };
+	struct dlm_client *h1, *h2, *waiter;
+	struct dlm_acquire_opts o;
+	char list[512];
+	uint64_t t1, t2, tok, killed;
+	int a, err, held = 0, rc;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	a = wait_one_active(15000);
+	member_list(list, sizeof list, -1);
+	h1 = lib_connect(list, "h1", 6000, &ht, &err);
+	ck_assert_msg(h1 != NULL, "connect: %s", dlm_strerror(err));
+	h2 = lib_connect(list, "h2", 6000, &h2t, &err);
+	ck_assert_ptr_nonnull(h2);
+	waiter = lib_connect(list, "waiter", 6000, &wt, &err);
+	ck_assert_ptr_nonnull(waiter);
+
+	dlm_acquire_opts_init(&o);
+	o.flags = DLM_SEMAPHORE;
+	o.capacity = 3;
+	o.permits = 2;
+	o.timeout_ms = 5000;
+	ck_assert_int_eq(dlm_acquire_ex(h1, "S", &o, &t1), 0);
+	ck_assert_int_eq(dlm_release_permits(h1, "S", 1), 0);
+	ck_assert_int_eq(dlm_acquire_ex(h2, "S", &o, &t2), 0);
+	o.permits = 1;
+	o.timeout_ms = 60000;
+	ck_assert_int_eq(dlm_acquire_ex_async(waiter, "S", &o, told_granted,
+	    &wt, NULL), 0);
+	sleep_ms(300);
+	dlm_async_dispatch(waiter);
+	ck_assert_int_eq(wt.granted, 0);
+
+	killed = mono_ms();
+	cluster_node_kill(&nodes[a]);
+	while ((rc = dlm_check(h1, "S", t1, &held)) != 0) {
+		ck_assert_msg(rc == DLM_E_DISCONNECTED, "check: %s",
+		    dlm_strerror(rc));
+		ck_assert_msg(mono_ms() - killed < 30000, "no new active");
+		sleep_ms(50);
+	}
+	ck_assert_msg(held == 1, "h1's permit was not kept");
+	ck_assert_int_eq(dlm_check(h2, "S", t2, &held), 0);
+	ck_assert_msg(held == 1, "h2's permits were not kept");
+	ck_assert_int_eq(dlm_holds(h1, "S", &tok), 1);
+	ck_assert_uint_eq(tok, t1);
+	ck_assert_int_eq(dlm_holds(h2, "S", &tok), 1);
+	ck_assert_uint_eq(tok, t2);
+	/* 1 + 2 of 3 reclaimed: the waiter's one does not fit yet. */
+	sleep_ms(GRACE_MS + 500);
+	dlm_async_dispatch(waiter);
+	ck_assert_int_eq(wt.granted, 0);
+	ck_assert_int_eq(dlm_release_permits(h2, "S", 1), 0);
+	for (int i = 0; i < 100 && !wt.granted; i++) {
+		sleep_ms(50);
+		dlm_async_dispatch(waiter);
+	}
+	ck_assert_msg(wt.granted, "the waiter's acquire was not served");
+	ck_assert_int_eq(wt.err, 0);
+	ck_assert_uint_gt(wt.token, t2);
+	ck_assert_msg(dlm_holds(h2, "S", &tok) == 1, "h2 lost its permit "
+	    "(told lost %d times, reason %d)", h2t.lost, h2t.reason);
+	ck_assert_uint_eq(tok, t2);
+	ck_assert_int_eq(ht.lost + h2t.lost + wt.lost, 0);
+	ck_assert_int_eq(dlm_release(h1, "S"), 0);
+	ck_assert_int_eq(dlm_release(h2, "S"), 0);
+	dlm_close(waiter);
+	dlm_close(h2);
+	dlm_close(h1);
+}
+END_TEST
+
 /* A loop-mode client's states as its state callback saw them. */
 struct states {
 	int	connected;	/* times the session opened */
@@ -1497,6 +1696,7 @@ cluster_suite(void)
 	add_case(s, "reclaim", holders_reclaim_after_sigkill);
 	add_case(s, "reclaim_forged", forged_reclaims_refused);
 	add_case(s, "reclaim_conflict", conflicting_reclaims_go_to_the_higher_token);
+	add_case(s, "reclaim_semaphore", semaphore_reclaims);
 	add_case(s, "sigstop", sigstop_the_active_past_its_lease);
 	add_case(s, "tokens", tokens_only_grow);
 	add_case(s, "etcd_quorum", etcd_members_lost_and_back);
@@ -1505,6 +1705,7 @@ cluster_suite(void)
 	add_case(s, "libdlm_find", libdlm_finds_the_active);
 	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
 	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
+	add_case(s, "libdlm_semaphore", libdlm_semaphore_failover);
 	add_case(s, "dlmctl", dlmctl_status_and_cluster_from_any_member);
 	return s;
 }

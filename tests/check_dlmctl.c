@@ -587,6 +587,114 @@ START_TEST(show_lists_the_whole_queue)
 }
 END_TEST
 
+/* Take permits of semaphore lock (capacity cap) on c, at once. */
+static void
+sem_take(struct dlm_client *c, const char *lock, uint32_t cap,
+    uint32_t permits)
+{
+	struct dlm_acquire_opts o;
+
+	dlm_acquire_opts_init(&o);
+	o.flags = DLM_SEMAPHORE;
+	o.capacity = cap;
+	o.permits = permits;
+	o.timeout_ms = 0;
+	ck_assert_int_eq(dlm_acquire_ex(c, lock, &o, NULL), 0);
+}
+
+/* A thread that waits for permits of a semaphore, to show as a waiter. */
+static void *
+sem_waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	struct dlm_acquire_opts o;
+
+	dlm_acquire_opts_init(&o);
+	o.flags = DLM_SEMAPHORE;
+	o.capacity = 5;
+	o.permits = (uint32_t)w->flags;
+	o.timeout_ms = 10000;
+	w->rc = dlm_acquire_ex(w->c, w->lock, &o, NULL);
+	return NULL;
+}
+
+/* locks and show: a semaphore's capacity, permits in use, each one's. */
+START_TEST(semaphore_listings)
+{
+	struct dlm_client *a = client("sem-a"), *b = client("sem-b");
+	struct waiter w = { NULL, "pool", 4, -1, 0 };
+	struct out o;
+	const char *line;
+	json_t *v, *l, *h;
+
+	sem_take(a, "pool", 5, 3);
+	sem_take(b, "pool", 5, 1);
+	ck_assert_int_eq(dlm_acquire(a, "plain", 0, 0, NULL), 0);
+	w.c = client("sem-w");
+	pthread_create(&w.th, NULL, sem_waiter_main, &w);
+	wait_waiters(a, "pool", 1);
+
+	o = ctl("-s", server, "locks", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "PERMITS"));
+	line = line_with(o.out, "pool");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_ptr_nonnull(strstr(line, "semaphore"));
+	ck_assert_msg(strstr(line, " 4/5 ") != NULL, "%s", line);
+	ck_assert_ptr_nonnull(strstr(line, "+1 more"));
+	line = line_with(o.out, "plain");
+	ck_assert_ptr_nonnull(strstr(line, " - "));
+	out_free(&o);
+
+	o = ctl("-s", server, "show", "pool", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_msg(strstr(o.out, "capacity  5\n") != NULL, "%s", o.out);
+	ck_assert_msg(strstr(o.out, "in use    4\n") != NULL, "%s", o.out);
+	line = line_with(o.out, "sem-a");
+	ck_assert_msg(line[strlen(line) - 1] == '3', "%s", line);
+	line = line_with(o.out, "sem-b");
+	ck_assert_msg(line[strlen(line) - 1] == '1', "%s", line);
+	line = line_with(o.out, "sem-w");
+	ck_assert_msg(line[strlen(line) - 1] == '4', "%s", line);
+	out_free(&o);
+	/* A mutex's show has no permits. */
+	o = ctl("-s", server, "show", "plain", (char *)NULL);
+	ck_assert_ptr_null(strstr(o.out, "PERMITS"));
+	ck_assert_ptr_null(strstr(o.out, "capacity"));
+	out_free(&o);
+
+	o = ctl("-s", server, "--json", "show", "pool", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_str_eq(json_string_value(json_object_get(v, "kind")),
+	    "semaphore");
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "capacity")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "in_use")), 4);
+	h = json_array_get(json_object_get(v, "holders"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(h, "permits")), 3);
+	h = json_array_get(json_object_get(v, "waiters"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(h, "permits")), 4);
+	json_decref(v);
+	out_free(&o);
+	o = ctl("-s", server, "--json", "locks", "po", (char *)NULL);
+	v = parse_json(&o);
+	l = json_array_get(json_object_get(v, "locks"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(l, "in_use")), 4);
+	json_decref(v);
+	out_free(&o);
+
+	/* Release from one holder: its permits go to the waiter. */
+	o = ctl("-s", server, "release", "pool", "--client", "sem-a",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	waiter_end(&w);
+	ck_assert_int_eq(w.rc, 0);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
 START_TEST(clients_connected_and_lingering)
 {
 	struct dlm_client *a = client("present");
@@ -1487,6 +1595,113 @@ START_TEST(runs_never_overlap)
 }
 END_TEST
 
+/*
+ * Three `run --semaphore 2` at once: never more than two inside, and two
+ * at once indeed. Each command makes a file of its own in a directory
+ * while it holds its permit, and writes how many it finds there: on
+ * arrival (a third inside would see 3), and once it has waited for a
+ * second to arrive (up to 3 s; the third never sees one).
+ */
+START_TEST(run_semaphore_at_most_n)
+{
+	enum { N = 3 };
+	struct bg b[N] = { { 0, "", "" } };
+	char script[1200], tag[16], path[500];
+	int n = 0, most = 0, arrivals = 0, c;
+	FILE *f;
+
+	snprintf(script, sizeof script,
+	    "d=%s/inside; mkdir -p $d; : > $d/$$; "
+	    "echo arrive $(ls $d | wc -l) >> %s/counts; i=0; "
+	    "while [ $(ls $d | wc -l) -lt 2 ] && [ $i -lt 30 ]; do "
+	    "sleep 0.1; i=$((i+1)); done; "
+	    "echo stay $(ls $d | wc -l) >> %s/counts; rm $d/$$",
+	    d.dir, d.dir, d.dir);
+	for (int i = 0; i < N; i++) {
+		snprintf(tag, sizeof tag, "s%d", i);
+		bg_start(&b[i], tag, "-s", server, "run", "--semaphore", "2",
+		    "slots", "--", "sh", "-c", script, (char *)NULL);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(bg_wait(&b[i], 30000), 0);
+	snprintf(path, sizeof path, "%s/counts", d.dir);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	{
+		char what[16];
+
+		while (fscanf(f, "%15s %d", what, &c) == 2) {
+			ck_assert_msg(c >= 1 && c <= 2, "%s with %d inside",
+			    what, c);
+			arrivals += strcmp(what, "arrive") == 0;
+			if (c > most)
+				most = c;
+			n++;
+		}
+	}
+	fclose(f);
+	ck_assert_int_eq(n, 2 * N);
+	ck_assert_int_eq(arrivals, N);
+	ck_assert_int_eq(most, 2);
+}
+END_TEST
+
+/* --semaphore's checks, and a name held as another kind or capacity. */
+START_TEST(run_semaphore_usage)
+{
+	struct dlm_client *a = client("sem-kinds");
+	struct out o;
+
+	o = ctl("-s", server, "run", "--semaphore", "0", "s", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "run", "--semaphore", "2", "--shared", "s", "--",
+	    "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_ptr_nonnull(strstr(o.err, "--shared"));
+	out_free(&o);
+	o = ctl("-s", server, "run", "--semaphore", "2", "--permits", "3",
+	    "s", "--", "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "run", "--permits", "1", "s", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	/* Two permits of two: a second run cannot get in at once. */
+	sem_take(a, "s2", 2, 1);
+	o = ctl("-s", server, "run", "--semaphore", "2", "--permits", "2",
+	    "--timeout", "0", "s2", "--", "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 75);
+	ck_assert_msg(strstr(o.err, "1 of its 2 permits") != NULL, "%s",
+	    o.err);
+	out_free(&o);
+	o = ctl("-s", server, "run", "--semaphore", "3", "--timeout", "0",
+	    "s2", "--", "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err, "capacity 2") != NULL, "%s", o.err);
+	out_free(&o);
+	ck_assert_int_eq(dlm_acquire(a, "mu", 0, 0, NULL), 0);
+	o = ctl("-s", server, "run", "--semaphore", "3", "--timeout", "0",
+	    "mu", "--", "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err, "mutex") != NULL, "%s", o.err);
+	out_free(&o);
+	o = ctl("-s", server, "run", "mu", "--timeout", "0", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 75);
+	out_free(&o);
+	o = ctl("-s", server, "run", "s2", "--timeout", "0", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err, "semaphore of capacity 2") != NULL, "%s",
+	    o.err);
+	out_free(&o);
+	dlm_close(a);
+}
+END_TEST
+
 /* A pid written by the command into path, once it is there. */
 static pid_t
 read_pid(const char *path)
@@ -1836,6 +2051,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, locks_table_and_json);
 	tcase_add_test(tc, locks_follow_the_cursor);
 	tcase_add_test(tc, show_lists_the_whole_queue);
+	tcase_add_test(tc, semaphore_listings);
 	tcase_add_test(tc, clients_connected_and_lingering);
 	tcase_add_test(tc, ping_reports_round_trips);
 	tcase_add_test(tc, odd_names_shown_escaped);
@@ -1863,6 +2079,8 @@ dlmctl_suite(void)
 	tcase_add_test(tc, run_takes_escaped_names);
 	tcase_add_test(tc, run_kind_mismatch_says_which);
 	tcase_add_test(tc, runs_never_overlap);
+	tcase_add_test(tc, run_semaphore_at_most_n);
+	tcase_add_test(tc, run_semaphore_usage);
 	tcase_add_test(tc, run_forwards_signals_to_the_group);
 	tcase_add_test(tc, forced_release_kills_the_group_in_time);
 	tcase_add_test(tc, expired_lease_ends_the_command);

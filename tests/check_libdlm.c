@@ -1707,6 +1707,260 @@ START_TEST(cancel_request_stops_an_async_acquire)
 }
 END_TEST
 
+/* dlm_acquire_ex()'s options for a semaphore of capacity cap. */
+static struct dlm_acquire_opts
+sem_opts(uint32_t cap, uint32_t permits, int timeout_ms)
+{
+	struct dlm_acquire_opts o;
+
+	dlm_acquire_opts_init(&o);
+	o.flags = DLM_SEMAPHORE;
+	o.capacity = cap;
+	o.permits = permits;
+	o.timeout_ms = timeout_ms;
+	return o;
+}
+
+/* The permits the server says are in use of lock, through dlm_call(). */
+static uint64_t
+server_in_use(struct dlm_client *c, const char *lock)
+{
+	struct tc *t = tc_connect(&d);
+	struct reply *r;
+	uint64_t n;
+
+	tc_hello(t, NULL);
+	r = tc_call(t, "lock", "lock:s", lock);
+	n = r->err == 0 ? reply_u64(r, "in_use") : 0;
+	tc_close(t);
+	(void)c;
+	return n;
+}
+
+/* What the library checks before sending, as the server would. */
+START_TEST(semaphore_options_checked)
+{
+	struct dlm_client *c = client("semopts", 0, 0);
+	struct dlm_acquire_opts o;
+
+	o = sem_opts(0, 1, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), DLM_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "capacity"));
+	o = sem_opts(0x80000000u, 1, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), DLM_E_INVALID);
+	o = sem_opts(3, 4, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), DLM_E_INVALID);
+	o = sem_opts(3, 1, DLM_TRY);
+	o.flags |= DLM_SHARED;
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), DLM_E_INVALID);
+	o.flags = DLM_SEMAPHORE | DLM_RLOCK;
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_acquire_ex_async(c, "s", &o, on_acquired, NULL,
+	    NULL), DLM_E_INVALID);
+	/* Capacity or permits without the flag mean a forgotten flag. */
+	o = sem_opts(3, 0, DLM_TRY);
+	o.flags = 0;
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), DLM_E_INVALID);
+	/* dlm_acquire() has no room for a capacity. */
+	ck_assert_int_eq(dlm_acquire(c, "s", DLM_SEMAPHORE, DLM_TRY, NULL),
+	    DLM_E_INVALID);
+	ck_assert_int_eq(dlm_holds(c, "s", NULL), 0);
+	/* permits 0 is one; the largest capacity is fine. */
+	o = sem_opts(0x7fffffffu, 0, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(c, "s", &o, NULL), 0);
+	ck_assert_uint_eq(server_in_use(c, "s"), 1);
+	ck_assert_int_eq(dlm_release(c, "s"), 0);
+	dlm_close(c);
+}
+END_TEST
+
+/* Take, share, give back some, give back all. */
+START_TEST(semaphore_acquire_and_release)
+{
+	struct dlm_client *a = client("sa", 0, 0), *b = client("sb", 0, 0);
+	struct dlm_acquire_opts o;
+	uint64_t ta = 0, tb = 0, t = 0;
+
+	o = sem_opts(3, 3, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(a, "pool", &o, &ta), 0);
+	ck_assert_uint_gt(ta, 0);
+	ck_assert_int_eq(dlm_holds(a, "pool", &t), 1);
+	ck_assert_uint_eq(t, ta);
+	o = sem_opts(3, 1, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(b, "pool", &o, NULL),
+	    DLM_E_WOULD_BLOCK);
+	/* The same thread asking again: one grant per client. */
+	ck_assert_int_eq(dlm_acquire_ex(a, "pool", &o, NULL),
+	    DLM_E_ALREADY_HELD);
+	o = sem_opts(4, 1, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(b, "pool", &o, NULL),
+	    DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(dlm_acquire(b, "pool", 0, DLM_TRY, NULL),
+	    DLM_E_KIND_MISMATCH);
+	/* Some back: the hold and its token stay. */
+	ck_assert_int_eq(dlm_release_permits(a, "pool", 0), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_release_permits(a, "pool", 4), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_release_permits(a, "pool", 2), 0);
+	ck_assert_int_eq(dlm_holds(a, "pool", &t), 1);
+	ck_assert_uint_eq(t, ta);
+	ck_assert_uint_eq(server_in_use(a, "pool"), 1);
+	ck_assert_int_eq(dlm_release_permits(a, "pool", 2), DLM_E_INVALID);
+	o = sem_opts(3, 2, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(b, "pool", &o, &tb), 0);
+	ck_assert_uint_gt(tb, ta);
+	/* All that is left ends the hold, as dlm_release() does. */
+	ck_assert_int_eq(dlm_release_permits(a, "pool", 1), 0);
+	ck_assert_int_eq(dlm_holds(a, "pool", NULL), 0);
+	ck_assert_int_eq(dlm_release(a, "pool"), DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_release_permits(a, "pool", 1), DLM_E_NOT_HELD);
+	ck_assert_int_eq(dlm_release(b, "pool"), 0);
+	/* Permits of a mutex: refused here. */
+	ck_assert_int_eq(dlm_acquire(a, "m", 0, DLM_TRY, NULL), 0);
+	ck_assert_int_eq(dlm_release_permits(a, "m", 1), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_holds(a, "m", NULL), 1);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+/* A waiting semaphore acquire, asynchronous, granted when permits free. */
+START_TEST(semaphore_async_and_lost)
+{
+	struct lost_log l = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "" };
+	struct dlm_client *b = client("holder", 0, 0), *c;
+	struct async_count n = { 0, 0, 0, 0 };
+	struct dlm_acquire_opts o;
+	struct dlm_options co;
+	struct tc *op;
+	uint64_t t = 0;
+
+	dlm_options_init(&co);
+	co.client = "victim";
+	co.on_lost = on_lost;
+	co.on_lost_arg = &l;
+	c = dlm_connect(server, &co, NULL);
+	ck_assert_ptr_nonnull(c);
+	o = sem_opts(2, 2, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(b, "job", &o, NULL), 0);
+	o = sem_opts(2, 2, DLM_FOREVER);
+	ck_assert_int_eq(dlm_acquire_ex_async(c, "job", &o, on_acquired, &n,
+	    NULL), 0);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_async_dispatch(c), 0);
+	ck_assert_int_eq(dlm_release_permits(b, "job", 1), 0);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_async_dispatch(c), 0);
+	ck_assert_int_eq(dlm_release(b, "job"), 0);
+	pump(c, &n.acquired, 1);
+	ck_assert_int_eq(dlm_holds(c, "job", &t), 1);
+	/* Forced out: told, and the permits are the server's again. */
+	op = force_release_job(&l, t);
+	ck_assert_int_eq(dlm_holds(c, "job", NULL), 0);
+	ck_assert_uint_eq(server_in_use(c, "job"), 0);
+	o = sem_opts(2, 1, DLM_TRY);
+	ck_assert_int_eq(dlm_acquire_ex(b, "job", &o, NULL), 0);
+	tc_close(op);
+	dlm_close(c);
+	dlm_close(b);
+}
+END_TEST
+
+/* A thread asking for a permit of w->lock (capacity 2) for w->timeout. */
+static void *
+sem_waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	struct dlm_acquire_opts o = sem_opts(2, 1, w->timeout);
+
+	w->rc = dlm_acquire_ex(w->c, w->lock, &o, NULL);
+	return NULL;
+}
+
+/* Threads of one client take turns: the server counts one grant each. */
+struct sem_worker {
+	struct dlm_client	*c;
+	int			 rounds;
+	int			*inside;
+	int			*most;
+	int			*total;
+	pthread_mutex_t		*mu;
+};
+
+static void *
+sem_worker_main(void *arg)
+{
+	struct sem_worker *w = arg;
+	struct dlm_acquire_opts o = sem_opts(2, 1, 20000);
+
+	for (int i = 0; i < w->rounds; i++) {
+		ck_assert_int_eq(dlm_acquire_ex(w->c, "sem", &o, NULL), 0);
+		pthread_mutex_lock(w->mu);
+		if (++*w->inside > *w->most)
+			*w->most = *w->inside;
+		pthread_mutex_unlock(w->mu);
+		usleep(200);
+		pthread_mutex_lock(w->mu);
+		--*w->inside;
+		++*w->total;
+		pthread_mutex_unlock(w->mu);
+		ck_assert_int_eq(dlm_release(w->c, "sem"), 0);
+	}
+	return NULL;
+}
+
+/*
+ * Four clients, two threads each, on a semaphore of capacity 2: never
+ * more than two inside; and a second thread of a client that holds waits
+ * for its turn, even with permits free.
+ */
+START_TEST(semaphore_threads_and_clients)
+{
+	enum { CLIENTS = 4, THREADS = 2, ROUNDS = 40 };
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct dlm_client *c[CLIENTS];
+	struct sem_worker w[CLIENTS * THREADS];
+	pthread_t th[CLIENTS * THREADS];
+	struct dlm_acquire_opts o = sem_opts(2, 1, DLM_TRY);
+	int inside = 0, most = 0, total = 0;
+	char name[16];
+
+	for (int i = 0; i < CLIENTS; i++) {
+		snprintf(name, sizeof name, "sem-%d", i);
+		c[i] = client(name, 0, 0);
+	}
+	ck_assert_int_eq(dlm_acquire_ex(c[0], "turns", &o, NULL), 0);
+	/* Another thread of c[0]: its turn, not the server's permits. */
+	{
+		struct waiter wt;
+		pthread_t t;
+
+		memset(&wt, 0, sizeof wt);
+		wt.c = c[0];
+		snprintf(wt.lock, sizeof wt.lock, "turns");
+		wt.timeout = 200;
+		wt.rc = -1;
+		pthread_create(&t, NULL, sem_waiter_main, &wt);
+		pthread_join(t, NULL);
+		ck_assert_int_eq(wt.rc, DLM_E_TIMEOUT);
+	}
+	ck_assert_uint_eq(server_in_use(c[0], "turns"), 1);
+	ck_assert_int_eq(dlm_release(c[0], "turns"), 0);
+
+	for (int i = 0; i < CLIENTS * THREADS; i++) {
+		w[i] = (struct sem_worker){ c[i / THREADS], ROUNDS, &inside,
+		    &most, &total, &mu };
+		pthread_create(&th[i], NULL, sem_worker_main, &w[i]);
+	}
+	for (int i = 0; i < CLIENTS * THREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(total, CLIENTS * THREADS * ROUNDS);
+	ck_assert_int_le(most, 2);
+	ck_assert_int_ge(most, 1);
+	for (int i = 0; i < CLIENTS; i++)
+		dlm_close(c[i]);
+}
+END_TEST
+
 static Suite *
 libdlm_suite(void)
 {
@@ -1755,6 +2009,15 @@ libdlm_suite(void)
 	tcase_add_test(tc, fork_child_does_not_keep_parents_locks);
 	tcase_add_test(tc, server_shutdown_is_reported);
 	tcase_add_test(tc, server_restart_within_linger_opens_a_new_session);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("semaphore");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, semaphore_options_checked);
+	tcase_add_test(tc, semaphore_acquire_and_release);
+	tcase_add_test(tc, semaphore_async_and_lost);
+	tcase_add_test(tc, semaphore_threads_and_clients);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");

@@ -25,8 +25,17 @@ static int nev;
 static void
 on_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 {
+	const struct lt_wait *o;
+
 	ck_assert_int_lt(nev, MAXEV);
 	ck_assert_ptr_eq(w->owner, h->owner);
+	/*
+	 * Strict FIFO: nobody who queued earlier still waits (unless its
+	 * lease ran out), which the table's own state cannot show.
+	 */
+	TAILQ_FOREACH(o, &h->lock->waiters, lock_link)
+		ck_assert_msg(o->since >= w->since || o->owner->deadline != 0,
+		    "a waiter was passed by one that queued after it");
 	ev[nev++] = (struct event_log){ 'g', w->udata, h->owner, h->token, 0 };
 }
 
@@ -536,6 +545,276 @@ START_TEST(expired_waiter_passed_over)
 }
 END_TEST
 
+/* Ask for permits of semaphore name of capacity cap; *h the hold if any. */
+static int
+sem(struct lt_owner *o, const char *name, uint32_t cap, uint32_t permits,
+    bool wait, void *udata, struct lt_hold **hp)
+{
+	struct lt_want want = { .kind = LT_SEMAPHORE, .mode = LT_EXCLUSIVE,
+	    .may_wait = wait, .udata = udata, .permits = permits,
+	    .capacity = cap };
+	struct lt_hold *h;
+	struct lt_wait *w;
+	int rc = locktab_acquire(lt, o, name, strlen(name), &want, now, &h, &w);
+
+	if (rc == LT_GRANTED) {
+		ck_assert_ptr_nonnull(h);
+		ck_assert_uint_eq(h->permits, permits != 0 ? permits : 1);
+	} else if (rc == LT_QUEUED) {
+		ck_assert_ptr_nonnull(w);
+		ck_assert_uint_eq(w->permits, permits != 0 ? permits : 1);
+	}
+	if (hp != NULL)
+		*hp = rc == LT_GRANTED ? h : NULL;
+	check_invariants();
+	return rc;
+}
+
+/* Give back permits (0: all); returns the result, *left what remains. */
+static int
+sem_rel(struct lt_owner *o, const char *name, uint32_t permits,
+    uint32_t *left)
+{
+	uint32_t l = 99;
+	int rc = locktab_release_permits(lt, o, name, strlen(name), permits,
+	    now, &l);
+
+	if (left != NULL)
+		*left = l;
+	check_invariants();
+	return rc;
+}
+
+static uint32_t
+in_use(const char *name)
+{
+	struct lt_lock *l = locktab_find(lt, name, strlen(name));
+
+	return l != NULL ? l->in_use : 0;
+}
+
+/* Up to the capacity at once; each grant its own, greater token. */
+START_TEST(semaphore_counts_permits)
+{
+	struct lt_hold *ha, *hb, *hc;
+
+	ck_assert_int_eq(sem(&A, "s", 3, 1, false, NULL, &ha), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "s", 3, 0, false, NULL, &hb), LT_GRANTED);
+	ck_assert_int_eq(sem(&C, "s", 3, 1, false, NULL, &hc), LT_GRANTED);
+	ck_assert_uint_gt(hb->token, ha->token);
+	ck_assert_uint_gt(hc->token, hb->token);
+	ck_assert_uint_eq(in_use("s"), 3);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->nholders, 3);
+	ck_assert_int_eq(sem(&D, "s", 3, 1, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(sem(&D, "s", 3, 1, true, &D, NULL), LT_QUEUED);
+	ck_assert_int_eq(rel(&B, "s", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+	ck_assert_ptr_eq(ev[0].owner, &D);
+	ck_assert_uint_gt(ev[0].token, hc->token);
+	ck_assert_uint_eq(in_use("s"), 3);
+}
+END_TEST
+
+/* A large request at the head is never passed by smaller ones behind. */
+START_TEST(semaphore_fifo_head_not_passed)
+{
+	int tb = 2, tc = 3, td = 4;
+
+	ck_assert_int_eq(sem(&A, "s", 4, 3, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "s", 4, 3, true, &tb, NULL), LT_QUEUED);
+	/* One permit is free, yet C waits behind B, and a try fails. */
+	ck_assert_int_eq(sem(&C, "s", 4, 1, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(sem(&C, "s", 4, 1, true, &tc, NULL), LT_QUEUED);
+	ck_assert_int_eq(sem(&D, "s", 4, 1, true, &td, NULL), LT_QUEUED);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_uint_eq(in_use("s"), 3);
+	/* Two permits free now: still not B's 3, and so nobody's. */
+	ck_assert_int_eq(sem_rel(&A, "s", 1, NULL), 0);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_uint_eq(in_use("s"), 2);
+	/* A goes: B's 3 fit, then C's 1; D's does not. */
+	ck_assert_int_eq(rel(&A, "s", NULL), 0);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[0].udata, &tb);
+	ck_assert_ptr_eq(ev[1].udata, &tc);
+	ck_assert_uint_eq(in_use("s"), 4);
+	ck_assert_uint_eq(D.nwaits, 1);
+	/* B's cancel-free end lets D in. */
+	ck_assert_int_eq(sem_rel(&B, "s", 0, NULL), 0);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_ptr_eq(ev[2].udata, &td);
+	ck_assert_uint_eq(in_use("s"), 2);
+}
+END_TEST
+
+/* Withdrawing the large request at the head lets the small ones go. */
+START_TEST(semaphore_cancel_head_lets_others_in)
+{
+	int tc = 3;
+
+	ck_assert_int_eq(sem(&A, "s", 2, 1, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "s", 2, 2, true, NULL, NULL), LT_QUEUED);
+	ck_assert_int_eq(sem(&C, "s", 2, 1, true, &tc, NULL), LT_QUEUED);
+	ck_assert_int_eq(nev, 0);
+	locktab_cancel(lt, wait_of(&B), now);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].udata, &tc);
+	ck_assert_uint_eq(in_use("s"), 2);
+}
+END_TEST
+
+/* The capacity is the lock's while it exists; the kind too. */
+START_TEST(semaphore_capacity_mismatch)
+{
+	ck_assert_int_eq(sem(&A, "s", 3, 1, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "s", 4, 1, true, NULL, NULL),
+	    DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(sem(&B, "s", 2, 1, false, NULL, NULL),
+	    DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(acq(&B, "s", LT_MUTEX, LT_EXCLUSIVE, true, NULL,
+	    NULL), DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(acq(&B, "s", LT_RLOCK, LT_SHARED, true, NULL,
+	    NULL), DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(acq(&A, "m", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "m", 1, 1, true, NULL, NULL),
+	    DLM_E_KIND_MISMATCH);
+	/* Once it is gone, the name may come back with another capacity. */
+	ck_assert_int_eq(rel(&A, "s", NULL), 0);
+	ck_assert_ptr_null(locktab_find(lt, "s", 1));
+	ck_assert_int_eq(sem(&B, "s", 7, 7, false, NULL, NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->capacity, 7);
+}
+END_TEST
+
+/* Out-of-range capacities and permits, shared mode: refused. */
+START_TEST(semaphore_bad_requests)
+{
+	struct lt_want want = { .kind = LT_SEMAPHORE, .mode = LT_SHARED,
+	    .permits = 1, .capacity = 2 };
+	struct lt_hold *h;
+	struct lt_wait *w;
+
+	ck_assert_int_eq(sem(&A, "s", 0, 0, true, NULL, NULL),
+	    DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(sem(&A, "s", LT_CAPACITY_MAX + 1u, 1, true, NULL,
+	    NULL), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(sem(&A, "s", 3, 4, true, NULL, NULL),
+	    DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(locktab_acquire(lt, &A, "s", 1, &want, now, &h, &w),
+	    DLM_E_BAD_REQUEST);
+	ck_assert_ptr_null(locktab_find(lt, "s", 1));
+	ck_assert_int_eq(sem(&A, "s", LT_CAPACITY_MAX, LT_CAPACITY_MAX, false,
+	    NULL, NULL), LT_GRANTED);
+	ck_assert_uint_eq(in_use("s"), LT_CAPACITY_MAX);
+	ck_assert_int_eq(sem(&B, "s", LT_CAPACITY_MAX, 1, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+}
+END_TEST
+
+/* One grant per session: asking again, or twice, is refused. */
+START_TEST(semaphore_not_reentrant)
+{
+	ck_assert_int_eq(sem(&A, "s", 5, 1, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&A, "s", 5, 1, false, NULL, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(sem(&A, "s", 5, 2, true, NULL, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(sem(&B, "s", 5, 5, true, NULL, NULL), LT_QUEUED);
+	ck_assert_int_eq(sem(&B, "s", 5, 1, true, NULL, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_uint_eq(A.nholds, 1);
+	ck_assert_uint_eq(in_use("s"), 1);
+}
+END_TEST
+
+/* Giving back some permits keeps the hold and its token. */
+START_TEST(semaphore_partial_release)
+{
+	struct lt_hold *h;
+	uint64_t token;
+	uint32_t left;
+	int tb = 2;
+
+	ck_assert_int_eq(sem(&A, "s", 4, 4, false, NULL, &h), LT_GRANTED);
+	token = h->token;
+	ck_assert_int_eq(sem(&B, "s", 4, 2, true, &tb, NULL), LT_QUEUED);
+	ck_assert_int_eq(sem_rel(&A, "s", 1, &left), 0);
+	ck_assert_uint_eq(left, 3);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_int_eq(sem_rel(&A, "s", 1, &left), 0);
+	ck_assert_uint_eq(left, 2);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].udata, &tb);
+	h = locktab_hold_of(locktab_find(lt, "s", 1), &A);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_uint_eq(h->token, token);
+	ck_assert_uint_eq(h->permits, 2);
+	ck_assert_uint_eq(in_use("s"), 4);
+	/* More than held, or permits of another kind: refused, no change. */
+	ck_assert_int_eq(sem_rel(&A, "s", 3, NULL), DLM_E_BAD_REQUEST);
+	ck_assert_uint_eq(h->permits, 2);
+	ck_assert_int_eq(sem_rel(&C, "s", 1, NULL), DLM_E_NOT_HELD);
+	ck_assert_int_eq(acq(&C, "m", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(sem_rel(&C, "m", 1, NULL), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(sem_rel(&C, "m", 0, NULL), DLM_E_BAD_REQUEST);
+	/* Exactly what is held ends the hold, as a plain release does. */
+	ck_assert_int_eq(sem_rel(&A, "s", 2, &left), 0);
+	ck_assert_uint_eq(left, 0);
+	ck_assert_uint_eq(A.nholds, 0);
+	ck_assert_int_eq(rel(&B, "s", &left), 0);
+	ck_assert_uint_eq(left, 0);
+	ck_assert_ptr_null(locktab_find(lt, "s", 1));
+}
+END_TEST
+
+/* An owner's end (expiry, reset, a drop) gives its permits back at once. */
+START_TEST(semaphore_owner_end_returns_permits)
+{
+	int tc = 3, td = 4;
+
+	ck_assert_int_eq(sem(&A, "s", 3, 2, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&A, "t", 1, 1, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "s", 3, 1, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&C, "s", 3, 2, true, &tc, NULL), LT_QUEUED);
+	ck_assert_int_eq(sem(&D, "t", 1, 1, true, &td, NULL), LT_QUEUED);
+	ck_assert_uint_eq(locktab_end_owner(lt, &A, DLM_LOST_EXPIRED, now), 2);
+	check_invariants();
+	ck_assert_int_eq(nev, 4);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_int_eq(ev[1].kind, 'r');
+	ck_assert_int_eq(ev[2].kind, 'g');
+	ck_assert_int_eq(ev[3].kind, 'g');
+	ck_assert_uint_eq(C.nholds, 1);
+	ck_assert_uint_eq(D.nholds, 1);
+	ck_assert_uint_eq(in_use("s"), 3);
+	ck_assert_uint_eq(in_use("t"), 1);
+	/* A forced release of one holder, then of all. */
+	ck_assert_uint_eq(locktab_force_release(lt, "s", 1, &B,
+	    DLM_LOST_FORCED, now), 1);
+	ck_assert_uint_eq(in_use("s"), 2);
+	ck_assert_uint_eq(locktab_force_release(lt, "s", 1, NULL,
+	    DLM_LOST_FORCED, now), 1);
+	check_invariants();
+	ck_assert_ptr_null(locktab_find(lt, "s", 1));
+	/* A waiter whose lease lapsed is passed over, never granted. */
+	ck_assert_int_eq(sem(&A, "u", 2, 2, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "u", 2, 1, true, NULL, NULL), LT_QUEUED);
+	ck_assert_int_eq(sem(&C, "u", 2, 1, true, NULL, NULL), LT_QUEUED);
+	B.deadline = now;
+	ck_assert_uint_eq(locktab_release_owner(lt, &A, now), 1);
+	check_invariants();
+	ck_assert_uint_eq(B.nholds, 0);
+	ck_assert_uint_eq(in_use("u"), 1);
+	B.deadline = 0;
+}
+END_TEST
+
 START_TEST(force_release_all_or_one)
 {
 	uint32_t n;
@@ -633,9 +912,9 @@ END_TEST
  */
 START_TEST(random_operations_keep_invariants)
 {
-	enum { OWNERS = 12, LOCKS = 5, STEPS = 20000 };
+	enum { OWNERS = 12, LOCKS = 6, STEPS = 30000, CAP = 4 };
 	struct lt_owner o[OWNERS];
-	static const char *names[LOCKS] = { "p", "q", "r", "s", "t" };
+	static const char *names[LOCKS] = { "p", "q", "r", "s", "t", "u" };
 	unsigned seed = 12345;
 
 	for (int i = 0; i < OWNERS; i++)
@@ -643,18 +922,31 @@ START_TEST(random_operations_keep_invariants)
 	for (int step = 0; step < STEPS; step++) {
 		int who = rand_r(&seed) % OWNERS, op = rand_r(&seed) % 10;
 		const char *name = names[rand_r(&seed) % LOCKS];
-		enum lt_kind kind = (name[0] == 'r') ? LT_RLOCK : LT_MUTEX;
+		enum lt_kind kind = name[0] == 'r' ? LT_RLOCK :
+		    name[0] == 'u' ? LT_SEMAPHORE : LT_MUTEX;
 		enum lt_mode mode = rand_r(&seed) % 3 == 0 ? LT_SHARED :
 		    LT_EXCLUSIVE;
+		/* Now and then a bad or mismatched semaphore request. */
+		uint32_t permits = (uint32_t)(rand_r(&seed) % (CAP + 2));
+		uint32_t cap = rand_r(&seed) % 16 == 0 ? CAP + 1 : CAP;
+		struct lt_want want = { .kind = kind, .may_wait = op < 3,
+		    .udata = &o[who], .permits = permits, .capacity = cap };
 		struct lt_hold *h;
 		struct lt_wait *w;
 		uint32_t left;
 
+		if (kind != LT_SEMAPHORE || rand_r(&seed) % 16 == 0)
+			want.mode = mode;
+		if (kind != LT_SEMAPHORE && rand_r(&seed) % 4 != 0)
+			want.permits = want.capacity = 0;
 		now++;
 		nev = 0;
 		if (op < 5)
-			(void)acquire_raw(lt, &o[who], name, 1, kind, mode,
-			    op < 3, &o[who], now, &h, &w);
+			(void)locktab_acquire(lt, &o[who], name, 1, &want, now,
+			    &h, &w);
+		else if (op < 7 && kind == LT_SEMAPHORE)
+			(void)locktab_release_permits(lt, &o[who], name, 1,
+			    rand_r(&seed) % 3, now, &left);
 		else if (op < 8)
 			(void)locktab_release(lt, &o[who], name, 1, now, &left);
 		else if (op < 9 && LIST_FIRST(&o[who].waits) != NULL)
@@ -665,7 +957,11 @@ START_TEST(random_operations_keep_invariants)
 		for (int k = 0; k < LOCKS; k++) {
 			struct lt_lock *l = locktab_find(lt, names[k], 1);
 
-			if (l != NULL && l->mode == LT_EXCLUSIVE)
+			if (l == NULL)
+				continue;
+			if (l->kind == LT_SEMAPHORE)
+				ck_assert_uint_le(l->in_use, CAP);
+			else if (l->mode == LT_EXCLUSIVE)
 				ck_assert_uint_le(l->nholders, 1);
 		}
 	}
@@ -901,6 +1197,131 @@ START_TEST(install_before_waiters_are_served)
 }
 END_TEST
 
+/* Install a reclaimed semaphore hold; checks invariants. */
+static int
+inst_sem(struct lt_owner *o, const char *name, uint32_t cap,
+    uint32_t permits, uint64_t token)
+{
+	struct lt_hold *h;
+	int rc = locktab_install_semaphore(lt, o, name, strlen(name), cap,
+	    permits, token, DLM_LOST_FORCED, now, &h);
+
+	if (rc == LT_GRANTED) {
+		ck_assert_ptr_nonnull(h);
+		ck_assert_uint_eq(h->token, token);
+		ck_assert_uint_eq(h->permits, permits);
+		ck_assert_uint_eq(h->count, 1);
+	} else
+		ck_assert_ptr_null(h);
+	check_invariants();
+	return rc;
+}
+
+/*
+ * Semaphore claims of one capacity live together while they fit; one of
+ * another capacity or kind conflicts, and the higher token wins.
+ */
+START_TEST(install_semaphore_claims)
+{
+	int tc = 3;
+
+	locktab_set_window(lt, 0, 0);
+	/* Bad claims. */
+	ck_assert_int_eq(inst_sem(&A, "s", 0, 1, 10), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst_sem(&A, "s", 3, 0, 10), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst_sem(&A, "s", 3, 4, 10), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst_sem(&A, "s", 3, 1, 0), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst_sem(&A, "s", 3, 1, 1000), DLM_E_BAD_REQUEST);
+	ck_assert_int_eq(inst(&A, "s", LT_SEMAPHORE, LT_EXCLUSIVE, 1, 10),
+	    DLM_E_BAD_REQUEST);
+	/* Side by side up to the capacity, in any token order. */
+	ck_assert_int_eq(inst_sem(&A, "s", 3, 2, 20), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "s", 3, 1, 10), LT_GRANTED);
+	ck_assert_uint_eq(in_use("s"), 3);
+	ck_assert_int_eq(inst_sem(&C, "s", 3, 1, 30), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(inst_sem(&A, "s", 3, 1, 31), DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(inst_sem(&C, "s", 3, 1, 20), DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(nev, 0);
+	/* Another capacity: older than a holder, refused; newer, it wins. */
+	ck_assert_int_eq(inst_sem(&C, "s", 5, 1, 15), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(inst_sem(&C, "s", 5, 4, 40), LT_GRANTED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_int_eq(ev[1].kind, 'r');
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->capacity, 5);
+	ck_assert_uint_eq(in_use("s"), 4);
+	/* Below the displaced claims: those had ended it. */
+	ck_assert_int_eq(inst_sem(&A, "s", 5, 1, 19), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(inst_sem(&D, "s", 5, 1, 35), LT_GRANTED);
+	/* A mutex claim above them all takes the lock; below, refused. */
+	ck_assert_int_eq(inst(&A, "s", LT_MUTEX, LT_EXCLUSIVE, 1, 38),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(inst(&A, "s", LT_MUTEX, LT_EXCLUSIVE, 1, 50),
+	    LT_GRANTED);
+	ck_assert_int_eq(nev, 4);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->capacity, 0);
+	ck_assert_int_eq(inst_sem(&B, "s", 5, 1, 45), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(inst_sem(&B, "s", 5, 1, 60), LT_GRANTED);
+	ck_assert_int_eq(nev, 5);
+	/* Waiters of the semaphore are kept; of the other kind, cancelled. */
+	locktab_set_window(lt, 0, UINT64_MAX);
+	ck_assert_int_eq(sem(&C, "t", 2, 2, false, NULL, NULL), LT_GRANTED);
+	ck_assert_int_eq(sem(&D, "t", 2, 1, true, &tc, NULL), LT_QUEUED);
+	ck_assert_int_eq(inst_sem(&A, "t", 2, 1, 70), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(inst(&A, "t", LT_MUTEX, LT_EXCLUSIVE, 1, 70),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(rel(&C, "t", NULL), 0);
+	ck_assert_int_eq(nev, 6);
+	ck_assert_int_eq(ev[5].kind, 'g');
+	ck_assert_int_eq(inst_sem(&A, "t", 2, 1, 70), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "t", 2, 1, 71), DLM_E_WOULD_BLOCK);
+}
+END_TEST
+
+/*
+ * Two claims whose permits add up past the capacity were never held at
+ * once: the higher token wins, as for a mutex, in either order.
+ */
+START_TEST(install_semaphore_claims_that_never_met)
+{
+	locktab_set_window(lt, 0, 0);
+	ck_assert_int_eq(inst_sem(&A, "s", 2, 2, 10), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "s", 2, 1, 20), LT_GRANTED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_uint_eq(in_use("s"), 1);
+	/* Older than B, yet both fit: side by side. */
+	ck_assert_int_eq(inst_sem(&C, "s", 2, 1, 5), LT_GRANTED);
+	ck_assert_uint_eq(in_use("s"), 2);
+	/* Two permits beside B's newer grant: never. */
+	ck_assert_int_eq(inst_sem(&D, "s", 2, 2, 15), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(nev, 1);
+	/* Capacity 1 is a mutex: the newer claim, whichever order. */
+	ck_assert_int_eq(inst_sem(&A, "one", 1, 1, 30), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "one", 1, 1, 40), LT_GRANTED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[1].owner, &A);
+	ck_assert_int_eq(inst_sem(&C, "one", 1, 1, 35), DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(locktab_hold_of(locktab_find(lt, "one", 3),
+	    &B)->token, 40);
+	/* A newer claim takes the place of the one it never met. */
+	ck_assert_int_eq(inst_sem(&A, "f", 3, 2, 50), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "f", 3, 1, 51), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&C, "f", 3, 2, 60), LT_GRANTED);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_ptr_eq(ev[2].owner, &A);
+	ck_assert_uint_eq(in_use("f"), 3);
+	/* One that would displace one and still not fit: no change. */
+	ck_assert_int_eq(inst_sem(&A, "g", 6, 3, 70), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&B, "g", 6, 2, 71), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&C, "g", 6, 1, 72), LT_GRANTED);
+	ck_assert_int_eq(inst_sem(&D, "g", 6, 4, 80), DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(in_use("g"), 6);
+	ck_assert_int_eq(nev, 3);
+}
+END_TEST
+
 static Suite *
 locktab_suite(void)
 {
@@ -926,6 +1347,14 @@ locktab_suite(void)
 	tcase_add_test(tc, waiting_twice_refused);
 	tcase_add_test(tc, expired_waiter_passed_over);
 	tcase_add_test(tc, force_release_all_or_one);
+	tcase_add_test(tc, semaphore_counts_permits);
+	tcase_add_test(tc, semaphore_fifo_head_not_passed);
+	tcase_add_test(tc, semaphore_cancel_head_lets_others_in);
+	tcase_add_test(tc, semaphore_capacity_mismatch);
+	tcase_add_test(tc, semaphore_bad_requests);
+	tcase_add_test(tc, semaphore_not_reentrant);
+	tcase_add_test(tc, semaphore_partial_release);
+	tcase_add_test(tc, semaphore_owner_end_returns_permits);
 	tcase_add_test(tc, release_owner_keeps_waits);
 	tcase_add_test(tc, ordered_listing);
 	tcase_add_test(tc, binary_names);
@@ -944,6 +1373,8 @@ locktab_suite(void)
 	tcase_add_test(tc, install_conflict_goes_to_the_higher_token);
 	tcase_add_test(tc, install_floor_remembers_displaced_claims);
 	tcase_add_test(tc, install_before_waiters_are_served);
+	tcase_add_test(tc, install_semaphore_claims);
+	tcase_add_test(tc, install_semaphore_claims_that_never_met);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("random");

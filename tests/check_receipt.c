@@ -29,7 +29,8 @@ who(const char *name)
 static struct receipt_claim
 claim(void)
 {
-	return (struct receipt_claim){ "jobs", 4, 1, 1, 3, 1234567890123ULL };
+	return (struct receipt_claim){ "jobs", 4, 1, 1, 3, 1234567890123ULL, 0,
+	    0 };
 }
 
 static void
@@ -57,6 +58,13 @@ START_TEST(known_answers)
 	from_hex("53105623bf592473759bf6d44198f6945adf98daa09623146ed540699f4f"
 	    "5f72", want);
 	ck_assert_mem_eq(got, want, RECEIPT_LEN);
+	/* A semaphore's hold: 3 permits of a capacity of 5. */
+	c = (struct receipt_claim){ "jobs", 4, 2, 0, 1, 1234567890123ULL, 3,
+	    5 };
+	receipt_hold(&w, &c, got);
+	from_hex("631e1b51ef0390802293fbb9fb4c1aeeb8cce7eac70055b1c633fc9c77ab"
+	    "5bd2", want);
+	ck_assert_mem_eq(got, want, RECEIPT_LEN);
 }
 END_TEST
 
@@ -82,7 +90,7 @@ START_TEST(one_prefix_serves_every_grant)
 		receipt_hold_prefix(&w, &p);
 		for (size_t j = 0; j < sizeof locks / sizeof locks[0]; j++) {
 			struct receipt_claim c = { lock, locks[j], 0, 1,
-			    (uint32_t)j + 1, 1000 + j };
+			    (uint32_t)j + 1, 1000 + j, 0, 0 };
 
 			receipt_hold_from(&key, &p, &c, got);
 			receipt_hold(&w, &c, want);
@@ -119,6 +127,17 @@ START_TEST(every_field_is_bound)
 	c2 = c; c2.lock = "jobz";
 	receipt_hold(&w, &c2, r);
 	ck_assert(!receipt_equal(base, r, RECEIPT_LEN));
+	/* A semaphore's permits and capacity. */
+	c2 = c; c2.capacity = 5; c2.permits = 3;
+	receipt_hold(&w, &c2, base);
+	ck_assert(!receipt_equal(base, r, RECEIPT_LEN));
+	c2.permits = 2;
+	receipt_hold(&w, &c2, r);
+	ck_assert(!receipt_equal(base, r, RECEIPT_LEN));
+	c2.permits = 3; c2.capacity = 6;
+	receipt_hold(&w, &c2, r);
+	ck_assert(!receipt_equal(base, r, RECEIPT_LEN));
+	receipt_hold(&w, &c, base);
 
 	w2 = who("worker-2");
 	receipt_hold(&w2, &c, r);
