@@ -17,7 +17,8 @@ static const char *
 dlmd_recipe(void)
 {
 	return "libdlm: dlm_acquire (waits in dlmd's FIFO queue), dlm_release; "
-	    "batch: dlm_acquire_async/dlm_release_async";
+	    "batch: dlm_acquire_async/dlm_release_async; semaphore: "
+	    "dlm_acquire_ex with DLM_SEMAPHORE (FIFO in dlmd), dlm_release";
 }
 
 static void *
@@ -116,6 +117,24 @@ dlmd_batch(void *conn, const char *const *locks, int n)
 	return wait_all(conn, left);
 }
 
+static int
+dlmd_sem_acquire(void *conn, const char *sem, int capacity, int timeout_ms)
+{
+	struct dlm_acquire_opts o;
+	int err;
+
+	dlm_acquire_opts_init(&o);
+	o.flags = DLM_SEMAPHORE;
+	o.capacity = (uint32_t)capacity;
+	o.timeout_ms = timeout_ms;
+	if ((err = dlm_acquire_ex(conn, sem, &o, NULL)) == 0)
+		return PEER_GRANTED;
+	if (err == DLM_E_WOULD_BLOCK || err == DLM_E_TIMEOUT)
+		return PEER_BUSY;
+	fprintf(stderr, "dlm_acquire_ex %s: %s\n", sem, dlm_strerror(err));
+	return PEER_ERROR;
+}
+
 const struct peer peer_dlmd = {
 	.name = "dlmd",
 	.recipe = dlmd_recipe,
@@ -126,4 +145,6 @@ const struct peer peer_dlmd = {
 	.batch = dlmd_batch,
 	.idle = rawdlm_idle,
 	.many = rawdlm_many,
+	.sem_acquire = dlmd_sem_acquire,
+	.sem_release = dlmd_release,
 };
