@@ -33,7 +33,7 @@ static int clients[NCLIENTS];
 static const char *const methods[] = {
 	"hello", "ping", "acquire", "check", "release", "cancel", "reset",
 	"bye", "locks", "lock", "clients", "stats", "force_release",
-	"reset_client", "reset_all", "nonsense",
+	"reset_client", "reset_all", "nonsense", "watch", "unwatch",
 };
 
 int
@@ -44,7 +44,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	static char *args[] = { "dlmd", "-c", "/dev/null", "--linger-max", "0",
 	    "--lease-min", "10", "--max-clients", "8", "--max-holds", "16",
 	    "--max-waits", "8", "--max-name-len", "16", "--max-request",
-	    "4096", "--max-output", "65536", NULL };
+	    "4096", "--max-output", "65536", "--max-value-len", "16",
+	    "--max-watches", "2", NULL };
 	char err[600];
 
 	(void)argc;
@@ -138,7 +139,14 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_key(&w, "linger_ms");
 		mpw_u64(&w, b[3] & 0x10 ? 1000 : 0);
 	} else if (strcmp(method, "acquire") == 0) {
-		mpw_map(&w, 4);
+		mpw_map(&w, b[3] & 0x10 ? 5 : 4);
+		if (b[3] & 0x10) {
+			/* Values the watchers' notices carry, at the limit. */
+			static const char v[32] = "value";
+
+			mpw_key(&w, "value");
+			mpw_bin(&w, v, b[3] & 0x20 ? sizeof v : 5);
+		}
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);
 		mpw_key(&w, "kind");
@@ -154,7 +162,8 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_key(&w, "token");
 		mpw_u64(&w, b[3]);
 	} else if (strcmp(method, "release") == 0 ||
-	    strcmp(method, "lock") == 0) {
+	    strcmp(method, "lock") == 0 || strcmp(method, "watch") == 0 ||
+	    strcmp(method, "unwatch") == 0) {
 		mpw_map(&w, 1);
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);
