@@ -201,8 +201,8 @@ END_TEST
 /* Holds that end without their holder asking: every way is told. */
 START_TEST(holds_ended_by_others_are_told)
 {
-	struct tc *w = tc_connect(&d), *a = tc_connect(&d), *op = tc_connect(&d);
-	struct tc *b;
+	struct tc *w = tc_connect(&d), *a = tc_connect(&d);
+	struct tc *op = tc_connect(&d), *b;
 	const msgpack_object *st;
 	struct reply *r;
 
