@@ -773,7 +773,7 @@ locktab_check(struct locktab *lt, uint64_t now)
 			if (locktab_hold_of(l, w->owner) != NULL)
 				return "a holder also waits for its own lock";
 			if ((w->value == NULL) != (w->value_len == 0))
-				return "a waiter's value and its length disagree";
+				return "a waiter's value and length disagree";
 		}
 		if (nw != l->nwaiters)
 			return "a lock's waiter count is wrong";

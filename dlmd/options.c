@@ -310,7 +310,7 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		u32 = &cfg->max_output, min = 4096;
 		break;
 	case OPT_MAX_VALUE_LEN:
-		/* A value rides in a request: no more than max-request's cap. */
+		/* A value rides in a request: at most max-request's cap. */
 		u32 = &cfg->max_value_len, max = 16 * 1024 * 1024;
 		break;
 	case OPT_MAX_WATCHES:

@@ -94,7 +94,8 @@ claim_read(struct request *req, const msgpack_object *m, struct claim *cl)
 	if (o == NULL || !mpr_bytes(o, &cl->receipt, &cl->receiptlen))
 		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
 		    "'receipt' is required: the one its grant carried");
-	if ((o = mpr_get(m, "value")) != NULL && o->type != MSGPACK_OBJECT_NIL &&
+	if ((o = mpr_get(m, "value")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL &&
 	    !mpr_bytes(o, &cl->value, &cl->valuelen))
 		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
 		    "'value' must be bytes (bin or str)");
