@@ -76,6 +76,8 @@ struct name {
 char	*name_escape(const char *s, size_t n);
 /* A message for one line: controls escaped, backslashes kept. */
 char	*text_escape(const char *s);
+/* A value: its text when printable, else 0x and hex; max chars (0: all). */
+char	*value_text(const char *s, size_t n, size_t max);
 /* \xNN and \\ back into bytes; -1 with a sentence in why. */
 int	 name_unescape(const char *s, char **bytes, size_t *len, char *why,
 	    size_t whylen);
@@ -102,6 +104,11 @@ bool	 value_bool(json_t *obj, const char *key);
 json_t	*value_bytes(const char *p, size_t len);
 /* An escaped string from a result, as the bytes to send back; or NULL. */
 json_t	*value_unescaped(json_t *shown);
+/*
+ * A holder's value from a result (escaped there) as value_text() shows
+ * it, at most max characters; "-" when it has none.
+ */
+char	*value_shown(json_t *holder, size_t max);
 
 /* table.c: aligned columns and readable figures. */
 struct table;
@@ -123,5 +130,7 @@ int	 cmd_ping(struct ctl *, int argc, char **argv);
 int	 cmd_release(struct ctl *, int argc, char **argv);
 int	 cmd_reset(struct ctl *, int argc, char **argv);
 int	 cmd_run(struct ctl *, int argc, char **argv);
+int	 cmd_elect(struct ctl *, int argc, char **argv);
+int	 cmd_watch(struct ctl *, int argc, char **argv);
 
 #endif

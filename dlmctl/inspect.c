@@ -80,6 +80,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		{ "sessions", "sessions" }, { "lingering", "lingering" },
 		{ "connections", "connections" }, { "locks", "locks" },
 		{ "holds", "holds" }, { "waiters", "waiters" },
+		{ "watches", "watches" },
 	};
 	static const char *const counters[][2] = {
 		{ "requests", "requests" }, { "acquires", "acquires" },
@@ -94,6 +95,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		{ "output_overflows", "output overflows" },
 		{ "bytes_in", "bytes in" }, { "bytes_out", "bytes out" },
 		{ "next_token", "next token" },
+		{ "watch_notices", "watch notices" },
 	};
 	json_t *st;
 	char dur[64];
@@ -293,7 +295,8 @@ static int
 print_locks(json_t *locks)
 {
 	static const char *const head[] = { "LOCK", "KIND", "MODE", "PERMITS",
-	    "HOLDER", "COUNT", "TOKEN", "HELD", "WAITERS", "LONGEST-WAIT" };
+	    "HOLDER", "COUNT", "TOKEN", "HELD", "WAITERS", "LONGEST-WAIT",
+	    "VALUE" };
 	struct table *t;
 	json_t *l;
 	size_t i;
@@ -302,14 +305,16 @@ print_locks(json_t *locks)
 		puts("no locks held or awaited");
 		return EXIT_OK;
 	}
-	t = table_new(10, head, "lllrlrrrrr");
+	t = table_new(11, head, "lllrlrrrrrl");
 	json_array_foreach(locks, i, l) {
 		json_t *h = longest_holder(json_object_get(l, "holders"));
 		json_t *w = json_array_get(json_object_get(l, "waiters"), 0);
 		uint64_t nh = value_uint(l, "nholders");
-		char *holder, count[32], token[32], held[32], nw[32],
+		char *holder, *value, count[32], token[32], held[32], nw[32],
 		    waited[32], permits[48];
 
+		/* A table's line: a long value is cut (show has it whole). */
+		value = value_shown(h, 40);
 		if (h == NULL) {
 			holder = xstrdup("-");
 			snprintf(count, sizeof count, "-");
@@ -333,8 +338,10 @@ print_locks(json_t *locks)
 			snprintf(waited, sizeof waited, "-");
 		table_add(t, value_str(l, "name"), value_str(l, "kind"),
 		    value_str(l, "mode"), permits_words(l, permits,
-		    sizeof permits), holder, count, token, held, nw, waited);
+		    sizeof permits), holder, count, token, held, nw, waited,
+		    value);
 		free(holder);
+		free(value);
 	}
 	table_print(t);
 	table_free(t);
@@ -391,7 +398,9 @@ print_lock(json_t *l)
 {
 	/* A semaphore's holders and waiters each have a PERMITS column. */
 	static const char *const hhead[] = { "HOLDER", "SESSION", "COUNT",
-	    "TOKEN", "HELD", "PERMITS" };
+	    "TOKEN", "HELD", "PERMITS", "VALUE" };
+	static const char *const hhead_plain[] = { "HOLDER", "SESSION",
+	    "COUNT", "TOKEN", "HELD", "VALUE" };
 	static const char *const whead[] = { "#", "WAITER", "MODE",
 	    "WAITED", "PERMITS" };
 	json_t *holders = json_object_get(l, "holders");
@@ -415,10 +424,12 @@ print_lock(json_t *l)
 	printf("%-9s %llu\n", "waiters", (unsigned long long)nw);
 	if (json_array_size(holders) > 0) {
 		putchar('\n');
-		t = table_new(semaphore ? 6 : 5, hhead, "lrrrrr");
+		t = semaphore ? table_new(7, hhead, "lrrrrrl") :
+		    table_new(6, hhead_plain, "lrrrrl");
 		json_array_foreach(holders, i, e) {
 			char sess[32], count[32], token[32], held[32],
 			    permits[32];
+			char *value = value_shown(e, 0);
 
 			snprintf(sess, sizeof sess, "%llu",
 			    (unsigned long long)value_uint(e, "session"));
@@ -428,10 +439,15 @@ print_lock(json_t *l)
 			    (unsigned long long)value_uint(e, "token"));
 			snprintf(permits, sizeof permits, "%llu",
 			    (unsigned long long)value_uint(e, "permits"));
-			table_add(t, value_str(e, "client"), sess, count,
-			    token,
-			    fmt_duration(value_uint(e, "held_ms"), held,
-			    sizeof held), permits);
+			fmt_duration(value_uint(e, "held_ms"), held,
+			    sizeof held);
+			if (semaphore)
+				table_add(t, value_str(e, "client"), sess,
+				    count, token, held, permits, value);
+			else
+				table_add(t, value_str(e, "client"), sess,
+				    count, token, held, value);
+			free(value);
 		}
 		table_print(t);
 		table_free(t);

@@ -37,6 +37,10 @@ static const char usage_text[] =
 "      [--lost-status N] -- COMMAND [ARG...]\n"
 "                             hold LOCK (or a permit of a semaphore of N)\n"
 "                             while COMMAND runs\n"
+"  watch LOCK                 a line for LOCK's holders, then one per change\n"
+"  elect NAME VALUE [--timeout MS] [--kill-after MS] [--lease MS]\n"
+"      [--timeout-status N] [--lost-status N] -- COMMAND [ARG...]\n"
+"                             run COMMAND while leader of election NAME\n"
 "\n"
 "options:\n"
 "  -s, --server SERVER   unix:/path or tcp:host:port, or a comma-separated\n"
@@ -44,13 +48,13 @@ static const char usage_text[] =
 "                        else the local socket)\n"
 "      --token-file FILE the admin or client token for TCP (default\n"
 "                        $DLM_TOKEN_FILE)\n"
-"  -j, --json            print one JSON document\n"
+"  -j, --json            print one JSON document (watch: one per line)\n"
 "  -h, --help            this text\n"
 "  -V, --version         the version\n"
 "\n"
 "exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable,\n"
 "4 permission denied, 5 not found; run: COMMAND's status, 75 lock not taken\n"
-"in time, 76 hold lost while COMMAND ran. See dlmctl(1).\n";
+"in time, 76 hold lost while COMMAND ran (elect: the same). See dlmctl(1).\n";
 
 static const struct {
 	const char	*name;
@@ -65,6 +69,8 @@ static const struct {
 	{ "release", cmd_release },
 	{ "reset", cmd_reset },
 	{ "run", cmd_run },
+	{ "elect", cmd_elect },
+	{ "watch", cmd_watch },
 };
 
 void

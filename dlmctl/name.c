@@ -109,6 +109,44 @@ text_escape(const char *s)
 	return escape(s, strlen(s), true);
 }
 
+/*
+ * A hold's value for a person: as it is when all of it is printable
+ * UTF-8 (an address, a host name), else 0x and its bytes in hex. At most
+ * max characters of it (0: all), "..." marking the cut.
+ */
+char *
+value_text(const char *s, size_t n, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	bool printable = true;
+	size_t len, shown = 0;
+	char *out;
+
+	for (size_t i = 0; i < n && printable; i += len)
+		printable = (len = printable_seq(p + i, n - i)) > 0;
+	if (printable) {
+		/* Cut between characters, never inside one. */
+		if (max != 0 && n > max) {
+			for (size_t i = 0; i < n && shown + (len =
+			    printable_seq(p + i, n - i)) <= max; i += len)
+				shown += len;
+		} else
+			shown = n;
+		out = xmalloc(shown + 4);
+		memcpy(out, s, shown);
+		strcpy(out + shown, shown < n ? "..." : "");
+		return out;
+	}
+	shown = max != 0 && 2 + 2 * n > max ? (max > 2 ? (max - 2) / 2 : 0) :
+	    n;
+	out = xmalloc(2 + 2 * shown + 4);
+	strcpy(out, "0x");
+	for (size_t i = 0; i < shown; i++)
+		snprintf(out + 2 + 2 * i, 3, "%02x", p[i]);
+	strcpy(out + 2 + 2 * shown, shown < n ? "..." : "");
+	return out;
+}
+
 static int
 hex_digit(char c)
 {

@@ -1,5 +1,6 @@
 /*
- * dlmctl run: hold a lock while a command runs.
+ * dlmctl run: hold a lock while a command runs; dlmctl elect: lead an
+ * election (hold its lock, with a value watchers see) while one runs.
  *
  * COMMAND gets its own process group, so that signals and kills reach
  * everything it started in that group. dlmctl forwards the signals a
@@ -35,7 +36,12 @@ extern char **environ;
 
 #define KILL_AFTER_DEFAULT	5000
 
+/* "run" or "elect", for messages: one command per process. */
+static const char *what = "run";
+
 struct run {
+	bool		 elect;		/* elect NAME VALUE: the hold's value */
+	const char	*value_arg;	/* VALUE, as given (its bytes) */
 	const char	*lock_arg;	/* as given, escaped or not */
 	struct name	 lock;
 	int		 flags;
@@ -151,8 +157,8 @@ parse_num(const char *opt, const char *s, long min, long max, int *out)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
-		ctl_error("run: --%s wants a number from %ld to %ld", opt, min,
-		    max);
+		ctl_error("%s: --%s wants a number from %ld to %ld", what, opt,
+		    min, max);
 		return -1;
 	}
 	*out = (int)v;
@@ -172,8 +178,8 @@ parse_lock_name(struct run *r)
 	    EXIT_OK)
 		return rc;
 	if (memchr(r->lock.bytes, '\0', r->lock.len) != NULL) {
-		ctl_error("run: lock name '%s' holds a NUL byte; run cannot "
-		    "take such a lock", r->lock.shown);
+		ctl_error("%s: lock name '%s' holds a NUL byte; %s cannot "
+		    "take such a lock", what, r->lock.shown, what);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -182,6 +188,10 @@ parse_lock_name(struct run *r)
 static const char run_usage[] =
 "usage: dlmctl run LOCK [--timeout MS] [--shared] [--rlock] [--kill-after MS]\n"
 "           [--semaphore N [--permits P]] [--lease MS]\n"
+"           [--timeout-status N] [--lost-status N] -- COMMAND [ARG...]\n";
+
+static const char elect_usage[] =
+"usage: dlmctl elect NAME VALUE [--timeout MS] [--kill-after MS] [--lease MS]\n"
 "           [--timeout-status N] [--lost-status N] -- COMMAND [ARG...]\n";
 
 /*
@@ -228,12 +238,13 @@ parse(struct run *r, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *usage = r->elect ? elect_usage : run_usage;
 
 	int rc;
 
 	/*
-	 * Options may come before or after LOCK; scanning stops at "--" or
-	 * at the first word after LOCK, which starts COMMAND.
+	 * Options may come before or after LOCK (and VALUE); scanning stops
+	 * at "--" or at the first word after them, which starts COMMAND.
 	 */
 	for (;;) {
 		int ch;
@@ -283,20 +294,30 @@ parse(struct run *r, int argc, char **argv)
 					return EXIT_USAGE;
 				break;
 			case 'h':
-				fputs(run_usage, stdout);
+				fputs(usage, stdout);
 				exit(EXIT_OK);
 			default:
-				fputs(run_usage, stderr);
+				fputs(usage, stderr);
 				return EXIT_USAGE;
 			}
 		}
-		if (r->lock_arg != NULL || optind >= argc ||
-		    strcmp(argv[optind - 1], "--") == 0)
+		if (optind >= argc || strcmp(argv[optind - 1], "--") == 0)
 			break;
-		r->lock_arg = argv[optind++];
+		if (r->lock_arg == NULL)
+			r->lock_arg = argv[optind++];
+		else if (r->elect && r->value_arg == NULL)
+			r->value_arg = argv[optind++];
+		else
+			break;
 	}
-	if (r->lock_arg == NULL || optind >= argc || *r->lock_arg == '\0') {
-		fputs(run_usage, stderr);
+	if (r->lock_arg == NULL || optind >= argc || *r->lock_arg == '\0' ||
+	    (r->elect && (r->value_arg == NULL || *r->value_arg == '\0'))) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	/* A leader holds its election alone. */
+	if (r->elect && r->flags != 0) {
+		ctl_error("elect: --shared and --rlock are for run");
 		return EXIT_USAGE;
 	}
 	if ((rc = semaphore_args(r)) != EXIT_OK)
@@ -355,16 +376,16 @@ spawn(struct run *r)
 	ssize_t n;
 
 	if ((env = child_env(r)) == NULL) {
-		ctl_error("run: out of memory");
+		ctl_error("%s: out of memory", what);
 		return EXIT_FAILED;
 	}
 	if (pipe2(errpipe, O_CLOEXEC) != 0) {
-		ctl_error("run: pipe: %s", strerror(errno));
+		ctl_error("%s: pipe: %s", what, strerror(errno));
 		free_env(env);
 		return EXIT_FAILED;
 	}
 	if ((pid = fork()) < 0) {
-		ctl_error("run: fork: %s", strerror(errno));
+		ctl_error("%s: fork: %s", what, strerror(errno));
 		close(errpipe[0]);
 		close(errpipe[1]);
 		free_env(env);
@@ -398,7 +419,8 @@ spawn(struct run *r)
 	close(errpipe[0]);
 	if (n == (ssize_t)sizeof child_errno) {
 		(void)waitpid(pid, NULL, 0);
-		ctl_error("run: %s: %s", r->cmd[0], strerror(child_errno));
+		ctl_error("%s: %s: %s", what, r->cmd[0],
+		    strerror(child_errno));
 		rc = child_errno == ENOENT ? EXIT_NO_COMMAND :
 		    EXIT_CANNOT_EXEC;
 	} else {
@@ -491,7 +513,7 @@ static int
 adopt_orphans(void)
 {
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-		ctl_error("run: cannot adopt orphaned processes: %s",
+		ctl_error("%s: cannot adopt orphaned processes: %s", what,
 		    strerror(errno));
 		return EXIT_FAILED;
 	}
@@ -502,8 +524,8 @@ adopt_orphans(void)
 static int
 acquire(struct ctl *ctl, struct run *r)
 {
-	int err, afd = dlm_async_fd(ctl->client);
 	struct dlm_acquire_opts o;
+	int err, afd = dlm_async_fd(ctl->client);
 
 	dlm_acquire_opts_init(&o);
 	o.flags = r->flags;
@@ -512,10 +534,14 @@ acquire(struct ctl *ctl, struct run *r)
 		o.capacity = (uint32_t)r->capacity;
 		o.permits = (uint32_t)r->permits;
 	}
+	if (r->value_arg != NULL) {
+		o.value = r->value_arg;
+		o.value_len = strlen(r->value_arg);
+	}
 	err = dlm_acquire_ex_async(ctl->client, r->lock.bytes, &o,
 	    on_acquired, r, NULL);
 	if (err != 0) {
-		ctl_error("run: %s", dlm_errmsg(ctl->client));
+		ctl_error("%s: %s", what, dlm_errmsg(ctl->client));
 		return ctl_exit_status(err);
 	}
 	while (!r->acquired_done) {
@@ -554,7 +580,7 @@ acquire(struct ctl *ctl, struct run *r)
 			    r->flags & DLM_RLOCK ? "a mutex" : "an rlock");
 		return EXIT_FAILED;
 	default:
-		ctl_error("run: cannot acquire '%s': %s", r->lock.shown,
+		ctl_error("%s: cannot acquire '%s': %s", what, r->lock.shown,
 		    r->acquire_msg[0] != '\0' ? r->acquire_msg :
 		    dlm_strerror(r->acquire_err));
 		return ctl_exit_status(r->acquire_err);
@@ -628,14 +654,17 @@ supervise(struct run *r)
 	}
 }
 
-int
-cmd_run(struct ctl *ctl, int argc, char **argv)
+/* run, and elect with elect set. */
+static int
+run_or_elect(struct ctl *ctl, int argc, char **argv, bool elect)
 {
 	struct run r;
 	struct dlm_options o;
 	int rc;
 
 	memset(&r, 0, sizeof r);
+	r.elect = elect;
+	what = elect ? "elect" : "run";
 	r.sfd = r.lost_pipe[0] = r.lost_pipe[1] = -1;
 	r.timeout_ms = DLM_FOREVER;
 	r.kill_after_ms = KILL_AFTER_DEFAULT;
@@ -644,7 +673,7 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	if ((rc = parse(&r, argc, argv)) != EXIT_OK)
 		goto out;
 	if (ctl->json) {
-		ctl_error("run: --json is for the inspecting commands");
+		ctl_error("%s: --json is for the inspecting commands", what);
 		rc = EXIT_USAGE;
 		goto out;
 	}
@@ -664,7 +693,8 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 	if (sigprocmask(SIG_BLOCK, &r.sigs, &r.old_mask) != 0 ||
 	    (r.sfd = signalfd(-1, &r.sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    pipe2(r.lost_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-		ctl_error("run: cannot set up signals: %s", strerror(errno));
+		ctl_error("%s: cannot set up signals: %s", what,
+		    strerror(errno));
 		rc = EXIT_FAILED;
 		goto out;
 	}
@@ -672,7 +702,7 @@ cmd_run(struct ctl *ctl, int argc, char **argv)
 		goto out;
 
 	dlm_options_init(&o);
-	o.label = "dlmctl run";
+	o.label = elect ? "dlmctl elect" : "dlmctl run";
 	o.lease_ms = r.lease_ms;
 	o.on_lost = on_lost;
 	o.on_lost_arg = &r;
@@ -718,4 +748,22 @@ out:
 	}
 	name_free(&r.lock);
 	return rc;
+}
+
+int
+cmd_run(struct ctl *ctl, int argc, char **argv)
+{
+	return run_or_elect(ctl, argc, argv, false);
+}
+
+/*
+ * elect NAME VALUE -- COMMAND: run's machinery on the election's lock,
+ * exclusive, its hold carrying VALUE (what watchers and dlm_observe()
+ * see): COMMAND runs while this is the leader, and is stopped if the
+ * leadership is lost.
+ */
+int
+cmd_elect(struct ctl *ctl, int argc, char **argv)
+{
+	return run_or_elect(ctl, argc, argv, true);
 }

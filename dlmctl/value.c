@@ -11,6 +11,7 @@
 #include <msgpack.h>
 
 #include "dlmctl.h"
+#include "xmalloc.h"
 
 /* Bytes from the server, escaped once here for every output. */
 static json_t *
@@ -213,4 +214,19 @@ value_unescaped(json_t *shown)
 	v = value_bytes(bytes, len);
 	free(bytes);
 	return v;
+}
+
+char *
+value_shown(json_t *holder, size_t max)
+{
+	json_t *v = json_object_get(holder, "value");
+	char why[100], *bytes, *text;
+	size_t len;
+
+	if (!json_is_string(v) || name_unescape(json_string_value(v), &bytes,
+	    &len, why, sizeof why) != 0)
+		return xstrdup("-");
+	text = value_text(bytes, len, max);
+	free(bytes);
+	return text;
 }

@@ -30,10 +30,36 @@ kind_name(int kind)
 	    "rlock" : "mutex";
 }
 
+static size_t list_page_bytes(void);
+
+/*
+ * How many of l's holders fit in a listing: at most max, and no more
+ * than about a page of bytes, values being up to max-value-len each.
+ */
+static uint32_t
+holders_to_list(const struct lt_lock *l, uint32_t max)
+{
+	const struct lt_hold *h;
+	size_t bytes = 0;
+	uint32_t n = 0;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		if (n == max)
+			break;
+		bytes += strlen(session_of_owner(h->owner)->name) +
+		    h->value_len + 64;
+		if (n > 0 && bytes > list_page_bytes())
+			break;
+		n++;
+	}
+	return n;
+}
+
 static void
 pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
     uint64_t now)
 {
+	uint32_t max_holders = holders_to_list(l, max_queue);
 	const struct lt_hold *h;
 	const struct lt_wait *wt;
 	uint32_t n;
@@ -62,14 +88,14 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 	mpw_u64(w, l->nwaiters);
 
 	mpw_key(w, "holders");
-	mpw_array(w, l->nholders < max_queue ? l->nholders : max_queue);
+	mpw_array(w, max_holders);
 	n = 0;
 	TAILQ_FOREACH(h, &l->holders, lock_link) {
 		const struct session *s = session_of_owner(h->owner);
 
-		if (n++ == max_queue)
+		if (n++ == max_holders)
 			break;
-		mpw_map(w, semaphore ? 6 : 5);
+		mpw_map(w, 5 + (semaphore ? 1 : 0) + (h->value != NULL ? 1 : 0));
 		if (semaphore) {
 			mpw_key(w, "permits");
 			mpw_u64(w, h->permits);
@@ -84,6 +110,10 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 		mpw_u64(w, h->token);
 		mpw_key(w, "held_ms");
 		mpw_u64(w, now - h->since);
+		if (h->value != NULL) {
+			mpw_key(w, "value");
+			mpw_bin(w, h->value, h->value_len);
+		}
 	}
 
 	mpw_key(w, "waiters");
@@ -337,7 +367,7 @@ admin_stats(struct request *req)
 	struct mpw *w = &req->res;
 
 	locktab_stats(srv->lt, &lts);
-	mpw_map(w, srv->cluster.enabled ? 25 + 12 : 25);
+	mpw_map(w, srv->cluster.enabled ? 27 + 12 : 27);
 	mpw_key(w, "server");
 	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
 	mpw_key(w, "uptime_ms");
@@ -388,6 +418,10 @@ admin_stats(struct request *req)
 	mpw_u64(w, st->bytes_out);
 	mpw_key(w, "next_token");
 	mpw_u64(w, locktab_next_token(srv->lt));
+	mpw_key(w, "watches");
+	mpw_u64(w, watch_count());
+	mpw_key(w, "watch_notices");
+	mpw_u64(w, watch_notices());
 	if (srv->cluster.enabled)
 		pack_cluster_stats(w);
 	return 0;

@@ -20,6 +20,11 @@
  * session can be had, and these still tell an operator what it is doing.
  */
 #define M_OBSERVE	0x4
+/*
+ * Only on the active member of a cluster: NOT_ACTIVE elsewhere, with or
+ * without a session (the client goes to the active one to watch).
+ */
+#define M_ACTIVE	0x8
 
 struct method {
 	const char	*name;
@@ -54,6 +59,8 @@ static const struct method methods[] = {
 	{ "force_release", admin_force_release, M_SESSION | M_ADMIN },
 	{ "reset_client", admin_reset_client, M_SESSION | M_ADMIN },
 	{ "reset_all", admin_reset_all, M_SESSION | M_ADMIN },
+	{ "watch", watch_method, M_SESSION | M_ACTIVE },
+	{ "unwatch", unwatch_method, M_SESSION | M_ACTIVE },
 };
 
 /* Connections whose frame waits for etcd, each paused meanwhile. */
@@ -217,6 +224,31 @@ param_str(struct request *req, const char *key, const char **p, size_t *len,
 	if (*len > max)
 		return request_error(req, DLM_E_LIMIT,
 		    "'%s' is %zu bytes long; the limit is %zu", key, *len, max);
+	return 0;
+}
+
+/*
+ * A hold's value: str or bin of at most max bytes (LIMIT past it, as for
+ * names); absent, nil or empty is none (*p NULL).
+ */
+static int
+param_value(struct request *req, const char *key, const char **p,
+    size_t *len, size_t max)
+{
+	const msgpack_object *o = mpr_get(req->params, key);
+
+	*p = NULL;
+	*len = 0;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (!mpr_bytes(o, p, len))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be bytes (bin or str)", key);
+	if (*len > max)
+		return request_error(req, DLM_E_LIMIT, "'%s' is %zu bytes "
+		    "long; the limit is %zu (max-value-len)", key, *len, max);
+	if (*len == 0)
+		*p = NULL;
 	return 0;
 }
 
@@ -595,8 +627,8 @@ static int
 m_acquire(struct request *req)
 {
 	struct session *s = req->conn->session;
-	const char *name;
-	size_t namelen;
+	const char *name, *value;
+	size_t namelen, valuelen;
 	int kind = LT_MUTEX, mode = 0, rc;
 	int64_t timeout = -1;
 	struct lt_want want = { 0 };
@@ -611,7 +643,9 @@ m_acquire(struct request *req)
 	    (rc = param_enum(req, "mode", "exclusive", "shared", &mode)) != 0 ||
 	    (rc = param_int(req, "timeout_ms", false, -1, INT32_MAX,
 	    &timeout)) != 0 ||
-	    (rc = param_permits(req, kind, mode, &want)) != 0)
+	    (rc = param_permits(req, kind, mode, &want)) != 0 ||
+	    (rc = param_value(req, "value", &value, &valuelen,
+	    srv->cfg->max_value_len)) != 0)
 		return rc;
 	/* In a cluster, a session is in etcd before it may hold anything. */
 	if (!records_ensure(s))
@@ -620,6 +654,8 @@ m_acquire(struct request *req)
 	want.kind = kind;
 	want.mode = mode == 0 ? LT_EXCLUSIVE : LT_SHARED;
 	want.may_wait = timeout != 0;
+	want.value = value;
+	want.value_len = valuelen;
 	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, &want,
 	    now_ms(), &h, &w);
 	if (rc == DLM_E_WOULD_BLOCK)
@@ -959,6 +995,11 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 	if (srv->shutting_down) {
 		reply_error(c, &req.msgid, DLM_E_SHUTTING_DOWN,
 		    "server is shutting down");
+		return;
+	}
+	if ((m->flags & M_ACTIVE) && !cluster_is_active()) {
+		(void)request_not_active(&req);
+		reply_not_active(c, req.msgid, req.err_active, req.errmsg);
 		return;
 	}
 	if ((m->flags & M_SESSION) && c->session == NULL &&

@@ -26,6 +26,8 @@
  *   cluster.c	the cluster's roles over etcd: election, stepping down in
  *		time, fencing-token ranges, the grace after a fail-over
  *   dispatch.c admin.c reclaim.c  the protocol's methods
+ *   watch.c	watches of locks and their "changed" notices (the lock
+ *		table's changed callback)
  *   metrics.c	the Prometheus endpoint (reads counters only)
  *   server.c	listeners, start and shutdown; wires conn to dispatch
  *   main.c	options, detaching, signals, the loop
@@ -84,6 +86,8 @@ struct dlmd_config {
 	uint32_t	  max_name_len;
 	uint32_t	  max_request;
 	uint32_t	  max_output;
+	uint32_t	  max_value_len;	/* bytes of a hold's value */
+	uint32_t	  max_watches;		/* watches per session */
 	mode_t		  socket_mode;
 	uid_t		  admin_uids[DLMD_MAX_ADMIN_UIDS];
 	int		  nadmin_uids;
@@ -119,6 +123,7 @@ struct stats {
 struct conn;
 struct session;
 struct listener;
+struct watch;
 
 /* An acquire waiting in the lock table; owned by its session. */
 struct pending {
@@ -164,6 +169,9 @@ struct session {
 	/* Its hold receipts' common start, made at the first grant. */
 	struct receipt_prefix	 hold_prefix;
 	bool			 have_hold_prefix;
+	/* The locks it watches (watch.c), while it has a connection. */
+	LIST_HEAD(, watch)	 watches;
+	uint32_t		 nwatches;
 };
 
 RB_HEAD(session_tree, session);
@@ -433,6 +441,23 @@ int	param_int(struct request *, const char *key, bool required,
 
 /* reclaim.c */
 int	reclaim_method(struct request *);
+
+/* watch.c */
+/* The lock table's changed callback: notices to the lock's watchers. */
+void	 watch_changed(void *arg, const struct lt_lock *);
+/*
+ * Between these, changes are told once per lock at watch_release(), with
+ * the state then (a reclaim installs holds, then sets their values).
+ */
+void	 watch_hold(void);
+void	 watch_release(void);
+/* The session's watches end (its connection did, or the session). */
+void	 watch_drop_session(struct session *);
+int	 watch_method(struct request *);
+int	 unwatch_method(struct request *);
+uint64_t watch_count(void);
+uint64_t watch_notices(void);
+void	 watch_free_all(void);
 
 /* admin.c */
 int	admin_locks(struct request *);

@@ -39,6 +39,47 @@ RB_PROTOTYPE_INTERNAL(lt_tree, lt_lock, entry, lt_cmp,
 RB_GENERATE_INTERNAL(lt_tree, lt_lock, entry, lt_cmp,
     __attribute__((__unused__)) static)
 
+/* A copy of a value, or NULL for none (0 bytes). */
+static void *
+lt_value_dup(const void *value, size_t len)
+{
+	void *p;
+
+	if (value == NULL || len == 0)
+		return NULL;
+	p = xmalloc(len);
+	memcpy(p, value, len);
+	return p;
+}
+
+static void
+lt_wait_free(struct lt_wait *w)
+{
+	free(w->value);
+	free(w);
+}
+
+/* l's holders changed: ops->changed hears of it when lt_report() runs. */
+static void
+lt_note_change(struct lt_lock *l)
+{
+	l->changed = 1;
+}
+
+/*
+ * An operation is done with l: tell ops->changed, once, if its holders
+ * changed. Called before l may be freed, after every grant it allowed.
+ */
+static void
+lt_report(struct locktab *lt, struct lt_lock *l)
+{
+	if (!l->changed)
+		return;
+	l->changed = 0;
+	if (lt->ops->changed != NULL)
+		lt->ops->changed(lt->arg, l);
+}
+
 struct locktab *
 locktab_new(uint64_t first_token, const struct lt_ops *ops, void *arg)
 {
@@ -69,13 +110,14 @@ locktab_free(struct locktab *lt)
 			TAILQ_REMOVE(&l->holders, h, lock_link);
 			LIST_REMOVE(h, owner_link);
 			h->owner->nholds--;
+			free(h->value);
 			free(h);
 		}
 		while ((w = TAILQ_FIRST(&l->waiters)) != NULL) {
 			TAILQ_REMOVE(&l->waiters, w, lock_link);
 			LIST_REMOVE(w, owner_link);
 			w->owner->nwaits--;
-			free(w);
+			lt_wait_free(w);
 		}
 		RB_REMOVE(lt_tree, &lt->tree, l);
 		free(l);
@@ -229,6 +271,16 @@ lt_owner_expired(const struct lt_owner *o, uint64_t now)
 	return o->deadline != 0 && o->deadline <= now;
 }
 
+/* Replace h's value with a copy of value (none for NULL or 0 bytes). */
+static void
+lt_set_value(struct lt_hold *h, const void *value, size_t len)
+{
+	free(h->value);
+	h->value = lt_value_dup(value, len);
+	h->value_len = h->value != NULL ? (uint32_t)len : 0;
+	lt_note_change(h->lock);
+}
+
 static struct lt_hold *
 lt_hold_new(struct locktab *lt, struct lt_lock *l, struct lt_owner *o,
     enum lt_mode mode, uint64_t token, uint32_t count, uint64_t now)
@@ -247,6 +299,7 @@ lt_hold_new(struct locktab *lt, struct lt_lock *l, struct lt_owner *o,
 	l->mode = (uint8_t)mode;
 	o->nholds++;
 	lt->stats.holds++;
+	lt_note_change(l);
 	return h;
 }
 
@@ -263,6 +316,8 @@ lt_hold_free(struct locktab *lt, struct lt_hold *h, uint64_t now)
 	l->in_use -= h->permits;	/* a semaphore's permits come back */
 	h->owner->nholds--;
 	lt->stats.holds--;
+	lt_note_change(l);
+	free(h->value);
 	free(h);
 }
 
@@ -318,8 +373,12 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		h = lt_hold_new(lt, l, w->owner, w->mode, lt->next_token++, 1,
 		    now);
 		lt_hold_take_permits(l, h, w->permits);
+		/* The wait's value becomes the hold's. */
+		h->value = w->value;
+		h->value_len = w->value_len;
+		w->value = NULL;
 		lt->ops->granted(lt->arg, w, h);
-		free(w);
+		lt_wait_free(w);
 	}
 }
 
@@ -341,6 +400,7 @@ lt_settle_dirty(struct locktab *lt, uint64_t now)
 		TAILQ_REMOVE(&lt->dirty, l, dirty_link);
 		l->dirty = 0;
 		lt_grant_pass(lt, l, now);
+		lt_report(lt, l);
 		lt_lock_maybe_free(lt, l);
 	}
 }
@@ -403,7 +463,8 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	*hold = NULL;
 	*wait = NULL;
 	if (namelen == 0 || namelen > UINT16_MAX ||
-	    lt_want_permits(want, &permits) != 0)
+	    lt_want_permits(want, &permits) != 0 ||
+	    want->value_len > UINT32_MAX)
 		return DLM_E_BAD_REQUEST;
 	l = locktab_find(lt, name, namelen);
 	if (l != NULL) {
@@ -456,6 +517,8 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	if (grantable) {
 		*hold = lt_hold_new(lt, l, o, mode, lt->next_token++, 1, now);
 		lt_hold_take_permits(l, *hold, permits);
+		lt_set_value(*hold, want->value, want->value_len);
+		lt_report(lt, l);
 		return LT_GRANTED;
 	}
 	w = xcalloc(1, sizeof *w);
@@ -465,6 +528,8 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	w->since = now;
 	w->mode = (uint8_t)mode;
 	w->permits = permits;
+	if ((w->value = lt_value_dup(want->value, want->value_len)) != NULL)
+		w->value_len = (uint32_t)want->value_len;
 	TAILQ_INSERT_TAIL(&l->waiters, w, lock_link);
 	LIST_INSERT_HEAD(&o->waits, w, owner_link);
 	l->nwaiters++;
@@ -530,7 +595,7 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 		while ((w = TAILQ_FIRST(&l->waiters)) != NULL) {
 			lt_wait_unlink(lt, w);
 			lt->ops->cancelled(lt->arg, w);
-			free(w);
+			lt_wait_free(w);
 		}
 		l->kind = (uint8_t)kind;
 		l->capacity = 0;	/* a semaphore's, if it was one */
@@ -540,6 +605,7 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 	h = lt_hold_new(lt, l, o, mode, token, count, now);
 	/* A shared hold in place of an exclusive one may let waiters go. */
 	lt_grant_pass(lt, l, now);
+	lt_report(lt, l);
 	*hold = h;
 	return LT_GRANTED;
 }
@@ -665,8 +731,19 @@ locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
 	l->capacity = capacity;
 	h = lt_hold_new(lt, l, o, LT_EXCLUSIVE, token, 1, now);
 	lt_hold_take_permits(l, h, permits);
+	lt_report(lt, l);
 	*hold = h;
 	return LT_GRANTED;
+}
+
+void
+locktab_set_value(struct locktab *lt, struct lt_hold *h, const void *value,
+    size_t value_len)
+{
+	if (value_len > UINT32_MAX)
+		value_len = 0;
+	lt_set_value(h, value, value_len);
+	lt_report(lt, h->lock);
 }
 
 int
@@ -685,6 +762,7 @@ locktab_release(struct locktab *lt, struct lt_owner *o, const char *name,
 	*remaining = 0;
 	lt_hold_free(lt, h, now);
 	lt_grant_pass(lt, l, now);
+	lt_report(lt, l);
 	lt_lock_maybe_free(lt, l);
 	return 0;
 }
@@ -707,9 +785,11 @@ locktab_release_permits(struct locktab *lt, struct lt_owner *o,
 		h->permits -= permits;
 		l->in_use -= permits;
 		*left = h->permits;
+		lt_note_change(l);	/* watchers see each holder's permits */
 	} else
 		lt_hold_free(lt, h, now);
 	lt_grant_pass(lt, l, now);
+	lt_report(lt, l);
 	lt_lock_maybe_free(lt, l);
 	return 0;
 }
@@ -720,9 +800,10 @@ locktab_cancel(struct locktab *lt, struct lt_wait *w, uint64_t now)
 	struct lt_lock *l = w->lock;
 
 	lt_wait_unlink(lt, w);
-	free(w);
+	lt_wait_free(w);
 	/* The waiter may have been what kept shared waiters behind it out. */
 	lt_grant_pass(lt, l, now);
+	lt_report(lt, l);
 	lt_lock_maybe_free(lt, l);
 }
 
@@ -757,7 +838,7 @@ locktab_end_owner(struct locktab *lt, struct lt_owner *o, int reason,
 		lt_mark_dirty(lt, w->lock);
 		lt_wait_unlink(lt, w);
 		lt->ops->cancelled(lt->arg, w);
-		free(w);
+		lt_wait_free(w);
 	}
 	while ((h = LIST_FIRST(&o->holds)) != NULL) {
 		lt_mark_dirty(lt, h->lock);
@@ -790,6 +871,7 @@ locktab_force_release(struct locktab *lt, const char *name, size_t namelen,
 	}
 	if (n != 0) {
 		lt_grant_pass(lt, l, now);
+		lt_report(lt, l);
 		lt_lock_maybe_free(lt, l);
 	}
 	return n;
@@ -799,6 +881,7 @@ void
 locktab_regrant(struct locktab *lt, struct lt_lock *l, uint64_t now)
 {
 	lt_grant_pass(lt, l, now);
+	lt_report(lt, l);
 	lt_lock_maybe_free(lt, l);
 }
 
@@ -849,6 +932,7 @@ locktab_regrant_all(struct locktab *lt, uint64_t now)
 		if (!lt_may_grant(lt, now))
 			break;
 		lt_grant_pass(lt, l, now);
+		lt_report(lt, l);
 		lt_lock_maybe_free(lt, l);
 	}
 }
@@ -918,6 +1002,8 @@ locktab_check(struct locktab *lt, uint64_t now)
 		prev = l;
 		if (l->nholders == 0 && l->nwaiters == 0)
 			return "a lock with no holder and no waiter was kept";
+		if (l->changed)
+			return "a change of holders was never reported";
 		TAILQ_FOREACH(h, &l->holders, lock_link) {
 			nh++;
 			if (h->lock != l)
@@ -934,6 +1020,8 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a holder's mode differs from the lock's";
 			if (h->token < l->floor)
 				return "a hold lies below a claim that ended it";
+			if ((h->value == NULL) != (h->value_len == 0))
+				return "a hold's value and its length disagree";
 		}
 		if (nh != l->nholders)
 			return "a lock's holder count is wrong";
@@ -947,6 +1035,8 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a waiter points at another lock";
 			if (locktab_hold_of(l, w->owner) != NULL)
 				return "a holder also waits for its own lock";
+			if ((w->value == NULL) != (w->value_len == 0))
+				return "a waiter's value and length disagree";
 		}
 		if (nw != l->nwaiters)
 			return "a lock's waiter count is wrong";

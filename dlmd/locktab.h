@@ -75,6 +75,11 @@ struct lt_lock {
 	/* A semaphore's: fixed while it exists, and the permits held. */
 	uint32_t		capacity;
 	uint32_t		in_use;
+	/*
+	 * Its holders changed during the operation under way: told once
+	 * through ops->changed when the operation is done with the lock.
+	 */
+	uint8_t			changed;
 	char			name[];
 };
 
@@ -88,6 +93,12 @@ struct lt_hold {
 	uint32_t		count;	/* reentrant depth; 1 for a mutex */
 	uint8_t			mode;
 	uint32_t		permits;	/* a semaphore's; else 0 */
+	/*
+	 * What the holder said with it (a leader's address, say): the
+	 * table's own copy, or NULL with value_len 0 for none.
+	 */
+	void			*value;
+	uint32_t		value_len;
 };
 
 struct lt_wait {
@@ -99,6 +110,9 @@ struct lt_wait {
 	uint64_t		since;
 	uint8_t			mode;
 	uint32_t		permits;	/* a semaphore's ask; else 0 */
+	/* The value its hold will carry (the table's copy), or NULL. */
+	void			*value;
+	uint32_t		value_len;
 };
 
 struct lt_ops {
@@ -113,6 +127,15 @@ struct lt_ops {
 	void	(*revoked)(void *arg, struct lt_hold *h, int reason);
 	/* Optional: any hold is about to be freed, for whatever reason. */
 	void	(*ended)(void *arg, const struct lt_hold *h, uint64_t now);
+	/*
+	 * Optional: l's holders changed (a grant, a release, an expiry, a
+	 * forced release, an install, a value set). Called once per lock
+	 * and table operation, when the operation is done with l: its
+	 * holders are then the state after the change, all of it (a release
+	 * and the grants it allowed are one call). l may have no holder and
+	 * no waiter left; it is freed after this returns.
+	 */
+	void	(*changed)(void *arg, const struct lt_lock *l);
 };
 
 struct lt_limits {
@@ -160,6 +183,12 @@ struct lt_want {
 	 */
 	uint32_t	 permits;
 	uint32_t	 capacity;
+	/*
+	 * The value a new hold carries (copied; NULL or 0 bytes: none). A
+	 * reentrant acquire keeps the hold's value as it is.
+	 */
+	const void	*value;
+	size_t		 value_len;
 };
 
 /*
@@ -226,6 +255,12 @@ int		 locktab_install_semaphore(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen, uint32_t capacity,
 		    uint32_t permits, uint64_t token, int reason,
 		    uint64_t now, struct lt_hold **hold);
+/*
+ * Give a hold a new value (copied; NULL or 0 bytes: none), as a reclaim
+ * does after locktab_install(); ops->changed tells it.
+ */
+void		 locktab_set_value(struct locktab *, struct lt_hold *,
+		    const void *value, size_t value_len);
 /* Withdraw a waiter (timeout, cancel); it is freed. Grants whoever can go. */
 void		 locktab_cancel(struct locktab *, struct lt_wait *, uint64_t now);
 /* Release every hold of the owner, keeping its waits. Returns how many. */

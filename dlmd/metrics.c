@@ -155,6 +155,8 @@ render(struct evbuffer *b)
 	    lts.locks);
 	put_metric(b, "dlmd_holds", "gauge", "Holds of locks.", lts.holds);
 	put_metric(b, "dlmd_waiters", "gauge", "Acquires waiting.", lts.waits);
+	put_metric(b, "dlmd_watches", "gauge", "Watches of locks.",
+	    watch_count());
 
 	evbuffer_add_printf(b, "# HELP dlmd_acquires_total Acquire requests "
 	    "by how they ended.\n# TYPE dlmd_acquires_total counter\n");
@@ -196,6 +198,9 @@ render(struct evbuffer *b)
 	    "Bytes read from clients.", st->bytes_in);
 	put_metric(b, "dlmd_sent_bytes_total", "counter",
 	    "Bytes written to clients.", st->bytes_out);
+	put_metric(b, "dlmd_watch_notices_total", "counter",
+	    "Notices of changed holders queued to watchers.",
+	    watch_notices());
 	put_histogram(b, "dlmd_acquire_wait_seconds",
 	    "How long granted acquires waited (0 when free at once).",
 	    &wait_hist);

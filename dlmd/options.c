@@ -45,6 +45,8 @@ enum {
 	OPT_CLUSTER_NAME,
 	OPT_CLUSTER_TTL,
 	OPT_ADVERTISE,
+	OPT_MAX_VALUE_LEN,
+	OPT_MAX_WATCHES,
 };
 
 static const struct option long_options[] = {
@@ -66,6 +68,8 @@ static const struct option long_options[] = {
 	{ "max-name-len", required_argument, NULL, OPT_MAX_NAME_LEN },
 	{ "max-request", required_argument, NULL, OPT_MAX_REQUEST },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "max-value-len", required_argument, NULL, OPT_MAX_VALUE_LEN },
+	{ "max-watches", required_argument, NULL, OPT_MAX_WATCHES },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "admin-uid", required_argument, NULL, OPT_ADMIN_UID },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
@@ -110,6 +114,8 @@ usage(int status)
 "      --max-name-len N     bytes in a lock or client name (255)\n"
 "      --max-request BYTES  largest request (65536)\n"
 "      --max-output BYTES   unread output before a client is dropped (1048576)\n"
+"      --max-value-len BYTES  bytes in the value of a hold (1024; 0: none)\n"
+"      --max-watches N      watches per session (64)\n"
 "      --socket-mode MODE   file mode of Unix sockets, octal (0666)\n"
 "      --admin-uid UID      also an admin over the Unix socket; repeatable\n"
 "      --token-file FILE    token TCP clients must present\n"
@@ -303,6 +309,13 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 	case OPT_MAX_OUTPUT:
 		u32 = &cfg->max_output, min = 4096;
 		break;
+	case OPT_MAX_VALUE_LEN:
+		/* A value rides in a request: at most max-request's cap. */
+		u32 = &cfg->max_value_len, max = 16 * 1024 * 1024;
+		break;
+	case OPT_MAX_WATCHES:
+		u32 = &cfg->max_watches, max = 1000000;
+		break;
 	case OPT_SOCKET_MODE:
 		errno = 0;
 		mode = strtoul(value, &end, 8);
@@ -362,6 +375,8 @@ config_defaults(struct dlmd_config *cfg)
 	cfg->max_name_len = 255;
 	cfg->max_request = 65536;
 	cfg->max_output = 1048576;
+	cfg->max_value_len = 1024;
+	cfg->max_watches = 64;
 	cfg->socket_mode = 0666;
 	cfg->cluster_ttl_ms = 6000;
 }

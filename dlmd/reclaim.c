@@ -27,6 +27,12 @@ struct claim {
 	size_t			 receiptlen;
 	uint32_t		 proven;	/* the receipt's count */
 	uint32_t		 proven_permits; /* a semaphore's, likewise */
+	/*
+	 * The hold's value, as its holder sends it again: the receipt does
+	 * not cover it (a session can state it only for its own holds).
+	 */
+	const char		*value;
+	size_t			 valuelen;
 };
 
 static int
@@ -142,6 +148,13 @@ claim_read(struct request *req, const msgpack_object *m, struct claim *cl)
 	if (o == NULL || !mpr_bytes(o, &cl->receipt, &cl->receiptlen))
 		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
 		    "'receipt' is required: the one its grant carried");
+	if ((o = mpr_get(m, "value")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL &&
+	    !mpr_bytes(o, &cl->value, &cl->valuelen))
+		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
+		    "'value' must be bytes (bin or str)");
+	if (cl->valuelen == 0)
+		cl->value = NULL;
 	if ((rc = claim_kind(req, m, &cl->c.kind)) != 0 ||
 	    (rc = claim_enum(req, m, "mode", "exclusive", "shared",
 	    &cl->c.mode)) != 0 ||
@@ -210,6 +223,11 @@ claim_install(struct session *s, const struct claim *cl, uint64_t now,
 		*why = "the receipt does not prove this hold";
 		return DLM_E_PERMISSION;
 	}
+	/* This member's limit may be lower than the one that granted it. */
+	if (cl->valuelen > srv->cfg->max_value_len) {
+		*why = "its value is longer than max-value-len";
+		return DLM_E_LIMIT;
+	}
 	if (cl->c.kind == LT_SEMAPHORE)
 		rc = locktab_install_semaphore(srv->lt, &s->owner, cl->c.lock,
 		    cl->c.locklen, cl->c.capacity, cl->c.permits, cl->c.token,
@@ -220,6 +238,8 @@ claim_install(struct session *s, const struct claim *cl, uint64_t now,
 		    cl->c.token, DLM_LOST_FAILOVER, now, &h);
 	switch (rc) {
 	case LT_GRANTED:
+		if (cl->value != NULL)
+			locktab_set_value(srv->lt, h, cl->value, cl->valuelen);
 		*why = "";
 		return 0;
 	case DLM_E_WOULD_BLOCK:
@@ -355,6 +375,8 @@ reclaim_method(struct request *req)
 	mpw_u64(&req->res, s->linger_ms);
 	mpw_key(&req->res, "holds");
 	mpw_array(&req->res, (uint32_t)nholds);
+	/* Watchers hear once per lock, with the holds and their values. */
+	watch_hold();
 	for (size_t i = 0; i < nholds; i++) {
 		claim_read(req, &holds->via.array.ptr[i], &cl);
 		rc = claim_install(s, &cl, now, &why);
@@ -362,6 +384,7 @@ reclaim_method(struct request *req)
 			kept++;
 		pack_outcome(&req->res, &cl, rc, why);
 	}
+	watch_release();
 	srv->cluster.reclaimed_holds += kept;
 	log_info("session %s reclaimed %zu of %zu holds from %s",
 	    safe_str0(s->name), kept, nholds, c->peer);

@@ -398,6 +398,7 @@ server_free(void)
 	session_end_all(DLM_E_SHUTTING_DOWN);
 	conn_free_all();
 	session_reap();
+	watch_free_all();
 	locktab_free(srv->lt);
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);

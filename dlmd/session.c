@@ -155,6 +155,7 @@ session_create(struct conn *c, const char *name, size_t len)
 
 	locktab_owner_init(&s->owner);
 	TAILQ_INIT(&s->pending);
+	LIST_INIT(&s->watches);
 	s->id = ++srv->next_session_id;
 	s->name = xstrndup(name, len);
 	s->info_pid = -1;
@@ -172,6 +173,8 @@ session_create(struct conn *c, const char *name, size_t len)
 void
 session_attach(struct session *s, struct conn *c)
 {
+	/* Watches were the old connection's: its client watches anew. */
+	watch_drop_session(s);
 	if (s->lingering) {
 		s->lingering = false;
 		srv->nlingering--;
@@ -227,6 +230,8 @@ session_detach(struct session *s)
 	uint64_t now = now_ms(), linger;
 
 	s->conn = NULL;
+	/* Nobody to tell: a lingering session watches nothing. */
+	watch_drop_session(s);
 	if (s->ended)
 		return;
 	linger = s->linger_ms;
@@ -283,6 +288,7 @@ session_end(struct session *s, int lost_reason, int cancel_code)
 		return;
 	s->ended = true;
 	event_del(&s->timer);
+	watch_drop_session(s);
 	pending_cancel_all(s, cancel_code,
 	    cancel_code == DLM_E_SHUTTING_DOWN ? "server is shutting down" :
 	    "the session ended while the acquire waited");
@@ -512,4 +518,5 @@ const struct lt_ops session_lt_ops = {
 	.cancelled = lt_cancelled,
 	.revoked = lt_revoked,
 	.ended = lt_ended,
+	.changed = watch_changed,
 };

@@ -33,7 +33,7 @@ static int clients[NCLIENTS];
 static const char *const methods[] = {
 	"hello", "ping", "acquire", "check", "release", "cancel", "reset",
 	"bye", "locks", "lock", "clients", "stats", "force_release",
-	"reset_client", "reset_all", "nonsense",
+	"reset_client", "reset_all", "nonsense", "watch", "unwatch",
 };
 
 int
@@ -44,7 +44,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	static char *args[] = { "dlmd", "-c", "/dev/null", "--linger-max", "0",
 	    "--lease-min", "10", "--max-clients", "8", "--max-holds", "16",
 	    "--max-waits", "8", "--max-name-len", "16", "--max-request",
-	    "4096", "--max-output", "65536", NULL };
+	    "4096", "--max-output", "65536", "--max-value-len", "16",
+	    "--max-watches", "2", NULL };
 	char err[600];
 
 	(void)argc;
@@ -146,7 +147,16 @@ send_request(int k, const uint8_t *d, size_t n)
 		bool semaphore = (b[3] & 0x10) != 0;
 		unsigned permits = (b[2] >> 2) & 3;
 
-		mpw_map(&w, 4 + (semaphore ? 1 + (permits != 0) : 0));
+		bool valued = !semaphore && (b[3] & 0x20) != 0;
+
+		mpw_map(&w, 4 + (semaphore ? 1 + (permits != 0) : 0) + valued);
+		if (valued) {
+			/* Values the watchers' notices carry, at the limit. */
+			static const char v[32] = "value";
+
+			mpw_key(&w, "value");
+			mpw_bin(&w, v, b[3] & 0x40 ? sizeof v : 5);
+		}
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);
 		mpw_key(&w, "kind");
@@ -180,7 +190,8 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_key(&w, "token");
 		mpw_u64(&w, b[3]);
 	} else if (strcmp(method, "release") == 0 ||
-	    strcmp(method, "lock") == 0) {
+	    strcmp(method, "lock") == 0 || strcmp(method, "watch") == 0 ||
+	    strcmp(method, "unwatch") == 0) {
 		mpw_map(&w, 1);
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);

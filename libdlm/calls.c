@@ -17,6 +17,8 @@
 
 #define MAX_LOCK_NAME	65535
 #define BAD_NAME	"a lock name is 1 to 65535 bytes"
+/* A value rides in one request: no more than a server takes (64 KiB). */
+#define MAX_VALUE	65536
 
 static int
 check_name(const char *lock)
@@ -118,7 +120,30 @@ acquire_opts_read(struct dlm_acquire_opts *o, const char *lock,
 		return "unknown flags";
 	if (o->timeout_ms < -1)
 		return "a timeout below -1";
+	if (o->value == NULL && o->value_len > 0)
+		return "a value_len without a value";
+	if (o->value_len > MAX_VALUE)
+		return "a value longer than 65536 bytes";
+	if (o->value_len == 0)
+		o->value = NULL;
 	return semaphore_opts_read(o);
+}
+
+/*
+ * The request's own copy of o's value, for the lock's entry to keep (it
+ * is claimed with it after a fail-over): 0, or DLM_E_NOMEM.
+ */
+static int
+own_value(struct dlm_req *req, const struct dlm_acquire_opts *o)
+{
+	req->acq = *o;
+	if (o->value == NULL)
+		return 0;
+	if ((req->value_own = malloc(o->value_len)) == NULL)
+		return DLM_E_NOMEM;
+	memcpy(req->value_own, o->value, o->value_len);
+	req->acq.value = req->value_own;
+	return 0;
 }
 
 int
@@ -143,6 +168,7 @@ dlm_acquire_ex(struct dlm_client *c, const char *lock,
 	struct lockent *e;
 	struct note *spare = NULL;
 	struct wire_params params;
+	struct mpw w;
 	const char *bad;
 	int rc, left, flags, timeout_ms;
 	bool took_turn = false;
@@ -168,9 +194,10 @@ dlm_acquire_ex(struct dlm_client *c, const char *lock,
 		}
 		took_turn = true;
 	}
-	if ((rc = wire_acquire_params(&params, lock, &o, left)) == 0) {
-		dlm__sync_req(&req, &cv, lock);
-		req.acq = o;
+	dlm__sync_req(&req, &cv, lock);
+	wire_params_init(&params, &w);	/* so that it can be freed below */
+	if ((rc = own_value(&req, &o)) == 0 &&
+	    (rc = wire_acquire_params(&params, lock, &o, left)) == 0) {
 		req.is_acquire = true;
 		req.timeout_ms = left;
 		req.spare = spare;
@@ -178,11 +205,12 @@ dlm_acquire_ex(struct dlm_client *c, const char *lock,
 		if (rc == 0 && token != NULL)
 			*token = req.r.token;
 		spare = req.spare;	/* NULL if the entry took it */
-		pthread_cond_destroy(&cv);
 		dlm__result(c, rc, req.r.message);
 		free(req.r.message);
 	} else
 		dlm__result(c, rc, NULL);
+	pthread_cond_destroy(&cv);
+	free(req.value_own);	/* NULL if the entry took it */
 	wire_params_free(&params);
 	/*
 	 * Not taken: give the turn to the next thread (a count here is an
@@ -434,7 +462,10 @@ dlm_acquire_ex_async(struct dlm_client *c, const char *lock,
 		return dlm__result(c, DLM_E_NOMEM, NULL);
 	}
 	req->kind = REQ_ASYNC_ACQUIRE;
-	req->acq = o;
+	if (own_value(req, &o) != 0) {
+		dlm__req_free(req);
+		return dlm__result(c, DLM_E_NOMEM, NULL);
+	}
 	req->is_acquire = true;
 	req->timeout_ms = o.timeout_ms;
 	req->acb = cb;

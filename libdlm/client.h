@@ -12,8 +12,13 @@
  *	core.c			the client object and its queues: making and
  *				freeing it, the engine's reports turned into
  *				completions and notes, running them, closing
+ *	watchcalls.c		dlm_watch() and the leader election on it:
+ *				public calls, like calls.c
  *	locks.c			the local lock entries (what this client holds,
  *				and the turns of its threads at a mutex)
+ *	watches.c		the watch entries: what this client watches,
+ *				the states to tell, watching again after a
+ *				reconnect
  *	engine.c		the connection and session (engine.h), which
  *				calls up only through its engine_ops
  *	notes.c			the notes: lost holds and state changes to tell
@@ -94,6 +99,27 @@ struct lockent {
 	uint32_t	 capacity;
 	uint32_t	 permits;
 	uint32_t	 receipt_permits;
+	/*
+	 * The hold's value, the library's copy, sent again with the claim
+	 * after a fail-over; NULL for none.
+	 */
+	void		*value;
+	size_t		 value_len;
+};
+
+/* A lock this client watches (watches.c). */
+struct watchent {
+	UT_hash_handle	 hh;		/* in c->watches, by name */
+	char		*name;
+	uint64_t	 id;		/* this watch's, from 1 */
+	/*
+	 * The server answered a watch of it: its notices are this
+	 * entry's, and it is watched again after a reconnect.
+	 */
+	bool		 active;
+	dlm_changed_cb	 cb;		/* one of the two */
+	dlm_leader_cb	 leader_cb;
+	void		*arg;
 };
 
 /* Something to tell the program: a lost hold, or (loop mode) a state. */
@@ -104,6 +130,10 @@ struct note {
 	int		 reason;	/* DLM_LOST_*, or DLM_STATE_* */
 	int		 err;
 	char		*msg;		/* a state change's why, or NULL */
+	/* A watched lock's state (packed), for the watch watch_id. */
+	char		*state;
+	size_t		 state_len;
+	uint64_t	 watch_id;
 };
 
 struct dlm_client {
@@ -129,6 +159,11 @@ struct dlm_client {
 	void		*on_lost_arg;
 
 	struct lockent	*locks;		/* by name */
+	struct watchent	*watches;	/* by name */
+	uint64_t	 next_watch_id;
+	/* The watch whose callback runs now (0: none), and in which thread. */
+	uint64_t	 watch_running;
+	pthread_t	 watch_thread;
 	struct dlm_req	*done_head;	/* answered async requests */
 	struct dlm_req	*done_tail;
 	struct note	*note_head;	/* for on_lost (and the state callback) */
@@ -232,6 +267,28 @@ bool		 dlm__locks_held(struct dlm_client *, const char *lock);
 int		 dlm__locks_claims(struct dlm_client *, msgpack_sbuffer *sb,
 		    uint32_t *n);
 void		 dlm__locks_free(struct dlm_client *);
+
+/* watches.c */
+/*
+ * A new entry (not yet active) for lock: 0, DLM_E_ALREADY_HELD when
+ * this client watches it, or DLM_E_NOMEM.
+ */
+int		 dlm__watch_add(struct dlm_client *, const char *lock,
+		    dlm_changed_cb, dlm_leader_cb, void *arg,
+		    struct watchent **);
+struct watchent	*dlm__watch_find(struct dlm_client *, const char *lock,
+		    size_t len);
+void		 dlm__watch_remove(struct dlm_client *, struct watchent *);
+/* A watch request was answered (c->mu held, inside the engine). */
+void		 dlm__watch_on_reply(struct dlm_client *, struct dlm_req *);
+/* A "changed" notice came. */
+void		 dlm__watch_on_changed(struct dlm_client *, const char *lock,
+		    size_t len, const msgpack_object *state);
+/* The session opened again: watch every active entry again. */
+void		 dlm__watch_again(struct dlm_client *);
+/* Run a state note's callback (c->mu not held). */
+void		 dlm__watch_deliver(struct dlm_client *, const struct note *);
+void		 dlm__watches_free(struct dlm_client *);
 
 /* core.c */
 void		 dlm__req_free(struct dlm_req *);

@@ -28,6 +28,7 @@ dlm__req_free(struct dlm_req *req)
 	if (req == NULL)
 		return;
 	free(req->lock);
+	free(req->value_own);
 	free(req->r.message);
 	free(req->r.raw);
 	dlm__note_free(req->spare);
@@ -59,16 +60,16 @@ dlm__run_notes(struct dlm_client *c, struct note *n)
 
 	for (; n != NULL; n = next) {
 		next = n->next;
-		if (n->lock != NULL && c->on_lost != NULL)
+		if (n->state != NULL)
+			dlm__watch_deliver(c, n);
+		else if (n->lock != NULL && c->on_lost != NULL)
 			c->on_lost(c, n->lock, n->token, n->reason,
 			    c->on_lost_arg);
 		else if (n->lock == NULL && c->state_cb != NULL) {
 			dlm__errmsg_set(c->serial, n->err, n->msg);
 			c->state_cb(c, n->reason, n->err, c->state_arg);
 		}
-		free(n->lock);
-		free(n->msg);
-		free(n);
+		dlm__note_free(n);
 	}
 }
 
@@ -111,11 +112,18 @@ ops_finished(void *owner, struct dlm_req *req)
 	if (c->closing && req->r.err == DLM_E_CANCELLED && !req->cancel_sent)
 		req->r.err = DLM_E_CLOSED;
 	dlm__locks_on_reply(c, req);
+	if (req->is_watch)
+		dlm__watch_on_reply(c, req);
 	if (req->kind == REQ_SYNC) {
 		pthread_cond_signal(req->cv);
 		return;
 	}
 	c->async_pending--;
+	if (req->is_watch) {
+		/* Watching again after a reconnect: nobody waits for it. */
+		dlm__req_free(req);
+		return;
+	}
 	req->next = NULL;
 	if (c->done_tail != NULL) {
 		/*
@@ -158,12 +166,22 @@ ops_claims(void *owner, msgpack_sbuffer *sb, uint32_t *n)
 }
 
 static void
+ops_changed(void *owner, const char *lock, size_t len,
+    const msgpack_object *state)
+{
+	dlm__watch_on_changed(owner, lock, len, state);
+}
+
+static void
 ops_state(void *owner, enum engine_state st, int err)
 {
 	struct dlm_client *c = owner;
 
 	int pub;
 
+	/* The server forgot the watches with the old connection. */
+	if (st == ENGINE_READY)
+		dlm__watch_again(c);
 	if (!c->loop)
 		return;
 	/* Only the changes a program acts on: not each step of a dial. */
@@ -183,6 +201,7 @@ ops_state(void *owner, enum engine_state st, int err)
 
 static const struct engine_ops client_ops = {
 	ops_finished, ops_lost, ops_lost_all, ops_holds, ops_claims, ops_state,
+	ops_changed,
 };
 
 void
@@ -246,11 +265,10 @@ dlm__client_free(struct dlm_client *c)
 
 	engine_free(&c->eng);
 	dlm__locks_free(c);
+	dlm__watches_free(c);
 	for (; n != NULL; n = next) {
 		next = n->next;
-		free(n->lock);
-		free(n->msg);
-		free(n);
+		dlm__note_free(n);
 	}
 	if (c->wake[0] >= 0)
 		close(c->wake[0]);

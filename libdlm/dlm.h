@@ -205,6 +205,12 @@ struct dlm_acquire_opts {
 	 */
 	uint32_t	 capacity;
 	uint32_t	 permits;
+	/*
+	 * A value the hold carries, shown to watchers and listings (a
+	 * leader's address, say): value_len bytes, copied; NULL or 0: none.
+	 */
+	const void	*value;
+	size_t		 value_len;
 };
 
 DLM_API void	dlm_acquire_opts_init(struct dlm_acquire_opts *opts);
@@ -219,6 +225,58 @@ DLM_API int	dlm_release(struct dlm_client *, const char *lock);
  */
 DLM_API int	dlm_release_permits(struct dlm_client *, const char *lock,
 		    uint32_t permits);
+
+/*
+ * Watches: be told each time a lock's holders change. See dlm_watch(3).
+ *
+ * One holder of a lock, as a watch shows it; valid during the callback.
+ * client is NUL-terminated; value is NULL when the hold carries none.
+ */
+struct dlm_holder {
+	const char	*client;
+	uint64_t	 token;
+	int		 shared;	/* 1: shared mode, 0: exclusive */
+	const void	*value;
+	size_t		 value_len;
+};
+
+/*
+ * The lock's holders (nholders of them; at most 1000 are listed) and how
+ * many wait. Runs where on_lost runs: the client's thread, or in the
+ * event-loop mode inside dlm_loop_process().
+ */
+typedef void	(*dlm_changed_cb)(struct dlm_client *, const char *lock,
+		    const struct dlm_holder *holders, size_t nholders,
+		    size_t waiters, void *arg);
+/*
+ * Watch lock: cb is called soon with its state now, then after each
+ * change of its holders, until dlm_unwatch() or dlm_close(); after a
+ * reconnect or a fail-over, with the state then. Blocks for the
+ * server's answer. DLM_E_ALREADY_HELD if this client watches it already.
+ */
+DLM_API int	dlm_watch(struct dlm_client *, const char *lock,
+		    dlm_changed_cb cb, void *arg);
+/*
+ * Stop watching (a watch or an observe); no call of its callback runs
+ * after this returns, unless this is called from that callback.
+ * DLM_E_NOT_FOUND if not watched. Does not block for the server.
+ */
+DLM_API int	dlm_unwatch(struct dlm_client *, const char *lock);
+
+/*
+ * Leader election on a lock named election: campaign takes it
+ * exclusively with value (a mutex acquire, blocking and timing out like
+ * dlm_acquire_ex()), resign gives it back, and observe watches who leads:
+ * leader is NULL while nobody does.
+ */
+typedef void	(*dlm_leader_cb)(struct dlm_client *, const char *election,
+		    const struct dlm_holder *leader, void *arg);
+DLM_API int	dlm_campaign(struct dlm_client *, const char *election,
+		    const void *value, size_t value_len, int timeout_ms,
+		    uint64_t *token);
+DLM_API int	dlm_resign(struct dlm_client *, const char *election);
+DLM_API int	dlm_observe(struct dlm_client *, const char *election,
+		    dlm_leader_cb cb, void *arg);
 /* Release every lock this client holds. */
 DLM_API int	dlm_reset(struct dlm_client *);
 /* Ask the server whether (lock, token) is a current hold; *held 0 or 1. */

@@ -126,6 +126,7 @@ req_free(struct dlm_req *req)
 {
 	uncertain_free(req->unc);
 	free(req->lock);
+	free(req->value_own);
 	free(req->r.raw);
 	free(req->r.message);
 	free(req);
@@ -845,6 +846,12 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		}
 		HASH_DEL(e->pending, req);
 		wire_reply(&req->r, f, req->want_raw);
+		if (req->is_watch && req->r.err == 0 &&
+		    !wire_state_valid(f->result)) {
+			free(req->r.raw);
+			req->r.raw = NULL;
+			req->r.err = DLM_E_PROTOCOL;
+		}
 		if (req->r.err == DLM_E_NOT_ACTIVE) {
 			/* Stepping down, it closes: to the caller, a drop. */
 			req->r.err = DLM_E_DISCONNECTED;
@@ -856,6 +863,7 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		return 0;
 	}
 	if (f->type == DLM_MSG_NOTIFY) {
+		const msgpack_object *state;
 		const char *lock;
 		size_t len;
 		uint64_t token;
@@ -863,8 +871,14 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 
 		if (rc < 0)
 			return -1;
-		if (rc > 0)
+		if (rc > 0) {
 			e->ops->lost(e->owner, lock, len, token, reason);
+			return 0;
+		}
+		if ((rc = wire_changed(f, &lock, &len, &state)) < 0)
+			return -1;
+		if (rc > 0)
+			e->ops->changed(e->owner, lock, len, state);
 	}
 	return 0;	/* something newer than this library: ignore */
 }

@@ -76,6 +76,14 @@ struct dlm_req {
 	 * call, for a synchronous one).
 	 */
 	struct dlm_acquire_opts acq;
+	/*
+	 * The request's own copy of acq.value (acq.value points at it): the
+	 * lock's entry takes it at the grant, to reclaim the hold with it.
+	 */
+	void		*value_own;
+	/* A watch: the answer is the lock's state, for the watch entry. */
+	bool		 is_watch;
+	uint64_t	 watch_id;
 	bool		 is_acquire;
 	bool		 is_release;
 	uint64_t	 hold_token;	/* the hold a release means; 0: any */
@@ -132,7 +140,13 @@ struct engine_ops {
 	 */
 	int	(*claims)(void *owner, msgpack_sbuffer *sb, uint32_t *n);
 	/* The state changed; err says why when it is ENGINE_CLOSED. */
-	void	(*state)(void *owner, enum engine_state, int err);
+	void	(*state)(void *owner, enum engine_state, int err);	/*
+	 * A watched lock's holders changed: state is the notice's map
+	 * (checked by wire_state_valid()), valid during the call; lock is
+	 * len bytes, not NUL-terminated.
+	 */
+	void	(*changed)(void *owner, const char *lock, size_t len,
+		    const msgpack_object *state);
 };
 
 struct uncertain;

@@ -51,6 +51,7 @@ dlm__lockent_put(struct dlm_client *c, struct lockent *e)
 	HASH_DEL(c->locks, e);
 	dlm__note_free(e->spare);
 	free(e->name);
+	free(e->value);
 	free(e);
 }
 
@@ -264,6 +265,14 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 			e->spare = req->spare;
 			req->spare = NULL;
 		}
+		/* A new hold has the request's value; a re-entry keeps its. */
+		if (e->count == 0 || e->token != req->r.token) {
+			free(e->value);
+			e->value = req->value_own;
+			e->value_len = req->value_own != NULL ?
+			    req->acq.value_len : 0;
+			req->value_own = NULL;
+		}
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
 		e->rlock = (req->acq.flags & DLM_RLOCK) != 0;
@@ -420,7 +429,8 @@ dlm__locks_claims(struct dlm_client *c, msgpack_sbuffer *sb, uint32_t *n)
 		}
 		cl = (struct wire_claim){ e->name, e->rlock, e->shared,
 		    e->token, e->count, e->receipt_count, e->receipt,
-		    e->capacity, e->permits, e->receipt_permits };
+		    e->capacity, e->permits, e->receipt_permits,
+		    e->value, e->value_len };
 		if (wire_claim(sb, &cl) != 0)
 			return DLM_E_NOMEM;
 		(*n)++;
@@ -438,6 +448,7 @@ dlm__locks_free(struct dlm_client *c)
 		HASH_DEL(c->locks, e);
 		dlm__note_free(e->spare);
 		free(e->name);
+		free(e->value);
 		free(e);
 	}
 }

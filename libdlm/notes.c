@@ -57,6 +57,7 @@ dlm__note_free(struct note *n)
 	if (n != NULL) {
 		free(n->lock);
 		free(n->msg);
+		free(n->state);
 		free(n);
 	}
 }

@@ -307,7 +307,7 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	struct mpw w;
 
 	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, cl->capacity != 0 ? 10 : 7);
+	mpw_map(&w, (cl->capacity != 0 ? 10 : 7) + (cl->value_len > 0));
 	if (cl->capacity != 0) {
 		mpw_key(&w, "capacity");
 		mpw_u64(&w, cl->capacity);
@@ -318,6 +318,11 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	}
 	mpw_key(&w, "lock");
 	mpw_str(&w, cl->lock);
+	if (cl->value_len > 0) {
+		/* Sent again: the new active has no other copy. */
+		mpw_key(&w, "value");
+		mpw_bin(&w, cl->value, cl->value_len);
+	}
 	mpw_key(&w, "kind");
 	mpw_str(&w, cl->capacity != 0 ? "semaphore" : cl->rlock ? "rlock" :
 	    "mutex");
@@ -344,7 +349,7 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 {
 	struct mpw w;
 	bool semaphore = (o->flags & DLM_SEMAPHORE) != 0;
-	uint32_t n = 4 + (semaphore ? 2 : 0);
+	uint32_t n = 4 + (semaphore ? 2 : 0) + (o->value_len > 0);
 
 	wire_params_init(p, &w);
 	mpw_map(&w, n);
@@ -363,6 +368,10 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 	mpw_str(&w, (o->flags & DLM_SHARED) ? "shared" : "exclusive");
 	mpw_key(&w, "timeout_ms");
 	mpw_i64(&w, timeout_ms);
+	if (o->value_len > 0) {
+		mpw_key(&w, "value");
+		mpw_bin(&w, o->value, o->value_len);
+	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
@@ -601,5 +610,54 @@ wire_lost(const struct frame *f, const char **lock, size_t *lock_len,
 		*reason = dlm_proto_lost_code(o->via.str.ptr, o->via.str.size);
 	*lock = p;
 	*lock_len = len;
+	return 1;
+}
+
+bool
+wire_state_valid(const msgpack_object *m)
+{
+	const msgpack_object *hs, *o;
+	const char *p;
+	size_t len;
+	uint64_t u;
+
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP ||
+	    (o = mpr_get(m, "lock")) == NULL || !mpr_bytes(o, &p, &len) ||
+	    (o = mpr_get(m, "waiters")) == NULL || !mpr_uint(o, &u) ||
+	    (hs = mpr_get(m, "holders")) == NULL ||
+	    hs->type != MSGPACK_OBJECT_ARRAY)
+		return false;
+	for (uint32_t i = 0; i < hs->via.array.size; i++) {
+		const msgpack_object *h = &hs->via.array.ptr[i];
+
+		if ((o = mpr_get(h, "client")) == NULL ||
+		    !mpr_bytes(o, &p, &len) ||
+		    (o = mpr_get(h, "token")) == NULL || !mpr_uint(o, &u) ||
+		    (o = mpr_get(h, "mode")) == NULL ||
+		    o->type != MSGPACK_OBJECT_STR)
+			return false;
+		if ((o = mpr_get(h, "value")) != NULL &&
+		    o->type != MSGPACK_OBJECT_NIL && !mpr_bytes(o, &p, &len))
+			return false;
+	}
+	return true;
+}
+
+int
+wire_changed(const struct frame *f, const char **lock, size_t *lock_len,
+    const msgpack_object **state)
+{
+	const msgpack_object *m;
+
+	if (!mpr_str_eq(f->method, "changed"))
+		return 0;
+	if (f->params->type != MSGPACK_OBJECT_ARRAY ||
+	    f->params->via.array.size != 1)
+		return -1;
+	m = &f->params->via.array.ptr[0];
+	if (!wire_state_valid(m) ||
+	    !mpr_bytes(mpr_get(m, "lock"), lock, lock_len))
+		return -1;
+	*state = m;
 	return 1;
 }

@@ -130,6 +130,8 @@ struct wire_claim {
 	uint32_t	 capacity;
 	uint32_t	 permits;
 	uint32_t	 receipt_permits;
+	const void	*value;		/* the hold's value, or NULL */
+	size_t		 value_len;
 };
 int	 wire_claim(msgpack_sbuffer *, const struct wire_claim *);
 /*
@@ -198,5 +200,17 @@ void	 wire_error_active(const msgpack_object *error, char *buf, size_t len);
  */
 int	 wire_lost(const struct frame *, const char **lock, size_t *lock_len,
 	    uint64_t *token, int *reason);
+/*
+ * Whether m is a lock's state as watch answers it and "changed" tells
+ * it: {lock, holders: [{client, token, mode, value?}], waiters}.
+ */
+bool	 wire_state_valid(const msgpack_object *m);
+/*
+ * Read a "changed" notification: 1 with the lock's name (pointing into
+ * the frame) and its state map; 0 when the frame is another
+ * notification; -1 when malformed.
+ */
+int	 wire_changed(const struct frame *, const char **lock,
+	    size_t *lock_len, const msgpack_object **state);
 
 #endif

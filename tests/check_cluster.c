@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1422,6 +1423,119 @@ START_TEST(libdlm_semaphore_failover)
 }
 END_TEST
 
+/* What an observer was told last, and how often. */
+struct observed {
+	pthread_mutex_t	 mu;
+	int		 n;
+	char		 leader[64];	/* "" for none */
+	char		 value[64];
+	uint64_t	 token;
+};
+
+static void
+on_leader(struct dlm_client *c, const char *election,
+    const struct dlm_holder *leader, void *arg)
+{
+	struct observed *o = arg;
+
+	(void)c;
+	(void)election;
+	pthread_mutex_lock(&o->mu);
+	o->n++;
+	snprintf(o->leader, sizeof o->leader, "%s",
+	    leader != NULL ? leader->client : "");
+	snprintf(o->value, sizeof o->value, "%.*s",
+	    leader != NULL && leader->value != NULL ? (int)leader->value_len :
+	    0, leader != NULL && leader->value != NULL ?
+	    (const char *)leader->value : "");
+	o->token = leader != NULL ? leader->token : 0;
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* Wait up to ms for a call after the first `after` naming leader. */
+static bool
+observed(struct observed *o, int after, const char *leader, int ms)
+{
+	uint64_t until = mono_ms() + (uint64_t)ms;
+	bool ok = false;
+
+	while (!ok && mono_ms() < until) {
+		pthread_mutex_lock(&o->mu);
+		ok = o->n > after && strcmp(o->leader, leader) == 0;
+		pthread_mutex_unlock(&o->mu);
+		if (!ok)
+			sleep_ms(20);
+	}
+	return ok;
+}
+
+/*
+ * Leader election over a fail-over: the leader's hold is reclaimed with
+ * its value, and an observer, watching again on the new active, sees the
+ * same leader and value. A standby refuses watch with NOT_ACTIVE.
+ */
+START_TEST(libdlm_election_survives_failover)
+{
+	struct observed o = { PTHREAD_MUTEX_INITIALIZER, 0, "", "", 0 };
+	struct dlm_client *leader, *obs;
+	struct reply *r;
+	struct tc *t;
+	char list[512];
+	uint64_t token, tok;
+	int a, s, err, held = 0, before, rc;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	a = wait_one_active(15000);
+	s = a == 0 ? 1 : 0;
+	member_list(list, sizeof list, -1);
+	leader = lib_connect(list, "leader", 6000, NULL, &err);
+	ck_assert_msg(leader != NULL, "connect: %s", dlm_strerror(err));
+	obs = lib_connect(list, "observer", 6000, NULL, &err);
+	ck_assert_msg(obs != NULL, "connect: %s", dlm_strerror(err));
+	ck_assert_int_eq(dlm_observe(obs, "E", on_leader, &o), 0);
+	ck_assert(observed(&o, 0, "", 5000));
+	ck_assert_int_eq(dlm_campaign(leader, "E", "10.1.1.1:80", 11, 5000,
+	    &token), 0);
+	ck_assert(observed(&o, 1, "leader", 5000));
+	ck_assert_str_eq(o.value, "10.1.1.1:80");
+
+	/* A standby: NOT_ACTIVE, with or without a session. */
+	t = tc_connect(&nodes[s].p);
+	r = tc_call(t, "watch", "lock:s", "E");
+	ck_assert_str_eq(reply_errname(r), "NOT_ACTIVE");
+	tc_close(t);
+
+	pthread_mutex_lock(&o.mu);
+	before = o.n;
+	pthread_mutex_unlock(&o.mu);
+	cluster_node_kill(&nodes[a]);
+	while ((rc = dlm_check(leader, "E", token, &held)) != 0) {
+		ck_assert_msg(rc == DLM_E_DISCONNECTED, "check: %s",
+		    dlm_strerror(rc));
+		sleep_ms(50);
+	}
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(dlm_holds(leader, "E", &tok), 1);
+	ck_assert_uint_eq(tok, token);
+	ck_assert_msg(observed(&o, before, "leader", 30000),
+	    "the observer never saw the leader on the new active");
+	pthread_mutex_lock(&o.mu);
+	ck_assert_str_eq(o.value, "10.1.1.1:80");
+	ck_assert_uint_eq(o.token, token);
+	pthread_mutex_unlock(&o.mu);
+	/* And goes on seeing changes there. */
+	pthread_mutex_lock(&o.mu);
+	before = o.n;
+	pthread_mutex_unlock(&o.mu);
+	ck_assert_int_eq(dlm_resign(leader, "E"), 0);
+	ck_assert(observed(&o, before, "", 5000));
+	dlm_close(obs);
+	dlm_close(leader);
+}
+END_TEST
+
 /* A loop-mode client's states as its state callback saw them. */
 struct states {
 	int	connected;	/* times the session opened */
@@ -1706,6 +1820,7 @@ cluster_suite(void)
 	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
 	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
 	add_case(s, "libdlm_semaphore", libdlm_semaphore_failover);
+	add_case(s, "libdlm_election", libdlm_election_survives_failover);
 	add_case(s, "dlmctl", dlmctl_status_and_cluster_from_any_member);
 	return s;
 }

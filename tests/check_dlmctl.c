@@ -618,6 +618,28 @@ sem_waiter_main(void *arg)
 	return NULL;
 }
 
+
+/* The k-th whitespace-separated field of line from its end (0: the last). */
+static const char *
+field_from_end(const char *line, int k)
+{
+	static char f[64];
+	const char *end = line + strlen(line), *p;
+
+	for (;;) {
+		while (end > line && end[-1] == ' ')
+			end--;
+		p = end;
+		while (p > line && p[-1] != ' ')
+			p--;
+		if (k-- == 0 || p == line)
+			break;
+		end = p;
+	}
+	snprintf(f, sizeof f, "%.*s", (int)(end - p), p);
+	return f;
+}
+
 /* locks and show: a semaphore's capacity, permits in use, each one's. */
 START_TEST(semaphore_listings)
 {
@@ -650,12 +672,13 @@ START_TEST(semaphore_listings)
 	ck_assert_int_eq(o.status, 0);
 	ck_assert_msg(strstr(o.out, "capacity  5\n") != NULL, "%s", o.out);
 	ck_assert_msg(strstr(o.out, "in use    4\n") != NULL, "%s", o.out);
+	/* Holders: PERMITS, then VALUE ("-": none); waiters end in it. */
 	line = line_with(o.out, "sem-a");
-	ck_assert_msg(line[strlen(line) - 1] == '3', "%s", line);
+	ck_assert_msg(strcmp(field_from_end(line, 1), "3") == 0, "%s", line);
 	line = line_with(o.out, "sem-b");
-	ck_assert_msg(line[strlen(line) - 1] == '1', "%s", line);
+	ck_assert_msg(strcmp(field_from_end(line, 1), "1") == 0, "%s", line);
 	line = line_with(o.out, "sem-w");
-	ck_assert_msg(line[strlen(line) - 1] == '4', "%s", line);
+	ck_assert_msg(strcmp(field_from_end(line, 0), "4") == 0, "%s", line);
 	out_free(&o);
 	/* A mutex's show has no permits. */
 	o = ctl("-s", server, "show", "plain", (char *)NULL);
@@ -2039,6 +2062,252 @@ START_TEST(cluster_on_a_single_dlmd)
 }
 END_TEST
 
+/* What a background dlmctl has printed so far. */
+static char *
+bg_out(struct bg *b)
+{
+	int fd = open(b->out_path, O_RDONLY);
+	char *s = slurp(fd);
+
+	close(fd);
+	return s;
+}
+
+/* Wait up to 10 s for b's output to have n lines; that output. */
+static char *
+bg_lines(struct bg *b, int n)
+{
+	char *s = NULL;
+
+	for (int i = 0; i < 1000; i++) {
+		free(s);
+		s = bg_out(b);
+		if (count_lines(s) >= n)
+			return s;
+		sleep_ms(10);
+	}
+	ck_abort_msg("dlmctl printed %d lines, not %d: %s", count_lines(s), n,
+	    s);
+	return s;
+}
+
+/* The n-th line (from 0) of s, copied (static). */
+static const char *
+nth_line(const char *s, int n)
+{
+	static char line[1024];
+	const char *e;
+
+	for (; n > 0 && s != NULL; n--)
+		if ((s = strchr(s, '\n')) != NULL)
+			s++;
+	ck_assert_ptr_nonnull(s);
+	e = strchr(s, '\n');
+	snprintf(line, sizeof line, "%.*s", (int)(e != NULL ? e - s :
+	    (long)strlen(s)), s);
+	return line;
+}
+
+/* watch streams a line per change until interrupted, and exits 0. */
+START_TEST(watch_streams_changes)
+{
+	struct bg w = { 0, "", "" }, j = { 0, "", "" };
+	struct dlm_client *c = client("streamer");
+	struct dlm_acquire_opts o;
+	json_t *v, *h;
+	json_error_t e;
+	char *out;
+	uint64_t t;
+
+	bg_start(&w, "watch", "-s", server, "watch", "job", (char *)NULL);
+	bg_start(&j, "watchj", "-s", server, "--json", "watch", "job",
+	    (char *)NULL);
+	free(bg_lines(&w, 1));
+	free(bg_lines(&j, 1));
+	dlm_acquire_opts_init(&o);
+	o.value = "10.0.0.7:443";
+	o.value_len = strlen(o.value);
+	ck_assert_int_eq(dlm_acquire_ex(c, "job", &o, &t), 0);
+	free(bg_lines(&w, 2));
+	ck_assert_int_eq(dlm_release(c, "job"), 0);
+	out = bg_lines(&w, 3);
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 0), "job: free, 0 waiting"));
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 1), "job: held by streamer "
+	    "(token "));
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 1), "exclusive, value "
+	    "10.0.0.7:443)"));
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 2), "job: free"));
+	free(out);
+	/* JSON: one object a line, the protocol's shape. */
+	out = bg_lines(&j, 3);
+	v = json_loads(nth_line(out, 1), 0, &e);
+	ck_assert_msg(v != NULL, "not JSON: %s", nth_line(out, 1));
+	ck_assert_str_eq(json_string_value(json_object_get(v, "lock")), "job");
+	h = json_array_get(json_object_get(v, "holders"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(h, "client")),
+	    "streamer");
+	ck_assert_uint_eq(json_integer_value(json_object_get(h, "token")), t);
+	ck_assert_str_eq(json_string_value(json_object_get(h, "mode")),
+	    "exclusive");
+	ck_assert_str_eq(json_string_value(json_object_get(h, "value")),
+	    "10.0.0.7:443");
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "waiters")), 0);
+	json_decref(v);
+	v = json_loads(nth_line(out, 2), 0, &e);
+	ck_assert_uint_eq(json_array_size(json_object_get(v, "holders")), 0);
+	json_decref(v);
+	free(out);
+	/* Interrupted: the normal end. */
+	kill(w.pid, SIGINT);
+	kill(j.pid, SIGTERM);
+	ck_assert_int_eq(bg_wait(&w, 5000), 0);
+	ck_assert_int_eq(bg_wait(&j, 5000), 0);
+	dlm_close(c);
+}
+END_TEST
+
+/* A watch whose server goes away says so and exits 3; bad use exits 2. */
+START_TEST(watch_errors)
+{
+	struct bg w = { 0, "", "" };
+	struct out o;
+	char *err;
+
+	o = ctl("-s", server, "watch", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "watch", "a", "b", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", "unix:/nonexistent/dlmd.sock", "watch", "x",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 3);
+	ck_assert_ptr_nonnull(strstr(o.err, "cannot reach dlmd"));
+	out_free(&o);
+	bg_start(&w, "watch", "-s", server, "watch", "gone", (char *)NULL);
+	free(bg_lines(&w, 1));
+	ck_assert_int_eq(dlmd_stop(&d), 0);
+	ck_assert_int_eq(bg_wait(&w, 10000), 3);
+	err = bg_err(&w);
+	ck_assert_ptr_nonnull(strstr(err, "lost the connection"));
+	free(err);
+	restart_dlmd();
+}
+END_TEST
+
+/* Values in listings: text when printable, hex when not; JSON escaped. */
+START_TEST(values_shown_in_listings)
+{
+	struct tc *t = tc_connect(&d);
+	struct out o;
+	json_t *v, *h;
+
+	tc_hello(t, "valued");
+	ck_assert_int_eq(tc_call(t, "acquire", "lock:s value:s", "text",
+	    "leader at 10.0.0.1")->err, 0);
+	ck_assert_int_eq(tc_call(t, "acquire", "lock:s value:y", "binary",
+	    "\x01\xff", (size_t)2)->err, 0);
+	o = ctl("-s", server, "show", "text", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "VALUE"));
+	ck_assert_ptr_nonnull(strstr(o.out, "leader at 10.0.0.1"));
+	out_free(&o);
+	o = ctl("-s", server, "locks", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(line_with(o.out, "binary"), "0x01ff"));
+	ck_assert_ptr_nonnull(strstr(line_with(o.out, "text"),
+	    "leader at 10.0.0.1"));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "show", "binary", (char *)NULL);
+	v = parse_json(&o);
+	h = json_array_get(json_object_get(v, "holders"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(h, "value")),
+	    "\\x01\\xff");
+	json_decref(v);
+	out_free(&o);
+	tc_close(t);
+}
+END_TEST
+
+/*
+ * Two elect at once: one leads and runs COMMAND, the other waits and takes
+ * over when the first is done; a watch sees each leader's value.
+ */
+START_TEST(elect_one_leader_at_a_time)
+{
+	struct bg a = { 0, "", "" }, b = { 0, "", "" }, w = { 0, "", "" };
+	char script[1000], path[500], first[64], second[64];
+	char *out;
+	FILE *f;
+
+	bg_start(&w, "watch", "-s", server, "watch", "leader", (char *)NULL);
+	free(bg_lines(&w, 1));
+	snprintf(script, sizeof script,
+	    "mkdir %s/inside || exit 99; echo $1 >> %s/leaders; "
+	    "sleep 0.3; rmdir %s/inside", d.dir, d.dir, d.dir);
+	bg_start(&a, "ea", "-s", server, "elect", "leader", "node-a:80", "--",
+	    "sh", "-c", script, "sh", "node-a", (char *)NULL);
+	bg_start(&b, "eb", "-s", server, "elect", "leader", "node-b:80", "--",
+	    "sh", "-c", script, "sh", "node-b", (char *)NULL);
+	ck_assert_int_eq(bg_wait(&a, 20000), 0);
+	ck_assert_int_eq(bg_wait(&b, 20000), 0);
+	snprintf(path, sizeof path, "%s/leaders", d.dir);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%63s %63s", first, second), 2);
+	fclose(f);
+	ck_assert_str_ne(first, second);
+	/* free, the first leader, the second, free. */
+	out = bg_lines(&w, 4);
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 1), first));
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 2), second));
+	ck_assert_ptr_nonnull(strstr(nth_line(out, 3), "free"));
+	free(out);
+	kill(w.pid, SIGINT);
+	ck_assert_int_eq(bg_wait(&w, 5000), 0);
+}
+END_TEST
+
+/* A leader whose hold is forced away stops its command: status 76. */
+START_TEST(elect_lost_stops_the_command)
+{
+	struct bg b = { 0, "", "" };
+	char script[600], pidfile[400], *err;
+	struct out o;
+	pid_t pid;
+
+	snprintf(pidfile, sizeof pidfile, "%s/pid", d.dir);
+	snprintf(script, sizeof script, "echo $$ > %s; exec sleep 60",
+	    pidfile);
+	bg_start(&b, "leader", "-s", server, "elect", "boss", "me", "--",
+	    "sh", "-c", script, (char *)NULL);
+	pid = read_pid(pidfile);
+	o = ctl("-s", server, "release", "boss", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	ck_assert(gone_within(pid, 10000));
+	ck_assert_int_eq(bg_wait(&b, 10000), 76);
+	err = bg_err(&b);
+	ck_assert_ptr_nonnull(strstr(err, "lost lock 'boss'"));
+	free(err);
+	/* Usage. */
+	o = ctl("-s", server, "elect", "boss", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "elect", "boss", "--", "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "elect", "--shared", "boss", "v", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	out_free(&o);
+	o = ctl("-s", server, "elect", "boss", "v", "--timeout", "0", "--",
+	    "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+}
+END_TEST
+
 static Suite *
 dlmctl_suite(void)
 {
@@ -2089,6 +2358,16 @@ dlmctl_suite(void)
 	tcase_add_test(tc, leftovers_are_stopped_before_release);
 	tcase_add_test(tc, leftovers_are_reaped_and_the_lock_freed_at_once);
 	tcase_add_test(tc, runs_with_leftovers_never_overlap);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("watch");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, watch_streams_changes);
+	tcase_add_test(tc, watch_errors);
+	tcase_add_test(tc, values_shown_in_listings);
+	tcase_add_test(tc, elect_one_leader_at_a_time);
+	tcase_add_test(tc, elect_lost_stops_the_command);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -471,6 +471,7 @@ START_TEST(metrics_endpoint_in_prometheus_format)
 	ck_assert(sample(res.body, "dlmd_holds") == 2);
 	ck_assert(sample(res.body, "dlmd_locks") == 2);
 	ck_assert(sample(res.body, "dlmd_waiters") == 0);
+	ck_assert(sample(res.body, "dlmd_watches") == 0);
 	ck_assert(sample(res.body,
 	    "dlmd_acquires_total{result=\"granted\"}") == 3);
 	ck_assert(sample(res.body,

@@ -1961,6 +1961,361 @@ START_TEST(semaphore_threads_and_clients)
 }
 END_TEST
 
+/* What watch callbacks were told, in order. */
+#define WLOG_MAX	64
+struct watch_log {
+	pthread_mutex_t	 mu;
+	int		 n;
+	struct {
+		size_t	 nholders;
+		size_t	 waiters;
+		char	 first[64];	/* the first holder, "" for none */
+		char	 value[64];	/* its value, "" for none */
+		uint64_t token;
+		int	 shared;
+	} e[WLOG_MAX];
+	int		 blocking_rc;	/* what a blocking call said in there */
+	bool		 unwatch_in_cb;	/* unwatch from the first call */
+	int		 unwatch_rc;
+};
+
+static void
+wlog_add(struct watch_log *l, const struct dlm_holder *h, size_t nholders,
+    size_t waiters)
+{
+	pthread_mutex_lock(&l->mu);
+	if (l->n < WLOG_MAX) {
+		l->e[l->n].nholders = nholders;
+		l->e[l->n].waiters = waiters;
+		snprintf(l->e[l->n].first, sizeof l->e[l->n].first, "%s",
+		    h != NULL ? h->client : "");
+		snprintf(l->e[l->n].value, sizeof l->e[l->n].value, "%.*s",
+		    h != NULL && h->value != NULL ? (int)h->value_len : 0,
+		    h != NULL && h->value != NULL ? (const char *)h->value :
+		    "");
+		l->e[l->n].token = h != NULL ? h->token : 0;
+		l->e[l->n].shared = h != NULL ? h->shared : -1;
+		l->n++;
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void
+on_changed(struct dlm_client *c, const char *lock, const struct dlm_holder *hs,
+    size_t nholders, size_t waiters, void *arg)
+{
+	struct watch_log *l = arg;
+
+	/* Blocking calls are refused in here, as in on_lost. */
+	l->blocking_rc = dlm_acquire(c, "from-watch", 0, 0, NULL);
+	if (l->unwatch_in_cb) {
+		l->unwatch_in_cb = false;
+		l->unwatch_rc = dlm_unwatch(c, lock);
+	}
+	wlog_add(l, nholders > 0 ? &hs[0] : NULL, nholders, waiters);
+}
+
+static void
+on_leader(struct dlm_client *c, const char *election,
+    const struct dlm_holder *leader, void *arg)
+{
+	(void)c;
+	(void)election;
+	wlog_add(arg, leader, leader != NULL ? 1 : 0, 0);
+}
+
+static int
+wlog_count(struct watch_log *l)
+{
+	int n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+/* Wait up to 10 s for the want-th call. */
+static void
+wlog_wait(struct watch_log *l, int want)
+{
+	for (int i = 0; i < 1000 && wlog_count(l) < want; i++)
+		sleep_ms(10);
+	ck_assert_int_ge(wlog_count(l), want);
+}
+
+/* The holders of lock as the server lists them (raw), for values. */
+static const char *
+listed_value(const char *lock)
+{
+	static char buf[2048];
+	struct tc *t = tc_connect(&d);
+	const msgpack_object *hs, *v;
+	struct reply *r;
+
+	tc_hello(t, "lister");
+	r = tc_call(t, "lock", "lock:s", lock);
+	ck_assert_int_eq(r->err, 0);
+	hs = reply_get(r, "holders");
+	buf[0] = '\0';
+	if (hs->via.array.size > 0 &&
+	    (v = mpr_get(&hs->via.array.ptr[0], "value")) != NULL) {
+		ck_assert_int_eq(v->type, MSGPACK_OBJECT_BIN);
+		snprintf(buf, sizeof buf, "%.*s", (int)v->via.bin.size,
+		    v->via.bin.ptr);
+	}
+	tc_close(t);
+	return buf;
+}
+
+struct async_done {
+	pthread_mutex_t	 mu;
+	int		 n;
+	int		 err;
+};
+
+static void
+on_async(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct async_done *a = arg;
+
+	(void)c;
+	(void)token;
+	pthread_mutex_lock(&a->mu);
+	a->n++;
+	a->err = err;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* A value goes with the hold, sync and async (the library's own copy). */
+START_TEST(acquire_with_value)
+{
+	struct dlm_client *c = client("valued", 0, 0);
+	struct async_done a = { PTHREAD_MUTEX_INITIALIZER, 0, -1 };
+	struct dlm_acquire_opts o;
+	char buf[64], big[2000];
+	int fd = dlm_async_fd(c);
+
+	dlm_acquire_opts_init(&o);
+	ck_assert_ptr_null(o.value);
+	ck_assert_uint_eq(o.value_len, 0);
+	o.value = "10.0.0.1:8080";
+	o.value_len = strlen(o.value);
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-sync", &o, NULL), 0);
+	ck_assert_str_eq(listed_value("v-sync"), "10.0.0.1:8080");
+	/* The caller's buffer may change as soon as the call returns. */
+	snprintf(buf, sizeof buf, "async-value");
+	o.value = buf;
+	o.value_len = strlen(buf);
+	ck_assert_int_eq(dlm_acquire_ex_async(c, "v-async", &o, on_async, &a,
+	    NULL), 0);
+	memset(buf, 'X', sizeof buf);
+	for (int i = 0; i < 500; i++) {
+		struct pollfd p = { fd, POLLIN, 0 };
+
+		if (poll(&p, 1, 10) > 0)
+			dlm_async_dispatch(c);
+		pthread_mutex_lock(&a.mu);
+		i = a.n > 0 ? 500 : i;
+		pthread_mutex_unlock(&a.mu);
+	}
+	ck_assert_int_eq(a.n, 1);
+	ck_assert_int_eq(a.err, 0);
+	ck_assert_str_eq(listed_value("v-async"), "async-value");
+	/* A re-entry keeps the hold's value. */
+	o.flags = DLM_RLOCK;
+	o.value = "first";
+	o.value_len = 5;
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-r", &o, NULL), 0);
+	o.value = "second";
+	o.value_len = 6;
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-r", &o, NULL), 0);
+	ck_assert_str_eq(listed_value("v-r"), "first");
+	/* Refused here, or by the server's max-value-len. */
+	o.flags = 0;
+	o.value = NULL;
+	o.value_len = 3;
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-bad", &o, NULL), DLM_E_INVALID);
+	o.value = big;
+	o.value_len = 65537;
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-bad", &o, NULL), DLM_E_INVALID);
+	memset(big, 'b', sizeof big);
+	o.value_len = sizeof big;
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-bad", &o, NULL), DLM_E_LIMIT);
+	ck_assert_ptr_nonnull(strstr(dlm_errmsg(c), "max-value-len"));
+	ck_assert_int_eq(dlm_holds(c, "v-bad", NULL), 0);
+	/* Empty is none. */
+	o.value_len = 0;
+	ck_assert_int_eq(dlm_acquire_ex(c, "v-none", &o, NULL), 0);
+	ck_assert_str_eq(listed_value("v-none"), "");
+	dlm_close(c);
+}
+END_TEST
+
+/* A watch: the state at once, then each change, until dlm_unwatch(). */
+START_TEST(watch_tells_each_change)
+{
+	struct watch_log l;
+	struct dlm_client *w = client("watcher", 0, 0);
+	struct dlm_client *a = client("alpha", 0, 0), *b = client("beta", 0, 0);
+	struct dlm_acquire_opts o;
+	uint64_t ta;
+	int n;
+
+	memset(&l, 0, sizeof l);
+	pthread_mutex_init(&l.mu, NULL);
+	ck_assert_int_eq(dlm_acquire(a, "job", 0, 0, &ta), 0);
+	ck_assert_int_eq(dlm_watch(w, "job", on_changed, &l), 0);
+	wlog_wait(&l, 1);
+	ck_assert_uint_eq(l.e[0].nholders, 1);
+	ck_assert_str_eq(l.e[0].first, "alpha");
+	ck_assert_uint_eq(l.e[0].token, ta);
+	ck_assert_int_eq(l.e[0].shared, 0);
+	ck_assert_int_eq(l.blocking_rc, DLM_E_INVALID);
+	ck_assert_int_eq(dlm_watch(w, "job", on_changed, &l),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(dlm_watch(w, NULL, on_changed, &l), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_watch(w, "x", NULL, &l), DLM_E_INVALID);
+
+	/* b waits: the holders are the same, and nobody is told. */
+	dlm_acquire_opts_init(&o);
+	o.value = "beta's";
+	o.value_len = 6;
+	o.timeout_ms = 5000;
+	ck_assert_int_eq(dlm_acquire_ex_async(b, "job", &o, NULL, NULL, NULL),
+	    0);
+	sleep_ms(200);
+	ck_assert_int_eq(wlog_count(&l), 1);
+	ck_assert_int_eq(dlm_release(a, "job"), 0);
+	wlog_wait(&l, 2);
+	ck_assert_str_eq(l.e[1].first, "beta");
+	ck_assert_str_eq(l.e[1].value, "beta's");
+	ck_assert_uint_eq(l.e[1].waiters, 0);
+
+	/* Unwatched: no more calls. */
+	ck_assert_int_eq(dlm_unwatch(w, "job"), 0);
+	ck_assert_int_eq(dlm_unwatch(w, "job"), DLM_E_NOT_FOUND);
+	n = wlog_count(&l);
+	ck_assert_int_eq(dlm_acquire(a, "job", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	dlm_close(b);
+	sleep_ms(200);
+	ck_assert_int_eq(wlog_count(&l), n);
+
+	/* Watched again, and unwatched from its own callback. */
+	l.unwatch_in_cb = true;
+	ck_assert_int_eq(dlm_watch(w, "job", on_changed, &l), 0);
+	wlog_wait(&l, n + 1);
+	ck_assert_uint_eq(l.e[n].nholders, 0);
+	ck_assert_int_eq(l.unwatch_rc, 0);
+	ck_assert_int_eq(dlm_acquire(a, "job", 0, 0, NULL), 0);
+	sleep_ms(200);
+	ck_assert_int_eq(wlog_count(&l), n + 1);
+	ck_assert_int_eq(dlm_unwatch(w, "job"), DLM_E_NOT_FOUND);
+	dlm_close(w);
+	dlm_close(a);
+	pthread_mutex_destroy(&l.mu);
+}
+END_TEST
+
+struct campaigner {
+	struct dlm_client	*c;
+	const char		*value;
+	int			 rc;
+	uint64_t		 token;
+};
+
+static void *
+campaign_main(void *arg)
+{
+	struct campaigner *cp = arg;
+
+	cp->rc = dlm_campaign(cp->c, "leader", cp->value, strlen(cp->value),
+	    10000, &cp->token);
+	return NULL;
+}
+
+/* Leader election: one leads, the next takes over, observers see it. */
+START_TEST(campaign_observe_resign)
+{
+	struct watch_log l;
+	struct dlm_client *obs = client("observer", 0, 0);
+	struct campaigner a = { client("node-a", 0, 0), "10.0.0.1:80", -1, 0 };
+	struct campaigner b = { client("node-b", 0, 0), "10.0.0.2:80", -1, 0 };
+	pthread_t th;
+
+	memset(&l, 0, sizeof l);
+	pthread_mutex_init(&l.mu, NULL);
+	ck_assert_int_eq(dlm_observe(obs, "leader", on_leader, &l), 0);
+	wlog_wait(&l, 1);
+	ck_assert_str_eq(l.e[0].first, "");	/* nobody leads yet */
+	campaign_main(&a);
+	ck_assert_int_eq(a.rc, 0);
+	ck_assert_uint_gt(a.token, 0);
+	wlog_wait(&l, 2);
+	ck_assert_str_eq(l.e[1].first, "node-a");
+	ck_assert_str_eq(l.e[1].value, "10.0.0.1:80");
+	ck_assert_uint_eq(l.e[1].token, a.token);
+	/* A second candidate waits; a try fails at once. */
+	ck_assert_int_eq(dlm_campaign(b.c, "leader", "x", 1, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	pthread_create(&th, NULL, campaign_main, &b);
+	sleep_ms(200);
+	ck_assert_int_eq(dlm_resign(a.c, "leader"), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(b.rc, 0);
+	ck_assert_uint_gt(b.token, a.token);
+	wlog_wait(&l, 3);
+	ck_assert_str_eq(l.e[2].first, "node-b");
+	ck_assert_str_eq(l.e[2].value, "10.0.0.2:80");
+	ck_assert_int_eq(dlm_resign(a.c, "leader"), DLM_E_NOT_HELD);
+	/* The leader dies: nobody leads. */
+	dlm_close(b.c);
+	wlog_wait(&l, 4);
+	ck_assert_str_eq(l.e[3].first, "");
+	ck_assert_int_eq(dlm_unwatch(obs, "leader"), 0);
+	dlm_close(obs);
+	dlm_close(a.c);
+	pthread_mutex_destroy(&l.mu);
+}
+END_TEST
+
+/*
+ * The server forgets watches with the connection: after a reconnect the
+ * library watches again, and the callback hears the state then.
+ */
+START_TEST(watch_again_after_reconnect)
+{
+	struct watch_log l;
+	struct dlm_client *c, *a = client("alpha", 0, 0);
+	struct relay r;
+
+	memset(&l, 0, sizeof l);
+	pthread_mutex_init(&l.mu, NULL);
+	c = relay_client(&r, "watching-roamer", 0, 5000, NULL);
+	ck_assert_int_eq(dlm_watch(c, "w", on_changed, &l), 0);
+	wlog_wait(&l, 1);
+	ck_assert_uint_eq(l.e[0].nholders, 0);
+	/* Cut: the change made meanwhile is told once the link is back. */
+	__atomic_store_n(&r.refuse, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_acquire(a, "w", 0, 0, NULL), 0);
+	__atomic_store_n(&r.refuse, 0, __ATOMIC_RELEASE);
+	wlog_wait(&l, 2);
+	ck_assert_str_eq(l.e[1].first, "alpha");
+	/* And changes after it, as before. */
+	ck_assert_int_eq(dlm_release(a, "w"), 0);
+	wlog_wait(&l, 3);
+	ck_assert_uint_eq(l.e[2].nholders, 0);
+	ck_assert_int_eq(dlm_unwatch(c, "w"), 0);
+	dlm_close(c);
+	relay_stop(&r);
+	dlm_close(a);
+	pthread_mutex_destroy(&l.mu);
+}
+END_TEST
+
 static Suite *
 libdlm_suite(void)
 {
@@ -2018,6 +2373,15 @@ libdlm_suite(void)
 	tcase_add_test(tc, semaphore_acquire_and_release);
 	tcase_add_test(tc, semaphore_async_and_lost);
 	tcase_add_test(tc, semaphore_threads_and_clients);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("watch");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, acquire_with_value);
+	tcase_add_test(tc, watch_tells_each_change);
+	tcase_add_test(tc, campaign_observe_resign);
+	tcase_add_test(tc, watch_again_after_reconnect);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");

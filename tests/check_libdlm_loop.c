@@ -738,6 +738,157 @@ START_TEST(first_connect_failure_is_told)
 }
 END_TEST
 
+/* What a loop client's watch callbacks were told. */
+struct wlog {
+	int		 n;
+	size_t		 nholders[16];
+	char		 first[16][32];
+	char		 value[16][32];
+	int		 unwatch_at;	/* unwatch from the call numbered so */
+	int		 unwatch_rc;
+	int		 blocking_rc;
+};
+
+static void
+wlog_add(struct wlog *l, const struct dlm_holder *h, size_t nholders)
+{
+	if (l->n >= 16)
+		return;
+	l->nholders[l->n] = nholders;
+	snprintf(l->first[l->n], sizeof l->first[0], "%s",
+	    h != NULL ? h->client : "");
+	snprintf(l->value[l->n], sizeof l->value[0], "%.*s",
+	    h != NULL && h->value != NULL ? (int)h->value_len : 0,
+	    h != NULL && h->value != NULL ? (const char *)h->value : "");
+	l->n++;
+}
+
+static void
+on_changed(struct dlm_client *c, const char *lock, const struct dlm_holder *hs,
+    size_t nholders, size_t waiters, void *arg)
+{
+	struct wlog *l = arg;
+
+	(void)waiters;
+	l->blocking_rc = dlm_watch(c, "other", on_changed, l);
+	wlog_add(l, nholders > 0 ? &hs[0] : NULL, nholders);
+	if (l->n == l->unwatch_at)
+		l->unwatch_rc = dlm_unwatch(c, lock);
+}
+
+static void
+on_leader(struct dlm_client *c, const char *election,
+    const struct dlm_holder *leader, void *arg)
+{
+	wlog_add(arg, leader, leader != NULL ? 1 : 0);
+}
+
+/*
+ * A watch in the loop mode: its calls run inside dlm_loop_process(); a
+ * blocking call from one is refused, an unwatch is not.
+ */
+START_TEST(watch_in_the_loop_mode)
+{
+	struct wlog l;
+	struct dlm_client *w, *a;
+	struct dlm_acquire_opts o;
+
+	mode = _i;
+	memset(&l, 0, sizeof l);
+	l.unwatch_at = 3;
+	w = loop_client(NULL, "loop-watcher", 0, 0, NULL);
+	a = loop_client(NULL, "loop-holder", 0, 0, NULL);
+	ck_assert_int_eq(dlm_watch(w, "lw", on_changed, &l), 0);
+	run_until(&l.n, 1, 5000);
+	ck_assert_uint_eq(l.nholders[0], 0);
+	ck_assert_int_eq(l.blocking_rc, DLM_E_INVALID);
+	dlm_acquire_opts_init(&o);
+	o.value = "here";
+	o.value_len = 4;
+	ck_assert_int_eq(dlm_acquire_ex(a, "lw", &o, NULL), 0);
+	run_until(&l.n, 2, 5000);
+	ck_assert_str_eq(l.first[1], "loop-holder");
+	ck_assert_str_eq(l.value[1], "here");
+	give(a, "lw");
+	run_until(&l.n, 3, 5000);
+	ck_assert_uint_eq(l.nholders[2], 0);
+	ck_assert_int_eq(l.unwatch_rc, 0);
+	take(a, "lw");
+	run(NULL, 0, 200);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert_int_eq(dlm_unwatch(w, "lw"), DLM_E_NOT_FOUND);
+	dlm_close(w);
+	dlm_close(a);
+}
+END_TEST
+
+/* Leader election with loop clients: observe, campaign, resign. */
+START_TEST(election_in_the_loop_mode)
+{
+	struct wlog l;
+	struct dlm_client *obs, *a, *b;
+	uint64_t ta = 0;
+
+	mode = _i;
+	memset(&l, 0, sizeof l);
+	obs = loop_client(NULL, "loop-observer", 0, 0, NULL);
+	a = loop_client(NULL, "loop-a", 0, 0, NULL);
+	b = loop_client(NULL, "loop-b", 0, 0, NULL);
+	ck_assert_int_eq(dlm_observe(obs, "loop-leader", on_leader, &l), 0);
+	run_until(&l.n, 1, 5000);
+	ck_assert_str_eq(l.first[0], "");
+	ck_assert_int_eq(dlm_campaign(a, "loop-leader", "a:1", 3, 5000, &ta),
+	    0);
+	ck_assert_uint_gt(ta, 0);
+	run_until(&l.n, 2, 5000);
+	ck_assert_str_eq(l.first[1], "loop-a");
+	ck_assert_str_eq(l.value[1], "a:1");
+	ck_assert_int_eq(dlm_campaign(b, "loop-leader", "b:1", 3, DLM_TRY,
+	    NULL), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(dlm_resign(a, "loop-leader"), 0);
+	run_until(&l.n, 3, 5000);
+	ck_assert_str_eq(l.first[2], "");
+	ck_assert_int_eq(dlm_campaign(b, "loop-leader", "b:1", 3, DLM_TRY,
+	    NULL), 0);
+	run_until(&l.n, 4, 5000);
+	ck_assert_str_eq(l.value[3], "b:1");
+	dlm_close(obs);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+/* After a reconnect the loop client watches again and is told the state. */
+START_TEST(watch_again_after_reconnect)
+{
+	struct wlog l;
+	struct log lg;
+	struct dlm_client *c, *a;
+	struct relay r;
+	char via[64];
+
+	mode = _i;
+	memset(&l, 0, sizeof l);
+	memset(&lg, 0, sizeof lg);
+	relay_start(&r, d.port);
+	snprintf(via, sizeof via, "tcp:127.0.0.1:%d", r.port);
+	c = loop_client(via, "loop-roamer", 0, 5000, &lg);
+	a = loop_client(NULL, "loop-alpha", 0, 0, NULL);
+	ck_assert_int_eq(dlm_watch(c, "lr", on_changed, &l), 0);
+	run_until(&l.n, 1, 5000);
+	__atomic_store_n(&r.refuse, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&r.cut, 1, __ATOMIC_RELEASE);
+	run_until(&lg.reconnecting, 1, 5000);
+	take(a, "lr");
+	__atomic_store_n(&r.refuse, 0, __ATOMIC_RELEASE);
+	run_until(&l.n, 2, 5000);
+	ck_assert_str_eq(l.first[1], "loop-alpha");
+	dlm_close(c);
+	dlm_close(a);
+	relay_stop(&r);
+}
+END_TEST
+
 static Suite *
 loop_suite(void)
 {
@@ -761,6 +912,15 @@ loop_suite(void)
 	tcase_add_loop_test(tc, first_connect_failure_is_told, DRIVE_POLL,
 	    DRIVES);
 	tcase_add_loop_test(tc, answers_queued_long_are_all_read, DRIVE_POLL,
+	    DRIVES);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("watch");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, watch_in_the_loop_mode, DRIVE_POLL, DRIVES);
+	tcase_add_loop_test(tc, election_in_the_loop_mode, DRIVE_POLL, DRIVES);
+	tcase_add_loop_test(tc, watch_again_after_reconnect, DRIVE_POLL,
 	    DRIVES);
 	suite_add_tcase(s, tc);
 

@@ -159,6 +159,73 @@ START_TEST(uncertain_grant_recorded_without_memory)
 }
 END_TEST
 
+/* Watch calls, counted, and the holders the last one saw. */
+struct seen {
+	int		n;
+	size_t		nholders;
+};
+
+static void
+on_changed(struct dlm_client *c, const char *lock, const struct dlm_holder *h,
+    size_t nholders, size_t waiters, void *arg)
+{
+	struct seen *s = arg;
+
+	(void)c;
+	(void)lock;
+	(void)h;
+	(void)waiters;
+	__atomic_store_n(&s->nholders, nholders, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->n, 1, __ATOMIC_RELEASE);
+}
+
+static void
+wait_seen(struct seen *s, int want)
+{
+	for (int i = 0; i < 500 &&
+	    __atomic_load_n(&s->n, __ATOMIC_ACQUIRE) < want; i++)
+		sleep_ms(10);
+}
+
+/*
+ * A change told while memory runs out may be missed, never anything
+ * worse; the next one carries the whole state.
+ */
+START_TEST(changed_notice_without_memory)
+{
+	struct seen seen = { 0, 99 };
+	struct dlm_client *c;
+	struct tc *op;
+	unsigned long failed;
+
+	c = dlm_connect(server, NULL, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(dlm_watch(c, "w", on_changed, &seen), 0);
+	wait_seen(&seen, 1);
+	ck_assert_int_eq(seen.n, 1);
+	op = tc_connect(&d);
+	tc_hello(op, "operator");
+	sleep_ms(50);
+	failmalloc_arm();
+	ck_assert_int_eq(tc_call(op, "acquire", "lock:s value:s", "w",
+	    "v")->err, 0);
+	sleep_ms(300);
+	failed = failmalloc_failures();
+	failmalloc_disarm();
+	ck_assert_uint_gt(failed, 0);
+	ck_assert_int_eq(tc_call(op, "release", "lock:s", "w")->err, 0);
+	/* Told with the acquire (if memory allowed), then the release. */
+	for (int i = 0; i < 500 &&
+	    (__atomic_load_n(&seen.n, __ATOMIC_ACQUIRE) < 2 ||
+	    __atomic_load_n(&seen.nholders, __ATOMIC_ACQUIRE) != 0); i++)
+		sleep_ms(10);
+	ck_assert_uint_eq(seen.nholders, 0);
+	ck_assert_int_ge(seen.n, 2);
+	tc_close(op);
+	dlm_close(c);
+}
+END_TEST
+
 static Suite *
 nomem_suite(void)
 {
@@ -169,6 +236,7 @@ nomem_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, lost_notice_without_memory);
 	tcase_add_test(tc, uncertain_grant_recorded_without_memory);
+	tcase_add_test(tc, changed_notice_without_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }

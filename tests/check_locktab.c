@@ -65,8 +65,51 @@ on_ended(void *arg, const struct lt_hold *h, uint64_t at)
 	ended_ms += at - h->since;
 }
 
+/*
+ * Every report of changed holders, with what the holders were then: a
+ * signature of their tokens and values, in order.
+ */
+#define MAXCH 64
+static struct change_log {
+	char		 name[16];
+	uint32_t	 nholders;
+	uint64_t	 sig;
+} ch[MAXCH];
+static int nch;
+
+/* The holders of l (NULL: none) as one number: tokens and values. */
+static uint64_t
+holders_sig(const struct lt_lock *l)
+{
+	const struct lt_hold *h;
+	uint64_t sig = 1469598103934665603ULL;
+
+	if (l == NULL)
+		return sig;
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		sig = (sig ^ h->token) * 1099511628211ULL;
+		for (uint32_t i = 0; i < h->value_len; i++)
+			sig = (sig ^ ((const uint8_t *)h->value)[i]) *
+			    1099511628211ULL;
+		sig = (sig ^ h->value_len) * 1099511628211ULL;
+	}
+	return sig;
+}
+
+static void
+on_changed(void *arg, const struct lt_lock *l)
+{
+	if (nch == MAXCH)
+		return;		/* the random test counts past the log */
+	snprintf(ch[nch].name, sizeof ch[nch].name, "%.*s", (int)l->namelen,
+	    l->name);
+	ch[nch].nholders = l->nholders;
+	ch[nch].sig = holders_sig(l);
+	nch++;
+}
+
 static const struct lt_ops ops = { on_granted, on_cancelled, on_revoked,
-    on_ended };
+    on_ended, on_changed };
 
 static struct locktab *lt;
 static struct lt_owner A, B, C, D;
@@ -81,6 +124,7 @@ setup(void)
 	locktab_owner_init(&C);
 	locktab_owner_init(&D);
 	nev = 0;
+	nch = 0;
 	now = 1;
 }
 
@@ -1217,6 +1261,31 @@ inst_sem(struct lt_owner *o, const char *name, uint32_t cap,
 	return rc;
 }
 
+/* The hold of o on name, or NULL. */
+static struct lt_hold *
+hold(struct lt_owner *o, const char *name)
+{
+	struct lt_lock *l = locktab_find(lt, name, strlen(name));
+
+	return l != NULL ? locktab_hold_of(l, o) : NULL;
+}
+
+/* acq() with a value. */
+static int
+acq_value(struct lt_owner *o, const char *name, enum lt_kind kind,
+    bool wait, const char *value, size_t len)
+{
+	struct lt_want want = { .kind = kind, .mode = LT_EXCLUSIVE,
+	    .may_wait = wait, .udata = o, .value = value, .value_len = len };
+	struct lt_hold *h;
+	struct lt_wait *w;
+	int rc = locktab_acquire(lt, o, name, strlen(name), &want, now, &h,
+	    &w);
+
+	check_invariants();
+	return rc;
+}
+
 /*
  * Semaphore claims of one capacity live together while they fit; one of
  * another capacity or kind conflicts, and the higher token wins.
@@ -1278,6 +1347,64 @@ START_TEST(install_semaphore_claims)
 }
 END_TEST
 
+/* A value goes with the hold made, at once or after a wait, and no other. */
+START_TEST(value_goes_with_the_hold)
+{
+	char big[1024];
+	struct lt_hold *h;
+
+	memset(big, 0xab, sizeof big);
+	ck_assert_int_eq(acq_value(&A, "v", LT_RLOCK, false, "addr-a", 6),
+	    LT_GRANTED);
+	h = hold(&A, "v");
+	ck_assert_uint_eq(h->value_len, 6);
+	ck_assert_int_eq(memcmp(h->value, "addr-a", 6), 0);
+	/* Re-entering keeps the hold's value. */
+	ck_assert_int_eq(acq_value(&A, "v", LT_RLOCK, false, "other", 5),
+	    LT_GRANTED);
+	ck_assert_uint_eq(h->count, 2);
+	ck_assert_int_eq(memcmp(h->value, "addr-a", 6), 0);
+	/* A waiter's value is kept while it waits (in binary, with NULs). */
+	ck_assert_int_eq(acq_value(&B, "v", LT_RLOCK, true, "b\0\0b", 4),
+	    LT_QUEUED);
+	ck_assert_uint_eq(wait_of(&B)->value_len, 4);
+	ck_assert_int_eq(acq_value(&C, "v", LT_RLOCK, true, big, sizeof big),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq_value(&D, "v", LT_RLOCK, true, NULL, 0),
+	    LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "v", NULL), 0);
+	ck_assert_int_eq(rel(&A, "v", NULL), 0);
+	h = hold(&B, "v");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_uint_eq(h->value_len, 4);
+	ck_assert_int_eq(memcmp(h->value, "b\0\0b", 4), 0);
+	/* A cancelled waiter's value goes with it; an empty one is none. */
+	locktab_cancel(lt, wait_of(&C), now);
+	check_invariants();
+	ck_assert_int_eq(rel(&B, "v", NULL), 0);
+	h = hold(&D, "v");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_null(h->value);
+	ck_assert_uint_eq(h->value_len, 0);
+	/* Set anew (as a reclaim does), or taken away. */
+	locktab_set_value(lt, h, "d", 1);
+	check_invariants();
+	ck_assert_int_eq(memcmp(h->value, "d", 1), 0);
+	locktab_set_value(lt, h, "", 0);
+	check_invariants();
+	ck_assert_ptr_null(h->value);
+	/* Freed with the owner's end, its waits' values too (ASan checks). */
+	ck_assert_int_eq(acq_value(&A, "v", LT_MUTEX, true, "x", 1),
+	    DLM_E_KIND_MISMATCH);
+	ck_assert_int_eq(acq_value(&A, "v", LT_RLOCK, true, "x", 1),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq_value(&A, "w", LT_MUTEX, false, big, 10),
+	    LT_GRANTED);
+	locktab_end_owner(lt, &A, DLM_LOST_EXPIRED, now);
+	check_invariants();
+}
+END_TEST
+
 /*
  * Two claims whose permits add up past the capacity were never held at
  * once: the higher token wins, as for a mutex, in either order.
@@ -1322,6 +1449,145 @@ START_TEST(install_semaphore_claims_that_never_met)
 }
 END_TEST
 
+/*
+ * One report per lock and operation, with the holders as they are after
+ * it; none when the holders stay the same.
+ */
+START_TEST(changes_reported_once_per_operation)
+{
+	uint32_t left;
+
+	/* Queued and re-entered: the holders did not change. */
+	ck_assert_int_eq(acq(&A, "s", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(nch, 1);
+	ck_assert_str_eq(ch[0].name, "s");
+	ck_assert_uint_eq(ch[0].nholders, 1);
+	ck_assert_int_eq(acq(&A, "s", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "s", LT_RLOCK, LT_SHARED, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "s", LT_RLOCK, LT_SHARED, true, &C, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&D, "s", LT_RLOCK, LT_SHARED, true, &D, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "s", &left), 0);
+	ck_assert_int_eq(nch, 1);
+	/* The release and the three grants it allowed: one report. */
+	ck_assert_int_eq(rel(&A, "s", &left), 0);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_int_eq(nch, 2);
+	ck_assert_uint_eq(ch[1].nholders, 3);
+	ck_assert_uint_eq(ch[1].sig, holders_sig(locktab_find(lt, "s", 1)));
+	/* An owner's end: one report for each lock it held, none else. */
+	ck_assert_int_eq(acq(&B, "t", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&C, "u", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "u", LT_MUTEX, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	nch = 0;
+	locktab_end_owner(lt, &B, DLM_LOST_EXPIRED, now);
+	check_invariants();
+	ck_assert_int_eq(nch, 2);
+	ck_assert_uint_eq(ch[0].nholders + ch[1].nholders, 2);	/* s: C, D */
+	/* The last holder gone: reported with nobody, before the lock goes. */
+	nch = 0;
+	ck_assert_uint_eq(locktab_force_release(lt, "u", 1, NULL, 1, now), 1);
+	check_invariants();
+	ck_assert_int_eq(nch, 1);
+	ck_assert_str_eq(ch[0].name, "u");
+	ck_assert_uint_eq(ch[0].nholders, 0);
+	ck_assert_ptr_null(locktab_find(lt, "u", 1));
+	/* A force-release of nothing reports nothing. */
+	ck_assert_uint_eq(locktab_force_release(lt, "u", 1, NULL, 1, now), 0);
+	ck_assert_int_eq(nch, 1);
+	/* An install is one report, its displaced holders and all. */
+	nch = 0;
+	ck_assert_int_eq(inst(&A, "s", LT_RLOCK, LT_EXCLUSIVE, 1, 999),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(nch, 0);
+	/* Above both shared holders: it displaces them, in one report. */
+	nev = 0;
+	ck_assert_int_eq(inst(&A, "s", LT_RLOCK, LT_EXCLUSIVE, 1,
+	    locktab_next_token(lt) - 1), LT_GRANTED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(nch, 1);
+	ck_assert_uint_eq(ch[0].nholders, 1);
+}
+END_TEST
+
+/* The random walk, checking every report against the holders after it. */
+START_TEST(random_changes_reported_exactly)
+{
+	enum { OWNERS = 8, LOCKS = 3, STEPS = 20000 };
+	struct lt_owner o[OWNERS];
+	static const char *names[LOCKS] = { "p", "q", "r" };
+	uint64_t before[LOCKS];
+	unsigned seed = 4242;
+
+	for (int i = 0; i < OWNERS; i++)
+		locktab_owner_init(&o[i]);
+	for (int k = 0; k < LOCKS; k++)
+		before[k] = holders_sig(NULL);
+	for (int step = 0; step < STEPS; step++) {
+		int who = rand_r(&seed) % OWNERS, op = rand_r(&seed) % 11;
+		const char *name = names[rand_r(&seed) % LOCKS];
+		enum lt_kind kind = (name[0] == 'r') ? LT_RLOCK : LT_MUTEX;
+		struct lt_want want = { .kind = kind, .mode =
+		    rand_r(&seed) % 3 == 0 ? LT_SHARED : LT_EXCLUSIVE,
+		    .may_wait = op < 3, .udata = &o[who] };
+		char value[8];
+		struct lt_hold *h;
+		struct lt_wait *w;
+		uint32_t left;
+
+		snprintf(value, sizeof value, "v%d", step % 1000);
+		if (rand_r(&seed) % 2) {
+			want.value = value;
+			want.value_len = strlen(value);
+		}
+		now++;
+		nev = 0;
+		nch = 0;
+		if (op < 5)
+			(void)locktab_acquire(lt, &o[who], name, 1, &want, now,
+			    &h, &w);
+		else if (op < 8)
+			(void)locktab_release(lt, &o[who], name, 1, now, &left);
+		else if (op < 9 && LIST_FIRST(&o[who].waits) != NULL)
+			locktab_cancel(lt, LIST_FIRST(&o[who].waits), now);
+		else if (op < 10 && LIST_FIRST(&o[who].holds) != NULL)
+			locktab_set_value(lt, LIST_FIRST(&o[who].holds),
+			    want.value, want.value_len);
+		else
+			locktab_end_owner(lt, &o[who], DLM_LOST_EXPIRED, now);
+		check_invariants();
+		for (int k = 0; k < LOCKS; k++) {
+			uint64_t after = holders_sig(locktab_find(lt, names[k],
+			    1));
+			int n = 0, last = -1;
+
+			for (int i = 0; i < nch; i++)
+				if (strcmp(ch[i].name, names[k]) == 0) {
+					n++;
+					last = i;
+				}
+			ck_assert_int_le(n, 1);
+			/* A value set again to itself may be reported. */
+			if (after != before[k])
+				ck_assert_int_eq(n, 1);
+			if (n == 1)
+				ck_assert_uint_eq(ch[last].sig, after);
+			before[k] = after;
+		}
+	}
+	for (int i = 0; i < OWNERS; i++)
+		locktab_end_owner(lt, &o[i], 0, now);
+	check_invariants();
+}
+END_TEST
+
 static Suite *
 locktab_suite(void)
 {
@@ -1358,6 +1624,13 @@ locktab_suite(void)
 	tcase_add_test(tc, release_owner_keeps_waits);
 	tcase_add_test(tc, ordered_listing);
 	tcase_add_test(tc, binary_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("values and changes");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, value_goes_with_the_hold);
+	tcase_add_test(tc, changes_reported_once_per_operation);
+	tcase_add_test(tc, random_changes_reported_exactly);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

@@ -413,6 +413,12 @@ tc_vsend(struct tc *c, const char *method, const char *fmt, va_list ap)
 		case 'n':
 			mpw_nil(&w);
 			break;
+		case 'y': {
+			const void *p = va_arg(ap, const void *);
+
+			mpw_bin(&w, p, va_arg(ap, size_t));
+			break;
+		}
 		default:
 			ck_abort_msg("bad tc_send format '%s'", fmt);
 		}

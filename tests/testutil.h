@@ -74,7 +74,8 @@ void		 tc_close(struct tc *);
 void		 tc_send_raw(struct tc *, const void *, size_t);
 /*
  * Send a request; fmt lists params as "key:T ..." with T one of s (char *),
- * i (long long), b (int, as bool), n (nil). Returns the msgid.
+ * i (long long), b (int, as bool), n (nil), y (bin: const void *, size_t).
+ * Returns the msgid.
  */
 uint32_t	 tc_send(struct tc *, const char *method, const char *fmt, ...);
 /* The response to msgid, waiting up to timeout_ms; NULL on timeout/EOF. */
