@@ -31,10 +31,16 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 	const struct lt_wait *wt;
 	uint32_t n;
 	int mode = l->mode;
+	uint64_t delayed = locktab_delay_left(l, now);
 
 	if (l->nholders == 0 && TAILQ_FIRST(&l->waiters) != NULL)
 		mode = TAILQ_FIRST(&l->waiters)->mode;
-	mpw_map(w, 7);
+	/* Keys a feature adds are there only when it is in use. */
+	mpw_map(w, 7 + (delayed > 0));
+	if (delayed > 0) {
+		mpw_key(w, "delayed_ms");
+		mpw_u64(w, delayed);
+	}
 	mpw_key(w, "name");
 	mpw_strn(w, l->name, l->namelen);
 	mpw_key(w, "kind");
@@ -54,7 +60,7 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 
 		if (n++ == max_queue)
 			break;
-		mpw_map(w, 5);
+		mpw_map(w, 5 + (h->lock_delay != 0) + h->notify_contended);
 		mpw_key(w, "client");
 		mpw_str(w, s->name);
 		mpw_key(w, "session");
@@ -65,6 +71,14 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 		mpw_u64(w, h->token);
 		mpw_key(w, "held_ms");
 		mpw_u64(w, now - h->since);
+		if (h->lock_delay != 0) {
+			mpw_key(w, "lock_delay_ms");
+			mpw_u64(w, h->lock_delay);
+		}
+		if (h->notify_contended) {
+			mpw_key(w, "notify_contended");
+			mpw_bool(w, true);
+		}
 	}
 
 	mpw_key(w, "waiters");
@@ -314,7 +328,7 @@ admin_stats(struct request *req)
 	struct mpw *w = &req->res;
 
 	locktab_stats(srv->lt, &lts);
-	mpw_map(w, srv->cluster.enabled ? 25 + 12 : 25);
+	mpw_map(w, srv->cluster.enabled ? 28 + 12 : 28);
 	mpw_key(w, "server");
 	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
 	mpw_key(w, "uptime_ms");
@@ -365,6 +379,12 @@ admin_stats(struct request *req)
 	mpw_u64(w, st->bytes_out);
 	mpw_key(w, "next_token");
 	mpw_u64(w, locktab_next_token(srv->lt));
+	mpw_key(w, "lock_delays");
+	mpw_u64(w, lts.delays);
+	mpw_key(w, "delayed_locks");
+	mpw_u64(w, lts.delayed);
+	mpw_key(w, "contended_notices");
+	mpw_u64(w, st->contended);
 	if (srv->cluster.enabled)
 		pack_cluster_stats(w);
 	return 0;

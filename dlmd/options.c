@@ -32,6 +32,7 @@ enum {
 	OPT_MAX_NAME_LEN,
 	OPT_MAX_REQUEST,
 	OPT_MAX_OUTPUT,
+	OPT_MAX_LOCK_DELAY,
 	OPT_SOCKET_MODE,
 	OPT_ADMIN_UID,
 	OPT_TOKEN_FILE,
@@ -66,6 +67,7 @@ static const struct option long_options[] = {
 	{ "max-name-len", required_argument, NULL, OPT_MAX_NAME_LEN },
 	{ "max-request", required_argument, NULL, OPT_MAX_REQUEST },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "max-lock-delay", required_argument, NULL, OPT_MAX_LOCK_DELAY },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "admin-uid", required_argument, NULL, OPT_ADMIN_UID },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
@@ -110,6 +112,8 @@ usage(int status)
 "      --max-name-len N     bytes in a lock or client name (255)\n"
 "      --max-request BYTES  largest request (65536)\n"
 "      --max-output BYTES   unread output before a client is dropped (1048576)\n"
+"      --max-lock-delay MS  longest lock-delay an acquire may ask for;\n"
+"                           0 refuses every delay (60000)\n"
 "      --socket-mode MODE   file mode of Unix sockets, octal (0666)\n"
 "      --admin-uid UID      also an admin over the Unix socket; repeatable\n"
 "      --token-file FILE    token TCP clients must present\n"
@@ -303,6 +307,9 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 	case OPT_MAX_OUTPUT:
 		u32 = &cfg->max_output, min = 4096;
 		break;
+	case OPT_MAX_LOCK_DELAY:
+		u32 = &cfg->max_lock_delay_ms, max = INT32_MAX;
+		break;
 	case OPT_SOCKET_MODE:
 		errno = 0;
 		mode = strtoul(value, &end, 8);
@@ -362,6 +369,7 @@ config_defaults(struct dlmd_config *cfg)
 	cfg->max_name_len = 255;
 	cfg->max_request = 65536;
 	cfg->max_output = 1048576;
+	cfg->max_lock_delay_ms = 60000;
 	cfg->socket_mode = 0666;
 	cfg->cluster_ttl_ms = 6000;
 }

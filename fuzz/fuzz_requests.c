@@ -138,7 +138,10 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_key(&w, "linger_ms");
 		mpw_u64(&w, b[3] & 0x10 ? 1000 : 0);
 	} else if (strcmp(method, "acquire") == 0) {
-		mpw_map(&w, 4);
+		/* Delays of a few ms: they end within the input's run. */
+		static const int64_t delays[] = { 1, 3, 20, 70000 };
+
+		mpw_map(&w, 4 + ((b[3] & 0x10) != 0) + ((b[3] & 0x20) != 0));
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);
 		mpw_key(&w, "kind");
@@ -147,6 +150,14 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_str(&w, b[3] & 2 ? "shared" : "exclusive");
 		mpw_key(&w, "timeout_ms");
 		mpw_i64(&w, timeouts[(b[3] >> 2) & 3]);
+		if (b[3] & 0x10) {
+			mpw_key(&w, "lock_delay_ms");
+			mpw_i64(&w, delays[(b[3] >> 6) & 3]);
+		}
+		if (b[3] & 0x20) {
+			mpw_key(&w, "notify_contended");
+			mpw_bool(&w, true);
+		}
 	} else if (strcmp(method, "check") == 0) {
 		mpw_map(&w, 2);
 		mpw_key(&w, "lock");
