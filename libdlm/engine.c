@@ -859,12 +859,18 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		const char *lock;
 		size_t len;
 		uint64_t token;
+		uint32_t waiters;
 		int reason, rc = wire_lost(f, &lock, &len, &token, &reason);
 
 		if (rc < 0)
 			return -1;
 		if (rc > 0)
 			e->ops->lost(e->owner, lock, len, token, reason);
+		if (rc == 0 && (rc = wire_contended(f, &lock, &len, &token,
+		    &waiters)) > 0)
+			e->ops->contended(e->owner, lock, len, token, waiters);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;	/* something newer than this library: ignore */
 }

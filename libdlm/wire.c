@@ -307,7 +307,7 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	struct mpw w;
 
 	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, 7);
+	mpw_map(&w, 7 + (cl->lock_delay_ms != 0) + cl->notify_contended);
 	mpw_key(&w, "lock");
 	mpw_str(&w, cl->lock);
 	mpw_key(&w, "kind");
@@ -322,6 +322,14 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	mpw_u64(&w, cl->receipt_count);
 	mpw_key(&w, "receipt");
 	mpw_bin(&w, cl->receipt, WIRE_RECEIPT_LEN);
+	if (cl->lock_delay_ms != 0) {
+		mpw_key(&w, "lock_delay_ms");
+		mpw_u64(&w, cl->lock_delay_ms);
+	}
+	if (cl->notify_contended) {
+		mpw_key(&w, "notify_contended");
+		mpw_bool(&w, true);
+	}
 	if (w.err != 0) {
 		sb->size = mark;
 		return DLM_E_NOMEM;
@@ -334,7 +342,8 @@ wire_acquire_params(struct wire_params *p, const char *lock,
     const struct dlm_acquire_opts *o, int timeout_ms)
 {
 	struct mpw w;
-	uint32_t n = 4;
+	bool notify = (o->flags & DLM_NOTIFY_CONTENDED) != 0;
+	uint32_t n = 4 + (o->lock_delay_ms > 0) + notify;
 
 	wire_params_init(p, &w);
 	mpw_map(&w, n);
@@ -346,6 +355,14 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 	mpw_str(&w, (o->flags & DLM_SHARED) ? "shared" : "exclusive");
 	mpw_key(&w, "timeout_ms");
 	mpw_i64(&w, timeout_ms);
+	if (o->lock_delay_ms > 0) {
+		mpw_key(&w, "lock_delay_ms");
+		mpw_u64(&w, (uint64_t)o->lock_delay_ms);
+	}
+	if (notify) {
+		mpw_key(&w, "notify_contended");
+		mpw_bool(&w, true);
+	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
 
@@ -561,5 +578,29 @@ wire_lost(const struct frame *f, const char **lock, size_t *lock_len,
 		*reason = dlm_proto_lost_code(o->via.str.ptr, o->via.str.size);
 	*lock = p;
 	*lock_len = len;
+	return 1;
+}
+
+int
+wire_contended(const struct frame *f, const char **lock, size_t *lock_len,
+    uint64_t *token, uint32_t *waiters)
+{
+	const msgpack_object *m, *o;
+	uint64_t n;
+
+	if (!mpr_str_eq(f->method, "contended"))
+		return 0;
+	if (f->params->type != MSGPACK_OBJECT_ARRAY ||
+	    f->params->via.array.size != 1)
+		return -1;
+	m = &f->params->via.array.ptr[0];
+	if ((o = mpr_get(m, "lock")) == NULL ||
+	    !mpr_bytes(o, lock, lock_len) ||
+	    (o = mpr_get(m, "token")) == NULL || !mpr_uint(o, token))
+		return -1;
+	/* How many is a detail: a newer server may leave it out. */
+	*waiters = 1;
+	if ((o = mpr_get(m, "waiters")) != NULL && mpr_uint(o, &n) && n > 0)
+		*waiters = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	return 1;
 }

@@ -125,6 +125,8 @@ struct wire_claim {
 	uint32_t	 count;
 	uint32_t	 receipt_count;
 	const uint8_t	*receipt;
+	uint32_t	 lock_delay_ms;		/* sent when not 0 */
+	bool		 notify_contended;	/* sent when set */
 };
 int	 wire_claim(msgpack_sbuffer *, const struct wire_claim *);
 /*
@@ -190,5 +192,8 @@ void	 wire_error_active(const msgpack_object *error, char *buf, size_t len);
  */
 int	 wire_lost(const struct frame *, const char **lock, size_t *lock_len,
 	    uint64_t *token, int *reason);
+/* A contended notification, read as wire_lost() reads a lost one. */
+int	 wire_contended(const struct frame *, const char **lock,
+	    size_t *lock_len, uint64_t *token, uint32_t *waiters);
 
 #endif
