@@ -94,6 +94,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		{ "output_overflows", "output overflows" },
 		{ "bytes_in", "bytes in" }, { "bytes_out", "bytes out" },
 		{ "next_token", "next token" },
+		{ "delayed_locks", "delayed locks" },
+		{ "lock_delays", "lock delays" },
+		{ "contended_notices", "contention notices" },
 	};
 	json_t *st;
 	char dur[64];
@@ -261,18 +264,33 @@ longest_holder(json_t *holders)
 	return best;
 }
 
-/* "web-1", or "web-1 +2 more" when others share the lock. */
+/*
+ * "web-1", or "web-1 +2 more" when others share the lock; "(delayed 2s)"
+ * after it, or alone, while a lock-delay keeps the lock from everyone.
+ */
 static char *
-holder_words(const char *who, uint64_t nholders)
+holder_words(const char *who, uint64_t nholders, uint64_t delayed_ms)
 {
-	size_t len = strlen(who) + 32;
-	char *s = xmalloc(len);
+	size_t len = strlen(who) + 96;
+	char *s = xmalloc(len), delay[64] = "";
+	size_t n;
 
+	if (delayed_ms > 0) {
+		char d[32];
+
+		snprintf(delay, sizeof delay, "%s(delayed %s)",
+		    nholders > 0 ? " " : "",
+		    fmt_duration(delayed_ms, d, sizeof d));
+	}
 	if (nholders > 1)
-		snprintf(s, len, "%s +%llu more", who,
+		n = (size_t)snprintf(s, len, "%s +%llu more", who,
 		    (unsigned long long)(nholders - 1));
 	else
-		snprintf(s, len, "%s", who);
+		n = (size_t)snprintf(s, len, "%s", nholders > 0 ? who : "");
+	if (n < len)
+		snprintf(s + n, len - n, "%s", delay);
+	if (s[0] == '\0')
+		snprintf(s, len, "-");
 	return s;
 }
 
@@ -298,12 +316,14 @@ print_locks(json_t *locks)
 		    waited[32];
 
 		if (h == NULL) {
-			holder = xstrdup("-");
+			holder = holder_words("", 0,
+			    value_uint(l, "delayed_ms"));
 			snprintf(count, sizeof count, "-");
 			snprintf(token, sizeof token, "-");
 			snprintf(held, sizeof held, "-");
 		} else {
-			holder = holder_words(value_str(h, "client"), nh);
+			holder = holder_words(value_str(h, "client"), nh,
+			    value_uint(l, "delayed_ms"));
 			snprintf(count, sizeof count, "%llu",
 			    (unsigned long long)value_uint(h, "count"));
 			snprintf(token, sizeof token, "%llu",
@@ -377,26 +397,32 @@ static void
 print_lock(json_t *l)
 {
 	static const char *const hhead[] = { "HOLDER", "SESSION", "COUNT",
-	    "TOKEN", "HELD" };
+	    "TOKEN", "HELD", "LOCK-DELAY", "NOTIFY" };
 	static const char *const whead[] = { "#", "WAITER", "MODE",
 	    "WAITED" };
 	json_t *holders = json_object_get(l, "holders");
 	json_t *waiters = json_object_get(l, "waiters");
 	uint64_t nh = value_uint(l, "nholders"), nw = value_uint(l, "nwaiters");
+	uint64_t delayed = value_uint(l, "delayed_ms");
 	struct table *t;
 	json_t *e;
 	size_t i;
+	char dur[32];
 
 	printf("%-9s %s\n", "lock", value_str(l, "name"));
 	printf("%-9s %s\n", "kind", value_str(l, "kind"));
 	printf("%-9s %s\n", "mode", value_str(l, "mode"));
 	printf("%-9s %llu\n", "holders", (unsigned long long)nh);
 	printf("%-9s %llu\n", "waiters", (unsigned long long)nw);
+	if (delayed > 0)
+		printf("%-9s %s more: granted to nobody until then\n",
+		    "delayed", fmt_duration(delayed, dur, sizeof dur));
 	if (json_array_size(holders) > 0) {
 		putchar('\n');
-		t = table_new(5, hhead, "lrrrr");
+		t = table_new(7, hhead, "lrrrrrl");
 		json_array_foreach(holders, i, e) {
-			char sess[32], count[32], token[32], held[32];
+			char sess[32], count[32], token[32], held[32],
+			    delay[32];
 
 			snprintf(sess, sizeof sess, "%llu",
 			    (unsigned long long)value_uint(e, "session"));
@@ -404,10 +430,17 @@ print_lock(json_t *l)
 			    (unsigned long long)value_uint(e, "count"));
 			snprintf(token, sizeof token, "%llu",
 			    (unsigned long long)value_uint(e, "token"));
+			if (value_uint(e, "lock_delay_ms") > 0)
+				fmt_duration(value_uint(e, "lock_delay_ms"),
+				    delay, sizeof delay);
+			else
+				snprintf(delay, sizeof delay, "-");
 			table_add(t, value_str(e, "client"), sess, count,
 			    token,
 			    fmt_duration(value_uint(e, "held_ms"), held,
-			    sizeof held));
+			    sizeof held), delay,
+			    json_is_true(json_object_get(e,
+			    "notify_contended")) ? "yes" : "-");
 		}
 		table_print(t);
 		table_free(t);

@@ -40,6 +40,7 @@ struct run {
 	struct name	 lock;
 	int		 flags;
 	int		 timeout_ms;	/* DLM_FOREVER unless --timeout */
+	int		 lock_delay_ms;	/* --lock-delay; 0: none */
 	int		 kill_after_ms;
 	int		 lease_ms;
 	int		 timeout_status;
@@ -179,8 +180,8 @@ parse_lock_name(struct run *r)
 
 static const char run_usage[] =
 "usage: dlmctl run LOCK [--timeout MS] [--shared] [--rlock] [--kill-after MS]\n"
-"           [--lease MS] [--timeout-status N] [--lost-status N]\n"
-"           -- COMMAND [ARG...]\n";
+"           [--lease MS] [--lock-delay MS] [--timeout-status N]\n"
+"           [--lost-status N] -- COMMAND [ARG...]\n";
 
 static int
 parse(struct run *r, int argc, char **argv)
@@ -191,6 +192,7 @@ parse(struct run *r, int argc, char **argv)
 		{ "rlock", no_argument, NULL, 'R' },
 		{ "kill-after", required_argument, NULL, 'k' },
 		{ "lease", required_argument, NULL, 'l' },
+		{ "lock-delay", required_argument, NULL, 'D' },
 		{ "timeout-status", required_argument, NULL, 'T' },
 		{ "lost-status", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -226,6 +228,11 @@ parse(struct run *r, int argc, char **argv)
 			case 'l':
 				if (parse_num("lease", optarg, 1,
 				    INT32_MAX, &r->lease_ms) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'D':
+				if (parse_num("lock-delay", optarg, 0,
+				    INT32_MAX, &r->lock_delay_ms) != 0)
 					return EXIT_USAGE;
 				break;
 			case 'T':
@@ -456,10 +463,15 @@ adopt_orphans(void)
 static int
 acquire(struct ctl *ctl, struct run *r)
 {
+	struct dlm_acquire_opts opts;
 	int err, afd = dlm_async_fd(ctl->client);
 
-	err = dlm_acquire_async(ctl->client, r->lock.bytes, r->flags,
-	    r->timeout_ms, on_acquired, r);
+	dlm_acquire_opts_init(&opts);
+	opts.flags = r->flags;
+	opts.timeout_ms = r->timeout_ms;
+	opts.lock_delay_ms = r->lock_delay_ms;
+	err = dlm_acquire_ex_async(ctl->client, r->lock.bytes, &opts,
+	    on_acquired, r, NULL);
 	if (err != 0) {
 		ctl_error("run: %s", dlm_errmsg(ctl->client));
 		return ctl_exit_status(err);
