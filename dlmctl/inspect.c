@@ -407,16 +407,18 @@ print_lock(json_t *l)
 	struct table *t;
 	json_t *e;
 	size_t i;
-	char dur[32];
 
 	printf("%-9s %s\n", "lock", value_str(l, "name"));
 	printf("%-9s %s\n", "kind", value_str(l, "kind"));
 	printf("%-9s %s\n", "mode", value_str(l, "mode"));
 	printf("%-9s %llu\n", "holders", (unsigned long long)nh);
 	printf("%-9s %llu\n", "waiters", (unsigned long long)nw);
-	if (delayed > 0)
+	if (delayed > 0) {
+		char dur[32];
+
 		printf("%-9s %s more: granted to nobody until then\n",
 		    "delayed", fmt_duration(delayed, dur, sizeof dur));
+	}
 	if (json_array_size(holders) > 0) {
 		putchar('\n');
 		t = table_new(7, hhead, "lrrrrrl");

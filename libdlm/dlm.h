@@ -108,8 +108,8 @@ enum dlm_error {
 #define DLM_RLOCK	0x1	/* reentrant per client; default mutex */
 #define DLM_SHARED	0x2	/* shared mode; default exclusive */
 /*
- * dlm_acquire_ex() only: while the hold lasts, call the on_contended
- * callback of struct dlm_options when others start waiting for the lock.
+ * While the hold lasts, call the on_contended callback of struct
+ * dlm_options when others start waiting for the lock (dlm_acquire_ex(3)).
  */
 #define DLM_NOTIFY_CONTENDED	0x8
 
