@@ -1779,6 +1779,8 @@ on_contended(struct dlm_client *c, const char *lock, uint64_t token,
     uint32_t waiters, void *arg)
 {
 	struct contended_log *l = arg;
+	/* Give way at once: an async release is allowed from here. */
+	int rc = dlm_release_async(c, lock, NULL, NULL);
 
 	pthread_mutex_lock(&l->mu);
 	l->n++;
@@ -1786,9 +1788,8 @@ on_contended(struct dlm_client *c, const char *lock, uint64_t token,
 	l->waiters = waiters;
 	snprintf(l->lock, sizeof l->lock, "%s", lock);
 	l->on_io_thread = !pthread_equal(pthread_self(), l->main);
+	l->release_rc = rc;
 	pthread_mutex_unlock(&l->mu);
-	/* Give way at once: an async release is allowed from here. */
-	l->release_rc = dlm_release_async(c, lock, NULL, NULL);
 }
 
 static int
@@ -1836,12 +1837,20 @@ START_TEST(contended_callback_gives_way)
 	/* b waits; a is told and releases from its callback. */
 	ck_assert_int_eq(dlm_acquire(b, "hot", 0, 10000, &tb), 0);
 	ck_assert_uint_gt(tb, t);
+	/* The callback may not have finished its bookkeeping yet. */
+	for (int i = 0; i < 500 && contended_count(&l) == 0; i++)
+		sleep_ms(10);
 	ck_assert_int_eq(contended_count(&l), 1);
+	pthread_mutex_lock(&l.mu);
 	ck_assert_str_eq(l.lock, "hot");
 	ck_assert_uint_eq(l.token, t);
 	ck_assert_uint_eq(l.waiters, 1);
 	ck_assert_int_eq(l.release_rc, 0);
 	ck_assert(l.on_io_thread);
+	pthread_mutex_unlock(&l.mu);
+	/* b has it, so a's release is done; its answer may be on its way. */
+	for (int i = 0; i < 500 && dlm_holds(a, "hot", NULL) != 0; i++)
+		sleep_ms(10);
 	ck_assert_int_eq(dlm_holds(a, "hot", NULL), 0);
 	dlm_close(a);
 	dlm_close(b);
