@@ -346,6 +346,53 @@ START_TEST(lease_expiry_delays_the_lock)
 }
 END_TEST
 
+/*
+ * With a linger the session outlives its connection, holds and all: the
+ * delay starts only when the linger runs out without a resume. A resume
+ * in time keeps the hold, and nothing is delayed.
+ */
+START_TEST(linger_over_delays_the_lock)
+{
+	struct tc *a = tc_connect(&d), *b = tc_connect(&d);
+	struct reply *r;
+	uint64_t start;
+	uint32_t id;
+	char secret[64];
+
+	r = tc_call(a, "hello", "proto:i client:s linger_ms:i", 1LL,
+	    "roamer", 300LL);
+	ck_assert_int_eq(r->err, 0);
+	snprintf(secret, sizeof secret, "%s", reply_str(r, "secret"));
+	tc_hello(b, "waiter");
+	ck_assert_int_eq(tc_call(a, "acquire", "lock:s lock_delay_ms:i", "x",
+	    400LL)->err, 0);
+	ck_assert_int_eq(tc_call(a, "acquire", "lock:s lock_delay_ms:i", "y",
+	    400LL)->err, 0);
+
+	/* Back in time: the same hold, no delay. */
+	tc_close(a);
+	a = tc_connect(&d);
+	r = tc_call(a, "hello", "proto:i client:s resume:s", 1LL, "roamer",
+	    secret);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert(reply_bool(r, "resumed"));
+	r = tc_call(b, "lock", "lock:s", "y");
+	ck_assert_uint_eq(reply_u64(r, "nholders"), 1);
+	ck_assert_ptr_null(reply_get(r, "delayed_ms"));
+
+	/* Gone for good: the linger (300), then the delay (400). */
+	id = tc_send(b, "acquire", "lock:s", "x");
+	ck_assert_ptr_null(tc_wait(b, id, 100));
+	start = mono_ms();
+	tc_close(a);
+	r = tc_wait(b, id, 10000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_uint_ge(mono_ms() - start, 700);
+	tc_close(b);
+}
+END_TEST
+
 /* A raw acquire of "x" with lock_delay_ms an unsigned 64-bit value. */
 static struct reply *
 acquire_u64_delay(struct tc *c, uint64_t v)
@@ -566,6 +613,7 @@ delay_suite(void)
 	tcase_add_test(tc, force_release_delays_the_lock);
 	tcase_add_test(tc, reset_client_delays_the_lock);
 	tcase_add_test(tc, lease_expiry_delays_the_lock);
+	tcase_add_test(tc, linger_over_delays_the_lock);
 	tcase_add_test(tc, cap_and_hostile_values);
 	tcase_add_test(tc, cap_is_configurable);
 	suite_add_tcase(s, tc);
