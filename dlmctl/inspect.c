@@ -96,6 +96,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		{ "bytes_in", "bytes in" }, { "bytes_out", "bytes out" },
 		{ "next_token", "next token" },
 		{ "watch_notices", "watch notices" },
+		{ "delayed_locks", "delayed locks" },
+		{ "lock_delays", "lock delays" },
+		{ "contended_notices", "contention notices" },
 	};
 	json_t *st;
 	char dur[64];
@@ -263,18 +266,33 @@ longest_holder(json_t *holders)
 	return best;
 }
 
-/* "web-1", or "web-1 +2 more" when others share the lock. */
+/*
+ * "web-1", or "web-1 +2 more" when others share the lock; "(delayed 2s)"
+ * after it, or alone, while a lock-delay keeps the lock from everyone.
+ */
 static char *
-holder_words(const char *who, uint64_t nholders)
+holder_words(const char *who, uint64_t nholders, uint64_t delayed_ms)
 {
-	size_t len = strlen(who) + 32;
-	char *s = xmalloc(len);
+	size_t len = strlen(who) + 96;
+	char *s = xmalloc(len), delay[64] = "";
+	size_t n;
 
+	if (delayed_ms > 0) {
+		char d[32];
+
+		snprintf(delay, sizeof delay, "%s(delayed %s)",
+		    nholders > 0 ? " " : "",
+		    fmt_duration(delayed_ms, d, sizeof d));
+	}
 	if (nholders > 1)
-		snprintf(s, len, "%s +%llu more", who,
+		n = (size_t)snprintf(s, len, "%s +%llu more", who,
 		    (unsigned long long)(nholders - 1));
 	else
-		snprintf(s, len, "%s", who);
+		n = (size_t)snprintf(s, len, "%s", nholders > 0 ? who : "");
+	if (n < len)
+		snprintf(s + n, len - n, "%s", delay);
+	if (s[0] == '\0')
+		snprintf(s, len, "-");
 	return s;
 }
 
@@ -316,12 +334,14 @@ print_locks(json_t *locks)
 		/* A table's line: a long value is cut (show has it whole). */
 		value = value_shown(h, 40);
 		if (h == NULL) {
-			holder = xstrdup("-");
+			holder = holder_words("", 0,
+			    value_uint(l, "delayed_ms"));
 			snprintf(count, sizeof count, "-");
 			snprintf(token, sizeof token, "-");
 			snprintf(held, sizeof held, "-");
 		} else {
-			holder = holder_words(value_str(h, "client"), nh);
+			holder = holder_words(value_str(h, "client"), nh,
+			    value_uint(l, "delayed_ms"));
 			snprintf(count, sizeof count, "%llu",
 			    (unsigned long long)value_uint(h, "count"));
 			snprintf(token, sizeof token, "%llu",
@@ -398,15 +418,16 @@ print_lock(json_t *l)
 {
 	/* A semaphore's holders and waiters each have a PERMITS column. */
 	static const char *const hhead[] = { "HOLDER", "SESSION", "COUNT",
-	    "TOKEN", "HELD", "PERMITS", "VALUE" };
+	    "TOKEN", "HELD", "LOCK-DELAY", "NOTIFY", "PERMITS", "VALUE" };
 	static const char *const hhead_plain[] = { "HOLDER", "SESSION",
-	    "COUNT", "TOKEN", "HELD", "VALUE" };
+	    "COUNT", "TOKEN", "HELD", "LOCK-DELAY", "NOTIFY", "VALUE" };
 	static const char *const whead[] = { "#", "WAITER", "MODE",
 	    "WAITED", "PERMITS" };
 	json_t *holders = json_object_get(l, "holders");
 	json_t *waiters = json_object_get(l, "waiters");
 	uint64_t nh = value_uint(l, "nholders"), nw = value_uint(l, "nwaiters");
 	bool semaphore = json_object_get(l, "capacity") != NULL;
+	uint64_t delayed = value_uint(l, "delayed_ms");
 	struct table *t;
 	json_t *e;
 	size_t i;
@@ -422,13 +443,20 @@ print_lock(json_t *l)
 	}
 	printf("%-9s %llu\n", "holders", (unsigned long long)nh);
 	printf("%-9s %llu\n", "waiters", (unsigned long long)nw);
+	if (delayed > 0) {
+		char dur[32];
+
+		printf("%-9s %s more: granted to nobody until then\n",
+		    "delayed", fmt_duration(delayed, dur, sizeof dur));
+	}
 	if (json_array_size(holders) > 0) {
 		putchar('\n');
-		t = semaphore ? table_new(7, hhead, "lrrrrrl") :
-		    table_new(6, hhead_plain, "lrrrrl");
+		t = semaphore ? table_new(9, hhead, "lrrrrrlrl") :
+		    table_new(8, hhead_plain, "lrrrrrll");
 		json_array_foreach(holders, i, e) {
 			char sess[32], count[32], token[32], held[32],
-			    permits[32];
+			    permits[32], delay[32];
+			const char *notify;
 			char *value = value_shown(e, 0);
 
 			snprintf(sess, sizeof sess, "%llu",
@@ -441,12 +469,20 @@ print_lock(json_t *l)
 			    (unsigned long long)value_uint(e, "permits"));
 			fmt_duration(value_uint(e, "held_ms"), held,
 			    sizeof held);
+			if (value_uint(e, "lock_delay_ms") > 0)
+				fmt_duration(value_uint(e, "lock_delay_ms"),
+				    delay, sizeof delay);
+			else
+				snprintf(delay, sizeof delay, "-");
+			notify = json_is_true(json_object_get(e,
+			    "notify_contended")) ? "yes" : "-";
 			if (semaphore)
 				table_add(t, value_str(e, "client"), sess,
-				    count, token, held, permits, value);
+				    count, token, held, delay, notify, permits,
+				    value);
 			else
 				table_add(t, value_str(e, "client"), sess,
-				    count, token, held, value);
+				    count, token, held, delay, notify, value);
 			free(value);
 		}
 		table_print(t);

@@ -48,6 +48,7 @@ struct run {
 	int		 capacity;	/* --semaphore N; 0: none */
 	int		 permits;	/* --permits, of the semaphore */
 	int		 timeout_ms;	/* DLM_FOREVER unless --timeout */
+	int		 lock_delay_ms;	/* --lock-delay; 0: none */
 	int		 kill_after_ms;
 	int		 lease_ms;
 	int		 timeout_status;
@@ -187,7 +188,7 @@ parse_lock_name(struct run *r)
 
 static const char run_usage[] =
 "usage: dlmctl run LOCK [--timeout MS] [--shared] [--rlock] [--kill-after MS]\n"
-"           [--semaphore N [--permits P]] [--lease MS]\n"
+"           [--semaphore N [--permits P]] [--lease MS] [--lock-delay MS]\n"
 "           [--timeout-status N] [--lost-status N] -- COMMAND [ARG...]\n";
 
 static const char elect_usage[] =
@@ -233,6 +234,7 @@ parse(struct run *r, int argc, char **argv)
 		{ "permits", required_argument, NULL, 'P' },
 		{ "kill-after", required_argument, NULL, 'k' },
 		{ "lease", required_argument, NULL, 'l' },
+		{ "lock-delay", required_argument, NULL, 'D' },
 		{ "timeout-status", required_argument, NULL, 'T' },
 		{ "lost-status", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -281,6 +283,11 @@ parse(struct run *r, int argc, char **argv)
 			case 'l':
 				if (parse_num("lease", optarg, 1,
 				    INT32_MAX, &r->lease_ms) != 0)
+					return EXIT_USAGE;
+				break;
+			case 'D':
+				if (parse_num("lock-delay", optarg, 0,
+				    INT32_MAX, &r->lock_delay_ms) != 0)
 					return EXIT_USAGE;
 				break;
 			case 'T':
@@ -530,6 +537,7 @@ acquire(struct ctl *ctl, struct run *r)
 	dlm_acquire_opts_init(&o);
 	o.flags = r->flags;
 	o.timeout_ms = r->timeout_ms;
+	o.lock_delay_ms = r->lock_delay_ms;
 	if (r->flags & DLM_SEMAPHORE) {
 		o.capacity = (uint32_t)r->capacity;
 		o.permits = (uint32_t)r->permits;

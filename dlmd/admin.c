@@ -65,11 +65,17 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 	uint32_t n;
 	int mode = l->mode;
 	bool semaphore = l->kind == LT_SEMAPHORE;
+	uint64_t delayed = locktab_delay_left(l, now);
 
 	if (l->nholders == 0 && TAILQ_FIRST(&l->waiters) != NULL)
 		mode = TAILQ_FIRST(&l->waiters)->mode;
+	/* Keys a feature adds are there only when it is in use. */
+	mpw_map(w, 7 + (semaphore ? 2 : 0) + (delayed > 0));
+	if (delayed > 0) {
+		mpw_key(w, "delayed_ms");
+		mpw_u64(w, delayed);
+	}
 	/* A semaphore's: its capacity, and the permits in use. */
-	mpw_map(w, semaphore ? 9 : 7);
 	if (semaphore) {
 		mpw_key(w, "capacity");
 		mpw_u64(w, l->capacity);
@@ -95,7 +101,8 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 
 		if (n++ == max_holders)
 			break;
-		mpw_map(w, 5 + (semaphore ? 1 : 0) + (h->value != NULL ? 1 : 0));
+		mpw_map(w, 5 + (semaphore ? 1 : 0) + (h->value != NULL ? 1 : 0) +
+		    (h->lock_delay != 0) + h->notify_contended);
 		if (semaphore) {
 			mpw_key(w, "permits");
 			mpw_u64(w, h->permits);
@@ -113,6 +120,14 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 		if (h->value != NULL) {
 			mpw_key(w, "value");
 			mpw_bin(w, h->value, h->value_len);
+		}
+		if (h->lock_delay != 0) {
+			mpw_key(w, "lock_delay_ms");
+			mpw_u64(w, h->lock_delay);
+		}
+		if (h->notify_contended) {
+			mpw_key(w, "notify_contended");
+			mpw_bool(w, true);
 		}
 	}
 
@@ -367,7 +382,7 @@ admin_stats(struct request *req)
 	struct mpw *w = &req->res;
 
 	locktab_stats(srv->lt, &lts);
-	mpw_map(w, srv->cluster.enabled ? 27 + 12 : 27);
+	mpw_map(w, srv->cluster.enabled ? 30 + 12 : 30);
 	mpw_key(w, "server");
 	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
 	mpw_key(w, "uptime_ms");
@@ -422,6 +437,12 @@ admin_stats(struct request *req)
 	mpw_u64(w, watch_count());
 	mpw_key(w, "watch_notices");
 	mpw_u64(w, watch_notices());
+	mpw_key(w, "lock_delays");
+	mpw_u64(w, lts.delays);
+	mpw_key(w, "delayed_locks");
+	mpw_u64(w, lts.delayed);
+	mpw_key(w, "contended_notices");
+	mpw_u64(w, st->contended);
 	if (srv->cluster.enabled)
 		pack_cluster_stats(w);
 	return 0;

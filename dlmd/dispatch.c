@@ -584,6 +584,21 @@ param_kind(struct request *req, int *kind)
 	return 0;
 }
 
+/* A boolean parameter; false when absent or nil. */
+static int
+param_bool(struct request *req, const char *key, bool *v)
+{
+	const msgpack_object *o = mpr_get(req->params, key);
+
+	*v = false;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (!mpr_bool(o, v))
+		return request_error(req, DLM_E_BAD_REQUEST,
+		    "'%s' must be true or false", key);
+	return 0;
+}
+
 /*
  * A semaphore's capacity (required) and permits (default 1, at most the
  * capacity) into want; neither may be given for another kind, where they
@@ -623,6 +638,29 @@ param_permits(struct request *req, int kind, int mode, struct lt_want *want)
 	return 0;
 }
 
+/*
+ * An acquire's lock-delay: 0 when not asked; above max-lock-delay it is
+ * refused, not cut short, as a shorter delay than asked would weaken the
+ * very protection it was asked for without the client knowing.
+ */
+static int
+param_lock_delay(struct request *req, uint32_t *delay)
+{
+	int64_t v = 0;
+	int rc;
+
+	*delay = 0;
+	if ((rc = param_int(req, "lock_delay_ms", false, 0, INT64_MAX,
+	    &v)) != 0)
+		return rc;
+	if (v > srv->cfg->max_lock_delay_ms)
+		return request_error(req, DLM_E_LIMIT, "'lock_delay_ms' %lld "
+		    "is above this server's max-lock-delay of %u ms",
+		    (long long)v, srv->cfg->max_lock_delay_ms);
+	*delay = (uint32_t)v;
+	return 0;
+}
+
 static int
 m_acquire(struct request *req)
 {
@@ -631,6 +669,8 @@ m_acquire(struct request *req)
 	size_t namelen, valuelen;
 	int kind = LT_MUTEX, mode = 0, rc;
 	int64_t timeout = -1;
+	uint32_t lock_delay;
+	bool notify;
 	struct lt_want want = { 0 };
 	struct lt_hold *h;
 	struct lt_wait *w;
@@ -645,7 +685,9 @@ m_acquire(struct request *req)
 	    &timeout)) != 0 ||
 	    (rc = param_permits(req, kind, mode, &want)) != 0 ||
 	    (rc = param_value(req, "value", &value, &valuelen,
-	    srv->cfg->max_value_len)) != 0)
+	    srv->cfg->max_value_len)) != 0 ||
+	    (rc = param_lock_delay(req, &lock_delay)) != 0 ||
+	    (rc = param_bool(req, "notify_contended", &notify)) != 0)
 		return rc;
 	/* In a cluster, a session is in etcd before it may hold anything. */
 	if (!records_ensure(s))
@@ -656,6 +698,8 @@ m_acquire(struct request *req)
 	want.may_wait = timeout != 0;
 	want.value = value;
 	want.value_len = valuelen;
+	want.lock_delay_ms = lock_delay;
+	want.notify_contended = notify;
 	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, &want,
 	    now_ms(), &h, &w);
 	if (rc == DLM_E_WOULD_BLOCK)
@@ -675,6 +719,12 @@ m_acquire(struct request *req)
 		return DISPATCH_PENDING;
 	case DLM_E_WOULD_BLOCK:
 		l = locktab_find(srv->lt, name, namelen);
+		if (l != NULL && locktab_delay_left(l, now_ms()) > 0)
+			return request_error(req, rc, "lock '%s' is delayed "
+			    "for %llu ms more: a holder's hold ended without "
+			    "a release, and it asked for a lock-delay",
+			    safe_str(name, namelen), (unsigned long long)
+			    locktab_delay_left(l, now_ms()));
 		if (l == NULL || (l->nholders == 0 && l->nwaiters == 0))
 			return request_error(req, rc, "lock '%s' is free, but "
 			    "nothing is granted%s", safe_str(name, namelen),

@@ -14,7 +14,7 @@
  *   conn.c	sockets, framing, output buffers and their limit; hands
  *		whole frames to its handlers and knows nothing of sessions
  *   reply.c	every message the server sends: results, errors, grants,
- *		lost notices
+ *		lost and contended notices
  *   auth.c	who may do what: admin uids, tokens, the TCP token rule
  *   session.c	sessions (names, leases, linger) and their pending
  *		acquires; the lock table's callbacks
@@ -88,6 +88,7 @@ struct dlmd_config {
 	uint32_t	  max_output;
 	uint32_t	  max_value_len;	/* bytes of a hold's value */
 	uint32_t	  max_watches;		/* watches per session */
+	uint32_t	  max_lock_delay_ms;	/* 0: no delays */
 	mode_t		  socket_mode;
 	uid_t		  admin_uids[DLMD_MAX_ADMIN_UIDS];
 	int		  nadmin_uids;
@@ -118,6 +119,7 @@ struct stats {
 	uint64_t	output_overflows;
 	uint64_t	would_blocks;	/* acquires refused as busy */
 	uint64_t	refused;	/* acquires refused otherwise */
+	uint64_t	contended;	/* contention notices sent */
 };
 
 struct conn;
@@ -254,6 +256,9 @@ struct server {
 	struct stats		 stats;
 	struct cluster_status	 cluster;
 	char			 hostname[64];
+	/* Fires when the earliest lock-delay ends (session.c). */
+	struct event		 delay_timer;
+	uint64_t		 delay_due;	/* now_ms() it is set for; 0: off */
 };
 
 /* state.c */
@@ -337,6 +342,8 @@ void	reply_grant(struct conn *, uint32_t msgid, const struct lt_hold *,
 void	pack_grant(struct mpw *, const struct lt_hold *, uint64_t valid_ms,
 	    const uint8_t *receipt);
 void	notify_lost(struct conn *, const struct lt_hold *, int reason);
+void	notify_contended(struct conn *, const struct lt_hold *,
+	    uint32_t waiters);
 
 /* auth.c */
 bool	auth_secret_equal(const char *, size_t, const char *, size_t);
@@ -373,6 +380,7 @@ bool		 session_hold_receipt(struct session *,
 		    const struct lt_hold *, uint8_t *out);
 const char	*session_cluster_name(void);
 struct session	*session_next(struct session *);
+void		 session_delay_timer_cb(evutil_socket_t, short, void *);
 
 /* records.c */
 struct etcd;

@@ -20,6 +20,9 @@ struct locktab {
 	uint64_t		 grant_until;
 	/* cppcheck-suppress unusedStructMember ; used through TAILQ macros */
 	TAILQ_HEAD(, lt_lock)	 dirty;
+	/* Locks with a lock-delay, by its end: see struct lt_lock. */
+	/* cppcheck-suppress unusedStructMember ; used through RB macros */
+	RB_HEAD(lt_delays, lt_lock) delays;
 };
 
 static int
@@ -80,6 +83,20 @@ lt_report(struct locktab *lt, struct lt_lock *l)
 		lt->ops->changed(lt->arg, l);
 }
 
+/* The delay index's order: by the delay's end, then by address. */
+static int
+lt_delay_cmp(const struct lt_lock *a, const struct lt_lock *b)
+{
+	if (a->delayed_until != b->delayed_until)
+		return a->delayed_until < b->delayed_until ? -1 : 1;
+	return ((uintptr_t)a > (uintptr_t)b) - ((uintptr_t)a < (uintptr_t)b);
+}
+
+RB_PROTOTYPE_INTERNAL(lt_delays, lt_lock, delay_entry, lt_delay_cmp,
+    __attribute__((__unused__)) static)
+RB_GENERATE_INTERNAL(lt_delays, lt_lock, delay_entry, lt_delay_cmp,
+    __attribute__((__unused__)) static)
+
 struct locktab *
 locktab_new(uint64_t first_token, const struct lt_ops *ops, void *arg)
 {
@@ -87,6 +104,7 @@ locktab_new(uint64_t first_token, const struct lt_ops *ops, void *arg)
 
 	RB_INIT(&lt->tree);
 	TAILQ_INIT(&lt->dirty);
+	RB_INIT(&lt->delays);
 	lt->ops = ops;
 	lt->arg = arg;
 	lt->next_token = first_token != 0 ? first_token : 1;
@@ -265,6 +283,13 @@ lt_may_grant(const struct locktab *lt, uint64_t now)
 	    (lt->token_end == 0 || lt->next_token < lt->token_end);
 }
 
+/* Whether a lock-delay keeps lock l from being granted at now. */
+static bool
+lt_lock_delayed(const struct lt_lock *l, uint64_t now)
+{
+	return l->delayed_until > now;
+}
+
 static bool
 lt_owner_expired(const struct lt_owner *o, uint64_t now)
 {
@@ -314,11 +339,88 @@ lt_hold_free(struct locktab *lt, struct lt_hold *h, uint64_t now)
 	LIST_REMOVE(h, owner_link);
 	l->nholders--;
 	l->in_use -= h->permits;	/* a semaphore's permits come back */
+	if (h->notify_contended)
+		l->nnotify--;
 	h->owner->nholds--;
 	lt->stats.holds--;
 	lt_note_change(l);
 	free(h->value);
 	free(h);
+}
+
+/*
+ * The choices of an acquire, on a new hold or added to a hold the owner
+ * has (a reentrant acquire): the larger delay, and notices once asked.
+ */
+static void
+lt_hold_set_options(struct lt_hold *h, uint32_t lock_delay,
+    bool notify_contended)
+{
+	if (lock_delay > h->lock_delay)
+		h->lock_delay = lock_delay;
+	if (notify_contended && !h->notify_contended) {
+		h->notify_contended = true;
+		h->lock->nnotify++;
+	}
+}
+
+/*
+ * Tell each holder that asked and was not told yet that the lock has
+ * waiters. No cost on a lock whose holders never asked.
+ */
+static void
+lt_contention(struct locktab *lt, struct lt_lock *l)
+{
+	struct lt_hold *h;
+
+	if (l->nwaiters == 0 || l->nnotify == 0)
+		return;
+	TAILQ_FOREACH(h, &l->holders, lock_link) {
+		if (!h->notify_contended || h->contended_told)
+			continue;
+		h->contended_told = true;
+		if (lt->ops->contended != NULL)
+			lt->ops->contended(lt->arg, h, l->nwaiters);
+	}
+}
+
+/* The queue emptied: the next waiter is news to every holder again. */
+static void
+lt_contention_over(struct lt_lock *l)
+{
+	struct lt_hold *h;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link)
+		h->contended_told = false;
+}
+
+/*
+ * A hold ends without its holder letting go (it is revoked): if it asked
+ * for a lock-delay, nothing is granted on its lock for that long from now,
+ * so that what the dead holder still had in flight reaches the resource
+ * first. A delay already pending is extended, never shortened.
+ */
+static void
+lt_hold_delay(struct locktab *lt, struct lt_hold *h, uint64_t now)
+{
+	struct lt_lock *l = h->lock;
+	uint64_t until = now + h->lock_delay;
+
+	if (h->lock_delay == 0)
+		return;
+	lt->stats.delays++;
+	if (lt_lock_delayed(l, now) && until <= l->delayed_until)
+		return;
+	if (l->delayed_until != 0)
+		RB_REMOVE(lt_delays, &lt->delays, l);
+	else
+		lt->stats.delayed++;
+	if (!lt_lock_delayed(l, now))
+		l->delayed_from = now;
+	l->delayed_until = until;
+	RB_INSERT(lt_delays, &lt->delays, l);
+	if (lt->ops->delayed != NULL)
+		lt->ops->delayed(lt->arg, l, until);
 }
 
 static void
@@ -329,12 +431,19 @@ lt_wait_unlink(struct locktab *lt, struct lt_wait *w)
 	w->lock->nwaiters--;
 	w->owner->nwaits--;
 	lt->stats.waits--;
+	if (w->lock->nwaiters == 0 && w->lock->nnotify != 0)
+		lt_contention_over(w->lock);
 }
 
+/*
+ * Free a lock nobody holds or awaits, unless a lock-delay keeps it (so
+ * that a later acquire sees the delay): locktab_delays_due() frees it.
+ */
 static void
 lt_lock_maybe_free(struct locktab *lt, struct lt_lock *l)
 {
-	if (l->nholders != 0 || l->nwaiters != 0 || l->dirty)
+	if (l->nholders != 0 || l->nwaiters != 0 || l->dirty ||
+	    l->delayed_until != 0)
 		return;
 	RB_REMOVE(lt_tree, &lt->tree, l);
 	lt->stats.locks--;
@@ -367,7 +476,8 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		next = TAILQ_NEXT(w, lock_link);
 		if (lt_owner_expired(w->owner, now))
 			continue;
-		if (!lt_wait_fits(l, w) || !lt_may_grant(lt, now))
+		if (!lt_wait_fits(l, w) || !lt_may_grant(lt, now) ||
+		    lt_lock_delayed(l, now))
 			break;
 		lt_wait_unlink(lt, w);
 		h = lt_hold_new(lt, l, w->owner, w->mode, lt->next_token++, 1,
@@ -377,9 +487,12 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		h->value = w->value;
 		h->value_len = w->value_len;
 		w->value = NULL;
+		lt_hold_set_options(h, w->lock_delay, w->notify_contended);
 		lt->ops->granted(lt->arg, w, h);
 		lt_wait_free(w);
 	}
+	/* Whoever holds now, granted here or before, and others wait. */
+	lt_contention(lt, l);
 }
 
 static void
@@ -483,6 +596,9 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 			if (h->count == UINT32_MAX)
 				return DLM_E_LIMIT;
 			h->count++;
+			lt_hold_set_options(h, want->lock_delay_ms,
+			    want->notify_contended);
+			lt_contention(lt, l);
 			*hold = h;
 			return LT_GRANTED;
 		}
@@ -492,7 +608,8 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	} else
 		grantable = true;
 	/* Free but not grantable now: it waits like any other acquire. */
-	if (grantable && !lt_may_grant(lt, now))
+	if (grantable && (!lt_may_grant(lt, now) ||
+	    (l != NULL && lt_lock_delayed(l, now))))
 		grantable = false;
 
 	if (grantable) {
@@ -519,6 +636,8 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 		lt_hold_take_permits(l, *hold, permits);
 		lt_set_value(*hold, want->value, want->value_len);
 		lt_report(lt, l);
+		lt_hold_set_options(*hold, want->lock_delay_ms,
+		    want->notify_contended);
 		return LT_GRANTED;
 	}
 	w = xcalloc(1, sizeof *w);
@@ -530,11 +649,14 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	w->permits = permits;
 	if ((w->value = lt_value_dup(want->value, want->value_len)) != NULL)
 		w->value_len = (uint32_t)want->value_len;
+	w->lock_delay = want->lock_delay_ms;
+	w->notify_contended = want->notify_contended;
 	TAILQ_INSERT_TAIL(&l->waiters, w, lock_link);
 	LIST_INSERT_HEAD(&o->waits, w, owner_link);
 	l->nwaiters++;
 	o->nwaits++;
 	lt->stats.waits++;
+	lt_contention(lt, l);
 	*wait = w;
 	return LT_QUEUED;
 }
@@ -603,6 +725,8 @@ locktab_install(struct locktab *lt, struct lt_owner *o, const char *name,
 	if (mode == LT_EXCLUSIVE && token > l->floor)
 		l->floor = token;
 	h = lt_hold_new(lt, l, o, mode, token, count, now);
+	/* Granted before, elsewhere: not a grant of this table's delays. */
+	h->installed = true;
 	/* A shared hold in place of an exclusive one may let waiters go. */
 	lt_grant_pass(lt, l, now);
 	lt_report(lt, l);
@@ -635,7 +759,7 @@ lt_install_replace(struct locktab *lt, struct lt_lock *l, uint64_t token,
 	while ((w = TAILQ_FIRST(&l->waiters)) != NULL) {
 		lt_wait_unlink(lt, w);
 		lt->ops->cancelled(lt->arg, w);
-		free(w);
+		lt_wait_free(w);
 	}
 	return 0;
 }
@@ -730,6 +854,7 @@ locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
 	}
 	l->capacity = capacity;
 	h = lt_hold_new(lt, l, o, LT_EXCLUSIVE, token, 1, now);
+	h->installed = true;	/* as in locktab_install() */
 	lt_hold_take_permits(l, h, permits);
 	lt_report(lt, l);
 	*hold = h;
@@ -842,8 +967,10 @@ locktab_end_owner(struct locktab *lt, struct lt_owner *o, int reason,
 	}
 	while ((h = LIST_FIRST(&o->holds)) != NULL) {
 		lt_mark_dirty(lt, h->lock);
-		if (reason != 0)
+		if (reason != 0) {
 			lt->ops->revoked(lt->arg, h, reason);
+			lt_hold_delay(lt, h, now);
+		}
 		lt_hold_free(lt, h, now);
 		n++;
 	}
@@ -866,6 +993,7 @@ locktab_force_release(struct locktab *lt, const char *name, size_t namelen,
 		if (only != NULL && h->owner != only)
 			continue;
 		lt->ops->revoked(lt->arg, h, reason);
+		lt_hold_delay(lt, h, now);
 		lt_hold_free(lt, h, now);
 		n++;
 	}
@@ -883,6 +1011,38 @@ locktab_regrant(struct locktab *lt, struct lt_lock *l, uint64_t now)
 	lt_grant_pass(lt, l, now);
 	lt_report(lt, l);
 	lt_lock_maybe_free(lt, l);
+}
+
+uint64_t
+locktab_delays_due(struct locktab *lt, uint64_t now)
+{
+	struct lt_lock *l;
+
+	while ((l = RB_MIN(lt_delays, &lt->delays)) != NULL) {
+		if (lt_lock_delayed(l, now))
+			return l->delayed_until;
+		RB_REMOVE(lt_delays, &lt->delays, l);
+		l->delayed_until = 0;
+		lt->stats.delayed--;
+		lt_grant_pass(lt, l, now);
+		lt_report(lt, l);
+		lt_lock_maybe_free(lt, l);
+	}
+	return 0;
+}
+
+uint64_t
+locktab_delay_left(const struct lt_lock *l, uint64_t now)
+{
+	return lt_lock_delayed(l, now) ? l->delayed_until - now : 0;
+}
+
+void
+locktab_hold_options(struct locktab *lt, struct lt_hold *h,
+    uint32_t lock_delay_ms, bool notify_contended)
+{
+	lt_hold_set_options(h, lock_delay_ms, notify_contended);
+	lt_contention(lt, h->lock);
 }
 
 void
@@ -988,22 +1148,30 @@ const char *
 locktab_check(struct locktab *lt, uint64_t now)
 {
 	struct lt_lock *l, *prev = NULL;
-	uint64_t locks = 0, holds = 0, waits = 0;
+	uint64_t locks = 0, holds = 0, waits = 0, delayed = 0, indexed = 0;
 
 	RB_FOREACH(l, lt_tree, &lt->tree) {
 		struct lt_hold *h;
 		struct lt_wait *w;
 		const char *why;
-		uint32_t nh = 0, nw = 0;
+		uint32_t nh = 0, nw = 0, nn = 0;
 
 		locks++;
 		if (prev != NULL && lt_cmp(prev, l) >= 0)
 			return "locks are not in name order";
 		prev = l;
-		if (l->nholders == 0 && l->nwaiters == 0)
+		if (l->nholders == 0 && l->nwaiters == 0 &&
+		    l->delayed_until == 0)
 			return "a lock with no holder and no waiter was kept";
 		if (l->changed)
 			return "a change of holders was never reported";
+		if (l->delayed_until != 0) {
+			delayed++;
+			if (RB_FIND(lt_delays, &lt->delays, l) != l)
+				return "a delayed lock is not in the delay index";
+			if (l->delayed_from >= l->delayed_until)
+				return "a lock-delay ends before it began";
+		}
 		TAILQ_FOREACH(h, &l->holders, lock_link) {
 			nh++;
 			if (h->lock != l)
@@ -1022,9 +1190,29 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a hold lies below a claim that ended it";
 			if ((h->value == NULL) != (h->value_len == 0))
 				return "a hold's value and its length disagree";
+			if (l->delayed_until != 0 && !h->installed &&
+			    h->since > l->delayed_from &&
+			    h->since < l->delayed_until)
+				return "a hold was granted while its lock was "
+				    "delayed";
+			if (h->notify_contended)
+				nn++;
+			else if (h->contended_told)
+				return "a hold that did not ask was told of "
+				    "contention";
+			if (h->contended_told && l->nwaiters == 0)
+				return "a hold is marked told of contention "
+				    "with nobody waiting";
+			if (h->notify_contended && !h->contended_told &&
+			    l->nwaiters != 0)
+				return "a hold that asked was not told of its "
+				    "lock's waiters";
 		}
 		if (nh != l->nholders)
 			return "a lock's holder count is wrong";
+		if (nn != l->nnotify)
+			return "a lock's count of holders asking for notices "
+			    "is wrong";
 		if (nh > 1 && l->mode != LT_SHARED && l->kind != LT_SEMAPHORE)
 			return "an exclusive lock has more than one holder";
 		if ((why = lt_check_permits(l)) != NULL)
@@ -1043,7 +1231,12 @@ locktab_check(struct locktab *lt, uint64_t now)
 		TAILQ_FOREACH(w, &l->waiters, lock_link) {
 			if (lt_owner_expired(w->owner, now))
 				continue;
-			if (lt_wait_fits(l, w) && lt_may_grant(lt, now))
+			/*
+			 * A delay keeps it waiting, and one that is over
+			 * until the caller's locktab_delays_due() ends it.
+			 */
+			if (lt_wait_fits(l, w) &&
+			    lt_may_grant(lt, now) && l->delayed_until == 0)
 				return "a waiter could be granted but waits";
 			break;
 		}
@@ -1053,5 +1246,12 @@ locktab_check(struct locktab *lt, uint64_t now)
 	if (locks != lt->stats.locks || holds != lt->stats.holds ||
 	    waits != lt->stats.waits)
 		return "the table's counters disagree with its contents";
+	RB_FOREACH(l, lt_delays, &lt->delays) {
+		indexed++;
+		if (l->delayed_until == 0)
+			return "a lock in the delay index has no delay";
+	}
+	if (delayed != indexed || delayed != lt->stats.delayed)
+		return "the delay index disagrees with the delayed locks";
 	return NULL;
 }

@@ -80,7 +80,19 @@ struct lt_lock {
 	 * through ops->changed when the operation is done with the lock.
 	 */
 	uint8_t			changed;
-	char			name[];
+	/*
+	 * Lock-delay: a hold that asked for one ended without its holder
+	 * letting go, so nothing is granted here while now < delayed_until.
+	 * The lock is in the table's delay index while delayed_until is not
+	 * 0, even once that time has passed, until locktab_delays_due()
+	 * takes it out; delayed_from is when the delay began.
+	 */
+	RB_ENTRY(lt_lock)	delay_entry;
+	uint64_t		delayed_until;
+	uint64_t		delayed_from;
+	/* Holders that asked for contention notices. */
+	uint32_t		nnotify;
+	char			name[];	/* stays last: the name's bytes */
 };
 
 struct lt_hold {
@@ -99,6 +111,11 @@ struct lt_hold {
 	 */
 	void			*value;
 	uint32_t		value_len;
+	/* ms the lock is delayed when this hold ends not let go; 0: none */
+	uint32_t		lock_delay;
+	bool			notify_contended;	/* asked for notices */
+	bool			contended_told;	/* since the queue was empty */
+	bool			installed;	/* by locktab_install(), not granted */
 };
 
 struct lt_wait {
@@ -113,6 +130,9 @@ struct lt_wait {
 	/* The value its hold will carry (the table's copy), or NULL. */
 	void			*value;
 	uint32_t		value_len;
+	/* What its hold will have: see struct lt_want. */
+	uint32_t		lock_delay;
+	bool			notify_contended;
 };
 
 struct lt_ops {
@@ -136,6 +156,18 @@ struct lt_ops {
 	 * no waiter left; it is freed after this returns.
 	 */
 	void	(*changed)(void *arg, const struct lt_lock *l);
+	/*
+	 * Optional: h asked for contention notices and its lock has waiters
+	 * (waiters of them): told once, and again only after the queue has
+	 * been empty. Called after the grant of h when others wait behind it.
+	 */
+	void	(*contended)(void *arg, const struct lt_hold *h,
+		    uint32_t waiters);
+	/*
+	 * Optional: lock l is delayed until `until` (a hold with a lock-delay
+	 * ended not let go); call locktab_delays_due() at that time.
+	 */
+	void	(*delayed)(void *arg, const struct lt_lock *l, uint64_t until);
 };
 
 struct lt_limits {
@@ -147,6 +179,8 @@ struct lt_stats {
 	uint64_t	locks;
 	uint64_t	holds;
 	uint64_t	waits;
+	uint64_t	delays;		/* holds that ended with a lock-delay */
+	uint64_t	delayed;	/* locks in the delay index now */
 };
 
 enum lt_result {
@@ -189,6 +223,15 @@ struct lt_want {
 	 */
 	const void	*value;
 	size_t		 value_len;
+	/*
+	 * Lock-delay in ms: when the hold ends without its holder letting go
+	 * (locktab_end_owner() with a reason, locktab_force_release()),
+	 * nothing is granted on the lock for that long. A reentrant acquire
+	 * raises a hold's delay to the larger of the two.
+	 */
+	uint32_t	 lock_delay_ms;
+	/* Tell the holder (ops->contended) when others wait for the lock. */
+	bool		 notify_contended;
 };
 
 /*
@@ -268,15 +311,17 @@ uint32_t	 locktab_release_owner(struct locktab *, struct lt_owner *,
 		    uint64_t now);
 /*
  * End an owner in one step: drop its waits (ops->cancelled for each), then
- * its holds (ops->revoked for each when reason is not 0), then grant whoever
- * can go. Returns the number of holds released.
+ * its holds, then grant whoever can go. A reason that is not 0 means the
+ * holds were not let go by their holder: ops->revoked is called for each,
+ * and their lock-delays apply; 0 is a clean end (bye). Returns the number
+ * of holds released.
  */
 uint32_t	 locktab_end_owner(struct locktab *, struct lt_owner *,
 		    int reason, uint64_t now);
 /*
  * Release a lock from every holder, or from one owner when only is not NULL,
- * calling ops->revoked for each. Returns the number of holds released;
- * 0 also when the lock does not exist.
+ * calling ops->revoked for each; each hold's lock-delay applies. Returns
+ * the number of holds released; 0 also when the lock does not exist.
  */
 uint32_t	 locktab_force_release(struct locktab *, const char *name,
 		    size_t namelen, const struct lt_owner *only, int reason,
@@ -318,6 +363,21 @@ void		 locktab_set_window(struct locktab *, uint64_t from,
 		    uint64_t until);
 /* Grant every waiter that can go, after the tokens or window changed. */
 void		 locktab_regrant_all(struct locktab *, uint64_t now);
+/*
+ * End the lock-delays that are over at now: grant their locks' waiters and
+ * free the locks nobody holds or awaits. Returns when the earliest delay
+ * still pending ends, or 0 when none is: the caller calls again then.
+ */
+uint64_t	 locktab_delays_due(struct locktab *, uint64_t now);
+/* How long lock l stays delayed from now; 0 when it is not. */
+uint64_t	 locktab_delay_left(const struct lt_lock *, uint64_t now);
+/*
+ * Give a hold the choices of an acquire (a reclaimed hold, installed
+ * without them): its lock-delay is raised to lock_delay_ms, and it is
+ * told of contention from now on when notify_contended.
+ */
+void		 locktab_hold_options(struct locktab *, struct lt_hold *,
+		    uint32_t lock_delay_ms, bool notify_contended);
 /*
  * Check the table's invariants (for tests and fuzzers). Returns NULL, or a
  * sentence saying what is broken.

@@ -178,6 +178,13 @@ render(struct evbuffer *b)
 	put_metric(b, "dlmd_forced_releases_total", "counter",
 	    "Holds ended by an admin's force_release, reset_client or "
 	    "reset_all.", st->forced);
+	put_metric(b, "dlmd_lock_delays_total", "counter",
+	    "Holds with a lock-delay that ended without a release, delaying "
+	    "their lock.", lts.delays);
+	put_metric(b, "dlmd_delayed_locks", "gauge",
+	    "Locks whose lock-delay is pending.", lts.delayed);
+	put_metric(b, "dlmd_contended_notices_total", "counter",
+	    "Contention notices sent to holders.", st->contended);
 	put_metric(b, "dlmd_requests_total", "counter", "Requests read.",
 	    st->requests);
 	put_metric(b, "dlmd_errors_total", "counter",

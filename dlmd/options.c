@@ -32,6 +32,7 @@ enum {
 	OPT_MAX_NAME_LEN,
 	OPT_MAX_REQUEST,
 	OPT_MAX_OUTPUT,
+	OPT_MAX_LOCK_DELAY,
 	OPT_SOCKET_MODE,
 	OPT_ADMIN_UID,
 	OPT_TOKEN_FILE,
@@ -70,6 +71,7 @@ static const struct option long_options[] = {
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "max-value-len", required_argument, NULL, OPT_MAX_VALUE_LEN },
 	{ "max-watches", required_argument, NULL, OPT_MAX_WATCHES },
+	{ "max-lock-delay", required_argument, NULL, OPT_MAX_LOCK_DELAY },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "admin-uid", required_argument, NULL, OPT_ADMIN_UID },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
@@ -116,6 +118,8 @@ usage(int status)
 "      --max-output BYTES   unread output before a client is dropped (1048576)\n"
 "      --max-value-len BYTES  bytes in the value of a hold (1024; 0: none)\n"
 "      --max-watches N      watches per session (64)\n"
+"      --max-lock-delay MS  longest lock-delay an acquire may ask for;\n"
+"                           0 refuses every delay (60000)\n"
 "      --socket-mode MODE   file mode of Unix sockets, octal (0666)\n"
 "      --admin-uid UID      also an admin over the Unix socket; repeatable\n"
 "      --token-file FILE    token TCP clients must present\n"
@@ -316,6 +320,9 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 	case OPT_MAX_WATCHES:
 		u32 = &cfg->max_watches, max = 1000000;
 		break;
+	case OPT_MAX_LOCK_DELAY:
+		u32 = &cfg->max_lock_delay_ms, max = INT32_MAX;
+		break;
 	case OPT_SOCKET_MODE:
 		errno = 0;
 		mode = strtoul(value, &end, 8);
@@ -377,6 +384,7 @@ config_defaults(struct dlmd_config *cfg)
 	cfg->max_output = 1048576;
 	cfg->max_value_len = 1024;
 	cfg->max_watches = 64;
+	cfg->max_lock_delay_ms = 60000;
 	cfg->socket_mode = 0666;
 	cfg->cluster_ttl_ms = 6000;
 }

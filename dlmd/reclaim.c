@@ -33,6 +33,13 @@ struct claim {
 	 */
 	const char		*value;
 	size_t			 valuelen;
+	/*
+	 * The hold's choices at its acquire, which its receipt does not
+	 * cover: they are the holder's own to make (a delay within this
+	 * server's cap), so its word is taken for them.
+	 */
+	uint32_t		 lock_delay_ms;
+	bool			 notify_contended;
 };
 
 static int
@@ -167,6 +174,25 @@ claim_read(struct request *req, const msgpack_object *m, struct claim *cl)
 		return request_error(req, DLM_E_BAD_REQUEST, "a hold's 'count' "
 		    "(%llu) is above the count its receipt proves (%llu)",
 		    (unsigned long long)count, (unsigned long long)proven);
+	if ((o = mpr_get(m, "lock_delay_ms")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL) {
+		uint64_t delay;
+
+		if (!mpr_uint(o, &delay))
+			return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
+			    "'lock_delay_ms' must be an unsigned integer");
+		/*
+		 * Cut to this server's cap, not refused: the hold was
+		 * granted with it, and refusing would lose the hold.
+		 */
+		cl->lock_delay_ms = delay > srv->cfg->max_lock_delay_ms ?
+		    srv->cfg->max_lock_delay_ms : (uint32_t)delay;
+	}
+	if ((o = mpr_get(m, "notify_contended")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL &&
+	    !mpr_bool(o, &cl->notify_contended))
+		return request_error(req, DLM_E_BAD_REQUEST, "a hold's "
+		    "'notify_contended' must be true or false");
 	cl->c.token = token;
 	cl->c.count = (uint32_t)count;
 	cl->proven = (uint32_t)proven;
@@ -240,6 +266,8 @@ claim_install(struct session *s, const struct claim *cl, uint64_t now,
 	case LT_GRANTED:
 		if (cl->value != NULL)
 			locktab_set_value(srv->lt, h, cl->value, cl->valuelen);
+		locktab_hold_options(srv->lt, h, cl->lock_delay_ms,
+		    cl->notify_contended);
 		*why = "";
 		return 0;
 	case DLM_E_WOULD_BLOCK:

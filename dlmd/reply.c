@@ -1,6 +1,6 @@
 /*
- * Every message the server sends: results, errors, grants and "lost"
- * notices. Each is packed straight into the connection's output, so a
+ * Every message the server sends: results, errors, grants, and "lost" and
+ * "contended" notices. Each is packed straight into the connection's output, so a
  * reply made while another is being built (a grant caused by a release)
  * never shares a buffer with it. doc/PROTOCOL.md gives the same shapes.
  */
@@ -180,5 +180,29 @@ notify_lost(struct conn *c, const struct lt_hold *h, int reason)
 	mpw_u64(&w, h->token);
 	mpw_key(&w, "reason");
 	mpw_str(&w, dlm_proto_lost_reason(reason));
+	reply_done(c, &w);
+}
+
+/* [2, "contended", [{lock, token, waiters}]] */
+void
+notify_contended(struct conn *c, const struct lt_hold *h, uint32_t waiters)
+{
+	struct evbuffer *out = conn_output(c);
+	struct mpw w;
+
+	if (out == NULL)
+		return;
+	mpw_init(&w, out, evbuffer_packer_write);
+	mpw_array(&w, 3);
+	mpw_u64(&w, DLM_MSG_NOTIFY);
+	mpw_str(&w, "contended");
+	mpw_array(&w, 1);
+	mpw_map(&w, 3);
+	mpw_key(&w, "lock");
+	mpw_strn(&w, h->lock->name, h->lock->namelen);
+	mpw_key(&w, "token");
+	mpw_u64(&w, h->token);
+	mpw_key(&w, "waiters");
+	mpw_u64(&w, waiters);
 	reply_done(c, &w);
 }

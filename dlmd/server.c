@@ -96,6 +96,7 @@ server_init(struct event_base *base, struct dlmd_config *cfg)
 	first_token = (uint64_t)ts.tv_sec * 1000000 +
 	    (uint64_t)ts.tv_nsec / 1000;
 	srv->lt = locktab_new(first_token, &session_lt_ops, NULL);
+	evtimer_assign(&srv->delay_timer, base, session_delay_timer_cb, NULL);
 	limits.max_holds = cfg->max_holds;
 	limits.max_waits = cfg->max_waits;
 	locktab_set_limits(srv->lt, &limits);
@@ -399,6 +400,7 @@ server_free(void)
 	conn_free_all();
 	session_reap();
 	watch_free_all();
+	event_del(&srv->delay_timer);
 	locktab_free(srv->lt);
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);

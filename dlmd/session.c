@@ -244,8 +244,13 @@ session_detach(struct session *s)
 	if (srv->cfg->cluster_etcd != NULL && s->owner.deadline > now &&
 	    s->owner.deadline - now > linger)
 		linger = s->owner.deadline - now;
+	/*
+	 * Gone without release or bye: its holds were not let go, so their
+	 * lock-delays apply (the reason sends nothing: no connection is left).
+	 */
 	if (linger == 0 || srv->shutting_down) {
-		session_end(s, 0, DLM_E_CANCELLED);
+		session_end(s, srv->shutting_down ? 0 : DLM_LOST_SESSION,
+		    DLM_E_CANCELLED);
 		return;
 	}
 	/* Nobody is left to answer. */
@@ -364,7 +369,8 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_info("session %s ended: not back within its linger%s",
 		    safe_str0(s->name), srv->cfg->cluster_etcd != NULL ?
 		    " or lease" : "");
-		session_end(s, 0, DLM_E_CANCELLED);
+		/* Not let go either: as a drop without linger. */
+		session_end(s, DLM_LOST_SESSION, DLM_E_CANCELLED);
 		return;
 	}
 	session_expire(s, c);
@@ -513,10 +519,66 @@ lt_ended(void *arg, const struct lt_hold *h, uint64_t now)
 	metrics_observe_hold(now - h->since);
 }
 
+static void
+lt_contended(void *arg, const struct lt_hold *h, uint32_t waiters)
+{
+	struct session *s = session_of_owner(h->owner);
+
+	(void)arg;
+	if (s->conn == NULL)
+		return;		/* lingering: nobody to tell */
+	srv->stats.contended++;
+	notify_contended(s->conn, h, waiters);
+}
+
+/* Have the delay timer fire at due, unless it fires sooner already. */
+static void
+delay_timer_arm(uint64_t due)
+{
+	uint64_t now = now_ms();
+	struct timeval tv;
+
+	if (srv->delay_due != 0 && srv->delay_due <= due)
+		return;
+	srv->delay_due = due;
+	due = due > now ? due - now : 0;
+	tv.tv_sec = (time_t)(due / 1000);
+	tv.tv_usec = (suseconds_t)(due % 1000) * 1000;
+	event_add(&srv->delay_timer, &tv);
+}
+
+static void
+lt_delayed(void *arg, const struct lt_lock *l, uint64_t until)
+{
+	(void)arg;
+	(void)l;
+	delay_timer_arm(until);
+}
+
+/*
+ * The earliest lock-delay may be over (or the timer came a clock tick
+ * early): the table grants what waited for those that are, and says
+ * when the next ends.
+ */
+void
+session_delay_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	srv->delay_due = 0;
+	if ((next = locktab_delays_due(srv->lt, now_ms())) != 0)
+		delay_timer_arm(next);
+}
+
 const struct lt_ops session_lt_ops = {
 	.granted = lt_granted,
 	.cancelled = lt_cancelled,
 	.revoked = lt_revoked,
 	.ended = lt_ended,
 	.changed = watch_changed,
+	.contended = lt_contended,
+	.delayed = lt_delayed,
 };

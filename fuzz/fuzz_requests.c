@@ -148,8 +148,15 @@ send_request(int k, const uint8_t *d, size_t n)
 		unsigned permits = (b[2] >> 2) & 3;
 
 		bool valued = !semaphore && (b[3] & 0x20) != 0;
+		/*
+		 * Lock-delays of a few ms (they end within the input's
+		 * run) and contention notices, from the msgid's spare bits.
+		 */
+		static const int64_t delays[] = { 1, 3, 20, 70000 };
+		bool delay = (b[1] & 0x10) != 0, notify = (b[1] & 0x20) != 0;
 
-		mpw_map(&w, 4 + (semaphore ? 1 + (permits != 0) : 0) + valued);
+		mpw_map(&w, 4 + (semaphore ? 1 + (permits != 0) : 0) + valued +
+		    delay + notify);
 		if (valued) {
 			/* Values the watchers' notices carry, at the limit. */
 			static const char v[32] = "value";
@@ -175,6 +182,14 @@ send_request(int k, const uint8_t *d, size_t n)
 		if (semaphore && permits != 0) {
 			mpw_key(&w, "permits");
 			mpw_u64(&w, permits);
+		}
+		if (delay) {
+			mpw_key(&w, "lock_delay_ms");
+			mpw_i64(&w, delays[(b[1] >> 6) & 3]);
+		}
+		if (notify) {
+			mpw_key(&w, "notify_contended");
+			mpw_bool(&w, true);
 		}
 	} else if (strcmp(method, "release") == 0 && (b[3] & 1)) {
 		/* A semaphore's release of some permits (0 is refused). */

@@ -116,10 +116,13 @@ acquire_opts_read(struct dlm_acquire_opts *o, const char *lock,
 			return "acquire options this library does not know";
 	memcpy(o, given, n < sizeof *o ? n : sizeof *o);
 	o->size = sizeof *o;
-	if ((o->flags & ~(DLM_RLOCK | DLM_SHARED | DLM_SEMAPHORE)) != 0)
+	if ((o->flags & ~(DLM_RLOCK | DLM_SHARED | DLM_SEMAPHORE |
+	    DLM_NOTIFY_CONTENDED)) != 0)
 		return "unknown flags";
 	if (o->timeout_ms < -1)
 		return "a timeout below -1";
+	if (o->lock_delay_ms < 0)
+		return "a negative lock_delay_ms";
 	if (o->value == NULL && o->value_len > 0)
 		return "a value_len without a value";
 	if (o->value_len > MAX_VALUE)

@@ -77,6 +77,9 @@ struct lockent {
 	bool		 owned;		/* busy by a dlm_acquire() of owner */
 	bool		 rlock;		/* the hold is an rlock's */
 	bool		 shared;	/* and in shared mode */
+	/* Its acquire's choices, for a reclaim to carry. */
+	uint32_t	 lock_delay_ms;
+	bool		 notify_contended;
 	/*
 	 * In a cluster: the proof of the latest grant, at receipt_count,
 	 * which the hold is reclaimed with after a fail-over.
@@ -134,6 +137,8 @@ struct note {
 	char		*state;
 	size_t		 state_len;
 	uint64_t	 watch_id;
+	bool		 contended;	/* for on_contended, not on_lost */
+	uint32_t	 waiters;
 };
 
 struct dlm_client {
@@ -157,6 +162,8 @@ struct dlm_client {
 	char		*auth;
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
+	dlm_contended_cb on_contended;
+	void		*on_contended_arg;
 
 	struct lockent	*locks;		/* by name */
 	struct watchent	*watches;	/* by name */
@@ -246,6 +253,12 @@ void		 dlm__locks_on_reply(struct dlm_client *, struct dlm_req *);
 /* lock is len bytes, not NUL-terminated. */
 void		 dlm__locks_on_lost(struct dlm_client *, const char *lock,
 		    size_t len, uint64_t token, int reason);
+/*
+ * The server says others wait for a hold: a note for on_contended, if
+ * the client still has that hold (and memory allows).
+ */
+void		 dlm__locks_on_contended(struct dlm_client *, const char *lock,
+		    size_t len, uint64_t token, uint32_t waiters);
 /* Make e's spare note (see struct lockent): 0 or DLM_E_NOMEM. */
 int		 dlm__lockent_reserve(struct lockent *);
 /* Mark every hold lost; a note for each for on_lost. */

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,11 @@ dlm__run_notes(struct dlm_client *c, struct note *n)
 		next = n->next;
 		if (n->state != NULL)
 			dlm__watch_deliver(c, n);
-		else if (n->lock != NULL && c->on_lost != NULL)
+		else if (n->contended) {
+			if (c->on_contended != NULL)
+				c->on_contended(c, n->lock, n->token,
+				    n->waiters, c->on_contended_arg);
+		} else if (n->lock != NULL && c->on_lost != NULL)
 			c->on_lost(c, n->lock, n->token, n->reason,
 			    c->on_lost_arg);
 		else if (n->lock == NULL && c->state_cb != NULL) {
@@ -159,6 +164,13 @@ ops_holds(void *owner, const char *lock)
 	return dlm__locks_held(owner, lock);
 }
 
+static void
+ops_contended(void *owner, const char *lock, size_t len, uint64_t token,
+    uint32_t waiters)
+{
+	dlm__locks_on_contended(owner, lock, len, token, waiters);
+}
+
 static int
 ops_claims(void *owner, msgpack_sbuffer *sb, uint32_t *n)
 {
@@ -201,7 +213,7 @@ ops_state(void *owner, enum engine_state st, int err)
 
 static const struct engine_ops client_ops = {
 	ops_finished, ops_lost, ops_lost_all, ops_holds, ops_claims, ops_state,
-	ops_changed,
+	ops_changed, ops_contended,
 };
 
 void
@@ -216,8 +228,8 @@ dlm_options_init(struct dlm_options *opts)
 /*
  * struct dlm_options as libdlmclient.so.1 first had it, frozen: what a
  * size of 0 means. New fields go at the end of the public struct, never
- * here; the assertion below then fails, to be changed to say that the
- * public struct is at least this big.
+ * here (on_contended was the first): the public struct is at least this
+ * big, and begins with these.
  */
 struct options_1 {
 	size_t		 size;
@@ -230,8 +242,11 @@ struct options_1 {
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
 };
-_Static_assert(sizeof(struct options_1) == sizeof(struct dlm_options),
-    "struct dlm_options grew: see struct options_1");
+_Static_assert(sizeof(struct options_1) <= sizeof(struct dlm_options),
+    "struct dlm_options shrank: see struct options_1");
+_Static_assert(offsetof(struct options_1, on_lost_arg) ==
+    offsetof(struct dlm_options, on_lost_arg),
+    "struct dlm_options moved a field of struct options_1");
 
 /*
  * Read the caller's options into *o, the library's own layout: only as
@@ -355,6 +370,8 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	c->fork_depth = dlm__fork_depth();
 	c->on_lost = opts->on_lost;
 	c->on_lost_arg = opts->on_lost_arg;
+	c->on_contended = opts->on_contended;
+	c->on_contended_arg = opts->on_contended_arg;
 	if (opts->client != NULL)
 		c->name = strdup(opts->client);
 	else {

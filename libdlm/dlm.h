@@ -104,7 +104,7 @@ enum dlm_error {
 #undef DLM__ERROR_CONSTANT
 };
 
-/* Flags of dlm_acquire(). */
+/* Flags of dlm_acquire() (and of struct dlm_acquire_opts). */
 #define DLM_RLOCK	0x1	/* reentrant per client; default mutex */
 #define DLM_SHARED	0x2	/* shared mode; default exclusive */
 /*
@@ -112,6 +112,11 @@ enum dlm_error {
  * opts->capacity. Not with DLM_RLOCK or DLM_SHARED.
  */
 #define DLM_SEMAPHORE	0x4
+/*
+ * While the hold lasts, call the on_contended callback of struct
+ * dlm_options when others start waiting for the lock (dlm_acquire_ex(3)).
+ */
+#define DLM_NOTIFY_CONTENDED	0x8
 
 /* Timeouts. */
 #define DLM_TRY		0	/* fail with DLM_E_WOULD_BLOCK at once */
@@ -134,6 +139,12 @@ struct dlm_client;
 
 typedef void	(*dlm_lost_cb)(struct dlm_client *, const char *lock,
 		    uint64_t token, int reason, void *arg);
+/*
+ * Others wait for lock, held with token by an acquire with
+ * DLM_NOTIFY_CONTENDED: waiters of them when the first came.
+ */
+typedef void	(*dlm_contended_cb)(struct dlm_client *, const char *lock,
+		    uint64_t token, uint32_t waiters, void *arg);
 
 /*
  * Fill with dlm_options_init(), then set the fields wanted. size lets the
@@ -166,6 +177,14 @@ struct dlm_options {
 	 */
 	dlm_lost_cb	 on_lost;
 	void		*on_lost_arg;
+	/*
+	 * Called, as on_lost is (same thread, same rules), when a hold taken
+	 * with DLM_NOTIFY_CONTENDED gets its first waiter: once per hold,
+	 * and again only after nobody waited for a while. A hint to give
+	 * the lock up soon; nothing is lost meanwhile.
+	 */
+	dlm_contended_cb on_contended;
+	void		*on_contended_arg;
 };
 
 /* Fill opts with the defaults, and opts->size with its size. */
@@ -196,7 +215,8 @@ DLM_API int	dlm_acquire(struct dlm_client *, const char *lock, int flags,
  */
 struct dlm_acquire_opts {
 	size_t		 size;		/* set by dlm_acquire_opts_init() */
-	int		 flags;		/* as dlm_acquire()'s, or DLM_SEMAPHORE */
+	int		 flags;		/* as dlm_acquire()'s, DLM_SEMAPHORE,
+					   DLM_NOTIFY_CONTENDED */
 	int		 timeout_ms;	/* default DLM_FOREVER */
 	/*
 	 * DLM_SEMAPHORE: the semaphore's capacity (1 to INT32_MAX, required,
@@ -211,6 +231,12 @@ struct dlm_acquire_opts {
 	 */
 	const void	*value;
 	size_t		 value_len;
+	/*
+	 * When the hold ends without this client letting go (its process
+	 * dies, its lease runs out, an admin takes it), the server grants
+	 * the lock to nobody for this many ms. 0: no delay.
+	 */
+	int		 lock_delay_ms;
 };
 
 DLM_API void	dlm_acquire_opts_init(struct dlm_acquire_opts *opts);

@@ -867,6 +867,7 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		const char *lock;
 		size_t len;
 		uint64_t token;
+		uint32_t waiters;
 		int reason, rc = wire_lost(f, &lock, &len, &token, &reason);
 
 		if (rc < 0)
@@ -877,8 +878,15 @@ handle_frame(struct engine *e, const struct frame *f, uint64_t now)
 		}
 		if ((rc = wire_changed(f, &lock, &len, &state)) < 0)
 			return -1;
-		if (rc > 0)
+		if (rc > 0) {
 			e->ops->changed(e->owner, lock, len, state);
+			return 0;
+		}
+		if ((rc = wire_contended(f, &lock, &len, &token,
+		    &waiters)) < 0)
+			return -1;
+		if (rc > 0)
+			e->ops->contended(e->owner, lock, len, token, waiters);
 	}
 	return 0;	/* something newer than this library: ignore */
 }

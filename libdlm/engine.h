@@ -140,13 +140,20 @@ struct engine_ops {
 	 */
 	int	(*claims)(void *owner, msgpack_sbuffer *sb, uint32_t *n);
 	/* The state changed; err says why when it is ENGINE_CLOSED. */
-	void	(*state)(void *owner, enum engine_state, int err);	/*
+	void	(*state)(void *owner, enum engine_state, int err);
+	/*
 	 * A watched lock's holders changed: state is the notice's map
 	 * (checked by wire_state_valid()), valid during the call; lock is
 	 * len bytes, not NUL-terminated.
 	 */
 	void	(*changed)(void *owner, const char *lock, size_t len,
 		    const msgpack_object *state);
+	/*
+	 * The server says others wait for a hold that asked to be told;
+	 * lock as for lost.
+	 */
+	void	(*contended)(void *owner, const char *lock, size_t len,
+		    uint64_t token, uint32_t waiters);
 };
 
 struct uncertain;

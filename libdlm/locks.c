@@ -273,6 +273,15 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 			    req->acq.value_len : 0;
 			req->value_own = NULL;
 		}
+		/* A new hold has its acquire's choices; a re-entry adds. */
+		if (e->count == 0 || e->token != req->r.token) {
+			e->lock_delay_ms = 0;
+			e->notify_contended = false;
+		}
+		if ((uint32_t)req->acq.lock_delay_ms > e->lock_delay_ms)
+			e->lock_delay_ms = (uint32_t)req->acq.lock_delay_ms;
+		if (req->acq.flags & DLM_NOTIFY_CONTENDED)
+			e->notify_contended = true;
 		e->count = (uint32_t)req->r.count;
 		e->token = req->r.token;
 		e->rlock = (req->acq.flags & DLM_RLOCK) != 0;
@@ -336,6 +345,23 @@ dlm__locks_on_lost(struct dlm_client *c, const char *lock, size_t len,
 	e->token = 0;
 	e->refs++;		/* no reference was taken: just a look */
 	dlm__lockent_put(c, e);
+}
+
+void
+dlm__locks_on_contended(struct dlm_client *c, const char *lock, size_t len,
+    uint64_t token, uint32_t waiters)
+{
+	struct lockent *e;
+	struct note *n;
+
+	/* Only about a hold the client has: a late one is moot. */
+	HASH_FIND(hh, c->locks, lock, len, e);
+	if (e == NULL || e->token != token || e->count == 0 ||
+	    c->on_contended == NULL || (n = dlm__note_new(e->name)) == NULL)
+		return;
+	n->contended = true;
+	n->waiters = waiters;
+	dlm__note_queue(c, n, token, 0, 0);
 }
 
 void
@@ -430,7 +456,8 @@ dlm__locks_claims(struct dlm_client *c, msgpack_sbuffer *sb, uint32_t *n)
 		cl = (struct wire_claim){ e->name, e->rlock, e->shared,
 		    e->token, e->count, e->receipt_count, e->receipt,
 		    e->capacity, e->permits, e->receipt_permits,
-		    e->value, e->value_len };
+		    e->value, e->value_len, e->lock_delay_ms,
+		    e->notify_contended };
 		if (wire_claim(sb, &cl) != 0)
 			return DLM_E_NOMEM;
 		(*n)++;

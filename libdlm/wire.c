@@ -307,7 +307,8 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	struct mpw w;
 
 	mpw_init_sbuffer(&w, sb);
-	mpw_map(&w, (cl->capacity != 0 ? 10 : 7) + (cl->value_len > 0));
+	mpw_map(&w, (cl->capacity != 0 ? 10 : 7) + (cl->value_len > 0) +
+	    (cl->lock_delay_ms != 0) + cl->notify_contended);
 	if (cl->capacity != 0) {
 		mpw_key(&w, "capacity");
 		mpw_u64(&w, cl->capacity);
@@ -336,6 +337,14 @@ wire_claim(msgpack_sbuffer *sb, const struct wire_claim *cl)
 	mpw_u64(&w, cl->receipt_count);
 	mpw_key(&w, "receipt");
 	mpw_bin(&w, cl->receipt, WIRE_RECEIPT_LEN);
+	if (cl->lock_delay_ms != 0) {
+		mpw_key(&w, "lock_delay_ms");
+		mpw_u64(&w, cl->lock_delay_ms);
+	}
+	if (cl->notify_contended) {
+		mpw_key(&w, "notify_contended");
+		mpw_bool(&w, true);
+	}
 	if (w.err != 0) {
 		sb->size = mark;
 		return DLM_E_NOMEM;
@@ -349,7 +358,9 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 {
 	struct mpw w;
 	bool semaphore = (o->flags & DLM_SEMAPHORE) != 0;
-	uint32_t n = 4 + (semaphore ? 2 : 0) + (o->value_len > 0);
+	bool notify = (o->flags & DLM_NOTIFY_CONTENDED) != 0;
+	uint32_t n = 4 + (semaphore ? 2 : 0) + (o->value_len > 0) +
+	    (o->lock_delay_ms > 0) + notify;
 
 	wire_params_init(p, &w);
 	mpw_map(&w, n);
@@ -371,6 +382,14 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 	if (o->value_len > 0) {
 		mpw_key(&w, "value");
 		mpw_bin(&w, o->value, o->value_len);
+	}
+	if (o->lock_delay_ms > 0) {
+		mpw_key(&w, "lock_delay_ms");
+		mpw_u64(&w, (uint64_t)o->lock_delay_ms);
+	}
+	if (notify) {
+		mpw_key(&w, "notify_contended");
+		mpw_bool(&w, true);
 	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }
@@ -659,5 +678,29 @@ wire_changed(const struct frame *f, const char **lock, size_t *lock_len,
 	    !mpr_bytes(mpr_get(m, "lock"), lock, lock_len))
 		return -1;
 	*state = m;
+	return 1;
+}
+
+int
+wire_contended(const struct frame *f, const char **lock, size_t *lock_len,
+    uint64_t *token, uint32_t *waiters)
+{
+	const msgpack_object *m, *o;
+	uint64_t n;
+
+	if (!mpr_str_eq(f->method, "contended"))
+		return 0;
+	if (f->params->type != MSGPACK_OBJECT_ARRAY ||
+	    f->params->via.array.size != 1)
+		return -1;
+	m = &f->params->via.array.ptr[0];
+	if ((o = mpr_get(m, "lock")) == NULL ||
+	    !mpr_bytes(o, lock, lock_len) ||
+	    (o = mpr_get(m, "token")) == NULL || !mpr_uint(o, token))
+		return -1;
+	/* How many is a detail: a newer server may leave it out. */
+	*waiters = 1;
+	if ((o = mpr_get(m, "waiters")) != NULL && mpr_uint(o, &n) && n > 0)
+		*waiters = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	return 1;
 }

@@ -132,6 +132,8 @@ struct wire_claim {
 	uint32_t	 receipt_permits;
 	const void	*value;		/* the hold's value, or NULL */
 	size_t		 value_len;
+	uint32_t	 lock_delay_ms;		/* sent when not 0 */
+	bool		 notify_contended;	/* sent when set */
 };
 int	 wire_claim(msgpack_sbuffer *, const struct wire_claim *);
 /*
@@ -212,5 +214,8 @@ bool	 wire_state_valid(const msgpack_object *m);
  */
 int	 wire_changed(const struct frame *, const char **lock,
 	    size_t *lock_len, const msgpack_object **state);
+/* A contended notification, read as wire_lost() reads a lost one. */
+int	 wire_contended(const struct frame *, const char **lock,
+	    size_t *lock_len, uint64_t *token, uint32_t *waiters);
 
 #endif

@@ -1536,6 +1536,104 @@ START_TEST(libdlm_election_survives_failover)
 }
 END_TEST
 
+static int contended_seen;
+
+static void
+saw_contended(struct dlm_client *c, const char *lock, uint64_t token,
+    uint32_t waiters, void *arg)
+{
+	(void)c;
+	(void)lock;
+	(void)token;
+	(void)waiters;
+	(void)arg;
+	__atomic_add_fetch(&contended_seen, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A hold's lock-delay and its wish for contention notices go with it
+ * through a fail-over: libdlm claims them in its reclaim, the new active
+ * lists them, tells the holder of a waiter, and delays the lock after a
+ * forced release.
+ */
+START_TEST(delay_and_notices_survive_failover)
+{
+	struct dlm_acquire_opts ao;
+	struct dlm_options o;
+	struct dlm_client *holder;
+	struct tc *w, *op;
+	struct reply *r;
+	const msgpack_object *h;
+	char list[512];
+	uint64_t token, killed, start;
+	uint32_t id;
+	int a, b, err, held = 0, rc;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	a = wait_one_active(15000);
+	b = 1 - a;
+	member_list(list, sizeof list, -1);
+	dlm_options_init(&o);
+	o.client = "careful";
+	o.lease_ms = 6000;
+	o.connect_timeout_ms = 20000;
+	o.on_contended = saw_contended;
+	holder = dlm_connect(list, &o, &err);
+	ck_assert_msg(holder != NULL, "connect: %s", dlm_strerror(err));
+	dlm_acquire_opts_init(&ao);
+	ao.flags = DLM_NOTIFY_CONTENDED;
+	ao.lock_delay_ms = 1500;
+	ao.timeout_ms = 5000;
+	ck_assert_int_eq(dlm_acquire_ex(holder, "D", &ao, &token), 0);
+
+	killed = mono_ms();
+	cluster_node_kill(&nodes[a]);
+	while ((rc = dlm_check(holder, "D", token, &held)) != 0) {
+		ck_assert_msg(rc == DLM_E_DISCONNECTED, "check: %s",
+		    dlm_strerror(rc));
+		ck_assert_msg(mono_ms() - killed < 30000, "no new active");
+		sleep_ms(50);
+	}
+	ck_assert_msg(held == 1, "the hold was not kept");
+
+	op = tc_connect(&nodes[b].p);
+	tc_hello(op, "operator");
+	r = tc_call(op, "lock", "lock:s", "D");
+	ck_assert_int_eq(r->err, 0);
+	h = &reply_get(r, "holders")->via.array.ptr[0];
+	ck_assert_uint_eq(obj_u64(h, "lock_delay_ms"), 1500);
+	ck_assert_ptr_nonnull(mpr_get(h, "notify_contended"));
+
+	/* A waiter, once the grace is over: the holder is told. */
+	w = tc_connect(&nodes[b].p);
+	tc_hello(w, "waiter");
+	id = tc_send(w, "acquire", "lock:s timeout_ms:i", "D", 30000LL);
+	for (int i = 0; i < 600 && __atomic_load_n(&contended_seen,
+	    __ATOMIC_SEQ_CST) == 0; i++) {
+		sleep_ms(50);
+		tc_send(w, "ping", NULL);
+	}
+	ck_assert_int_eq(__atomic_load_n(&contended_seen, __ATOMIC_SEQ_CST),
+	    1);
+	/* Taken from the holder: the waiter waits out the delay. */
+	start = mono_ms();
+	r = tc_call(op, "force_release", "lock:s", "D");
+	ck_assert_uint_eq(reply_u64(r, "released"), 1);
+	while ((r = tc_wait(w, id, 500)) == NULL) {
+		ck_assert_msg(mono_ms() - start < 20000, "never granted");
+		tc_send(w, "ping", NULL);
+		tc_send(op, "ping", NULL);
+	}
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_uint_ge(mono_ms() - start, 1500);
+	tc_close(w);
+	tc_close(op);
+	dlm_close(holder);
+}
+END_TEST
+
 /* A loop-mode client's states as its state callback saw them. */
 struct states {
 	int	connected;	/* times the session opened */
@@ -1821,6 +1919,7 @@ cluster_suite(void)
 	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
 	add_case(s, "libdlm_semaphore", libdlm_semaphore_failover);
 	add_case(s, "libdlm_election", libdlm_election_survives_failover);
+	add_case(s, "delay_failover", delay_and_notices_survive_failover);
 	add_case(s, "dlmctl", dlmctl_status_and_cluster_from_any_member);
 	return s;
 }

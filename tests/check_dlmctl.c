@@ -2308,6 +2308,122 @@ START_TEST(elect_lost_stops_the_command)
 }
 END_TEST
 
+/*
+ * A lock-delay and contention notices as the listings show them: per
+ * holder in `show`, and a lock delayed after a forced release in `locks`,
+ * `show` and `status`. The delay is long, so that it still runs while
+ * this test looks; the server's stop ends it.
+ */
+START_TEST(delays_and_notices_shown)
+{
+	struct dlm_client *a = client("cautious");
+	struct dlm_acquire_opts ao;
+	struct out o;
+	json_t *v, *h;
+	const char *line;
+
+	dlm_acquire_opts_init(&ao);
+	ao.lock_delay_ms = 30000;
+	ao.flags = DLM_NOTIFY_CONTENDED;
+	ck_assert_int_eq(dlm_acquire_ex(a, "careful", &ao, NULL), 0);
+	o = ctl("-s", server, "show", "careful", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_nonnull(strstr(o.out, "LOCK-DELAY"));
+	line = line_with(o.out, "cautious");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_msg(strstr(line, "30.0s") != NULL &&
+	    strstr(line, "yes") != NULL, "%s", line);
+	ck_assert_ptr_null(strstr(o.out, "delayed"));
+	out_free(&o);
+	o = ctl("-s", server, "--json", "show", "careful", (char *)NULL);
+	v = parse_json(&o);
+	h = json_array_get(json_object_get(v, "holders"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(h,
+	    "lock_delay_ms")), 30000);
+	ck_assert(json_is_true(json_object_get(h, "notify_contended")));
+	json_decref(v);
+	out_free(&o);
+
+	/* Taken from it: delayed, with nobody holding. */
+	o = ctl("-s", server, "release", "careful", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	o = ctl("-s", server, "locks", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	line = line_with(o.out, "careful");
+	ck_assert_msg(line != NULL && strstr(line, "(delayed ") != NULL,
+	    "%s", o.out);
+	out_free(&o);
+	o = ctl("-s", server, "show", "careful", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	line = line_with(o.out, "delayed");
+	ck_assert_msg(line != NULL && strstr(line, "granted to nobody") !=
+	    NULL, "%s", o.out);
+	out_free(&o);
+	o = ctl("-s", server, "--json", "show", "careful", (char *)NULL);
+	v = parse_json(&o);
+	ck_assert_int_gt(json_integer_value(json_object_get(v, "delayed_ms")),
+	    0);
+	ck_assert_int_le(json_integer_value(json_object_get(v, "delayed_ms")),
+	    30000);
+	json_decref(v);
+	out_free(&o);
+	o = ctl("-s", server, "status", (char *)NULL);
+	ck_assert_msg(strstr(line_with(o.out, "delayed locks"), "1") != NULL,
+	    "%s", o.out);
+	ck_assert_msg(strstr(line_with(o.out, "lock delays"), "1") != NULL,
+	    "%s", o.out);
+	out_free(&o);
+	/* A run is refused while it lasts. */
+	o = ctl("-s", server, "run", "careful", "--timeout", "0", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 75);	/* not acquired */
+	ck_assert_ptr_nonnull(strstr(o.err, "delayed"));
+	out_free(&o);
+	dlm_close(a);
+}
+END_TEST
+
+/* run --lock-delay: the hold carries it; bad values are refused. */
+START_TEST(run_with_lock_delay)
+{
+	char script[2000], path[500];
+	struct out o;
+	json_t *v, *h;
+	json_error_t e;
+
+	snprintf(script, sizeof script, "%s -s %s --json show dly > %s/during",
+	    dlmctl_path(), server, d.dir);
+	o = ctl("-s", server, "run", "dly", "--lock-delay", "700", "--", "sh",
+	    "-c", script, (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+	snprintf(path, sizeof path, "%s/during", d.dir);
+	v = json_load_file(path, 0, &e);
+	ck_assert_ptr_nonnull(v);
+	h = json_array_get(json_object_get(v, "holders"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(h,
+	    "lock_delay_ms")), 700);
+	json_decref(v);
+	/* Released cleanly at the end: no delay. */
+	o = ctl("-s", server, "run", "dly", "--timeout", "0", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	out_free(&o);
+
+	o = ctl("-s", server, "run", "dly", "--lock-delay", "-1", "--", "true",
+	    (char *)NULL);
+	ck_assert_int_eq(o.status, 2);
+	ck_assert_ptr_nonnull(strstr(o.err, "lock-delay"));
+	out_free(&o);
+	o = ctl("-s", server, "run", "dly", "--lock-delay", "60001", "--",
+	    "true", (char *)NULL);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_ptr_nonnull(strstr(o.err, "max-lock-delay"));
+	out_free(&o);
+}
+END_TEST
+
 static Suite *
 dlmctl_suite(void)
 {
@@ -2325,6 +2441,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, ping_reports_round_trips);
 	tcase_add_test(tc, odd_names_shown_escaped);
 	tcase_add_test(tc, odd_names_lossless_in_json);
+	tcase_add_test(tc, delays_and_notices_shown);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("act");
@@ -2358,6 +2475,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, leftovers_are_stopped_before_release);
 	tcase_add_test(tc, leftovers_are_reaped_and_the_lock_freed_at_once);
 	tcase_add_test(tc, runs_with_leftovers_never_overlap);
+	tcase_add_test(tc, run_with_lock_delay);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("watch");

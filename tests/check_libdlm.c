@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,9 @@ teardown(void)
 {
 	dlmd_stop_clean(&d);
 }
+
+static bool	lock_listing_has(struct dlm_client *, const char *,
+		    const char *);
 
 static struct dlm_client *
 client(const char *name, int lease_ms, int linger_ms)
@@ -381,9 +385,17 @@ START_TEST(options_read_by_their_size)
 
 	dlm_options_init(&o);
 	ck_assert_uint_eq(o.size, sizeof o);
-	o.size = sizeof o - sizeof(void *);
+	/* Smaller than the first layout, which ended with on_lost_arg. */
+	o.size = offsetof(struct dlm_options, on_lost_arg);
 	ck_assert_ptr_null(dlm_connect(server, &o, &err));
 	ck_assert_int_eq(err, DLM_E_INVALID);
+	/* The first layout, from before on_contended. */
+	o.size = offsetof(struct dlm_options, on_contended);
+	o.client = "first-layout";
+	c = dlm_connect(server, &o, &err);
+	ck_assert_ptr_nonnull(c);
+	dlm_close(c);
+	o.client = NULL;
 
 	memset(&big, 0, sizeof big);
 	dlm_options_init(&big.o);
@@ -435,6 +447,24 @@ START_TEST(acquire_opts_read_by_their_size)
 	o.flags = 0;
 	o.timeout_ms = -2;
 	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &o, NULL), DLM_E_INVALID);
+	o.timeout_ms = DLM_TRY;
+	o.lock_delay_ms = -1;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &o, NULL), DLM_E_INVALID);
+	/* Over the server's cap (a minute by default): its LIMIT. */
+	o.lock_delay_ms = 60001;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-c", &o, NULL), DLM_E_LIMIT);
+	ck_assert(strstr(dlm_errmsg(c), "max-lock-delay") != NULL);
+	o.lock_delay_ms = 0;
+	/* The layout before lock_delay_ms is read by its size. */
+	o.size = offsetof(struct dlm_acquire_opts, lock_delay_ms);
+	o.lock_delay_ms = 5;	/* past that size: not read */
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-e", &o, NULL), 0);
+	ck_assert(!lock_listing_has(c, "ex-e", "lock_delay_ms"));
+	o.size = sizeof o;
+	o.lock_delay_ms = 5;
+	ck_assert_int_eq(dlm_acquire_ex(c, "ex-f", &o, NULL), 0);
+	ck_assert(lock_listing_has(c, "ex-f", "lock_delay_ms"));
+	o.lock_delay_ms = 0;
 	/* A newer program's struct: read by its size, its new fields unset. */
 	memset(&big, 0, sizeof big);
 	dlm_acquire_opts_init(&big.o);
@@ -2281,6 +2311,126 @@ START_TEST(campaign_observe_resign)
 END_TEST
 
 /*
+ * The `lock` listing of name, as dlm_call() returns it, searched for key:
+ * whether the listing has it anywhere.
+ */
+static bool
+lock_listing_has(struct dlm_client *c, const char *name, const char *key)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	void *res = NULL;
+	size_t len = 0;
+	bool has;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "lock", 4);
+	msgpack_pack_str_with_body(&pk, name, strlen(name));
+	ck_assert_int_eq(dlm_call(c, "lock", sb.data, sb.size, &res, &len,
+	    NULL), 0);
+	has = memmem(res, len, key, strlen(key)) != NULL;
+	dlm_free(res);
+	msgpack_sbuffer_destroy(&sb);
+	return has;
+}
+
+struct contended_log {
+	pthread_mutex_t	mu;
+	int		n;
+	uint64_t	token;
+	uint32_t	waiters;
+	char		lock[64];
+	int		release_rc;	/* of a release sent from the callback */
+	bool		on_io_thread;
+	pthread_t	main;
+};
+
+static void
+on_contended(struct dlm_client *c, const char *lock, uint64_t token,
+    uint32_t waiters, void *arg)
+{
+	struct contended_log *l = arg;
+	/* Give way at once: an async release is allowed from here. */
+	int rc = dlm_release_async(c, lock, NULL, NULL);
+
+	pthread_mutex_lock(&l->mu);
+	l->n++;
+	l->token = token;
+	l->waiters = waiters;
+	snprintf(l->lock, sizeof l->lock, "%s", lock);
+	l->on_io_thread = !pthread_equal(pthread_self(), l->main);
+	l->release_rc = rc;
+	pthread_mutex_unlock(&l->mu);
+}
+
+static int
+contended_count(struct contended_log *l)
+{
+	int n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+/*
+ * A holder that asked with DLM_NOTIFY_CONTENDED is told, on its client's
+ * thread, when another client starts waiting, and can give way from the
+ * callback; a hold that did not ask is not told.
+ */
+START_TEST(contended_callback_gives_way)
+{
+	struct contended_log l = { .mu = PTHREAD_MUTEX_INITIALIZER,
+	    .main = pthread_self(), .release_rc = -1 };
+	struct dlm_acquire_opts ao;
+	struct dlm_options o;
+	struct dlm_client *a, *b;
+	uint64_t t = 0, tb = 0;
+
+	dlm_options_init(&o);
+	o.client = "cacher";
+	o.on_contended = on_contended;
+	o.on_contended_arg = &l;
+	a = dlm_connect(server, &o, NULL);
+	ck_assert_ptr_nonnull(a);
+	b = client("wanter", 0, 0);
+	/* Not asked: not told. */
+	ck_assert_int_eq(dlm_acquire(a, "plain", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "plain", 0, 300, NULL),
+	    DLM_E_TIMEOUT);
+	ck_assert_int_eq(contended_count(&l), 0);
+
+	dlm_acquire_opts_init(&ao);
+	ao.flags = DLM_NOTIFY_CONTENDED;
+	ck_assert_int_eq(dlm_acquire_ex(a, "hot", &ao, &t), 0);
+	ck_assert(lock_listing_has(a, "hot", "notify_contended"));
+	/* b waits; a is told and releases from its callback. */
+	ck_assert_int_eq(dlm_acquire(b, "hot", 0, 10000, &tb), 0);
+	ck_assert_uint_gt(tb, t);
+	/* The callback may not have finished its bookkeeping yet. */
+	for (int i = 0; i < 500 && contended_count(&l) == 0; i++)
+		sleep_ms(10);
+	ck_assert_int_eq(contended_count(&l), 1);
+	pthread_mutex_lock(&l.mu);
+	ck_assert_str_eq(l.lock, "hot");
+	ck_assert_uint_eq(l.token, t);
+	ck_assert_uint_eq(l.waiters, 1);
+	ck_assert_int_eq(l.release_rc, 0);
+	ck_assert(l.on_io_thread);
+	pthread_mutex_unlock(&l.mu);
+	/* b has it, so a's release is done; its answer may be on its way. */
+	for (int i = 0; i < 500 && dlm_holds(a, "hot", NULL) != 0; i++)
+		sleep_ms(10);
+	ck_assert_int_eq(dlm_holds(a, "hot", NULL), 0);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+/*
  * The server forgets watches with the connection: after a reconnect the
  * library watches again, and the callback hears the state then.
  */
@@ -2316,6 +2466,53 @@ START_TEST(watch_again_after_reconnect)
 }
 END_TEST
 
+/*
+ * A child process holding with a lock-delay is killed: the lock is
+ * granted to nobody for the delay, then to the waiter.
+ */
+START_TEST(killed_holder_delays_the_lock)
+{
+	struct dlm_client *b;
+	int pfd[2], rc;
+	pid_t pid;
+	char ok;
+	uint64_t start;
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct dlm_client *c = dlm_connect(server, NULL, NULL);
+		struct dlm_acquire_opts ao;
+
+		dlm_acquire_opts_init(&ao);
+		ao.lock_delay_ms = 600;
+		if (c == NULL || dlm_acquire_ex(c, "k", &ao, NULL) != 0 ||
+		    write(pfd[1], "k", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	ck_assert_int_eq(read(pfd[0], &ok, 1), 1);
+	close(pfd[0]);
+	b = client("waiter", 0, 0);
+	ck_assert(lock_listing_has(b, "k", "lock_delay_ms"));
+	start = mono_ms();
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* Tries fail while the delay lasts (the close is seen at once). */
+	do {
+		rc = dlm_acquire(b, "k", 0, DLM_TRY, NULL);
+		if (rc == DLM_E_WOULD_BLOCK)
+			sleep_ms(20);
+	} while (rc == DLM_E_WOULD_BLOCK && mono_ms() - start < 10000);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_ge(mono_ms() - start, 600);
+	dlm_close(b);
+}
+END_TEST
+
 static Suite *
 libdlm_suite(void)
 {
@@ -2337,6 +2534,7 @@ libdlm_suite(void)
 	tcase_add_test(tc, async_many_in_flight);
 	tcase_add_test(tc, long_names_and_many_answers);
 	tcase_add_test(tc, lost_callback_on_force_release);
+	tcase_add_test(tc, contended_callback_gives_way);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("threads");
@@ -2353,6 +2551,7 @@ libdlm_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, long_critical_section_keeps_lock);
 	tcase_add_test(tc, sigkill_holder_releases_to_waiter);
+	tcase_add_test(tc, killed_holder_delays_the_lock);
 	tcase_add_test(tc, dropped_connection_resumes_with_linger);
 	tcase_add_test(tc, grant_lost_in_flight_is_released);
 	tcase_add_test(tc, dropped_connection_without_linger);

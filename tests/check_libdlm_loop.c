@@ -889,6 +889,131 @@ START_TEST(watch_again_after_reconnect)
 }
 END_TEST
 
+struct contended {
+	int		 n;
+	uint64_t	 token;
+	uint32_t	 waiters;
+	char		 lock[32];
+};
+
+static void
+on_contended(struct dlm_client *c, const char *lock, uint64_t token,
+    uint32_t waiters, void *arg)
+{
+	struct contended *k = arg;
+
+	k->n++;
+	k->token = token;
+	k->waiters = waiters;
+	snprintf(k->lock, sizeof k->lock, "%s", lock);
+	/* In the loop's thread, inside dlm_loop_process(): give way. */
+	ck_assert_int_eq(dlm_release_async(c, lock, NULL, NULL), 0);
+}
+
+/*
+ * A hold taken with DLM_NOTIFY_CONTENDED is told inside
+ * dlm_loop_process() when another client waits, and gives way.
+ */
+START_TEST(contended_is_reported)
+{
+	struct contended k;
+	struct dlm_acquire_opts ao;
+	struct dlm_options o;
+	struct dlm_client *c;
+	struct op op = { 0, -1, 0, 0 };
+	struct tc *w;
+	struct reply *r;
+	uint32_t id;
+	int err = -1;
+
+	mode = _i;
+	memset(&k, 0, sizeof k);
+	dlm_options_init(&o);
+	o.client = "cacher";
+	o.on_contended = on_contended;
+	o.on_contended_arg = &k;
+	c = dlm_connect_loop(server, &o, &err);
+	ck_assert_ptr_nonnull(c);
+	if (mode == DRIVE_LIBEVENT)
+		ck_assert_int_eq(dlm_libevent_attach(c, base), 0);
+	else if (mode == DRIVE_LIBUV)
+		ck_assert_int_eq(dlm_libuv_attach(c, &uvloop), 0);
+	else {
+		live_add(c);
+		dlm_loop_set_watch(c, poll_watch, NULL);
+	}
+	dlm_acquire_opts_init(&ao);
+	ao.flags = DLM_NOTIFY_CONTENDED;
+	ao.timeout_ms = 5000;
+	ck_assert_int_eq(dlm_acquire_ex_async(c, "hot", &ao, on_acquired, &op,
+	    NULL), 0);
+	run_until(&op.done, 1, 5000);
+	ck_assert_int_eq(op.err, 0);
+	w = tc_connect(&d);
+	tc_hello(w, "wanter");
+	id = tc_send(w, "acquire", "lock:s", "hot");
+	run_until(&k.n, 1, 5000);
+	ck_assert_str_eq(k.lock, "hot");
+	ck_assert_uint_eq(k.token, op.token);
+	ck_assert_uint_eq(k.waiters, 1);
+	/* The release sent from the callback lets the waiter in. */
+	run(NULL, 0, 50);
+	r = tc_wait(w, id, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+	/* The release's answer, read as the loop turns. */
+	for (int i = 0; i < 500 && dlm_holds(c, "hot", NULL) != 0; i++)
+		run(NULL, 0, 10);
+	ck_assert_int_eq(dlm_holds(c, "hot", NULL), 0);
+	tc_close(w);
+	dlm_close(c);
+}
+END_TEST
+
+/* A holder killed with a lock-delay: the waiter's grant comes after it. */
+START_TEST(killed_holder_with_delay_waits_it_out)
+{
+	struct dlm_client *c;
+	struct op op = { 0, -1, 0, 0 };
+	int pfd[2], status;
+	char ok;
+	pid_t pid;
+	uint64_t t0;
+
+	mode = _i;
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct dlm_client *h = dlm_connect(server, NULL, NULL);
+		struct dlm_acquire_opts ao;
+
+		dlm_acquire_opts_init(&ao);
+		ao.lock_delay_ms = 400;
+		if (h == NULL || dlm_acquire_ex(h, "k", &ao, NULL) != 0 ||
+		    write(pfd[1], "y", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ck_assert_int_eq(read(pfd[0], &ok, 1), 1);
+	c = loop_client(NULL, "waiter", 0, 0, NULL);
+	ck_assert_int_eq(dlm_acquire_async(c, "k", 0, DLM_FOREVER, on_acquired,
+	    &op), 0);
+	run(NULL, 0, 100);
+	ck_assert_int_eq(op.done, 0);
+	t0 = mono_ms();
+	kill(pid, SIGKILL);
+	run_until(&op.done, 1, 10000);
+	ck_assert_int_eq(op.err, 0);
+	ck_assert_uint_ge(mono_ms() - t0, 400);
+	waitpid(pid, &status, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	dlm_close(c);
+}
+END_TEST
+
 static Suite *
 loop_suite(void)
 {
@@ -913,6 +1038,7 @@ loop_suite(void)
 	    DRIVES);
 	tcase_add_loop_test(tc, answers_queued_long_are_all_read, DRIVE_POLL,
 	    DRIVES);
+	tcase_add_loop_test(tc, contended_is_reported, DRIVE_POLL, DRIVES);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("watch");
@@ -931,6 +1057,8 @@ loop_suite(void)
 	    DRIVE_POLL, DRIVES);
 	tcase_add_loop_test(tc, killed_holder_lets_a_waiter_in, DRIVE_POLL,
 	    DRIVES);
+	tcase_add_loop_test(tc, killed_holder_with_delay_waits_it_out,
+	    DRIVE_POLL, DRIVES);
 	tcase_add_loop_test(tc, keepalive_holds_past_several_leases,
 	    DRIVE_POLL, DRIVES);
 	tcase_add_loop_test(tc, reconnect_backs_off_then_resumes, DRIVE_POLL,

@@ -14,7 +14,11 @@
 
 /* What the table told us, in order. */
 static struct event_log {
-	int		 kind;	/* 'g'ranted, 'c'ancelled, 'r'evoked */
+	/*
+	 * 'g'ranted, 'c'ancelled, 'r'evoked, co'n'tended (reason: waiters),
+	 * 'd'elayed (token: until).
+	 */
+	int		 kind;
 	void		*udata;
 	struct lt_owner	*owner;
 	uint64_t	 token;
@@ -108,8 +112,28 @@ on_changed(void *arg, const struct lt_lock *l)
 	nch++;
 }
 
+
+static void
+on_contended(void *arg, const struct lt_hold *h, uint32_t waiters)
+{
+	ck_assert_int_lt(nev, MAXEV);
+	ck_assert(h->notify_contended);
+	ck_assert_uint_gt(waiters, 0);
+	ck_assert_uint_eq(waiters, h->lock->nwaiters);
+	ev[nev++] = (struct event_log){ 'n', NULL, h->owner, h->token,
+	    (int)waiters };
+}
+
+static void
+on_delayed(void *arg, const struct lt_lock *l, uint64_t until)
+{
+	ck_assert_int_lt(nev, MAXEV);
+	ck_assert_uint_eq(l->delayed_until, until);
+	ev[nev++] = (struct event_log){ 'd', NULL, NULL, until, 0 };
+}
+
 static const struct lt_ops ops = { on_granted, on_cancelled, on_revoked,
-    on_ended, on_changed };
+    on_ended, on_changed, on_contended, on_delayed };
 
 static struct locktab *lt;
 static struct lt_owner A, B, C, D;
@@ -143,6 +167,9 @@ teardown(void)
 	locktab_end_owner(lt, &B, 0, now);
 	locktab_end_owner(lt, &C, 0, now);
 	locktab_end_owner(lt, &D, 0, now);
+	check_invariants();
+	/* Locks a delay keeps go once it is over. */
+	ck_assert_uint_eq(locktab_delays_due(lt, UINT64_MAX), 0);
 	check_invariants();
 	ck_assert_ptr_null(locktab_first_from(lt, "", 0));
 	locktab_free(lt);
@@ -960,6 +987,7 @@ START_TEST(random_operations_keep_invariants)
 	struct lt_owner o[OWNERS];
 	static const char *names[LOCKS] = { "p", "q", "r", "s", "t", "u" };
 	unsigned seed = 12345;
+	int ndelayed = 0, ncontended = 0;
 
 	for (int i = 0; i < OWNERS; i++)
 		locktab_owner_init(&o[i]);
@@ -983,7 +1011,11 @@ START_TEST(random_operations_keep_invariants)
 			want.mode = mode;
 		if (kind != LT_SEMAPHORE && rand_r(&seed) % 4 != 0)
 			want.permits = want.capacity = 0;
-		now++;
+		want.lock_delay_ms = rand_r(&seed) % 4 == 0 ?
+		    (uint32_t)(rand_r(&seed) % 30) : 0;
+		want.notify_contended = rand_r(&seed) % 3 == 0;
+		/* Now and then time jumps past delays not yet ended. */
+		now += rand_r(&seed) % 50 == 0 ? 40 : 1;
 		nev = 0;
 		if (op < 5)
 			(void)locktab_acquire(lt, &o[who], name, 1, &want, now,
@@ -995,9 +1027,25 @@ START_TEST(random_operations_keep_invariants)
 			(void)locktab_release(lt, &o[who], name, 1, now, &left);
 		else if (op < 9 && LIST_FIRST(&o[who].waits) != NULL)
 			locktab_cancel(lt, LIST_FIRST(&o[who].waits), now);
+		else if (rand_r(&seed) % 3 == 0)
+			(void)locktab_force_release(lt, name, 1,
+			    rand_r(&seed) % 2 ? &o[who] : NULL, DLM_LOST_FORCED,
+			    now);
 		else
-			locktab_end_owner(lt, &o[who], DLM_LOST_EXPIRED, now);
+			locktab_end_owner(lt, &o[who], rand_r(&seed) % 4 == 0 ?
+			    0 : DLM_LOST_EXPIRED, now);
 		check_invariants();
+		/* The caller's timer, which may come late. */
+		if (rand_r(&seed) % 3 == 0) {
+			uint64_t next = locktab_delays_due(lt, now);
+
+			ck_assert(next == 0 || next > now);
+			check_invariants();
+		}
+		for (int k = 0; k < nev; k++) {
+			ndelayed += ev[k].kind == 'd';
+			ncontended += ev[k].kind == 'n';
+		}
 		for (int k = 0; k < LOCKS; k++) {
 			struct lt_lock *l = locktab_find(lt, names[k], 1);
 
@@ -1012,6 +1060,9 @@ START_TEST(random_operations_keep_invariants)
 	for (int i = 0; i < OWNERS; i++)
 		locktab_end_owner(lt, &o[i], 0, now);
 	check_invariants();
+	/* The run did go through delays and notices. */
+	ck_assert_int_gt(ndelayed, 100);
+	ck_assert_int_gt(ncontended, 100);
 }
 END_TEST
 
@@ -1282,6 +1333,26 @@ acq_value(struct lt_owner *o, const char *name, enum lt_kind kind,
 	int rc = locktab_acquire(lt, o, name, strlen(name), &want, now, &h,
 	    &w);
 
+	check_invariants();
+	return rc;
+}
+
+/* An acquire with a lock-delay and contention notices. */
+static int
+acq_opt(struct lt_owner *o, const char *name, enum lt_kind kind,
+    enum lt_mode mode, bool wait, void *udata, uint32_t delay, bool notify,
+    uint64_t *token)
+{
+	struct lt_want want = { .kind = kind, .mode = mode, .may_wait = wait,
+	    .udata = udata, .lock_delay_ms = delay,
+	    .notify_contended = notify };
+	struct lt_hold *h;
+	struct lt_wait *w;
+	int rc = locktab_acquire(lt, o, name, strlen(name), &want, now, &h,
+	    &w);
+
+	if (rc == LT_GRANTED && token != NULL)
+		*token = h->token;
 	check_invariants();
 	return rc;
 }
@@ -1588,6 +1659,321 @@ START_TEST(random_changes_reported_exactly)
 }
 END_TEST
 
+static uint64_t
+delays_due(void)
+{
+	uint64_t next = locktab_delays_due(lt, now);
+
+	check_invariants();
+	return next;
+}
+
+/* A forced release of a hold with a delay grants nobody for that long. */
+START_TEST(delay_after_force_release)
+{
+	struct lt_lock *l;
+	int tb = 2, tc = 3;
+
+	now = 10;
+	ck_assert_int_eq(acq_opt(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    100, false, NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_hold_of(locktab_find(lt, "x", 1),
+	    &A)->lock_delay, 100);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true, &tb, NULL),
+	    LT_QUEUED);
+	now = 20;
+	ck_assert_uint_eq(locktab_force_release(lt, "x", 1, NULL,
+	    DLM_LOST_FORCED, now), 1);
+	check_invariants();
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[0].kind, 'r');
+	ck_assert_int_eq(ev[1].kind, 'd');
+	ck_assert_uint_eq(ev[1].token, 120);
+	l = locktab_find(lt, "x", 1);
+	ck_assert_uint_eq(locktab_delay_left(l, now), 100);
+	/* A try fails, an acquire queues, the waiter keeps waiting. */
+	ck_assert_int_eq(acq(&C, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&C, "x", LT_MUTEX, LT_EXCLUSIVE, true, &tc, NULL),
+	    LT_QUEUED);
+	now = 119;
+	ck_assert_uint_eq(delays_due(), 120);
+	locktab_regrant(lt, l, now);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_uint_eq(locktab_delay_left(l, now), 1);
+	now = 120;
+	ck_assert_uint_eq(delays_due(), 0);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_int_eq(ev[2].kind, 'g');
+	ck_assert_ptr_eq(ev[2].udata, &tb);
+	ck_assert_uint_eq(locktab_delay_left(l, now), 0);
+	ck_assert_uint_eq(l->delayed_until, 0);
+}
+END_TEST
+
+/* A clean end never delays: release, reset, bye. */
+START_TEST(delay_not_after_clean_release)
+{
+	uint32_t left;
+	int tb = 2;
+
+	ck_assert_int_eq(acq_opt(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    1000, false, NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true, &tb, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "x", &left), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+
+	ck_assert_int_eq(acq_opt(&C, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    1000, false, NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_release_owner(lt, &C, now), 1);
+	ck_assert_int_eq(acq_opt(&D, "z", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    1000, false, NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_end_owner(lt, &D, 0, now), 1);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_null(locktab_find(lt, "y", 1));
+	ck_assert_ptr_null(locktab_find(lt, "z", 1));
+	ck_assert_int_eq(acq(&A, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+}
+END_TEST
+
+/*
+ * An owner ended with a reason (expiry, reset, a dropped connection):
+ * the lock is kept while delayed, with nobody on it, and freed after.
+ */
+START_TEST(delay_keeps_an_empty_lock)
+{
+	struct lt_stats st;
+
+	now = 1000;
+	ck_assert_int_eq(acq_opt(&A, "x", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    50, false, NULL), LT_GRANTED);
+	/* Without a delay asked, the lock is freed at once. */
+	ck_assert_int_eq(acq(&A, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_end_owner(lt, &A, DLM_LOST_EXPIRED, now), 2);
+	check_invariants();
+	ck_assert_ptr_null(locktab_find(lt, "y", 1));
+	ck_assert_ptr_nonnull(locktab_find(lt, "x", 1));
+	locktab_stats(lt, &st);
+	ck_assert_uint_eq(st.delays, 1);
+	ck_assert_uint_eq(st.delayed, 1);
+	ck_assert_uint_eq(st.locks, 1);
+	now = 1049;
+	ck_assert_int_eq(acq(&B, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_uint_eq(delays_due(), 1050);
+	now = 1050;
+	/* Over, though not yet ended by the caller: granted at once. */
+	ck_assert_int_eq(acq(&B, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(rel(&B, "x", NULL), 0);
+	ck_assert_ptr_nonnull(locktab_find(lt, "x", 1));
+	ck_assert_uint_eq(delays_due(), 0);
+	ck_assert_ptr_null(locktab_find(lt, "x", 1));
+	locktab_stats(lt, &st);
+	ck_assert_uint_eq(st.delayed, 0);
+	ck_assert_uint_eq(st.locks, 0);
+}
+END_TEST
+
+/* Shared holders: the longest delay wins; one never shortens another. */
+START_TEST(delay_extends_never_shortens)
+{
+	struct lt_lock *l;
+	int td = 4;
+
+	now = 100;
+	ck_assert_int_eq(acq_opt(&A, "s", LT_MUTEX, LT_SHARED, false, NULL,
+	    300, false, NULL), LT_GRANTED);
+	ck_assert_int_eq(acq_opt(&B, "s", LT_MUTEX, LT_SHARED, false, NULL,
+	    50, false, NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&C, "s", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	l = locktab_find(lt, "s", 1);
+	ck_assert_uint_eq(locktab_end_owner(lt, &A, DLM_LOST_RESET, now), 1);
+	ck_assert_uint_eq(l->delayed_until, 400);
+	now = 200;
+	ck_assert_uint_eq(locktab_end_owner(lt, &B, DLM_LOST_RESET, now), 1);
+	check_invariants();
+	ck_assert_uint_eq(l->delayed_until, 400);
+	ck_assert_uint_eq(l->delayed_from, 100);
+	/* A sharer still holding does not let another sharer in. */
+	ck_assert_int_eq(acq(&D, "s", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(acq(&D, "s", LT_MUTEX, LT_SHARED, true, &td, NULL),
+	    LT_QUEUED);
+	now = 399;
+	ck_assert_uint_eq(delays_due(), 400);
+	now = 450;
+	ck_assert_uint_eq(delays_due(), 0);
+	ck_assert_int_eq(ev[nev - 1].kind, 'g');
+	ck_assert_ptr_eq(ev[nev - 1].udata, &td);
+	/* A later delay after the first is over starts anew. */
+	ck_assert_uint_eq(locktab_force_release(lt, "s", 1, &D,
+	    DLM_LOST_FORCED, now), 1);
+	ck_assert_uint_eq(l->delayed_until, 0);	/* D asked for none */
+}
+END_TEST
+
+/* A reentrant acquire raises the hold's delay, never lowers it. */
+START_TEST(delay_reentrant_takes_the_larger)
+{
+	struct lt_hold *h;
+
+	ck_assert_int_eq(acq_opt(&A, "r", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    20, false, NULL), LT_GRANTED);
+	h = locktab_hold_of(locktab_find(lt, "r", 1), &A);
+	ck_assert_int_eq(acq_opt(&A, "r", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    70, false, NULL), LT_GRANTED);
+	ck_assert_uint_eq(h->lock_delay, 70);
+	ck_assert_int_eq(acq_opt(&A, "r", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    0, false, NULL), LT_GRANTED);
+	ck_assert_uint_eq(h->lock_delay, 70);
+	ck_assert_uint_eq(h->count, 3);
+}
+END_TEST
+
+/*
+ * A waiter granted after a delay keeps its own choices; a hold installed
+ * during a delay (a reclaim) is no grant, and options given to it after.
+ */
+START_TEST(delay_and_install)
+{
+	struct lt_hold *h;
+	int ta = 1;
+
+	now = 100;
+	locktab_set_window(lt, 0, 0);
+	ck_assert_int_eq(inst(&A, "m", LT_MUTEX, LT_SHARED, 1, 50), LT_GRANTED);
+	h = locktab_hold_of(locktab_find(lt, "m", 1), &A);
+	locktab_hold_options(lt, h, 30, true);
+	check_invariants();
+	ck_assert_uint_eq(h->lock_delay, 30);
+	ck_assert(h->notify_contended);
+	ck_assert_uint_eq(locktab_end_owner(lt, &A, DLM_LOST_EXPIRED, now), 1);
+	ck_assert_uint_eq(locktab_find(lt, "m", 1)->delayed_until, 130);
+	ck_assert_int_eq(inst(&B, "m", LT_MUTEX, LT_SHARED, 1, 60), LT_GRANTED);
+	ck_assert_int_eq(acq_opt(&A, "m", LT_MUTEX, LT_EXCLUSIVE, true, &ta,
+	    25, true, NULL), LT_QUEUED);
+	locktab_set_window(lt, 0, UINT64_MAX);
+	now = 140;
+	ck_assert_uint_eq(delays_due(), 0);
+	ck_assert_uint_eq(locktab_end_owner(lt, &B, 0, now), 1);
+	check_invariants();
+	h = locktab_hold_of(locktab_find(lt, "m", 1), &A);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_uint_eq(h->lock_delay, 25);
+	ck_assert(h->notify_contended);
+	ck_assert(!h->installed);
+}
+END_TEST
+
+/* The first waiter tells the holders that asked, once per emptying. */
+START_TEST(contended_once_per_queue)
+{
+	uint64_t ta = 0;
+	int tb = 2, tc = 3, td = 4;
+
+	ck_assert_int_eq(acq_opt(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    0, true, &ta), LT_GRANTED);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true, &tb, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'n');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_uint_eq(ev[0].token, ta);
+	ck_assert_int_eq(ev[0].reason, 1);
+	ck_assert_int_eq(acq(&C, "x", LT_MUTEX, LT_EXCLUSIVE, true, &tc, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(nev, 1);
+	/* The queue empties; the next waiter is news again. */
+	locktab_cancel(lt, wait_of(&B), now);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	locktab_cancel(lt, wait_of(&C), now);
+	check_invariants();
+	ck_assert_int_eq(acq(&D, "x", LT_MUTEX, LT_EXCLUSIVE, true, &td, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[1].kind, 'n');
+	ck_assert_ptr_eq(ev[1].owner, &A);
+	/* A try is not a waiter. */
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(nev, 2);
+}
+END_TEST
+
+/* Sharers each get their own notice, if they asked; others none. */
+START_TEST(contended_shared_holders)
+{
+	int td = 4;
+
+	ck_assert_int_eq(acq_opt(&A, "s", LT_MUTEX, LT_SHARED, false, NULL,
+	    0, true, NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "s", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq_opt(&C, "s", LT_MUTEX, LT_SHARED, false, NULL,
+	    0, true, NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->nnotify, 2);
+	ck_assert_int_eq(acq(&D, "s", LT_MUTEX, LT_EXCLUSIVE, true, &td, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[0].kind, 'n');
+	ck_assert_int_eq(ev[1].kind, 'n');
+	ck_assert(ev[0].owner != ev[1].owner);
+	ck_assert(ev[0].owner == &A || ev[0].owner == &C);
+	ck_assert(ev[1].owner == &A || ev[1].owner == &C);
+	/* A holder leaving does not tell the others again. */
+	ck_assert_int_eq(rel(&A, "s", NULL), 0);
+	ck_assert_uint_eq(locktab_find(lt, "s", 1)->nnotify, 1);
+	ck_assert_int_eq(nev, 2);
+}
+END_TEST
+
+/*
+ * A hold granted with others already waiting behind it is told after its
+ * grant; one a reentrant acquire asks for notices, at once.
+ */
+START_TEST(contended_at_grant_and_reentry)
+{
+	int tb = 2, tc = 3;
+
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq_opt(&B, "x", LT_RLOCK, LT_EXCLUSIVE, true, &tb,
+	    0, true, NULL), LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "x", LT_RLOCK, LT_EXCLUSIVE, true, &tc, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(nev, 0);
+	/* A takes notices on re-entry: two wait, it is told now. */
+	ck_assert_int_eq(acq_opt(&A, "x", LT_RLOCK, LT_EXCLUSIVE, false, NULL,
+	    0, true, NULL), LT_GRANTED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'n');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_int_eq(ev[0].reason, 2);
+	ck_assert_int_eq(rel(&A, "x", NULL), 0);
+	ck_assert_int_eq(rel(&A, "x", NULL), 0);
+	ck_assert_int_eq(nev, 3);
+	ck_assert_int_eq(ev[1].kind, 'g');
+	ck_assert_ptr_eq(ev[1].udata, &tb);
+	ck_assert_int_eq(ev[2].kind, 'n');
+	ck_assert_ptr_eq(ev[2].owner, &B);
+	ck_assert_uint_eq(ev[2].token, ev[1].token);
+	ck_assert_int_eq(ev[2].reason, 1);
+	/* Granted with nobody behind: nothing to say. */
+	ck_assert_int_eq(rel(&B, "x", NULL), 0);
+	ck_assert_int_eq(nev, 4);
+	ck_assert_int_eq(ev[3].kind, 'g');
+}
+END_TEST
+
 static Suite *
 locktab_suite(void)
 {
@@ -1648,6 +2034,23 @@ locktab_suite(void)
 	tcase_add_test(tc, install_before_waiters_are_served);
 	tcase_add_test(tc, install_semaphore_claims);
 	tcase_add_test(tc, install_semaphore_claims_that_never_met);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("delay");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, delay_after_force_release);
+	tcase_add_test(tc, delay_not_after_clean_release);
+	tcase_add_test(tc, delay_keeps_an_empty_lock);
+	tcase_add_test(tc, delay_extends_never_shortens);
+	tcase_add_test(tc, delay_reentrant_takes_the_larger);
+	tcase_add_test(tc, delay_and_install);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("contended");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, contended_once_per_queue);
+	tcase_add_test(tc, contended_shared_holders);
+	tcase_add_test(tc, contended_at_grant_and_reentry);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("random");
