@@ -1052,7 +1052,7 @@ START_TEST(random_operations_keep_invariants)
 			if (l == NULL)
 				continue;
 			if (l->kind == LT_SEMAPHORE)
-				ck_assert_uint_le(l->in_use, CAP);
+				ck_assert_uint_le(l->in_use, l->capacity);
 			else if (l->mode == LT_EXCLUSIVE)
 				ck_assert_uint_le(l->nholders, 1);
 		}
