@@ -45,12 +45,16 @@ struct lt_owner {
 	 * not yet expired it.
 	 */
 	uint64_t		deadline;
+	/* The wait-for graph's search marks (waitgraph.c); 0 when idle. */
+	uint64_t		wg_mark;
+	uint64_t		wg_goal;
+	const struct lt_wait	*wg_via;
 };
 
 struct lt_lock {
 	RB_ENTRY(lt_lock)	entry;
 	TAILQ_HEAD(, lt_hold)	holders;
-	TAILQ_HEAD(, lt_wait)	waiters;
+	TAILQ_HEAD(lt_waitq, lt_wait) waiters;
 	TAILQ_ENTRY(lt_lock)	dirty_link;
 	/*
 	 * The highest token of an exclusive hold installed here, or of a
@@ -63,6 +67,7 @@ struct lt_lock {
 	uint8_t			mode;	/* enum lt_mode of the holders */
 	uint8_t			dirty;
 	uint16_t		namelen;
+	uint64_t		wg_mark[2];	/* waitgraph.c's, per mode */
 	char			name[];
 };
 
@@ -75,6 +80,11 @@ struct lt_hold {
 	uint64_t		since;	/* now at grant */
 	uint32_t		count;	/* reentrant depth; 1 for a mutex */
 	uint8_t			mode;
+	/*
+	 * The token the hold was granted with, once a conversion gave it
+	 * another (0 until then): a release naming it still means this hold.
+	 */
+	uint64_t		first_token;
 };
 
 struct lt_wait {
@@ -85,12 +95,23 @@ struct lt_wait {
 	void			*udata;	/* the caller's pending request */
 	uint64_t		since;
 	uint8_t			mode;
+	/*
+	 * A holder's conversion of its shared hold to exclusive: always the
+	 * head of the queue, at most one per lock, mode LT_EXCLUSIVE.
+	 */
+	uint8_t			convert;
+	/* It asked for deadlock detection (converts always do). */
+	uint8_t			checked;
+	uint64_t		wg_mark[2];	/* waitgraph.c's, per mode */
 };
 
 struct lt_ops {
 	/* A waiter was granted; w is freed when this returns. */
 	void	(*granted)(void *arg, struct lt_wait *w, struct lt_hold *h);
-	/* A waiter was removed by locktab_end_owner(); w is freed after. */
+	/*
+	 * A waiter was removed by the table: by locktab_end_owner(), or a
+	 * conversion whose hold ended (w->convert); w is freed after.
+	 */
 	void	(*cancelled)(void *arg, struct lt_wait *w);
 	/*
 	 * A hold was ended by someone other than its holder (force release,
@@ -118,6 +139,24 @@ enum lt_result {
 	/* otherwise a positive DLM_E_* error code */
 };
 
+/*
+ * A cycle of waits that a request would close (DLM_E_DEADLOCK): each step
+ * is an owner waiting for a lock in a mode, for the next step's owner
+ * (which holds the lock or is ahead in its queue); the last waits for the
+ * first. The first step is the refused request. len is the whole cycle's
+ * length; only the first LT_CYCLE_MAX steps are kept.
+ */
+#define LT_CYCLE_MAX	64
+struct lt_cycle_step {
+	const struct lt_owner	*owner;
+	const struct lt_lock	*lock;
+	uint8_t			 mode;	/* enum lt_mode waited for */
+};
+struct lt_cycle {
+	uint32_t		 len;
+	struct lt_cycle_step	 steps[LT_CYCLE_MAX];
+};
+
 RB_HEAD(lt_tree, lt_lock);
 
 struct locktab;
@@ -140,13 +179,19 @@ struct lt_want {
 	enum lt_mode	 mode;
 	bool		 may_wait;
 	void		*udata;	/* the caller's pending request, on a wait */
+	/*
+	 * Refuse a wait that would close a cycle of waits with
+	 * DLM_E_DEADLOCK (waitgraph.h), telling it in *cycle when not NULL.
+	 */
+	bool		 deadlock_check;
+	struct lt_cycle	*cycle;
 };
 
 /*
  * Ask for a lock. Returns LT_GRANTED with *hold set (a new hold, or the
  * holder's own for a reentrant acquire), LT_QUEUED with *wait set (only when
  * may_wait), or DLM_E_WOULD_BLOCK, DLM_E_ALREADY_HELD, DLM_E_KIND_MISMATCH,
- * DLM_E_LIMIT.
+ * DLM_E_LIMIT, DLM_E_DEADLOCK (only with deadlock_check).
  */
 int		 locktab_acquire(struct locktab *, struct lt_owner *,
 		    const char *name, size_t namelen,
@@ -197,6 +242,38 @@ uint32_t	 locktab_end_owner(struct locktab *, struct lt_owner *,
 uint32_t	 locktab_force_release(struct locktab *, const char *name,
 		    size_t namelen, const struct lt_owner *only, int reason,
 		    uint64_t now);
+/*
+ * What a conversion asks for: the mode the owner's hold is to have, and
+ * whether it may wait (an upgrade that cannot be granted at once).
+ */
+struct lt_convert {
+	enum lt_mode	 mode;
+	bool		 may_wait;
+	void		*udata;	/* the caller's pending request, on a wait */
+	struct lt_cycle	*cycle;	/* filled on DLM_E_DEADLOCK, when not NULL */
+};
+/*
+ * Convert the owner's hold of a mutex or rlock (the whole depth of an
+ * rlock) to another mode, as the kernel DLM's convert does. Exclusive to
+ * shared is done at once, keeping the hold's token, and grants the shared
+ * waiters at the head of the queue. Shared to exclusive is done at once
+ * when the owner is the only holder, else it waits at the head of the
+ * queue, ahead of every ordinary waiter, still holding shared, until the
+ * other holders are gone; it is then granted through ops->granted (w and
+ * the converted hold). An upgrade gives the hold a new token, higher than
+ * any before. The owner's own mode: LT_GRANTED, nothing changes. Returns
+ * LT_GRANTED with *hold set, LT_QUEUED with *wait set, or
+ * DLM_E_NOT_HELD, DLM_E_KIND_MISMATCH (not a mutex or rlock),
+ * DLM_E_ALREADY_HELD (a conversion of it waits already),
+ * DLM_E_WOULD_BLOCK (may not wait), DLM_E_LIMIT, DLM_E_DEADLOCK (another
+ * holder converts already, or the wait would close a cycle: conversions
+ * are always checked).
+ */
+int		 locktab_convert(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, const struct lt_convert *,
+		    uint64_t now, struct lt_hold **hold, struct lt_wait **wait);
+/* The waiting conversion of hold h, or NULL. */
+struct lt_wait	*locktab_converting(const struct lt_hold *h);
 /* Re-examine a lock's queue, e.g. after an owner's deadline changed. */
 void		 locktab_regrant(struct locktab *, struct lt_lock *,
 		    uint64_t now);
