@@ -52,9 +52,11 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 	TAILQ_FOREACH(h, &l->holders, lock_link) {
 		const struct session *s = session_of_owner(h->owner);
 
+		bool converting = locktab_converting(h) != NULL;
+
 		if (n++ == max_queue)
 			break;
-		mpw_map(w, 5);
+		mpw_map(w, converting ? 6 : 5);
 		mpw_key(w, "client");
 		mpw_str(w, s->name);
 		mpw_key(w, "session");
@@ -65,6 +67,11 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 		mpw_u64(w, h->token);
 		mpw_key(w, "held_ms");
 		mpw_u64(w, now - h->since);
+		if (converting) {
+			/* The mode it waits for; its hold is still shared. */
+			mpw_key(w, "converting");
+			mpw_str(w, mode_name(LT_EXCLUSIVE));
+		}
 	}
 
 	mpw_key(w, "waiters");
@@ -75,13 +82,17 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 
 		if (n++ == max_queue)
 			break;
-		mpw_map(w, 3);
+		mpw_map(w, wt->convert ? 4 : 3);
 		mpw_key(w, "client");
 		mpw_str(w, s->name);
 		mpw_key(w, "mode");
 		mpw_str(w, mode_name(wt->mode));
 		mpw_key(w, "waited_ms");
 		mpw_u64(w, now - wt->since);
+		if (wt->convert) {
+			mpw_key(w, "converting");
+			mpw_bool(w, true);
+		}
 	}
 }
 
@@ -314,7 +325,7 @@ admin_stats(struct request *req)
 	struct mpw *w = &req->res;
 
 	locktab_stats(srv->lt, &lts);
-	mpw_map(w, srv->cluster.enabled ? 25 + 12 : 25);
+	mpw_map(w, srv->cluster.enabled ? 26 + 12 : 26);
 	mpw_key(w, "server");
 	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
 	mpw_key(w, "uptime_ms");
@@ -365,6 +376,8 @@ admin_stats(struct request *req)
 	mpw_u64(w, st->bytes_out);
 	mpw_key(w, "next_token");
 	mpw_u64(w, locktab_next_token(srv->lt));
+	mpw_key(w, "deadlocks");
+	mpw_u64(w, st->deadlocks);
 	if (srv->cluster.enabled)
 		pack_cluster_stats(w);
 	return 0;

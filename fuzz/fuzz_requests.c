@@ -33,7 +33,7 @@ static int clients[NCLIENTS];
 static const char *const methods[] = {
 	"hello", "ping", "acquire", "check", "release", "cancel", "reset",
 	"bye", "locks", "lock", "clients", "stats", "force_release",
-	"reset_client", "reset_all", "nonsense",
+	"reset_client", "reset_all", "nonsense", "convert",
 };
 
 int
@@ -138,7 +138,8 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_key(&w, "linger_ms");
 		mpw_u64(&w, b[3] & 0x10 ? 1000 : 0);
 	} else if (strcmp(method, "acquire") == 0) {
-		mpw_map(&w, 4);
+		/* Waits on four locks by four clients: cycles are common. */
+		mpw_map(&w, 5);
 		mpw_key(&w, "lock");
 		mpw_str(&w, lock);
 		mpw_key(&w, "kind");
@@ -147,6 +148,20 @@ send_request(int k, const uint8_t *d, size_t n)
 		mpw_str(&w, b[3] & 2 ? "shared" : "exclusive");
 		mpw_key(&w, "timeout_ms");
 		mpw_i64(&w, timeouts[(b[3] >> 2) & 3]);
+		mpw_key(&w, "deadlock_check");
+		mpw_bool(&w, (b[3] & 0x30) != 0x30);
+	} else if (strcmp(method, "convert") == 0) {
+		mpw_map(&w, b[3] & 0x10 ? 4 : 3);
+		mpw_key(&w, "lock");
+		mpw_str(&w, lock);
+		mpw_key(&w, "mode");
+		mpw_str(&w, b[3] & 2 ? "shared" : "exclusive");
+		mpw_key(&w, "timeout_ms");
+		mpw_i64(&w, timeouts[(b[3] >> 2) & 3]);
+		if (b[3] & 0x10) {
+			mpw_key(&w, "token");
+			mpw_u64(&w, b[3] >> 5);
+		}
 	} else if (strcmp(method, "check") == 0) {
 		mpw_map(&w, 2);
 		mpw_key(&w, "lock");
