@@ -577,16 +577,21 @@ request_deadlock(struct request *req, const char *what,
 	req->err_cycle = cy;
 	msg_add(buf, len, &off, "%s would close a cycle of %u waits", what,
 	    cy->len);
+	/* cppcheck-suppress knownConditionTrueFalse ; the table filled cy */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lt_cycle_step *st = &cy->steps[i];
 		const struct lt_cycle_step *next = &cy->steps[(i + 1) % n];
+
+		/* The next of the last step kept is unknown when cut short. */
+		/* cppcheck-suppress knownConditionTrueFalse */
+		const char *behind = n < cy->len && i + 1 == n ? "..." :
+		    cycle_who(req, next);
 
 		if (!msg_add(buf, len, &off, "%s%s %s for '%s' (%s) behind %s",
 		    i == 0 ? ": " : "; ", cycle_who(req, st),
 		    i == 0 ? "would wait" : "waits",
 		    safe_str(st->lock->name, st->lock->namelen),
-		    st->mode == LT_SHARED ? "shared" : "exclusive",
-		    n < cy->len && i == n - 1 ? "..." : cycle_who(req, next)))
+		    st->mode == LT_SHARED ? "shared" : "exclusive", behind))
 			break;
 	}
 	if (off >= len)

@@ -239,6 +239,7 @@ reply_deadlock(struct conn *c, uint32_t msgid, const char *message,
 	mpw_str(&w, message);
 	mpw_key(&w, "cycle");
 	mpw_array(&w, n);
+	/* cppcheck-suppress knownConditionTrueFalse ; the table filled cy */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lt_cycle_step *s = &cy->steps[i];
 

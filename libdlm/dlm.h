@@ -107,6 +107,11 @@ enum dlm_error {
 /* Flags of dlm_acquire(). */
 #define DLM_RLOCK	0x1	/* reentrant per client; default mutex */
 #define DLM_SHARED	0x2	/* shared mode; default exclusive */
+/*
+ * dlm_acquire_ex() only: wait even if the wait would close a cycle of
+ * waits (rely on the timeout), rather than fail with DLM_E_DEADLOCK.
+ */
+#define DLM_NO_DEADLOCK_CHECK	0x10
 
 /* Timeouts. */
 #define DLM_TRY		0	/* fail with DLM_E_WOULD_BLOCK at once */
@@ -199,6 +204,17 @@ DLM_API void	dlm_acquire_opts_init(struct dlm_acquire_opts *opts);
 /* dlm_acquire() with the further choices of opts (NULL: the defaults). */
 DLM_API int	dlm_acquire_ex(struct dlm_client *, const char *lock,
 		    const struct dlm_acquire_opts *opts, uint64_t *token);
+/*
+ * Change the mode of a lock this client holds (the whole depth of an
+ * rlock): flags DLM_SHARED for shared, 0 for exclusive. Exclusive to
+ * shared is done at once and keeps the token; shared to exclusive waits
+ * up to timeout_ms for the other holders to go, ahead of every waiter,
+ * and gets a new token. *token (when not NULL) is the hold's token after.
+ * DLM_E_NOT_HELD when not held; DLM_E_DEADLOCK when another holder is
+ * converting it too, or the wait would close a cycle. See dlm_convert(3).
+ */
+DLM_API int	dlm_convert(struct dlm_client *, const char *lock, int flags,
+		    int timeout_ms, uint64_t *token);
 /* Give a lock back (one level of an rlock). */
 DLM_API int	dlm_release(struct dlm_client *, const char *lock);
 /* Release every lock this client holds. */
@@ -313,6 +329,9 @@ DLM_API int	dlm_acquire_async_id(struct dlm_client *, const char *lock,
 DLM_API int	dlm_acquire_ex_async(struct dlm_client *, const char *lock,
 		    const struct dlm_acquire_opts *opts, dlm_acquire_cb cb,
 		    void *arg, uint64_t *id);
+/* dlm_convert(), its result told to cb; dlm_cancel() cancels it. */
+DLM_API int	dlm_convert_async(struct dlm_client *, const char *lock,
+		    int flags, int timeout_ms, dlm_acquire_cb cb, void *arg);
 /* A descriptor readable while completions are queued (for poll/epoll). */
 DLM_API int	dlm_async_fd(struct dlm_client *);
 /* Run the queued completions; returns how many ran. */

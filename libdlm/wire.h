@@ -153,6 +153,9 @@ int	 wire_acquire_params(struct wire_params *p, const char *lock,
 	    const struct dlm_acquire_opts *o, int timeout_ms);
 int	 wire_lock_params(struct wire_params *p, const char *lock,
 	    uint64_t token);
+/* convert's params: {lock, mode, timeout_ms, token?} (token 0: none). */
+int	 wire_convert_params(struct wire_params *p, const char *lock,
+	    bool shared, int timeout_ms, uint64_t token);
 /* A params map with one key: {key: s} or {key: u}. */
 int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
 int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);

@@ -488,7 +488,7 @@ START_TEST(metrics_endpoint_in_prometheus_format)
 	free(res.body);
 
 	/* An acquire refused for closing a cycle of waits is counted. */
-	wait_id = tc_send(a, "acquire", "lock:s", "m");
+	tc_send(a, "acquire", "lock:s", "m");
 	ck_assert_str_eq(reply_errname(tc_call(b, "acquire", "lock:s", "n")),
 	    "DEADLOCK");
 	res = http_request(port, EVHTTP_REQ_GET, "/metrics");
