@@ -86,6 +86,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		{ "grants", "grants" }, { "releases", "releases" },
 		{ "timeouts", "timeouts" }, { "cancels", "cancels" },
 		{ "expiries", "lease expiries" },
+		{ "deadlocks", "deadlocks refused" },
 		{ "forced", "forced releases" }, { "errors", "errors" },
 		{ "sessions_total", "sessions opened" },
 		{ "connections_total", "connections opened" },
@@ -417,9 +418,13 @@ print_lock(json_t *l)
 		t = table_new(4, whead, "rllr");
 		json_array_foreach(waiters, i, e) {
 			char pos[32], waited[32];
+			/* A holder converting its shared hold, at the head. */
+			bool conv = json_is_true(json_object_get(e,
+			    "converting"));
 
 			snprintf(pos, sizeof pos, "%zu", i + 1);
 			table_add(t, pos, value_str(e, "client"),
+			    conv ? "exclusive (converting)" :
 			    value_str(e, "mode"),
 			    fmt_duration(value_uint(e, "waited_ms"), waited,
 			    sizeof waited));
