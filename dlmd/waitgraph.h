@@ -41,7 +41,9 @@
  * cycles; locktab_check() verifies that by brute force (wg_check()).
  *
  * Cost: nothing unless an acquire is about to queue (and nothing at all
- * while no other wait exists); then one depth-first search over the owners
+ * while no other wait exists, or when its owner holds nothing and waits
+ * for nothing else, so that nobody can wait for it); then one depth-first
+ * search over the owners
  * reachable from its targets, where the "waiters ahead of W in conflict
  * with M" of a queue are shared prefixes, so the search is linear in the
  * waits and holds it reaches, not quadratic in a long queue.

@@ -254,8 +254,8 @@ DLM_API const char *dlm_errname(int err);
  * NULL with params_len 0. On success *result (when not NULL) is the
  * msgpack-encoded result, to free with dlm_free(). On a server error the
  * server's sentence is in *message (when not NULL; dlm_free() it). The methods
- * that change what this client holds (acquire, release, cancel, reset,
- * hello, bye) fail with DLM_E_INVALID: use the calls above.
+ * that change what this client holds (acquire, release, convert, cancel,
+ * reset, hello, bye) fail with DLM_E_INVALID: use the calls above.
  */
 DLM_API int	dlm_call(struct dlm_client *, const char *method,
 		    const void *params, size_t params_len, void **result,
@@ -338,8 +338,9 @@ DLM_API int	dlm_async_fd(struct dlm_client *);
 DLM_API int	dlm_async_dispatch(struct dlm_client *);
 
 /*
- * Cancel a waiting acquire: dlm_cancel() every acquire of lock this client
- * is waiting for (from another thread, or from the event loop), and
+ * Cancel a waiting acquire: dlm_cancel() every acquire (and convert) of
+ * lock this client is waiting for (from another thread, or from the event
+ * loop), and
  * dlm_cancel_request() one asynchronous acquire by its id. The acquire then
  * fails with DLM_E_CANCELLED, unless it was granted first. 0 when one was
  * waiting, else DLM_E_NOT_FOUND.
