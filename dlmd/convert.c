@@ -75,13 +75,13 @@ convert_method(struct request *req)
 		    "'token' must be a positive integer");
 	safe = safe_str(name, namelen);
 	/*
-	 * With a token the convert means that hold, as release does: the
-	 * token it was granted with, or its present one.
+	 * With a token the convert means that hold, as release does: its
+	 * present token, or the one before its latest conversion.
 	 */
 	if ((l = locktab_find(srv->lt, name, namelen)) != NULL)
 		h = locktab_hold_of(l, &s->owner);
 	if (h == NULL || (token != 0 && h->token != token &&
-	    h->first_token != token))
+	    h->prev_token != token))
 		return request_error(req, DLM_E_NOT_HELD, "lock '%s' is not "
 		    "held by this session%s", safe, token != 0 ?
 		    " with that token" : "");

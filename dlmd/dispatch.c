@@ -744,10 +744,13 @@ m_release(struct request *req)
 		if (!mpr_uint(o, &token))
 			return request_error(req, DLM_E_BAD_REQUEST,
 			    "'token' must be an unsigned integer");
-		/* A converted hold is still the one granted: either token. */
+		/*
+		 * A converted hold is still the one granted: its token before
+		 * the latest conversion names it too.
+		 */
 		if ((l = locktab_find(srv->lt, name, namelen)) == NULL ||
 		    (h = locktab_hold_of(l, &s->owner)) == NULL ||
-		    (h->token != token && h->first_token != token))
+		    (h->token != token && h->prev_token != token))
 			return request_error(req, DLM_E_NOT_HELD, "lock '%s' "
 			    "is not held by this session with token %llu",
 			    safe_str(name, namelen), (unsigned long long)token);

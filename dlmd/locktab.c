@@ -715,8 +715,7 @@ lt_convert_drop(struct locktab *lt, const struct lt_hold *h)
 static void
 lt_upgrade(struct locktab *lt, struct lt_lock *l, struct lt_hold *h)
 {
-	if (h->first_token == 0)
-		h->first_token = h->token;
+	h->prev_token = h->token;
 	h->token = lt->next_token++;
 	h->mode = LT_EXCLUSIVE;
 	l->mode = LT_EXCLUSIVE;
@@ -833,8 +832,8 @@ lt_check_converts(struct locktab *lt, struct lt_lock *l, uint64_t now)
 	const struct lt_wait *w;
 
 	TAILQ_FOREACH(h, &l->holders, lock_link)
-		if (h->first_token != 0 && h->first_token >= h->token)
-			return "a converted hold's token is not above its first";
+		if (h->prev_token != 0 && h->prev_token >= h->token)
+			return "a converted hold's token is not above its last";
 	TAILQ_FOREACH(w, &l->waiters, lock_link) {
 		if (!w->convert)
 			continue;

@@ -81,10 +81,12 @@ struct lt_hold {
 	uint32_t		count;	/* reentrant depth; 1 for a mutex */
 	uint8_t			mode;
 	/*
-	 * The token the hold was granted with, once a conversion gave it
-	 * another (0 until then): a release naming it still means this hold.
+	 * The token the hold had before a conversion gave it its present one
+	 * (0 until then): a release naming it still means this hold, since a
+	 * client may not have heard of that conversion (its answer lost with
+	 * a connection). At most one conversion of a hold is in flight.
 	 */
-	uint64_t		first_token;
+	uint64_t		prev_token;
 };
 
 struct lt_wait {

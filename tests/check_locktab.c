@@ -1135,11 +1135,15 @@ START_TEST(convert_up_alone_at_once)
 	ck_assert_uint_gt(t2, t);
 	ck_assert_uint_eq(t2, locktab_next_token(lt) - 1);
 	ck_assert_uint_eq(hold_of(&A, "x")->count, 2);	/* the whole hold */
-	ck_assert_uint_eq(hold_of(&A, "x")->first_token, t);
+	ck_assert_uint_eq(hold_of(&A, "x")->prev_token, t);
 	/* And down again: the upgrade's token stays. */
 	ck_assert_int_eq(conv(&A, "x", LT_SHARED, false, &t), LT_GRANTED);
 	ck_assert_uint_eq(t, t2);
 	ck_assert_int_eq(nev, 0);	/* B is exclusive: still waits */
+	/* Up once more: the token before it is the last one, not the first. */
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, false, &t), LT_GRANTED);
+	ck_assert_uint_gt(t, t2);
+	ck_assert_uint_eq(hold_of(&A, "x")->prev_token, t2);
 }
 END_TEST
 
