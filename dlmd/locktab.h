@@ -108,7 +108,10 @@ struct lt_wait {
 };
 
 struct lt_ops {
-	/* A waiter was granted; w is freed when this returns. */
+	/*
+	 * A waiter was granted, or a conversion done (w->convert: h is the
+	 * hold converted); w is freed when this returns.
+	 */
 	void	(*granted)(void *arg, struct lt_wait *w, struct lt_hold *h);
 	/*
 	 * A waiter was removed by the table: by locktab_end_owner(), or a
