@@ -87,6 +87,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		{ "grants", "grants" }, { "releases", "releases" },
 		{ "timeouts", "timeouts" }, { "cancels", "cancels" },
 		{ "expiries", "lease expiries" },
+		{ "deadlocks", "deadlocks refused" },
 		{ "forced", "forced releases" }, { "errors", "errors" },
 		{ "sessions_total", "sessions opened" },
 		{ "connections_total", "connections opened" },
@@ -493,11 +494,15 @@ print_lock(json_t *l)
 		t = table_new(semaphore ? 5 : 4, whead, "rllrr");
 		json_array_foreach(waiters, i, e) {
 			char pos[32], waited[32], permits[32];
+			/* A holder converting its shared hold, at the head. */
+			bool conv = json_is_true(json_object_get(e,
+			    "converting"));
 
 			snprintf(pos, sizeof pos, "%zu", i + 1);
 			snprintf(permits, sizeof permits, "%llu",
 			    (unsigned long long)value_uint(e, "permits"));
 			table_add(t, pos, value_str(e, "client"),
+			    conv ? "exclusive (converting)" :
 			    value_str(e, "mode"),
 			    fmt_duration(value_uint(e, "waited_ms"), waited,
 			    sizeof waited), permits);

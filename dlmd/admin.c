@@ -99,10 +99,12 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 	TAILQ_FOREACH(h, &l->holders, lock_link) {
 		const struct session *s = session_of_owner(h->owner);
 
+		bool converting = locktab_converting(h) != NULL;
+
 		if (n++ == max_holders)
 			break;
 		mpw_map(w, 5 + (semaphore ? 1 : 0) + (h->value != NULL ? 1 : 0) +
-		    (h->lock_delay != 0) + h->notify_contended);
+		    (h->lock_delay != 0) + h->notify_contended + converting);
 		if (semaphore) {
 			mpw_key(w, "permits");
 			mpw_u64(w, h->permits);
@@ -129,6 +131,11 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 			mpw_key(w, "notify_contended");
 			mpw_bool(w, true);
 		}
+		if (converting) {
+			/* The mode it waits for; its hold is still shared. */
+			mpw_key(w, "converting");
+			mpw_str(w, mode_name(LT_EXCLUSIVE));
+		}
 	}
 
 	mpw_key(w, "waiters");
@@ -139,7 +146,7 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 
 		if (n++ == max_queue)
 			break;
-		mpw_map(w, semaphore ? 4 : 3);
+		mpw_map(w, 3 + (semaphore ? 1 : 0) + (wt->convert ? 1 : 0));
 		if (semaphore) {
 			mpw_key(w, "permits");
 			mpw_u64(w, wt->permits);
@@ -150,6 +157,10 @@ pack_lock(struct mpw *w, const struct lt_lock *l, uint32_t max_queue,
 		mpw_str(w, mode_name(wt->mode));
 		mpw_key(w, "waited_ms");
 		mpw_u64(w, now - wt->since);
+		if (wt->convert) {
+			mpw_key(w, "converting");
+			mpw_bool(w, true);
+		}
 	}
 }
 
@@ -382,7 +393,7 @@ admin_stats(struct request *req)
 	struct mpw *w = &req->res;
 
 	locktab_stats(srv->lt, &lts);
-	mpw_map(w, srv->cluster.enabled ? 30 + 12 : 30);
+	mpw_map(w, srv->cluster.enabled ? 31 + 12 : 31);
 	mpw_key(w, "server");
 	mpw_str(w, PACKAGE_NAME "d " PACKAGE_VERSION);
 	mpw_key(w, "uptime_ms");
@@ -443,6 +454,8 @@ admin_stats(struct request *req)
 	mpw_u64(w, lts.delayed);
 	mpw_key(w, "contended_notices");
 	mpw_u64(w, st->contended);
+	mpw_key(w, "deadlocks");
+	mpw_u64(w, st->deadlocks);
 	if (srv->cluster.enabled)
 		pack_cluster_stats(w);
 	return 0;

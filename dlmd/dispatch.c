@@ -61,6 +61,7 @@ static const struct method methods[] = {
 	{ "reset_all", admin_reset_all, M_SESSION | M_ADMIN },
 	{ "watch", watch_method, M_SESSION | M_ACTIVE },
 	{ "unwatch", unwatch_method, M_SESSION | M_ACTIVE },
+	{ "convert", convert_method, M_SESSION },
 };
 
 /* Connections whose frame waits for etcd, each paused meanwhile. */
@@ -542,7 +543,7 @@ kind_phrase(const struct lt_lock *l)
 }
 
 /* Who holds a lock, for a message: "client NAME" or "N shared holders". */
-static const char *
+const char *
 holders_phrase(const struct lt_lock *l)
 {
 	static char buf[400];
@@ -584,13 +585,12 @@ param_kind(struct request *req, int *kind)
 	return 0;
 }
 
-/* A boolean parameter; false when absent or nil. */
+/* An optional bool parameter; *v is untouched when absent. */
 static int
 param_bool(struct request *req, const char *key, bool *v)
 {
 	const msgpack_object *o = mpr_get(req->params, key);
 
-	*v = false;
 	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
 		return 0;
 	if (!mpr_bool(o, v))
@@ -661,21 +661,95 @@ param_lock_delay(struct request *req, uint32_t *delay)
 	return 0;
 }
 
+/* Append to a message being built; false once it is full. */
+static bool
+msg_add(char *buf, size_t len, size_t *off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static bool
+msg_add(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*off >= len)
+		return false;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *off) {
+		*off = len;
+		return false;
+	}
+	*off += (size_t)n;
+	return true;
+}
+
+/* A step's client, as a message names it: the requester is "this session". */
+static const char *
+cycle_who(const struct request *req, const struct lt_cycle_step *st)
+{
+	const struct session *s = session_of_owner(st->owner);
+
+	return s == req->conn->session ? "this session" : safe_str0(s->name);
+}
+
+/*
+ * DEADLOCK for a request (what: "acquiring 'x'") that would close cy: the
+ * message says the cycle in words, the error map lists it (reply.c).
+ */
+int
+request_deadlock(struct request *req, const char *what,
+    const struct lt_cycle *cy)
+{
+	uint32_t n = cy->len < LT_CYCLE_MAX ? cy->len : LT_CYCLE_MAX;
+	size_t off = 0, len = sizeof req->errmsg;
+	char *buf = req->errmsg;
+
+	srv->stats.deadlocks++;
+	req->err_cycle = cy;
+	msg_add(buf, len, &off, "%s would close a cycle of %u waits", what,
+	    cy->len);
+	/* cppcheck-suppress knownConditionTrueFalse ; the table filled cy */
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lt_cycle_step *st = &cy->steps[i];
+		const struct lt_cycle_step *next = &cy->steps[(i + 1) % n];
+
+		/* The next of the last step kept is unknown when cut short. */
+		/* cppcheck-suppress knownConditionTrueFalse */
+		const char *behind = n < cy->len && i + 1 == n ? "..." :
+		    cycle_who(req, next);
+
+		if (!msg_add(buf, len, &off, "%s%s %s for '%s' (%s) behind %s",
+		    i == 0 ? ": " : "; ", cycle_who(req, st),
+		    i == 0 ? "would wait" : "waits",
+		    safe_str(st->lock->name, st->lock->namelen),
+		    st->mode == LT_SHARED ? "shared" : "exclusive", behind))
+			break;
+	}
+	if (off >= len)
+		memcpy(buf + len - 4, "...", 4);
+	return DLM_E_DEADLOCK;
+}
+
 static int
 m_acquire(struct request *req)
 {
+	static struct lt_cycle cycle;
 	struct session *s = req->conn->session;
 	const char *name, *value;
 	size_t namelen, valuelen;
 	int kind = LT_MUTEX, mode = 0, rc;
 	int64_t timeout = -1;
 	uint32_t lock_delay;
-	bool notify;
+	bool notify = false;
 	struct lt_want want = { 0 };
 	struct lt_hold *h;
 	struct lt_wait *w;
 	struct lt_lock *l;
 	uint8_t receipt[RECEIPT_LEN];
+	bool check = true;
+	char what[300];
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
 	    srv->cfg->max_name_len)) != 0 ||
@@ -687,7 +761,8 @@ m_acquire(struct request *req)
 	    (rc = param_value(req, "value", &value, &valuelen,
 	    srv->cfg->max_value_len)) != 0 ||
 	    (rc = param_lock_delay(req, &lock_delay)) != 0 ||
-	    (rc = param_bool(req, "notify_contended", &notify)) != 0)
+	    (rc = param_bool(req, "notify_contended", &notify)) != 0 ||
+	    (rc = param_bool(req, "deadlock_check", &check)) != 0)
 		return rc;
 	/* In a cluster, a session is in etcd before it may hold anything. */
 	if (!records_ensure(s))
@@ -700,6 +775,8 @@ m_acquire(struct request *req)
 	want.value_len = valuelen;
 	want.lock_delay_ms = lock_delay;
 	want.notify_contended = notify;
+	want.deadlock_check = check;
+	want.cycle = &cycle;
 	rc = locktab_acquire(srv->lt, &s->owner, name, namelen, &want,
 	    now_ms(), &h, &w);
 	if (rc == DLM_E_WOULD_BLOCK)
@@ -757,6 +834,10 @@ m_acquire(struct request *req)
 		    "%u waits; the limits are %u holds+waits and %u waits",
 		    s->owner.nholds, s->owner.nwaits, srv->cfg->max_holds,
 		    srv->cfg->max_waits);
+	case DLM_E_DEADLOCK:
+		snprintf(what, sizeof what, "acquiring '%s'",
+		    safe_str(name, namelen));
+		return request_deadlock(req, what, &cycle);
 	default:
 		return request_error(req, rc, "%s", dlm_proto_errdesc(rc));
 	}
@@ -868,9 +949,13 @@ m_release(struct request *req)
 		if (!mpr_uint(o, &token))
 			return request_error(req, DLM_E_BAD_REQUEST,
 			    "'token' must be an unsigned integer");
+		/*
+		 * A converted hold is still the one granted: its token before
+		 * the latest conversion names it too.
+		 */
 		if ((l = locktab_find(srv->lt, name, namelen)) == NULL ||
 		    (h = locktab_hold_of(l, &s->owner)) == NULL ||
-		    h->token != token)
+		    (h->token != token && h->prev_token != token))
 			return request_error(req, DLM_E_NOT_HELD, "lock '%s' "
 			    "is not held by this session with token %llu",
 			    safe_str(name, namelen), (unsigned long long)token);
@@ -1071,6 +1156,10 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 		return;
 	if (rc == DLM_E_NOT_ACTIVE) {
 		reply_not_active(c, req.msgid, req.err_active, req.errmsg);
+		return;
+	}
+	if (rc == DLM_E_DEADLOCK && req.err_cycle != NULL) {
+		reply_deadlock(c, req.msgid, req.errmsg, req.err_cycle);
 		return;
 	}
 	if (rc != 0) {

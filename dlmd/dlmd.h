@@ -25,7 +25,7 @@
  *		which of them have reclaimed after a fail-over
  *   cluster.c	the cluster's roles over etcd: election, stepping down in
  *		time, fencing-token ranges, the grace after a fail-over
- *   dispatch.c admin.c reclaim.c  the protocol's methods
+ *   dispatch.c admin.c reclaim.c convert.c  the protocol's methods
  *   watch.c	watches of locks and their "changed" notices (the lock
  *		table's changed callback)
  *   metrics.c	the Prometheus endpoint (reads counters only)
@@ -120,6 +120,7 @@ struct stats {
 	uint64_t	would_blocks;	/* acquires refused as busy */
 	uint64_t	refused;	/* acquires refused otherwise */
 	uint64_t	contended;	/* contention notices sent */
+	uint64_t	deadlocks;	/* acquires and converts: DEADLOCK */
 };
 
 struct conn;
@@ -136,6 +137,7 @@ struct pending {
 	uint32_t		 msgid;
 	bool			 timed;
 	uint64_t		 deadline;	/* now_ms() of the timeout */
+	bool			 convert;	/* a convert's, not an acquire's */
 };
 
 /* A session's record in etcd (records.c). */
@@ -341,6 +343,12 @@ void	reply_grant(struct conn *, uint32_t msgid, const struct lt_hold *,
 	    uint64_t valid_ms, const uint8_t *receipt);
 void	pack_grant(struct mpw *, const struct lt_hold *, uint64_t valid_ms,
 	    const uint8_t *receipt);
+void	pack_converted(struct mpw *, const struct lt_hold *,
+	    uint64_t valid_ms, const uint8_t *receipt);
+void	reply_converted(struct conn *, uint32_t msgid, const struct lt_hold *,
+	    uint64_t valid_ms, const uint8_t *receipt);
+void	reply_deadlock(struct conn *, uint32_t msgid, const char *message,
+	    const struct lt_cycle *);
 void	notify_lost(struct conn *, const struct lt_hold *, int reason);
 void	notify_contended(struct conn *, const struct lt_hold *,
 	    uint32_t waiters);
@@ -434,6 +442,7 @@ struct request {
 	const char		*err_active;	/* NOT_ACTIVE's hint, or NULL */
 	const char		*frame;		/* the request's bytes */
 	size_t			 framelen;
+	const struct lt_cycle	*err_cycle;	/* DEADLOCK's cycle, or NULL */
 };
 #define DISPATCH_PENDING	(-1)
 int	request_defer(struct request *);
@@ -446,6 +455,11 @@ int	param_name(struct request *, const char *key, bool required,
 	    const char **p, size_t *len, size_t max);
 int	param_int(struct request *, const char *key, bool required,
 	    int64_t min, int64_t max, int64_t *v);
+/* DEADLOCK, saying the cycle of waits what would close. */
+int	request_deadlock(struct request *, const char *what,
+	    const struct lt_cycle *);
+/* Who holds a lock, for a message: "held by NAME" and the like. */
+const char *holders_phrase(const struct lt_lock *);
 
 /* reclaim.c */
 int	reclaim_method(struct request *);
@@ -466,6 +480,9 @@ int	 unwatch_method(struct request *);
 uint64_t watch_count(void);
 uint64_t watch_notices(void);
 void	 watch_free_all(void);
+
+/* convert.c */
+int	convert_method(struct request *);
 
 /* admin.c */
 int	admin_locks(struct request *);

@@ -6,6 +6,7 @@
 
 #include "locktab.h"
 #include "proto.h"
+#include "waitgraph.h"
 #include "xmalloc.h"
 
 struct locktab {
@@ -23,7 +24,14 @@ struct locktab {
 	/* Locks with a lock-delay, by its end: see struct lt_lock. */
 	/* cppcheck-suppress unusedStructMember ; used through RB macros */
 	RB_HEAD(lt_delays, lt_lock) delays;
+	struct waitgraph	 wg;		/* deadlock detection's */
 };
+
+static void	lt_convert_drop(struct locktab *, const struct lt_hold *);
+static bool	lt_convert_step(struct locktab *, struct lt_lock *,
+		    struct lt_wait *, uint64_t);
+static const char *lt_check_converts(struct locktab *, struct lt_lock *,
+		    uint64_t);
 
 static int
 lt_cmp(const struct lt_lock *a, const struct lt_lock *b)
@@ -140,6 +148,7 @@ locktab_free(struct locktab *lt)
 		RB_REMOVE(lt_tree, &lt->tree, l);
 		free(l);
 	}
+	wg_free(&lt->wg);
 	free(lt);
 }
 
@@ -333,6 +342,7 @@ lt_hold_free(struct locktab *lt, struct lt_hold *h, uint64_t now)
 {
 	struct lt_lock *l = h->lock;
 
+	lt_convert_drop(lt, h);
 	if (lt->ops->ended != NULL)
 		lt->ops->ended(lt->arg, h, now);
 	TAILQ_REMOVE(&l->holders, h, lock_link);
@@ -476,6 +486,11 @@ lt_grant_pass(struct locktab *lt, struct lt_lock *l, uint64_t now)
 		next = TAILQ_NEXT(w, lock_link);
 		if (lt_owner_expired(w->owner, now))
 			continue;
+		if (w->convert) {
+			if (!lt_convert_step(lt, l, w, now))
+				break;
+			continue;
+		}
 		if (!lt_wait_fits(l, w) || !lt_may_grant(lt, now) ||
 		    lt_lock_delayed(l, now))
 			break;
@@ -624,6 +639,10 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 		    (lt->limits.max_holds != 0 &&
 		    o->nholds + o->nwaits >= lt->limits.max_holds))
 			return DLM_E_LIMIT;
+		/* No cycle without another wait: nothing to search then. */
+		if (want->deadlock_check && l != NULL && lt->stats.waits != 0 &&
+		    wg_acquire_closes(&lt->wg, o, l, mode, now, want->cycle))
+			return DLM_E_DEADLOCK;
 	}
 
 	if (l == NULL) {
@@ -651,6 +670,7 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 		w->value_len = (uint32_t)want->value_len;
 	w->lock_delay = want->lock_delay_ms;
 	w->notify_contended = want->notify_contended;
+	w->checked = want->deadlock_check;
 	TAILQ_INSERT_TAIL(&l->waiters, w, lock_link);
 	LIST_INSERT_HEAD(&o->waits, w, owner_link);
 	l->nwaiters++;
@@ -1144,6 +1164,206 @@ lt_check_permits(const struct lt_lock *l)
 	return NULL;
 }
 
+/*
+ * Conversion (locktab_convert). A waiting conversion is its owner's wait
+ * at the head of the lock's queue, marked convert: so ordinary waiters
+ * stay behind it and new acquires queue (the queue is not empty), and
+ * cancel, timeouts and the end of its owner withdraw it as any wait. Its
+ * owner keeps its shared hold meanwhile.
+ */
+
+/* The conversion waiting at the head of l's queue, or NULL. */
+static struct lt_wait *
+lt_convert_head(const struct lt_lock *l)
+{
+	struct lt_wait *w = TAILQ_FIRST(&l->waiters);
+
+	return w != NULL && w->convert ? w : NULL;
+}
+
+struct lt_wait *
+locktab_converting(const struct lt_hold *h)
+{
+	struct lt_wait *w = lt_convert_head(h->lock);
+
+	return w != NULL && w->owner == h->owner ? w : NULL;
+}
+
+/*
+ * A hold is about to be freed (released, revoked, displaced): its
+ * conversion has nothing left to convert, and is withdrawn as the table
+ * withdraws waits, through ops->cancelled.
+ */
+static void
+lt_convert_drop(struct locktab *lt, const struct lt_hold *h)
+{
+	struct lt_wait *w = locktab_converting(h);
+
+	if (w == NULL)
+		return;
+	lt_wait_unlink(lt, w);
+	lt->ops->cancelled(lt->arg, w);
+	lt_wait_free(w);
+}
+
+/*
+ * Shared to exclusive, the other holders gone. A new token: the exclusive
+ * hold is a new epoch for the resource, which must be able to refuse
+ * every earlier holder, the sharers waited out included. The floor stays,
+ * as for every grant but an install's: the new token is above every
+ * hold's, and a claim installed later is compared with it while it lasts.
+ */
+static void
+lt_upgrade(struct locktab *lt, struct lt_lock *l, struct lt_hold *h)
+{
+	h->prev_token = h->token;
+	h->token = lt->next_token++;
+	h->mode = LT_EXCLUSIVE;
+	l->mode = LT_EXCLUSIVE;
+	lt_note_change(l);	/* watchers see the new mode and token */
+}
+
+/*
+ * Whether o, holding l, may have it exclusive now: alone, a token left,
+ * and no lock-delay running (an upgrade is a new grant, which a delay
+ * keeps off until a dead holder's requests have landed).
+ */
+static bool
+lt_upgradable(const struct locktab *lt, const struct lt_lock *l,
+    const struct lt_owner *o, uint64_t now)
+{
+	return l->nholders == 1 && TAILQ_FIRST(&l->holders)->owner == o &&
+	    lt_may_grant(lt, now) && !lt_lock_delayed(l, now);
+}
+
+/*
+ * The grant pass met the conversion w at the head: complete it if its
+ * owner is the only holder left (true: the pass goes on), else false.
+ */
+static bool
+lt_convert_step(struct locktab *lt, struct lt_lock *l, struct lt_wait *w,
+    uint64_t now)
+{
+	struct lt_hold *h;
+
+	if (!lt_upgradable(lt, l, w->owner, now))
+		return false;
+	h = TAILQ_FIRST(&l->holders);
+	lt_wait_unlink(lt, w);
+	lt_upgrade(lt, l, h);
+	lt->ops->granted(lt->arg, w, h);
+	lt_wait_free(w);
+	return true;
+}
+
+int
+locktab_convert(struct locktab *lt, struct lt_owner *o, const char *name,
+    size_t namelen, const struct lt_convert *cv, uint64_t now,
+    struct lt_hold **hold, struct lt_wait **wait)
+{
+	struct lt_lock *l;
+	struct lt_hold *h;
+	struct lt_wait *w, *other;
+
+	*hold = NULL;
+	*wait = NULL;
+	if (namelen == 0 || namelen > UINT16_MAX)
+		return DLM_E_BAD_REQUEST;
+	if ((l = locktab_find(lt, name, namelen)) == NULL ||
+	    (h = locktab_hold_of(l, o)) == NULL)
+		return DLM_E_NOT_HELD;
+	if (l->kind != LT_MUTEX && l->kind != LT_RLOCK)
+		return DLM_E_KIND_MISMATCH;
+	if ((other = lt_convert_head(l)) != NULL && other->owner == o)
+		return DLM_E_ALREADY_HELD;
+	if (cv->mode == (enum lt_mode)h->mode) {
+		*hold = h;
+		return LT_GRANTED;
+	}
+	if (cv->mode == LT_SHARED) {
+		/* Atomic: the hold never lapses; the compatible waiters go. */
+		h->mode = LT_SHARED;
+		l->mode = LT_SHARED;
+		lt_note_change(l);
+		lt_grant_pass(lt, l, now);
+		lt_report(lt, l);
+		*hold = h;
+		return LT_GRANTED;
+	}
+	if (lt_upgradable(lt, l, o, now)) {
+		lt_upgrade(lt, l, h);
+		lt_report(lt, l);
+		*hold = h;
+		return LT_GRANTED;
+	}
+	if (!cv->may_wait)
+		return DLM_E_WOULD_BLOCK;
+	if ((lt->limits.max_waits != 0 && o->nwaits >= lt->limits.max_waits) ||
+	    (lt->limits.max_holds != 0 &&
+	    o->nholds + o->nwaits >= lt->limits.max_holds))
+		return DLM_E_LIMIT;
+	if (other != NULL) {
+		/* Each would wait for the other's shared hold to go. */
+		if (cv->cycle != NULL) {
+			cv->cycle->len = 2;
+			cv->cycle->steps[0] = (struct lt_cycle_step){ o, l,
+			    LT_EXCLUSIVE };
+			cv->cycle->steps[1] = (struct lt_cycle_step){
+			    other->owner, l, LT_EXCLUSIVE };
+		}
+		return DLM_E_DEADLOCK;
+	}
+	if (lt->stats.waits != 0 &&
+	    wg_convert_closes(&lt->wg, h, now, cv->cycle))
+		return DLM_E_DEADLOCK;
+	w = xcalloc(1, sizeof *w);
+	w->lock = l;
+	w->owner = o;
+	w->udata = cv->udata;
+	w->since = now;
+	w->mode = LT_EXCLUSIVE;
+	w->convert = 1;
+	w->checked = 1;
+	TAILQ_INSERT_HEAD(&l->waiters, w, lock_link);
+	LIST_INSERT_HEAD(&o->waits, w, owner_link);
+	l->nwaiters++;
+	o->nwaits++;
+	lt->stats.waits++;
+	lt_contention(lt, l);
+	*wait = w;
+	return LT_QUEUED;
+}
+
+/* The invariants of conversions on l, for locktab_check(). */
+static const char *
+lt_check_converts(struct locktab *lt, struct lt_lock *l, uint64_t now)
+{
+	const struct lt_hold *h;
+	const struct lt_wait *w;
+
+	TAILQ_FOREACH(h, &l->holders, lock_link)
+		if (h->prev_token != 0 && h->prev_token >= h->token)
+			return "a converted hold's token is not above its last";
+	TAILQ_FOREACH(w, &l->waiters, lock_link) {
+		if (!w->convert)
+			continue;
+		if (w != TAILQ_FIRST(&l->waiters))
+			return "a conversion waits behind another waiter";
+		if (l->kind != LT_MUTEX && l->kind != LT_RLOCK)
+			return "a conversion waits on a lock of another kind";
+		if (w->mode != LT_EXCLUSIVE || !w->checked)
+			return "a conversion waits for another mode, unchecked";
+		if ((h = locktab_hold_of(l, w->owner)) == NULL)
+			return "a converting waiter does not hold the lock";
+		if (h->mode != LT_SHARED)
+			return "a converting holder does not hold it shared";
+		if (!lt_owner_expired(w->owner, now) &&
+		    lt_upgradable(lt, l, w->owner, now))
+			return "a conversion could be granted but waits";
+	}
+	return NULL;
+}
+
 const char *
 locktab_check(struct locktab *lt, uint64_t now)
 {
@@ -1221,7 +1441,7 @@ locktab_check(struct locktab *lt, uint64_t now)
 			nw++;
 			if (w->lock != l)
 				return "a waiter points at another lock";
-			if (locktab_hold_of(l, w->owner) != NULL)
+			if (!w->convert && locktab_hold_of(l, w->owner) != NULL)
 				return "a holder also waits for its own lock";
 			if ((w->value == NULL) != (w->value_len == 0))
 				return "a waiter's value and length disagree";
@@ -1240,6 +1460,8 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a waiter could be granted but waits";
 			break;
 		}
+		if ((why = lt_check_converts(lt, l, now)) != NULL)
+			return why;
 		holds += nh;
 		waits += nw;
 	}
@@ -1253,5 +1475,5 @@ locktab_check(struct locktab *lt, uint64_t now)
 	}
 	if (delayed != indexed || delayed != lt->stats.delayed)
 		return "the delay index disagrees with the delayed locks";
-	return NULL;
+	return wg_check(lt, now);
 }

@@ -54,12 +54,16 @@ struct lt_owner {
 	 * not yet expired it.
 	 */
 	uint64_t		deadline;
+	/* The wait-for graph's search marks (waitgraph.c); 0 when idle. */
+	uint64_t		wg_mark;
+	uint64_t		wg_goal;
+	const struct lt_wait	*wg_via;
 };
 
 struct lt_lock {
 	RB_ENTRY(lt_lock)	entry;
 	TAILQ_HEAD(, lt_hold)	holders;
-	TAILQ_HEAD(, lt_wait)	waiters;
+	TAILQ_HEAD(lt_waitq, lt_wait) waiters;
 	TAILQ_ENTRY(lt_lock)	dirty_link;
 	/*
 	 * The highest token of an exclusive hold installed here, or of a
@@ -92,6 +96,7 @@ struct lt_lock {
 	uint64_t		delayed_from;
 	/* Holders that asked for contention notices. */
 	uint32_t		nnotify;
+	uint64_t		wg_mark[2];	/* waitgraph.c's, per mode */
 	char			name[];	/* stays last: the name's bytes */
 };
 
@@ -116,6 +121,13 @@ struct lt_hold {
 	bool			notify_contended;	/* asked for notices */
 	bool			contended_told;	/* since the queue was empty */
 	bool			installed;	/* by locktab_install(), not granted */
+	/*
+	 * The token the hold had before a conversion gave it its present one
+	 * (0 until then): a release naming it still means this hold, since a
+	 * client may not have heard of that conversion (its answer lost with
+	 * a connection). At most one conversion of a hold is in flight.
+	 */
+	uint64_t		prev_token;
 };
 
 struct lt_wait {
@@ -133,12 +145,26 @@ struct lt_wait {
 	/* What its hold will have: see struct lt_want. */
 	uint32_t		lock_delay;
 	bool			notify_contended;
+	/*
+	 * A holder's conversion of its shared hold to exclusive: always the
+	 * head of the queue, at most one per lock, mode LT_EXCLUSIVE.
+	 */
+	uint8_t			convert;
+	/* It asked for deadlock detection (converts always do). */
+	uint8_t			checked;
+	uint64_t		wg_mark[2];	/* waitgraph.c's, per mode */
 };
 
 struct lt_ops {
-	/* A waiter was granted; w is freed when this returns. */
+	/*
+	 * A waiter was granted, or a conversion done (w->convert: h is the
+	 * hold converted); w is freed when this returns.
+	 */
 	void	(*granted)(void *arg, struct lt_wait *w, struct lt_hold *h);
-	/* A waiter was removed by locktab_end_owner(); w is freed after. */
+	/*
+	 * A waiter was removed by the table: by locktab_end_owner(), or a
+	 * conversion whose hold ended (w->convert); w is freed after.
+	 */
 	void	(*cancelled)(void *arg, struct lt_wait *w);
 	/*
 	 * A hold was ended by someone other than its holder (force release,
@@ -189,6 +215,24 @@ enum lt_result {
 	/* otherwise a positive DLM_E_* error code */
 };
 
+/*
+ * A cycle of waits that a request would close (DLM_E_DEADLOCK): each step
+ * is an owner waiting for a lock in a mode, for the next step's owner
+ * (which holds the lock or is ahead in its queue); the last waits for the
+ * first. The first step is the refused request. len is the whole cycle's
+ * length; only the first LT_CYCLE_MAX steps are kept.
+ */
+#define LT_CYCLE_MAX	64
+struct lt_cycle_step {
+	const struct lt_owner	*owner;
+	const struct lt_lock	*lock;
+	uint8_t			 mode;	/* enum lt_mode waited for */
+};
+struct lt_cycle {
+	uint32_t		 len;
+	struct lt_cycle_step	 steps[LT_CYCLE_MAX];
+};
+
 RB_HEAD(lt_tree, lt_lock);
 
 struct locktab;
@@ -232,13 +276,19 @@ struct lt_want {
 	uint32_t	 lock_delay_ms;
 	/* Tell the holder (ops->contended) when others wait for the lock. */
 	bool		 notify_contended;
+	/*
+	 * Refuse a wait that would close a cycle of waits with
+	 * DLM_E_DEADLOCK (waitgraph.h), telling it in *cycle when not NULL.
+	 */
+	bool		 deadlock_check;
+	struct lt_cycle	*cycle;
 };
 
 /*
  * Ask for a lock. Returns LT_GRANTED with *hold set (a new hold, or the
  * holder's own for a reentrant acquire), LT_QUEUED with *wait set (only when
  * may_wait), or DLM_E_WOULD_BLOCK, DLM_E_ALREADY_HELD, DLM_E_KIND_MISMATCH,
- * DLM_E_LIMIT. A semaphore also fails with DLM_E_BAD_REQUEST (a capacity
+ * DLM_E_LIMIT, DLM_E_DEADLOCK (only with deadlock_check). A semaphore also fails with DLM_E_BAD_REQUEST (a capacity
  * out of range, more permits than it, shared mode) and DLM_E_KIND_MISMATCH
  * when its capacity differs from the lock's; its holder asking again gets
  * DLM_E_ALREADY_HELD (one grant per session: release, then ask anew).
@@ -326,6 +376,38 @@ uint32_t	 locktab_end_owner(struct locktab *, struct lt_owner *,
 uint32_t	 locktab_force_release(struct locktab *, const char *name,
 		    size_t namelen, const struct lt_owner *only, int reason,
 		    uint64_t now);
+/*
+ * What a conversion asks for: the mode the owner's hold is to have, and
+ * whether it may wait (an upgrade that cannot be granted at once).
+ */
+struct lt_convert {
+	enum lt_mode	 mode;
+	bool		 may_wait;
+	void		*udata;	/* the caller's pending request, on a wait */
+	struct lt_cycle	*cycle;	/* filled on DLM_E_DEADLOCK, when not NULL */
+};
+/*
+ * Convert the owner's hold of a mutex or rlock (the whole depth of an
+ * rlock) to another mode, as the kernel DLM's convert does. Exclusive to
+ * shared is done at once, keeping the hold's token, and grants the shared
+ * waiters at the head of the queue. Shared to exclusive is done at once
+ * when the owner is the only holder, else it waits at the head of the
+ * queue, ahead of every ordinary waiter, still holding shared, until the
+ * other holders are gone; it is then granted through ops->granted (w and
+ * the converted hold). An upgrade gives the hold a new token, higher than
+ * any before. The owner's own mode: LT_GRANTED, nothing changes. Returns
+ * LT_GRANTED with *hold set, LT_QUEUED with *wait set, or
+ * DLM_E_NOT_HELD, DLM_E_KIND_MISMATCH (not a mutex or rlock),
+ * DLM_E_ALREADY_HELD (a conversion of it waits already),
+ * DLM_E_WOULD_BLOCK (may not wait), DLM_E_LIMIT, DLM_E_DEADLOCK (another
+ * holder converts already, or the wait would close a cycle: conversions
+ * are always checked).
+ */
+int		 locktab_convert(struct locktab *, struct lt_owner *,
+		    const char *name, size_t namelen, const struct lt_convert *,
+		    uint64_t now, struct lt_hold **hold, struct lt_wait **wait);
+/* The waiting conversion of hold h, or NULL. */
+struct lt_wait	*locktab_converting(const struct lt_hold *h);
 /* Re-examine a lock's queue, e.g. after an owner's deadline changed. */
 void		 locktab_regrant(struct locktab *, struct lt_lock *,
 		    uint64_t now);

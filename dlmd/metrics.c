@@ -172,6 +172,9 @@ render(struct evbuffer *b)
 	    (unsigned long long)st->refused);
 	put_metric(b, "dlmd_releases_total", "counter",
 	    "Releases asked for by holders.", st->releases);
+	put_metric(b, "dlmd_deadlocks_total", "counter",
+	    "Acquires and converts refused because their wait would close a "
+	    "cycle of waits.", st->deadlocks);
 	put_metric(b, "dlmd_expiries_total", "counter",
 	    "Sessions ended because their lease or linger ran out.",
 	    st->expiries);

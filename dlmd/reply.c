@@ -206,3 +206,81 @@ notify_contended(struct conn *c, const struct lt_hold *h, uint32_t waiters)
 	mpw_u64(&w, waiters);
 	reply_done(c, &w);
 }
+
+/* A convert's result: a grant's keys, and the hold's mode now. */
+void
+pack_converted(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
+    const uint8_t *receipt)
+{
+	mpw_map(w, receipt != NULL ? 5 : 4);
+	mpw_key(w, "token");
+	mpw_u64(w, h->token);
+	mpw_key(w, "count");
+	mpw_u64(w, h->count);
+	mpw_key(w, "valid_ms");
+	mpw_u64(w, valid_ms);
+	mpw_key(w, "mode");
+	mpw_str(w, h->mode == LT_SHARED ? "shared" : "exclusive");
+	if (receipt != NULL) {
+		mpw_key(w, "receipt");
+		mpw_bin(w, receipt, RECEIPT_LEN);
+	}
+}
+
+/* Answer a convert that waited and has now been done. */
+void
+reply_converted(struct conn *c, uint32_t msgid, const struct lt_hold *h,
+    uint64_t valid_ms, const uint8_t *receipt)
+{
+	struct mpw w;
+
+	if (!reply_start(c, msgid, &w))
+		return;
+	pack_converted(&w, h, valid_ms, receipt);
+	reply_done(c, &w);
+}
+
+/*
+ * [1, msgid, {code, name, message, cycle}, nil]: DEADLOCK, with the
+ * cycle of waits the request would have closed, each {client, lock, mode}
+ * (doc/PROTOCOL.md).
+ */
+void
+reply_deadlock(struct conn *c, uint32_t msgid, const char *message,
+    const struct lt_cycle *cy)
+{
+	struct evbuffer *out = conn_output(c);
+	uint32_t n = cy->len < LT_CYCLE_MAX ? cy->len : LT_CYCLE_MAX;
+	struct mpw w;
+
+	if (out == NULL)
+		return;
+	srv->stats.errors++;
+	mpw_init(&w, out, evbuffer_packer_write);
+	mpw_array(&w, 4);
+	mpw_u64(&w, DLM_MSG_RESPONSE);
+	mpw_u64(&w, msgid);
+	mpw_map(&w, 4);
+	mpw_key(&w, "code");
+	mpw_i64(&w, DLM_E_DEADLOCK);
+	mpw_key(&w, "name");
+	mpw_str(&w, dlm_proto_errname(DLM_E_DEADLOCK));
+	mpw_key(&w, "message");
+	mpw_str(&w, message);
+	mpw_key(&w, "cycle");
+	mpw_array(&w, n);
+	/* cppcheck-suppress knownConditionTrueFalse ; the table filled cy */
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lt_cycle_step *s = &cy->steps[i];
+
+		mpw_map(&w, 3);
+		mpw_key(&w, "client");
+		mpw_str(&w, session_of_owner(s->owner)->name);
+		mpw_key(&w, "lock");
+		mpw_strn(&w, s->lock->name, s->lock->namelen);
+		mpw_key(&w, "mode");
+		mpw_str(&w, s->mode == LT_SHARED ? "shared" : "exclusive");
+	}
+	mpw_nil(&w);
+	reply_done(c, &w);
+}

@@ -478,6 +478,13 @@ lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 	uint8_t receipt[RECEIPT_LEN];
 
 	(void)arg;
+	if (p->convert) {
+		pending_free(p);
+		reply_converted(s->conn, msgid, h, session_valid_ms(s,
+		    now_ms()), session_hold_receipt(s, h, receipt) ? receipt :
+		    NULL);
+		return;
+	}
 	srv->stats.grants++;
 	metrics_observe_wait(h->since - w->since);
 	pending_free(p);
@@ -491,15 +498,18 @@ lt_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 }
 
 /*
- * Only locktab_end_owner() drops waits on its own, and session_end()
- * withdraws a session's waits before it calls that; so this answers a wait
- * that no path of ours left behind, should one ever be.
+ * The table withdrew a wait: a convert whose hold ended (released,
+ * revoked, reset) while it waited. Otherwise only locktab_end_owner()
+ * drops waits on its own, and session_end() withdraws a session's waits
+ * before it calls that; so this answers a wait that no path of ours left
+ * behind, should one ever be.
  */
 static void
 lt_cancelled(void *arg, struct lt_wait *w)
 {
 	(void)arg;
-	pending_fail(w->udata, DLM_E_CANCELLED,
+	pending_fail(w->udata, DLM_E_CANCELLED, w->convert ?
+	    "the hold ended while the convert waited" :
 	    "the session ended while the acquire waited");
 }
 

@@ -33,7 +33,7 @@ static int clients[NCLIENTS];
 static const char *const methods[] = {
 	"hello", "ping", "acquire", "check", "release", "cancel", "reset",
 	"bye", "locks", "lock", "clients", "stats", "force_release",
-	"reset_client", "reset_all", "nonsense", "watch", "unwatch",
+	"reset_client", "reset_all", "nonsense", "watch", "unwatch", "convert",
 };
 
 int
@@ -156,7 +156,7 @@ send_request(int k, const uint8_t *d, size_t n)
 		bool delay = (b[1] & 0x10) != 0, notify = (b[1] & 0x20) != 0;
 
 		mpw_map(&w, 4 + (semaphore ? 1 + (permits != 0) : 0) + valued +
-		    delay + notify);
+		    delay + notify + 1);
 		if (valued) {
 			/* Values the watchers' notices carry, at the limit. */
 			static const char v[32] = "value";
@@ -190,6 +190,21 @@ send_request(int k, const uint8_t *d, size_t n)
 		if (notify) {
 			mpw_key(&w, "notify_contended");
 			mpw_bool(&w, true);
+		}
+		/* Waits on four locks by four clients: cycles are common. */
+		mpw_key(&w, "deadlock_check");
+		mpw_bool(&w, (b[3] & 0x30) != 0x30);
+	} else if (strcmp(method, "convert") == 0) {
+		mpw_map(&w, b[3] & 0x10 ? 4 : 3);
+		mpw_key(&w, "lock");
+		mpw_str(&w, lock);
+		mpw_key(&w, "mode");
+		mpw_str(&w, b[3] & 2 ? "shared" : "exclusive");
+		mpw_key(&w, "timeout_ms");
+		mpw_i64(&w, timeouts[(b[3] >> 2) & 3]);
+		if (b[3] & 0x10) {
+			mpw_key(&w, "token");
+			mpw_u64(&w, b[3] >> 5);
 		}
 	} else if (strcmp(method, "release") == 0 && (b[3] & 1)) {
 		/* A semaphore's release of some permits (0 is refused). */

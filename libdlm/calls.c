@@ -117,7 +117,7 @@ acquire_opts_read(struct dlm_acquire_opts *o, const char *lock,
 	memcpy(o, given, n < sizeof *o ? n : sizeof *o);
 	o->size = sizeof *o;
 	if ((o->flags & ~(DLM_RLOCK | DLM_SHARED | DLM_SEMAPHORE |
-	    DLM_NOTIFY_CONTENDED)) != 0)
+	    DLM_NOTIFY_CONTENDED | DLM_NO_DEADLOCK_CHECK)) != 0)
 		return "unknown flags";
 	if (o->timeout_ms < -1)
 		return "a timeout below -1";
@@ -515,7 +515,7 @@ dlm_release_async(struct dlm_client *c, const char *lock, dlm_done_cb cb,
 	return rc;
 }
 
-/* A pending acquire of lock not yet asked to cancel, or NULL. */
+/* A pending acquire or convert of lock not yet asked to cancel, or NULL. */
 static struct dlm_req *
 acquire_of(struct dlm_client *c, const char *lock)
 {
@@ -523,8 +523,8 @@ acquire_of(struct dlm_client *c, const char *lock)
 
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, c->eng.pending, req, tmp) {
-		if (req->is_acquire && !req->cancel_sent && req->lock != NULL &&
-		    strcmp(req->lock, lock) == 0)
+		if ((req->is_acquire || req->is_convert) && !req->cancel_sent &&
+		    req->lock != NULL && strcmp(req->lock, lock) == 0)
 			return req;
 	}
 	return NULL;
@@ -576,6 +576,119 @@ dlm_cancel_request(struct dlm_client *c, uint64_t id)
 	dlm__result(c, rc, rc == DLM_E_NOT_FOUND ? "no asynchronous acquire "
 	    "with that id is waiting" : NULL);
 	dlm__leave(c);
+	return rc;
+}
+
+/* What is wrong with dlm_convert()'s arguments, or NULL. */
+static const char *
+convert_args(const char *lock, int flags, int timeout_ms)
+{
+	if (check_name(lock) != 0)
+		return BAD_NAME;
+	if ((flags & ~DLM_SHARED) != 0)
+		return "unknown flags: a convert takes DLM_SHARED, or 0 for "
+		    "exclusive";
+	if (timeout_ms < -1)
+		return "a timeout below -1";
+	return NULL;
+}
+
+/*
+ * The hold a convert by this thread means: *token its token, or
+ * DLM_E_NOT_HELD, said in words.
+ */
+static int
+convert_target(struct dlm_client *c, const char *lock, uint64_t *token)
+{
+	int rc = dlm__locks_convert_target(c, lock, token);
+
+	if (rc != 0)
+		dlm__resultf(c, rc, "lock '%s' is not held by this %s: never "
+		    "taken, lost, or another thread's", lock, c->loop ?
+		    "client" : "thread");
+	return rc;
+}
+
+/*
+ * The convert names the hold it means by its token, as a release does;
+ * the lock's entry follows the answer (dlm__locks_on_reply()).
+ */
+int
+dlm_convert(struct dlm_client *c, const char *lock, int flags, int timeout_ms,
+    uint64_t *token)
+{
+	pthread_cond_t cv;
+	struct dlm_req req;
+	struct wire_params params;
+	const char *bad;
+	uint64_t held;
+	int rc;
+
+	if ((bad = convert_args(lock, flags, timeout_ms)) != NULL)
+		return dlm__result(c, DLM_E_INVALID, bad);
+	if ((rc = dlm__enter(c)) != 0)
+		return rc;
+	if ((rc = convert_target(c, lock, &held)) != 0) {
+		dlm__leave(c);
+		return rc;
+	}
+	if ((rc = wire_convert_params(&params, lock, (flags & DLM_SHARED) != 0,
+	    timeout_ms, held)) == 0) {
+		dlm__sync_req(&req, &cv, lock);
+		req.is_convert = true;
+		req.hold_token = held;
+		req.acq.flags = flags;
+		req.timeout_ms = timeout_ms;
+		rc = dlm__call(c, &req, "convert", &params.sb);
+		if (rc == 0 && token != NULL)
+			*token = req.r.token;
+		pthread_cond_destroy(&cv);
+		dlm__result(c, rc, req.r.message);
+		free(req.r.message);
+	} else
+		dlm__result(c, rc, NULL);
+	wire_params_free(&params);
+	dlm__leave(c);
+	return rc;
+}
+
+int
+dlm_convert_async(struct dlm_client *c, const char *lock, int flags,
+    int timeout_ms, dlm_acquire_cb cb, void *arg)
+{
+	struct wire_params params;
+	struct dlm_req *req;
+	const char *bad;
+	int rc;
+
+	if ((bad = convert_args(lock, flags, timeout_ms)) != NULL)
+		return dlm__result(c, DLM_E_INVALID, bad);
+	if ((req = calloc(1, sizeof *req)) == NULL ||
+	    (req->lock = strdup(lock)) == NULL) {
+		free(req);
+		return dlm__result(c, DLM_E_NOMEM, NULL);
+	}
+	req->kind = REQ_ASYNC_ACQUIRE;
+	req->is_convert = true;
+	req->acq.flags = flags;
+	req->timeout_ms = timeout_ms;
+	req->acb = cb;
+	req->arg = arg;
+	if ((rc = dlm__enter(c)) != 0) {
+		dlm__req_free(req);
+		return rc;
+	}
+	if ((rc = convert_target(c, lock, &req->hold_token)) == 0) {
+		if ((rc = wire_convert_params(&params, lock,
+		    (flags & DLM_SHARED) != 0, timeout_ms,
+		    req->hold_token)) == 0)
+			rc = dlm__call(c, req, "convert", &params.sb);
+		wire_params_free(&params);
+		dlm__result(c, rc, NULL);
+	}
+	dlm__leave(c);
+	if (rc != 0)
+		dlm__req_free(req);
 	return rc;
 }
 

@@ -274,6 +274,13 @@ int		 dlm__locks_release_target(struct dlm_client *,
 uint32_t	 dlm__locks_permits(struct dlm_client *, const char *lock);
 bool		 dlm__locks_held(struct dlm_client *, const char *lock);
 /*
+ * The hold a convert by this thread means, as for a release but changing
+ * nothing: 0 with *token, or DLM_E_NOT_HELD (not held, or another
+ * thread's mutex).
+ */
+int		 dlm__locks_convert_target(struct dlm_client *,
+		    const char *lock, uint64_t *token);
+/*
  * Pack a reclaim's claim of each hold into sb, *n of them; a hold without
  * a receipt cannot be claimed and is reported lost. 0 or DLM_E_NOMEM.
  */

@@ -117,6 +117,11 @@ enum dlm_error {
  * dlm_options when others start waiting for the lock (dlm_acquire_ex(3)).
  */
 #define DLM_NOTIFY_CONTENDED	0x8
+/*
+ * dlm_acquire_ex() only: wait even if the wait would close a cycle of
+ * waits (rely on the timeout), rather than fail with DLM_E_DEADLOCK.
+ */
+#define DLM_NO_DEADLOCK_CHECK	0x10
 
 /* Timeouts. */
 #define DLM_TRY		0	/* fail with DLM_E_WOULD_BLOCK at once */
@@ -243,6 +248,17 @@ DLM_API void	dlm_acquire_opts_init(struct dlm_acquire_opts *opts);
 /* dlm_acquire() with the further choices of opts (NULL: the defaults). */
 DLM_API int	dlm_acquire_ex(struct dlm_client *, const char *lock,
 		    const struct dlm_acquire_opts *opts, uint64_t *token);
+/*
+ * Change the mode of a lock this client holds (the whole depth of an
+ * rlock): flags DLM_SHARED for shared, 0 for exclusive. Exclusive to
+ * shared is done at once and keeps the token; shared to exclusive waits
+ * up to timeout_ms for the other holders to go, ahead of every waiter,
+ * and gets a new token. *token (when not NULL) is the hold's token after.
+ * DLM_E_NOT_HELD when not held; DLM_E_DEADLOCK when another holder is
+ * converting it too, or the wait would close a cycle. See dlm_convert(3).
+ */
+DLM_API int	dlm_convert(struct dlm_client *, const char *lock, int flags,
+		    int timeout_ms, uint64_t *token);
 /* Give a lock back (one level of an rlock; all of a semaphore's permits). */
 DLM_API int	dlm_release(struct dlm_client *, const char *lock);
 /*
@@ -340,8 +356,8 @@ DLM_API const char *dlm_errname(int err);
  * NULL with params_len 0. On success *result (when not NULL) is the
  * msgpack-encoded result, to free with dlm_free(). On a server error the
  * server's sentence is in *message (when not NULL; dlm_free() it). The methods
- * that change what this client holds (acquire, release, cancel, reset,
- * hello, bye) fail with DLM_E_INVALID: use the calls above.
+ * that change what this client holds (acquire, release, convert, cancel,
+ * reset, hello, bye) fail with DLM_E_INVALID: use the calls above.
  */
 DLM_API int	dlm_call(struct dlm_client *, const char *method,
 		    const void *params, size_t params_len, void **result,
@@ -415,14 +431,18 @@ DLM_API int	dlm_acquire_async_id(struct dlm_client *, const char *lock,
 DLM_API int	dlm_acquire_ex_async(struct dlm_client *, const char *lock,
 		    const struct dlm_acquire_opts *opts, dlm_acquire_cb cb,
 		    void *arg, uint64_t *id);
+/* dlm_convert(), its result told to cb; dlm_cancel() cancels it. */
+DLM_API int	dlm_convert_async(struct dlm_client *, const char *lock,
+		    int flags, int timeout_ms, dlm_acquire_cb cb, void *arg);
 /* A descriptor readable while completions are queued (for poll/epoll). */
 DLM_API int	dlm_async_fd(struct dlm_client *);
 /* Run the queued completions; returns how many ran. */
 DLM_API int	dlm_async_dispatch(struct dlm_client *);
 
 /*
- * Cancel a waiting acquire: dlm_cancel() every acquire of lock this client
- * is waiting for (from another thread, or from the event loop), and
+ * Cancel a waiting acquire: dlm_cancel() every acquire (and convert) of
+ * lock this client is waiting for (from another thread, or from the event
+ * loop), and
  * dlm_cancel_request() one asynchronous acquire by its id. The acquire then
  * fails with DLM_E_CANCELLED, unless it was granted first. 0 when one was
  * waiting, else DLM_E_NOT_FOUND.

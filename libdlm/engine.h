@@ -86,6 +86,12 @@ struct dlm_req {
 	uint64_t	 watch_id;
 	bool		 is_acquire;
 	bool		 is_release;
+	/*
+	 * A convert: not an acquire to the engine (never held back or sent
+	 * again after a drop, which fails it), but cancellable like one;
+	 * hold_token is the hold it means, acq.flags the mode it asks.
+	 */
+	bool		 is_convert;
 	uint64_t	 hold_token;	/* the hold a release means; 0: any */
 	bool		 want_raw;	/* dlm_call(): keep r.raw/r.message */
 	bool		 cancel_sent;	/* a cancel for it went out */

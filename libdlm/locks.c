@@ -233,6 +233,29 @@ mine:
 	return 0;
 }
 
+/*
+ * A convert answered: the hold it meant, if the entry is still that one,
+ * has the mode asked, and the token and receipt of the answer (a cluster
+ * reclaims it converted). A failed one changes nothing; after a drop
+ * (DLM_E_DISCONNECTED) the entry keeps the mode and token it had, which
+ * a release still names rightly (the server takes either token).
+ */
+static void
+locks_on_convert(struct dlm_client *c, const struct dlm_req *req)
+{
+	struct lockent *e;
+
+	HASH_FIND_STR(c->locks, req->lock, e);
+	if (req->r.err != 0 || e == NULL || e->count == 0 ||
+	    e->token != req->hold_token)
+		return;
+	e->token = req->r.token;
+	e->shared = (req->acq.flags & DLM_SHARED) != 0;
+	e->has_receipt = req->r.has_receipt;
+	e->receipt_count = (uint32_t)req->r.count;
+	memcpy(e->receipt, req->r.receipt, sizeof e->receipt);
+}
+
 void
 dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 {
@@ -250,6 +273,10 @@ dlm__locks_on_reply(struct dlm_client *c, struct dlm_req *req)
 				dlm__lockent_put(c, it);
 			}
 		}
+		return;
+	}
+	if (req->is_convert) {
+		locks_on_convert(c, req);
 		return;
 	}
 	if (!req->is_acquire && !req->is_release)
@@ -421,6 +448,21 @@ dlm__locks_permits(struct dlm_client *c, const char *lock)
 
 	HASH_FIND_STR(c->locks, lock, e);
 	return e != NULL && e->count > 0 ? e->permits : 0;
+}
+
+int
+dlm__locks_convert_target(struct dlm_client *c, const char *lock,
+    uint64_t *token)
+{
+	struct lockent *e;
+
+	*token = 0;
+	HASH_FIND_STR(c->locks, lock, e);
+	if (e == NULL || e->count == 0 || (e->owned && !e->rlock &&
+	    !pthread_equal(e->owner, pthread_self())))
+		return DLM_E_NOT_HELD;
+	*token = e->token;
+	return 0;
 }
 
 bool

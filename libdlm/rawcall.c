@@ -15,7 +15,7 @@
  * around the library with them would make that belief wrong.
  */
 static const char *const tracked_methods[] = {
-	"hello", "acquire", "release", "cancel", "reset", "bye",
+	"hello", "acquire", "release", "cancel", "reset", "bye", "convert",
 };
 
 static bool
@@ -67,8 +67,8 @@ dlm_call(struct dlm_client *c, const char *method, const void *params,
 		*message = NULL;
 	if (!method_ok(method) || !params_ok(params, params_len))
 		return dlm__result(c, DLM_E_INVALID, !method_ok(method) ?
-		    "no such method here: acquire, release, cancel, reset, "
-		    "hello and bye have calls of their own" :
+		    "no such method here: acquire, release, convert, cancel, "
+		    "reset, hello and bye have calls of their own" :
 		    "params must be one msgpack map");
 	if ((rc = dlm__enter(c)) != 0)
 		return rc;

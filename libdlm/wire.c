@@ -359,9 +359,11 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 	struct mpw w;
 	bool semaphore = (o->flags & DLM_SEMAPHORE) != 0;
 	bool notify = (o->flags & DLM_NOTIFY_CONTENDED) != 0;
+	bool no_check = (o->flags & DLM_NO_DEADLOCK_CHECK) != 0;
 	uint32_t n = 4 + (semaphore ? 2 : 0) + (o->value_len > 0) +
-	    (o->lock_delay_ms > 0) + notify;
+	    (o->lock_delay_ms > 0) + notify + no_check;
 
+	n += no_check;
 	wire_params_init(p, &w);
 	mpw_map(&w, n);
 	mpw_key(&w, "lock");
@@ -390,6 +392,31 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 	if (notify) {
 		mpw_key(&w, "notify_contended");
 		mpw_bool(&w, true);
+	}
+	if (no_check) {
+		mpw_key(&w, "deadlock_check");
+		mpw_bool(&w, false);
+	}
+	return w.err != 0 ? DLM_E_NOMEM : 0;
+}
+
+int
+wire_convert_params(struct wire_params *p, const char *lock, bool shared,
+    int timeout_ms, uint64_t token)
+{
+	struct mpw w;
+
+	wire_params_init(p, &w);
+	mpw_map(&w, token != 0 ? 4 : 3);
+	mpw_key(&w, "lock");
+	mpw_str(&w, lock);
+	mpw_key(&w, "mode");
+	mpw_str(&w, shared ? "shared" : "exclusive");
+	mpw_key(&w, "timeout_ms");
+	mpw_i64(&w, timeout_ms);
+	if (token != 0) {
+		mpw_key(&w, "token");
+		mpw_u64(&w, token);
 	}
 	return w.err != 0 ? DLM_E_NOMEM : 0;
 }

@@ -165,6 +165,9 @@ int	 wire_lock_params(struct wire_params *p, const char *lock,
 /* release's {lock, token?, permits?} (0: the key left out). */
 int	 wire_release_params(struct wire_params *p, const char *lock,
 	    uint64_t token, uint32_t permits);
+/* convert's params: {lock, mode, timeout_ms, token?} (token 0: none). */
+int	 wire_convert_params(struct wire_params *p, const char *lock,
+	    bool shared, int timeout_ms, uint64_t token);
 /* A params map with one key: {key: s} or {key: u}. */
 int	 wire_params_str(msgpack_sbuffer *, const char *key, const char *s);
 int	 wire_params_uint(msgpack_sbuffer *, const char *key, uint64_t u);

@@ -1634,6 +1634,77 @@ START_TEST(delay_and_notices_survive_failover)
 }
 END_TEST
 
+/*
+ * Converted holds survive a fail-over as converted: a convert's answer
+ * carries the receipt of the hold with its new mode and token, which the
+ * library keeps and reclaims with.
+ */
+START_TEST(libdlm_converted_holds_keep_their_mode)
+{
+	struct told at = { 0 }, bt = { 0 };
+	struct dlm_client *a, *b, *fresh;
+	char list[512];
+	uint64_t t_u, t_u2, t_w, t_w2, t_wb, tok, killed;
+	int k, err, held = 0, rc;
+
+	etcd_cluster_start(&ec);
+	node_start_lease(&nodes[0], TTL, "6000");
+	node_start_lease(&nodes[1], TTL, "6000");
+	k = wait_one_active(15000);
+	member_list(list, sizeof list, -1);
+	a = lib_connect(list, "a", 6000, &at, &err);
+	ck_assert_msg(a != NULL, "connect: %s", dlm_strerror(err));
+	b = lib_connect(list, "b", 6000, &bt, &err);
+	ck_assert_ptr_nonnull(b);
+	/* U: shared, then exclusive (a new token). */
+	ck_assert_int_eq(dlm_acquire(a, "U", DLM_SHARED, 5000, &t_u), 0);
+	ck_assert_int_eq(dlm_convert(a, "U", 0, 5000, &t_u2), 0);
+	ck_assert_uint_gt(t_u2, t_u);
+	/* W: exclusive, then shared (the same token), shared with b. */
+	ck_assert_int_eq(dlm_acquire(a, "W", 0, 5000, &t_w), 0);
+	ck_assert_int_eq(dlm_convert(a, "W", DLM_SHARED, 5000, &t_w2), 0);
+	ck_assert_uint_eq(t_w2, t_w);
+	ck_assert_int_eq(dlm_acquire(b, "W", DLM_SHARED, 5000, &t_wb), 0);
+
+	killed = mono_ms();
+	cluster_node_kill(&nodes[k]);
+	while ((rc = dlm_check(a, "U", t_u2, &held)) != 0) {
+		ck_assert_msg(rc == DLM_E_DISCONNECTED, "check: %s",
+		    dlm_strerror(rc));
+		ck_assert_msg(mono_ms() - killed < 30000, "no new active");
+		sleep_ms(50);
+	}
+	ck_assert_msg(held == 1, "the upgraded hold was not kept");
+	ck_assert_int_eq(dlm_holds(a, "U", &tok), 1);
+	ck_assert_uint_eq(tok, t_u2);
+	while ((rc = dlm_check(b, "W", t_wb, &held)) != 0) {
+		ck_assert_int_eq(rc, DLM_E_DISCONNECTED);
+		ck_assert_msg(mono_ms() - killed < 30000, "b never back");
+		sleep_ms(50);
+	}
+	ck_assert_msg(held == 1, "the other sharer's hold was not kept");
+	ck_assert_int_eq(dlm_check(a, "W", t_w, &held), 0);
+	ck_assert_msg(held == 1, "the downgraded hold was not kept");
+
+	/* Kept in their modes: U exclusive, W shared. */
+	fresh = lib_connect(list, "fresh", 5000, NULL, &err);
+	ck_assert_msg(fresh != NULL, "connect: %s", dlm_strerror(err));
+	ck_assert_int_eq(dlm_acquire(fresh, "W", DLM_SHARED, 30000, &tok), 0);
+	ck_assert_uint_gt(tok, t_wb);
+	ck_assert_int_eq(dlm_acquire(fresh, "U", DLM_SHARED, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(at.lost, 0);
+	ck_assert_int_eq(bt.lost, 0);
+	/* And they convert on the new active too. */
+	ck_assert_int_eq(dlm_convert(a, "U", DLM_SHARED, 5000, &tok), 0);
+	ck_assert_uint_eq(tok, t_u2);
+	ck_assert_int_eq(dlm_acquire(fresh, "U", DLM_SHARED, DLM_TRY, NULL), 0);
+	dlm_close(fresh);
+	dlm_close(b);
+	dlm_close(a);
+}
+END_TEST
+
 /* A loop-mode client's states as its state callback saw them. */
 struct states {
 	int	connected;	/* times the session opened */
@@ -1916,6 +1987,7 @@ cluster_suite(void)
 	add_case(s, "dropped", dropped_session_keeps_its_holds_for_its_lease);
 	add_case(s, "libdlm_find", libdlm_finds_the_active);
 	add_case(s, "libdlm_failover", libdlm_holders_keep_their_locks);
+	add_case(s, "libdlm_convert", libdlm_converted_holds_keep_their_mode);
 	add_case(s, "libdlm_loop", libdlm_loop_mode_keeps_its_lock);
 	add_case(s, "libdlm_semaphore", libdlm_semaphore_failover);
 	add_case(s, "libdlm_election", libdlm_election_survives_failover);

@@ -403,6 +403,65 @@ START_TEST(status_human_and_json)
 }
 END_TEST
 
+static void
+ignore_answer(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	(void)c;
+	(void)err;
+	(void)token;
+	(void)arg;
+}
+
+/* status counts refused deadlocks; show marks a converting holder. */
+START_TEST(status_deadlocks_and_show_converting)
+{
+	struct dlm_client *a = client("alice"), *b = client("bob");
+	struct out o;
+	const char *line;
+	json_t *v;
+
+	o = ctl("-s", server, "status", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	line = line_with(o.out, "deadlocks refused");
+	ck_assert_msg(line != NULL && strstr(line, " 0") != NULL, "%s",
+	    o.out);
+	out_free(&o);
+	ck_assert_int_eq(dlm_acquire(a, "x", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "y", 0, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async(a, "y", 0, DLM_FOREVER,
+	    ignore_answer, NULL), 0);
+	wait_waiters(b, "y", 1);
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, DLM_FOREVER, NULL),
+	    DLM_E_DEADLOCK);
+	o = ctl("-s", server, "status", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	line = line_with(o.out, "deadlocks refused");
+	ck_assert_msg(line != NULL && strstr(line, " 1") != NULL, "%s",
+	    o.out);
+	out_free(&o);
+	o = ctl("-s", server, "--json", "status", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	v = parse_json(&o);
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "deadlocks")),
+	    1);
+	json_decref(v);
+	out_free(&o);
+
+	ck_assert_int_eq(dlm_acquire(a, "s", DLM_SHARED, 0, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "s", DLM_SHARED, 0, NULL), 0);
+	ck_assert_int_eq(dlm_convert_async(a, "s", 0, DLM_FOREVER,
+	    ignore_answer, NULL), 0);
+	wait_waiters(b, "s", 1);
+	o = ctl("-s", server, "show", "s", (char *)NULL);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_msg(strstr(o.out, "exclusive (converting)") != NULL, "%s",
+	    o.out);
+	out_free(&o);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
 START_TEST(locks_table_and_json)
 {
 	struct dlm_client *a = client("alice"), *b = client("bob");
@@ -2433,6 +2492,7 @@ dlmctl_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, status_human_and_json);
+	tcase_add_test(tc, status_deadlocks_and_show_converting);
 	tcase_add_test(tc, locks_table_and_json);
 	tcase_add_test(tc, locks_follow_the_cursor);
 	tcase_add_test(tc, show_lists_the_whole_queue);

@@ -485,6 +485,15 @@ START_TEST(metrics_endpoint_in_prometheus_format)
 	ck_assert(sample(res.body, "dlmd_hold_seconds_count") == 1);
 	ck_assert(sample(res.body, "dlmd_received_bytes_total") > 0);
 	ck_assert_ptr_nonnull(strstr(res.body, "dlmd_build_info{version=\""));
+	ck_assert(sample(res.body, "dlmd_deadlocks_total") == 0);
+	free(res.body);
+
+	/* An acquire refused for closing a cycle of waits is counted. */
+	tc_send(a, "acquire", "lock:s", "m");
+	ck_assert_str_eq(reply_errname(tc_call(b, "acquire", "lock:s", "n")),
+	    "DEADLOCK");
+	res = http_request(port, EVHTTP_REQ_GET, "/metrics");
+	ck_assert(sample(res.body, "dlmd_deadlocks_total") == 1);
 	free(res.body);
 
 	/* A session that ends ends its holds: their times are counted. */

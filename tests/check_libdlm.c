@@ -2513,6 +2513,194 @@ START_TEST(killed_holder_delays_the_lock)
 }
 END_TEST
 
+/* What an async acquire or convert's callback was told. */
+struct told {
+	int		n;
+	int		err;
+	uint64_t	token;
+	char		msg[512];
+};
+
+static void
+on_told(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	struct told *t = arg;
+
+	t->err = err;
+	t->token = token;
+	snprintf(t->msg, sizeof t->msg, "%s", dlm_errmsg(c));
+	t->n++;
+}
+
+START_TEST(deadlock_refused_and_said)
+{
+	struct dlm_client *a = client("a", 0, 0), *b = client("b", 0, 0);
+	struct dlm_acquire_opts o;
+	struct told ta = { 0 }, tb = { 0 };
+
+	ck_assert_str_eq(dlm_errname(DLM_E_DEADLOCK), "DEADLOCK");
+	ck_assert_int_eq(dlm_acquire(a, "x", 0, DLM_TRY, NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "y", 0, DLM_TRY, NULL), 0);
+	ck_assert_int_eq(dlm_acquire_async(a, "y", 0, DLM_FOREVER, on_told,
+	    &ta), 0);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, DLM_FOREVER, NULL),
+	    DLM_E_DEADLOCK);
+	ck_assert_msg(strstr(dlm_errmsg(b), "cycle of 2 waits") != NULL &&
+	    strstr(dlm_errmsg(b), "'y'") != NULL &&
+	    strstr(dlm_errmsg(b), "behind a") != NULL, "errmsg: %s",
+	    dlm_errmsg(b));
+	ck_assert_int_eq(dlm_holds(b, "x", NULL), 0);
+	/* The next thread of b may try its turn at x: it was passed on. */
+	dlm_acquire_opts_init(&o);
+	o.flags = DLM_NO_DEADLOCK_CHECK;
+	o.timeout_ms = 200;
+	ck_assert_int_eq(dlm_acquire_ex(b, "x", &o, NULL), DLM_E_TIMEOUT);
+	/* Asynchronously: the callback hears it, with the words. */
+	ck_assert_int_eq(dlm_acquire_async(b, "x", 0, DLM_FOREVER, on_told,
+	    &tb), 0);
+	pump(b, &tb.n, 1);
+	ck_assert_int_eq(tb.err, DLM_E_DEADLOCK);
+	ck_assert_msg(strstr(tb.msg, "cycle") != NULL, "msg: %s", tb.msg);
+	/* a still waits, and gets y when b lets it go. */
+	ck_assert_int_eq(ta.n, 0);
+	ck_assert_int_eq(dlm_release(b, "y"), 0);
+	pump(a, &ta.n, 1);
+	ck_assert_int_eq(ta.err, 0);
+	/* A flag this library does not know is still refused. */
+	o.flags = 0x20;
+	ck_assert_int_eq(dlm_acquire_ex(b, "z", &o, NULL), DLM_E_INVALID);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+/* A thread shares a lock for a while (a mutex is its taker thread's). */
+struct share_a_while {
+	struct dlm_client	*c;
+	const char		*lock;
+	int			 ms;
+	volatile int		 held;
+	int			 rc;
+};
+
+static void *
+share_a_while(void *arg)
+{
+	struct share_a_while *sw = arg;
+
+	sw->rc = dlm_acquire(sw->c, sw->lock, DLM_SHARED, DLM_TRY, NULL);
+	sw->held = 1;
+	sleep_ms(sw->ms);
+	if (sw->rc == 0)
+		sw->rc = dlm_release(sw->c, sw->lock);
+	return NULL;
+}
+
+START_TEST(convert_follows_in_the_entries)
+{
+	struct dlm_client *a = client("a", 0, 0), *b = client("b", 0, 0);
+	struct share_a_while sw = { b, "x", 200, 0, -1 };
+	struct told t = { 0 };
+	uint64_t t1 = 0, t2 = 0, t3 = 0, th = 0, start;
+	pthread_t th_id;
+
+	ck_assert_int_eq(dlm_convert(a, "x", 0, DLM_TRY, NULL),
+	    DLM_E_NOT_HELD);
+	ck_assert_str_ne(dlm_errmsg(a), "");
+	ck_assert_int_eq(dlm_acquire(a, "x", DLM_SHARED, DLM_TRY, &t1), 0);
+	ck_assert_int_eq(dlm_acquire(b, "x", DLM_SHARED, DLM_TRY, NULL), 0);
+	ck_assert_int_eq(dlm_convert(a, "x", DLM_RLOCK, DLM_TRY, NULL),
+	    DLM_E_INVALID);
+	ck_assert_int_eq(dlm_convert(a, "x", 0, -2, NULL), DLM_E_INVALID);
+	ck_assert_int_eq(dlm_convert(a, "x", 0, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(dlm_convert(a, "x", 0, 100, NULL), DLM_E_TIMEOUT);
+	/* Waits, ahead of everyone, until b lets go. */
+	ck_assert_int_eq(dlm_release(b, "x"), 0);
+	pthread_create(&th_id, NULL, share_a_while, &sw);
+	while (!sw.held)
+		sleep_ms(5);
+	start = mono_ms();
+	ck_assert_int_eq(dlm_convert(a, "x", 0, 5000, &t2), 0);
+	ck_assert_uint_ge(mono_ms() - start, 100);
+	pthread_join(th_id, NULL);
+	ck_assert_int_eq(sw.rc, 0);
+	ck_assert_uint_gt(t2, t1);
+	ck_assert_int_eq(dlm_holds(a, "x", &th), 1);
+	ck_assert_uint_eq(th, t2);
+	ck_assert_int_eq(dlm_acquire(b, "x", DLM_SHARED, DLM_TRY, NULL),
+	    DLM_E_WOULD_BLOCK);
+	/* Down again: the token stays, b may share it. */
+	ck_assert_int_eq(dlm_convert(a, "x", DLM_SHARED, DLM_TRY, &t3), 0);
+	ck_assert_uint_eq(t3, t2);
+	ck_assert_int_eq(dlm_acquire(b, "x", DLM_SHARED, DLM_TRY, NULL), 0);
+	/* Asynchronously, and cancelled by dlm_cancel(): still shared. */
+	ck_assert_int_eq(dlm_convert_async(a, "x", 0, DLM_FOREVER, on_told,
+	    &t), 0);
+	sleep_ms(100);
+	ck_assert_int_eq(t.n, 0);
+	ck_assert_int_eq(dlm_cancel(a, "x"), 0);
+	pump(a, &t.n, 1);
+	ck_assert_int_eq(t.err, DLM_E_CANCELLED);
+	ck_assert_int_eq(dlm_holds(a, "x", &th), 1);
+	ck_assert_uint_eq(th, t2);
+	/* And done asynchronously. */
+	ck_assert_int_eq(dlm_release(b, "x"), 0);
+	ck_assert_int_eq(dlm_convert_async(a, "x", 0, DLM_FOREVER, on_told,
+	    &t), 0);
+	pump(a, &t.n, 2);
+	ck_assert_int_eq(t.err, 0);
+	ck_assert_uint_gt(t.token, t2);
+	ck_assert_int_eq(dlm_holds(a, "x", &th), 1);
+	ck_assert_uint_eq(th, t.token);
+	/* The release names the new token, and the lock is free after. */
+	ck_assert_int_eq(dlm_release(a, "x"), 0);
+	ck_assert_int_eq(dlm_holds(a, "x", NULL), 0);
+	ck_assert_int_eq(dlm_acquire(b, "x", 0, DLM_TRY, NULL), 0);
+	ck_assert_int_eq(dlm_convert_async(a, "x", 0, 0, on_told, &t),
+	    DLM_E_NOT_HELD);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
+/* An rlock converts its whole depth; two converters: one DEADLOCK. */
+START_TEST(convert_rlock_and_two_converters)
+{
+	struct dlm_client *a = client("a", 0, 0), *b = client("b", 0, 0);
+	struct told t = { 0 };
+	uint64_t tk = 0;
+
+	ck_assert_int_eq(dlm_acquire(a, "r", DLM_RLOCK | DLM_SHARED, 0, NULL),
+	    0);
+	ck_assert_int_eq(dlm_acquire(a, "r", DLM_RLOCK | DLM_SHARED, 0, NULL),
+	    0);
+	ck_assert_int_eq(dlm_acquire(b, "r", DLM_RLOCK | DLM_SHARED, 0, NULL),
+	    0);
+	ck_assert_int_eq(dlm_convert_async(a, "r", 0, DLM_FOREVER, on_told,
+	    &t), 0);
+	sleep_ms(100);
+	ck_assert_int_eq(dlm_convert(b, "r", 0, DLM_FOREVER, NULL),
+	    DLM_E_DEADLOCK);
+	ck_assert_msg(strstr(dlm_errmsg(b), "converting 'r'") != NULL,
+	    "errmsg: %s", dlm_errmsg(b));
+	ck_assert_int_eq(dlm_release(b, "r"), 0);
+	pump(a, &t.n, 1);
+	ck_assert_int_eq(t.err, 0);
+	/* Both levels are exclusive now: one release leaves one. */
+	ck_assert_int_eq(dlm_release(a, "r"), 0);
+	ck_assert_int_eq(dlm_acquire(b, "r", DLM_RLOCK | DLM_SHARED, DLM_TRY,
+	    NULL), DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(dlm_convert(a, "r", DLM_SHARED, DLM_TRY, &tk), 0);
+	ck_assert_uint_eq(tk, t.token);
+	ck_assert_int_eq(dlm_acquire(b, "r", DLM_RLOCK | DLM_SHARED, DLM_TRY,
+	    NULL), 0);
+	dlm_close(a);
+	dlm_close(b);
+}
+END_TEST
+
 static Suite *
 libdlm_suite(void)
 {
@@ -2589,6 +2777,9 @@ libdlm_suite(void)
 	tcase_add_test(tc, close_during_reconnect_returns_at_once);
 	tcase_add_test(tc, cancel_stops_one_waiting_acquire);
 	tcase_add_test(tc, cancel_request_stops_an_async_acquire);
+	tcase_add_test(tc, deadlock_refused_and_said);
+	tcase_add_test(tc, convert_follows_in_the_entries);
+	tcase_add_test(tc, convert_rlock_and_two_converters);
 	suite_add_tcase(s, tc);
 	return s;
 }

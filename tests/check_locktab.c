@@ -1659,6 +1659,696 @@ START_TEST(random_changes_reported_exactly)
 }
 END_TEST
 
+/*
+ * Deadlock detection. chk() is acq() with the check asked for and the
+ * cycle kept in cyc.
+ */
+static struct lt_cycle cyc;
+
+static int
+chk(struct lt_owner *o, const char *name, enum lt_kind kind, enum lt_mode mode,
+    bool check)
+{
+	struct lt_want want = { .kind = kind, .mode = mode, .may_wait = true,
+	    .udata = o, .deadlock_check = check, .cycle = &cyc };
+	struct lt_hold *h;
+	struct lt_wait *w;
+	int rc;
+
+	memset(&cyc, 0, sizeof cyc);
+	rc = locktab_acquire(lt, o, name, strlen(name), &want, now, &h, &w);
+	check_invariants();
+	return rc;
+}
+
+/* Step i of cyc is owner o waiting for name in mode. */
+static void
+step_is(uint32_t i, const struct lt_owner *o, const char *name,
+    enum lt_mode mode)
+{
+	ck_assert_uint_lt(i, cyc.len);
+	ck_assert_ptr_eq(cyc.steps[i].owner, o);
+	ck_assert_uint_eq(cyc.steps[i].lock->namelen, strlen(name));
+	ck_assert(memcmp(cyc.steps[i].lock->name, name, strlen(name)) == 0);
+	ck_assert_int_eq(cyc.steps[i].mode, mode);
+}
+
+START_TEST(deadlock_two_party)
+{
+	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&A, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	ck_assert_int_eq(chk(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &B, "x", LT_EXCLUSIVE);
+	step_is(1, &A, "y", LT_EXCLUSIVE);
+	/* The others keep waiting; the refused one changed nothing. */
+	ck_assert_uint_eq(A.nwaits, 1);
+	ck_assert_uint_eq(B.nwaits, 0);
+	ck_assert_uint_eq(B.nholds, 1);
+	ck_assert_int_eq(nev, 0);
+	ck_assert_int_eq(rel(&B, "y", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &A);
+}
+END_TEST
+
+START_TEST(deadlock_three_party)
+{
+	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "y", LT_RLOCK, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&C, "z", LT_MUTEX, LT_SHARED, true), LT_GRANTED);
+	ck_assert_int_eq(chk(&A, "y", LT_RLOCK, LT_SHARED, true), LT_QUEUED);
+	ck_assert_int_eq(chk(&B, "z", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	/* Shared behind an exclusive waiter queues, and closes nothing. */
+	ck_assert_int_eq(chk(&D, "z", LT_MUTEX, LT_SHARED, true), LT_QUEUED);
+	ck_assert_int_eq(chk(&C, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 3);
+	step_is(0, &C, "x", LT_EXCLUSIVE);
+	step_is(1, &A, "y", LT_SHARED);
+	step_is(2, &B, "z", LT_EXCLUSIVE);
+}
+END_TEST
+
+/* Shared waits for shared nothing; a shared waiter waits for exclusive. */
+START_TEST(deadlock_shared_and_exclusive)
+{
+	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_SHARED, true), LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "y", LT_MUTEX, LT_SHARED, true), LT_GRANTED);
+	ck_assert_int_eq(chk(&A, "y", LT_MUTEX, LT_SHARED, true), LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "x", LT_MUTEX, LT_SHARED, true), LT_GRANTED);
+	/* Exclusive after shared holders: waits for both. */
+	ck_assert_int_eq(chk(&C, "c", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&C, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	/* B shared on c: waits for C's exclusive hold; C waits for B. */
+	ck_assert_int_eq(chk(&B, "c", LT_MUTEX, LT_SHARED, true),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &B, "c", LT_SHARED);
+	step_is(1, &C, "x", LT_EXCLUSIVE);
+	/* Without the check it waits, as before. */
+	ck_assert_int_eq(chk(&B, "c", LT_MUTEX, LT_SHARED, false), LT_QUEUED);
+	ck_assert_uint_eq(B.nwaits, 1);
+}
+END_TEST
+
+/* The queue is FIFO: a waiter waits for the conflicting waiters ahead. */
+START_TEST(deadlock_through_waiters_ahead)
+{
+	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&D, "d", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	/* B waits on x (shared) and on d, which D holds. */
+	ck_assert_int_eq(chk(&B, "x", LT_MUTEX, LT_SHARED, true), LT_QUEUED);
+	ck_assert_int_eq(chk(&B, "d", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	/* D shared behind B shared: no edge to B, only to A. */
+	ck_assert_int_eq(chk(&D, "x", LT_MUTEX, LT_SHARED, true), LT_QUEUED);
+	ck_assert_int_eq(locktab_end_owner(lt, &D, 0, now), 1);
+	check_invariants();
+	ck_assert_int_eq(nev, 2);	/* D's wait went, B got d */
+	ck_assert_int_eq(ev[1].kind, 'g');
+	ck_assert_ptr_eq(ev[1].owner, &B);
+	ck_assert_int_eq(chk(&D, "d2", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "d2", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	/* D exclusive behind B: waits for B, who waits for D. */
+	ck_assert_int_eq(chk(&D, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &D, "x", LT_EXCLUSIVE);
+	step_is(1, &B, "d2", LT_EXCLUSIVE);
+	/* A holder that an exclusive waiter waits for. */
+	ck_assert_int_eq(chk(&C, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	ck_assert_int_eq(chk(&C, "c", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&A, "c", LT_MUTEX, LT_SHARED, true),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &A, "c", LT_SHARED);
+	step_is(1, &C, "x", LT_EXCLUSIVE);
+}
+END_TEST
+
+/* Waits of an owner whose lease ran out are no edges. */
+START_TEST(deadlock_ignores_expired_owners)
+{
+	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&A, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	A.deadline = now;
+	ck_assert_int_eq(chk(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+}
+END_TEST
+
+/* Conversion. */
+static int
+conv(struct lt_owner *o, const char *name, enum lt_mode mode, bool wait,
+    uint64_t *token)
+{
+	struct lt_convert cv = { .mode = mode, .may_wait = wait, .udata = o,
+	    .cycle = &cyc };
+	struct lt_hold *h;
+	struct lt_wait *w;
+	int rc;
+
+	memset(&cyc, 0, sizeof cyc);
+	rc = locktab_convert(lt, o, name, strlen(name), &cv, now, &h, &w);
+	if (rc == LT_GRANTED) {
+		ck_assert_ptr_nonnull(h);
+		ck_assert_int_eq(h->mode, mode);
+		if (token != NULL)
+			*token = h->token;
+	} else if (rc == LT_QUEUED) {
+		ck_assert_ptr_nonnull(w);
+		ck_assert(w->convert);
+	}
+	check_invariants();
+	return rc;
+}
+
+static struct lt_hold *
+hold_of(struct lt_owner *o, const char *name)
+{
+	struct lt_lock *l = locktab_find(lt, name, strlen(name));
+
+	return l != NULL ? locktab_hold_of(l, o) : NULL;
+}
+
+START_TEST(convert_down_lets_shared_in)
+{
+	uint64_t t, t2;
+
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    &t), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_SHARED, true, &B, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "x", LT_MUTEX, LT_SHARED, true, &C, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(acq(&D, "x", LT_MUTEX, LT_EXCLUSIVE, true, &D, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(conv(&A, "x", LT_SHARED, false, &t2), LT_GRANTED);
+	ck_assert_uint_eq(t2, t);	/* a downgrade keeps its token */
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[0].owner, &B);
+	ck_assert_ptr_eq(ev[1].owner, &C);
+	ck_assert_uint_gt(ev[0].token, t);
+	ck_assert_uint_eq(D.nwaits, 1);
+	/* The same mode again: nothing changes. */
+	ck_assert_int_eq(conv(&A, "x", LT_SHARED, false, &t2), LT_GRANTED);
+	ck_assert_uint_eq(t2, t);
+	ck_assert_int_eq(nev, 2);
+}
+END_TEST
+
+START_TEST(convert_up_alone_at_once)
+{
+	uint64_t t, t2;
+
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, &t),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_RLOCK, LT_EXCLUSIVE, true, &B, NULL),
+	    LT_QUEUED);
+	/* Alone, ahead of the waiter: at once, with a new token. */
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, false, &t2), LT_GRANTED);
+	ck_assert_uint_gt(t2, t);
+	ck_assert_uint_eq(t2, locktab_next_token(lt) - 1);
+	ck_assert_uint_eq(hold_of(&A, "x")->count, 2);	/* the whole hold */
+	ck_assert_uint_eq(hold_of(&A, "x")->prev_token, t);
+	/* And down again: the upgrade's token stays. */
+	ck_assert_int_eq(conv(&A, "x", LT_SHARED, false, &t), LT_GRANTED);
+	ck_assert_uint_eq(t, t2);
+	ck_assert_int_eq(nev, 0);	/* B is exclusive: still waits */
+	/* Up once more: the token before it is the last one, not the first. */
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, false, &t), LT_GRANTED);
+	ck_assert_uint_gt(t, t2);
+	ck_assert_uint_eq(hold_of(&A, "x")->prev_token, t2);
+}
+END_TEST
+
+START_TEST(convert_up_waits_ahead_of_waiters)
+{
+	uint64_t ta, t;
+
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_SHARED, false, NULL, &ta),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&C, "x", LT_MUTEX, LT_EXCLUSIVE, true, &C, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, false, NULL),
+	    DLM_E_WOULD_BLOCK);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_ptr_eq(TAILQ_FIRST(&locktab_find(lt, "x", 1)->waiters)->owner,
+	    &A);
+	ck_assert_ptr_nonnull(locktab_converting(hold_of(&A, "x")));
+	ck_assert_ptr_null(locktab_converting(hold_of(&B, "x")));
+	/* Converting again, or acquiring it again: ALREADY_HELD. */
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_ALREADY_HELD);
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_SHARED, true, &A, NULL),
+	    DLM_E_ALREADY_HELD);
+	/* A shared acquire queues too, behind the conversion. */
+	ck_assert_int_eq(acq(&D, "x", LT_MUTEX, LT_SHARED, true, &D, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(hold_of(&A, "x")->mode, LT_SHARED);
+	ck_assert_int_eq(rel(&B, "x", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_ptr_eq(ev[0].udata, &A);
+	t = ev[0].token;
+	ck_assert_uint_gt(t, ta);
+	ck_assert_int_eq(hold_of(&A, "x")->mode, LT_EXCLUSIVE);
+	ck_assert_uint_eq(hold_of(&A, "x")->token, t);
+	ck_assert_int_eq(rel(&A, "x", NULL), 0);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_ptr_eq(ev[1].owner, &C);
+}
+END_TEST
+
+START_TEST(convert_two_converters_deadlock)
+{
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_int_eq(conv(&B, "x", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &B, "x", LT_EXCLUSIVE);
+	step_is(1, &A, "x", LT_EXCLUSIVE);
+	/* B gives up its share: A's conversion completes. */
+	ck_assert_int_eq(rel(&B, "x", NULL), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &A);
+}
+END_TEST
+
+START_TEST(convert_refusals)
+{
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_NOT_HELD);
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_SHARED, true, &B, NULL),
+	    LT_QUEUED);
+	/* A waiter holds nothing to convert. */
+	ck_assert_int_eq(conv(&B, "x", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_NOT_HELD);
+	ck_assert_int_eq(conv(&B, "y", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_NOT_HELD);
+}
+END_TEST
+
+/* Withdrawn conversions leave the shared hold as it was. */
+START_TEST(convert_cancel_and_hold_end)
+{
+	struct lt_wait *w;
+	uint32_t left;
+
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_int_eq(acq(&C, "x", LT_RLOCK, LT_SHARED, true, &C, NULL),
+	    LT_QUEUED);
+	/* Cancelled: the hold stays shared, and C may share it now. */
+	w = locktab_converting(hold_of(&A, "x"));
+	ck_assert_ptr_nonnull(w);
+	locktab_cancel(lt, w, now);
+	check_invariants();
+	ck_assert_int_eq(nev, 1);
+	ck_assert_ptr_eq(ev[0].owner, &C);
+	ck_assert_uint_eq(hold_of(&A, "x")->count, 2);
+	ck_assert_int_eq(hold_of(&A, "x")->mode, LT_SHARED);
+	/* One level released: the conversion goes on; the last: it ends. */
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_int_eq(rel(&A, "x", &left), 0);
+	ck_assert_uint_eq(left, 1);
+	ck_assert_uint_eq(A.nwaits, 1);
+	ck_assert_int_eq(rel(&A, "x", &left), 0);
+	ck_assert_int_eq(nev, 2);
+	ck_assert_int_eq(ev[1].kind, 'c');
+	ck_assert_ptr_eq(ev[1].owner, &A);
+	ck_assert_uint_eq(A.nwaits, 0);
+	/* Revoked while converting: lost first, then the conversion. */
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_uint_eq(locktab_force_release(lt, "x", 1, &A,
+	    DLM_LOST_FORCED, now), 1);
+	check_invariants();
+	ck_assert_int_eq(nev, 4);
+	ck_assert_int_eq(ev[2].kind, 'r');
+	ck_assert_int_eq(ev[3].kind, 'c');
+	ck_assert_uint_eq(A.nwaits, 0);
+	/* Its owner's end: the conversion is cancelled with its waits. */
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_uint_eq(locktab_end_owner(lt, &A, DLM_LOST_EXPIRED, now), 1);
+	check_invariants();
+	ck_assert_int_eq(ev[4].kind, 'c');
+	ck_assert_int_eq(ev[5].kind, 'r');
+	/* The reset of its holds: likewise. */
+	ck_assert_int_eq(acq(&A, "x", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_uint_eq(locktab_release_owner(lt, &A, now), 1);
+	check_invariants();
+	ck_assert_int_eq(ev[6].kind, 'c');
+	ck_assert_uint_eq(A.nwaits, 0);
+}
+END_TEST
+
+/* A conversion waits for every other holder: cycles through it. */
+START_TEST(convert_closes_cycles)
+{
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&A, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &A, "x", LT_EXCLUSIVE);
+	step_is(1, &B, "y", LT_EXCLUSIVE);
+	/* And an acquire that closes a cycle through a conversion. */
+	locktab_end_owner(lt, &B, 0, now);
+	ck_assert_int_eq(acq(&B, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	ck_assert_int_eq(chk(&B, "y", LT_MUTEX, LT_SHARED, true),
+	    DLM_E_DEADLOCK);
+	step_is(0, &B, "y", LT_SHARED);
+	step_is(1, &A, "x", LT_EXCLUSIVE);
+}
+END_TEST
+
+/*
+ * A shared waiter that waited for nobody (grants paused) waits for the
+ * converter once it converts: the conversion closes that cycle.
+ */
+START_TEST(convert_closes_cycle_through_waiters_behind)
+{
+	ck_assert_int_eq(acq(&A, "x", LT_MUTEX, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	ck_assert_int_eq(acq(&C, "y", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    NULL), LT_GRANTED);
+	locktab_set_window(lt, now + 100, UINT64_MAX);
+	ck_assert_int_eq(chk(&C, "x", LT_MUTEX, LT_SHARED, true), LT_QUEUED);
+	ck_assert_int_eq(chk(&A, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	ck_assert_int_eq(conv(&A, "x", LT_EXCLUSIVE, true, NULL),
+	    DLM_E_DEADLOCK);
+	ck_assert_uint_eq(cyc.len, 2);
+	step_is(0, &A, "y", LT_EXCLUSIVE);
+	step_is(1, &C, "x", LT_SHARED);
+	locktab_set_window(lt, 0, UINT64_MAX);
+	locktab_regrant_all(lt, now);
+	check_invariants();
+}
+END_TEST
+
+/*
+ * The oracle for the random run: the wait-for graph built by brute force
+ * from the table's lists, with its own conflict rule, and its transitive
+ * closure; nothing of waitgraph.c.
+ */
+enum { R_OWNERS = 8, R_LOCKS = 4 };
+static struct lt_owner ro[R_OWNERS];
+static const char *rnames[R_LOCKS] = { "p", "q", "r", "s" };
+static bool reach[R_OWNERS][R_OWNERS];
+
+static bool
+r_conflict(int want, int other)
+{
+	return !(want == LT_SHARED && other == LT_SHARED);
+}
+
+static int
+r_idx(const struct lt_owner *o)
+{
+	ck_assert(o >= ro && o < ro + R_OWNERS);
+	return (int)(o - ro);
+}
+
+/* Every wait's edges (the checked and the unchecked), then the closure. */
+static void
+r_closure(void)
+{
+	memset(reach, 0, sizeof reach);
+	for (int k = 0; k < R_LOCKS; k++) {
+		struct lt_lock *l = locktab_find(lt, rnames[k], 1);
+		const struct lt_wait *w, *v;
+		const struct lt_hold *h;
+
+		if (l == NULL)
+			continue;
+		TAILQ_FOREACH(w, &l->waiters, lock_link) {
+			int u = r_idx(w->owner);
+
+			TAILQ_FOREACH(h, &l->holders, lock_link)
+				if (h->owner != w->owner && (w->convert ||
+				    r_conflict(w->mode, h->mode)))
+					reach[u][r_idx(h->owner)] = true;
+			for (v = TAILQ_FIRST(&l->waiters); v != w;
+			    v = TAILQ_NEXT(v, lock_link))
+				if (r_conflict(w->mode, v->mode))
+					reach[u][r_idx(v->owner)] = true;
+		}
+	}
+	for (int k = 0; k < R_OWNERS; k++)
+		for (int i = 0; i < R_OWNERS; i++)
+			if (reach[i][k])
+				for (int j = 0; j < R_OWNERS; j++)
+					reach[i][j] |= reach[k][j];
+}
+
+/* Would i waiting for lock l in mode close a cycle? */
+static bool
+r_acquire_closes(int i, const struct lt_lock *l, int mode)
+{
+	const struct lt_hold *h;
+	const struct lt_wait *v;
+
+	if (l == NULL)
+		return false;
+	r_closure();
+	TAILQ_FOREACH(h, &l->holders, lock_link)
+		if (r_conflict(mode, h->mode) && reach[r_idx(h->owner)][i])
+			return true;
+	TAILQ_FOREACH(v, &l->waiters, lock_link)
+		if (r_conflict(mode, v->mode) && reach[r_idx(v->owner)][i])
+			return true;
+	return false;
+}
+
+/*
+ * Would i converting its shared hold of l to exclusive close a cycle: the
+ * graph with its new edges (to the other holders; from the shared waiters,
+ * which now wait for it) has a cycle through i or one of those waiters.
+ */
+static bool
+r_convert_closes(int i, const struct lt_lock *l)
+{
+	const struct lt_hold *h;
+	const struct lt_wait *v;
+
+	if (TAILQ_FIRST(&l->waiters) != NULL &&
+	    TAILQ_FIRST(&l->waiters)->convert)
+		return true;
+	r_closure();
+	TAILQ_FOREACH(h, &l->holders, lock_link)
+		if (r_idx(h->owner) != i)
+			reach[i][r_idx(h->owner)] = true;
+	TAILQ_FOREACH(v, &l->waiters, lock_link)
+		if (v->mode == LT_SHARED)
+			reach[r_idx(v->owner)][i] = true;
+	for (int k = 0; k < R_OWNERS; k++)
+		for (int a = 0; a < R_OWNERS; a++)
+			if (reach[a][k])
+				for (int b = 0; b < R_OWNERS; b++)
+					reach[a][b] |= reach[k][b];
+	if (reach[i][i])
+		return true;
+	TAILQ_FOREACH(v, &l->waiters, lock_link)
+		if (v->mode == LT_SHARED && reach[i][r_idx(v->owner)])
+			return true;
+	return false;
+}
+
+/*
+ * Each step of a reported cycle waits for the next step's owner; cl is
+ * the lock of the conversion refused, or NULL for an acquire.
+ */
+static void
+r_cycle_is_real(const struct lt_cycle *c, const struct lt_lock *cl)
+{
+	ck_assert_uint_ge(c->len, 1);
+	ck_assert_uint_le(c->len, R_OWNERS);
+	for (uint32_t k = 0; k < c->len; k++) {
+		const struct lt_cycle_step *s = &c->steps[k];
+		const struct lt_owner *next = c->steps[(k + 1) % c->len].owner;
+		const struct lt_hold *h;
+		const struct lt_wait *v;
+		bool ok = false;
+
+		TAILQ_FOREACH(h, &s->lock->holders, lock_link)
+			if (h->owner == next && h->owner != s->owner &&
+			    r_conflict(s->mode, h->mode))
+				ok = true;
+		TAILQ_FOREACH(v, &s->lock->waiters, lock_link) {
+			if (v->owner == s->owner)
+				break;	/* only those ahead of it */
+			if (v->owner == next && r_conflict(s->mode, v->mode))
+				ok = true;
+		}
+		/* A shared waiter behind the conversion waits for it. */
+		if (cl != NULL && s->lock == cl && s->mode == LT_SHARED &&
+		    next == c->steps[0].owner)
+			ok = true;
+		if (!ok)
+			for (uint32_t j = 0; j < c->len; j++)
+				fprintf(stderr, "step %u: %d waits for %.*s "
+				    "mode %d\n", j, r_idx(c->steps[j].owner),
+				    (int)c->steps[j].lock->namelen,
+				    c->steps[j].lock->name, c->steps[j].mode);
+		ck_assert_msg(ok, "step %u of a cycle of %u waits for nobody "
+		    "it names", k, c->len);
+	}
+}
+
+/*
+ * Random acquires (checked or not), conversions, releases, cancels,
+ * forced releases and ends; after every step the invariants (wg_check()
+ * among them: no cycle of checked waits), and before every checked
+ * acquire and every conversion that queues or is refused DEADLOCK, the
+ * oracle's word on whether it closes a cycle.
+ */
+START_TEST(random_deadlocks_match_brute_force)
+{
+	unsigned seed = 4242;
+	int deadlocks = 0, queued = 0, converted = 0;
+
+	for (int i = 0; i < R_OWNERS; i++)
+		locktab_owner_init(&ro[i]);
+	for (int step = 0; step < 30000; step++) {
+		int who = rand_r(&seed) % R_OWNERS, op = rand_r(&seed) % 20;
+		int k = rand_r(&seed) % R_LOCKS;
+		const char *name = rnames[k];
+		enum lt_kind kind = k == 2 ? LT_RLOCK : LT_MUTEX;
+		enum lt_mode mode = rand_r(&seed) % 3 == 0 ? LT_SHARED :
+		    LT_EXCLUSIVE;
+		struct lt_lock *l = locktab_find(lt, name, 1);
+		struct lt_hold *h;
+		struct lt_wait *w;
+		uint32_t left;
+		bool oracle = false;
+		int rc;
+
+		now++;
+		nev = 0;
+		memset(&cyc, 0, sizeof cyc);
+		if (op < 8) {
+			bool check = op != 0;
+			struct lt_want want = { .kind = kind, .mode = mode,
+			    .may_wait = true, .udata = &ro[who],
+			    .deadlock_check = check, .cycle = &cyc };
+
+			if (check)
+				oracle = r_acquire_closes(who, l, mode);
+			rc = locktab_acquire(lt, &ro[who], name, 1, &want, now,
+			    &h, &w);
+			if (check && (rc == LT_QUEUED ||
+			    rc == DLM_E_DEADLOCK)) {
+				ck_assert_msg(oracle == (rc == DLM_E_DEADLOCK),
+				    "step %d: detector %d, brute force %d",
+				    step, rc, oracle);
+				queued++;
+			}
+			if (rc == DLM_E_DEADLOCK) {
+				ck_assert(check);
+				r_cycle_is_real(&cyc, NULL);
+				ck_assert_ptr_eq(cyc.steps[0].owner, &ro[who]);
+				deadlocks++;
+			}
+		} else if (op < 11) {
+			struct lt_convert cv = { .mode = mode,
+			    .may_wait = rand_r(&seed) % 4 != 0,
+			    .udata = &ro[who], .cycle = &cyc };
+
+			h = l != NULL ? locktab_hold_of(l, &ro[who]) : NULL;
+			if (h != NULL && h->mode == LT_SHARED &&
+			    mode == LT_EXCLUSIVE)
+				oracle = r_convert_closes(who, l);
+			rc = locktab_convert(lt, &ro[who], name, 1, &cv, now,
+			    &h, &w);
+			if (rc == LT_QUEUED || rc == DLM_E_DEADLOCK)
+				ck_assert_msg(oracle == (rc == DLM_E_DEADLOCK),
+				    "step %d: convert %d, brute force %d",
+				    step, rc, oracle);
+			if (rc == DLM_E_DEADLOCK) {
+				r_cycle_is_real(&cyc, l);
+				ck_assert_ptr_eq(cyc.steps[0].owner, &ro[who]);
+				deadlocks++;
+			}
+			if (rc == LT_GRANTED)
+				converted++;
+		} else if (op < 16)
+			(void)locktab_release(lt, &ro[who], name, 1, now,
+			    &left);
+		else if (op < 18 && LIST_FIRST(&ro[who].waits) != NULL)
+			locktab_cancel(lt, LIST_FIRST(&ro[who].waits), now);
+		else if (op < 19)
+			(void)locktab_force_release(lt, name, 1, &ro[who],
+			    DLM_LOST_FORCED, now);
+		else
+			locktab_end_owner(lt, &ro[who], DLM_LOST_EXPIRED, now);
+		check_invariants();
+		for (k = 0; k < R_LOCKS; k++)
+			if ((l = locktab_find(lt, rnames[k], 1)) != NULL &&
+			    l->mode == LT_EXCLUSIVE)
+				ck_assert_uint_le(l->nholders, 1);
+	}
+	/* The run meant something: cycles were found and waits made. */
+	ck_assert_int_gt(deadlocks, 1000);
+	ck_assert_int_gt(queued, 3000);
+	ck_assert_int_gt(converted, 200);
+	for (int i = 0; i < R_OWNERS; i++)
+		locktab_end_owner(lt, &ro[i], 0, now);
+	check_invariants();
+}
+END_TEST
+
 static uint64_t
 delays_due(void)
 {
@@ -2053,10 +2743,32 @@ locktab_suite(void)
 	tcase_add_test(tc, contended_at_grant_and_reentry);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("deadlock");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, deadlock_two_party);
+	tcase_add_test(tc, deadlock_three_party);
+	tcase_add_test(tc, deadlock_shared_and_exclusive);
+	tcase_add_test(tc, deadlock_through_waiters_ahead);
+	tcase_add_test(tc, deadlock_ignores_expired_owners);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("convert");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, convert_down_lets_shared_in);
+	tcase_add_test(tc, convert_up_alone_at_once);
+	tcase_add_test(tc, convert_up_waits_ahead_of_waiters);
+	tcase_add_test(tc, convert_two_converters_deadlock);
+	tcase_add_test(tc, convert_refusals);
+	tcase_add_test(tc, convert_cancel_and_hold_end);
+	tcase_add_test(tc, convert_closes_cycles);
+	tcase_add_test(tc, convert_closes_cycle_through_waiters_behind);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("random");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, random_operations_keep_invariants);
+	tcase_add_test(tc, random_deadlocks_match_brute_force);
 	suite_add_tcase(s, tc);
 	return s;
 }
