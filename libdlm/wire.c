@@ -363,7 +363,6 @@ wire_acquire_params(struct wire_params *p, const char *lock,
 	uint32_t n = 4 + (semaphore ? 2 : 0) + (o->value_len > 0) +
 	    (o->lock_delay_ms > 0) + notify + no_check;
 
-	n += no_check;
 	wire_params_init(p, &w);
 	mpw_map(&w, n);
 	mpw_key(&w, "lock");

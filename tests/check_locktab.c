@@ -35,10 +35,12 @@ on_granted(void *arg, struct lt_wait *w, struct lt_hold *h)
 	ck_assert_ptr_eq(w->owner, h->owner);
 	/*
 	 * Strict FIFO: nobody who queued earlier still waits (unless its
-	 * lease ran out), which the table's own state cannot show.
+	 * lease ran out), which the table's own state cannot show. A
+	 * conversion is the exception: it goes ahead of every waiter.
 	 */
 	TAILQ_FOREACH(o, &h->lock->waiters, lock_link)
-		ck_assert_msg(o->since >= w->since || o->owner->deadline != 0,
+		ck_assert_msg(w->convert || o->since >= w->since ||
+		    o->owner->deadline != 0,
 		    "a waiter was passed by one that queued after it");
 	ev[nev++] = (struct event_log){ 'g', w->udata, h->owner, h->token, 0 };
 }
