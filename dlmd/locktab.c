@@ -25,6 +25,12 @@ struct locktab {
 	/* cppcheck-suppress unusedStructMember ; used through RB macros */
 	RB_HEAD(lt_delays, lt_lock) delays;
 	struct waitgraph	 wg;		/* deadlock detection's */
+	/*
+	 * locktab_set_verify(): each refused cycle is checked by brute force,
+	 * and the first that is not one is what locktab_check() reports.
+	 */
+	bool			 verify;
+	const char		*verify_error;
 };
 
 static void	lt_convert_drop(struct locktab *, const struct lt_hold *);
@@ -89,6 +95,22 @@ lt_report(struct locktab *lt, struct lt_lock *l)
 	l->changed = 0;
 	if (lt->ops->changed != NULL)
 		lt->ops->changed(lt->arg, l);
+}
+
+/* See struct locktab's verify. */
+static void
+lt_verify_refusal(struct locktab *lt, const struct lt_cycle *cycle,
+    const struct lt_lock *converting)
+{
+	if (lt->verify && cycle != NULL && lt->verify_error == NULL &&
+	    !wg_cycle_real(cycle, converting))
+		lt->verify_error = "a DEADLOCK named a cycle that is not there";
+}
+
+void
+locktab_set_verify(struct locktab *lt, bool on)
+{
+	lt->verify = on;
 }
 
 /* The delay index's order: by the delay's end, then by address. */
@@ -641,8 +663,10 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 			return DLM_E_LIMIT;
 		/* No cycle without another wait: nothing to search then. */
 		if (want->deadlock_check && l != NULL && lt->stats.waits != 0 &&
-		    wg_acquire_closes(&lt->wg, o, l, mode, now, want->cycle))
+		    wg_acquire_closes(&lt->wg, o, l, mode, now, want->cycle)) {
+			lt_verify_refusal(lt, want->cycle, NULL);
 			return DLM_E_DEADLOCK;
+		}
 	}
 
 	if (l == NULL) {
@@ -1311,11 +1335,14 @@ locktab_convert(struct locktab *lt, struct lt_owner *o, const char *name,
 			cv->cycle->steps[1] = (struct lt_cycle_step){
 			    other->owner, l, LT_EXCLUSIVE };
 		}
+		lt_verify_refusal(lt, cv->cycle, l);
 		return DLM_E_DEADLOCK;
 	}
 	if (lt->stats.waits != 0 &&
-	    wg_convert_closes(&lt->wg, h, now, cv->cycle))
+	    wg_convert_closes(&lt->wg, h, now, cv->cycle)) {
+		lt_verify_refusal(lt, cv->cycle, l);
 		return DLM_E_DEADLOCK;
+	}
 	w = xcalloc(1, sizeof *w);
 	w->lock = l;
 	w->owner = o;
@@ -1369,6 +1396,9 @@ locktab_check(struct locktab *lt, uint64_t now)
 {
 	struct lt_lock *l, *prev = NULL;
 	uint64_t locks = 0, holds = 0, waits = 0, delayed = 0, indexed = 0;
+
+	if (lt->verify_error != NULL)
+		return lt->verify_error;
 
 	RB_FOREACH(l, lt_tree, &lt->tree) {
 		struct lt_hold *h;

@@ -461,6 +461,12 @@ uint64_t	 locktab_delay_left(const struct lt_lock *, uint64_t now);
 void		 locktab_hold_options(struct locktab *, struct lt_hold *,
 		    uint32_t lock_delay_ms, bool notify_contended);
 /*
+ * For tests and fuzzers: check every cycle a DLM_E_DEADLOCK names by
+ * brute force (wg_cycle_real()); locktab_check() then reports the first
+ * that is not one. Off by default (it costs a walk per refusal).
+ */
+void		 locktab_set_verify(struct locktab *, bool);
+/*
  * Check the table's invariants (for tests and fuzzers). Returns NULL, or a
  * sentence saying what is broken.
  */

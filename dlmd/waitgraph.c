@@ -349,6 +349,53 @@ wg_edge(uint64_t *m, size_t words, long from, long to)
 		    UINT64_C(1) << ((size_t)to % 64);
 }
 
+/* Whether step s (a wait, or the request refused) waits for owner next. */
+static bool
+wg_step_real(const struct lt_cycle_step *s, const struct lt_owner *next,
+    bool first, const struct lt_lock *converting,
+    const struct lt_owner *converter)
+{
+	enum lt_mode mode = (enum lt_mode)s->mode;
+	const struct lt_hold *h;
+	const struct lt_wait *v;
+	bool convert = first && converting != NULL;
+
+	TAILQ_FOREACH(h, &s->lock->holders, lock_link)
+		if (h->owner == next && h->owner != s->owner &&
+		    (convert || wg_conflicts(mode, (enum lt_mode)h->mode)))
+			return true;
+	/* A conversion goes to the head: nobody waits ahead of it. */
+	if (convert)
+		return false;
+	TAILQ_FOREACH(v, &s->lock->waiters, lock_link) {
+		if (v->owner == s->owner)
+			break;		/* only the waits ahead of its own */
+		if (v->owner == next &&
+		    wg_conflicts(mode, (enum lt_mode)v->mode))
+			return true;
+	}
+	/* A shared waiter behind a conversion would wait for the converter. */
+	return converting != NULL && s->lock == converting &&
+	    mode == LT_SHARED && next == converter;
+}
+
+bool
+wg_cycle_real(const struct lt_cycle *c, const struct lt_lock *converting)
+{
+	if (c->len == 0)
+		return false;
+	if (c->len > LT_CYCLE_MAX)
+		return true;	/* cut short: the rest is not there to see */
+	for (uint32_t k = 0; k < c->len; k++) {
+		const struct lt_owner *next = c->steps[(k + 1) % c->len].owner;
+
+		if (!wg_step_real(&c->steps[k], next, k == 0, converting,
+		    c->steps[0].owner))
+			return false;
+	}
+	return true;
+}
+
 const char *
 wg_check(struct locktab *lt, uint64_t now)
 {

@@ -101,5 +101,13 @@ bool		 wg_convert_closes(struct waitgraph *, struct lt_hold *h,
  */
 struct locktab;
 const char	*wg_check(struct locktab *, uint64_t now);
+/*
+ * Brute force too, for a refusal: whether every step of cycle, told by
+ * the search for a request not yet queued (an acquire, or with converting
+ * the lock of a conversion), waits for the next step's owner, the last
+ * for the first. So a DEADLOCK names a cycle that is there.
+ */
+bool		 wg_cycle_real(const struct lt_cycle *cycle,
+		    const struct lt_lock *converting);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "locktab.h"
 #include "proto.h"
+#include "waitgraph.h"
 
 #define MAXEV 256
 
@@ -145,6 +146,7 @@ static void
 setup(void)
 {
 	lt = locktab_new(1000, &ops, NULL);
+	locktab_set_verify(lt, true);
 	locktab_owner_init(&A);
 	locktab_owner_init(&B);
 	locktab_owner_init(&C);
@@ -1719,6 +1721,38 @@ START_TEST(deadlock_two_party)
 }
 END_TEST
 
+START_TEST(refused_cycles_checked_by_brute_force)
+{
+	struct lt_cycle bogus;
+
+	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&B, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_GRANTED);
+	ck_assert_int_eq(chk(&A, "y", LT_MUTEX, LT_EXCLUSIVE, true),
+	    LT_QUEUED);
+	ck_assert_int_eq(chk(&B, "x", LT_MUTEX, LT_EXCLUSIVE, true),
+	    DLM_E_DEADLOCK);
+	ck_assert(wg_cycle_real(&cyc, NULL));
+	/* The same steps the other way round wait for nobody they name. */
+	bogus = cyc;
+	bogus.steps[0].owner = &A;
+	bogus.steps[1].owner = &B;
+	ck_assert(!wg_cycle_real(&bogus, NULL));
+	bogus.len = 0;
+	ck_assert(!wg_cycle_real(&bogus, NULL));
+	/* A shared wait conflicts with an exclusive hold too. */
+	bogus = cyc;
+	bogus.steps[0].mode = LT_SHARED;
+	ck_assert(wg_cycle_real(&bogus, NULL));
+	/* But not with a shared one: B asks z shared, A holds it shared. */
+	ck_assert_int_eq(chk(&A, "z", LT_MUTEX, LT_SHARED, true),
+	    LT_GRANTED);
+	bogus.steps[0].lock = locktab_find(lt, "z", 1);
+	ck_assert(!wg_cycle_real(&bogus, NULL));
+}
+END_TEST
+
 START_TEST(deadlock_three_party)
 {
 	ck_assert_int_eq(chk(&A, "x", LT_MUTEX, LT_EXCLUSIVE, true),
@@ -2752,6 +2786,7 @@ locktab_suite(void)
 	tcase_add_test(tc, deadlock_shared_and_exclusive);
 	tcase_add_test(tc, deadlock_through_waiters_ahead);
 	tcase_add_test(tc, deadlock_ignores_expired_owners);
+	tcase_add_test(tc, refused_cycles_checked_by_brute_force);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("convert");
