@@ -397,6 +397,16 @@ lt_hold_set_options(struct lt_hold *h, uint32_t lock_delay,
 }
 
 /*
+ * How many wait for h's lock other than h's own conversion: a holder
+ * converting is not contended by itself.
+ */
+static uint32_t
+lt_others_waiting(const struct lt_hold *h)
+{
+	return h->lock->nwaiters - (locktab_converting(h) != NULL);
+}
+
+/*
  * Tell each holder that asked and was not told yet that the lock has
  * waiters. No cost on a lock whose holders never asked.
  */
@@ -408,11 +418,13 @@ lt_contention(struct locktab *lt, struct lt_lock *l)
 	if (l->nwaiters == 0 || l->nnotify == 0)
 		return;
 	TAILQ_FOREACH(h, &l->holders, lock_link) {
-		if (!h->notify_contended || h->contended_told)
+		uint32_t n = lt_others_waiting(h);
+
+		if (!h->notify_contended || h->contended_told || n == 0)
 			continue;
 		h->contended_told = true;
 		if (lt->ops->contended != NULL)
-			lt->ops->contended(lt->arg, h, l->nwaiters);
+			lt->ops->contended(lt->arg, h, n);
 	}
 }
 
@@ -620,6 +632,14 @@ locktab_acquire(struct locktab *lt, struct lt_owner *o, const char *name,
 	if (l != NULL) {
 		struct lt_hold *h;
 
+		/*
+		 * Kept only for a lock-delay: nobody holds or awaits it, so
+		 * it is whatever the next acquire asks for, after the delay.
+		 */
+		if (l->nholders == 0 && l->nwaiters == 0) {
+			l->kind = (uint8_t)kind;
+			l->capacity = kind == LT_SEMAPHORE ? want->capacity : 0;
+		}
 		if (l->kind != kind || (kind == LT_SEMAPHORE &&
 		    l->capacity != want->capacity))
 			return DLM_E_KIND_MISMATCH;
@@ -900,6 +920,8 @@ locktab_install_semaphore(struct locktab *lt, struct lt_owner *o,
 	h = lt_hold_new(lt, l, o, LT_EXCLUSIVE, token, 1, now);
 	h->installed = true;	/* as in locktab_install() */
 	lt_hold_take_permits(l, h, permits);
+	/* Holds displaced may have made room for waiters. */
+	lt_grant_pass(lt, l, now);
 	lt_report(lt, l);
 	*hold = h;
 	return LT_GRANTED;
@@ -1384,8 +1406,10 @@ lt_check_converts(struct locktab *lt, struct lt_lock *l, uint64_t now)
 			return "a converting waiter does not hold the lock";
 		if (h->mode != LT_SHARED)
 			return "a converting holder does not hold it shared";
+		/* An ended delay holds it until locktab_delays_due(). */
 		if (!lt_owner_expired(w->owner, now) &&
-		    lt_upgradable(lt, l, w->owner, now))
+		    lt_upgradable(lt, l, w->owner, now) &&
+		    l->delayed_until == 0)
 			return "a conversion could be granted but waits";
 	}
 	return NULL;
@@ -1454,7 +1478,7 @@ locktab_check(struct locktab *lt, uint64_t now)
 				return "a hold is marked told of contention "
 				    "with nobody waiting";
 			if (h->notify_contended && !h->contended_told &&
-			    l->nwaiters != 0)
+			    lt_others_waiting(h) != 0)
 				return "a hold that asked was not told of its "
 				    "lock's waiters";
 		}

@@ -170,6 +170,27 @@ session_create(struct conn *c, const char *name, size_t len)
 }
 
 /* Bind the session to a connection (new, or resumed after a drop). */
+/*
+ * A contention notice the table gave while the session lingered went
+ * nowhere, and the table tells a hold once until its queue empties: the
+ * holder, keeping the queue full, would never hear. Tell it again now.
+ */
+static void
+retell_contended(struct session *s)
+{
+	const struct lt_hold *h;
+
+	LIST_FOREACH(h, &s->owner.holds, owner_link) {
+		uint32_t n = h->lock->nwaiters -
+		    (locktab_converting(h) != NULL);
+
+		if (h->notify_contended && h->contended_told && n != 0) {
+			srv->stats.contended++;
+			notify_contended(s->conn, h, n);
+		}
+	}
+}
+
 void
 session_attach(struct session *s, struct conn *c)
 {
@@ -183,6 +204,7 @@ session_attach(struct session *s, struct conn *c)
 	c->session = s;
 	snprintf(s->peer, sizeof s->peer, "%s", c->peer);
 	s->linger_deadline = 0;
+	retell_contended(s);
 	/* The caller sets the lease and calls session_touch(). */
 }
 

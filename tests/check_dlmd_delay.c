@@ -555,6 +555,44 @@ START_TEST(contended_on_first_waiter)
 END_TEST
 
 /*
+ * A notice the holder could not get while it lingered is sent when it
+ * resumes, since it would not hear of those waiters again otherwise.
+ */
+START_TEST(contended_told_on_resume)
+{
+	struct tc *a = tc_connect(&d), *b = tc_connect(&d);
+	struct reply *r;
+	uint64_t t;
+	uint32_t idb;
+	char secret[64];
+
+	r = tc_call(a, "hello", "proto:i client:s linger_ms:i", 1LL,
+	    "cacher", 10000LL);
+	ck_assert_int_eq(r->err, 0);
+	snprintf(secret, sizeof secret, "%s", reply_str(r, "secret"));
+	tc_hello(b, "b");
+	r = tc_call(a, "acquire", "lock:s notify_contended:b", "x", 1);
+	ck_assert_int_eq(r->err, 0);
+	t = reply_u64(r, "token");
+	tc_close(a);
+	idb = tc_send(b, "acquire", "lock:s", "x");
+	ck_assert_ptr_null(tc_wait(b, idb, 200));
+	a = tc_connect(&d);
+	r = tc_call(a, "hello", "proto:i client:s resume:s", 1LL, "cacher",
+	    secret);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert(reply_bool(r, "resumed"));
+	expect_contended(a, "x", t, 1);
+	ck_assert_int_eq(tc_call(a, "release", "lock:s", "x")->err, 0);
+	r = tc_wait(b, idb, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->err, 0);
+	tc_close(a);
+	tc_close(b);
+}
+END_TEST
+
+/*
  * Sharers each get their own if they asked; a holder that did not ask
  * gets none; a hold granted with others waiting behind it is told after
  * its grant.
@@ -622,6 +660,7 @@ delay_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, contended_on_first_waiter);
+	tcase_add_test(tc, contended_told_on_resume);
 	tcase_add_test(tc, contended_shared_and_at_grant);
 	suite_add_tcase(s, tc);
 	return s;

@@ -122,7 +122,9 @@ on_contended(void *arg, const struct lt_hold *h, uint32_t waiters)
 	ck_assert_int_lt(nev, MAXEV);
 	ck_assert(h->notify_contended);
 	ck_assert_uint_gt(waiters, 0);
-	ck_assert_uint_eq(waiters, h->lock->nwaiters);
+	/* Others waiting: not the holder's own conversion. */
+	ck_assert_uint_eq(waiters, h->lock->nwaiters -
+	    (locktab_converting(h) != NULL));
 	ev[nev++] = (struct event_log){ 'n', NULL, h->owner, h->token,
 	    (int)waiters };
 }
@@ -1480,6 +1482,26 @@ START_TEST(value_goes_with_the_hold)
 }
 END_TEST
 
+/* A claim that displaces holds lets in the waiters it made room for. */
+START_TEST(install_semaphore_grants_waiters)
+{
+	struct lt_hold *ha;
+	uint64_t tz = 0;
+	int tb = 2;
+
+	ck_assert_int_eq(sem(&A, "s", 5, 4, false, NULL, &ha), LT_GRANTED);
+	ck_assert_int_eq(sem(&B, "s", 5, 2, true, &tb, NULL), LT_QUEUED);
+	ck_assert_int_eq(acq(&D, "z", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    &tz), LT_GRANTED);
+	nev = 0;
+	/* Newer than A's and not fitting beside it: A goes, B fits now. */
+	ck_assert_int_eq(inst_sem(&C, "s", 5, 2, tz), LT_GRANTED);
+	ck_assert_uint_eq(A.nholds, 0);
+	ck_assert_uint_eq(B.nholds, 1);
+	ck_assert_uint_eq(in_use("s"), 4);
+}
+END_TEST
+
 /*
  * Two claims whose permits add up past the capacity were never held at
  * once: the higher token wins, as for a mutex, in either order.
@@ -2506,6 +2528,27 @@ START_TEST(delay_keeps_an_empty_lock)
 }
 END_TEST
 
+/* A lock kept only for its delay is any kind the next acquire asks. */
+START_TEST(delay_empty_lock_takes_any_kind)
+{
+	now = 1000;
+	ck_assert_int_eq(acq_opt(&A, "x", LT_MUTEX, LT_EXCLUSIVE, false, NULL,
+	    50, false, NULL), LT_GRANTED);
+	ck_assert_uint_eq(locktab_end_owner(lt, &A, DLM_LOST_EXPIRED, now), 1);
+	check_invariants();
+	/* An rlock now: it waits out the delay, no KIND_MISMATCH. */
+	ck_assert_int_eq(acq(&B, "x", LT_RLOCK, LT_SHARED, true, NULL, NULL),
+	    LT_QUEUED);
+	ck_assert_int_eq(locktab_find(lt, "x", 1)->kind, LT_RLOCK);
+	now = 1050;
+	nev = 0;
+	ck_assert_uint_eq(delays_due(), 0);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'g');
+	ck_assert_int_eq(rel(&B, "x", NULL), 0);
+}
+END_TEST
+
 /* Shared holders: the longest delay wins; one never shortens another. */
 START_TEST(delay_extends_never_shortens)
 {
@@ -2662,6 +2705,27 @@ START_TEST(contended_shared_holders)
 }
 END_TEST
 
+/* A holder converting is not told of contention by its own convert. */
+START_TEST(contended_not_by_own_convert)
+{
+	ck_assert_int_eq(acq_opt(&A, "c", LT_RLOCK, LT_SHARED, false, NULL,
+	    0, true, NULL), LT_GRANTED);
+	ck_assert_int_eq(acq(&B, "c", LT_RLOCK, LT_SHARED, false, NULL, NULL),
+	    LT_GRANTED);
+	nev = 0;
+	ck_assert_int_eq(conv(&A, "c", LT_EXCLUSIVE, true, NULL), LT_QUEUED);
+	for (int i = 0; i < nev; i++)
+		ck_assert_int_ne(ev[i].kind, 'n');
+	/* Someone else waiting is news. */
+	ck_assert_int_eq(acq(&C, "c", LT_RLOCK, LT_EXCLUSIVE, true, NULL,
+	    NULL), LT_QUEUED);
+	ck_assert_int_eq(nev, 1);
+	ck_assert_int_eq(ev[0].kind, 'n');
+	ck_assert_ptr_eq(ev[0].owner, &A);
+	ck_assert_int_eq(ev[0].reason, 1);
+}
+END_TEST
+
 /*
  * A hold granted with others already waiting behind it is told after its
  * grant; one a reentrant acquire asks for notices, at once.
@@ -2760,6 +2824,7 @@ locktab_suite(void)
 	tcase_add_test(tc, install_before_waiters_are_served);
 	tcase_add_test(tc, install_semaphore_claims);
 	tcase_add_test(tc, install_semaphore_claims_that_never_met);
+	tcase_add_test(tc, install_semaphore_grants_waiters);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("delay");
@@ -2770,6 +2835,7 @@ locktab_suite(void)
 	tcase_add_test(tc, delay_extends_never_shortens);
 	tcase_add_test(tc, delay_reentrant_takes_the_larger);
 	tcase_add_test(tc, delay_and_install);
+	tcase_add_test(tc, delay_empty_lock_takes_any_kind);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("contended");
@@ -2777,6 +2843,7 @@ locktab_suite(void)
 	tcase_add_test(tc, contended_once_per_queue);
 	tcase_add_test(tc, contended_shared_holders);
 	tcase_add_test(tc, contended_at_grant_and_reentry);
+	tcase_add_test(tc, contended_not_by_own_convert);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("deadlock");
