@@ -569,20 +569,26 @@ holders_phrase(const struct lt_lock *l)
 static int
 param_kind(struct request *req, int *kind)
 {
-	const msgpack_object *o = mpr_get(req->params, "kind");
+	if (!lock_kind(mpr_get(req->params, "kind"), kind))
+		return request_error(req, DLM_E_BAD_REQUEST, "'kind' must be "
+		    "\"mutex\", \"rlock\" or \"semaphore\"");
+	return 0;
+}
 
+bool
+lock_kind(const msgpack_object *o, int *kind)
+{
 	*kind = LT_MUTEX;
 	if (o == NULL || o->type == MSGPACK_OBJECT_NIL ||
 	    mpr_str_eq(o, "mutex"))
-		return 0;
+		return true;
 	if (mpr_str_eq(o, "rlock"))
 		*kind = LT_RLOCK;
 	else if (mpr_str_eq(o, "semaphore"))
 		*kind = LT_SEMAPHORE;
 	else
-		return request_error(req, DLM_E_BAD_REQUEST, "'kind' must be "
-		    "\"mutex\", \"rlock\" or \"semaphore\"");
-	return 0;
+		return false;
+	return true;
 }
 
 /* An optional bool parameter; *v is untouched when absent. */

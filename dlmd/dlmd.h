@@ -445,6 +445,11 @@ struct request {
 	const struct lt_cycle	*err_cycle;	/* DEADLOCK's cycle, or NULL */
 };
 #define DISPATCH_PENDING	(-1)
+/*
+ * A lock's kind as acquire and reclaim name it: nil or absent is a mutex;
+ * false for anything but "mutex", "rlock", "semaphore".
+ */
+bool	lock_kind(const msgpack_object *, int *kind);
 int	request_defer(struct request *);
 int	request_opens_session(struct request *);
 /* NOT_ACTIVE, naming the active member when known. */

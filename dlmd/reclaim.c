@@ -85,19 +85,12 @@ claim_uint(struct request *req, const msgpack_object *m, const char *key,
 static int
 claim_kind(struct request *req, const msgpack_object *m, unsigned *kind)
 {
-	const msgpack_object *o = mpr_get(m, "kind");
+	int k;
 
-	*kind = LT_MUTEX;
-	if (o == NULL || o->type == MSGPACK_OBJECT_NIL ||
-	    mpr_str_eq(o, "mutex"))
-		return 0;
-	if (mpr_str_eq(o, "rlock"))
-		*kind = LT_RLOCK;
-	else if (mpr_str_eq(o, "semaphore"))
-		*kind = LT_SEMAPHORE;
-	else
+	if (!lock_kind(mpr_get(m, "kind"), &k))
 		return request_error(req, DLM_E_BAD_REQUEST, "a hold's 'kind' "
 		    "must be \"mutex\", \"rlock\" or \"semaphore\"");
+	*kind = (unsigned)k;
 	return 0;
 }
 

@@ -121,15 +121,16 @@ reply_not_active(struct conn *c, uint32_t msgid, const char *active,
 
 /*
  * A grant's result: {token, count, valid_ms}, a semaphore's {permits},
- * and in a cluster {receipt}. The one encoder of it.
+ * with_mode a convert's {mode}, and in a cluster {receipt}. The one
+ * encoder of both.
  */
-void
-pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
-    const uint8_t *receipt)
+static void
+pack_hold_answer(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
+    const uint8_t *receipt, bool with_mode)
 {
 	bool semaphore = h->lock->kind == LT_SEMAPHORE;
 
-	mpw_map(w, 3 + (receipt != NULL) + semaphore);
+	mpw_map(w, 3 + (receipt != NULL) + semaphore + with_mode);
 	if (semaphore) {
 		mpw_key(w, "permits");
 		mpw_u64(w, h->permits);
@@ -140,23 +141,56 @@ pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
 	mpw_u64(w, h->count);
 	mpw_key(w, "valid_ms");
 	mpw_u64(w, valid_ms);
+	if (with_mode) {
+		mpw_key(w, "mode");
+		mpw_str(w, h->mode == LT_SHARED ? "shared" : "exclusive");
+	}
 	if (receipt != NULL) {
 		mpw_key(w, "receipt");
 		mpw_bin(w, receipt, RECEIPT_LEN);
 	}
 }
 
-/* Answer an acquire that waited and has now been granted. */
 void
-reply_grant(struct conn *c, uint32_t msgid, const struct lt_hold *h,
-    uint64_t valid_ms, const uint8_t *receipt)
+pack_grant(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
+    const uint8_t *receipt)
+{
+	pack_hold_answer(w, h, valid_ms, receipt, false);
+}
+
+/* A convert's result: a grant's keys, and the hold's mode now. */
+void
+pack_converted(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
+    const uint8_t *receipt)
+{
+	pack_hold_answer(w, h, valid_ms, receipt, true);
+}
+
+/* Answer a request that waited and has now been granted or converted. */
+static void
+reply_hold(struct conn *c, uint32_t msgid, const struct lt_hold *h,
+    uint64_t valid_ms, const uint8_t *receipt, bool converted)
 {
 	struct mpw w;
 
 	if (!reply_start(c, msgid, &w))
 		return;
-	pack_grant(&w, h, valid_ms, receipt);
+	pack_hold_answer(&w, h, valid_ms, receipt, converted);
 	reply_done(c, &w);
+}
+
+void
+reply_grant(struct conn *c, uint32_t msgid, const struct lt_hold *h,
+    uint64_t valid_ms, const uint8_t *receipt)
+{
+	reply_hold(c, msgid, h, valid_ms, receipt, false);
+}
+
+void
+reply_converted(struct conn *c, uint32_t msgid, const struct lt_hold *h,
+    uint64_t valid_ms, const uint8_t *receipt)
+{
+	reply_hold(c, msgid, h, valid_ms, receipt, true);
 }
 
 /* [2, "lost", [{lock, token, reason}]] */
@@ -204,39 +238,6 @@ notify_contended(struct conn *c, const struct lt_hold *h, uint32_t waiters)
 	mpw_u64(&w, h->token);
 	mpw_key(&w, "waiters");
 	mpw_u64(&w, waiters);
-	reply_done(c, &w);
-}
-
-/* A convert's result: a grant's keys, and the hold's mode now. */
-void
-pack_converted(struct mpw *w, const struct lt_hold *h, uint64_t valid_ms,
-    const uint8_t *receipt)
-{
-	mpw_map(w, receipt != NULL ? 5 : 4);
-	mpw_key(w, "token");
-	mpw_u64(w, h->token);
-	mpw_key(w, "count");
-	mpw_u64(w, h->count);
-	mpw_key(w, "valid_ms");
-	mpw_u64(w, valid_ms);
-	mpw_key(w, "mode");
-	mpw_str(w, h->mode == LT_SHARED ? "shared" : "exclusive");
-	if (receipt != NULL) {
-		mpw_key(w, "receipt");
-		mpw_bin(w, receipt, RECEIPT_LEN);
-	}
-}
-
-/* Answer a convert that waited and has now been done. */
-void
-reply_converted(struct conn *c, uint32_t msgid, const struct lt_hold *h,
-    uint64_t valid_ms, const uint8_t *receipt)
-{
-	struct mpw w;
-
-	if (!reply_start(c, msgid, &w))
-		return;
-	pack_converted(&w, h, valid_ms, receipt);
 	reply_done(c, &w);
 }
 

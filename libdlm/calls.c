@@ -257,13 +257,14 @@ simple_call(struct dlm_client *c, const char *method, bool is_release,
  * before that hold was lost cannot free a newer one at the server; and a
  * thread whose mutex is gone, or was never its, hears NOT_HELD here.
  */
-int
-dlm_release(struct dlm_client *c, const char *lock)
+static int
+release_call(struct dlm_client *c, const char *lock, uint32_t permits)
 {
 	pthread_cond_t cv;
 	struct dlm_req req;
 	struct wire_params params;
 	uint64_t token;
+	uint32_t held = 0;
 	int rc;
 
 	if (check_name(lock) != 0)
@@ -276,45 +277,8 @@ dlm_release(struct dlm_client *c, const char *lock)
 		dlm__leave(c);
 		return rc;
 	}
-	if ((rc = wire_lock_params(&params, lock, token)) == 0) {
-		dlm__sync_req(&req, &cv, lock);
-		req.is_release = true;
-		req.hold_token = token;
-		rc = dlm__call(c, &req, "release", &params.sb);
-		pthread_cond_destroy(&cv);
-		dlm__result(c, rc, req.r.message);
-		free(req.r.message);
-	} else
-		dlm__result(c, rc, NULL);
-	wire_params_free(&params);
-	dlm__leave(c);
-	return rc;
-}
-
-int
-dlm_release_permits(struct dlm_client *c, const char *lock, uint32_t permits)
-{
-	pthread_cond_t cv;
-	struct dlm_req req;
-	struct wire_params params;
-	uint64_t token;
-	uint32_t held;
-	int rc;
-
-	if (check_name(lock) != 0)
-		return dlm__result(c, DLM_E_INVALID, BAD_NAME);
-	if (permits == 0 || permits > INT32_MAX)
-		return dlm__result(c, DLM_E_INVALID, "permits is 1 to "
-		    "INT32_MAX (dlm_release() gives back all of them)");
-	if ((rc = dlm__enter(c)) != 0)
-		return rc;
-	if ((rc = dlm__locks_release_target(c, lock, &token)) != 0) {
-		dlm__resultf(c, rc, "lock '%s' is not held by this thread: "
-		    "never taken, lost, or another thread's", lock);
-		dlm__leave(c);
-		return rc;
-	}
-	if ((held = dlm__locks_permits(c, lock)) == 0 || permits > held) {
+	if (permits != 0 && ((held = dlm__locks_permits(c, lock)) == 0 ||
+	    permits > held)) {
 		rc = held == 0 ? dlm__resultf(c, DLM_E_INVALID, "lock '%s' is "
 		    "not a semaphore", lock) : dlm__resultf(c, DLM_E_INVALID,
 		    "%u permits of semaphore '%s' are held, fewer than %u",
@@ -335,6 +299,21 @@ dlm_release_permits(struct dlm_client *c, const char *lock, uint32_t permits)
 	wire_params_free(&params);
 	dlm__leave(c);
 	return rc;
+}
+
+int
+dlm_release(struct dlm_client *c, const char *lock)
+{
+	return release_call(c, lock, 0);
+}
+
+int
+dlm_release_permits(struct dlm_client *c, const char *lock, uint32_t permits)
+{
+	if (permits == 0 || permits > INT32_MAX)
+		return dlm__result(c, DLM_E_INVALID, "permits is 1 to "
+		    "INT32_MAX (dlm_release() gives back all of them)");
+	return release_call(c, lock, permits);
 }
 
 int
