@@ -2580,7 +2580,7 @@ struct share_a_while {
 	struct dlm_client	*c;
 	const char		*lock;
 	int			 ms;
-	volatile int		 held;
+	int			 held;		/* atomic: the main thread polls */
 	int			 rc;
 };
 
@@ -2590,7 +2590,7 @@ share_a_while(void *arg)
 	struct share_a_while *sw = arg;
 
 	sw->rc = dlm_acquire(sw->c, sw->lock, DLM_SHARED, DLM_TRY, NULL);
-	sw->held = 1;
+	__atomic_store_n(&sw->held, 1, __ATOMIC_RELEASE);
 	sleep_ms(sw->ms);
 	if (sw->rc == 0)
 		sw->rc = dlm_release(sw->c, sw->lock);
@@ -2619,7 +2619,7 @@ START_TEST(convert_follows_in_the_entries)
 	/* Waits, ahead of everyone, until b lets go. */
 	ck_assert_int_eq(dlm_release(b, "x"), 0);
 	pthread_create(&th_id, NULL, share_a_while, &sw);
-	while (!sw.held)
+	while (!__atomic_load_n(&sw.held, __ATOMIC_ACQUIRE))
 		sleep_ms(5);
 	start = mono_ms();
 	ck_assert_int_eq(dlm_convert(a, "x", 0, 5000, &t2), 0);
