@@ -136,12 +136,12 @@ auth_right(const struct conn *c, unsigned right, const char *name,
 		return 0;
 	acl_identity_str(&c->ident, who, sizeof who);
 	if (rule != NULL)
-		snprintf(err, errlen, "%s may not %s lock '%s': denied by "
+		snprintf(err, errlen, "%s has no %s right on lock '%s': denied by "
 		    "rule %s:%d", safe_str0(who), acl_right_name(right),
 		    safe_str(name, len), acl->path, rule->line);
 	else
-		snprintf(err, errlen, "%s may not %s lock '%s': no rule in %s "
-		    "grants it", safe_str0(who), acl_right_name(right),
+		snprintf(err, errlen, "%s has no %s right on lock '%s': no "
+		    "rule in %s grants it", safe_str0(who), acl_right_name(right),
 		    safe_str(name, len), acl->path);
 	return DLM_E_PERMISSION;
 }

@@ -176,21 +176,21 @@ START_TEST(unix_uid_rights)
 	tc_hello(c, "me");
 	assert_ok(tc_call(c, "acquire", "lock:s", "app/x"));
 	r = tc_call(c, "acquire", "lock:s", "other/x");
-	assert_refused(r, "may not lock lock 'other/x': no rule in");
+	assert_refused(r, "has no lock right on lock 'other/x': no rule in");
 	ck_assert(strstr(reply_errmsg(r), "uid") != NULL);
 	/* View by the group rule, not lock. */
 	assert_refused(tc_call(c, "acquire", "lock:s", "shared/x"), "lock");
 	ck_assert_int_eq(tc_call(c, "check", "lock:s token:i", "shared/x",
 	    1LL)->err, 0);
 	assert_refused(tc_call(c, "check", "lock:s token:i", "other/x", 1LL),
-	    "may not view lock 'other/x'");
+	    "has no view right on lock 'other/x'");
 	assert_refused(tc_call(c, "lock", "lock:s", "other/x"), "view");
 	assert_refused(tc_call(c, "watch", "lock:s", "other/x"),
-	    "may not view lock 'other/x'");
+	    "has no view right on lock 'other/x'");
 	assert_ok(tc_call(c, "watch", "lock:s", "app/x"));
 	/* Admin: only under app/adm/, even for the server's own user. */
 	assert_refused(tc_call(c, "force_release", "lock:s", "app/x"),
-	    "may not admin lock 'app/x'");
+	    "has no admin right on lock 'app/x'");
 	assert_ok(tc_call(c, "acquire", "lock:s", "app/adm/1"));
 	assert_ok(tc_call(c, "force_release", "lock:s", "app/adm/1"));
 	/* Letting go is never refused. */
@@ -289,13 +289,13 @@ START_TEST(named_tokens_over_tcp)
 	    "bob", "s3cr3t-bob-4567"));
 	assert_ok(tc_call(alice, "acquire", "lock:s", "x"));
 	r = tc_call(bob, "acquire", "lock:s", "y");
-	assert_refused(r, "token:bob may not lock lock 'y': denied by rule");
+	assert_refused(r, "token:bob has no lock right on lock 'y': denied by rule");
 	ck_assert(strstr(reply_errmsg(r), ":3") != NULL);
 	assert_ok(tc_call(bob, "lock", "lock:s", "x"));
 	assert_refused(tc_call(bob, "force_release", "lock:s", "x"),
-	    "token:bob may not admin");
+	    "token:bob has no admin right");
 	assert_refused(tc_call(bob, "reset_client", "client:s", "alice"),
-	    "token:bob may not admin lock 'x'");
+	    "token:bob has no admin right on lock 'x'");
 	assert_refused(tc_call(bob, "reset_all", ""), "admin");
 	assert_ok(tc_call(alice, "force_release", "lock:s", "x"));
 	assert_ok(tc_call(alice, "reset_client", "client:s", "bob"));
