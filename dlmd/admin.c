@@ -671,11 +671,12 @@ admin_reset_all(struct request *req)
 	struct session *self = req->conn->session, *s, *next;
 	uint32_t n = 0;
 
-	int rc;
+	for (s = session_first_from("", 0); s != NULL; s = session_next(s)) {
+		int rc;
 
-	for (s = session_first_from("", 0); s != NULL; s = session_next(s))
 		if (s != self && (rc = may_reset(req, s)) != 0)
 			return rc;
+	}
 	log_info("%s reset every other client", safe_str0(self->name));
 	for (s = session_first_from("", 0); s != NULL; s = next) {
 		next = session_next(s);
