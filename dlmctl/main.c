@@ -240,6 +240,20 @@ print_refusal(const char *message)
 	free(line);
 }
 
+/*
+ * A PERMISSION refusal in one line: what was asked, then the server's
+ * sentence (which identity may not use which right on which lock, and
+ * the rule that said so, or that none grants it).
+ */
+static void
+print_permission(const char *message)
+{
+	char *line = text_escape(message);
+
+	ctl_error("permission denied: %s", line);
+	free(line);
+}
+
 int
 ctl_call(struct ctl *ctl, const char *method, json_t *params,
     json_t **result)
@@ -258,7 +272,10 @@ ctl_call(struct ctl *ctl, const char *method, json_t *params,
 	    &message);
 	free(packed);
 	if (err != 0) {
-		if (message != NULL)
+		/* The server's words name the identity, the right, the lock. */
+		if (message != NULL && err == DLM_E_PERMISSION)
+			print_permission(message);
+		else if (message != NULL)
 			print_refusal(message);
 		else if (err == DLM_E_DISCONNECTED || err == DLM_E_CLOSED)
 			ctl_error("lost the connection to dlmd at %s",

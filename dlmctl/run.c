@@ -587,6 +587,16 @@ acquire(struct ctl *ctl, struct run *r)
 			ctl_error("lock '%s' is held as %s", r->lock.shown,
 			    r->flags & DLM_RLOCK ? "a mutex" : "an rlock");
 		return EXIT_FAILED;
+	case DLM_E_PERMISSION: {
+		/* The server's words: which identity, which right, which rule. */
+		char *line = text_escape(r->acquire_msg);
+
+		ctl_error("%s: permission denied: %s", what,
+		    line != NULL && line[0] != '\0' ? line :
+		    dlm_strerror(r->acquire_err));
+		free(line);
+		return EXIT_PERMISSION;
+	}
 	default:
 		ctl_error("%s: cannot acquire '%s': %s", what, r->lock.shown,
 		    r->acquire_msg[0] != '\0' ? r->acquire_msg :

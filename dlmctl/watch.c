@@ -260,7 +260,13 @@ cmd_watch(struct ctl *ctl, int argc, char **argv)
 			    "%s", ctl_server_name(ctl), dlm_errmsg(c));
 			break;
 		case DLM_E_PERMISSION:
-			ctl_connect_error(ctl, ctl_server_name(ctl), err);
+			/* The hello, or the rules refusing to show the lock. */
+			if (strstr(dlm_errmsg(c), " right on lock ") != NULL)
+				ctl_error("permission denied for watch: %s",
+				    dlm_errmsg(c));
+			else
+				ctl_connect_error(ctl, ctl_server_name(ctl),
+				    err);
 			break;
 		default:
 			ctl_error("watch: %s", dlm_errmsg(c));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acl.h"
 #include "dlmd.h"
 
 #define LIST_LIMIT_MAX		1000
@@ -264,6 +265,9 @@ admin_locks(struct request *req)
 	    l = locktab_next(srv->lt, l)) {
 		if (n == limit || entries.size >= list_page_bytes())
 			break;
+		/* What the caller may not view is left out, uncounted. */
+		if (!auth_may(req->conn, ACL_VIEW, l->name, l->namelen))
+			continue;
 		pack_lock(&w, l, LOCK_QUEUE_IN_LIST, now);
 		last = l;
 		n++;
@@ -286,8 +290,10 @@ admin_lock(struct request *req)
 	struct lt_lock *l;
 	int rc;
 
+	/* Checked before the look-up: a refusal says nothing of existence. */
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
-	    srv->cfg->max_name_len)) != 0)
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = request_right(req, ACL_VIEW, name, namelen)) != 0)
 		return rc;
 	if ((l = locktab_find(srv->lt, name, namelen)) == NULL)
 		return request_error(req, DLM_E_NOT_FOUND, "no lock named '%s' "
@@ -582,6 +588,7 @@ admin_force_release(struct request *req)
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
 	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = request_right(req, ACL_ADMIN, name, namelen)) != 0 ||
 	    (rc = find_client(req, false, &s)) != 0)
 		return rc;
 	if (locktab_find(srv->lt, name, namelen) == NULL)
@@ -595,6 +602,33 @@ admin_force_release(struct request *req)
 	mpw_map(&req->res, 1);
 	mpw_key(&req->res, "released");
 	mpw_u64(&req->res, n);
+	return 0;
+}
+
+/*
+ * With a rules file, resetting a session needs the admin right on every
+ * lock it holds or waits for; one that has none needs it on every lock
+ * (a "*" rule), as ending it touches no lock the rules could name.
+ */
+static int
+may_reset(struct request *req, const struct session *s)
+{
+	const struct lt_hold *h;
+	const struct lt_wait *w;
+	int rc;
+
+	if (!auth_has_rules())
+		return 0;
+	if (s->owner.nholds == 0 && s->owner.nwaits == 0)
+		return request_right(req, ACL_ADMIN, "", 0);
+	LIST_FOREACH(h, &s->owner.holds, owner_link)
+		if ((rc = request_right(req, ACL_ADMIN, h->lock->name,
+		    h->lock->namelen)) != 0)
+			return rc;
+	LIST_FOREACH(w, &s->owner.waits, owner_link)
+		if ((rc = request_right(req, ACL_ADMIN, w->lock->name,
+		    w->lock->namelen)) != 0)
+			return rc;
 	return 0;
 }
 
@@ -619,7 +653,8 @@ admin_reset_client(struct request *req)
 	uint32_t n;
 	int rc;
 
-	if ((rc = find_client(req, true, &s)) != 0)
+	if ((rc = find_client(req, true, &s)) != 0 ||
+	    (rc = may_reset(req, s)) != 0)
 		return rc;
 	log_info("%s reset client %s", safe_str0(req->conn->session->name),
 	    safe_str0(s->name));
@@ -636,6 +671,12 @@ admin_reset_all(struct request *req)
 	struct session *self = req->conn->session, *s, *next;
 	uint32_t n = 0;
 
+	for (s = session_first_from("", 0); s != NULL; s = session_next(s)) {
+		int rc;
+
+		if (s != self && (rc = may_reset(req, s)) != 0)
+			return rc;
+	}
 	log_info("%s reset every other client", safe_str0(self->name));
 	for (s = session_first_from("", 0); s != NULL; s = next) {
 		next = session_next(s);

@@ -2,16 +2,23 @@
  * Who may do what. Over the Unix socket the kernel tells us the peer's uid:
  * root, the daemon's own user and --admin-uid users are admins. Over TCP a
  * peer proves itself with a token in hello: the admin token makes it an
- * admin, and when a client token is set nobody else may open a session.
- * Every rule about that lives here, so that a reader (or a future access
- * list) finds them in one place.
+ * admin, and when a client token or named tokens are set nobody else may
+ * open a session. A named token (--tokens-file) makes the connection the
+ * identity token:NAME.
+ *
+ * With a rules file (--acl-file), the rules alone decide every right on
+ * every lock, for every identity (root too), on every request; without
+ * one, everything is as it was: any session may lock and view, admins
+ * administer. Every rule about that lives here.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "acl.h"
 #include "dlmd.h"
+#include "tokenfile.h"
 
 /*
  * Compare secrets in time that does not depend on where they differ. Their
@@ -50,23 +57,104 @@ token_matches(const char *auth, size_t authlen, const char *token)
 }
 
 /*
- * Judge a hello's credentials (auth may be NULL). Sets c->admin; returns 0,
- * or DLM_E_PERMISSION with a sentence in err.
+ * The named token whose secret auth is, or NULL. Every secret is compared,
+ * whichever matches, so the time taken says nothing of which one did.
+ */
+static const struct dlm_named_token *
+named_token(const char *auth, size_t authlen)
+{
+	const struct dlmd_config *cfg = srv->cfg;
+	const struct dlm_named_token *found = NULL;
+
+	if (auth == NULL)
+		return NULL;
+	for (int i = 0; i < cfg->ntokens; i++)
+		if (token_matches(auth, authlen, cfg->tokens[i].secret) &&
+		    found == NULL)
+			found = &cfg->tokens[i];
+	return found;
+}
+
+/*
+ * Judge a hello's credentials (auth may be NULL). Sets c->admin, and
+ * c->ident when auth is a named token (it then stands for the connection
+ * whatever its transport); returns 0, or DLM_E_PERMISSION with a sentence
+ * in err.
  */
 int
 auth_hello(struct conn *c, const char *auth, size_t authlen, char *err,
     size_t errlen)
 {
 	const struct dlmd_config *cfg = srv->cfg;
+	const struct dlm_named_token *t = named_token(auth, authlen);
 
+	if (t != NULL) {
+		memset(&c->ident, 0, sizeof c->ident);
+		c->ident.kind = ID_TOKEN;
+		c->ident.uid = (uid_t)-1;
+		c->ident.gid = (gid_t)-1;
+		snprintf(c->ident.name, sizeof c->ident.name, "%s", t->name);
+	}
 	c->admin = (c->is_unix && auth_uid_is_admin(c->uid)) ||
 	    token_matches(auth, authlen, cfg->admin_token);
-	if (c->admin || c->is_unix || cfg->client_token == NULL ||
+	/*
+	 * A peer that proved who it is (the kernel, a client certificate, a
+	 * named token) needs no client token.
+	 */
+	if (c->admin || c->is_unix || c->ident.kind != ID_NONE ||
+	    (cfg->client_token == NULL && cfg->ntokens == 0) ||
 	    token_matches(auth, authlen, cfg->client_token))
 		return 0;
-	snprintf(err, errlen, "this server requires a client token over TCP "
-	    "('auth' in hello)");
+	snprintf(err, errlen, "this server requires a token over TCP "
+	    "('auth' in hello)%s", auth != NULL ? ", and the one given is "
+	    "not one of its tokens" : "");
 	return DLM_E_PERMISSION;
+}
+
+/* Is there a rules file? Without one, lock and view are everyone's. */
+bool
+auth_has_rules(void)
+{
+	return srv->cfg->acl != NULL;
+}
+
+/*
+ * May c use right on lock name? Always yes without a rules file (admin
+ * methods are then checked by auth_admin() as before). Else 0, or
+ * DLM_E_PERMISSION with a sentence in err naming the identity, the right,
+ * the lock and the rule that refused, or that no rule grants it.
+ */
+int
+auth_right(const struct conn *c, unsigned right, const char *name,
+    size_t len, char *err, size_t errlen)
+{
+	const struct acl *acl = srv->cfg->acl;
+	const struct acl_rule *rule;
+	char who[300];
+
+	if (acl == NULL || acl_allows(acl, &c->ident, right, name, len, &rule))
+		return 0;
+	acl_identity_str(&c->ident, who, sizeof who);
+	if (rule != NULL)
+		snprintf(err, errlen, "%s has no %s right on lock '%s': denied by "
+		    "rule %s:%d", safe_str0(who), acl_right_name(right),
+		    safe_str(name, len), acl->path, rule->line);
+	else
+		snprintf(err, errlen, "%s has no %s right on lock '%s': no "
+		    "rule in %s grants it", safe_str0(who), acl_right_name(right),
+		    safe_str(name, len), acl->path);
+	return DLM_E_PERMISSION;
+}
+
+/* auth_right() as a yes or no, for listings that leave out what is not. */
+bool
+auth_may(const struct conn *c, unsigned right, const char *name, size_t len)
+{
+	const struct acl *acl = srv->cfg->acl;
+	const struct acl_rule *rule;
+
+	return acl == NULL || acl_allows(acl, &c->ident, right, name, len,
+	    &rule);
 }
 
 /* May this connection call an admin method? 0, or PERMISSION and why. */
@@ -80,4 +168,17 @@ auth_admin(const struct conn *c, const char *method, char *err,
 	    "socket as root or the server's user, or give the admin token",
 	    method);
 	return DLM_E_PERMISSION;
+}
+
+/* Say which rules and tokens are in force, at start and at each reload. */
+void
+auth_log_rules(void)
+{
+	const struct dlmd_config *cfg = srv->cfg;
+
+	if (cfg->acl != NULL)
+		log_info("access rules: %d from %s (first match decides)",
+		    cfg->acl->nrules, cfg->acl->path);
+	if (cfg->ntokens > 0)
+		log_info("named tokens: %d", cfg->ntokens);
 }

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,53 @@ static void conn_read_cb(evutil_socket_t, short, void *);
 static void conn_write_cb(evutil_socket_t, short, void *);
 static void conn_hello_timeout_cb(evutil_socket_t, short, void *);
 
+/*
+ * A Unix peer's identity: its uid and gid as the kernel gives them, named
+ * by its user's name, or "uid:N" when the user database has none.
+ */
+static void
+conn_unix_identity(struct conn *c, uid_t uid, gid_t gid)
+{
+	/*
+	 * A few uids make nearly every connection: their names are kept a
+	 * minute, so that a storm of connects is not a storm of user-database
+	 * look-ups (each one file reads and allocations that fragment the
+	 * heap), and a renamed user is seen soon enough.
+	 */
+	static struct {
+		uid_t		uid;
+		uint64_t	when;	/* now_ms(); 0: empty */
+		char		name[sizeof c->ident.name];
+	} cache[8];
+	static unsigned next;
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	uint64_t now = now_ms();
+	unsigned i;
+
+	c->ident.kind = ID_UNIX;
+	c->ident.uid = uid;
+	c->ident.gid = gid;
+	for (i = 0; i < 8; i++)
+		if (cache[i].when != 0 && cache[i].uid == uid &&
+		    now - cache[i].when < 60000) {
+			memcpy(c->ident.name, cache[i].name,
+			    sizeof c->ident.name);
+			return;
+		}
+	if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 &&
+	    found != NULL && strlen(pw.pw_name) < sizeof c->ident.name)
+		snprintf(c->ident.name, sizeof c->ident.name, "%s",
+		    pw.pw_name);
+	else
+		snprintf(c->ident.name, sizeof c->ident.name, "uid:%lu",
+		    (unsigned long)uid);
+	i = next++ % 8;
+	cache[i].uid = uid;
+	cache[i].when = now != 0 ? now : 1;
+	memcpy(cache[i].name, c->ident.name, sizeof cache[i].name);
+}
+
 static void
 conn_peer_describe(struct conn *c, const struct sockaddr *sa)
 {
@@ -62,6 +110,7 @@ conn_peer_describe(struct conn *c, const struct sockaddr *sa)
 		    &len) == 0) {
 			c->uid = cred.uid;
 			c->pid = cred.pid;
+			conn_unix_identity(c, cred.uid, cred.gid);
 			snprintf(c->peer, sizeof c->peer, "unix:pid=%ld,uid=%ld",
 			    (long)cred.pid, (long)cred.uid);
 		} else {

@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 
+#include "acl.h"
 #include "dlmd.h"
 
 static int
@@ -66,7 +67,8 @@ convert_method(struct request *req)
 	    srv->cfg->max_name_len)) != 0 ||
 	    (rc = convert_mode(req, &cv.mode)) != 0 ||
 	    (rc = param_int(req, "timeout_ms", false, -1, INT32_MAX,
-	    &timeout)) != 0)
+	    &timeout)) != 0 ||
+	    (rc = request_right(req, ACL_LOCK, name, namelen)) != 0)
 		return rc;
 	if ((o = mpr_get(req->params, "token")) != NULL &&
 	    o->type != MSGPACK_OBJECT_NIL && (!mpr_uint(o, &token) ||

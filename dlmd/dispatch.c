@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "dlmd.h"
 #include "xmalloc.h"
 
@@ -138,6 +139,15 @@ dispatch_resume(void)
 		assigned = true;
 	}
 	event_active(&ev, EV_TIMEOUT, 0);
+}
+
+/* 0 when the caller may use right on the lock; else PERMISSION, why. */
+int
+request_right(struct request *req, unsigned right, const char *name,
+    size_t len)
+{
+	return auth_right(req->conn, right, name, len, req->errmsg,
+	    sizeof req->errmsg);
 }
 
 int
@@ -768,7 +778,8 @@ m_acquire(struct request *req)
 	    srv->cfg->max_value_len)) != 0 ||
 	    (rc = param_lock_delay(req, &lock_delay)) != 0 ||
 	    (rc = param_bool(req, "notify_contended", &notify)) != 0 ||
-	    (rc = param_bool(req, "deadlock_check", &check)) != 0)
+	    (rc = param_bool(req, "deadlock_check", &check)) != 0 ||
+	    (rc = request_right(req, ACL_LOCK, name, namelen)) != 0)
 		return rc;
 	/* In a cluster, a session is in etcd before it may hold anything. */
 	if (!records_ensure(s))
@@ -861,7 +872,8 @@ m_check(struct request *req)
 	int rc;
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
-	    srv->cfg->max_name_len)) != 0)
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = request_right(req, ACL_VIEW, name, namelen)) != 0)
 		return rc;
 	o = mpr_get(req->params, "token");
 	if (o == NULL || !mpr_uint(o, &utoken))
@@ -1149,7 +1161,8 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 		    "'%s' needs a session: send hello first", m->name);
 		return;
 	}
-	if ((m->flags & M_ADMIN) &&
+	/* With a rules file, admin methods check the rules lock by lock. */
+	if ((m->flags & M_ADMIN) && !auth_has_rules() &&
 	    (rc = auth_admin(c, m->name, req.errmsg, sizeof req.errmsg)) != 0) {
 		reply_error(c, &req.msgid, rc, "%s", req.errmsg);
 		return;

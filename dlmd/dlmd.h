@@ -94,6 +94,10 @@ struct dlmd_config {
 	int		  nadmin_uids;
 	char		 *client_token;		/* TCP hello must present it */
 	char		 *admin_token;		/* grants admin over TCP */
+	struct dlm_named_token *tokens;		/* --tokens-file */
+	int		  ntokens;
+	char		 *acl_file;
+	struct acl	 *acl;			/* NULL: no rules file */
 	char		 *cluster_etcd;		/* URLs; NULL: not clustered */
 	char		 *cluster_name;		/* NULL: "dlm" */
 	char		 *advertise;
@@ -123,6 +127,22 @@ struct stats {
 	uint64_t	deadlocks;	/* acquires and converts: DEADLOCK */
 };
 
+/*
+ * Who is at the other end of a connection: a Unix peer (the kernel's
+ * SO_PEERCRED; name is the user's name, or "uid:N"), a TLS client
+ * certificate (its subject CN or first SAN), or a named token given in
+ * hello (name is the token's name, never its secret). ID_NONE: a TCP peer
+ * that proved nothing.
+ */
+struct identity {
+	enum { ID_NONE, ID_UNIX, ID_TLS, ID_TOKEN } kind;
+	uid_t	uid;
+	gid_t	gid;
+	char	name[256];
+};
+
+struct acl;
+struct dlm_named_token;
 struct conn;
 struct session;
 struct listener;
@@ -206,6 +226,7 @@ struct conn {
 	uid_t			 uid;
 	pid_t			 pid;
 	char			 peer[80];
+	struct identity		 ident;
 };
 
 enum cluster_role {
@@ -359,6 +380,12 @@ int	auth_hello(struct conn *, const char *auth, size_t authlen, char *err,
 	    size_t errlen);
 int	auth_admin(const struct conn *, const char *method, char *err,
 	    size_t errlen);
+bool	auth_has_rules(void);
+void	auth_log_rules(void);
+int	auth_right(const struct conn *, unsigned right, const char *name,
+	    size_t len, char *err, size_t errlen);
+bool	auth_may(const struct conn *, unsigned right, const char *name,
+	    size_t len);
 
 /* session.c */
 extern const struct lt_ops session_lt_ops;
@@ -438,7 +465,7 @@ struct request {
 	const msgpack_object	*params;	/* a map, or NULL */
 	uint32_t		 msgid;
 	struct mpw		 res;		/* writes srv->result */
-	char			 errmsg[256];
+	char			 errmsg[512];
 	const char		*err_active;	/* NOT_ACTIVE's hint, or NULL */
 	const char		*frame;		/* the request's bytes */
 	size_t			 framelen;
@@ -456,6 +483,9 @@ int	request_opens_session(struct request *);
 int	request_not_active(struct request *);
 int	request_error(struct request *, int code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+/* PERMISSION unless the rules grant right (ACL_*) on the lock. */
+int	request_right(struct request *, unsigned right, const char *name,
+	    size_t len);
 int	param_name(struct request *, const char *key, bool required,
 	    const char **p, size_t *len, size_t max);
 int	param_int(struct request *, const char *key, bool required,

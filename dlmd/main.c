@@ -143,6 +143,7 @@ reload(void)
 	    cfg.config_file_read ? cfg.config_file : "the command line",
 	    cfg.lease_min_ms, cfg.lease_max_ms, cfg.lease_default_ms,
 	    log_level_name(cfg.log_level));
+	auth_log_rules();
 	(void)sd_notify(0, "READY=1");
 }
 
@@ -331,6 +332,7 @@ main(int argc, char **argv)
 		log_info("dlmd %s ready (lease %u..%u ms, default %u)",
 		    PACKAGE_VERSION, cfg.lease_min_ms, cfg.lease_max_ms,
 		    cfg.lease_default_ms);
+		auth_log_rules();
 		if (ready_fd >= 0) {
 			log_init(cfg.log_level, true);
 			detach_done(ready_fd);

@@ -16,6 +16,7 @@
 
 #include <ini.h>
 
+#include "acl.h"
 #include "addr.h"
 #include "dlmd.h"
 #include "tokenfile.h"
@@ -48,6 +49,9 @@ enum {
 	OPT_ADVERTISE,
 	OPT_MAX_VALUE_LEN,
 	OPT_MAX_WATCHES,
+	/* Identities and access rules (issue 16). */
+	OPT_TOKENS_FILE,
+	OPT_ACL_FILE,
 };
 
 static const struct option long_options[] = {
@@ -81,6 +85,8 @@ static const struct option long_options[] = {
 	{ "cluster-name", required_argument, NULL, OPT_CLUSTER_NAME },
 	{ "cluster-ttl", required_argument, NULL, OPT_CLUSTER_TTL },
 	{ "advertise", required_argument, NULL, OPT_ADVERTISE },
+	{ "tokens-file", required_argument, NULL, OPT_TOKENS_FILE },
+	{ "acl-file", required_argument, NULL, OPT_ACL_FILE },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -124,6 +130,9 @@ usage(int status)
 "      --admin-uid UID      also an admin over the Unix socket; repeatable\n"
 "      --token-file FILE    token TCP clients must present\n"
 "      --admin-token-file FILE  token that makes a client an admin\n"
+"      --tokens-file FILE   named tokens, NAME SECRET a line: a client\n"
+"                           giving SECRET in hello is token:NAME\n"
+"      --acl-file FILE      access rules: who may lock, view, admin what\n"
 "      --metrics-listen ADDR:PORT  serve Prometheus metrics over HTTP\n"
 "      --cluster-etcd URLS  run as a member of a cluster coordinated by\n"
 "                           these etcd endpoints (http://HOST:PORT,...)\n"
@@ -352,6 +361,17 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 			cfg->admin_token = token;
 		}
 		return 0;
+	case OPT_TOKENS_FILE:
+		dlm_named_tokens_free(cfg->tokens, cfg->ntokens);
+		cfg->tokens = NULL;
+		cfg->ntokens = 0;
+		return dlm_read_named_tokens(value, &cfg->tokens,
+		    &cfg->ntokens, err, errlen);
+	case OPT_ACL_FILE:
+		/* Read by config_check(), once the last one given is known. */
+		free(cfg->acl_file);
+		cfg->acl_file = xstrdup(value);
+		return 0;
 	default:
 		return fail(err, errlen, "unknown option");
 	}
@@ -407,6 +427,9 @@ config_free(struct dlmd_config *cfg)
 		explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
 	free(cfg->client_token);
 	free(cfg->admin_token);
+	dlm_named_tokens_free(cfg->tokens, cfg->ntokens);
+	free(cfg->acl_file);
+	acl_free(cfg->acl);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -484,7 +507,7 @@ static int
 config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 {
 	struct addr a;
-	char why[256];
+	char why[600];
 
 	for (int i = 0; i < cfg->nlisten; i++) {
 		if (strcmp(cfg->listen[i], "default") == 0)
@@ -531,6 +554,13 @@ config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 			    "cluster-etcd: the address clients reach this dlmd "
 			    "at");
 	}
+	/*
+	 * The rules are read with the rest, so that a bad file stops a start
+	 * (exit 2) and a reload keeps every running setting, rules included.
+	 */
+	if (cfg->acl_file != NULL &&
+	    (cfg->acl = acl_load(cfg->acl_file, why, sizeof why)) == NULL)
+		return fail(err, errlen, "acl-file: %s", why);
 	if (cfg->advertise != NULL) {
 		if (addr_parse(cfg->advertise, 0, &a, why, sizeof why) != 0)
 			return fail(err, errlen, "advertise: %s", why);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acl.h"
 #include "dlmd.h"
 
 #define RECLAIM_HOLDS_MAX	65536	/* when max-holds sets none */
@@ -338,6 +339,13 @@ reclaim_method(struct request *req)
 	if ((rc = auth_hello(c, auth, authlen, req->errmsg,
 	    sizeof req->errmsg)) != 0)
 		return rc;
+	/* Taking a hold back is taking it: the lock right, as for acquire. */
+	for (size_t i = 0; i < nholds; i++) {
+		claim_read(req, &holds->via.array.ptr[i], &cl);
+		if ((rc = request_right(req, ACL_LOCK, cl.c.lock,
+		    cl.c.locklen)) != 0)
+			return rc;
+	}
 	if (!cluster_is_active())
 		return request_not_active(req);
 	if (!cluster_in_grace())

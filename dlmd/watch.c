@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "dlmd.h"
 #include "xmalloc.h"
 
@@ -199,7 +200,13 @@ send_changed(const struct watched *wd, const struct lt_lock *l)
 		struct conn *c = w->s->conn;
 		struct evbuffer *out = conn_output(c);
 
-		if (out == NULL)
+		/*
+		 * Rights are checked at each notice too: a reload that takes
+		 * view away stops the notices at once (the watch stays, and
+		 * they resume if the right comes back).
+		 */
+		if (out == NULL || !auth_may(c, ACL_VIEW, wd->name,
+		    wd->namelen))
 			continue;
 		if (evbuffer_add(out, wr.notice.data, wr.notice.size) != 0)
 			fatalx("%s: cannot queue a notice", __func__);
@@ -299,7 +306,8 @@ watch_method(struct request *req)
 	int rc;
 
 	if ((rc = param_name(req, "lock", true, &name, &namelen,
-	    srv->cfg->max_name_len)) != 0)
+	    srv->cfg->max_name_len)) != 0 ||
+	    (rc = request_right(req, ACL_VIEW, name, namelen)) != 0)
 		return rc;
 	wd = watched_find(name, namelen);
 	if (watch_of(s, wd) == NULL) {

@@ -1,0 +1,442 @@
+/*
+ * Identities and access rules against a real dlmd: rights granted and
+ * refused by the test's own Unix uid and by named tokens over TCP, the
+ * first-match rule, listings filtered, watch refused, a reload that takes
+ * a right away at once while a held lock stays held, bad rules files at
+ * start and at reload, hostile rules files (the fuzz seeds), and no rules
+ * file behaving as before.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "testutil.h"
+
+static char tmpdir[64];
+
+static void
+setup(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/dlmacl.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *
+tmp_path(const char *name)
+{
+	static char buf[4][256];
+	static int which;
+	char *p = buf[which++ & 3];
+
+	snprintf(p, 256, "%s/%s", tmpdir, name);
+	return p;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+write_file(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	ck_assert_ptr_nonnull(f);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+/* Run dlmd to its exit; its status, and its stderr in err. */
+static int
+run_dlmd(char *err, size_t errlen, const char *arg, ...)
+{
+	const char *argv[32];
+	int argc = 0, pfd[2], st;
+	va_list ap;
+	ssize_t n;
+	pid_t pid;
+
+	argv[argc++] = dlmd_path();
+	va_start(ap, arg);
+	for (; arg != NULL && argc < 31; arg = va_arg(ap, const char *))
+		argv[argc++] = arg;
+	va_end(ap);
+	argv[argc] = NULL;
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (size_t len = 0;; len += (size_t)n) {
+		n = read(pfd[0], err + len, errlen - 1 - len);
+		if (n <= 0) {
+			err[len] = '\0';
+			break;
+		}
+	}
+	close(pfd[0]);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void
+assert_refused(struct reply *r, const char *needle)
+{
+	ck_assert_str_eq(reply_errname(r), "PERMISSION");
+	ck_assert_msg(strstr(reply_errmsg(r), needle) != NULL,
+	    "'%s' not in '%s'", needle, reply_errmsg(r));
+}
+
+static void
+assert_ok(struct reply *r)
+{
+	ck_assert_msg(r->err == 0, "unexpected error: %s", reply_errmsg(r));
+}
+
+/* The names in a locks listing, space-separated. */
+static const char *
+listed(struct reply *r)
+{
+	static char buf[1024];
+	const msgpack_object *a = reply_get(r, "locks");
+
+	buf[0] = '\0';
+	ck_assert_ptr_nonnull(a);
+	for (uint32_t i = 0; i < a->via.array.size; i++) {
+		strcat(buf, obj_str(&a->via.array.ptr[i], "name"));
+		strcat(buf, " ");
+	}
+	return buf;
+}
+
+START_TEST(no_rules_file_is_as_before)
+{
+	struct dlmd_proc d;
+	struct tc *a, *b;
+
+	dlmd_start_tcp(&d, (char *)NULL);
+	a = tc_connect(&d);
+	tc_hello(a, "a");
+	b = tc_connect_tcp(d.port);
+	tc_hello(b, "b");
+	assert_ok(tc_call(b, "acquire", "lock:s", "any/x"));
+	assert_ok(tc_call(b, "lock", "lock:s", "any/x"));
+	ck_assert_str_eq(listed(tc_call(b, "locks", "")), "any/x ");
+	/* Over TCP without the admin token: no admin, as before. */
+	ck_assert_str_eq(reply_errname(tc_call(b, "force_release",
+	    "lock:s", "any/x")), "PERMISSION");
+	/* The server's own user over the Unix socket is an admin. */
+	assert_ok(tc_call(a, "force_release", "lock:s", "any/x"));
+	tc_close(a);
+	tc_close(b);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(unix_uid_rights)
+{
+	const char *acl = tmp_path("acl");
+	struct dlmd_proc d;
+	struct tc *c;
+	struct reply *r;
+
+	write_file(acl, "# the test's own uid\n"
+	    "allow uid:%lu lock,view app/\n"
+	    "allow gid:%lu view shared/\n"
+	    "allow uid:%lu admin app/adm/\n",
+	    (unsigned long)getuid(), (unsigned long)getgid(),
+	    (unsigned long)getuid());
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = tc_connect(&d);
+	tc_hello(c, "me");
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/x"));
+	r = tc_call(c, "acquire", "lock:s", "other/x");
+	assert_refused(r, "has no lock right on lock 'other/x': no rule in");
+	ck_assert(strstr(reply_errmsg(r), "uid") != NULL);
+	/* View by the group rule, not lock. */
+	assert_refused(tc_call(c, "acquire", "lock:s", "shared/x"), "lock");
+	ck_assert_int_eq(tc_call(c, "check", "lock:s token:i", "shared/x",
+	    1LL)->err, 0);
+	assert_refused(tc_call(c, "check", "lock:s token:i", "other/x", 1LL),
+	    "has no view right on lock 'other/x'");
+	assert_refused(tc_call(c, "lock", "lock:s", "other/x"), "view");
+	assert_refused(tc_call(c, "watch", "lock:s", "other/x"),
+	    "has no view right on lock 'other/x'");
+	assert_ok(tc_call(c, "watch", "lock:s", "app/x"));
+	/* Admin: only under app/adm/, even for the server's own user. */
+	assert_refused(tc_call(c, "force_release", "lock:s", "app/x"),
+	    "has no admin right on lock 'app/x'");
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/adm/1"));
+	assert_ok(tc_call(c, "force_release", "lock:s", "app/adm/1"));
+	/* Letting go is never refused. */
+	assert_ok(tc_call(c, "release", "lock:s", "app/x"));
+	tc_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(first_match_decides)
+{
+	const char *acl = tmp_path("acl");
+	unsigned long me = (unsigned long)getuid();
+	struct dlmd_proc d;
+	struct tc *c;
+
+	write_file(acl, "deny uid:%lu lock app/secret/\n"
+	    "allow uid:%lu lock,view app/\n", me, me);
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = tc_connect(&d);
+	tc_hello(c, "me");
+	assert_refused(tc_call(c, "acquire", "lock:s", "app/secret/1"),
+	    ":1");
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/1"));
+	/* The deny names lock only: view falls through to the allow. */
+	assert_ok(tc_call(c, "lock", "lock:s", "app/1"));
+	ck_assert_str_eq(reply_errname(tc_call(c, "lock", "lock:s",
+	    "app/secret/1")), "NOT_FOUND");
+	tc_close(c);
+	dlmd_stop_clean(&d);
+
+	/* The other order: the broader allow comes first and wins. */
+	write_file(acl, "allow uid:%lu lock,view app/\n"
+	    "deny uid:%lu lock app/secret/\n", me, me);
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = tc_connect(&d);
+	tc_hello(c, "me");
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/secret/1"));
+	tc_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(listings_filtered)
+{
+	const char *acl = tmp_path("acl");
+	struct dlmd_proc d;
+	struct tc *c;
+
+	write_file(acl, "allow * lock *\nallow * view pub/\n");
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = tc_connect(&d);
+	tc_hello(c, "me");
+	assert_ok(tc_call(c, "acquire", "lock:s", "priv/a"));
+	assert_ok(tc_call(c, "acquire", "lock:s", "pub/b"));
+	assert_ok(tc_call(c, "acquire", "lock:s", "priv/c"));
+	assert_ok(tc_call(c, "acquire", "lock:s", "pub/d"));
+	ck_assert_str_eq(listed(tc_call(c, "locks", "")), "pub/b pub/d ");
+	ck_assert_str_eq(listed(tc_call(c, "locks", "prefix:s", "priv/")), "");
+	/* A page of one: the hidden ones between are skipped, not counted. */
+	ck_assert_str_eq(listed(tc_call(c, "locks", "limit:i", 1LL)), "pub/b ");
+	ck_assert_str_eq(listed(tc_call(c, "locks", "after:s", "pub/b")),
+	    "pub/d ");
+	assert_refused(tc_call(c, "lock", "lock:s", "priv/a"), "no rule");
+	tc_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(named_tokens_over_tcp)
+{
+	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
+	struct dlmd_proc d;
+	struct tc *anon, *alice, *bob;
+	struct reply *r;
+	char cmd[600];
+
+	write_file(tokens, "# name secret\nalice s3cr3t-alice-0123\n"
+	    "bob s3cr3t-bob-4567\n");
+	write_file(acl, "allow token:alice all *\nallow token:bob view *\n"
+	    "deny token:bob lock *\n");
+	dlmd_start_tcp(&d, "--acl-file", acl, "--tokens-file", tokens,
+	    (char *)NULL);
+	anon = tc_connect_tcp(d.port);
+	r = tc_call(anon, "hello", "proto:i", 1LL);
+	assert_refused(r, "requires a token");
+	r = tc_call(anon, "hello", "proto:i auth:s", 1LL, "s3cr3t-wrong-0000");
+	assert_refused(r, "not one of its tokens");
+	tc_close(anon);
+
+	alice = tc_connect_tcp(d.port);
+	assert_ok(tc_call(alice, "hello", "proto:i client:s auth:s", 1LL,
+	    "alice", "s3cr3t-alice-0123"));
+	bob = tc_connect_tcp(d.port);
+	assert_ok(tc_call(bob, "hello", "proto:i client:s auth:s", 1LL,
+	    "bob", "s3cr3t-bob-4567"));
+	assert_ok(tc_call(alice, "acquire", "lock:s", "x"));
+	r = tc_call(bob, "acquire", "lock:s", "y");
+	assert_refused(r, "token:bob has no lock right on lock 'y': denied by rule");
+	ck_assert(strstr(reply_errmsg(r), ":3") != NULL);
+	assert_ok(tc_call(bob, "lock", "lock:s", "x"));
+	assert_refused(tc_call(bob, "force_release", "lock:s", "x"),
+	    "token:bob has no admin right");
+	assert_refused(tc_call(bob, "reset_client", "client:s", "alice"),
+	    "token:bob has no admin right on lock 'x'");
+	assert_refused(tc_call(bob, "reset_all", ""), "admin");
+	assert_ok(tc_call(alice, "force_release", "lock:s", "x"));
+	assert_ok(tc_call(alice, "reset_client", "client:s", "bob"));
+	tc_close(alice);
+	tc_close(bob);
+	/* No secret in the log (it has lines: the hello refusals). */
+	ck_assert(dlmd_log_has(&d, "named tokens: 2"));
+	snprintf(cmd, sizeof cmd, "grep -q s3cr3t %s", d.log);
+	ck_assert_int_eq(system(cmd), 256);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(reload_takes_a_right_away)
+{
+	const char *acl = tmp_path("acl");
+	unsigned long me = (unsigned long)getuid();
+	struct dlmd_proc d;
+	struct tc *c, *w;
+	struct reply *r;
+
+	write_file(acl, "allow uid:%lu lock,view app/\n", me);
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = tc_connect(&d);
+	tc_hello(c, "me");
+	w = tc_connect(&d);
+	tc_hello(w, "watcher");
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/held"));
+	assert_ok(tc_call(w, "watch", "lock:s", "app/w"));
+
+	write_file(acl, "# view only now\nallow uid:%lu view app/held\n"
+	    "deny * all *\n", me);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "access rules: 2 from"));
+	/* At once, on the connection already open. */
+	assert_refused(tc_call(c, "acquire", "lock:s", "app/other"),
+	    "denied by rule");
+	/* The held lock stays held, and may be released. */
+	r = tc_call(c, "lock", "lock:s", "app/held");
+	assert_ok(r);
+	ck_assert_uint_eq(reply_u64(r, "nholders"), 1);
+	assert_ok(tc_call(c, "release", "lock:s", "app/held"));
+	/* A new watch of what may not be viewed now is refused. */
+	assert_refused(tc_call(w, "watch", "lock:s", "app/x"), "view");
+
+	/* A bad file at reload: said in the log, the rules stay. */
+	write_file(acl, "allow uid:%lu lock app/\nallow nobody\n", me);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "keeping the running settings"));
+	ck_assert(dlmd_log_has(&d, ":2: a rule is four fields"));
+	assert_refused(tc_call(c, "acquire", "lock:s", "app/other"),
+	    "denied by rule");
+	tc_close(c);
+	tc_close(w);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(bad_rules_file_refuses_to_start)
+{
+	const char *acl = tmp_path("acl");
+	char err[2048];
+
+	write_file(acl, "allow * lock app/\nallow * lock app/*\n");
+	ck_assert_int_eq(run_dlmd(err, sizeof err, "-c", "/dev/null", "-l",
+	    tmp_path("s"), "--acl-file", acl, (char *)NULL), 2);
+	ck_assert_msg(strstr(err, "acl-file:") != NULL &&
+	    strstr(err, "acl:2: a prefix is *") != NULL, "%s", err);
+	ck_assert_int_eq(run_dlmd(err, sizeof err, "-c", "/dev/null", "-l",
+	    tmp_path("s"), "--acl-file", tmp_path("none"), (char *)NULL), 2);
+	ck_assert_msg(strstr(err, "No such file") != NULL, "%s", err);
+	write_file(acl, "allow user:no-such-user-dlm lock x\n");
+	ck_assert_int_eq(run_dlmd(err, sizeof err, "-c", "/dev/null",
+	    "--check-config", "--acl-file", acl, (char *)NULL), 2);
+	ck_assert_msg(strstr(err, "no user 'no-such-user-dlm'") != NULL, "%s",
+	    err);
+	write_file(tmp_path("tokens"), "alice\n");
+	ck_assert_int_eq(run_dlmd(err, sizeof err, "-c", "/dev/null",
+	    "--check-config", "--tokens-file", tmp_path("tokens"),
+	    (char *)NULL), 2);
+	ck_assert_msg(strstr(err, "tokens:1: a line is NAME SECRET") != NULL,
+	    "%s", err);
+}
+END_TEST
+
+/* Every fuzz seed as a rules file: accepted or refused, never a crash. */
+START_TEST(hostile_rules_files)
+{
+	DIR *dir = opendir(ACL_SEEDS);
+	struct dirent *de;
+	char err[2048], path[1024];
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dir);
+	while ((de = readdir(dir)) != NULL) {
+		int st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", ACL_SEEDS, de->d_name);
+		st = run_dlmd(err, sizeof err, "-c", "/dev/null",
+		    "--check-config", "--acl-file", path, (char *)NULL);
+		ck_assert_msg(st == 0 || st == 2, "%s: exit %d: %s",
+		    de->d_name, st, err);
+		/* A refusal names the file and the line. */
+		if (st == 2)
+			ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+		n++;
+	}
+	closedir(dir);
+	ck_assert_int_gt(n, 10);
+}
+END_TEST
+
+static Suite *
+acl_suite(void)
+{
+	Suite *s = suite_create("acl");
+	TCase *tc = tcase_create("rules");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, no_rules_file_is_as_before);
+	tcase_add_test(tc, unix_uid_rights);
+	tcase_add_test(tc, first_match_decides);
+	tcase_add_test(tc, listings_filtered);
+	tcase_add_test(tc, named_tokens_over_tcp);
+	tcase_add_test(tc, reload_takes_a_right_away);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("files");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, bad_rules_file_refuses_to_start);
+	tcase_add_test(tc, hostile_rules_files);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return run_suite(acl_suite());
+}
