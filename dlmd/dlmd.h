@@ -13,6 +13,8 @@
  *		durations, heap trimming, settings, the daemon's state object
  *   conn.c	sockets, framing, output buffers and their limit; hands
  *		whole frames to its handlers and knows nothing of sessions
+ *   tls.c	TLS for conn.c: the certificate and key, the handshake, the
+ *		reads and writes of a tls: connection, its identity
  *   reply.c	every message the server sends: results, errors, grants,
  *		lost and contended notices
  *   auth.c	who may do what: admin uids, tokens, the TCP token rule
@@ -98,6 +100,11 @@ struct dlmd_config {
 	char		 *cluster_name;		/* NULL: "dlm" */
 	char		 *advertise;
 	uint32_t	  cluster_ttl_ms;
+	/* TLS on tls: listeners (tls.c). */
+	char		 *tls_cert;		/* PEM chain */
+	char		 *tls_key;
+	char		 *tls_ca;		/* set: client certs required */
+	uint32_t	  tls_handshake_timeout_ms;
 };
 
 struct stats {
@@ -180,6 +187,17 @@ struct session {
 
 RB_HEAD(session_tree, session);
 
+/* Who is at the other end of a connection, as far as it was proven. */
+struct identity {
+	enum { ID_NONE, ID_UNIX, ID_TLS, ID_TOKEN } kind;
+	uid_t	uid;
+	gid_t	gid;
+	char	name[256];
+};
+
+struct ssl_st;
+struct x509_st;
+
 struct conn {
 	TAILQ_ENTRY(conn)	 link;
 	TAILQ_ENTRY(conn)	 flush_link;
@@ -206,6 +224,9 @@ struct conn {
 	uid_t			 uid;
 	pid_t			 pid;
 	char			 peer[80];
+	struct identity		 ident;
+	struct ssl_st		*ssl;		/* a tls: connection's */
+	bool			 handshaking;	/* no frame before it ends */
 };
 
 enum cluster_role {
@@ -320,6 +341,8 @@ void		 conn_init(struct event_base *, const struct dlmd_config *,
 		    struct stats *, const struct conn_handlers *);
 void		 conn_accept(int fd, const struct sockaddr *, int socklen,
 		    bool is_unix);
+void		 conn_accept_tls(int fd, const struct sockaddr *,
+		    int socklen);
 void		 conn_greeted(struct conn *);
 void		 conn_hello_wait(struct conn *, uint32_t ms);
 struct evbuffer	*conn_output(struct conn *);
@@ -332,6 +355,23 @@ void		 conn_close_all_after_flush(void);
 void		 conn_kick(void);
 uint32_t	 conn_count(void);
 void		 conn_free_all(void);
+
+/* tls.c */
+int		 tls_check(const struct dlmd_config *, char *err,
+		    size_t errlen);
+int		 tls_setup(const struct dlmd_config *);
+void		 tls_reload(const struct dlmd_config *);
+void		 tls_free(void);
+int		 tls_conn_start(struct conn *);
+int		 tls_conn_handshake(struct conn *, bool *want_write, char *why,
+		    size_t len);
+ssize_t		 tls_conn_read(struct conn *, void *, size_t, char *why,
+		    size_t wlen);
+bool		 tls_conn_pending(struct conn *);
+int		 tls_conn_write(struct conn *, struct evbuffer *);
+void		 tls_conn_end(struct conn *, bool handshaken);
+void		 tls_conn_free(struct conn *);
+void		 conn_tls_identity(struct conn *, struct x509_st *);
 
 /* reply.c */
 void	reply_result(struct conn *, uint32_t msgid, const msgpack_sbuffer *);

@@ -48,6 +48,11 @@ enum {
 	OPT_ADVERTISE,
 	OPT_MAX_VALUE_LEN,
 	OPT_MAX_WATCHES,
+	/* TLS (tls.c) */
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_TLS_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -81,6 +86,11 @@ static const struct option long_options[] = {
 	{ "cluster-name", required_argument, NULL, OPT_CLUSTER_NAME },
 	{ "cluster-ttl", required_argument, NULL, OPT_CLUSTER_TTL },
 	{ "advertise", required_argument, NULL, OPT_ADVERTISE },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-handshake-timeout", required_argument, NULL,
+	    OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -99,7 +109,8 @@ usage(int status)
 "  -c, --config FILE        settings file (default " DLMD_CONFIG_FILE ")\n"
 "  -d, --daemon             detach, log to syslog, write a pidfile\n"
 "  -f, --foreground         stay in the foreground (the default)\n"
-"  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT; repeatable\n"
+"  -l, --listen ADDRESS     unix:PATH, tcp:HOST:PORT or tls:HOST:PORT;\n"
+"                           repeatable\n"
 "                           (default: the default Unix socket)\n"
 "  -v, --verbose            log debug messages\n"
 "      --log-level LEVEL    error, warning, info (default) or debug\n"
@@ -130,6 +141,10 @@ usage(int status)
 "      --cluster-name NAME  the cluster's etcd key prefix (dlm)\n"
 "      --cluster-ttl MS     the etcd lease behind the active's role (6000)\n"
 "      --advertise ADDRESS  how clients reach this dlmd (cluster mode)\n"
+"      --tls-cert FILE      certificate chain (PEM) for tls: listeners\n"
+"      --tls-key FILE       its private key (PEM)\n"
+"      --tls-ca FILE        require client certificates signed by these CAs\n"
+"      --tls-handshake-timeout MS  time for a TLS handshake (10000)\n"
 "      --check-config       check the settings file and options, then exit\n"
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
@@ -352,6 +367,21 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 			cfg->admin_token = token;
 		}
 		return 0;
+	case OPT_TLS_CERT:
+		free(cfg->tls_cert);
+		cfg->tls_cert = xstrdup(value);
+		return 0;
+	case OPT_TLS_KEY:
+		free(cfg->tls_key);
+		cfg->tls_key = xstrdup(value);
+		return 0;
+	case OPT_TLS_CA:
+		free(cfg->tls_ca);
+		cfg->tls_ca = xstrdup(value);
+		return 0;
+	case OPT_TLS_HANDSHAKE_TIMEOUT:
+		u32 = &cfg->tls_handshake_timeout_ms, min = 100, max = 600000;
+		break;
 	default:
 		return fail(err, errlen, "unknown option");
 	}
@@ -387,6 +417,7 @@ config_defaults(struct dlmd_config *cfg)
 	cfg->max_lock_delay_ms = 60000;
 	cfg->socket_mode = 0666;
 	cfg->cluster_ttl_ms = 6000;
+	cfg->tls_handshake_timeout_ms = 10000;
 }
 
 void
@@ -407,6 +438,9 @@ config_free(struct dlmd_config *cfg)
 		explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
 	free(cfg->client_token);
 	free(cfg->admin_token);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_ca);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -484,7 +518,8 @@ static int
 config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 {
 	struct addr a;
-	char why[256];
+	char why[256], tlswhy[600];
+	bool tls_listener = false;
 
 	for (int i = 0; i < cfg->nlisten; i++) {
 		if (strcmp(cfg->listen[i], "default") == 0)
@@ -492,7 +527,14 @@ config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 		if (addr_parse(cfg->listen[i], ADDR_LISTENER, &a, why,
 		    sizeof why) != 0)
 			return fail(err, errlen, "listen: %s", why);
+		tls_listener |= a.type == ADDR_TLS;
 	}
+	/* TLS: the files must load now, not at the first handshake. */
+	if (tls_listener && (cfg->tls_cert == NULL || cfg->tls_key == NULL))
+		return fail(err, errlen, "listen: a tls: listener needs "
+		    "tls-cert and tls-key");
+	if (tls_check(cfg, tlswhy, sizeof tlswhy) != 0)
+		return fail(err, errlen, "%s", tlswhy);
 	if (cfg->metrics_listen != NULL &&
 	    addr_parse_hostport(cfg->metrics_listen, ADDR_LISTENER, &a, why,
 	    sizeof why) != 0)
