@@ -118,11 +118,11 @@ start(bool mutual)
 	if (mutual)
 		dlmd_start(&d, "-l", listen, "--tls-cert", cpath("live.pem"),
 		    "--tls-key", cpath("live.key"), "--tls-ca", cpath("ca.pem"),
-		    "--tls-handshake-timeout", hs, NULL);
+		    "--tls-handshake-timeout", hs, (char *)NULL);
 	else
 		dlmd_start(&d, "-l", listen, "--tls-cert", cpath("live.pem"),
 		    "--tls-key", cpath("live.key"),
-		    "--tls-handshake-timeout", hs, NULL);
+		    "--tls-handshake-timeout", hs, (char *)NULL);
 	ck_assert(dlmd_log_has(&d, "listening on tls:127.0.0.1:"));
 }
 
