@@ -163,15 +163,18 @@ addr_parse(const char *spec, int flags, struct addr *a, char *err,
 		strcpy(a->path, path);
 		return 0;
 	}
-	if (strncmp(spec, "tcp:", 4) == 0) {
+	if (strncmp(spec, "tcp:", 4) == 0 || strncmp(spec, "tls:", 4) == 0) {
 		char why[160];
 
-		if (hostport(spec + 4, flags, a, why, sizeof why) == 0)
+		if (hostport(spec + 4, flags, a, why, sizeof why) == 0) {
+			if (spec[1] == 'l')
+				a->type = ADDR_TLS;
 			return 0;
+		}
 		return fail(err, errlen, "'%.200s': %s", spec, why);
 	}
-	return fail(err, errlen,
-	    "'%s': use unix:PATH, tcp:HOST:PORT or tcp:[V6]:PORT", spec);
+	return fail(err, errlen, "'%s': use unix:PATH, tcp:HOST:PORT, "
+	    "tcp:[V6]:PORT or tls:HOST:PORT", spec);
 }
 
 /* Where the item that starts at s ends: at a comma that starts another. */
@@ -182,7 +185,8 @@ item_len(const char *s)
 
 	for (p = s; (p = strchr(p, ',')) != NULL; p++)
 		if (strncmp(p + 1, "unix:", 5) == 0 ||
-		    strncmp(p + 1, "tcp:", 4) == 0 || p[1] == '/' ||
+		    strncmp(p + 1, "tcp:", 4) == 0 ||
+		    strncmp(p + 1, "tls:", 4) == 0 || p[1] == '/' ||
 		    p[1] == ',' || p[1] == '\0')
 			return (size_t)(p - s);
 	return strlen(s);
@@ -222,10 +226,12 @@ addr_parse_list(const char *spec, int flags, struct addr *a, int max,
 void
 addr_format(const struct addr *a, char *buf, size_t len)
 {
+	const char *scheme = a->type == ADDR_TLS ? "tls" : "tcp";
+
 	if (a->type == ADDR_UNIX)
 		snprintf(buf, len, "unix:%s", a->path);
 	else if (a->v6)
-		snprintf(buf, len, "tcp:[%s]:%s", a->host, a->port);
+		snprintf(buf, len, "%s:[%s]:%s", scheme, a->host, a->port);
 	else
-		snprintf(buf, len, "tcp:%s:%s", a->host, a->port);
+		snprintf(buf, len, "%s:%s:%s", scheme, a->host, a->port);
 }

@@ -4,6 +4,7 @@
  *	unix:PATH  or  /PATH	a Unix socket
  *	tcp:HOST:PORT		TCP; HOST a name or an IPv4 address
  *	tcp:[V6]:PORT		TCP over an IPv6 address
+ *	tls:HOST:PORT		TLS over TCP (tls:[V6]:PORT likewise)
  *
  * dlmd's listeners, its metrics endpoint (HOST:PORT without the "tcp:"),
  * libdlm and dlmctl all parse through here, so an address means the same
@@ -26,13 +27,14 @@
 enum addr_type {
 	ADDR_UNIX = 1,
 	ADDR_TCP,
+	ADDR_TLS,	/* TCP with TLS over it: host and port as ADDR_TCP */
 };
 
 struct addr {
 	enum addr_type	type;
 	char		path[ADDR_PATH_MAX];	/* ADDR_UNIX */
-	char		host[ADDR_HOST_MAX];	/* ADDR_TCP; no brackets */
-	char		port[6];		/* ADDR_TCP; decimal */
+	char		host[ADDR_HOST_MAX];	/* ADDR_TCP, _TLS; no brackets */
+	char		port[6];		/* ADDR_TCP, _TLS; decimal */
 	uint16_t	portnum;
 	bool		v6;			/* the host was in brackets */
 };
@@ -50,7 +52,7 @@ int	addr_parse_hostport(const char *s, int flags, struct addr *,
 
 /*
  * A list of endpoints, as DLM_SERVER and dlmctl -s take them: "a,b,c". A
- * comma splits the list only before "unix:", "tcp:" or "/", so that a
+ * comma splits the list only before "unix:", "tcp:", "tls:" or "/", so that a
  * socket path with a comma in it still names one socket. Fills at most max
  * addresses and returns how many, or -1 with a sentence in err (an empty
  * item, a bad one, or more than max).

@@ -30,6 +30,10 @@
 struct ctl {
 	const char	*server;	/* -s, else $DLM_SERVER, else NULL */
 	char		*auth;		/* from --token-file / $DLM_TOKEN_FILE */
+	/* --tls-ca, --tls-cert, --tls-key (NULL: libdlm's $DLM_TLS_*) */
+	const char	*tls_ca;
+	const char	*tls_cert;
+	const char	*tls_key;
 	bool		 json;
 	struct dlm_client *client;
 	/* member_call: the member that answered, as messages name it. */
@@ -42,6 +46,8 @@ void	 ctl_error(const char *fmt, ...)
 int	 ctl_exit_status(int err);
 /* Connect for a command; on failure prints why and returns an exit status. */
 int	 ctl_connect(struct ctl *, const struct dlm_options *);
+/* The TLS files of the command line, into options. */
+void	 ctl_tls_options(const struct ctl *, struct dlm_options *);
 /* Connect to server (NULL: $DLM_SERVER) saying nothing: 0 or libdlm's code. */
 int	 ctl_open(struct ctl *, const char *server, const struct dlm_options *);
 /* Why connecting to name failed with libdlm's code err, on stderr. */

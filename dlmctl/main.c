@@ -19,7 +19,8 @@
 #include "tokenfile.h"
 
 static const char usage_text[] =
-"usage: dlmctl [-s SERVER] [--token-file FILE] [--json] COMMAND [ARGS]\n"
+"usage: dlmctl [-s SERVER] [--token-file FILE] [--tls-ca FILE]\n"
+"              [--tls-cert FILE [--tls-key FILE]] [--json] COMMAND [ARGS]\n"
 "\n"
 "commands:\n"
 "  status                     the server's version, uptime and counters, and\n"
@@ -43,11 +44,17 @@ static const char usage_text[] =
 "                             run COMMAND while leader of election NAME\n"
 "\n"
 "options:\n"
-"  -s, --server SERVER   unix:/path or tcp:host:port, or a comma-separated\n"
+"  -s, --server SERVER   unix:/path, tcp:host:port or tls:host:port, or a\n"
+"                        comma-separated\n"
 "                        list of a cluster's members (default $DLM_SERVER,\n"
 "                        else the local socket)\n"
 "      --token-file FILE the admin or client token for TCP (default\n"
 "                        $DLM_TOKEN_FILE)\n"
+"      --tls-ca FILE     CA certificates a tls: server's must chain to\n"
+"                        (default $DLM_TLS_CA, else the system's)\n"
+"      --tls-cert FILE   client certificate for a tls: server (default\n"
+"                        $DLM_TLS_CERT)\n"
+"      --tls-key FILE    its key (default $DLM_TLS_KEY, else in the cert file)\n"
 "  -j, --json            print one JSON document (watch: one per line)\n"
 "  -h, --help            this text\n"
 "  -V, --version         the version\n"
@@ -172,6 +179,18 @@ check_address(const struct ctl *ctl)
 	return ctl_addresses(ctl, a, ADDR_LIST_MAX) < 0 ? EXIT_USAGE : EXIT_OK;
 }
 
+/* The TLS files given on the command line, into o (else libdlm's $DLM_TLS_*). */
+void
+ctl_tls_options(const struct ctl *ctl, struct dlm_options *o)
+{
+	if (ctl->tls_ca != NULL)
+		o->tls_ca = ctl->tls_ca;
+	if (ctl->tls_cert != NULL)
+		o->tls_cert = ctl->tls_cert;
+	if (ctl->tls_key != NULL)
+		o->tls_key = ctl->tls_key;
+}
+
 int
 ctl_open(struct ctl *ctl, const char *server, const struct dlm_options *given)
 {
@@ -185,6 +204,7 @@ ctl_open(struct ctl *ctl, const char *server, const struct dlm_options *given)
 		o.label = "dlmctl";
 	}
 	o.auth = ctl->auth;
+	ctl_tls_options(ctl, &o);
 	ctl->client = dlm_connect(server, &o, &err);
 	return ctl->client != NULL ? DLM_OK : err;
 }
@@ -313,6 +333,9 @@ main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "token-file", required_argument, NULL, 'T' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -330,6 +353,15 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			token_file = optarg;
+			break;
+		case 'A':
+			ctl.tls_ca = optarg;
+			break;
+		case 'C':
+			ctl.tls_cert = optarg;
+			break;
+		case 'K':
+			ctl.tls_key = optarg;
 			break;
 		case 'j':
 			ctl.json = true;

@@ -328,14 +328,19 @@ member_call(struct ctl *ctl, const char *method, json_t **result)
 		 * would follow its hint to the active and show that one. An
 		 * active or single dlmd refuses (NO_SESSION, one count in its
 		 * error counters) and is asked through libdlm, as before.
+		 * A tls: member is asked through libdlm only, which speaks
+		 * TLS: a standby there answers NOT_ACTIVE (dlmctl(1)).
 		 */
-		rc = observe_call(&a[i], method, result, why, sizeof why);
-		if (rc == 0)
-			return EXIT_OK;
-		snprintf(line, sizeof line, "%s: %s", name, why);
-		if (rc < 0) {
-			note(unreached, sizeof unreached, line);
-			continue;
+		if (a[i].type != ADDR_TLS) {
+			rc = observe_call(&a[i], method, result, why,
+			    sizeof why);
+			if (rc == 0)
+				return EXIT_OK;
+			snprintf(line, sizeof line, "%s: %s", name, why);
+			if (rc < 0) {
+				note(unreached, sizeof unreached, line);
+				continue;
+			}
 		}
 		err = ctl_open(ctl, n == 1 ? ctl->server : spec, NULL);
 		if (err == DLM_OK)

@@ -243,6 +243,7 @@ cmd_watch(struct ctl *ctl, int argc, char **argv)
 	dlm_options_init(&o);
 	o.label = "dlmctl watch";
 	o.auth = ctl->auth;
+	ctl_tls_options(ctl, &o);
 	if ((c = dlm_connect_loop(ctl->server, &o, &err)) == NULL) {
 		ctl_connect_error(ctl, ctl_server_name(ctl), err);
 		rc = ctl_exit_status(err);

@@ -89,11 +89,10 @@ auth_hello(struct conn *c, const char *auth, size_t authlen, char *err,
 	const struct dlm_named_token *t = named_token(auth, authlen);
 
 	if (t != NULL) {
-		memset(&c->ident, 0, sizeof c->ident);
 		c->ident.kind = ID_TOKEN;
 		c->ident.uid = (uid_t)-1;
 		c->ident.gid = (gid_t)-1;
-		snprintf(c->ident.name, sizeof c->ident.name, "%s", t->name);
+		conn_set_identity_name(c, t->name);
 	}
 	c->admin = (c->is_unix && auth_uid_is_admin(c->uid)) ||
 	    token_matches(auth, authlen, cfg->admin_token);

@@ -9,7 +9,12 @@
  * The server closes a connection only for: end of file or a socket error, a
  * frame it cannot decode (too big, too deep, not MessagePack), output over
  * max_output, bye, session expiry or admin reset, no hello in time, and
- * shutdown. doc/PROTOCOL.md lists the same.
+ * shutdown; on a tls: listener also a failed or slow TLS handshake.
+ * doc/PROTOCOL.md lists the same.
+ *
+ * A TLS connection (tls.c) goes through the same code: only conn_io_read()
+ * and conn_io_write() differ, and no frame is read before its handshake
+ * ends (see tls.c for why OpenSSL is used directly).
  */
 #include "config.h"
 
@@ -49,6 +54,7 @@ static struct {
 static void conn_read_cb(evutil_socket_t, short, void *);
 static void conn_write_cb(evutil_socket_t, short, void *);
 static void conn_hello_timeout_cb(evutil_socket_t, short, void *);
+static void conn_handshake(struct conn *);
 
 /*
  * A Unix peer's identity: its uid and gid as the kernel gives them, named
@@ -66,7 +72,7 @@ conn_unix_identity(struct conn *c, uid_t uid, gid_t gid)
 	static struct {
 		uid_t		uid;
 		uint64_t	when;	/* now_ms(); 0: empty */
-		char		name[sizeof c->ident.name];
+		char		name[IDENT_NAME_MAX];
 	} cache[8];
 	static unsigned next;
 	struct passwd pw, *found = NULL;
@@ -80,26 +86,26 @@ conn_unix_identity(struct conn *c, uid_t uid, gid_t gid)
 	for (i = 0; i < 8; i++)
 		if (cache[i].when != 0 && cache[i].uid == uid &&
 		    now - cache[i].when < 60000) {
-			memcpy(c->ident.name, cache[i].name,
-			    sizeof c->ident.name);
+			conn_set_identity_name(c, cache[i].name);
 			return;
 		}
+	i = next++ % 8;
 	if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 &&
-	    found != NULL && strlen(pw.pw_name) < sizeof c->ident.name)
-		snprintf(c->ident.name, sizeof c->ident.name, "%s",
+	    found != NULL && strlen(pw.pw_name) < sizeof cache[i].name)
+		snprintf(cache[i].name, sizeof cache[i].name, "%s",
 		    pw.pw_name);
 	else
-		snprintf(c->ident.name, sizeof c->ident.name, "uid:%lu",
+		snprintf(cache[i].name, sizeof cache[i].name, "uid:%lu",
 		    (unsigned long)uid);
-	i = next++ % 8;
 	cache[i].uid = uid;
 	cache[i].when = now != 0 ? now : 1;
-	memcpy(cache[i].name, c->ident.name, sizeof cache[i].name);
+	conn_set_identity_name(c, cache[i].name);
 }
 
 static void
 conn_peer_describe(struct conn *c, const struct sockaddr *sa)
 {
+	const char *scheme = c->ssl != NULL ? "tls" : "tcp";
 	char host[INET6_ADDRSTRLEN];
 
 	if (c->is_unix) {
@@ -123,23 +129,24 @@ conn_peer_describe(struct conn *c, const struct sockaddr *sa)
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-		snprintf(c->peer, sizeof c->peer, "tcp:%s:%u", host,
+		snprintf(c->peer, sizeof c->peer, "%s:%s:%u", scheme, host,
 		    ntohs(in->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 =
 		    (const struct sockaddr_in6 *)sa;
 
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-		snprintf(c->peer, sizeof c->peer, "tcp:[%s]:%u", host,
+		snprintf(c->peer, sizeof c->peer, "%s:[%s]:%u", scheme, host,
 		    ntohs(in6->sin6_port));
 	} else
-		snprintf(c->peer, sizeof c->peer, "tcp:unknown");
+		snprintf(c->peer, sizeof c->peer, "%s:unknown", scheme);
 }
 
-void
-conn_accept(int fd, const struct sockaddr *sa, int socklen, bool is_unix)
+static void
+conn_new(int fd, const struct sockaddr *sa, bool is_unix, bool tls)
 {
 	struct conn *c = xcalloc(1, sizeof *c);
+	uint32_t first_ms = cl.cfg->lease_default_ms;
 
 	c->fd = fd;
 	c->is_unix = is_unix;
@@ -152,6 +159,19 @@ conn_accept(int fd, const struct sockaddr *sa, int socklen, bool is_unix)
 	}
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
+	if (tls) {
+		if (tls_conn_start(c) != 0) {
+			log_warnx("%s: no TLS for a new connection; closing it",
+			    __func__);
+			close(fd);
+			free(c->ident.name);
+			free(c);
+			return;
+		}
+		/* Until it ends, the handshake's deadline stands for hello's. */
+		c->handshaking = true;
+		first_ms = cl.cfg->tls_handshake_timeout_ms;
+	}
 	conn_peer_describe(c, sa);
 	if ((c->out = evbuffer_new()) == NULL)
 		fatalx("%s: evbuffer_new failed", __func__);
@@ -160,11 +180,24 @@ conn_accept(int fd, const struct sockaddr *sa, int socklen, bool is_unix)
 	event_assign(&c->ev_write, cl.base, fd, EV_WRITE, conn_write_cb, c);
 	evtimer_assign(&c->hello_timer, cl.base, conn_hello_timeout_cb, c);
 	event_add(&c->ev_read, NULL);
-	event_add(&c->hello_timer, timer_tv(cl.cfg->lease_default_ms));
+	event_add(&c->hello_timer, timer_tv(first_ms));
 	TAILQ_INSERT_TAIL(&cl.conns, c, link);
 	cl.nconns++;
 	cl.stats->connections++;
 	log_debug("connection from %s", c->peer);
+}
+
+void
+conn_accept(int fd, const struct sockaddr *sa, int socklen, bool is_unix)
+{
+	conn_new(fd, sa, is_unix, false);
+}
+
+/* A connection on a tls: listener: a handshake comes first. */
+void
+conn_accept_tls(int fd, const struct sockaddr *sa, int socklen)
+{
+	conn_new(fd, sa, false, true);
 }
 
 static void
@@ -172,8 +205,60 @@ conn_hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (!c->closing)
+	if (c->closing)
+		return;
+	if (c->handshaking) {
+		log_info("TLS handshake with %s failed: not finished within "
+		    "%u ms", c->peer, cl.cfg->tls_handshake_timeout_ms);
+		conn_close(c, "TLS handshake timeout");
+	} else
 		conn_close(c, "no hello in time");
+}
+
+/* Drive a TLS handshake as its socket allows; frames follow it. */
+static void
+conn_handshake(struct conn *c)
+{
+	char why[300];
+	bool want_write;
+	int rc = tls_conn_handshake(c, &want_write, why, sizeof why);
+
+	if (rc < 0) {
+		log_info("TLS handshake with %s failed: %s", c->peer, why);
+		conn_close(c, "TLS handshake failed");
+		return;
+	}
+	if (rc == 0) {
+		if (want_write)
+			event_add(&c->ev_write, NULL);
+		return;
+	}
+	c->handshaking = false;
+	if (c->ident.kind == ID_TLS)
+		log_debug("TLS connection %s is \"%s\"", c->peer,
+		    c->ident.name);
+	/* Now hello has its usual time, from the end of the handshake. */
+	event_add(&c->hello_timer, timer_tv(cl.cfg->lease_default_ms));
+	/* Frames may have come with the handshake's last flight. */
+	event_active(&c->ev_read, EV_READ, 0);
+}
+
+/* read(), or its TLS equivalent; -1 with errno, and why for EPROTO. */
+static ssize_t
+conn_io_read(struct conn *c, void *buf, size_t len, char *why, size_t wlen)
+{
+	if (c->ssl != NULL)
+		return tls_conn_read(c, buf, len, why, wlen);
+	return read(c->fd, buf, len);
+}
+
+/* evbuffer_write(), or its TLS equivalent. */
+static int
+conn_io_write(struct conn *c)
+{
+	if (c->ssl != NULL)
+		return tls_conn_write(c, c->out);
+	return evbuffer_write(c->out, c->fd);
 }
 
 /*
@@ -243,6 +328,7 @@ conn_close(struct conn *c, const char *why)
 	event_del(&c->ev_read);
 	event_del(&c->ev_write);
 	event_del(&c->hello_timer);
+	tls_conn_end(c, !c->handshaking);
 	close(c->fd);
 	c->fd = -1;
 	cl.h->closed(c);
@@ -253,12 +339,21 @@ conn_close(struct conn *c, const char *why)
 	event_active(cl.flush_ev, EV_TIMEOUT, 0);
 }
 
+void
+conn_set_identity_name(struct conn *c, const char *name)
+{
+	free(c->ident.name);
+	c->ident.name = xstrdup(name);
+}
+
 static void
 conn_free(struct conn *c)
 {
 	TAILQ_REMOVE(&cl.conns, c, link);
 	cl.nconns--;
 	evbuffer_free(c->out);
+	tls_conn_free(c);
+	free(c->ident.name);
 	free(c->in);
 	free(c);
 	memory_released();
@@ -271,7 +366,7 @@ conn_flush(struct conn *c)
 	size_t before = evbuffer_get_length(c->out), left;
 
 	if (before != 0) {
-		int n = evbuffer_write(c->out, c->fd);
+		int n = conn_io_write(c);
 
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			conn_close(c, strerror(errno));
@@ -325,7 +420,11 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (!c->dead)
+	if (c->dead)
+		return;
+	if (c->handshaking)
+		conn_handshake(c);
+	else
 		conn_flush(c);
 }
 
@@ -358,7 +457,7 @@ conn_queued(struct conn *c)
 	    evbuffer_get_length(c->out) <= cl.cfg->max_output)
 		return;
 	if (!c->closing) {
-		int n = evbuffer_write(c->out, c->fd);
+		int n = conn_io_write(c);
 
 		if (n > 0)
 			cl.stats->bytes_out += (uint64_t)n;
@@ -437,12 +536,16 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	size_t len, used;
 	bool more;
 
+	if (c->handshaking) {
+		conn_handshake(c);
+		return;
+	}
 	if (c->backlog && c->in_len != 0) {
 		/* Frames left from the last wake-up: serve them first. */
 		buf = c->in;
 		len = c->in_len;
 	} else {
-		char *dst;
+		char *dst, why[256];
 		size_t room;
 		ssize_t n;
 
@@ -459,13 +562,16 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			dst = c->in + c->in_len;
 			room = c->in_cap - c->in_len;
 		}
-		n = read(fd, dst, room);
+		n = conn_io_read(c, dst, room, why, sizeof why);
 		if (n == 0) {
 			conn_close(c, "end of file");
 			return;
 		}
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EPROTO && c->ssl != NULL) {
+				log_info("closing %s: %s", c->peer, why);
+				conn_close(c, why);
+			} else if (errno != EAGAIN && errno != EINTR)
 				conn_close(c, strerror(errno));
 			return;
 		}
@@ -484,7 +590,12 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	conn_keep_input(c, buf + used, len - used);
 	c->backlog = more;
-	if (more)
+	/*
+	 * Bytes a TLS record brought beyond what was read wait in the SSL,
+	 * where poll cannot see them: read again as if the socket said so.
+	 */
+	if (more || (!c->paused && !c->closing && !c->overflowed &&
+	    tls_conn_pending(c)))
 		event_active(&c->ev_read, EV_READ, 0);
 }
 
@@ -513,7 +624,8 @@ conn_resume(struct conn *c)
 	if (c->in_len != 0) {
 		c->backlog = true;
 		event_active(&c->ev_read, EV_READ, 0);
-	}
+	} else if (tls_conn_pending(c))
+		event_active(&c->ev_read, EV_READ, 0);
 }
 
 /* Shutdown: every connection stops reading and closes once written. */

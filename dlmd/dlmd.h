@@ -13,6 +13,8 @@
  *		durations, heap trimming, settings, the daemon's state object
  *   conn.c	sockets, framing, output buffers and their limit; hands
  *		whole frames to its handlers and knows nothing of sessions
+ *   tls.c	TLS for conn.c: the certificate and key, the handshake, the
+ *		reads and writes of a tls: connection, its identity
  *   reply.c	every message the server sends: results, errors, grants,
  *		lost and contended notices
  *   auth.c	who may do what: admin uids, tokens, the TCP token rule
@@ -102,6 +104,11 @@ struct dlmd_config {
 	char		 *cluster_name;		/* NULL: "dlm" */
 	char		 *advertise;
 	uint32_t	  cluster_ttl_ms;
+	/* TLS on tls: listeners (tls.c). */
+	char		 *tls_cert;		/* PEM chain */
+	char		 *tls_key;
+	char		 *tls_ca;		/* set: client certs required */
+	uint32_t	  tls_handshake_timeout_ms;
 };
 
 struct stats {
@@ -138,8 +145,15 @@ struct identity {
 	enum { ID_NONE, ID_UNIX, ID_TLS, ID_TOKEN } kind;
 	uid_t	uid;
 	gid_t	gid;
-	char	name[256];
+	/*
+	 * Owned by the connection (conn_set_identity_name()), NULL while
+	 * ID_NONE: on the heap, as most connections are made by a handful of
+	 * identities and ten thousand of them must stay small.
+	 */
+	char	*name;
 };
+/* The longest identity name, with its NUL. */
+#define IDENT_NAME_MAX	256
 
 struct acl;
 struct dlm_named_token;
@@ -200,6 +214,9 @@ struct session {
 
 RB_HEAD(session_tree, session);
 
+struct ssl_st;
+struct x509_st;
+
 struct conn {
 	TAILQ_ENTRY(conn)	 link;
 	TAILQ_ENTRY(conn)	 flush_link;
@@ -227,6 +244,8 @@ struct conn {
 	pid_t			 pid;
 	char			 peer[80];
 	struct identity		 ident;
+	struct ssl_st		*ssl;		/* a tls: connection's */
+	bool			 handshaking;	/* no frame before it ends */
 };
 
 enum cluster_role {
@@ -327,6 +346,8 @@ void	memory_released(void);
 void	memory_free(void);
 
 /* conn.c */
+/* Name the connection's identity (a copy; the old name is freed). */
+void	conn_set_identity_name(struct conn *, const char *name);
 struct conn_handlers {
 	/* A whole frame arrived. */
 	void	(*frame)(struct conn *, const char *buf, size_t len);
@@ -341,6 +362,8 @@ void		 conn_init(struct event_base *, const struct dlmd_config *,
 		    struct stats *, const struct conn_handlers *);
 void		 conn_accept(int fd, const struct sockaddr *, int socklen,
 		    bool is_unix);
+void		 conn_accept_tls(int fd, const struct sockaddr *,
+		    int socklen);
 void		 conn_greeted(struct conn *);
 void		 conn_hello_wait(struct conn *, uint32_t ms);
 struct evbuffer	*conn_output(struct conn *);
@@ -353,6 +376,23 @@ void		 conn_close_all_after_flush(void);
 void		 conn_kick(void);
 uint32_t	 conn_count(void);
 void		 conn_free_all(void);
+
+/* tls.c */
+int		 tls_check(const struct dlmd_config *, char *err,
+		    size_t errlen);
+int		 tls_setup(const struct dlmd_config *);
+void		 tls_reload(const struct dlmd_config *);
+void		 tls_free(void);
+int		 tls_conn_start(struct conn *);
+int		 tls_conn_handshake(struct conn *, bool *want_write, char *why,
+		    size_t len);
+ssize_t		 tls_conn_read(struct conn *, void *, size_t, char *why,
+		    size_t wlen);
+bool		 tls_conn_pending(struct conn *);
+int		 tls_conn_write(struct conn *, struct evbuffer *);
+void		 tls_conn_end(struct conn *, bool handshaken);
+void		 tls_conn_free(struct conn *);
+void		 conn_tls_identity(struct conn *, struct x509_st *);
 
 /* reply.c */
 void	reply_result(struct conn *, uint32_t msgid, const msgpack_sbuffer *);

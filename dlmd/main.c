@@ -137,6 +137,7 @@ reload(void)
 	config_free(&next);
 
 	server_limits_changed();
+	tls_reload(&cfg);
 	log_init(cfg.log_level, cfg.syslog || cfg.daemon);
 	log_reopen();
 	log_info("reloaded %s (lease %u..%u ms, default %u; log level %s)",

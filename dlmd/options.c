@@ -52,6 +52,11 @@ enum {
 	/* Identities and access rules (issue 16). */
 	OPT_TOKENS_FILE,
 	OPT_ACL_FILE,
+	/* TLS (tls.c) */
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_TLS_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -87,6 +92,11 @@ static const struct option long_options[] = {
 	{ "advertise", required_argument, NULL, OPT_ADVERTISE },
 	{ "tokens-file", required_argument, NULL, OPT_TOKENS_FILE },
 	{ "acl-file", required_argument, NULL, OPT_ACL_FILE },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-handshake-timeout", required_argument, NULL,
+	    OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -105,7 +115,8 @@ usage(int status)
 "  -c, --config FILE        settings file (default " DLMD_CONFIG_FILE ")\n"
 "  -d, --daemon             detach, log to syslog, write a pidfile\n"
 "  -f, --foreground         stay in the foreground (the default)\n"
-"  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT; repeatable\n"
+"  -l, --listen ADDRESS     unix:PATH, tcp:HOST:PORT or tls:HOST:PORT;\n"
+"                           repeatable\n"
 "                           (default: the default Unix socket)\n"
 "  -v, --verbose            log debug messages\n"
 "      --log-level LEVEL    error, warning, info (default) or debug\n"
@@ -139,6 +150,10 @@ usage(int status)
 "      --cluster-name NAME  the cluster's etcd key prefix (dlm)\n"
 "      --cluster-ttl MS     the etcd lease behind the active's role (6000)\n"
 "      --advertise ADDRESS  how clients reach this dlmd (cluster mode)\n"
+"      --tls-cert FILE      certificate chain (PEM) for tls: listeners\n"
+"      --tls-key FILE       its private key (PEM)\n"
+"      --tls-ca FILE        require client certificates signed by these CAs\n"
+"      --tls-handshake-timeout MS  time for a TLS handshake (10000)\n"
 "      --check-config       check the settings file and options, then exit\n"
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
@@ -372,6 +387,21 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		free(cfg->acl_file);
 		cfg->acl_file = xstrdup(value);
 		return 0;
+	case OPT_TLS_CERT:
+		free(cfg->tls_cert);
+		cfg->tls_cert = xstrdup(value);
+		return 0;
+	case OPT_TLS_KEY:
+		free(cfg->tls_key);
+		cfg->tls_key = xstrdup(value);
+		return 0;
+	case OPT_TLS_CA:
+		free(cfg->tls_ca);
+		cfg->tls_ca = xstrdup(value);
+		return 0;
+	case OPT_TLS_HANDSHAKE_TIMEOUT:
+		u32 = &cfg->tls_handshake_timeout_ms, min = 100, max = 600000;
+		break;
 	default:
 		return fail(err, errlen, "unknown option");
 	}
@@ -407,6 +437,7 @@ config_defaults(struct dlmd_config *cfg)
 	cfg->max_lock_delay_ms = 60000;
 	cfg->socket_mode = 0666;
 	cfg->cluster_ttl_ms = 6000;
+	cfg->tls_handshake_timeout_ms = 10000;
 }
 
 void
@@ -430,6 +461,9 @@ config_free(struct dlmd_config *cfg)
 	dlm_named_tokens_free(cfg->tokens, cfg->ntokens);
 	free(cfg->acl_file);
 	acl_free(cfg->acl);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_ca);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -507,7 +541,8 @@ static int
 config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 {
 	struct addr a;
-	char why[600];
+	char why[600], tlswhy[600];
+	bool tls_listener = false;
 
 	for (int i = 0; i < cfg->nlisten; i++) {
 		if (strcmp(cfg->listen[i], "default") == 0)
@@ -515,7 +550,14 @@ config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 		if (addr_parse(cfg->listen[i], ADDR_LISTENER, &a, why,
 		    sizeof why) != 0)
 			return fail(err, errlen, "listen: %s", why);
+		tls_listener |= a.type == ADDR_TLS;
 	}
+	/* TLS: the files must load now, not at the first handshake. */
+	if (tls_listener && (cfg->tls_cert == NULL || cfg->tls_key == NULL))
+		return fail(err, errlen, "listen: a tls: listener needs "
+		    "tls-cert and tls-key");
+	if (tls_check(cfg, tlswhy, sizeof tlswhy) != 0)
+		return fail(err, errlen, "%s", tlswhy);
 	if (cfg->metrics_listen != NULL &&
 	    addr_parse_hostport(cfg->metrics_listen, ADDR_LISTENER, &a, why,
 	    sizeof why) != 0)

@@ -1,5 +1,5 @@
 /*
- * The server: listeners on Unix and TCP sockets, start and shutdown. It
+ * The server: listeners on Unix, TCP and TLS sockets, start and shutdown. It
  * wires the connection layer to the protocol: whole frames go to
  * dispatch.c, a closed connection to its session.
  */
@@ -32,6 +32,7 @@ struct listener {
 	char			*unix_path;	/* unlinked at exit */
 	char			*name;
 	bool			 is_unix;
+	bool			 tls;
 };
 
 /* Everything written: free what ended, and leave once all is said. */
@@ -151,11 +152,15 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 
-	conn_accept(fd, sa, socklen, l->is_unix);
+	if (l->tls)
+		conn_accept_tls(fd, sa, socklen);
+	else
+		conn_accept(fd, sa, socklen, l->is_unix);
 }
 
 static struct listener *
-listener_add(int fd, const char *name, bool is_unix, const char *path)
+listener_add(int fd, const char *name, bool is_unix, bool tls,
+    const char *path)
 {
 	struct listener *l = xcalloc(1, sizeof *l);
 
@@ -167,6 +172,7 @@ listener_add(int fd, const char *name, bool is_unix, const char *path)
 	l->resume = evtimer_new(srv->base, listener_resume_cb, l);
 	l->name = xstrdup(name);
 	l->is_unix = is_unix;
+	l->tls = tls;
 	l->unix_path = path != NULL ? xstrdup(path) : NULL;
 	TAILQ_INSERT_TAIL(&srv->listeners, l, link);
 	log_info("listening on %s", name);
@@ -252,7 +258,7 @@ listen_unix(const char *path)
 		return -1;
 	}
 	snprintf(name, sizeof name, "unix:%s", path);
-	listener_add(fd, name, true, path);
+	listener_add(fd, name, true, false, path);
 	return 0;
 }
 
@@ -309,7 +315,7 @@ listen_tcp(const struct addr *a)
 			continue;
 		}
 		tcp_listener_name(fd, a, name, sizeof name);
-		listener_add(fd, name, false, NULL);
+		listener_add(fd, name, false, a->type == ADDR_TLS, NULL);
 		bound++;
 	}
 	freeaddrinfo(res);
@@ -317,8 +323,8 @@ listen_tcp(const struct addr *a)
 }
 
 /*
- * unix:PATH, a bare absolute PATH, tcp:HOST:PORT, tcp:[V6]:PORT, or
- * "default". The settings were checked with the same parser when they
+ * unix:PATH, a bare absolute PATH, tcp:HOST:PORT, tcp:[V6]:PORT,
+ * tls:HOST:PORT, tls:[V6]:PORT, or "default". The settings were checked with the same parser when they
  * were read (options.c), so a bad address fails there, with exit 2.
  */
 int
@@ -342,6 +348,8 @@ server_listen(const char *spec)
 	}
 	if (a.type == ADDR_UNIX)
 		return listen_unix(a.path);
+	if (a.type == ADDR_TLS && tls_setup(srv->cfg) != 0)
+		return -1;
 	return listen_tcp(&a);
 }
 
@@ -405,6 +413,7 @@ server_free(void)
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);
 	memory_free();
+	tls_free();
 	msgpack_zone_destroy(&srv->zone);
 	msgpack_sbuffer_destroy(&srv->result);
 	free(srv);

@@ -319,6 +319,36 @@ xstrdup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/* An option, else its environment variable; NULL or "" is none. */
+static const char *
+option_or_env(const char *opt, const char *var)
+{
+	const char *v = opt != NULL ? opt : getenv(var);
+
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/*
+ * When a server is tls:, the TLS context (CA, client certificate) is made
+ * now, so that a file that will not load fails dlm_connect() at once.
+ */
+static int
+tls_setup(struct dlm_client *c, const struct addr *addrs, int naddrs,
+    const struct dlm_options *opts)
+{
+	bool any = false;
+
+	for (int i = 0; i < naddrs; i++)
+		any |= addrs[i].type == ADDR_TLS;
+	if (!any)
+		return 0;
+	return tls_client_ctx(&c->eng,
+	    option_or_env(opts->tls_ca, "DLM_TLS_CA"),
+	    option_or_env(opts->tls_cert, "DLM_TLS_CERT"),
+	    option_or_env(opts->tls_key, "DLM_TLS_KEY"),
+	    c->eng.errmsg, sizeof c->eng.errmsg);
+}
+
 /* Make a client and start its engine dialing. */
 struct dlm_client *
 dlm__client_new(const char *server, const struct dlm_options *opts,
@@ -389,6 +419,13 @@ dlm__client_new(const char *server, const struct dlm_options *opts,
 	    (opts->label != NULL && c->label == NULL) ||
 	    (opts->auth != NULL && c->auth == NULL))
 		goto fail;
+	if ((rc = tls_setup(c, addrs, naddrs, opts)) != 0) {
+		dlm__errmsg_set(0, rc, c->eng.errmsg);
+		dlm__client_free(c);
+		*err = rc;
+		return NULL;
+	}
+	rc = DLM_E_NOMEM;
 	if (!loop && (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
 	    (c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0))
 		goto fail;

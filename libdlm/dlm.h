@@ -190,13 +190,24 @@ struct dlm_options {
 	 */
 	dlm_contended_cb on_contended;
 	void		*on_contended_arg;
+	/*
+	 * For a tls: server (files in PEM; NULL: $DLM_TLS_CA, $DLM_TLS_CERT,
+	 * $DLM_TLS_KEY, else none). The server's certificate must be signed
+	 * by tls_ca (none: the system's CAs) and name the host dialled.
+	 * tls_cert (a chain) and tls_key: the client's certificate, for a
+	 * server that asks for one; no key: the key is in tls_cert's file.
+	 */
+	const char	*tls_ca;
+	const char	*tls_cert;
+	const char	*tls_key;
 };
 
 /* Fill opts with the defaults, and opts->size with its size. */
 DLM_API void	dlm_options_init(struct dlm_options *opts);
 
 /*
- * Connect and open a session. server is "unix:/path", "tcp:host:port", or
+ * Connect and open a session. server is "unix:/path", "tcp:host:port",
+ * "tls:host:port", or
  * NULL for $DLM_SERVER, else the default socket. opts may be NULL. On
  * failure returns NULL and sets *err when err is not NULL. Options of a
  * newer layout than this library's fail with DLM_E_INVALID when a field

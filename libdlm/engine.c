@@ -67,19 +67,15 @@ static void	why(struct engine *, const char *, ...)
 static void
 why(struct engine *e, const char *fmt, ...)
 {
-	const struct addr *a = &e->addr;
 	va_list ap;
-	int n;
+	size_t n;
 
-	if (a->type == ADDR_UNIX)
-		n = snprintf(e->errmsg, sizeof e->errmsg, "unix:%s: ", a->path);
-	else
-		n = snprintf(e->errmsg, sizeof e->errmsg, a->v6 ?
-		    "tcp:[%s]:%s: " : "tcp:%s:%s: ", a->host, a->port);
-	if (n < 0 || (size_t)n >= sizeof e->errmsg)
-		n = 0;
+	addr_format(&e->addr, e->errmsg, sizeof e->errmsg - 2);
+	n = strlen(e->errmsg);
+	e->errmsg[n++] = ':';
+	e->errmsg[n++] = ' ';
 	va_start(ap, fmt);
-	vsnprintf(e->errmsg + n, sizeof e->errmsg - (size_t)n, fmt, ap);
+	vsnprintf(e->errmsg + n, sizeof e->errmsg - n, fmt, ap);
 	va_end(ap);
 }
 
@@ -104,6 +100,7 @@ drop_socket(struct engine *e)
 {
 	atomic_store(&e->fork_fd, -1);
 	dial_abort(&e->dial);
+	tls_client_drop(e);
 	if (e->fd >= 0)
 		close(e->fd);
 	e->fd = -1;
@@ -899,8 +896,15 @@ read_input(struct engine *e, uint64_t now)
 	size_t len;
 	int got;
 
-	if (rbuf_read(&e->in, e->fd) < 0) {
-		if (e->state == ENGINE_HELLO) {
+	char tlswhy[200] = "";
+
+	if ((e->ssl != NULL ? tls_client_read(e, &e->in, tlswhy,
+	    sizeof tlswhy) : rbuf_read(&e->in, e->fd)) < 0) {
+		if (e->state == ENGINE_HELLO && tlswhy[0] != '\0') {
+			/* A server refusing our certificate says so now. */
+			why(e, "the server ended TLS: %s", tlswhy);
+			attempt_failed(e, now, DLM_E_CONNECT);
+		} else if (e->state == ENGINE_HELLO) {
 			why(e, "the server closed the connection before "
 			    "answering hello");
 			attempt_failed(e, now, DLM_E_CONNECT);
@@ -977,7 +981,7 @@ engine_fd(const struct engine *e)
 {
 	switch (e->state) {
 	case ENGINE_CONNECTING:
-		return e->dial.fd;
+		return e->tls_handshaking ? e->fd : e->dial.fd;
 	case ENGINE_HELLO:
 	case ENGINE_READY:
 		return e->fd;
@@ -997,6 +1001,8 @@ engine_events(const struct engine *e)
 {
 	switch (e->state) {
 	case ENGINE_CONNECTING:
+		if (e->tls_handshaking)
+			return e->tls_want_write ? ENGINE_WRITE : ENGINE_READ;
 		return ENGINE_WRITE;
 	case ENGINE_HELLO:
 	case ENGINE_READY:
@@ -1059,6 +1065,42 @@ engine_deadline(const struct engine *e)
 	}
 }
 
+/* One step of a TLS handshake; hello follows it. */
+static void
+tls_step(struct engine *e, uint64_t now)
+{
+	char err[200];
+	int rc = tls_client_step(e, err, sizeof err);
+
+	if (rc == 1)
+		say_hello(e, e->fd, now);
+	else if (rc < 0) {
+		why(e, "%s", err);
+		attempt_failed(e, now, DLM_E_CONNECT);
+	} else if (now >= e->step_at) {
+		why(e, "TLS handshake not done within %d ms",
+		    e->connect_timeout_ms);
+		attempt_failed(e, now, DLM_E_CONNECT);
+	}
+}
+
+/* Connected to a tls: server: the handshake comes before hello. */
+static void
+tls_begin(struct engine *e, int fd, uint64_t now)
+{
+	char err[200];
+
+	atomic_store(&e->fork_fd, fd);
+	if (tls_client_start(e, fd, err, sizeof err) != 0) {
+		close(fd);
+		atomic_store(&e->fork_fd, -1);
+		why(e, "%s", err);
+		attempt_failed(e, now, DLM_E_CONNECT);
+		return;
+	}
+	tls_step(e, now);
+}
+
 void
 engine_process(struct engine *e, int events, uint64_t now)
 {
@@ -1071,12 +1113,18 @@ engine_process(struct engine *e, int events, uint64_t now)
 	expire_held_back(e, now);
 	switch (e->state) {
 	case ENGINE_CONNECTING:
+		if (e->tls_handshaking) {
+			tls_step(e, now);
+			return;
+		}
 		if (events != 0) {
 			int fd, rc;
 
 			atomic_store(&e->fork_fd, -1);
 			rc = dial_done(&e->dial, &fd);
-			if (rc == 1)
+			if (rc == 1 && e->addr.type == ADDR_TLS)
+				tls_begin(e, fd, now);
+			else if (rc == 1)
 				say_hello(e, fd, now);
 			else if (rc == 0)
 				atomic_store(&e->fork_fd, e->dial.fd);
@@ -1101,7 +1149,15 @@ engine_process(struct engine *e, int events, uint64_t now)
 		break;
 	}
 	if (e->broken) {
-		if (e->state == ENGINE_HELLO) {
+		char tlswhy[200] = "";
+
+		/* A server refusing our certificate sent why before closing. */
+		if (e->state == ENGINE_HELLO && e->ssl != NULL)
+			(void)tls_client_read(e, &e->in, tlswhy, sizeof tlswhy);
+		if (e->state == ENGINE_HELLO && tlswhy[0] != '\0') {
+			why(e, "the server ended TLS: %s", tlswhy);
+			attempt_failed(e, now, DLM_E_CONNECT);
+		} else if (e->state == ENGINE_HELLO) {
 			why(e, "the connection failed during hello");
 			attempt_failed(e, now, DLM_E_CONNECT);
 		} else
@@ -1203,7 +1259,9 @@ engine_flush(struct engine *e, uint64_t now)
 	    (e->state != ENGINE_READY && e->state != ENGINE_HELLO))
 		return;
 	while (e->out_off < e->out.size) {
-		ssize_t n = send(e->fd, e->out.data + e->out_off,
+		ssize_t n = e->ssl != NULL ? tls_client_write(e,
+		    e->out.data + e->out_off, e->out.size - e->out_off) :
+		    send(e->fd, e->out.data + e->out_off,
 		    e->out.size - e->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno == EINTR)
@@ -1308,6 +1366,7 @@ engine_free(struct engine *e)
 	struct dlm_req *req, *tmp;
 
 	drop_socket(e);
+	tls_client_free(e);
 	forget_uncertain(e);
 	/* cppcheck-suppress uninitvar ; HASH_ITER sets tmp */
 	HASH_ITER(hh, e->pending, req, tmp) {

@@ -237,6 +237,12 @@ struct engine {
 	uint64_t	 step_at;	/* connect/hello timeout or back-off end */
 	uint64_t	 linger_until;	/* 0 unless reconnecting */
 	int		 backoff_ms;
+
+	/* TLS, for tls: servers (tls.c): made at dlm_connect when needed. */
+	struct ssl_ctx_st *tls_ctx;
+	struct ssl_st	*ssl;		/* on fd, while connected over TLS */
+	bool		 tls_handshaking;	/* in ENGINE_CONNECTING, on fd */
+	bool		 tls_want_write;
 };
 
 /* An engine that is not connected (ENGINE_CLOSED), reporting to ops. */
@@ -291,5 +297,21 @@ void		 engine_bye(struct engine *);
 void		 engine_close(struct engine *);
 /* Free what is left (after engine_close). */
 void		 engine_free(struct engine *);
+
+/* tls.c: the engine's TLS, used by engine.c only. */
+struct ssl_ctx_st;
+struct ssl_st;
+/* The context for tls: servers; 0 or DLM_E_CONNECT, with why in err. */
+int		 tls_client_ctx(struct engine *, const char *ca,
+		    const char *cert, const char *key, char *err,
+		    size_t errlen);
+int		 tls_client_start(struct engine *, int fd, char *err,
+		    size_t errlen);
+int		 tls_client_step(struct engine *, char *err, size_t errlen);
+int		 tls_client_read(struct engine *, struct rbuf *, char *err,
+		    size_t errlen);
+ssize_t		 tls_client_write(struct engine *, const void *, size_t);
+void		 tls_client_drop(struct engine *);
+void		 tls_client_free(struct engine *);
 
 #endif

@@ -94,6 +94,12 @@ void	 rbuf_free(struct rbuf *);
  */
 ssize_t	 rbuf_read(struct rbuf *, int fd);
 /*
+ * For a reader of its own (TLS): room for at least a read's worth at
+ * *dst (0, or -1 when memory ran out), then rbuf_commit() what was put.
+ */
+int	 rbuf_room(struct rbuf *, char **dst, size_t *room);
+void	 rbuf_commit(struct rbuf *, size_t n);
+/*
  * Decode the whole frame at the start of the buffer (valid until it is
  * consumed): 1 with *len set, 0 when incomplete, -1 when the server sent
  * something that is not a frame of ours.

@@ -413,13 +413,8 @@ START_TEST(ten_thousand_connections)
 	first = rss_settled();
 	printf("load: dlmd RSS %ld KiB at start, %ld KiB after 10000 "
 	    "connections\n", baseline, first);
-	/*
-	 * Under 1.25 KiB a connection: each carries its identity (a name of
-	 * up to 255 bytes, inline by the identity contract of issue 16), and
-	 * what glibc keeps is about one connection's worth of heap each.
-	 */
 	if (!dlmd_is_sanitized(d.pid))
-		ck_assert_msg(first - baseline < CONNECTIONS * 5 / 4,
+		ck_assert_msg(first - baseline < CONNECTIONS,
 		    "dlmd kept %ld KiB after %d connections", first - baseline,
 		    CONNECTIONS);
 	hold_and_drop(&p);

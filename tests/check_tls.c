@@ -1,0 +1,446 @@
+/*
+ * TLS: dlmd's tls: listeners, libdlm's and dlmctl's tls: servers. The
+ * certificates are made here, with the openssl command, in a temporary
+ * directory: a CA, a second CA nobody trusts, server certificates for
+ * 127.0.0.1 and localhost, and client certificates good, expired,
+ * self-signed and signed by the wrong CA.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "dlm.h"
+#include "testutil.h"
+
+static char certdir[256];
+
+static void
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run a shell command in certdir; fail the test when it fails. */
+static void
+sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	int n;
+	va_list ap;
+
+	n = snprintf(cmd, sizeof cmd, "cd %s && (", certdir);
+	va_start(ap, fmt);
+	n += vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+	va_end(ap);
+	snprintf(cmd + n, sizeof cmd - (size_t)n, ") >/dev/null 2>&1");
+	ck_assert_msg(system(cmd) == 0, "failed: %s", cmd);
+}
+
+static const char *
+cpath(const char *name)
+{
+	static char buf[4][400];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof buf[i], "%s/%s", certdir, name);
+	return buf[i];
+}
+
+#define KEYGEN	"-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+
+/* A key and a certificate NAME signed by CA, for CN, valid DAYS. */
+static void
+make_cert(const char *name, const char *ca, const char *cn, int days,
+    const char *san)
+{
+	sh("openssl req " KEYGEN " -keyout %s.key -out %s.csr -subj /CN=%s && "
+	    "printf '%s\\n' > %s.ext && "
+	    "openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key "
+	    "-CAcreateserial -out %s.pem -days %d -extfile %s.ext",
+	    name, name, cn, san, name, name, ca, ca, name, days, name);
+}
+
+static void
+setup_certs(void)
+{
+	snprintf(certdir, sizeof certdir, "/tmp/dlm-tls-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(certdir));
+	sh("openssl req -x509 " KEYGEN " -keyout ca.key -out ca.pem -days 2 "
+	    "-subj /CN=dlm-test-ca");
+	sh("openssl req -x509 " KEYGEN " -keyout ca2.key -out ca2.pem "
+	    "-days 2 -subj /CN=dlm-other-ca");
+	make_cert("srv", "ca", "localhost", 2,
+	    "subjectAltName=DNS:localhost,IP:127.0.0.1");
+	make_cert("srv2", "ca2", "localhost", 2,
+	    "subjectAltName=DNS:localhost,IP:127.0.0.1");
+	make_cert("other", "ca", "elsewhere", 2,
+	    "subjectAltName=DNS:elsewhere.example");
+	make_cert("alice", "ca", "alice", 2, "keyUsage=digitalSignature");
+	make_cert("expired", "ca", "old", -1, "keyUsage=digitalSignature");
+	make_cert("wrongca", "ca2", "mallory", 2, "keyUsage=digitalSignature");
+	sh("openssl req -x509 " KEYGEN " -keyout self.key -out self.pem "
+	    "-days 2 -subj /CN=selfie");
+	sh("cp srv.pem live.pem && cp srv.key live.key");
+}
+
+static void
+teardown_certs(void)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", certdir);
+}
+
+static struct dlmd_proc d;
+static int port;
+static char addr[64];
+
+/* dlmd on tls:127.0.0.1:port with the live certificate; mutual with ca. */
+static void
+start(bool mutual)
+{
+	char listen[64], hs[16];
+
+	port = free_tcp_port();
+	snprintf(listen, sizeof listen, "tls:127.0.0.1:%d", port);
+	snprintf(addr, sizeof addr, "tls:127.0.0.1:%d", port);
+	snprintf(hs, sizeof hs, "%d", 700);
+	if (mutual)
+		dlmd_start(&d, "-l", listen, "--tls-cert", cpath("live.pem"),
+		    "--tls-key", cpath("live.key"), "--tls-ca", cpath("ca.pem"),
+		    "--tls-handshake-timeout", hs, (char *)NULL);
+	else
+		dlmd_start(&d, "-l", listen, "--tls-cert", cpath("live.pem"),
+		    "--tls-key", cpath("live.key"),
+		    "--tls-handshake-timeout", hs, (char *)NULL);
+	ck_assert(dlmd_log_has(&d, "listening on tls:127.0.0.1:"));
+}
+
+static struct dlm_client *
+tls_client(const char *server, const char *ca, const char *cert, int *err)
+{
+	struct dlm_options o;
+
+	dlm_options_init(&o);
+	o.connect_timeout_ms = 3000;
+	o.tls_ca = ca != NULL ? cpath(ca) : NULL;
+	if (cert != NULL) {
+		char key[64];
+
+		snprintf(key, sizeof key, "%.*s.key",
+		    (int)(strlen(cert) - 4), cert);
+		o.tls_cert = cpath(cert);
+		o.tls_key = cpath(key);
+	}
+	return dlm_connect(server != NULL ? server : addr, &o, err);
+}
+
+/* The client works: takes and gives back a lock. */
+static void
+assert_works(struct dlm_client *c, const char *lock)
+{
+	uint64_t token = 0;
+
+	ck_assert_int_eq(dlm_acquire(c, lock, 0, 2000, &token), DLM_OK);
+	ck_assert_uint_gt(token, 0);
+	ck_assert_int_eq(dlm_release(c, lock), DLM_OK);
+}
+
+START_TEST(test_acquire_release)
+{
+	struct dlm_client *c;
+	int err = -1;
+
+	start(false);
+	c = tls_client(NULL, "ca.pem", NULL, &err);
+	ck_assert_msg(c != NULL, "connect: %s", dlm_errmsg(NULL));
+	assert_works(c, "tls-lock");
+	dlm_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(test_mutual_ok_and_no_cert)
+{
+	struct dlm_client *c, *bad;
+	int err = -1;
+
+	start(true);
+	c = tls_client(NULL, "ca.pem", "alice.pem", &err);
+	ck_assert_msg(c != NULL, "connect: %s", dlm_errmsg(NULL));
+	assert_works(c, "m1");
+	ck_assert(dlmd_log_has(&d, "is \"alice\""));
+	bad = tls_client(NULL, "ca.pem", NULL, &err);
+	ck_assert_ptr_null(bad);
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "certificate required") != NULL,
+	    "%s", dlm_errmsg(NULL));
+	ck_assert(dlmd_log_has(&d, "peer did not return a certificate"));
+	assert_works(c, "m2");
+	dlm_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+/* A client certificate refused: the log names the reason. */
+static void
+refused_cert(const char *cert, const char *reason)
+{
+	struct dlm_client *c;
+	int err = -1;
+
+	c = tls_client(NULL, "ca.pem", cert, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+	ck_assert_msg(dlmd_log_has(&d, reason), "no '%s' in the log", reason);
+}
+
+START_TEST(test_bad_client_certs)
+{
+	struct dlm_client *good;
+	int err = -1;
+
+	start(true);
+	good = tls_client(NULL, "ca.pem", "alice.pem", &err);
+	ck_assert_ptr_nonnull(good);
+	refused_cert("expired.pem", "client certificate refused: certificate "
+	    "has expired");
+	refused_cert("self.pem", "client certificate refused: self-signed "
+	    "certificate");
+	refused_cert("wrongca.pem", "client certificate refused: unable to "
+	    "get local issuer certificate");
+	assert_works(good, "still");
+	dlm_close(good);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(test_server_name)
+{
+	struct dlm_client *c;
+	char other[64];
+	int err = -1;
+
+	/* dlmd presents a certificate for elsewhere.example only. */
+	sh("cp other.pem live.pem && cp other.key live.key");
+	start(false);
+	c = tls_client(NULL, "ca.pem", NULL, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err, DLM_E_CONNECT);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "does not name the address "
+	    "127.0.0.1") != NULL, "%s", dlm_errmsg(NULL));
+	snprintf(other, sizeof other, "tls:localhost:%d", port);
+	c = tls_client(other, "ca.pem", NULL, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "does not name localhost") !=
+	    NULL, "%s", dlm_errmsg(NULL));
+	/* A CA that did not sign it: unknown. */
+	c = tls_client(NULL, "ca2.pem", NULL, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(dlm_errmsg(NULL), "not trusted") != NULL, "%s",
+	    dlm_errmsg(NULL));
+	dlmd_stop_clean(&d);
+	sh("cp srv.pem live.pem && cp srv.key live.key");
+}
+END_TEST
+
+/* Bytes that are not a ClientHello; the server closes, the log says so. */
+static void
+hostile(const char *bytes, size_t len)
+{
+	int fd = loopback_connect(port);
+	char buf[256];
+	struct pollfd p = { fd, POLLIN, 0 };
+	bool closed = false;
+
+	ck_assert_int_ge(fd, 0);
+	if (len > 0)
+		ck_assert_int_eq(send(fd, bytes, len, MSG_NOSIGNAL),
+		    (ssize_t)len);
+	for (int i = 0; i < 30 && !closed; i++) {
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t n = recv(fd, buf, sizeof buf, 0);
+
+			closed = n <= 0 || buf[0] == 0x15;	/* an alert */
+		}
+	}
+	ck_assert_msg(closed, "the server kept the connection");
+	close(fd);
+}
+
+START_TEST(test_hostile_handshakes)
+{
+	static const char garbage[] = "\x16\x03\x01\x00\x10\xde\xad\xbe\xef"
+	    "0123456789ab";
+	struct dlm_client *good;
+	int err = -1;
+
+	start(false);
+	good = tls_client(NULL, "ca.pem", NULL, &err);
+	ck_assert_ptr_nonnull(good);
+	hostile("GET / HTTP/1.0\r\n\r\n", 18);
+	ck_assert(dlmd_log_has(&d, "failed: http request"));
+	/* dlm's own protocol in clear: a hello frame. */
+	hostile("\x94\x00\x00\xa5hello\x80", 10);
+	hostile(garbage, sizeof garbage - 1);
+	/* Connect and say nothing: the handshake's deadline closes it. */
+	hostile(NULL, 0);
+	ck_assert(dlmd_log_has(&d, "not finished within 700 ms"));
+	assert_works(good, "unaffected");
+	dlm_close(good);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(test_sighup_reload)
+{
+	struct dlm_client *old, *c;
+	int err = -1;
+
+	start(false);
+	old = tls_client(NULL, "ca.pem", NULL, &err);
+	ck_assert_ptr_nonnull(old);
+	/* New files signed by another CA: new clients see the new one. */
+	sh("cp srv2.pem live.pem && cp srv2.key live.key");
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "TLS certificate"));
+	c = tls_client(NULL, "ca2.pem", NULL, &err);
+	ck_assert_msg(c != NULL, "after reload: %s", dlm_errmsg(NULL));
+	assert_works(c, "new");
+	dlm_close(c);
+	c = tls_client(NULL, "ca.pem", NULL, &err);
+	ck_assert_ptr_null(c);
+	/* The connection from before the reload is kept. */
+	assert_works(old, "old");
+	/* A bad file: the running certificate stays. */
+	sh("echo garbage > live.pem");
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "keeping the running settings"));
+	c = tls_client(NULL, "ca2.pem", NULL, &err);
+	ck_assert_msg(c != NULL, "after a bad reload: %s", dlm_errmsg(NULL));
+	assert_works(c, "kept");
+	dlm_close(c);
+	assert_works(old, "old2");
+	dlm_close(old);
+	dlmd_stop_clean(&d);
+	sh("cp srv.pem live.pem && cp srv.key live.key");
+}
+END_TEST
+
+START_TEST(test_dlmctl)
+{
+	const char *dlmctl = getenv("DLMCTL");
+	char cmd[1200];
+	int rc;
+
+	ck_assert_ptr_nonnull(dlmctl);
+	start(true);
+	snprintf(cmd, sizeof cmd, "%s -s %s --tls-ca %s --tls-cert %s "
+	    "--tls-key %s status >/dev/null 2>&1", dlmctl, addr,
+	    cpath("ca.pem"), cpath("alice.pem"), cpath("alice.key"));
+	ck_assert_int_eq(system(cmd), 0);
+	/* The same from the environment. */
+	snprintf(cmd, sizeof cmd, "DLM_TLS_CA=%s DLM_TLS_CERT=%s "
+	    "DLM_TLS_KEY=%s %s -s %s locks >/dev/null 2>&1", cpath("ca.pem"),
+	    cpath("alice.pem"), cpath("alice.key"), dlmctl, addr);
+	ck_assert_int_eq(system(cmd), 0);
+	/* No certificate: unreachable (3), and one line says why. */
+	snprintf(cmd, sizeof cmd, "%s -s %s --tls-ca %s status 2>&1 | "
+	    "grep -q 'certificate required'", dlmctl, addr, cpath("ca.pem"));
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "%s -s %s --tls-ca %s status >/dev/null "
+	    "2>&1", dlmctl, addr, cpath("ca.pem"));
+	rc = system(cmd);
+	ck_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 3);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+static int granted;
+
+static void
+on_grant(struct dlm_client *c, int err, uint64_t token, void *arg)
+{
+	granted = err == DLM_OK ? 1 : -1;
+}
+
+/* Drive a loop-mode client with poll() until *flag or ms pass. */
+static void
+loop_until(struct dlm_client *c, const int *flag, int ms)
+{
+	uint64_t until = mono_ms() + (uint64_t)ms;
+
+	while (*flag == 0 && mono_ms() < until) {
+		int ev = dlm_loop_events(c), t = dlm_loop_timeout_ms(c);
+		struct pollfd p = { dlm_loop_fd(c), (short)(((ev &
+		    DLM_EV_READ) ? POLLIN : 0) | ((ev & DLM_EV_WRITE) ?
+		    POLLOUT : 0)), 0 };
+		int got = 0;
+
+		(void)poll(&p, p.fd >= 0 ? 1 : 0, t < 0 || t > 50 ? 50 : t);
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			got |= DLM_EV_READ;
+		if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+			got |= DLM_EV_WRITE;
+		ck_assert_int_eq(dlm_loop_process(c, got), 0);
+	}
+}
+
+START_TEST(test_loop_mode)
+{
+	struct dlm_options o;
+	struct dlm_client *c;
+	int err = -1;
+
+	start(true);
+	dlm_options_init(&o);
+	o.tls_ca = cpath("ca.pem");
+	o.tls_cert = cpath("alice.pem");
+	o.tls_key = cpath("alice.key");
+	c = dlm_connect_loop(addr, &o, &err);
+	ck_assert_ptr_nonnull(c);
+	granted = 0;
+	ck_assert_int_eq(dlm_acquire_async(c, "loop-lock", 0, 2000, on_grant,
+	    NULL), DLM_OK);
+	loop_until(c, &granted, 5000);
+	ck_assert_int_eq(granted, 1);
+	dlm_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+static Suite *
+tls_suite(void)
+{
+	Suite *s = suite_create("tls");
+	TCase *tc = tcase_create("tls");
+
+	tcase_add_unchecked_fixture(tc, setup_certs, teardown_certs);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_acquire_release);
+	tcase_add_test(tc, test_mutual_ok_and_no_cert);
+	tcase_add_test(tc, test_bad_client_certs);
+	tcase_add_test(tc, test_server_name);
+	tcase_add_test(tc, test_hostile_handshakes);
+	tcase_add_test(tc, test_sighup_reload);
+	tcase_add_test(tc, test_dlmctl);
+	tcase_add_test(tc, test_loop_mode);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return run_suite(tls_suite());
+}
