@@ -38,6 +38,7 @@ ask(const struct acl *acl, const struct identity *id)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static char alice[] = "alice", cert[] = "John Smith", token[] = "ci";
 	struct identity ids[4];
 	struct acl *acl;
 	char err[512];
@@ -64,11 +65,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ids[1].kind = ID_UNIX;
 	ids[1].uid = 1000;
 	ids[1].gid = 1000;
-	snprintf(ids[1].name, sizeof ids[1].name, "alice");
+	ids[1].name = alice;
 	ids[2].kind = ID_TLS;
-	snprintf(ids[2].name, sizeof ids[2].name, "John Smith");
+	ids[2].name = cert;
 	ids[3].kind = ID_TOKEN;
-	snprintf(ids[3].name, sizeof ids[3].name, "ci");
+	ids[3].name = token;
 	for (int i = 0; i < 4; i++)
 		ask(acl, &ids[i]);
 	acl_free(acl);
