@@ -92,7 +92,7 @@ extern "C" {
 	X(DLM_E_PROTOCOL, 106, "PROTOCOL",				\
 	    "the server sent a reply this library cannot read")		\
 	X(DLM_E_ADDRESS, 107, "ADDRESS",				\
-	    "bad server address: use unix:PATH or tcp:HOST:PORT")
+	    "bad server address: use unix:PATH, tcp:HOST:PORT or tls:HOST:PORT")
 
 #define DLM_ERRORS(X)	DLM_SERVER_ERRORS(X) DLM_LIBRARY_ERRORS(X)
 
