@@ -748,17 +748,43 @@ request_deadlock(struct request *req, const char *what,
 	return DLM_E_DEADLOCK;
 }
 
+/*
+ * Whether acquire's params have a key past the four every client sends
+ * (lock, kind, mode, timeout_ms): found in one pass, so that a plain
+ * acquire pays no lookup for each key that newer ones may add.
+ */
+static bool
+acquire_has_more(const msgpack_object *m)
+{
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
+		return false;
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		const char *p = k->via.str.ptr;
+
+		if (k->type != MSGPACK_OBJECT_STR)
+			return true;
+		if (k->via.str.size == 4 && (memcmp(p, "lock", 4) == 0 ||
+		    memcmp(p, "kind", 4) == 0 || memcmp(p, "mode", 4) == 0))
+			continue;
+		if (k->via.str.size == 10 && memcmp(p, "timeout_ms", 10) == 0)
+			continue;
+		return true;
+	}
+	return false;
+}
+
 static int
 m_acquire(struct request *req)
 {
 	static struct lt_cycle cycle;
 	struct session *s = req->conn->session;
-	const char *name, *value;
-	size_t namelen, valuelen;
+	const char *name, *value = NULL;
+	size_t namelen, valuelen = 0;
 	int kind = LT_MUTEX, mode = 0, rc;
 	int64_t timeout = -1;
-	uint32_t lock_delay;
-	bool notify = false;
+	uint32_t lock_delay = 0;
+	bool notify = false, more;
 	struct lt_want want = { 0 };
 	struct lt_hold *h;
 	struct lt_wait *w;
@@ -772,14 +798,19 @@ m_acquire(struct request *req)
 	    (rc = param_kind(req, &kind)) != 0 ||
 	    (rc = param_enum(req, "mode", "exclusive", "shared", &mode)) != 0 ||
 	    (rc = param_int(req, "timeout_ms", false, -1, INT32_MAX,
-	    &timeout)) != 0 ||
-	    (rc = param_permits(req, kind, mode, &want)) != 0 ||
-	    (rc = param_value(req, "value", &value, &valuelen,
+	    &timeout)) != 0)
+		return rc;
+	more = acquire_has_more(req->params);
+	if ((more || kind == LT_SEMAPHORE) &&
+	    (rc = param_permits(req, kind, mode, &want)) != 0)
+		return rc;
+	if (more && ((rc = param_value(req, "value", &value, &valuelen,
 	    srv->cfg->max_value_len)) != 0 ||
 	    (rc = param_lock_delay(req, &lock_delay)) != 0 ||
 	    (rc = param_bool(req, "notify_contended", &notify)) != 0 ||
-	    (rc = param_bool(req, "deadlock_check", &check)) != 0 ||
-	    (rc = request_right(req, ACL_LOCK, name, namelen)) != 0)
+	    (rc = param_bool(req, "deadlock_check", &check)) != 0))
+		return rc;
+	if ((rc = request_right(req, ACL_LOCK, name, namelen)) != 0)
 		return rc;
 	/* In a cluster, a session is in etcd before it may hold anything. */
 	if (!records_ensure(s))
