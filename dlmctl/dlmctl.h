@@ -6,6 +6,8 @@
 #ifndef DLMCTL_H
 #define DLMCTL_H
 
+#include <sys/types.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +41,24 @@ struct ctl {
 	/* member_call: the member that answered, as messages name it. */
 	char		 answered[400];
 };
+
+/* link.c: one connection, plain or TLS, against a deadline. */
+struct ssl_st;
+struct ssl_ctx_st;
+struct link {
+	int			 fd;
+	struct ssl_st		*ssl;	/* tls: addresses */
+	struct ssl_ctx_st	*ctx;
+};
+/* 0, or -1 with why (a TLS failure in the words libdlm uses). */
+int	 link_open(struct link *, const struct addr *, const struct ctl *,
+	    uint64_t deadline, char *why, size_t whylen);
+bool	 link_send_all(struct link *, const char *, size_t, uint64_t deadline,
+	    char *why, size_t whylen);
+/* Bytes read (waiting for some), 0 at the end, -1 with why. */
+ssize_t	 link_recv(struct link *, char *, size_t, uint64_t deadline,
+	    char *why, size_t whylen);
+void	 link_close(struct link *);
 
 /* main.c */
 void	 ctl_error(const char *fmt, ...)

@@ -2,9 +2,9 @@
  * status and cluster answer from any member of a cluster, a standby too.
  * A standby opens no session (its hello is answered NOT_ACTIVE) but it
  * answers these two methods without one, so each address given is asked in
- * turn: first with one request of our own on a fresh connection, which a
- * standby answers, and when the member wants a session (an active or a
- * single dlmd), through libdlm.
+ * turn: first with one request of our own on a fresh connection (link.c,
+ * plain or TLS), which a standby answers, and when the member wants a
+ * session (an active or a single dlmd), through libdlm.
  */
 #include "config.h"
 
@@ -35,100 +35,13 @@
 #define OBSERVE_MAX_ANSWER	(256 * 1024)
 #define OBSERVE_MSGID		1
 
-/* Milliseconds left until deadline, at least 1 so that poll() waits. */
-static int
-left_ms(uint64_t deadline)
-{
-	uint64_t now = mono_ms();
-
-	return now >= deadline ? 0 : (int)(deadline - now);
-}
-
-/* Wait for events on fd until deadline; false on timeout or failure. */
-static bool
-wait_fd(int fd, short events, uint64_t deadline, char *why, size_t whylen)
-{
-	struct pollfd p = { fd, events, 0 };
-	int n;
-
-	do {
-		int ms = left_ms(deadline);
-
-		if (ms == 0) {
-			snprintf(why, whylen, "timed out");
-			return false;
-		}
-		n = poll(&p, 1, ms);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		snprintf(why, whylen, "poll: %s", strerror(errno));
-		return false;
-	}
-	if (n == 0) {
-		snprintf(why, whylen, "timed out");
-		return false;
-	}
-	return true;
-}
-
-/* A connection to a by deadline (dial.c's steps), or -1 with why. */
-static int
-dial_by(const struct addr *a, uint64_t deadline, char *why, size_t whylen)
-{
-	struct dial d;
-	int fd = -1, rc = dial_start(&d, a);
-
-	while (rc == 0) {
-		if (!wait_fd(d.fd, POLLOUT, deadline, why, whylen)) {
-			dial_abort(&d);
-			return -1;
-		}
-		rc = dial_done(&d, &fd);
-	}
-	if (rc != 1) {
-		snprintf(why, whylen, "%s", d.why);
-		return -1;
-	}
-	if (fd < 0) {
-		/* A Unix socket: connected at the start. */
-		fd = d.fd;
-		d.fd = -1;
-	}
-	dial_abort(&d);
-	return fd;
-}
-
-/* The whole of buf onto fd by deadline. */
-static bool
-send_all(int fd, const char *buf, size_t len, uint64_t deadline, char *why,
-    size_t whylen)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-		} else if (n < 0 && errno == EINTR)
-			continue;
-		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (!wait_fd(fd, POLLOUT, deadline, why, whylen))
-				return false;
-		} else {
-			snprintf(why, whylen, "%s", strerror(errno));
-			return false;
-		}
-	}
-	return true;
-}
-
 /*
- * One whole MessagePack object from fd, into a buffer of its own: its
+ * One whole MessagePack object from l, into a buffer of its own: its
  * size and depth checked by frame_scan() before msgpack sees it, as
  * everything from the network is.
  */
 static char *
-read_frame(int fd, size_t *framelen, uint64_t deadline, char *why,
+read_frame(struct link *l, size_t *framelen, uint64_t deadline, char *why,
     size_t whylen)
 {
 	size_t len = 0, cap = 4096;
@@ -160,18 +73,13 @@ read_frame(int fd, size_t *framelen, uint64_t deadline, char *why,
 			buf = more;
 			cap *= 2;
 		}
-		n = recv(fd, buf + len, cap - len, 0);
+		n = link_recv(l, buf + len, cap - len, deadline, why, whylen);
 		if (n > 0)
 			len += (size_t)n;
-		else if (n == 0) {
-			snprintf(why, whylen, "the connection was closed "
-			    "before an answer");
-			break;
-		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!wait_fd(fd, POLLIN, deadline, why, whylen))
-				break;
-		} else if (errno != EINTR) {
-			snprintf(why, whylen, "%s", strerror(errno));
+		else {
+			if (n == 0)
+				snprintf(why, whylen, "the connection was "
+				    "closed before an answer");
 			break;
 		}
 	}
@@ -242,8 +150,8 @@ read_answer(const msgpack_object *o, json_t **result, char *msg,
  * what happened).
  */
 static int
-observe_call(const struct addr *a, const char *method, json_t **result,
-    char *why, size_t whylen)
+observe_call(const struct ctl *ctl, const struct addr *a, const char *method,
+    json_t **result, char *why, size_t whylen)
 {
 	uint64_t deadline = mono_ms() + OBSERVE_TIMEOUT_MS;
 	msgpack_sbuffer sb;
@@ -251,17 +159,18 @@ observe_call(const struct addr *a, const char *method, json_t **result,
 	msgpack_object obj;
 	size_t len = 0, off = 0;
 	char *frame = NULL;
-	int fd, rc = -1;
+	struct link l;
+	int rc = -1;
 
 	*result = NULL;
-	if ((fd = dial_by(a, deadline, why, whylen)) < 0)
+	if (link_open(&l, a, ctl, deadline, why, whylen) != 0)
 		return -1;
 	if (pack_request(method, &sb) != 0) {
 		snprintf(why, whylen, "out of memory");
 		goto fail;
 	}
-	if (!send_all(fd, sb.data, sb.size, deadline, why, whylen) ||
-	    (frame = read_frame(fd, &len, deadline, why, whylen)) == NULL)
+	if (!link_send_all(&l, sb.data, sb.size, deadline, why, whylen) ||
+	    (frame = read_frame(&l, &len, deadline, why, whylen)) == NULL)
 		goto fail;
 	if (!msgpack_zone_init(&zone, 4096)) {
 		snprintf(why, whylen, "out of memory");
@@ -275,7 +184,7 @@ observe_call(const struct addr *a, const char *method, json_t **result,
 fail:
 	free(frame);
 	msgpack_sbuffer_destroy(&sb);
-	close(fd);
+	link_close(&l);
 	return rc;
 }
 
@@ -328,19 +237,14 @@ member_call(struct ctl *ctl, const char *method, json_t **result)
 		 * would follow its hint to the active and show that one. An
 		 * active or single dlmd refuses (NO_SESSION, one count in its
 		 * error counters) and is asked through libdlm, as before.
-		 * A tls: member is asked through libdlm only, which speaks
-		 * TLS: a standby there answers NOT_ACTIVE (dlmctl(1)).
 		 */
-		if (a[i].type != ADDR_TLS) {
-			rc = observe_call(&a[i], method, result, why,
-			    sizeof why);
-			if (rc == 0)
-				return EXIT_OK;
-			snprintf(line, sizeof line, "%s: %s", name, why);
-			if (rc < 0) {
-				note(unreached, sizeof unreached, line);
-				continue;
-			}
+		rc = observe_call(ctl, &a[i], method, result, why, sizeof why);
+		if (rc == 0)
+			return EXIT_OK;
+		snprintf(line, sizeof line, "%s: %s", name, why);
+		if (rc < 0) {
+			note(unreached, sizeof unreached, line);
+			continue;
 		}
 		err = ctl_open(ctl, n == 1 ? ctl->server : spec, NULL);
 		if (err == DLM_OK)

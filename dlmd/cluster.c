@@ -980,15 +980,23 @@ cluster_start(struct event_base *base, const struct dlmd_config *cfg,
 {
 	const char *name = cfg->cluster_name != NULL ? cfg->cluster_name :
 	    "dlm";
-	char secret[DLMD_SECRET_LEN + 1], err[300], *mine;
+	char secret[DLMD_SECRET_LEN + 1], err[600], *mine;
+	struct ssl_ctx_st *tls = NULL;
 
 	if (cfg->cluster_etcd == NULL)
 		return 0;
 	memset(&cl, 0, sizeof cl);
 	cl.base = base;
 	cl.cfg = cfg;
-	if ((cl.etcd = etcd_new(base, cfg->cluster_etcd,
-	    CLUSTER_ETCD_TIMEOUT_MS, err, sizeof err)) == NULL) {
+	if (strncmp(cfg->cluster_etcd, "https://", 8) == 0 &&
+	    (tls = etcd_tls_ctx(cfg, err, sizeof err)) == NULL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	cl.etcd = etcd_new(base, cfg->cluster_etcd, CLUSTER_ETCD_TIMEOUT_MS,
+	    tls, err, sizeof err);
+	etcd_tls_ctx_free(tls);
+	if (cl.etcd == NULL) {
 		log_warnx("cluster-etcd: %s", err);
 		return -1;
 	}
@@ -1056,6 +1064,30 @@ cluster_stop(void)
 	cl.gen++;
 	evtimer_del(cl.tick);
 	evtimer_del(cl.renew);
+}
+
+/*
+ * SIGHUP: new connections to etcd use the TLS files as they are now; a
+ * file that does not load keeps the running ones.
+ */
+void
+cluster_reload_tls(const struct dlmd_config *cfg)
+{
+	struct ssl_ctx_st *tls;
+	char err[600];
+
+	if (cl.etcd == NULL || strncmp(cfg->cluster_etcd, "https://", 8) != 0)
+		return;
+	if ((tls = etcd_tls_ctx(cfg, err, sizeof err)) == NULL) {
+		log_warnx("reload: %s; keeping the running TLS files for etcd",
+		    err);
+		return;
+	}
+	etcd_set_tls(cl.etcd, tls);
+	etcd_tls_ctx_free(tls);
+	log_info("reload: TLS files for etcd loaded%s%s",
+	    cfg->cluster_etcd_cert != NULL ? ", certificate " : "",
+	    cfg->cluster_etcd_cert != NULL ? cfg->cluster_etcd_cert : "");
 }
 
 void

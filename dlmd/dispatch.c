@@ -1073,13 +1073,19 @@ m_bye(struct request *req)
 /*
  * A member that is not active has no sessions, yet an operator must see
  * what it is doing: stats and cluster are answered without one, except
- * over TCP when clients must present a token (which only hello takes).
+ * over TCP (or TLS without a client certificate) when clients must
+ * present a token, which only hello takes.
  */
 static bool
 observe_without_session(const struct conn *c)
 {
+	/*
+	 * Who may ask: a local peer; a client whose certificate a tls-ca
+	 * vouched for; anyone where dlmd asks no token of anyone.
+	 */
 	return !cluster_is_active() &&
-	    (c->is_unix || srv->cfg->client_token == NULL);
+	    (c->is_unix || c->ident.kind == ID_TLS ||
+	    (srv->cfg->client_token == NULL && srv->cfg->ntokens == 0));
 }
 
 static const struct method *

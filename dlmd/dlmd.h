@@ -21,6 +21,8 @@
  *   session.c	sessions (names, leases, linger) and their pending
  *		acquires; the lock table's callbacks
  *   receipt.c	the receipts' MACs under the cluster's secret; pure
+ *   etcd_tls.c	TLS to etcd's https:// endpoints: the client context and
+ *		each connection's name check
  *   etcd.c	an asynchronous etcd client on the loop (JSON gateway);
  *		nothing of locks
  *   records.c	which sessions may hold locks, recorded in etcd, and
@@ -109,6 +111,10 @@ struct dlmd_config {
 	char		 *tls_key;
 	char		 *tls_ca;		/* set: client certs required */
 	uint32_t	  tls_handshake_timeout_ms;
+	/* TLS to etcd's https:// endpoints (etcd_tls.c). */
+	char		 *cluster_etcd_ca;	/* NULL: the system's CAs */
+	char		 *cluster_etcd_cert;	/* client certificate chain */
+	char		 *cluster_etcd_key;
 };
 
 struct stats {
@@ -215,6 +221,8 @@ struct session {
 RB_HEAD(session_tree, session);
 
 struct ssl_st;
+struct ssl_ctx_st;
+struct bufferevent;
 struct x509_st;
 
 struct conn {
@@ -477,6 +485,7 @@ int		 cluster_start(struct event_base *, const struct dlmd_config *,
 		    void (*changed)(void));
 void		 cluster_stop(void);
 void		 cluster_free(void);
+void		 cluster_reload_tls(const struct dlmd_config *);
 bool		 cluster_check(uint64_t now);
 bool		 cluster_is_active(void);
 void		 cluster_end_grace(void);
@@ -584,7 +593,7 @@ struct etcd_kv {
 	int64_t		 lease;
 };
 int	 etcd_endpoint_parse(const char *url, char *host, size_t hostlen,
-	    uint16_t *port, char *err, size_t errlen);
+	    uint16_t *port, bool *tls, char *err, size_t errlen);
 size_t	 base64_encoded_len(size_t);
 void	 base64_encode(const void *, size_t, char *out);
 int	 base64_decode(const char *, size_t, void *out, size_t outmax,
@@ -627,7 +636,18 @@ struct etcd_reply {
 };
 typedef void (*etcd_cb)(const struct etcd_reply *, void *arg);
 struct etcd	*etcd_new(struct event_base *, const char *urls,
-		    uint32_t timeout_ms, char *err, size_t errlen);
+		    uint32_t timeout_ms, struct ssl_ctx_st *tls,
+		    char *err, size_t errlen);
+void		 etcd_set_tls(struct etcd *, struct ssl_ctx_st *);
+
+/* etcd_tls.c */
+int		 etcd_tls_check(const struct dlmd_config *, char *err,
+		    size_t errlen);
+struct ssl_ctx_st *etcd_tls_ctx(const struct dlmd_config *, char *err,
+		    size_t errlen);
+void		 etcd_tls_ctx_free(struct ssl_ctx_st *);
+struct ssl_st	*etcd_tls_ssl(struct ssl_ctx_st *, const char *host);
+void		 etcd_tls_why(struct bufferevent *, char *why, size_t len);
 void		 etcd_free(struct etcd *);
 void		 etcd_call(struct etcd *, const char *path,
 		    struct json_t *body, etcd_cb, void *arg);

@@ -9,6 +9,14 @@
  *
  * The client never retries on its own: whoever asked knows whether a
  * request may be sent again, and when.
+ *
+ * https:// endpoints go through libevent's OpenSSL bufferevent under the
+ * same evhttp code. evhttp reconnects a closed connection by giving its
+ * bufferevent a new socket, which would reuse an SSL whose session has
+ * ended; so a TLS connection that closed or failed is marked stale, and
+ * the next request made while none of ours is pending on it frees it and
+ * makes a new one, with a new SSL from the context of that moment (a
+ * reload's).
  */
 #include "config.h"
 
@@ -23,9 +31,11 @@
 #include <arpa/inet.h>
 
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/http.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "dlmd.h"
 #include "xmalloc.h"
@@ -36,6 +46,8 @@ struct etcd_ep {
 	char			*url;
 	char			 host[256];
 	uint16_t		 port;
+	bool			 tls;		/* https:// */
+	bool			 stale;		/* TLS: remake before use */
 	struct evhttp_connection *conn;
 };
 
@@ -49,6 +61,7 @@ struct etcd_req {
 	int			 ep;
 	uint64_t		 sent_ms;
 	char			*path;
+	char			 tls_why[200];	/* a TLS failure's reason */
 };
 
 struct etcd {
@@ -58,6 +71,7 @@ struct etcd {
 	int			 neps;
 	int			 cur;		/* where requests go */
 	uint32_t		 timeout_ms;
+	SSL_CTX			*tls;		/* https://: a reference */
 	/* cppcheck-suppress unusedStructMember ; used through TAILQ macros */
 	TAILQ_HEAD(, etcd_req)	 reqs;
 	uint64_t		 requests;
@@ -67,7 +81,7 @@ struct etcd {
 /* Split a comma-separated list of URLs; the caller frees it. */
 struct etcd *
 etcd_new(struct event_base *base, const char *urls, uint32_t timeout_ms,
-    char *err, size_t errlen)
+    SSL_CTX *tls, char *err, size_t errlen)
 {
 	struct etcd *e = xcalloc(1, sizeof *e);
 	char *list = xstrdup(urls), *tok, *save = NULL;
@@ -89,8 +103,13 @@ etcd_new(struct event_base *base, const char *urls, uint32_t timeout_ms,
 		ep = &e->eps[e->neps];
 		memset(ep, 0, sizeof *ep);
 		if (etcd_endpoint_parse(tok, ep->host, sizeof ep->host,
-		    &ep->port, err, errlen) != 0)
+		    &ep->port, &ep->tls, err, errlen) != 0)
 			goto fail;
+		if (ep->tls && tls == NULL) {
+			snprintf(err, errlen, "%s: https:// without a TLS "
+			    "context", tok);
+			goto fail;
+		}
 		ep->url = xstrdup(tok);
 		e->neps++;
 	}
@@ -98,6 +117,7 @@ etcd_new(struct event_base *base, const char *urls, uint32_t timeout_ms,
 		snprintf(err, errlen, "no etcd endpoint given");
 		goto fail;
 	}
+	etcd_set_tls(e, tls);
 	/*
 	 * A host name is resolved by evdns, on the loop: the blocking
 	 * resolver would stall every client at each reconnect.
@@ -151,9 +171,23 @@ etcd_free(struct etcd *e)
 		free(e->eps[i].url);
 	}
 	free(e->eps);
+	SSL_CTX_free(e->tls);
 	if (e->dns != NULL)
 		evdns_base_free(e->dns, 0);
 	free(e);
+}
+
+/*
+ * The context new TLS connections are made from (a reload's); connections
+ * open now keep theirs until they close. Takes a reference of its own.
+ */
+void
+etcd_set_tls(struct etcd *e, SSL_CTX *tls)
+{
+	if (tls != NULL)
+		SSL_CTX_up_ref(tls);
+	SSL_CTX_free(e->tls);
+	e->tls = tls;
 }
 
 const char *
@@ -192,6 +226,8 @@ req_finish(struct etcd_req *r, int status, json_t *json, const char *why)
 	reply.ok = why == NULL;
 	if (!reply.ok) {
 		e->failures++;
+		if (status == 0 && e->eps[r->ep].tls)
+			e->eps[r->ep].stale = true;
 		/* Move on, unless another failure moved us already. */
 		if (r->ep == e->cur && (status == 0 || status >= 500))
 			e->cur = (e->cur + 1) % e->neps;
@@ -230,7 +266,9 @@ req_done_cb(struct evhttp_request *http, void *arg)
 	r->http = NULL;
 	if (http == NULL || (status = evhttp_request_get_response_code(http))
 	    == 0) {
-		req_finish(r, 0, NULL, "connection failed");
+		snprintf(why, sizeof why, "%s", r->tls_why[0] != '\0' ?
+		    r->tls_why : "connection failed");
+		req_finish(r, 0, NULL, why);
 		return;
 	}
 	in = evhttp_request_get_input_buffer(http);
@@ -255,10 +293,75 @@ req_done_cb(struct evhttp_request *http, void *arg)
 	req_finish(r, status, json, why);
 }
 
+/* Before evhttp resets a failed connection: keep TLS's reason. */
+static void
+req_error_cb(enum evhttp_request_error what, void *arg)
+{
+	struct etcd_req *r = arg;
+	struct etcd_ep *ep = &r->etcd->eps[r->ep];
+
+	if (ep->tls && ep->conn != NULL)
+		etcd_tls_why(evhttp_connection_get_bufferevent(ep->conn),
+		    r->tls_why, sizeof r->tls_why);
+}
+
 static void
 req_fail_later_cb(evutil_socket_t fd, short what, void *arg)
 {
 	req_finish(arg, 0, NULL, "the request could not be sent");
+}
+
+static void
+conn_closed_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct etcd_ep *ep = arg;
+
+	ep->stale = true;
+}
+
+/* Whether a request of ours waits on endpoint i's connection. */
+static bool
+endpoint_busy(const struct etcd *e, int i)
+{
+	const struct etcd_req *r;
+
+	TAILQ_FOREACH(r, &e->reqs, link)
+		if (r->ep == i && r->http != NULL)
+			return true;
+	return false;
+}
+
+/* A new connection to ep: plain, or TLS with a new SSL. */
+static struct evhttp_connection *
+endpoint_connect(struct etcd *e, struct etcd_ep *ep)
+{
+	struct evhttp_connection *conn;
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!ep->tls)
+		return evhttp_connection_base_new(e->base, e->dns, ep->host,
+		    ep->port);
+	if ((ssl = etcd_tls_ssl(e->tls, ep->host)) == NULL)
+		return NULL;
+	/* The bufferevent owns the SSL from here, freed with it. */
+	bev = bufferevent_openssl_socket_new(e->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* etcd may close an idle connection without a close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if ((conn = evhttp_connection_base_bufferevent_new(e->base, e->dns,
+	    bev, ep->host, ep->port)) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	evhttp_connection_set_closecb(conn, conn_closed_cb, ep);
+	ep->stale = false;
+	return conn;
 }
 
 /*
@@ -288,12 +391,15 @@ etcd_call(struct etcd *e, const char *path, json_t *body, etcd_cb cb,
 	if (text == NULL)
 		fatalx("%s: out of memory", __func__);
 
+	if (ep->conn != NULL && ep->stale && !endpoint_busy(e, r->ep)) {
+		evhttp_connection_free(ep->conn);
+		ep->conn = NULL;
+	}
 	if (ep->conn == NULL) {
-		ep->conn = evhttp_connection_base_new(e->base, e->dns,
-		    ep->host, ep->port);
+		ep->conn = endpoint_connect(e, ep);
 		if (ep->conn == NULL)
-			fatalx("%s: evhttp_connection_base_new failed",
-			    __func__);
+			fatalx("%s: cannot make a connection to %s", __func__,
+			    ep->url);
 		evhttp_connection_set_retries(ep->conn, 0);
 		evhttp_connection_set_max_body_size(ep->conn, ETCD_BODY_MAX);
 		evhttp_connection_set_timeout(ep->conn,
@@ -302,6 +408,7 @@ etcd_call(struct etcd *e, const char *path, json_t *body, etcd_cb cb,
 	r->http = evhttp_request_new(req_done_cb, r);
 	if (r->http == NULL)
 		fatalx("%s: evhttp_request_new failed", __func__);
+	evhttp_request_set_error_cb(r->http, req_error_cb);
 	hdr = evhttp_request_get_output_headers(r->http);
 	evhttp_add_header(hdr, "Host", ep->host);
 	evhttp_add_header(hdr, "Content-Type", "application/json");

@@ -37,24 +37,29 @@ codec_fail(char *err, size_t errlen, const char *fmt, ...)
 /* http://HOST:PORT, http://[V6]:PORT, with an optional final slash. */
 int
 etcd_endpoint_parse(const char *url, char *host, size_t hostlen,
-    uint16_t *port, char *err, size_t errlen)
+    uint16_t *port, bool *tls, char *err, size_t errlen)
 {
 	const char *p, *end, *colon;
 	unsigned long n;
 	char *stop;
 	size_t len;
 
-	if (strncmp(url, "http://", 7) != 0)
-		return codec_fail(err, errlen, "'%s' is not an http:// URL",
-		    url);
-	p = url + 7;
+	if (strncmp(url, "http://", 7) == 0) {
+		*tls = false;
+		p = url + 7;
+	} else if (strncmp(url, "https://", 8) == 0) {
+		*tls = true;
+		p = url + 8;
+	} else
+		return codec_fail(err, errlen, "'%s' is not an http:// or "
+		    "https:// URL", url);
 	len = strlen(p);
 	if (len > 0 && p[len - 1] == '/')
 		len--;
 	end = p + len;
 	if (memchr(p, '/', len) != NULL || memchr(p, '@', len) != NULL)
 		return codec_fail(err, errlen, "'%s': give only http://HOST:"
-		    "PORT", url);
+		    "PORT or https://HOST:PORT", url);
 	if (*p == '[') {
 		const char *rb = memchr(p, ']', len);
 

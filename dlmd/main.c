@@ -138,6 +138,7 @@ reload(void)
 
 	server_limits_changed();
 	tls_reload(&cfg);
+	cluster_reload_tls(&cfg);
 	log_init(cfg.log_level, cfg.syslog || cfg.daemon);
 	log_reopen();
 	log_info("reloaded %s (lease %u..%u ms, default %u; log level %s)",

@@ -57,6 +57,10 @@ enum {
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
 	OPT_TLS_HANDSHAKE_TIMEOUT,
+	/* TLS to etcd (etcd_tls.c) */
+	OPT_CLUSTER_ETCD_CA,
+	OPT_CLUSTER_ETCD_CERT,
+	OPT_CLUSTER_ETCD_KEY,
 };
 
 static const struct option long_options[] = {
@@ -95,6 +99,9 @@ static const struct option long_options[] = {
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "cluster-etcd-ca", required_argument, NULL, OPT_CLUSTER_ETCD_CA },
+	{ "cluster-etcd-cert", required_argument, NULL, OPT_CLUSTER_ETCD_CERT },
+	{ "cluster-etcd-key", required_argument, NULL, OPT_CLUSTER_ETCD_KEY },
 	{ "tls-handshake-timeout", required_argument, NULL,
 	    OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
@@ -146,7 +153,12 @@ usage(int status)
 "      --acl-file FILE      access rules: who may lock, view, admin what\n"
 "      --metrics-listen ADDR:PORT  serve Prometheus metrics over HTTP\n"
 "      --cluster-etcd URLS  run as a member of a cluster coordinated by\n"
-"                           these etcd endpoints (http://HOST:PORT,...)\n"
+"                           these etcd endpoints (http:// or https://\n"
+"                           HOST:PORT, comma-separated)\n"
+"      --cluster-etcd-ca FILE  CAs that sign etcd's certificates (https://;\n"
+"                           the system's CAs without it)\n"
+"      --cluster-etcd-cert FILE  client certificate chain (PEM) for etcd\n"
+"      --cluster-etcd-key FILE  its private key (PEM)\n"
 "      --cluster-name NAME  the cluster's etcd key prefix (dlm)\n"
 "      --cluster-ttl MS     the etcd lease behind the active's role (6000)\n"
 "      --advertise ADDRESS  how clients reach this dlmd (cluster mode)\n"
@@ -399,6 +411,18 @@ option_set(struct dlmd_config *cfg, int code, const char *value, char *err,
 		free(cfg->tls_ca);
 		cfg->tls_ca = xstrdup(value);
 		return 0;
+	case OPT_CLUSTER_ETCD_CA:
+		free(cfg->cluster_etcd_ca);
+		cfg->cluster_etcd_ca = xstrdup(value);
+		return 0;
+	case OPT_CLUSTER_ETCD_CERT:
+		free(cfg->cluster_etcd_cert);
+		cfg->cluster_etcd_cert = xstrdup(value);
+		return 0;
+	case OPT_CLUSTER_ETCD_KEY:
+		free(cfg->cluster_etcd_key);
+		cfg->cluster_etcd_key = xstrdup(value);
+		return 0;
 	case OPT_TLS_HANDSHAKE_TIMEOUT:
 		u32 = &cfg->tls_handshake_timeout_ms, min = 100, max = 600000;
 		break;
@@ -464,6 +488,9 @@ config_free(struct dlmd_config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->tls_ca);
+	free(cfg->cluster_etcd_ca);
+	free(cfg->cluster_etcd_cert);
+	free(cfg->cluster_etcd_key);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -578,19 +605,36 @@ config_check(struct dlmd_config *cfg, char *err, size_t errlen)
 		char host[256];
 		uint16_t port;
 		char *list = xstrdup(cfg->cluster_etcd), *tok, *save = NULL;
-		int n = 0, rc = 0;
+		int n = 0, ntls = 0, rc = 0;
+		bool tls;
 
 		for (tok = strtok_r(list, ",", &save); tok != NULL && rc == 0;
-		    tok = strtok_r(NULL, ",", &save), n++)
+		    tok = strtok_r(NULL, ",", &save), n++) {
 			rc = etcd_endpoint_parse(tok, host, sizeof host, &port,
-			    why, sizeof why);
+			    &tls, why, sizeof why);
+			ntls += tls;
+		}
 		free(list);
 		if (rc != 0)
 			return fail(err, errlen, "cluster-etcd: %s", why);
 		if (n == 0 || n > ETCD_MAX_ENDPOINTS)
 			return fail(err, errlen, "cluster-etcd: give 1 to %d "
-			    "http:// URLs, separated by commas",
+			    "http:// or https:// URLs, separated by commas",
 			    ETCD_MAX_ENDPOINTS);
+		/*
+		 * One scheme for all: a cluster whose members speak TLS to
+		 * some endpoints and clear text to others protects nothing.
+		 */
+		if (ntls != 0 && ntls != n)
+			return fail(err, errlen, "cluster-etcd: give every "
+			    "endpoint as https://, or none");
+		if (ntls == 0 && (cfg->cluster_etcd_ca != NULL ||
+		    cfg->cluster_etcd_cert != NULL ||
+		    cfg->cluster_etcd_key != NULL))
+			return fail(err, errlen, "cluster-etcd-ca, -cert and "
+			    "-key need https:// endpoints");
+		if (ntls != 0 && etcd_tls_check(cfg, why, sizeof why) != 0)
+			return fail(err, errlen, "%s", why);
 		if (cfg->advertise == NULL)
 			return fail(err, errlen, "advertise is required with "
 			    "cluster-etcd: the address clients reach this dlmd "

@@ -28,24 +28,9 @@
 #include <openssl/x509v3.h>
 
 #include "dlmd.h"
+#include "tlsclient.h"
 
 static SSL_CTX *tls_ctx;
-
-/* The newest error OpenSSL queued, in words, and the queue emptied. */
-static void
-tls_error_string(char *buf, size_t len, const char *none)
-{
-	unsigned long e, last = 0;
-
-	while ((e = ERR_get_error()) != 0)
-		last = e;
-	if (last == 0)
-		snprintf(buf, len, "%s", none);
-	else if (ERR_reason_error_string(last) != NULL)
-		snprintf(buf, len, "%s", ERR_reason_error_string(last));
-	else
-		ERR_error_string_n(last, buf, len);
-}
 
 /* Build a server context from the settings; NULL with why in err. */
 static SSL_CTX *
@@ -56,7 +41,7 @@ tls_ctx_build(const struct dlmd_config *cfg, char *err, size_t errlen)
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		tls_error_string(why, sizeof why, "out of memory");
+		tlsclient_why(why, sizeof why, "out of memory");
 		snprintf(err, errlen, "cannot make a TLS context: %s", why);
 		return NULL;
 	}
@@ -73,18 +58,18 @@ tls_ctx_build(const struct dlmd_config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-		tls_error_string(why, sizeof why, "unreadable");
+		tlsclient_why(why, sizeof why, "unreadable");
 		snprintf(err, errlen, "tls-cert %s: %s", cfg->tls_cert, why);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
 	    SSL_FILETYPE_PEM) != 1) {
-		tls_error_string(why, sizeof why, "unreadable");
+		tlsclient_why(why, sizeof why, "unreadable");
 		snprintf(err, errlen, "tls-key %s: %s", cfg->tls_key, why);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		tls_error_string(why, sizeof why, "does not match");
+		tlsclient_why(why, sizeof why, "does not match");
 		snprintf(err, errlen, "tls-key %s does not belong to tls-cert "
 		    "%s: %s", cfg->tls_key, cfg->tls_cert, why);
 		goto fail;
@@ -95,7 +80,7 @@ tls_ctx_build(const struct dlmd_config *cfg, char *err, size_t errlen)
 		if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca,
 		    NULL) != 1 ||
 		    (names = SSL_load_client_CA_file(cfg->tls_ca)) == NULL) {
-			tls_error_string(why, sizeof why, "no certificates");
+			tlsclient_why(why, sizeof why, "no certificates");
 			snprintf(err, errlen, "tls-ca %s: %s", cfg->tls_ca,
 			    why);
 			goto fail;
@@ -205,7 +190,7 @@ tls_handshake_why(struct conn *c, int err, char *why, size_t len)
 	long vr = SSL_get_verify_result(c->ssl);
 	char lib[256];
 
-	tls_error_string(lib, sizeof lib, err == SSL_ERROR_SYSCALL ?
+	tlsclient_why(lib, sizeof lib, err == SSL_ERROR_SYSCALL ?
 	    "the peer closed the connection" : "unknown error");
 	if (err == SSL_ERROR_SSL && vr != X509_V_OK)
 		snprintf(why, len, "client certificate refused: %s",
@@ -271,7 +256,7 @@ tls_conn_read(struct conn *c, void *buf, size_t len, char *why, size_t wlen)
 			return 0;	/* closed without close_notify */
 		return -1;
 	default:
-		tls_error_string(why, wlen, "TLS error");
+		tlsclient_why(why, wlen, "TLS error");
 		errno = EPROTO;
 		return -1;
 	}

@@ -25,32 +25,40 @@ parse(const char *text)
 START_TEST(endpoints)
 {
 	static const char *bad[] = {
-		"", "http://", "https://a:1", "a:1", "http://a", "http://a:",
+		"", "http://", "https://", "ftp://a:1", "https:/a:1", "a:1", "http://a", "http://a:",
 		"http://a:0", "http://a:65536", "http://a:1x", "http://a:1/v3",
 		"http://u@a:1", "http://[::1]", "http://[::1:2", "http://:1",
-		"http://[]:1", "http://a:b:1",
+		"http://[]:1", "http://a:b:1", "https://a", "https://u@a:1",
+		"https://a:1/v3", "HTTPS://a:1",
 	};
 	char host[64], err[200];
 	uint16_t port;
+	bool tls;
 
 	ck_assert_int_eq(etcd_endpoint_parse("http://127.0.0.1:2379", host,
-	    sizeof host, &port, err, sizeof err), 0);
+	    sizeof host, &port, &tls, err, sizeof err), 0);
 	ck_assert_str_eq(host, "127.0.0.1");
 	ck_assert_uint_eq(port, 2379);
+	ck_assert(!tls);
+	ck_assert_int_eq(etcd_endpoint_parse("https://etcd-2.example:2379",
+	    host, sizeof host, &port, &tls, err, sizeof err), 0);
+	ck_assert_str_eq(host, "etcd-2.example");
+	ck_assert_uint_eq(port, 2379);
+	ck_assert(tls);
 	ck_assert_int_eq(etcd_endpoint_parse("http://etcd-1.example:23/",
-	    host, sizeof host, &port, err, sizeof err), 0);
+	    host, sizeof host, &port, &tls, err, sizeof err), 0);
 	ck_assert_str_eq(host, "etcd-1.example");
 	ck_assert_uint_eq(port, 23);
 	ck_assert_int_eq(etcd_endpoint_parse("http://[::1]:65535", host,
-	    sizeof host, &port, err, sizeof err), 0);
+	    sizeof host, &port, &tls, err, sizeof err), 0);
 	ck_assert_str_eq(host, "::1");
 	ck_assert_uint_eq(port, 65535);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(etcd_endpoint_parse(bad[i], host, sizeof host,
-		    &port, err, sizeof err) == -1, "'%s' was accepted", bad[i]);
+		    &port, &tls, err, sizeof err) == -1, "'%s' was accepted", bad[i]);
 	/* A host longer than the buffer is refused, not cut. */
 	ck_assert_int_eq(etcd_endpoint_parse("http://abcdefghij:1", host, 5,
-	    &port, err, sizeof err), -1);
+	    &port, &tls, err, sizeof err), -1);
 }
 END_TEST
 

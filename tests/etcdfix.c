@@ -181,7 +181,8 @@ etcd_member_healthy(const struct etcd_cluster *ec, int i, int ms)
 	uint64_t deadline = mono_ms() + (uint64_t)ms;
 
 	do {
-		if (member_health(ec->m[i].client_port))
+		if (member_health(ec->certdir[0] != '\0' ?
+		    ec->m[i].metrics_port : ec->m[i].client_port))
 			return true;
 		sleep_ms(100);
 	} while (mono_ms() < deadline);
@@ -191,15 +192,18 @@ etcd_member_healthy(const struct etcd_cluster *ec, int i, int ms)
 void
 etcd_cluster_init(struct etcd_cluster *ec)
 {
-	int ports[2 * ETCDFIX_MEMBERS];
+	int ports[3 * ETCDFIX_MEMBERS];
 	size_t off = 0, eoff = 0;
+	char certdir[sizeof ec->certdir];
 
 	ck_assert_msg(fixdir[0] != '\0', "etcdfix_prepare() was not run");
+	memcpy(certdir, ec->certdir, sizeof certdir);
 	memset(ec, 0, sizeof *ec);
+	memcpy(ec->certdir, certdir, sizeof certdir);
 	snprintf(ec->dir, sizeof ec->dir, "%s/c.XXXXXX", fixdir);
 	ck_assert_ptr_nonnull(mkdtemp(ec->dir));
-	/* Six distinct ports, even if the kernel hands one out twice. */
-	for (int n = 0; n < 2 * ETCDFIX_MEMBERS;) {
+	/* Nine distinct ports, even if the kernel hands one out twice. */
+	for (int n = 0; n < 3 * ETCDFIX_MEMBERS;) {
 		bool dup = false;
 
 		ports[n] = free_tcp_port();
@@ -211,8 +215,9 @@ etcd_cluster_init(struct etcd_cluster *ec)
 	for (int i = 0; i < ETCDFIX_MEMBERS; i++) {
 		struct etcd_member *m = &ec->m[i];
 
-		m->client_port = ports[2 * i];
-		m->peer_port = ports[2 * i + 1];
+		m->client_port = ports[3 * i];
+		m->peer_port = ports[3 * i + 1];
+		m->metrics_port = ports[3 * i + 2];
 		snprintf(m->name, sizeof m->name, "m%d", i);
 		snprintf(m->data, sizeof m->data, "%s/%s", ec->dir, m->name);
 		snprintf(m->log, sizeof m->log, "%s/%s.log", ec->dir, m->name);
@@ -222,8 +227,9 @@ etcd_cluster_init(struct etcd_cluster *ec)
 		    sizeof ec->initial - off, "%s%s=http://127.0.0.1:%d",
 		    i > 0 ? "," : "", ec->m[i].name, ec->m[i].peer_port);
 		eoff += (size_t)snprintf(ec->endpoints + eoff,
-		    sizeof ec->endpoints - eoff, "%shttp://127.0.0.1:%d",
-		    i > 0 ? "," : "", ec->m[i].client_port);
+		    sizeof ec->endpoints - eoff, "%s%s://127.0.0.1:%d",
+		    i > 0 ? "," : "", ec->certdir[0] != '\0' ? "https" :
+		    "http", ec->m[i].client_port);
 	}
 }
 
@@ -231,13 +237,20 @@ void
 etcd_member_start(struct etcd_cluster *ec, int i)
 {
 	struct etcd_member *m = &ec->m[i];
-	char client[64], peer[64];
+	char client[64], peer[64], metrics[64], cert[300], key[300], ca[300];
 	const char *bin = etcdfix_binary();
+	bool tls = ec->certdir[0] != '\0';
 	pid_t pid;
 
 	ck_assert_ptr_nonnull(bin);
 	ck_assert_int_eq(m->pid, 0);
-	snprintf(client, sizeof client, "http://127.0.0.1:%d", m->client_port);
+	snprintf(client, sizeof client, "%s://127.0.0.1:%d", tls ? "https" :
+	    "http", m->client_port);
+	snprintf(metrics, sizeof metrics, "http://127.0.0.1:%d",
+	    m->metrics_port);
+	snprintf(cert, sizeof cert, "%s/etcd.pem", ec->certdir);
+	snprintf(key, sizeof key, "%s/etcd.key", ec->certdir);
+	snprintf(ca, sizeof ca, "%s/ca.pem", ec->certdir);
 	snprintf(peer, sizeof peer, "http://127.0.0.1:%d", m->peer_port);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -250,13 +263,32 @@ etcd_member_start(struct etcd_cluster *ec, int i)
 			dup2(fd, 2);
 			close(fd);
 		}
-		execl(bin, bin, "--name", m->name, "--data-dir", m->data,
-		    "--listen-client-urls", client, "--advertise-client-urls",
-		    client, "--listen-peer-urls", peer,
-		    "--initial-advertise-peer-urls", peer, "--initial-cluster",
-		    ec->initial, "--initial-cluster-state", "new",
-		    "--initial-cluster-token", ec->dir, "--unsafe-no-fsync",
-		    "--logger", "zap", "--log-level", "warn", (char *)NULL);
+		/* Peers speak clear text: only the client side is tested. */
+		if (tls)
+			execl(bin, bin, "--name", m->name, "--data-dir",
+			    m->data, "--listen-client-urls", client,
+			    "--advertise-client-urls", client,
+			    "--listen-metrics-urls", metrics,
+			    "--cert-file", cert, "--key-file", key,
+			    "--trusted-ca-file", ca, "--client-cert-auth",
+			    "--listen-peer-urls", peer,
+			    "--initial-advertise-peer-urls", peer,
+			    "--initial-cluster", ec->initial,
+			    "--initial-cluster-state", "new",
+			    "--initial-cluster-token", ec->dir,
+			    "--unsafe-no-fsync", "--logger", "zap",
+			    "--log-level", "warn", (char *)NULL);
+		else
+			execl(bin, bin, "--name", m->name, "--data-dir",
+			    m->data, "--listen-client-urls", client,
+			    "--advertise-client-urls", client,
+			    "--listen-peer-urls", peer,
+			    "--initial-advertise-peer-urls", peer,
+			    "--initial-cluster", ec->initial,
+			    "--initial-cluster-state", "new",
+			    "--initial-cluster-token", ec->dir,
+			    "--unsafe-no-fsync", "--logger", "zap",
+			    "--log-level", "warn", (char *)NULL);
 		_exit(127);
 	}
 	m->pid = pid;

@@ -21,6 +21,7 @@ struct etcd_member {
 	pid_t	pid;
 	int	client_port;
 	int	peer_port;
+	int	metrics_port;	/* TLS clusters: /health in clear text */
 	char	name[8];
 	char	data[320];
 	char	log[320];
@@ -28,7 +29,13 @@ struct etcd_member {
 
 struct etcd_cluster {
 	char			dir[256];
-	char			endpoints[256];	/* http://127.0.0.1:P,... */
+	/*
+	 * Set before etcd_cluster_init/start: clients reach the members
+	 * over TLS and must present a certificate signed by CERTDIR/ca.pem;
+	 * the members serve CERTDIR/etcd.pem (an IP SAN 127.0.0.1).
+	 */
+	char			certdir[256];
+	char			endpoints[256];	/* http(s)://127.0.0.1:P,... */
 	char			initial[512];	/* --initial-cluster */
 	struct etcd_member	m[ETCDFIX_MEMBERS];
 };
