@@ -1956,6 +1956,106 @@ START_TEST(dlmctl_status_and_cluster_from_any_member)
 }
 END_TEST
 
+/* Write text to path, whole. */
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/*
+ * Taking a hold back is taking it: with a rules file, a reclaim needs the
+ * lock right on every hold it claims, as the new active's rules say then.
+ * One hold no longer allowed refuses the whole reclaim (PERMISSION, naming
+ * the lock); the holds still allowed are reclaimed without it.
+ */
+START_TEST(reclaim_refused_by_rules)
+{
+	char acl[] = "/tmp/dlm-acl-XXXXXX", rules[256];
+	struct ident holder;
+	struct held hl[2];
+	struct reply *r;
+	struct tc *hc;
+	int fd, a, b;
+
+	ck_assert_int_ge(fd = mkstemp(acl), 0);
+	close(fd);
+	snprintf(rules, sizeof rules, "allow uid:%u all *\n",
+	    (unsigned)getuid());
+	write_text(acl, rules);
+	etcd_cluster_start(&ec);
+	node_start_with(&nodes[0], TTL, LEASE_MAX, "--acl-file", acl);
+	node_start_with(&nodes[1], TTL, LEASE_MAX, "--acl-file", acl);
+	a = wait_one_active(15000);
+	b = 1 - a;
+
+	ident_open(&holder, &nodes[a], "holder");
+	hold_take(&holder, &hl[0], "app/1", "mutex", "exclusive");
+	hold_take(&holder, &hl[1], "billing/1", "mutex", "exclusive");
+	cluster_node_kill(&nodes[a]);
+	tc_close(holder.c);
+
+	/* Meanwhile billing/ is taken from this user, on the standby too. */
+	snprintf(rules, sizeof rules, "deny uid:%u lock billing/\n"
+	    "allow uid:%u all *\n", (unsigned)getuid(), (unsigned)getuid());
+	write_text(acl, rules);
+	kill(nodes[b].p.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&nodes[b].p, "reloaded"));
+
+	r = reclaim_on(&nodes[b], &holder, hl, 2, &hc);
+	ck_assert_str_eq(reply_errname(r), "PERMISSION");
+	ck_assert_msg(strstr(reply_errmsg(r), "billing/1") != NULL &&
+	    strstr(reply_errmsg(r), acl) != NULL, "%s", reply_errmsg(r));
+	tc_close(hc);
+	r = reclaim_on(&nodes[b], &holder, hl, 1, &hc);
+	ck_assert_msg(r->err == 0, "reclaim: %s", reply_errmsg(r));
+	ck_assert(kept(outcome(r, 0)));
+	ck_assert_str_eq(holder_of(hc, "app/1", hl[0].token), "holder");
+	tc_close(hc);
+	unlink(acl);
+}
+END_TEST
+
+/*
+ * A standby of a cluster whose clients must show a named token answers
+ * stats without a session over its Unix socket, but tells a TCP peer that
+ * showed nothing nothing (it has no hello to show a token in).
+ */
+START_TEST(standby_with_named_tokens_tells_strangers_nothing)
+{
+	char tokens[] = "/tmp/dlm-tokens-XXXXXX";
+	struct cluster_view v;
+	struct reply *r;
+	struct tc *c;
+	int fd, a, b, port;
+
+	ck_assert_int_ge(fd = mkstemp(tokens), 0);
+	close(fd);
+	write_text(tokens, "ops s3cret-ops-token-0123456789\n");
+	etcd_cluster_start(&ec);
+	node_start_with(&nodes[0], TTL, LEASE_MAX, "--tokens-file", tokens);
+	node_start_with(&nodes[1], TTL, LEASE_MAX, "--tokens-file", tokens);
+	a = wait_one_active(15000);
+	b = 1 - a;
+	cluster_node_view(&nodes[b], &v);
+	ck_assert_str_eq(v.role, "standby");
+
+	ck_assert_int_eq(sscanf(nodes[b].adv, "tcp:127.0.0.1:%d", &port), 1);
+	c = tc_connect_tcp(port);
+	r = tc_call(c, "stats", NULL);
+	ck_assert_str_eq(reply_errname(r), "NO_SESSION");
+	r = tc_call(c, "cluster", NULL);
+	ck_assert_str_eq(reply_errname(r), "NO_SESSION");
+	tc_close(c);
+	unlink(tokens);
+	(void)a;
+}
+END_TEST
+
 /* One case per test, so that CK_RUN_CASE can pick one. */
 static void
 add_case(Suite *s, const char *name, const TTest *test)
@@ -1993,6 +2093,9 @@ cluster_suite(void)
 	add_case(s, "libdlm_election", libdlm_election_survives_failover);
 	add_case(s, "delay_failover", delay_and_notices_survive_failover);
 	add_case(s, "dlmctl", dlmctl_status_and_cluster_from_any_member);
+	add_case(s, "reclaim_rules", reclaim_refused_by_rules);
+	add_case(s, "standby_tokens",
+	    standby_with_named_tokens_tells_strangers_nothing);
 	return s;
 }
 
