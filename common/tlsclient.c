@@ -9,7 +9,10 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -31,6 +34,20 @@ tlsclient_why(char *buf, size_t len, const char *none)
 		ERR_error_string_n(last, buf, len);
 }
 
+/* Whether path can be read; else err says why, as the system does. */
+static bool
+readable(const char *what, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	return true;
+}
+
 SSL_CTX *
 tlsclient_ctx(const char *ca, const char *cert, const char *key, char *err,
     size_t errlen)
@@ -38,6 +55,11 @@ tlsclient_ctx(const char *ca, const char *cert, const char *key, char *err,
 	char why[200];
 	SSL_CTX *ctx;
 
+	/* OpenSSL would say only "system lib" of a missing file. */
+	if ((ca != NULL && !readable("CA", ca, err, errlen)) ||
+	    (cert != NULL && !readable("certificate", cert, err, errlen)) ||
+	    (key != NULL && !readable("key", key, err, errlen)))
+		return NULL;
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -118,6 +118,20 @@ pipe_release(const sigset_t *old)
 }
 
 /*
+ * The server asked for a certificate and we have none: under TLS 1.3 the
+ * handshake ends on our side before the server refuses, and its alert can
+ * be lost to the reset that follows it, so the reason is noted here.
+ */
+static int
+cert_asked(SSL *ssl, X509 **cert, EVP_PKEY **key)
+{
+	struct link *l = SSL_get_app_data(ssl);
+
+	l->cert_asked = true;
+	return 0;
+}
+
+/*
  * One SSL call's outcome: 1 done, 0 wait (for *events), -1 failed with
  * why in err (EOF: "closed").
  */
@@ -137,11 +151,21 @@ ssl_outcome(struct link *l, int rc, short *events, char *why, size_t whylen)
 		*events = POLLOUT;
 		return 0;
 	}
-	if (code == SSL_ERROR_ZERO_RETURN)
+	if (l->cert_asked)
+		snprintf(why, whylen, "TLS: client certificate required by the "
+		    "server, and none given (--tls-cert, $DLM_TLS_CERT)");
+	else if (code == SSL_ERROR_ZERO_RETURN)
 		snprintf(why, whylen, "closed");
-	else
-		tlsclient_why(why, whylen, code == SSL_ERROR_SYSCALL ?
+	else {
+		char lib[200];
+
+		tlsclient_why(lib, sizeof lib, code == SSL_ERROR_SYSCALL ?
 		    "closed" : "TLS error");
+		if (strcmp(lib, "closed") == 0)
+			snprintf(why, whylen, "closed");
+		else
+			snprintf(why, whylen, "TLS: %s", lib);
+	}
 	return -1;
 }
 
@@ -163,7 +187,10 @@ tls_start(struct link *l, const struct addr *a, const struct ctl *ctl,
 		snprintf(why, whylen, "TLS %s", err);
 		return -1;
 	}
+	if (cert == NULL)
+		SSL_CTX_set_client_cert_cb(l->ctx, cert_asked);
 	if ((l->ssl = SSL_new(l->ctx)) == NULL ||
+	    SSL_set_app_data(l->ssl, l) != 1 ||
 	    SSL_set_fd(l->ssl, l->fd) != 1 ||
 	    tlsclient_expect_host(l->ssl, a->host) != 0) {
 		snprintf(why, whylen, "TLS: out of memory");
