@@ -181,7 +181,6 @@ tls_start(struct link *l, const struct addr *a, const struct ctl *ctl,
 	    getenv("DLM_TLS_KEY");
 	char err[400];
 	sigset_t old;
-	int rc;
 
 	if ((l->ctx = tlsclient_ctx(ca, cert, key, err, sizeof err)) == NULL) {
 		snprintf(why, whylen, "TLS %s", err);
@@ -198,14 +197,16 @@ tls_start(struct link *l, const struct addr *a, const struct ctl *ctl,
 	}
 	for (;;) {
 		short events = 0;
+		int rc, code;
 
 		ERR_clear_error();
 		pipe_hold(&old);
 		rc = SSL_connect(l->ssl);
-		if (rc != 1 && SSL_get_error(l->ssl, rc) != SSL_ERROR_WANT_READ &&
-		    SSL_get_error(l->ssl, rc) != SSL_ERROR_WANT_WRITE) {
-			tlsclient_handshake_why(l->ssl, SSL_get_error(l->ssl,
-			    rc), a->host, why, whylen);
+		code = SSL_get_error(l->ssl, rc);
+		if (rc != 1 && code != SSL_ERROR_WANT_READ &&
+		    code != SSL_ERROR_WANT_WRITE) {
+			tlsclient_handshake_why(l->ssl, code, a->host, why,
+			    whylen);
 			pipe_release(&old);
 			return -1;
 		}

@@ -14,7 +14,6 @@
 #include "config.h"
 
 #include <sys/socket.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -24,9 +23,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "engine.h"
+#include "tlsclient.h"
 
 static BIO_METHOD *sock_method;
 static pthread_once_t sock_once = PTHREAD_ONCE_INIT;
@@ -88,68 +87,20 @@ sock_method_make(void)
 	sock_method = m;
 }
 
-/* The newest error OpenSSL queued, in words, and the queue emptied. */
-static void
-ssl_why(char *buf, size_t len, const char *none)
-{
-	unsigned long e, last = 0;
-
-	while ((e = ERR_get_error()) != 0)
-		last = e;
-	if (last == 0)
-		snprintf(buf, len, "%s", none);
-	else if (ERR_reason_error_string(last) != NULL)
-		snprintf(buf, len, "%s", ERR_reason_error_string(last));
-	else
-		ERR_error_string_n(last, buf, len);
-}
-
 int
 tls_client_ctx(struct engine *e, const char *ca, const char *cert,
     const char *key, char *err, size_t errlen)
 {
-	char why[200];
-	SSL_CTX *ctx;
+	char why[400];
+	SSL_CTX *ctx = tlsclient_ctx(ca, cert, key, why, sizeof why);
 
-	ERR_clear_error();
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
-		snprintf(err, errlen, "TLS: out of memory");
-		return DLM_E_NOMEM;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if ((ca != NULL ? SSL_CTX_load_verify_locations(ctx, ca, NULL) :
-	    SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-		ssl_why(why, sizeof why, "no certificates");
-		snprintf(err, errlen, "TLS CA %s: %s", ca != NULL ? ca :
-		    "(the system's)", why);
-		goto fail;
-	}
-	if (cert != NULL) {
-		if (key == NULL)
-			key = cert;	/* one PEM file with both */
-		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-			ssl_why(why, sizeof why, "unreadable");
-			snprintf(err, errlen, "TLS certificate %s: %s", cert,
-			    why);
-			goto fail;
-		}
-		if (SSL_CTX_use_PrivateKey_file(ctx, key,
-		    SSL_FILETYPE_PEM) != 1 ||
-		    SSL_CTX_check_private_key(ctx) != 1) {
-			ssl_why(why, sizeof why, "unreadable");
-			snprintf(err, errlen, "TLS key %s: %s", key, why);
-			goto fail;
-		}
+	if (ctx == NULL) {
+		snprintf(err, errlen, "TLS %s", why);
+		return DLM_E_CONNECT;
 	}
 	SSL_CTX_free(e->tls_ctx);
 	e->tls_ctx = ctx;
 	return 0;
-fail:
-	SSL_CTX_free(ctx);
-	return DLM_E_CONNECT;
 }
 
 /* Start a handshake on the connected fd, to the host of e->addr. */
@@ -157,7 +108,6 @@ int
 tls_client_start(struct engine *e, int fd, char *err, size_t errlen)
 {
 	const char *host = e->addr.host;
-	unsigned char ip[16];
 	BIO *bio;
 	SSL *ssl;
 
@@ -180,13 +130,7 @@ tls_client_start(struct engine *e, int fd, char *err, size_t errlen)
 	SSL_set_bio(ssl, bio, bio);
 	SSL_set_connect_state(ssl);
 	/* An address is checked against the certificate's IP names. */
-	if (inet_pton(AF_INET, host, ip) == 1 ||
-	    inet_pton(AF_INET6, host, ip) == 1) {
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-		    host) != 1)
-			goto fail;
-	} else if (SSL_set_tlsext_host_name(ssl, host) != 1 ||
-	    SSL_set1_host(ssl, host) != 1)
+	if (tlsclient_expect_host(ssl, host) != 0)
 		goto fail;
 	e->ssl = ssl;
 	e->fd = fd;
@@ -207,8 +151,6 @@ int
 tls_client_step(struct engine *e, char *err, size_t errlen)
 {
 	int rc, code;
-	long vr;
-	char lib[200];
 
 	ERR_clear_error();
 	if ((rc = SSL_do_handshake(e->ssl)) == 1) {
@@ -221,20 +163,7 @@ tls_client_step(struct engine *e, char *err, size_t errlen)
 		e->tls_want_write = code == SSL_ERROR_WANT_WRITE;
 		return 0;
 	}
-	vr = SSL_get_verify_result(e->ssl);
-	ssl_why(lib, sizeof lib, code == SSL_ERROR_SYSCALL ?
-	    "the server closed the connection" : "unknown error");
-	if (code == SSL_ERROR_SSL && vr == X509_V_ERR_HOSTNAME_MISMATCH)
-		snprintf(err, errlen, "TLS: the server's certificate does not "
-		    "name %s", e->addr.host);
-	else if (code == SSL_ERROR_SSL && vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		snprintf(err, errlen, "TLS: the server's certificate does not "
-		    "name the address %s", e->addr.host);
-	else if (code == SSL_ERROR_SSL && vr != X509_V_OK)
-		snprintf(err, errlen, "TLS: the server's certificate is not "
-		    "trusted: %s", X509_verify_cert_error_string(vr));
-	else
-		snprintf(err, errlen, "TLS handshake failed: %s", lib);
+	tlsclient_handshake_why(e->ssl, code, e->addr.host, err, errlen);
 	return -1;
 }
 
@@ -266,7 +195,7 @@ tls_client_read(struct engine *e, struct rbuf *b, char *err, size_t errlen)
 		if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE)
 			return total;
 		if (code == SSL_ERROR_SSL)
-			ssl_why(err, errlen, "TLS error");
+			tlsclient_why(err, errlen, "TLS error");
 		ERR_clear_error();
 		return total > 0 ? total : -1;
 	} while (SSL_pending(e->ssl) > 0);
