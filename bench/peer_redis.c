@@ -178,7 +178,6 @@ redis_reply(struct rconn *rc, redisReply **reply)
 {
 	redisContext *c = rc->ctx;
 	void *r = NULL;
-	size_t len, off;
 	char buf[16384];
 	int n;
 
@@ -187,8 +186,9 @@ redis_reply(struct rconn *rc, redisReply **reply)
 	if (redisGetReplyFromReader(c, &r) != REDIS_OK)
 		return REDIS_ERR;
 	if (r == NULL) {
-		len = sdslen(c->obuf);
-		for (off = 0; off < len; off += (size_t)n)
+		size_t len = sdslen(c->obuf);
+
+		for (size_t off = 0; off < len; off += (size_t)n)
 			if ((n = SSL_write(rc->ssl, c->obuf + off,
 			    (int)(len - off))) <= 0)
 				return REDIS_ERR;
