@@ -766,7 +766,7 @@ usage(void)
 "                 [-R REPEATS] dlmd|dlmd-loop|redis|postgres ADDRESS 1-8\n"
 "  ADDRESS: unix:PATH, tcp:HOST:PORT or tls:HOST:PORT (dlmd, dlmd-loop,\n"
 "  redis; the server's certificate checked against $DLM_TLS_CA; not for\n"
-"  workload 5); a libpq connection string (postgres)\n");
+"  dlmd's workload 5); a libpq connection string (postgres)\n");
 	exit(2);
 }
 
