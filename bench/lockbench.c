@@ -764,8 +764,9 @@ usage(void)
 "usage: lockbench [-t SECONDS] [-c CLIENTS] [-d DEPTH] [-k PERMITS]\n"
 "                 [-l LEASE_MS] [-n LOCKS] [-p SERVER_PID] [-r RETRY_MS]\n"
 "                 [-R REPEATS] dlmd|dlmd-loop|redis|postgres ADDRESS 1-8\n"
-"  ADDRESS: unix:PATH or tcp:HOST:PORT (dlmd, dlmd-loop, redis); a libpq\n"
-"  connection string (postgres)\n");
+"  ADDRESS: unix:PATH, tcp:HOST:PORT or tls:HOST:PORT (dlmd, dlmd-loop,\n"
+"  redis; the server's certificate checked against $DLM_TLS_CA; not for\n"
+"  dlmd's workload 5); a libpq connection string (postgres)\n");
 	exit(2);
 }
 

@@ -11,15 +11,26 @@
  * comes back after its lease) and adds one if fewer than the capacity
  * are left; given back by removing the id. Waiting is the same loop of
  * tries as for a lock.
+ *
+ * Over TLS (a tls:HOST:PORT address, the server's certificate checked
+ * against $DLM_TLS_CA and the host): Debian 12's hiredis (0.14) has no
+ * TLS of its own, so hiredis still formats every command and parses every
+ * reply, and only the bytes go through OpenSSL instead of read() and
+ * write(), which is what hiredis 1.x's own TLS does too.
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "addr.h"
 #include "lockbench.h"
@@ -43,6 +54,7 @@ static const char sem_acquire_script[] =
 
 struct rconn {
 	redisContext	*ctx;
+	SSL		*ssl;		/* NULL: hiredis does the I/O */
 	char		 sha[41];
 	char		 sem_sha[41];
 	char		 permit[64];	/* the semaphore permit held now */
@@ -64,61 +76,178 @@ redis_recipe(void)
 	return line;
 }
 
-static redisContext *
+/* One client context for every TLS connection, made on first use. */
+static SSL_CTX *tls_ctx;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void
+tls_ctx_make(void)
+{
+	const char *ca = getenv("DLM_TLS_CA");
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if ((ca != NULL ? SSL_CTX_load_verify_locations(ctx, ca, NULL) :
+	    SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+		fprintf(stderr, "redis TLS CA %s: unreadable\n",
+		    ca != NULL ? ca : "(the system's)");
+		SSL_CTX_free(ctx);
+		return;
+	}
+	tls_ctx = ctx;
+}
+
+/* A handshake on ctx's connected socket, the certificate naming host. */
+static SSL *
+tls_start(redisContext *ctx, const char *host)
+{
+	SSL *ssl;
+
+	pthread_once(&tls_once, tls_ctx_make);
+	if (tls_ctx == NULL || (ssl = SSL_new(tls_ctx)) == NULL)
+		return NULL;
+	if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1 &&
+	    (SSL_set_tlsext_host_name(ssl, host) != 1 ||
+	    SSL_set1_host(ssl, host) != 1))
+		goto fail;
+	if (SSL_set_fd(ssl, ctx->fd) != 1 || SSL_connect(ssl) != 1)
+		goto fail;
+	return ssl;
+fail:
+	ERR_print_errors_fp(stderr);
+	SSL_free(ssl);
+	return NULL;
+}
+
+static struct rconn *
 redis_dial(const char *addr)
 {
-	redisContext *ctx;
+	struct rconn *rc = calloc(1, sizeof *rc);
 	struct addr a;
 	char err[200];
 
+	if (rc == NULL)
+		return NULL;
 	if (addr_parse(addr, 0, &a, err, sizeof err) != 0) {
 		fprintf(stderr, "redis address %s\n", err);
+		free(rc);
 		return NULL;
 	}
-	if (a.type == ADDR_TCP)
-		ctx = redisConnect(a.host, a.portnum);
+	if (a.type == ADDR_UNIX)
+		rc->ctx = redisConnectUnix(a.path);
 	else
-		ctx = redisConnectUnix(a.path);
-	if (ctx != NULL && ctx->err != 0) {
-		fprintf(stderr, "redis %s: %s\n", addr, ctx->errstr);
-		redisFree(ctx);
-		ctx = NULL;
+		rc->ctx = redisConnect(a.host, a.portnum);
+	if (rc->ctx != NULL && rc->ctx->err != 0) {
+		fprintf(stderr, "redis %s: %s\n", addr, rc->ctx->errstr);
+		redisFree(rc->ctx);
+		rc->ctx = NULL;
 	}
-	return ctx;
+	if (rc->ctx != NULL && a.type == ADDR_TLS &&
+	    (rc->ssl = tls_start(rc->ctx, a.host)) == NULL) {
+		fprintf(stderr, "redis %s: TLS handshake failed\n", addr);
+		redisFree(rc->ctx);
+		rc->ctx = NULL;
+	}
+	if (rc->ctx == NULL) {
+		free(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+static void
+redis_hangup(struct rconn *rc)
+{
+	if (rc->ssl != NULL) {
+		SSL_shutdown(rc->ssl);
+		SSL_free(rc->ssl);
+	}
+	redisFree(rc->ctx);
+	free(rc);
+}
+
+/*
+ * The next reply, as redisGetReply: first one already read, else the
+ * commands appended so far are sent and replies read until one is whole.
+ */
+static int
+redis_reply(struct rconn *rc, redisReply **reply)
+{
+	redisContext *c = rc->ctx;
+	void *r = NULL;
+	char buf[16384];
+	int n;
+
+	if (rc->ssl == NULL)
+		return redisGetReply(c, (void **)reply);
+	if (redisGetReplyFromReader(c, &r) != REDIS_OK)
+		return REDIS_ERR;
+	if (r == NULL) {
+		size_t len = sdslen(c->obuf);
+
+		for (size_t off = 0; off < len; off += (size_t)n)
+			if ((n = SSL_write(rc->ssl, c->obuf + off,
+			    (int)(len - off))) <= 0)
+				return REDIS_ERR;
+		sdsclear(c->obuf);
+	}
+	while (r == NULL) {
+		if ((n = SSL_read(rc->ssl, buf, sizeof buf)) <= 0 ||
+		    redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK ||
+		    redisGetReplyFromReader(c, &r) != REDIS_OK)
+			return REDIS_ERR;
+	}
+	*reply = r;
+	return REDIS_OK;
+}
+
+/* One command and its reply, as redisCommand; NULL on failure. */
+static redisReply *
+redis_command(struct rconn *rc, const char *fmt, ...)
+{
+	redisReply *r = NULL;
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = redisvAppendCommand(rc->ctx, fmt, ap);
+	va_end(ap);
+	if (err != REDIS_OK || redis_reply(rc, &r) != REDIS_OK)
+		return NULL;
+	return r;
 }
 
 static void *
 redis_open(const char *addr, int lease_ms)
 {
 	static unsigned long nconns;
-	struct rconn *rc = calloc(1, sizeof *rc);
+	struct rconn *rc = redis_dial(addr);
 	redisReply *r;
 
-	if (rc == NULL || (rc->ctx = redis_dial(addr)) == NULL) {
-		free(rc);
+	if (rc == NULL)
 		return NULL;
-	}
 	rc->lease_ms = lease_ms > 0 ? lease_ms : 10000;
 	rc->pid = (int)getpid();
 	rc->serial = __atomic_add_fetch(&nconns, 1, __ATOMIC_RELAXED) << 32;
-	r = redisCommand(rc->ctx, "SCRIPT LOAD %s", release_script);
+	r = redis_command(rc, "SCRIPT LOAD %s", release_script);
 	if (r == NULL || r->type != REDIS_REPLY_STRING) {
 		fprintf(stderr, "redis: SCRIPT LOAD failed\n");
 		if (r != NULL)
 			freeReplyObject(r);
-		redisFree(rc->ctx);
-		free(rc);
+		redis_hangup(rc);
 		return NULL;
 	}
 	snprintf(rc->sha, sizeof rc->sha, "%s", r->str);
 	freeReplyObject(r);
-	r = redisCommand(rc->ctx, "SCRIPT LOAD %s", sem_acquire_script);
+	r = redis_command(rc, "SCRIPT LOAD %s", sem_acquire_script);
 	if (r == NULL || r->type != REDIS_REPLY_STRING) {
 		fprintf(stderr, "redis: SCRIPT LOAD failed\n");
 		if (r != NULL)
 			freeReplyObject(r);
-		redisFree(rc->ctx);
-		free(rc);
+		redis_hangup(rc);
 		return NULL;
 	}
 	snprintf(rc->sem_sha, sizeof rc->sem_sha, "%s", r->str);
@@ -129,10 +258,7 @@ redis_open(const char *addr, int lease_ms)
 static void
 redis_close(void *conn)
 {
-	struct rconn *rc = conn;
-
-	redisFree(rc->ctx);
-	free(rc);
+	redis_hangup(conn);
 }
 
 /* One SET NX PX try; the token is unique to this acquisition. */
@@ -143,7 +269,7 @@ redis_try(struct rconn *rc, const char *lock, char *token, size_t len)
 	int res;
 
 	snprintf(token, len, "%d:%lx", rc->pid, ++rc->serial);
-	r = redisCommand(rc->ctx, "SET %s %s NX PX %d", lock, token,
+	r = redis_command(rc, "SET %s %s NX PX %d", lock, token,
 	    rc->lease_ms);
 	if (r == NULL)
 		return PEER_ERROR;
@@ -172,7 +298,7 @@ redis_acquire(void *conn, const char *lock, int timeout_ms)
 static int
 redis_release_token(struct rconn *rc, const char *lock, const char *token)
 {
-	redisReply *r = redisCommand(rc->ctx, "EVALSHA %s 1 %s %s", rc->sha,
+	redisReply *r = redis_command(rc, "EVALSHA %s 1 %s %s", rc->sha,
 	    lock, token);
 	int res = r != NULL && r->type == REDIS_REPLY_INTEGER &&
 	    r->integer == 1 ? 0 : PEER_ERROR;
@@ -208,7 +334,7 @@ redis_batch(void *conn, const char *const *locks, int n)
 	for (int i = 0; i < n; i++) {
 		redisReply *r;
 
-		if (redisGetReply(rc->ctx, (void **)&r) != REDIS_OK) {
+		if (redis_reply(rc, &r) != REDIS_OK) {
 			free(tokens);
 			return PEER_ERROR;
 		}
@@ -222,7 +348,7 @@ redis_batch(void *conn, const char *const *locks, int n)
 	for (int i = 0; i < n; i++) {
 		redisReply *r;
 
-		if (redisGetReply(rc->ctx, (void **)&r) != REDIS_OK) {
+		if (redis_reply(rc, &r) != REDIS_OK) {
 			free(tokens);
 			return PEER_ERROR;
 		}
@@ -243,7 +369,7 @@ redis_renew(void *ctx, int i)
 	char name[64];
 
 	snprintf(name, sizeof name, "idle/%d", i);
-	if ((r = redisCommand(rc->ctx, "PEXPIRE %s %d", name,
+	if ((r = redis_command(rc, "PEXPIRE %s %d", name,
 	    rc->lease_ms)) == NULL)
 		return -1;
 	freeReplyObject(r);
@@ -308,7 +434,7 @@ redis_many(const char *addr, long n, pid_t server, double *rss_per_lock)
 		for (long j = 0; j < k; j++) {
 			redisReply *r;
 
-			if (redisGetReply(rc->ctx, (void **)&r) != REDIS_OK) {
+			if (redis_reply(rc, &r) != REDIS_OK) {
 				err = -1;
 				break;
 			}
@@ -320,7 +446,7 @@ redis_many(const char *addr, long n, pid_t server, double *rss_per_lock)
 	sleep_ms(500);
 	*rss_per_lock = (double)(proc_rss_kib(server) - rss0) * 1024.0 /
 	    (double)n - 9.0;
-	freeReplyObject(redisCommand(rc->ctx, "FLUSHALL"));
+	freeReplyObject(redis_command(rc, "FLUSHALL"));
 	redis_close(rc);
 	return err;
 }
@@ -337,7 +463,7 @@ redis_sem_acquire(void *conn, const char *sem, int capacity, int timeout_ms)
 
 		snprintf(rc->permit, sizeof rc->permit, "%d:%lx", rc->pid,
 		    ++rc->serial);
-		r = redisCommand(rc->ctx, "EVALSHA %s 1 %s %d %d %s",
+		r = redis_command(rc, "EVALSHA %s 1 %s %d %d %s",
 		    rc->sem_sha, sem, capacity, rc->lease_ms, rc->permit);
 		if (r == NULL)
 			return PEER_ERROR;
@@ -355,7 +481,7 @@ static int
 redis_sem_release(void *conn, const char *sem)
 {
 	struct rconn *rc = conn;
-	redisReply *r = redisCommand(rc->ctx, "ZREM %s %s", sem, rc->permit);
+	redisReply *r = redis_command(rc, "ZREM %s %s", sem, rc->permit);
 	int res = r != NULL && r->type == REDIS_REPLY_INTEGER &&
 	    r->integer == 1 ? 0 : PEER_ERROR;
 
