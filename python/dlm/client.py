@@ -1,0 +1,1418 @@
+"""The threaded client: :class:`Client` and the locks it makes.
+
+One :class:`Client` is one dlmd session. Any number of threads may use it
+at once: each request goes out under the client's mutex, and one reader
+thread per client reads every reply and notification, hands replies to the
+threads waiting for them by msgid, and tells lock objects of lost holds. A
+second background thread pings the server when the client has been quiet
+for a third of the lease (a sixth in a cluster), as libdlm does.
+
+The threads of one client take turns at a lock name, first come first
+served, before asking dlmd: dlmd counts holds per session, not per thread,
+so without turns a second thread's acquire of a mutex this client holds
+would be refused ALREADY_HELD instead of waiting as threading.Lock's does.
+"""
+
+import _thread
+import collections
+import functools
+import os
+import socket
+import threading
+import time
+import weakref
+
+import msgpack
+
+from . import _common
+from ._common import (Hold, hello_params, name_key, parse_addresses,
+                      parse_address, format_address, timeout_ms, wire_name)
+from .errors import (AlreadyHeld, Cancelled, ClientClosed, ConnectError,
+                     ConnectionLost, DlmError, Forked, LockTimeout,
+                     NotActive, NotFound, NotHeld, ProtocolError, WouldBlock,
+                     error_from_wire)
+
+__all__ = ["Client", "Lock", "RLock", "Semaphore", "Watch", "Election",
+           "connect"]
+
+_allocate = _thread.allocate_lock
+_monotonic = time.monotonic
+
+# Every live client, so that a fork() child can mark its copies unusable.
+_clients = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    # Only flags and file descriptors here: another thread of the parent
+    # may have held a client's mutex at fork(), and it stays held forever
+    # in the child.
+    for c in list(_clients):
+        c._forked = True
+        sock = c._sock
+        if sock is not None:
+            try:
+                # The parent's connection lives on: this drops only the
+                # child's reference to it.
+                os.close(sock.detach())
+            except OSError:
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Call(object):
+    """A request waiting for its reply."""
+
+    __slots__ = ("waiter", "error", "result", "done", "on_reply", "acquire")
+
+    def __init__(self, on_reply=None):
+        self.waiter = _allocate()
+        self.waiter.acquire()
+        self.error = None
+        self.result = None
+        self.done = False
+        # Run by the reader thread with the client's mutex held, so that
+        # the holds are up to date before any later notification is read.
+        self.on_reply = on_reply
+        # For an acquire: (name, kind), to give back a grant whose answer
+        # a dropped connection swallowed.
+        self.acquire = None
+
+
+class _Turn(object):
+    """Whose turn it is, among this client's threads, at one lock name."""
+
+    __slots__ = ("owner", "queue", "lost")
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.queue = collections.deque()
+        self.lost = False
+
+
+def _dial(addr, timeout, tls):
+    """A connected socket to addr, or OSError/ssl errors."""
+    if addr.scheme == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(timeout)
+            s.connect(addr.path)
+        except BaseException:
+            s.close()
+            raise
+        return s
+    s = socket.create_connection((addr.host, addr.port), timeout=timeout)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if addr.scheme == "tls":
+            s = tls.wrap_socket(s, server_hostname=addr.host)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+class Client(object):
+    """A session with dlmd, shared by all the threads of a program.
+
+    ``Client("web-1")`` connects at once and opens a session named web-1.
+
+    :param name: the client name, unique among dlmd's sessions (None: the
+        library makes one, HOST:PID:N, as libdlm does).
+    :param address: ``unix:PATH``, ``tcp:HOST:PORT``, ``tls:HOST:PORT``, a
+        comma-separated list of them or a Python list (the members of a
+        cluster, tried in turn). None: ``$DLM_SERVER``, else the default
+        socket.
+    :param lease_ms: the lease asked for (None: the server's default).
+    :param linger_ms: how long the session outlives a dropped connection;
+        within it, this client reconnects and resumes the session with its
+        holds. 0 (the default): the holds end with the connection.
+    :param token: a client token for hello's ``auth`` (or ``token_file``,
+        a file whose first line is the token, as dlmctl reads it).
+    :param label: free text shown by ``dlmctl clients``.
+    :param connect_timeout: seconds connecting (and each reconnect attempt)
+        may take.
+    :param tls_ca, tls_cert, tls_key: files for ``tls:`` addresses (None:
+        ``$DLM_TLS_CA``, ``$DLM_TLS_CERT``, ``$DLM_TLS_KEY``).
+    :param on_lost: called as ``on_lost(name, token, reason)`` when a hold
+        is lost, from the client's reader thread; it must not block.
+    :param on_contended: called as ``on_contended(name, token, waiters)``
+        when a hold acquired with ``notify_contended`` gets waiters.
+
+    A Client is a context manager; leaving it closes the session.
+    """
+
+    def __init__(self, name=None, address=None, lease_ms=None, linger_ms=0,
+                 token=None, token_file=None, label=None,
+                 connect_timeout=_common.CONNECT_TIMEOUT, tls_ca=None,
+                 tls_cert=None, tls_key=None, on_lost=None,
+                 on_contended=None):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError("a client name is a non-empty str")
+        if (lease_ms is not None and lease_ms < 0) or linger_ms < 0:
+            raise ValueError("a negative lease or linger")
+        self._addrs = parse_addresses(address)
+        self._tls = None
+        if any(a.scheme == "tls" for a in self._addrs):
+            self._tls = _common.tls_context(tls_ca, tls_cert, tls_key)
+        if token is None and token_file is not None:
+            token = _common.read_token_file(token_file)
+        self._name = name or _common.default_client_name()
+        self._lease_asked = lease_ms
+        self._linger_asked = linger_ms
+        self._auth = token
+        self._label = label
+        self._connect_timeout = connect_timeout
+        self.on_lost = on_lost
+        self.on_contended = on_contended
+
+        self._pid = os.getpid()
+        self._forked = False
+        self._mu = threading.Lock()
+        self._cv = threading.Condition(self._mu)
+        self._state = "connecting"
+        self._closed_exc = None
+        self._sock = None
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._msgid = 0
+        self._pending = {}
+        self._holds = {}
+        self._turns = {}
+        self._watches = {}
+        self._uncertain = []
+        self._last_send = _monotonic()
+        self._session = None
+        self._secret = None
+        self._receipt = None
+        self._cluster = False
+        self._lease_ms = 0
+        self._linger_ms = 0
+        self._server = None
+        self._next_addr = 0
+        self._address = None
+        self._stop = threading.Event()
+
+        sock, unpacker, early = self._open(resume=False,
+                                           deadline=_monotonic() +
+                                           connect_timeout)
+        self._sock = sock
+        self._state = "ready"
+        _clients.add(self)
+        self._reader = threading.Thread(target=self._read_loop,
+                                        args=(sock, unpacker),
+                                        name="dlm-reader %s" % self._name,
+                                        daemon=True)
+        self._keeper = threading.Thread(target=self._keepalive,
+                                        name="dlm-keepalive %s" % self._name,
+                                        daemon=True)
+        self._reader.start()
+        self._keeper.start()
+        for msg in early:
+            self._dispatch(msg)
+
+    # -- the session ------------------------------------------------------
+
+    def _next_msgid(self):
+        self._msgid = self._msgid + 1 if self._msgid < _common.MSGID_MAX \
+            else 1
+        return self._msgid
+
+    def _open(self, resume, deadline):
+        """Dial the servers in turn and open (or resume, or reclaim) the
+        session: the socket, its unpacker and any notifications read before
+        the answer. Raises the last reason when no server would do."""
+        last = None
+        hint = None
+        saw_not_active = False
+        backoff = _common.BACKOFF_FIRST
+        n = len(self._addrs)
+        while True:
+            tried = 0
+            while tried < n or hint is not None:
+                if hint is not None:
+                    addr, hint = hint, None
+                else:
+                    addr = self._addrs[self._next_addr]
+                    self._next_addr = (self._next_addr + 1) % n
+                    tried += 1
+                left = deadline - _monotonic()
+                if left <= 0:
+                    break
+                step = min(left, _common.ATTEMPT_MAX) if n > 1 else left
+                try:
+                    return self._hello_on(addr, resume, _monotonic() + step)
+                except NotActive as e:
+                    last = e
+                    saw_not_active = True
+                    if e.active and hint is None:
+                        try:
+                            hint = parse_address(e.active)
+                        except DlmError:
+                            hint = None
+                except (OSError, ConnectError, ConnectionLost,
+                        ProtocolError) as e:
+                    last = e
+                except DlmError:
+                    raise
+            # A cluster between actives, or a session being resumed: try
+            # again until the deadline.
+            if (not (resume or saw_not_active) or
+                    _monotonic() >= deadline):
+                break
+            time.sleep(min(backoff, max(0, deadline - _monotonic())))
+            backoff = min(backoff * 2, 0.25 if saw_not_active or
+                          self._cluster else _common.BACKOFF_MAX)
+        if isinstance(last, DlmError):
+            raise last
+        raise ConnectError("cannot connect to %s: %s" % (
+            ", ".join(format_address(a) for a in self._addrs),
+            last or "no time left"))
+
+    def _hello_on(self, addr, resume, deadline):
+        try:
+            sock = _dial(addr, max(0.001, deadline - _monotonic()),
+                         self._tls)
+        except OSError as e:
+            raise ConnectError("cannot connect to %s: %s"
+                               % (format_address(addr), e))
+        try:
+            unpacker = msgpack.Unpacker(raw=False,
+                                        unicode_errors="surrogateescape")
+            early = []
+            reclaiming = resume and self._cluster and self._secret
+            if reclaiming:
+                result = self._handshake(sock, unpacker, "reclaim",
+                                         self._reclaim_params(), deadline,
+                                         early)
+                if isinstance(result, DlmError):
+                    if isinstance(result, NotActive):
+                        raise result
+                    reclaiming = False
+                    # Refused whole: the session is here already (resume
+                    # it) or cannot be reclaimed (a new one).
+            if not reclaiming:
+                result = self._handshake(
+                    sock, unpacker, "hello",
+                    hello_params(self._name, self._lease_asked,
+                                 self._linger_asked, self._auth, self._label,
+                                 self._secret if resume else None),
+                    deadline, early)
+                if isinstance(result, DlmError):
+                    raise result
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
+        self._opened(addr, result, resume, reclaiming)
+        return sock, unpacker, early
+
+    def _handshake(self, sock, unpacker, method, params, deadline, early):
+        """Send hello or reclaim and read its answer: the result, or the
+        server's error as an exception object."""
+        msgid = self._next_msgid()
+        sock.sendall(self._packer.pack([0, msgid, method, [params]]))
+        while True:
+            for msg in unpacker:
+                if (isinstance(msg, list) and len(msg) == 4 and
+                        msg[0] == _common.RESPONSE and msg[1] == msgid):
+                    if msg[2] is not None:
+                        return error_from_wire(msg[2])
+                    if not isinstance(msg[3], dict):
+                        raise ProtocolError("%s's answer is not a map"
+                                            % method)
+                    return msg[3]
+                if isinstance(msg, list) and msg and msg[0] == \
+                        _common.NOTIFY:
+                    early.append(msg)
+            left = deadline - _monotonic()
+            if left <= 0:
+                raise ConnectError("no answer to %s in time" % method)
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                raise ConnectError("no answer to %s in time" % method)
+            if not data:
+                raise ConnectionLost("the server closed the connection "
+                                     "before answering %s" % method)
+            unpacker.feed(data)
+
+    def _reclaim_params(self):
+        p = {"proto": _common.PROTO, "client": self._name,
+             "secret": self._secret, "receipt": self._receipt,
+             "holds": [h.claim() for h in self._holds.values()
+                       if h.receipt is not None],
+             "lease_ms": self._lease_ms, "linger_ms": self._linger_ms}
+        if self._auth is not None:
+            p["auth"] = self._auth
+        return p
+
+    def _opened(self, addr, result, resume, reclaimed):
+        """A session is open on a new connection: note what the server said
+        of it, and settle the holds. Runs with nobody else using the
+        socket (the constructor, or the reader thread reconnecting)."""
+        lost = []
+        with self._mu:
+            self._address = addr
+            self._session = result.get("session")
+            self._lease_ms = result.get("lease_ms", self._lease_ms)
+            self._linger_ms = result.get("linger_ms", self._linger_ms)
+            self._server = result.get("server", self._server)
+            if not reclaimed:
+                self._secret = result.get("secret", self._secret)
+                self._cluster = "receipt" in result
+            if result.get("receipt") is not None:
+                self._receipt = result["receipt"]
+            self._last_send = _monotonic()
+            if reclaimed:
+                for outcome in result.get("holds") or []:
+                    if not outcome.get("kept"):
+                        h = self._holds.get(name_key(outcome.get("lock")))
+                        if h is not None and h.token == outcome.get("token"):
+                            lost.append(self._hold_lost(h, "failover"))
+            elif resume and not result.get("resumed"):
+                # The server no longer had the session: every hold went
+                # with it.
+                for h in list(self._holds.values()):
+                    lost.append(self._hold_lost(h, "session"))
+            if reclaimed or (resume and not result.get("resumed")):
+                # Grants the old server gave unheard died with it.
+                self._uncertain = []
+        for note in lost:
+            self._tell_lost(*note)
+
+    def _settle_uncertain(self, uncertain):
+        # An acquire answered on the connection that dropped may have been
+        # granted unheard: give such a lock back unless this client holds
+        # it (it does not know of such a grant, so nobody would release it).
+        for name, kind in uncertain:
+            with self._mu:
+                if name_key(name) in self._holds:
+                    continue
+            if kind != "rlock":
+                self._send_internal("release", {"lock": wire_name(name)})
+
+    # -- reading ----------------------------------------------------------
+
+    def _read_loop(self, sock, unpacker):
+        while True:
+            try:
+                data = sock.recv(262144)
+            except (OSError, ValueError):
+                data = b""
+            if data:
+                unpacker.feed(data)
+                try:
+                    for msg in unpacker:
+                        self._dispatch(msg)
+                except (ValueError, msgpack.ExtraData,
+                        msgpack.FormatError, msgpack.StackError):
+                    data = b""
+                if data:
+                    continue
+            got = self._connection_lost(sock)
+            if got is None:
+                return
+            sock, unpacker, early = got
+            for msg in early:
+                self._dispatch(msg)
+
+    def _dispatch(self, msg):
+        if not isinstance(msg, list) or not msg:
+            return
+        if msg[0] == _common.RESPONSE and len(msg) == 4:
+            with self._mu:
+                call = self._pending.pop(msg[1], None)
+                if call is None:
+                    return
+                call.done = True
+                if msg[2] is not None:
+                    call.error = error_from_wire(msg[2])
+                else:
+                    call.result = msg[3]
+                if call.on_reply is not None:
+                    try:
+                        call.on_reply(call)
+                    except Exception as e:  # a reply that does not read
+                        call.error = ProtocolError(str(e))
+            call.waiter.release()
+        elif msg[0] == _common.NOTIFY and len(msg) == 3:
+            params = msg[2][0] if isinstance(msg[2], list) and msg[2] else {}
+            if not isinstance(params, dict):
+                return
+            if msg[1] == "lost":
+                self._on_lost_notice(params)
+            elif msg[1] == "changed":
+                self._on_changed(params)
+            elif msg[1] == "contended":
+                self._on_contended(params)
+
+    def _on_lost_notice(self, params):
+        key = name_key(params.get("lock"))
+        with self._mu:
+            h = self._holds.get(key)
+            if h is None or h.token != params.get("token"):
+                return
+            note = self._hold_lost(h, params.get("reason") or "unknown")
+        self._tell_lost(*note)
+
+    def _hold_lost(self, h, reason):
+        """Forget a hold (mutex held); what _tell_lost needs."""
+        self._holds.pop(name_key(h.name), None)
+        turn = self._turns.get(name_key(h.name))
+        if turn is not None:
+            turn.lost = True
+        owners, h.owners = h.owners, []
+        return h.name, h.token, reason, owners
+
+    def _tell_lost(self, name, token, reason, owners):
+        for lk in owners:
+            lk._lost(token, reason)
+        cb = self.on_lost
+        if cb is not None:
+            try:
+                cb(name, token, reason)
+            except Exception:
+                pass
+
+    def _on_contended(self, params):
+        key = name_key(params.get("lock"))
+        with self._mu:
+            h = self._holds.get(key)
+            if h is None or h.token != params.get("token"):
+                return
+            owners = list(h.owners)
+        waiters = params.get("waiters", 0)
+        for lk in owners:
+            cb = lk.on_contended
+            if cb is not None:
+                try:
+                    cb(lk, waiters)
+                except Exception:
+                    pass
+        if self.on_contended is not None:
+            try:
+                self.on_contended(key, params.get("token"), waiters)
+            except Exception:
+                pass
+
+    def _on_changed(self, params):
+        with self._mu:
+            w = self._watches.get(name_key(params.get("lock")))
+        if w is not None:
+            w._changed(params)
+
+    def _connection_lost(self, sock):
+        """The reader saw its connection end: fail what was in flight, then
+        resume the session within its linger (in a cluster, reclaim it on
+        the next active), or end the client. Returns the new connection's
+        socket, unpacker and early notifications, or None when over."""
+        lost = []
+        with self._mu:
+            if self._sock is sock:
+                self._sock = None
+            try:
+                sock.close()
+            except OSError:
+                pass
+            closing = self._state == "closing" or self._state == "closed"
+            pending, self._pending = self._pending, {}
+            for call in pending.values():
+                if call.acquire is not None:
+                    self._uncertain.append(call.acquire)
+                call.error = (ClientClosed("the client was closed")
+                              if closing else ConnectionLost(
+                                  "the connection to dlmd was lost with "
+                                  "the request in flight"))
+                call.done = True
+                call.waiter.release()
+            window = self._linger_ms / 1000.0
+            if self._cluster and window < 60.0:
+                # A dropped connection may be a dead active: its holds wait
+                # for this client to reclaim them on the next one.
+                window = 60.0
+            if closing or self._forked or window <= 0:
+                self._state = "closed"
+                if not closing:
+                    self._closed_exc = ClientClosed(
+                        "the connection to dlmd was lost, and the session "
+                        "with it (no linger)")
+                    for h in list(self._holds.values()):
+                        lost.append(self._hold_lost(h, "session"))
+                self._cv.notify_all()
+            else:
+                self._state = "reconnecting"
+        for note in lost:
+            self._tell_lost(*note)
+        if self._state == "closed":
+            self._stop.set()
+            return None
+        deadline = _monotonic() + window
+        try:
+            sock2, unpacker, early = self._open(resume=True,
+                                                deadline=deadline)
+        except Exception as e:
+            with self._mu:
+                self._state = "closed"
+                self._closed_exc = ClientClosed(
+                    "the session could not be resumed within its linger: %s"
+                    % (e,))
+                for h in list(self._holds.values()):
+                    lost.append(self._hold_lost(h, "session"))
+                self._cv.notify_all()
+            for note in lost:
+                self._tell_lost(*note)
+            self._stop.set()
+            return None
+        with self._mu:
+            if self._state != "reconnecting":
+                sock2.close()
+                return None
+            uncertain, self._uncertain = self._uncertain, []
+            self._sock = sock2
+            self._state = "ready"
+            self._cv.notify_all()
+        # Watches belong to a connection: ask again, and tell the watchers
+        # the state now.
+        for w in list(self._watches.values()):
+            self._send_internal("watch", {"lock": wire_name(w.name)},
+                                on_reply=w._rewatched)
+        self._settle_uncertain(uncertain)
+        return sock2, unpacker, early
+
+    def _keepalive(self):
+        while True:
+            with self._mu:
+                if self._state == "closed" or self._forked:
+                    return
+                every = (self._lease_ms or 10000) / 1000.0 / \
+                    (6 if self._cluster else 3)
+                wait = self._last_send + every - _monotonic()
+                if self._state != "ready":
+                    wait = 0.1
+                elif wait <= 0:
+                    msgid = self._next_msgid()
+                    self._send_locked([0, msgid, "ping", []])
+                    wait = every
+            if self._stop.wait(max(wait, 0.01)):
+                return
+
+    # -- sending ----------------------------------------------------------
+
+    def _check(self):
+        if self._forked or self._pid != os.getpid():
+            raise Forked("this dlm client was made by the parent process; "
+                         "connect again after fork()")
+
+    def _send_locked(self, frame):
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            sock.sendall(self._packer.pack(frame))
+        except (OSError, ValueError):
+            # The reader sees the connection end and fails what waits.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, ValueError):
+                pass
+            return False
+        self._last_send = _monotonic()
+        return True
+
+    def _wait_ready(self, deadline):
+        """With the mutex held: until the session is open; raises when the
+        client is closed or the deadline passes first."""
+        while self._state != "ready":
+            if self._state in ("closed", "closing"):
+                raise self._closed_exc or ClientClosed("the client is "
+                                                       "closed")
+            if deadline is None:
+                self._cv.wait()
+            else:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    raise LockTimeout("timed out waiting for the session "
+                                      "to be resumed")
+                self._cv.wait(left)
+
+    def _start(self, method, params, on_reply=None, deadline=None,
+               acquire=None):
+        """Send a request; the _Call to wait on, and its msgid."""
+        self._check()
+        call = _Call(on_reply)
+        call.acquire = acquire
+        with self._mu:
+            self._wait_ready(deadline)
+            msgid = self._next_msgid()
+            self._pending[msgid] = call
+            self._send_locked([0, msgid, method, [params]])
+        return call, msgid
+
+    def _send_internal(self, method, params, on_reply=None):
+        """A request whose answer nobody waits for."""
+        with self._mu:
+            if self._state != "ready":
+                return
+            msgid = self._next_msgid()
+            if on_reply is not None:
+                self._pending[msgid] = _Call(on_reply)
+            self._send_locked([0, msgid, method, [params]])
+
+    def _finish(self, call):
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _wait(self, call, msgid):
+        """Wait for call's reply; an interrupted wait cancels an acquire in
+        dlmd and gives back what was granted meanwhile."""
+        try:
+            call.waiter.acquire()
+        except BaseException:
+            if call.acquire is not None:
+                self._abandon(call, msgid)
+            raise
+        return self._finish(call)
+
+    def _abandon(self, call, msgid):
+        self._send_internal("cancel", {"id": msgid})
+        call.waiter.acquire(timeout=5)
+        name, kind = call.acquire
+        if call.done and call.error is None:
+            # Granted before the cancel arrived: nobody will use the hold.
+            token = call.result.get("token")
+            with self._mu:
+                h = self._holds.get(name_key(name))
+                if h is not None and h.token == token:
+                    del self._holds[name_key(name)]
+            self._send_internal("release", {"lock": wire_name(name),
+                                            "token": token})
+
+    def call(self, method, **params):
+        """Call any method of the protocol by name (``locks``, ``lock``,
+        ``clients``, ``stats``, ``force_release``...) and return its result;
+        a server error is raised as its exception."""
+        call, msgid = self._start(method, params)
+        return self._wait(call, msgid)
+
+    # -- public -----------------------------------------------------------
+
+    @property
+    def name(self):
+        """The client name of the session."""
+        return self._name
+
+    @property
+    def session(self):
+        """The server's number for the session."""
+        return self._session
+
+    @property
+    def lease_ms(self):
+        """The lease the server gave."""
+        return self._lease_ms
+
+    @property
+    def linger_ms(self):
+        """The linger the server gave."""
+        return self._linger_ms
+
+    @property
+    def address(self):
+        """The address of the server the session is on."""
+        return format_address(self._address) if self._address else None
+
+    @property
+    def server(self):
+        """The server's version string ("dlmd 0.1.0")."""
+        return self._server
+
+    @property
+    def closed(self):
+        """True once the client is closed or its session is over."""
+        return self._state in ("closed", "closing")
+
+    def lock(self, name, shared=False, timeout=None, value=None,
+             lock_delay_ms=0, notify_contended=False, deadlock_check=True,
+             on_lost=None, on_contended=None):
+        """A :class:`Lock` (a mutex) named ``name``; nothing is asked of
+        dlmd until it is acquired. ``shared`` takes it in shared mode;
+        ``timeout`` (seconds) is how long ``with lock:`` waits."""
+        return Lock(self, name, "mutex", shared, timeout, value,
+                    lock_delay_ms, notify_contended, deadlock_check,
+                    on_lost, on_contended)
+
+    def rlock(self, name, shared=False, timeout=None, value=None,
+              lock_delay_ms=0, notify_contended=False, deadlock_check=True,
+              on_lost=None, on_contended=None):
+        """An :class:`RLock` named ``name``: reentrant, as threading.RLock
+        is, in the thread that holds it; dlmd counts each level."""
+        return RLock(self, name, "rlock", shared, timeout, value,
+                     lock_delay_ms, notify_contended, deadlock_check,
+                     on_lost, on_contended)
+
+    def mklock(self, name):
+        """The seed's name for :meth:`lock`."""
+        return self.lock(name)
+
+    def mkrlock(self, name):
+        """The seed's name for :meth:`rlock`."""
+        return self.rlock(name)
+
+    def semaphore(self, name, capacity, permits=1, timeout=None,
+                  lock_delay_ms=0, on_lost=None):
+        """A :class:`Semaphore`: ``permits`` of ``capacity``, which every
+        user of the name must give alike."""
+        return Semaphore(self, name, capacity, permits, timeout,
+                         lock_delay_ms, on_lost)
+
+    def synchronized(self, name, shared=False, timeout=None, rlock=False):
+        """A decorator: the function runs holding the lock ``name``.
+
+        ``timeout`` (seconds) bounds the wait; past it the call raises
+        :class:`~dlm.errors.LockTimeout` without running the function."""
+        lk = (self.rlock if rlock else self.lock)(name, shared=shared,
+                                                  timeout=timeout)
+
+        def decorate(fn):
+            @functools.wraps(fn)
+            def run(*args, **kwargs):
+                with lk:
+                    return fn(*args, **kwargs)
+            run.lock = lk
+            return run
+        return decorate
+
+    def watch(self, name, callback=None):
+        """Watch the holders of ``name``: returns a :class:`Watch`, whose
+        ``callback(state)`` runs (in the reader thread) with the state now
+        and after each change of its holders."""
+        key = name_key(name)
+        w = Watch(self, name, callback)
+        with self._mu:
+            if key in self._watches:
+                raise AlreadyHeld("lock %r is watched by this client already"
+                                  % (key,))
+            self._watches[key] = w
+        try:
+            state = self.call("watch", lock=wire_name(name))
+        except BaseException:
+            with self._mu:
+                if self._watches.get(key) is w:
+                    del self._watches[key]
+            raise
+        w._changed(state)
+        return w
+
+    def election(self, name):
+        """An :class:`Election` on the lock ``name``."""
+        return Election(self, name)
+
+    def check(self, name, token):
+        """Whether (name, token) is a current hold, asking dlmd (as a
+        resource server validating a fencing token would)."""
+        return bool(self.call("check", lock=wire_name(name),
+                              token=token).get("held"))
+
+    def info(self, name):
+        """dlmd's listing of one lock (holders, waiters), or None when
+        nobody holds or waits for it."""
+        try:
+            return self.call("lock", lock=wire_name(name))
+        except NotFound:
+            return None
+
+    def locks(self, prefix=None):
+        """Every lock dlmd lists (with prefix, those whose names start with
+        it), all pages of them."""
+        out, after = [], None
+        while True:
+            params = {}
+            if prefix is not None:
+                params["prefix"] = wire_name(prefix)
+            if after is not None:
+                params["after"] = after
+            page = self.call("locks", **params)
+            out.extend(page.get("locks", []))
+            after = page.get("next")
+            if after is None:
+                return out
+
+    def stats(self):
+        """dlmd's counters and gauges."""
+        return self.call("stats")
+
+    def ping(self):
+        """Renew the lease now (the keepalive does it anyway)."""
+        return self.call("ping")
+
+    def reset(self):
+        """Release every hold of this session; how many there were."""
+        res = self.call("reset")
+        lost = []
+        with self._mu:
+            for h in list(self._holds.values()):
+                self._holds.pop(name_key(h.name), None)
+                lost.extend(h.owners)
+                h.owners = []
+            turns = list(self._turns.values())
+            for t in turns:
+                t.lost = True
+        for lk in lost:
+            lk._released()
+        return res.get("released", 0)
+
+    def holds(self):
+        """The names this client holds, as far as it knows, with tokens."""
+        with self._mu:
+            return {k: h.token for k, h in self._holds.items()}
+
+    def close(self):
+        """End the session (``bye``: every hold is released) and close the
+        connection. Calls waiting on other threads raise ClientClosed."""
+        if self._forked or self._pid != os.getpid():
+            return
+        with self._mu:
+            if self._state in ("closed", "closing"):
+                return
+            was_ready = self._state == "ready"
+            self._state = "closing"
+            self._cv.notify_all()
+            call = None
+            if was_ready:
+                call = _Call()
+                msgid = self._next_msgid()
+                self._pending[msgid] = call
+                if not self._send_locked([0, msgid, "bye", []]):
+                    call = None
+            sock = self._sock
+        if call is not None:
+            call.waiter.acquire(timeout=2.0)
+        with self._mu:
+            self._state = "closed"
+            self._closed_exc = ClientClosed("the client is closed")
+            self._holds.clear()
+            self._cv.notify_all()
+        self._stop.set()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, ValueError):
+                pass
+        if threading.current_thread() is not self._reader:
+            self._reader.join(5)
+        _clients.discard(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<dlm.Client %r %s on %s>" % (self._name, self._state,
+                                             self.address)
+
+    # -- turns among this client's threads --------------------------------
+
+    def _take_turn(self, key, reentrant, deadline, blocking):
+        """Wait for this thread's turn at key: True when it has it, False
+        when the time ran out. Reentrant: the owner has it already."""
+        me = _thread.get_ident()
+        with self._mu:
+            t = self._turns.get(key)
+            if t is None:
+                self._turns[key] = _Turn(me)
+                return True
+            if t.owner == me:
+                if reentrant or t.lost:
+                    return True
+                raise AlreadyHeld("lock %r is held by this thread already "
+                                  "(a mutex is not reentrant; use rlock)"
+                                  % (key,))
+            if not blocking:
+                return False
+            w = _allocate()
+            w.acquire()
+            t.queue.append((me, w))
+        got = w.acquire() if deadline is None else \
+            w.acquire(timeout=max(0, deadline - _monotonic()))
+        if got:
+            return True
+        with self._mu:
+            try:
+                t.queue.remove((me, w))
+                return False
+            except ValueError:
+                # Handed over just as the time ran out: it is ours.
+                return True
+
+    def _pass_turn(self, key):
+        with self._mu:
+            self._pass_turn_locked(key)
+
+    def _pass_turn_locked(self, key):
+        t = self._turns.get(key)
+        if t is None:
+            return
+        if t.queue:
+            t.owner, w = t.queue.popleft()
+            t.lost = False
+            w.release()
+        else:
+            del self._turns[key]
+
+
+def connect(name=None, address=None, **kwargs):
+    """Open a :class:`Client` (the same as calling it)."""
+    return Client(name, address, **kwargs)
+
+
+class Lock(object):
+    """A lock of dlmd, taken through a client; made by
+    :meth:`Client.lock` (or ``mklock``).
+
+    ``acquire()`` and ``release()`` have threading.Lock's meaning, and the
+    lock is a context manager. While held, ``token`` is the fencing token
+    of the hold; ``lost_event`` is set when dlmd says the hold is lost (an
+    admin took it, the lease ran out, the session could not be resumed),
+    and ``on_lost(lock, reason)`` is called then, from the client's reader
+    thread.
+    """
+
+    def __init__(self, client, name, kind="mutex", shared=False,
+                 timeout=None, value=None, lock_delay_ms=0,
+                 notify_contended=False, deadlock_check=True, on_lost=None,
+                 on_contended=None):
+        if not name:
+            raise ValueError("a lock name is 1 or more bytes")
+        wire_name(name)
+        self.client = client
+        self.name = name
+        self.kind = kind
+        self.shared = bool(shared)
+        self.timeout = timeout
+        self.value = value
+        self.lock_delay_ms = lock_delay_ms
+        self.notify_contended = notify_contended
+        self.deadlock_check = deadlock_check
+        self.on_lost = on_lost
+        self.on_contended = on_contended
+        self.lost_event = threading.Event()
+        self.lost_reason = None
+        self._key = name_key(name)
+        self._token = None
+
+    def _params(self, tmo):
+        p = {"lock": wire_name(self.name), "timeout_ms": tmo}
+        if self.kind != "mutex":
+            p["kind"] = self.kind
+        if self.shared:
+            p["mode"] = "shared"
+        if self.value is not None:
+            p["value"] = self.value
+        if self.lock_delay_ms:
+            p["lock_delay_ms"] = self.lock_delay_ms
+        if self.notify_contended:
+            p["notify_contended"] = True
+        if not self.deadlock_check:
+            p["deadlock_check"] = False
+        return p
+
+    def _granted(self, call):
+        # In the reader thread, the client's mutex held: the hold is noted
+        # before any notification about it can be read.
+        if call.error is not None:
+            return
+        r = call.result
+        c = self.client
+        h = c._holds.get(self._key)
+        if h is None or h.token != r.get("token"):
+            h = Hold(self.name, self.kind,
+                     "shared" if self.shared else "exclusive")
+            c._holds[self._key] = h
+        h.token = r["token"]
+        h.count = r.get("count", 1)
+        h.permits = r.get("permits", 0)
+        if "receipt" in r:
+            h.receipt = r["receipt"]
+            h.receipt_count = h.count
+            h.receipt_permits = h.permits
+        if self.value is not None and h.count == 1:
+            h.value = self.value
+        h.lock_delay_ms = max(h.lock_delay_ms, self.lock_delay_ms or 0)
+        h.notify_contended = h.notify_contended or self.notify_contended
+        if self not in h.owners:
+            h.owners.append(self)
+        self._extra_grant(h, r)
+
+    def _extra_grant(self, h, r):
+        pass
+
+    def acquire(self, blocking=True, timeout=None):
+        """Take the lock: True when taken, False when not.
+
+        With threading.Lock's meaning: ``blocking=False`` tries once;
+        ``timeout`` (seconds; None or -1: no limit) bounds the wait. Other
+        refusals (a deadlock, a permission, a lost connection) raise their
+        :class:`~dlm.errors.DlmError`."""
+        tmo = timeout_ms(blocking, timeout)
+        c = self.client
+        c._check()
+        deadline = None if tmo < 0 else _monotonic() + tmo / 1000.0
+        if not c._take_turn(self._key, self.kind == "rlock", deadline,
+                            blocking):
+            return False
+        try:
+            if deadline is not None and tmo > 0:
+                tmo = max(0, int((deadline - _monotonic()) * 1000))
+            call, msgid = c._start("acquire", self._params(tmo),
+                                   self._granted, deadline,
+                                   (self.name, self.kind))
+            c._wait(call, msgid)
+        except (WouldBlock, LockTimeout):
+            self._turn_back()
+            return False
+        except BaseException:
+            self._turn_back()
+            raise
+        self._token = call.result["token"]
+        self.lost_event.clear()
+        self.lost_reason = None
+        return True
+
+    def _turn_back(self):
+        # An acquire that failed: the turn goes on unless this thread holds
+        # the lock already (an rlock's re-entry that failed).
+        c = self.client
+        with c._mu:
+            if self._key not in c._holds:
+                c._pass_turn_locked(self._key)
+
+    def __enter__(self):
+        if not self.acquire(timeout=self.timeout):
+            raise LockTimeout("lock %r was not free within %s s"
+                              % (self._key, self.timeout))
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def release(self):
+        """Give the lock back (one level of an rlock). Raises
+        :class:`~dlm.errors.NotHeld` when this client does not hold it. A
+        hold dlmd has said is lost is already gone: its release only ends
+        this thread's turn."""
+        c = self.client
+        c._check()
+        with c._mu:
+            h = c._holds.get(self._key)
+            t = c._turns.get(self._key)
+            if h is None:
+                if t is not None and t.lost:
+                    c._pass_turn_locked(self._key)
+                    return
+                raise NotHeld("lock %r is not held by this client"
+                              % (self._key,))
+            token = h.token
+        params = {"lock": wire_name(self.name), "token": token}
+        self._release_params(params)
+        for attempt in (1, 2):
+            try:
+                call, msgid = c._start("release", params,
+                                       functools.partial(self._let_go,
+                                                         token))
+                c._wait(call, msgid)
+                return
+            except ConnectionLost:
+                # Resumed within the linger, the release may or may not have
+                # been carried out: ask again, by token, unless a second
+                # time would take a second level of an rlock.
+                if attempt == 2 or self.kind == "rlock":
+                    raise
+            except NotHeld:
+                with c._mu:
+                    h = c._holds.get(self._key)
+                    if h is not None and h.token == token:
+                        c._hold_lost(h, "unknown")
+                    c._pass_turn_locked(self._key)
+                if attempt == 2:
+                    return
+                raise
+
+    def _release_params(self, params):
+        pass
+
+    def _let_go(self, token, call):
+        # Reader thread, mutex held.
+        if call.error is not None:
+            return
+        c = self.client
+        count = call.result.get("count", 0)
+        h = c._holds.get(self._key)
+        if h is None or h.token != token:
+            return
+        if count == 0:
+            del c._holds[self._key]
+            h.owners = []
+            c._pass_turn_locked(self._key)
+        else:
+            h.count = count
+            if "permits" in call.result:
+                h.permits = call.result["permits"]
+
+    def _released(self):
+        pass
+
+    def _lost(self, token, reason):
+        self.lost_reason = reason
+        self.lost_event.set()
+        cb = self.on_lost
+        if cb is not None:
+            try:
+                cb(self, reason)
+            except Exception:
+                pass
+
+    @property
+    def token(self):
+        """The fencing token of this client's hold, or None."""
+        c = self.client
+        with c._mu:
+            h = c._holds.get(self._key)
+            return h.token if h is not None else None
+
+    @property
+    def count(self):
+        """This client's depth of the hold (0: not held)."""
+        c = self.client
+        with c._mu:
+            h = c._holds.get(self._key)
+            return h.count if h is not None else 0
+
+    def held(self):
+        """Whether this client holds the lock, as far as it knows without
+        asking (not reported lost)."""
+        with self.client._mu:
+            return self._key in self.client._holds
+
+    owned = held
+
+    def locked(self):
+        """Whether anyone holds the lock, asking dlmd (threading.Lock's
+        ``locked()``)."""
+        info = self.client.info(self.name)
+        return bool(info and info.get("nholders", 0) > 0)
+
+    def check(self):
+        """Whether this client's hold is still current, asking dlmd: False
+        when not held or lost."""
+        token = self.token
+        if token is None:
+            return False
+        return self.client.check(self.name, token)
+
+    def convert(self, shared, blocking=True, timeout=None):
+        """Change the mode of the hold: to shared at once (the token
+        stays), to exclusive waiting for the other holders to leave (a new
+        token). True when done, False when the wait ran out."""
+        tmo = timeout_ms(blocking, timeout)
+        c = self.client
+        token = self.token
+        if token is None:
+            raise NotHeld("lock %r is not held by this client"
+                          % (self._key,))
+        mode = "shared" if shared else "exclusive"
+
+        def converted(call):
+            if call.error is not None:
+                return
+            h = c._holds.get(self._key)
+            if h is not None:
+                h.token = call.result["token"]
+                h.mode = call.result.get("mode", mode)
+                if "receipt" in call.result:
+                    h.receipt = call.result["receipt"]
+                    h.receipt_count = h.count
+
+        try:
+            call, msgid = c._start("convert", {"lock": wire_name(self.name),
+                                               "mode": mode,
+                                               "timeout_ms": tmo,
+                                               "token": token}, converted)
+            c._wait(call, msgid)
+        except (WouldBlock, LockTimeout):
+            return False
+        self.shared = bool(shared)
+        return True
+
+    def __repr__(self):
+        return "<dlm.%s %r %s>" % (type(self).__name__, self._key,
+                                   "held" if self.held() else "not held")
+
+
+
+class RLock(Lock):
+    """A reentrant lock (``Client.rlock`` or ``mkrlock``): the thread that
+    holds it may acquire it again, and it is free once released as often;
+    dlmd counts every level (``count``)."""
+
+
+class Semaphore(Lock):
+    """A counting semaphore of dlmd (``Client.semaphore``): ``permits`` of
+    its ``capacity`` per hold; up to capacity permits are held at once,
+    across all clients. ``release(permits)`` may give back part."""
+
+    def __init__(self, client, name, capacity, permits=1, timeout=None,
+                 lock_delay_ms=0, on_lost=None):
+        super().__init__(client, name, "semaphore", False, timeout, None,
+                         lock_delay_ms, False, True, on_lost)
+        self.capacity = capacity
+        self.permits = permits
+
+    def _params(self, tmo):
+        p = super()._params(tmo)
+        p["capacity"] = self.capacity
+        p["permits"] = self.permits
+        return p
+
+    def _extra_grant(self, h, r):
+        h.capacity = self.capacity
+        h.permits = r.get("permits", self.permits)
+        h.receipt_permits = h.permits
+
+    def release(self, permits=None):
+        """Give back all the permits held, or ``permits`` of them (the
+        hold stays with the rest)."""
+        self._partial = permits
+        return super().release()
+
+    def _release_params(self, params):
+        if getattr(self, "_partial", None):
+            params["permits"] = self._partial
+        self._partial = None
+
+    @property
+    def held_permits(self):
+        """How many permits this client holds now."""
+        with self.client._mu:
+            h = self.client._holds.get(self._key)
+            return h.permits if h is not None else 0
+
+
+class Watch(object):
+    """A watch on a lock's holders (``Client.watch``). ``state`` is the
+    latest state dlmd sent (``holders``, ``nholders``, ``waiters``);
+    ``wait(timeout)`` waits for the next one; ``unwatch()`` ends it."""
+
+    def __init__(self, client, name, callback=None):
+        self.client = client
+        self.name = name
+        self.callback = callback
+        self.state = None
+        self._serial = 0
+        self._cv = threading.Condition()
+
+    def _changed(self, state):
+        with self._cv:
+            self.state = state
+            self._serial += 1
+            self._cv.notify_all()
+        if self.callback is not None:
+            try:
+                self.callback(state)
+            except Exception:
+                pass
+
+    def _rewatched(self, call):
+        # The reader thread, with the client's mutex held: tell the watcher
+        # outside it.
+        if call.error is None and isinstance(call.result, dict):
+            threading.Thread(target=self._changed, args=(call.result,),
+                             daemon=True).start()
+
+    def wait(self, timeout=None, serial=None):
+        """Wait for a state newer than the one seen (or than ``serial``);
+        the state, or None when the time ran out."""
+        with self._cv:
+            since = self._serial if serial is None else serial
+            if not self._cv.wait_for(lambda: self._serial > since, timeout):
+                return None
+            return self.state
+
+    def unwatch(self):
+        """Stop watching; no callback runs after this returns (except one
+        running now)."""
+        c = self.client
+        with c._mu:
+            if c._watches.get(name_key(self.name)) is self:
+                del c._watches[name_key(self.name)]
+        self.callback = None
+        try:
+            c.call("unwatch", lock=wire_name(self.name))
+        except (NotFound, ClientClosed, ConnectionLost):
+            pass
+
+    @property
+    def holders(self):
+        """The holders in the latest state."""
+        return (self.state or {}).get("holders", [])
+
+
+class Election(object):
+    """Leader election on a lock (libdlm's dlm_campaign/dlm_observe): the
+    leader holds the lock exclusively, its value (an address, say) shown to
+    everyone watching."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.name = name
+        self._lock = None
+
+    def campaign(self, value=b"", blocking=True, timeout=None):
+        """Become the leader, with ``value``: True when this client leads,
+        False when the wait ran out. Waits behind the current leader."""
+        if isinstance(value, str):
+            value = value.encode()
+        lk = self.client.lock(self.name, value=value or None)
+        if not lk.acquire(blocking, timeout):
+            return False
+        self._lock = lk
+        return True
+
+    def resign(self):
+        """Stop leading (release the lock)."""
+        lk, self._lock = self._lock, None
+        if lk is None:
+            raise NotHeld("this client does not lead %r" % (self.name,))
+        lk.release()
+
+    @property
+    def lock(self):
+        """The leader's lock while this client leads, else None."""
+        return self._lock
+
+    @property
+    def token(self):
+        """The leader's fencing token while this client leads."""
+        return self._lock.token if self._lock is not None else None
+
+    def leader(self):
+        """The current leader, asking dlmd: a dict with client, token and
+        value, or None while nobody leads."""
+        info = self.client.info(self.name)
+        if not info or not info.get("holders"):
+            return None
+        return info["holders"][0]
+
+    def observe(self, callback):
+        """Watch who leads: ``callback(leader)`` with the holder (dict with
+        client, token, value) or None, at once and after each change.
+        Returns the :class:`Watch` (``unwatch()`` to stop)."""
+        def changed(state):
+            holders = state.get("holders") or []
+            callback(holders[0] if holders else None)
+        return self.client.watch(self.name, changed)
