@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-from conftest import wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKGDIR = os.path.dirname(HERE)
