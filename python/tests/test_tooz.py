@@ -47,6 +47,11 @@ def venv_python():
         src = os.path.join(top, "src")
         shutil.copytree(PKGDIR, src, ignore=shutil.ignore_patterns(
             "__pycache__", "*.pyc", "*.egg-info", "build", "tests"))
+        # The copy keeps a read-only tree's modes: make it writable.
+        for root, dirs, files in os.walk(src):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
         venv = os.path.join(top, "venv")
         # Without its own pip when the system has one (a copy of pip into
         # every test run costs seconds); else with ensurepip's.
