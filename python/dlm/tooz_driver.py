@@ -141,7 +141,7 @@ class DlmLock(locking.Lock):
         return coord._name_state(self._wire_name)
 
     def __repr__(self):
-        return "<DlmLock %r of %r>" % (self.name, self._coord._client_name)
+        return "<DlmLock %r of %s>" % (self.name, self._coord._client_name)
 
     def acquire(self, blocking=True, shared=False):
         """Take the lock; True when taken, False when not (busy, or the wait
@@ -152,6 +152,9 @@ class DlmLock(locking.Lock):
         other shared holders may have at the same time.
         """
         blocking, timeout = utils.convert_blocking(blocking)
+        # Before the name's state: a session found over is replaced (and
+        # the state with it) here.
+        client = self._coord._live_client()
         deadline = None
         if blocking and timeout is not None and timeout >= 0:
             deadline = time.monotonic() + timeout
@@ -187,9 +190,9 @@ class DlmLock(locking.Lock):
         granted = False
         try:
             lock = st.dlm_locks.get(shared)
-            if lock is None:
-                lock = st.dlm_locks[shared] = self._coord._dlm_lock(
-                    self._wire_name, shared)
+            if lock is None or lock.client is not client:
+                lock = st.dlm_locks[shared] = client.lock(self._wire_name,
+                                                          shared=shared)
             if not blocking:
                 granted = lock.acquire(blocking=False)
             elif deadline is None:
@@ -282,6 +285,9 @@ class DlmLock(locking.Lock):
             return False
         try:
             return bool(lock.check())
+        except dlm_errors.ClientClosed:
+            # The session is over, and its holds with it.
+            return False
         except dlm_errors.DlmError as e:
             _translated(e)
 
@@ -348,8 +354,7 @@ class DlmDriver(coordination.CoordinationDriver):
         self._client_args = self._parse(parsed_url, self._options)
         self._prefix = self._options.get("prefix", "")
         self._client = None
-        self._client_name = "%s:%d:%d" % (_text(member_id), os.getpid(),
-                                          next(self._counter))
+        self._client_name = None
         self._names = {}
         self._names_mu = threading.Lock()
         # Counts the sessions: a Lock's holds belong to one of them.
@@ -401,20 +406,41 @@ class DlmDriver(coordination.CoordinationDriver):
         client = self._client
         if client is None:
             raise tooz.ToozError("the dlm coordinator is not started")
+        if client.closed:
+            client = self._reopen(client)
         return client
 
-    def _dlm_lock(self, wire_name, shared):
-        return self._live_client().lock(wire_name, shared=shared)
+    def _reopen(self, dead):
+        # The session ended without stop(): dlmd restarted, or the
+        # connection dropped and could not be resumed within the linger.
+        # Its holds are gone (their Lock objects forget them); a new
+        # session serves what comes next, as tooz's other drivers
+        # reconnect.
+        with self._names_mu:
+            if self._client is dead:
+                LOG.warning("dlm session %s ended; opening a new one",
+                            dead.name)
+                self._names = {}
+                self._session += 1
+                self._client = None
+                self._connect()
+            return self._client
+
+    def _connect(self):
+        # A name of its own each time: the old session may linger on.
+        self._client_name = "%s:%d:%d" % (_text(self._member_id),
+                                          os.getpid(), next(self._counter))
+        try:
+            self._client = dlm.Client(self._client_name, **self._client_args)
+        except dlm_errors.DlmError as e:
+            _translated(e)
 
     def _force_release(self, wire_name):
         result = self._live_client().call("force_release", lock=wire_name)
         return result.get("released", 0)
 
     def _start(self):
-        try:
-            self._client = dlm.Client(self._client_name, **self._client_args)
-        except dlm_errors.DlmError as e:
-            _translated(e)
+        self._connect()
 
     def _stop(self):
         client, self._client = self._client, None

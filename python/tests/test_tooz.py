@@ -108,6 +108,8 @@ def out(**kw):
 WORKER = """
 import json, os, sys, traceback
 PRELUDE = sys.argv[1]
+# What a test's programs pass on to its next ones.
+keep = {}
 for line in sys.stdin:
     req = json.loads(line)
     saved = dict(os.environ)
@@ -117,6 +119,7 @@ for line in sys.stdin:
     try:
         exec(PRELUDE, g)
         g["out"] = lambda **kw: res.update(kw)
+        g["keep"] = keep
         exec(req["code"], g)
         reply = {"out": res}
     except BaseException:
@@ -425,6 +428,41 @@ def test_heartbeat_pings_and_session_outlives_its_lease(worker, dlmd):
     assert r["beat_held"] is True
     assert r["beat_free"] is False
     assert r["err"] == "ToozConnectionError"
+
+
+def test_dlmd_restarted_under_a_coordinator(worker, dlmd):
+    """When dlmd restarts, the coordinator's session is over: its holds
+    are gone (release() and is_still_owner() say False) and the next
+    calls open a new session, as tooz's other drivers reconnect."""
+    run_tooz(worker, """
+        a = coord(os.environ["URL"], b"a")
+        lk = a.get_lock("before")
+        lk.acquire()
+        keep.update(a=a, lk=lk, name=a._client.name)
+        out()
+    """, env={"URL": unix_url(dlmd)})
+    dlmd.stop()
+    dlmd.start()
+    r = run_tooz(worker, """
+        a, lk = keep["a"], keep["lk"]
+        # The client learns of the end when its connection closes.
+        deadline = time.monotonic() + 10
+        while not a._client.closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        owner = lk.is_still_owner()
+        rel = lk.release()
+        again = lk.acquire(blocking=False)
+        beat = a.heartbeat() > 0
+        new_name = a._client.name
+        b = coord(os.environ["URL"], b"b")
+        refused = b.get_lock("before").acquire(blocking=False)
+        out(owner=owner, rel=rel, again=again, beat=beat,
+            renamed=new_name != keep["name"], refused=refused,
+            rel2=lk.release())
+        a.stop(); b.stop()
+    """, env={"URL": unix_url(dlmd)})
+    assert r == {"owner": False, "rel": False, "again": True, "beat": True,
+                 "renamed": True, "refused": False, "rel2": True}
 
 
 def test_break_takes_the_lock_from_its_holder(worker, dlmd):
