@@ -7,7 +7,7 @@ URLs::
     dlm:///run/dlmd/dlmd.sock       a Unix socket (the path)
     dlm://HOST:PORT                 TCP
     dlm://HOST1:PORT1,HOST2:PORT2   several servers of a cluster, in order
-    dlm://HOST:PORT?tls=true        TLS (also the scheme dlm+tls://)
+    dlm://HOST:PORT?tls=true        TLS
     dlm://?address=unix:/a.sock,tcp:h:7000   any list of dlm addresses
 
 Options in the query string (or as keyword arguments of
@@ -31,8 +31,13 @@ polling; ``is_still_owner()`` asks dlmd whether the hold's fencing token
 is current; ``break_()`` force-releases the lock (an admin right of dlmd);
 ``heartbeat()`` pings. The dlm client keeps its session alive by itself,
 so the driver does not need tooz's heart (``requires_beating`` is false).
-Group membership and leader election are not implemented: tooz raises
-``tooz.NotImplemented`` for them.
+A holder's locks end when its process dies (its connection closes) or, for
+a host gone silent, when its lease runs out. When the session ends under a
+started coordinator (dlmd restarted, say), its holds are gone and the next
+call opens a new session. dlm errors become tooz's: ToozConnectionError
+when dlmd cannot be reached or the session is over, else ToozError with
+dlmd's sentence. Group membership and leader election are not
+implemented: tooz raises ``tooz.NotImplemented`` for them.
 """
 
 import itertools
