@@ -486,7 +486,7 @@ pack_cluster_stats(struct mpw *w)
 	uint64_t now = now_ms();
 
 	mpw_key(w, "role");
-	mpw_str(w, cluster_role_name());
+	mpw_str(w, cluster_role_word(srv->cluster.role));
 	mpw_key(w, "epoch");
 	mpw_u64(w, cs->epoch > 0 ? (uint64_t)cs->epoch : 0);
 	mpw_key(w, "active");

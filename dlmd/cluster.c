@@ -116,27 +116,6 @@ static struct {
 static void	cluster_renew(void);
 static void	cluster_lease_lost(const char *why);
 
-static const char *
-role_name(int role)
-{
-	switch (role) {
-	case CLUSTER_ACTIVE:
-		return "active";
-	case CLUSTER_STANDBY:
-		return "standby";
-	case CLUSTER_STARTING:
-		return "starting";
-	default:
-		return "single";
-	}
-}
-
-const char *
-cluster_role_name(void)
-{
-	return role_name(srv->cluster.role);
-}
-
 static void
 set_why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -218,7 +197,7 @@ ignore_cb(const struct etcd_reply *r, void *arg)
 static void
 put_member(void)
 {
-	char *v = member_value(role_name(srv->cluster.role));
+	char *v = member_value(cluster_role_word(srv->cluster.role));
 
 	etcd_call(cl.etcd, "/v3/kv/put", etcd_req_put(cl.key_member, v,
 	    strlen(v), cl.lease_id), ignore_cb, NULL);

@@ -219,9 +219,10 @@ conn_hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 conn_handshake(struct conn *c)
 {
-	char why[300];
+	char why[300], name[IDENT_NAME_MAX];
 	bool want_write;
-	int rc = tls_conn_handshake(c, &want_write, why, sizeof why);
+	int rc = tls_conn_handshake(c, &want_write, name, sizeof name, why,
+	    sizeof why);
 
 	if (rc < 0) {
 		log_info("TLS handshake with %s failed: %s", c->peer, why);
@@ -234,6 +235,10 @@ conn_handshake(struct conn *c)
 		return;
 	}
 	c->handshaking = false;
+	if (name[0] != '\0') {
+		c->ident.kind = ID_TLS;
+		conn_set_identity_name(c, name);
+	}
 	if (c->ident.kind == ID_TLS)
 		log_debug("TLS connection %s is \"%s\"", c->peer,
 		    c->ident.name);

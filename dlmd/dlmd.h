@@ -29,9 +29,14 @@
  *		which of them have reclaimed after a fail-over
  *   cluster.c	the cluster's roles over etcd: election, stepping down in
  *		time, fencing-token ranges, the grace after a fail-over
- *   dispatch.c admin.c reclaim.c convert.c  the protocol's methods
+ *   request.c	what method handlers share: params read and checked,
+ *		refusals worded, rights asked
+ *   admin.c reclaim.c convert.c  methods, on request.c's helpers
  *   watch.c	watches of locks and their "changed" notices (the lock
  *		table's changed callback)
+ *   dispatch.c	a frame decoded and checked, its method found and run
+ *		(hello, acquire and the other core methods are here too);
+ *		deferred frames served again
  *   metrics.c	the Prometheus endpoint (reads counters only)
  *   server.c	listeners, start and shutdown; wires conn to dispatch
  *   main.c	options, detaching, signals, the loop
@@ -313,6 +318,7 @@ struct server {
 
 /* state.c */
 extern struct server	*srv;
+const char	*cluster_role_word(int role);	/* enum cluster_role */
 
 /* options.c */
 int	config_build(struct dlmd_config *, int argc, char **argv, char *err,
@@ -392,15 +398,14 @@ int		 tls_setup(const struct dlmd_config *);
 void		 tls_reload(const struct dlmd_config *);
 void		 tls_free(void);
 int		 tls_conn_start(struct conn *);
-int		 tls_conn_handshake(struct conn *, bool *want_write, char *why,
-		    size_t len);
+int		 tls_conn_handshake(struct conn *, bool *want_write, char *name,
+		    size_t namelen, char *why, size_t len);
 ssize_t		 tls_conn_read(struct conn *, void *, size_t, char *why,
 		    size_t wlen);
 bool		 tls_conn_pending(struct conn *);
 int		 tls_conn_write(struct conn *, struct evbuffer *);
 void		 tls_conn_end(struct conn *, bool handshaken);
 void		 tls_conn_free(struct conn *);
-void		 conn_tls_identity(struct conn *, struct x509_st *);
 
 /* reply.c */
 void	reply_result(struct conn *, uint32_t msgid, const msgpack_sbuffer *);
@@ -492,7 +497,6 @@ void		 cluster_end_grace(void);
 bool		 cluster_in_grace(void);
 bool		 cluster_reclaim_ready(void);
 void		 cluster_reclaimed(void);
-const char	*cluster_role_name(void);
 const char	*cluster_not_granting(void);
 const char	*cluster_endpoints(void);
 const char	*cluster_current_endpoint(void);
@@ -520,13 +524,21 @@ struct request {
 	size_t			 framelen;
 	const struct lt_cycle	*err_cycle;	/* DEADLOCK's cycle, or NULL */
 };
+/* A handler's answer will come later (a wait); nothing is sent now. */
 #define DISPATCH_PENDING	(-1)
+/*
+ * Serve this request again after the next change the cluster reports (a
+ * session recorded, the active ready for reclaims), and nothing of its
+ * connection before it, so that its frames keep their order.
+ */
+#define DISPATCH_DEFER		(-2)
+
+/* request.c: what handlers use to read params and word refusals. */
 /*
  * A lock's kind as acquire and reclaim name it: nil or absent is a mutex;
  * false for anything but "mutex", "rlock", "semaphore".
  */
 bool	lock_kind(const msgpack_object *, int *kind);
-int	request_defer(struct request *);
 int	request_opens_session(struct request *);
 /* NOT_ACTIVE, naming the active member when known. */
 int	request_not_active(struct request *);
@@ -539,6 +551,13 @@ int	param_name(struct request *, const char *key, bool required,
 	    const char **p, size_t *len, size_t max);
 int	param_int(struct request *, const char *key, bool required,
 	    int64_t min, int64_t max, int64_t *v);
+/* A str of at most max bytes, possibly empty; *p NULL when absent. */
+int	param_str(struct request *, const char *key, const char **p,
+	    size_t *len, size_t max);
+/* An optional bool; *v is untouched when absent. */
+int	param_bool(struct request *, const char *key, bool *v);
+/* A lock's kind in words: "mutex", or "semaphore of capacity N". */
+const char *kind_phrase(const struct lt_lock *);
 /* DEADLOCK, saying the cycle of waits what would close. */
 int	request_deadlock(struct request *, const char *what,
 	    const struct lt_cycle *);

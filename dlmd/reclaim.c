@@ -354,7 +354,7 @@ reclaim_method(struct request *req)
 		    "hello and acquire anew");
 	/* Tokens, records and the key come within milliseconds of the role. */
 	if (!cluster_reclaim_ready())
-		return request_defer(req);
+		return DISPATCH_DEFER;
 
 	who = (struct receipt_who){ &srv->cluster.key, session_cluster_name(),
 	    name, namelen, secret, secretlen };

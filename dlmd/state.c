@@ -8,3 +8,19 @@
 #include "dlmd.h"
 
 struct server *srv;
+
+/* The cluster role as status and messages name it. */
+const char *
+cluster_role_word(int role)
+{
+	switch (role) {
+	case CLUSTER_ACTIVE:
+		return "active";
+	case CLUSTER_STANDBY:
+		return "standby";
+	case CLUSTER_STARTING:
+		return "starting";
+	default:
+		return "single";
+	}
+}

@@ -199,23 +199,28 @@ tls_handshake_why(struct conn *c, int err, char *why, size_t len)
 		snprintf(why, len, "%s", lib);
 }
 
+static void	cert_identity(X509 *, char *name, size_t len);
+
 /*
  * One step of the handshake: 1 done, 0 waiting for the socket (*want_write
- * set when it must become writable), -1 failed with why.
+ * set when it must become writable), -1 failed with why. Once done, name
+ * is the identity of a verified client certificate, or "".
  */
 int
-tls_conn_handshake(struct conn *c, bool *want_write, char *why, size_t len)
+tls_conn_handshake(struct conn *c, bool *want_write, char *name,
+    size_t namelen, char *why, size_t len)
 {
 	int rc, err;
 
 	*want_write = false;
+	name[0] = '\0';
 	ERR_clear_error();
 	if ((rc = SSL_do_handshake(c->ssl)) == 1) {
 		X509 *peer = SSL_get1_peer_certificate(c->ssl);
 
 		if (peer != NULL &&
 		    SSL_get_verify_result(c->ssl) == X509_V_OK)
-			conn_tls_identity(c, peer);
+			cert_identity(peer, name, namelen);
 		X509_free(peer);
 		return 1;
 	}
@@ -354,36 +359,31 @@ tls_name_copy(const ASN1_STRING *s, char *out, size_t outlen)
 }
 
 /*
- * A verified client certificate names the connection: its subject's CN,
- * else its first DNS or email subject alternative name. A name with a
- * control byte, or too long, names nobody (ID_NONE stays).
+ * The identity a verified certificate gives: its subject CN, else its
+ * first DNS or email name; "" when it has none that can be a name.
  */
-void
-conn_tls_identity(struct conn *c, X509 *cert)
+static void
+cert_identity(X509 *cert, char *name, size_t len)
 {
 	const X509_NAME *subj = X509_get_subject_name(cert);
 	GENERAL_NAMES *sans;
-	char name[IDENT_NAME_MAX];
 	int i;
 
+	name[0] = '\0';
 	if (subj != NULL &&
 	    (i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1)) >= 0 &&
 	    tls_name_copy(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj,
-	    i)), name, sizeof name) == 0) {
-		c->ident.kind = ID_TLS;
-		conn_set_identity_name(c, name);
+	    i)), name, len) == 0)
 		return;
-	}
+	name[0] = '\0';
 	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
 
 		if ((gn->type == GEN_DNS || gn->type == GEN_EMAIL) &&
-		    tls_name_copy(gn->d.ia5, name, sizeof name) == 0) {
-			c->ident.kind = ID_TLS;
-			conn_set_identity_name(c, name);
+		    tls_name_copy(gn->d.ia5, name, len) == 0)
 			break;
-		}
+		name[0] = '\0';
 	}
 	GENERAL_NAMES_free(sans);
 }
