@@ -354,6 +354,118 @@ START_TEST(reload_takes_a_right_away)
 }
 END_TEST
 
+/* A TCP connection that says hello with a named token's secret. */
+static struct tc *
+token_client(const struct dlmd_proc *d, const char *name, const char *secret)
+{
+	struct tc *c = tc_connect_tcp(d->port);
+
+	assert_ok(tc_call(c, "hello", "proto:i client:s auth:s", 1LL, name,
+	    secret));
+	return c;
+}
+
+/* The next notice on c: "changed" for lock, with nholders holders. */
+static void
+assert_changed(struct tc *c, const char *lock, uint64_t nholders)
+{
+	struct reply *r = tc_wait_notify(c, 5000);
+
+	ck_assert_msg(r != NULL, "no notice of a change of %s", lock);
+	ck_assert_str_eq(r->method, "changed");
+	ck_assert_str_eq(obj_str(r->params, "lock"), lock);
+	ck_assert_uint_eq(obj_u64(r->params, "nholders"), nholders);
+}
+
+/*
+ * No notice waits for c: a ping's answer comes after anything queued
+ * before it on the connection, and a short wait more for good measure.
+ */
+static void
+assert_no_notice(struct tc *c)
+{
+	struct reply *r;
+
+	assert_ok(tc_call(c, "ping", ""));
+	r = tc_wait_notify(c, 300);
+	ck_assert_msg(r == NULL, "an unexpected notice: %s",
+	    r != NULL ? r->method : "");
+}
+
+/*
+ * PROTOCOL.md: "A watch whose view right is gone gets no more changed
+ * notices until the right comes back." Two watchers of one lock with
+ * their own tokens; a reload takes view from one of them only, and a
+ * second reload gives it back.
+ */
+START_TEST(reload_silences_a_watch_until_view_returns)
+{
+	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
+	unsigned long me = (unsigned long)getuid();
+	struct dlmd_proc d;
+	struct tc *c, *w, *k;
+
+	write_file(tokens, "watcher watcher-secret-0001\n"
+	    "control control-secret-0002\n");
+	write_file(acl, "allow uid:%lu all *\n"
+	    "allow token:control view app/\n"
+	    "allow token:watcher view app/\n", me);
+	dlmd_start_tcp(&d, "--acl-file", acl, "--tokens-file", tokens,
+	    (char *)NULL);
+	ck_assert(dlmd_log_has(&d, "access rules: 3 from"));
+	c = tc_connect(&d);
+	tc_hello(c, "changer");
+	w = token_client(&d, "watcher", "watcher-secret-0001");
+	k = token_client(&d, "control", "control-secret-0002");
+	assert_ok(tc_call(w, "watch", "lock:s", "app/w"));
+	assert_ok(tc_call(k, "watch", "lock:s", "app/w"));
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/w"));
+	assert_changed(w, "app/w", 1);
+	assert_changed(k, "app/w", 1);
+
+	/* The watcher's rule goes: it no longer matches any rule. */
+	write_file(acl, "allow uid:%lu all *\n"
+	    "allow token:control view app/\n", me);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "access rules: 2 from"));
+	/* A change of holder: the control watcher is told, the other not. */
+	assert_ok(tc_call(c, "release", "lock:s", "app/w"));
+	assert_changed(k, "app/w", 0);
+	assert_no_notice(w);
+	/* A new holder with a value: the same. */
+	assert_ok(tc_call(c, "acquire", "lock:s value:s", "app/w",
+	    "10.0.0.9:80"));
+	assert_changed(k, "app/w", 1);
+	assert_no_notice(w);
+	/* Watching it again is refused like any view. */
+	assert_refused(tc_call(w, "watch", "lock:s", "app/w"),
+	    "token:watcher has no view right on lock 'app/w': no rule");
+
+	/* The right comes back: so do the notices, on the same watch. */
+	write_file(acl, "allow uid:%lu all *\n"
+	    "allow token:control view app/\n"
+	    "allow token:watcher view app/\n"
+	    "allow token:watcher view more/\n", me);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "access rules: 4 from"));
+	assert_ok(tc_call(c, "release", "lock:s", "app/w"));
+	assert_changed(k, "app/w", 0);
+	assert_changed(w, "app/w", 0);
+	assert_ok(tc_call(c, "acquire", "lock:s", "app/w"));
+	assert_changed(w, "app/w", 1);
+	assert_changed(k, "app/w", 1);
+	/* It was one watch all along: unwatch finds it. */
+	assert_ok(tc_call(w, "unwatch", "lock:s", "app/w"));
+	assert_ok(tc_call(c, "release", "lock:s", "app/w"));
+	assert_changed(k, "app/w", 0);
+	assert_no_notice(w);
+	tc_close(c);
+	tc_close(w);
+	tc_close(k);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
 START_TEST(bad_rules_file_refuses_to_start)
 {
 	const char *acl = tmp_path("acl");
@@ -424,6 +536,7 @@ acl_suite(void)
 	tcase_add_test(tc, listings_filtered);
 	tcase_add_test(tc, named_tokens_over_tcp);
 	tcase_add_test(tc, reload_takes_a_right_away);
+	tcase_add_test(tc, reload_silences_a_watch_until_view_returns);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");
