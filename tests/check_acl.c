@@ -8,10 +8,13 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -195,6 +198,195 @@ START_TEST(unix_uid_rights)
 	assert_ok(tc_call(c, "force_release", "lock:s", "app/adm/1"));
 	/* Letting go is never refused. */
 	assert_ok(tc_call(c, "release", "lock:s", "app/x"));
+	tc_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+/*
+ * Connect over dlmd's Unix socket as uid and gid: as ourselves directly,
+ * else (as root) with those as the effective ids for the connect, which
+ * is when the kernel takes the credentials SO_PEERCRED tells.
+ */
+static struct tc *
+connect_as(struct dlmd_proc *d, uid_t uid, gid_t gid)
+{
+	struct tc *c;
+
+	if (uid == geteuid() && gid == getegid())
+		return tc_connect(d);
+	ck_assert_int_eq(geteuid(), 0);
+	/* The other user must reach the socket in the test's directory. */
+	ck_assert_int_eq(chmod(d->dir, 0711), 0);
+	ck_assert_int_eq(setegid(gid), 0);
+	ck_assert_int_eq(seteuid(uid), 0);
+	c = tc_connect(d);
+	ck_assert_int_eq(seteuid(0), 0);
+	ck_assert_int_eq(setegid(0), 0);
+	return c;
+}
+
+/* user:NAME and group:NAME, named as the user and group databases do. */
+START_TEST(unix_user_and_group_names)
+{
+	const char *acl = tmp_path("acl");
+	const struct passwd *pw = getpwuid(getuid());
+	const struct group *gr = getgrgid(getgid());
+	char me[256], mygroup[256], other[256] = "", othergroup[256] = "";
+	char why[512];
+	struct dlmd_proc d;
+	struct tc *c;
+	struct reply *r;
+
+	ck_assert_ptr_nonnull(pw);
+	ck_assert_ptr_nonnull(gr);
+	snprintf(me, sizeof me, "%s", pw->pw_name);
+	snprintf(mygroup, sizeof mygroup, "%s", gr->gr_name);
+	/* Another user, and a group we are not in (neither primary nor member). */
+	setpwent();
+	while ((pw = getpwent()) != NULL && other[0] == '\0')
+		if (pw->pw_uid != getuid())
+			snprintf(other, sizeof other, "%s", pw->pw_name);
+	endpwent();
+	setgrent();
+	while ((gr = getgrent()) != NULL && othergroup[0] == '\0') {
+		bool member = gr->gr_gid == getgid();
+
+		for (char **m = gr->gr_mem; *m != NULL; m++)
+			member |= strcmp(*m, me) == 0;
+		if (!member)
+			snprintf(othergroup, sizeof othergroup, "%s",
+			    gr->gr_name);
+	}
+	endgrent();
+	ck_assert_msg(other[0] != '\0' && othergroup[0] != '\0',
+	    "no other user or group in the databases");
+
+	write_file(acl, "deny user:%s lock u/no/\n"
+	    "allow user:%s lock,view u/\n"
+	    "allow user:%s all *\n"
+	    "allow group:%s all *\n"
+	    "deny group:%s view g/hidden/\n"
+	    "allow group:%s lock,view g/\n",
+	    me, me, other, othergroup, mygroup, mygroup);
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = tc_connect(&d);
+	tc_hello(c, "me");
+	assert_ok(tc_call(c, "acquire", "lock:s", "u/1"));
+	assert_ok(tc_call(c, "lock", "lock:s", "u/1"));
+	r = tc_call(c, "acquire", "lock:s", "u/no/1");
+	snprintf(why, sizeof why, "user:%s (uid %lu) has no lock right on "
+	    "lock 'u/no/1': denied by rule %s:1", me, (unsigned long)getuid(),
+	    acl);
+	assert_refused(r, why);
+	/* Rules for another user and a group we are not in grant us nothing. */
+	assert_refused(tc_call(c, "acquire", "lock:s", "x/1"), "no rule in");
+	assert_refused(tc_call(c, "check", "lock:s token:i", "x/1", 1LL),
+	    "no rule in");
+	/* Our primary group's rules: first match, view denied under hidden/. */
+	assert_ok(tc_call(c, "acquire", "lock:s", "g/1"));
+	assert_ok(tc_call(c, "acquire", "lock:s", "g/hidden/1"));
+	assert_ok(tc_call(c, "lock", "lock:s", "g/1"));
+	assert_refused(tc_call(c, "lock", "lock:s", "g/hidden/1"),
+	    "has no view right on lock 'g/hidden/1': denied by rule");
+	ck_assert_str_eq(listed(tc_call(c, "locks", "prefix:s", "g/")), "g/1 ");
+	tc_close(c);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+/*
+ * A group matches its members as the group database lists them, not only
+ * those whose primary group it is (dlmd.conf(5)). This needs a user listed
+ * in a group other than their primary one: ourselves, or as root anyone.
+ */
+START_TEST(unix_supplementary_group)
+{
+	const char *acl = tmp_path("acl");
+	const struct group *gr;
+	char user[256] = "", group[256] = "";
+	uid_t uid = 0;
+	gid_t gid = 0;
+	struct dlmd_proc d;
+	struct tc *c;
+
+	setgrent();
+	while ((gr = getgrent()) != NULL) {
+		for (char **m = gr->gr_mem; *m != NULL; m++) {
+			const struct passwd *pw = getpwnam(*m);
+
+			if (pw == NULL || pw->pw_gid == gr->gr_gid ||
+			    (pw->pw_uid != getuid() && geteuid() != 0))
+				continue;
+			/* Ourselves if we can, else the first one found. */
+			if (user[0] == '\0' || pw->pw_uid == getuid()) {
+				snprintf(user, sizeof user, "%s", pw->pw_name);
+				snprintf(group, sizeof group, "%s",
+				    gr->gr_name);
+				uid = pw->pw_uid;
+				gid = pw->pw_gid;
+			}
+		}
+	}
+	endgrent();
+	if (user[0] == '\0') {
+		fprintf(stderr, "unix_supplementary_group: skipped: no user "
+		    "listed in a group besides their primary one%s\n",
+		    geteuid() != 0 ? " (or not root)" : "");
+		return;
+	}
+
+	write_file(acl, "allow group:%s lock,view sup/\n", group);
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = connect_as(&d, uid, gid);
+	tc_hello(c, "member");
+	assert_ok(tc_call(c, "acquire", "lock:s", "sup/1"));
+	assert_ok(tc_call(c, "lock", "lock:s", "sup/1"));
+	assert_refused(tc_call(c, "acquire", "lock:s", "elsewhere/1"),
+	    "no rule in");
+	tc_close(c);
+	/* As root, the control: a user not in that group is refused. */
+	if (uid != getuid()) {
+		c = tc_connect(&d);
+		tc_hello(c, "outsider");
+		assert_refused(tc_call(c, "acquire", "lock:s", "sup/2"),
+		    "no rule in");
+		tc_close(c);
+	}
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
+/*
+ * A peer whose uid and gid have no entry: named uid:N, matched by uid:N and
+ * gid:N rules (a gid with no group still matches primary groups). Root only.
+ */
+START_TEST(unix_ids_without_names)
+{
+	const char *acl = tmp_path("acl");
+	uid_t uid = 54321;
+	char why[256];
+	struct dlmd_proc d;
+	struct tc *c;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "unix_ids_without_names: skipped: not root\n");
+		return;
+	}
+	while (getpwuid(uid) != NULL || getgrgid((gid_t)uid) != NULL)
+		uid++;
+	write_file(acl, "allow uid:%lu lock nameless/\n"
+	    "allow gid:%lu view nameless/\n",
+	    (unsigned long)uid, (unsigned long)uid);
+	dlmd_start(&d, "--acl-file", acl, (char *)NULL);
+	c = connect_as(&d, uid, (gid_t)uid);
+	tc_hello(c, "nameless");
+	assert_ok(tc_call(c, "acquire", "lock:s", "nameless/1"));
+	assert_ok(tc_call(c, "lock", "lock:s", "nameless/1"));
+	snprintf(why, sizeof why, "uid:%lu has no admin right on lock "
+	    "'nameless/1': no rule in", (unsigned long)uid);
+	assert_refused(tc_call(c, "force_release", "lock:s", "nameless/1"),
+	    why);
 	tc_close(c);
 	dlmd_stop_clean(&d);
 }
@@ -532,6 +724,9 @@ acl_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, no_rules_file_is_as_before);
 	tcase_add_test(tc, unix_uid_rights);
+	tcase_add_test(tc, unix_user_and_group_names);
+	tcase_add_test(tc, unix_supplementary_group);
+	tcase_add_test(tc, unix_ids_without_names);
 	tcase_add_test(tc, first_match_decides);
 	tcase_add_test(tc, listings_filtered);
 	tcase_add_test(tc, named_tokens_over_tcp);
