@@ -137,6 +137,17 @@ listed(struct reply *r)
 	return buf;
 }
 
+/* A TCP connection that says hello with a named token's secret. */
+static struct tc *
+token_client(const struct dlmd_proc *d, const char *name, const char *secret)
+{
+	struct tc *c = tc_connect_tcp(d->port);
+
+	assert_ok(tc_call(c, "hello", "proto:i client:s auth:s", 1LL, name,
+	    secret));
+	return c;
+}
+
 START_TEST(no_rules_file_is_as_before)
 {
 	struct dlmd_proc d;
@@ -501,6 +512,139 @@ START_TEST(named_tokens_over_tcp)
 }
 END_TEST
 
+/* Does any string, binary or map key in o hold the bytes of secret? */
+static bool
+obj_holds(const msgpack_object *o, const char *secret)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		return memmem(o->via.str.ptr, o->via.str.size, secret,
+		    strlen(secret)) != NULL;
+	case MSGPACK_OBJECT_BIN:
+		return memmem(o->via.bin.ptr, o->via.bin.size, secret,
+		    strlen(secret)) != NULL;
+	case MSGPACK_OBJECT_ARRAY:
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			if (obj_holds(&o->via.array.ptr[i], secret))
+				return true;
+		return false;
+	case MSGPACK_OBJECT_MAP:
+		for (uint32_t i = 0; i < o->via.map.size; i++)
+			if (obj_holds(&o->via.map.ptr[i].key, secret) ||
+			    obj_holds(&o->via.map.ptr[i].val, secret))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* Does the whole frame r hold the bytes of secret anywhere? */
+static bool
+reply_holds(const struct reply *r, const char *secret)
+{
+	return obj_holds(&r->obj, secret);
+}
+
+/* The page GET path on 127.0.0.1:port gives, headers and all. */
+static const char *
+http_page(int port, const char *path)
+{
+	static char page[65536];
+	char req[256];
+	size_t len = 0;
+	ssize_t n;
+	int fd = loopback_connect(port);
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+	    path);
+	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while (len < sizeof page - 1 &&
+	    (n = read(fd, page + len, sizeof page - 1 - len)) > 0)
+		len += (size_t)n;
+	page[len] = '\0';
+	close(fd);
+	ck_assert_msg(strstr(page, " 200 ") != NULL, "%s", page);
+	return page;
+}
+
+/*
+ * Secrets (named tokens, the client and admin tokens, and a near miss of
+ * one) appear nowhere dlmd shows or writes: replies, the clients listing,
+ * stats, metrics, or its log at the debug level, through a refused hello,
+ * a reload and a reload refused for a bad tokens file.
+ */
+START_TEST(secrets_stay_out_of_sight)
+{
+	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
+	const char *client = tmp_path("client"), *admin = tmp_path("admin");
+	static const char *secrets[] = {
+		"Alice-Secret-7741", "Client-Secret-5512", "Admin-Secret-9023",
+		"Alice-Secret-7742", "Bob-Secret-3390", "Carol-Secret-1187",
+	};
+	struct dlmd_proc d;
+	struct tc *alice, *anon, *adm, *typo;
+	struct reply *rs[8];
+	char metrics[32], cmd[600];
+	int mport = free_tcp_port(), n = 0;
+
+	write_file(tokens, "alice %s\n", secrets[0]);
+	write_file(client, "%s\n", secrets[1]);
+	write_file(admin, "%s\n", secrets[2]);
+	write_file(acl, "allow * all *\n");
+	snprintf(metrics, sizeof metrics, "127.0.0.1:%d", mport);
+	dlmd_start_tcp(&d, "-v", "--acl-file", acl, "--tokens-file", tokens,
+	    "--token-file", client, "--admin-token-file", admin,
+	    "--metrics-listen", metrics, (char *)NULL);
+	ck_assert(dlmd_log_has(&d, "metrics on http://"));
+
+	/* One char off alice's: refused, and the refusal quotes nothing. */
+	typo = tc_connect_tcp(d.port);
+	rs[n] = tc_call(typo, "hello", "proto:i client:s auth:s", 1LL,
+	    "typo", secrets[3]);
+	assert_refused(rs[n++], "not one of its tokens");
+	tc_close(typo);
+	alice = token_client(&d, "alice", secrets[0]);
+	anon = token_client(&d, "anon", secrets[1]);
+	adm = token_client(&d, "adm", secrets[2]);
+	rs[n++] = tc_call(alice, "acquire", "lock:s", "s/1");
+	rs[n++] = tc_call(adm, "clients", "");
+	ck_assert_uint_eq(reply_get(rs[n - 1], "clients")->via.array.size, 3);
+	rs[n++] = tc_call(alice, "stats", "");
+	rs[n++] = tc_call(anon, "locks", "");
+	rs[n++] = tc_call(adm, "reset_client", "client:s", "alice");
+	assert_ok(rs[n - 1]);
+	for (int i = 0; i < n; i++)
+		for (size_t j = 0; j < sizeof secrets / sizeof *secrets; j++)
+			ck_assert_msg(!reply_holds(rs[i], secrets[j]),
+			    "reply %d holds secret %zu", i, j);
+	for (size_t j = 0; j < sizeof secrets / sizeof *secrets; j++)
+		ck_assert_msg(strstr(http_page(mport, "/metrics"),
+		    secrets[j]) == NULL, "metrics hold secret %zu", j);
+
+	/* A reload with a new token, then one refused for a bad line. */
+	write_file(tokens, "alice %s\nbob %s\n", secrets[0], secrets[4]);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "named tokens: 2"));
+	write_file(tokens, "alice %s\ncarol %s extra\n", secrets[0],
+	    secrets[5]);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "tokens:2: a line is NAME SECRET"));
+	tc_close(alice);
+	tc_close(anon);
+	tc_close(adm);
+	ck_assert(dlmd_log_has(&d, "hello from"));	/* debug lines are in */
+	for (size_t j = 0; j < sizeof secrets / sizeof *secrets; j++) {
+		snprintf(cmd, sizeof cmd, "grep -q -- %s %s", secrets[j],
+		    d.log);
+		ck_assert_msg(system(cmd) == 256, "the log holds secret %zu",
+		    j);
+	}
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
 START_TEST(reload_takes_a_right_away)
 {
 	const char *acl = tmp_path("acl");
@@ -545,17 +689,6 @@ START_TEST(reload_takes_a_right_away)
 	dlmd_stop_clean(&d);
 }
 END_TEST
-
-/* A TCP connection that says hello with a named token's secret. */
-static struct tc *
-token_client(const struct dlmd_proc *d, const char *name, const char *secret)
-{
-	struct tc *c = tc_connect_tcp(d->port);
-
-	assert_ok(tc_call(c, "hello", "proto:i client:s auth:s", 1LL, name,
-	    secret));
-	return c;
-}
 
 /* The next notice on c: "changed" for lock, with nholders holders. */
 static void
@@ -730,6 +863,7 @@ acl_suite(void)
 	tcase_add_test(tc, first_match_decides);
 	tcase_add_test(tc, listings_filtered);
 	tcase_add_test(tc, named_tokens_over_tcp);
+	tcase_add_test(tc, secrets_stay_out_of_sight);
 	tcase_add_test(tc, reload_takes_a_right_away);
 	tcase_add_test(tc, reload_silences_a_watch_until_view_returns);
 	suite_add_tcase(s, tc);
