@@ -645,6 +645,51 @@ START_TEST(secrets_stay_out_of_sight)
 }
 END_TEST
 
+/*
+ * reset_client and reset_all need admin on every lock the client holds;
+ * refused for one the caller may not even view, the refusal must not name
+ * it (listings would not have shown it either).
+ */
+START_TEST(reset_refusal_hides_unviewable_locks)
+{
+	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
+	struct dlmd_proc d;
+	struct tc *alice, *bob;
+	struct reply *r;
+
+	write_file(tokens, "alice alice-secret-4410\nbob bob-secret-8812\n");
+	write_file(acl, "allow token:alice all *\n"
+	    "allow token:bob all pub/\n");
+	dlmd_start_tcp(&d, "--acl-file", acl, "--tokens-file", tokens,
+	    (char *)NULL);
+	alice = token_client(&d, "alice", "alice-secret-4410");
+	bob = token_client(&d, "bob", "bob-secret-8812");
+	assert_ok(tc_call(alice, "acquire", "lock:s", "pub/open"));
+	assert_ok(tc_call(alice, "acquire", "lock:s", "zz/secret-plan"));
+	ck_assert_str_eq(listed(tc_call(bob, "locks", "")), "pub/open ");
+	r = tc_call(bob, "reset_client", "client:s", "alice");
+	assert_refused(r, "token:bob has no admin right on a lock it may not "
+	    "view: no rule in");
+	ck_assert_msg(strstr(reply_errmsg(r), "secret-plan") == NULL, "%s",
+	    reply_errmsg(r));
+	r = tc_call(bob, "reset_all", "");
+	assert_refused(r, "a lock it may not view");
+	ck_assert_msg(strstr(reply_errmsg(r), "secret-plan") == NULL, "%s",
+	    reply_errmsg(r));
+	/* One it may view is still named, as any refusal names its lock. */
+	assert_ok(tc_call(alice, "release", "lock:s", "zz/secret-plan"));
+	write_file(acl, "allow token:alice all *\n"
+	    "allow token:bob lock,view pub/\n");
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "reloaded"));
+	assert_refused(tc_call(bob, "reset_client", "client:s", "alice"),
+	    "token:bob has no admin right on lock 'pub/open': no rule in");
+	tc_close(alice);
+	tc_close(bob);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
 START_TEST(reload_takes_a_right_away)
 {
 	const char *acl = tmp_path("acl");
@@ -864,6 +909,7 @@ acl_suite(void)
 	tcase_add_test(tc, listings_filtered);
 	tcase_add_test(tc, named_tokens_over_tcp);
 	tcase_add_test(tc, secrets_stay_out_of_sight);
+	tcase_add_test(tc, reset_refusal_hides_unviewable_locks);
 	tcase_add_test(tc, reload_takes_a_right_away);
 	tcase_add_test(tc, reload_silences_a_watch_until_view_returns);
 	suite_add_tcase(s, tc);
