@@ -1,10 +1,14 @@
 /*
  * Identities and access rules against a real dlmd: rights granted and
- * refused by the test's own Unix uid and by named tokens over TCP, the
- * first-match rule, listings filtered, watch refused, a reload that takes
- * a right away at once while a held lock stays held, bad rules files at
+ * refused by the test's own Unix uid, user and group names (a group's
+ * listed members too, and ids with no names), and by named tokens over
+ * TCP; the first-match rule, listings filtered, watch refused, a reload
+ * that takes a right away at once while a held lock stays held and a
+ * queued acquire waits on, a watch silenced until its view right comes
+ * back; secrets kept out of replies, metrics and the log; a reset's
+ * refusal that names no lock the caller may not view; bad rules files at
  * start and at reload, hostile rules files (the fuzz seeds), and no rules
- * file behaving as before.
+ * file behaving as before. TLS certificate identities are in check_tls.
  */
 #include "config.h"
 
@@ -512,6 +516,58 @@ START_TEST(named_tokens_over_tcp)
 }
 END_TEST
 
+/*
+ * "A waiting acquire waits on" (PROTOCOL.md): a reload that takes the lock
+ * right away does not cancel a wait queued before it, which is granted
+ * when the holder lets go; the next request that needs the right, a
+ * convert of that very hold, is refused, and letting go is not.
+ */
+START_TEST(reload_leaves_a_waiting_acquire_waiting)
+{
+	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
+	unsigned long me = (unsigned long)getuid();
+	struct dlmd_proc d;
+	struct tc *h, *w;
+	struct reply *r;
+	uint32_t id;
+
+	write_file(tokens, "waiter waiter-secret-7070\n");
+	write_file(acl, "allow uid:%lu all *\nallow token:waiter lock app/\n",
+	    me);
+	dlmd_start_tcp(&d, "--acl-file", acl, "--tokens-file", tokens,
+	    (char *)NULL);
+	h = tc_connect(&d);
+	tc_hello(h, "holder");
+	w = token_client(&d, "waiter", "waiter-secret-7070");
+	assert_ok(tc_call(h, "acquire", "lock:s", "app/q"));
+	id = tc_send(w, "acquire", "lock:s timeout_ms:i", "app/q", 20000LL);
+	/* The holder's watch says when the waiter is queued. */
+	for (int i = 0; i < 500; i++) {
+		r = tc_call(h, "watch", "lock:s", "app/q");
+		if (reply_u64(r, "waiters") == 1)
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_uint_eq(reply_u64(r, "waiters"), 1);
+
+	write_file(acl, "allow uid:%lu all *\n", me);
+	kill(d.pid, SIGHUP);
+	ck_assert(dlmd_log_has(&d, "access rules: 1 from"));
+	assert_ok(tc_call(h, "release", "lock:s", "app/q"));
+	r = tc_wait(w, id, 5000);
+	ck_assert_msg(r != NULL, "the waiting acquire had no answer");
+	assert_ok(r);
+	ck_assert_uint_gt(reply_u64(r, "token"), 0);
+	assert_refused(tc_call(w, "convert", "lock:s mode:s", "app/q",
+	    "shared"), "token:waiter has no lock right on lock 'app/q': no "
+	    "rule in");
+	assert_ok(tc_call(w, "release", "lock:s", "app/q"));
+	tc_close(h);
+	tc_close(w);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
 /* Does any string, binary or map key in o hold the bytes of secret? */
 static bool
 obj_holds(const msgpack_object *o, const char *secret)
@@ -912,6 +968,7 @@ acl_suite(void)
 	tcase_add_test(tc, reset_refusal_hides_unviewable_locks);
 	tcase_add_test(tc, reload_takes_a_right_away);
 	tcase_add_test(tc, reload_silences_a_watch_until_view_returns);
+	tcase_add_test(tc, reload_leaves_a_waiting_acquire_waiting);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");
