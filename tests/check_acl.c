@@ -660,7 +660,6 @@ START_TEST(secrets_stay_out_of_sight)
 	rs[n] = tc_call(typo, "hello", "proto:i client:s auth:s", 1LL,
 	    "typo", secrets[3]);
 	assert_refused(rs[n++], "not one of its tokens");
-	tc_close(typo);
 	alice = token_client(&d, "alice", secrets[0]);
 	anon = token_client(&d, "anon", secrets[1]);
 	adm = token_client(&d, "adm", secrets[2]);
@@ -678,6 +677,8 @@ START_TEST(secrets_stay_out_of_sight)
 	for (size_t j = 0; j < sizeof secrets / sizeof *secrets; j++)
 		ck_assert_msg(strstr(http_page(mport, "/metrics"),
 		    secrets[j]) == NULL, "metrics hold secret %zu", j);
+	/* Replies live until their connection is closed. */
+	tc_close(typo);
 
 	/* A reload with a new token, then one refused for a bad line. */
 	write_file(tokens, "alice %s\nbob %s\n", secrets[0], secrets[4]);
