@@ -608,7 +608,9 @@ admin_force_release(struct request *req)
 /*
  * With a rules file, resetting a session needs the admin right on every
  * lock it holds or waits for; one that has none needs it on every lock
- * (a "*" rule), as ending it touches no lock the rules could name.
+ * (a "*" rule), as ending it touches no lock the rules could name. The
+ * caller named the session, not these locks: a refusal names one only if
+ * the caller may view it.
  */
 static int
 may_reset(struct request *req, const struct session *s)
@@ -622,12 +624,12 @@ may_reset(struct request *req, const struct session *s)
 	if (s->owner.nholds == 0 && s->owner.nwaits == 0)
 		return request_right(req, ACL_ADMIN, "", 0);
 	LIST_FOREACH(h, &s->owner.holds, owner_link)
-		if ((rc = request_right(req, ACL_ADMIN, h->lock->name,
-		    h->lock->namelen)) != 0)
+		if ((rc = auth_right_found(req->conn, ACL_ADMIN, h->lock->name,
+		    h->lock->namelen, req->errmsg, sizeof req->errmsg)) != 0)
 			return rc;
 	LIST_FOREACH(w, &s->owner.waits, owner_link)
-		if ((rc = request_right(req, ACL_ADMIN, w->lock->name,
-		    w->lock->namelen)) != 0)
+		if ((rc = auth_right_found(req->conn, ACL_ADMIN, w->lock->name,
+		    w->lock->namelen, req->errmsg, sizeof req->errmsg)) != 0)
 			return rc;
 	return 0;
 }

@@ -118,6 +118,37 @@ auth_has_rules(void)
 }
 
 /*
+ * The refusal of right on lock name to c, in err: the identity, the right,
+ * the lock (or, when name_it is false, "a lock it may not view"), and the
+ * rule that refused or that no rule grants it.
+ */
+static int
+right_refused(const struct conn *c, unsigned right, const char *name,
+    size_t len, bool name_it, char *err, size_t errlen)
+{
+	const struct acl *acl = srv->cfg->acl;
+	const struct acl_rule *rule;
+	char who[300], what[300];
+
+	if (acl == NULL || acl_allows(acl, &c->ident, right, name, len, &rule))
+		return 0;
+	acl_identity_str(&c->ident, who, sizeof who);
+	if (name_it)
+		snprintf(what, sizeof what, "lock '%s'", safe_str(name, len));
+	else
+		snprintf(what, sizeof what, "a lock it may not view");
+	if (rule != NULL)
+		snprintf(err, errlen, "%s has no %s right on %s: denied by "
+		    "rule %s:%d", safe_str0(who), acl_right_name(right), what,
+		    acl->path, rule->line);
+	else
+		snprintf(err, errlen, "%s has no %s right on %s: no rule in "
+		    "%s grants it", safe_str0(who), acl_right_name(right), what,
+		    acl->path);
+	return DLM_E_PERMISSION;
+}
+
+/*
  * May c use right on lock name? Always yes without a rules file (admin
  * methods are then checked by auth_admin() as before). Else 0, or
  * DLM_E_PERMISSION with a sentence in err naming the identity, the right,
@@ -127,22 +158,20 @@ int
 auth_right(const struct conn *c, unsigned right, const char *name,
     size_t len, char *err, size_t errlen)
 {
-	const struct acl *acl = srv->cfg->acl;
-	const struct acl_rule *rule;
-	char who[300];
+	return right_refused(c, right, name, len, true, err, errlen);
+}
 
-	if (acl == NULL || acl_allows(acl, &c->ident, right, name, len, &rule))
-		return 0;
-	acl_identity_str(&c->ident, who, sizeof who);
-	if (rule != NULL)
-		snprintf(err, errlen, "%s has no %s right on lock '%s': denied by "
-		    "rule %s:%d", safe_str0(who), acl_right_name(right),
-		    safe_str(name, len), acl->path, rule->line);
-	else
-		snprintf(err, errlen, "%s has no %s right on lock '%s': no "
-		    "rule in %s grants it", safe_str0(who), acl_right_name(right),
-		    safe_str(name, len), acl->path);
-	return DLM_E_PERMISSION;
+/*
+ * auth_right() for a lock the caller did not name but dlmd found (one a
+ * client to be reset holds): a refusal names it only if c may view it, so
+ * that it tells no more than a listing would.
+ */
+int
+auth_right_found(const struct conn *c, unsigned right, const char *name,
+    size_t len, char *err, size_t errlen)
+{
+	return right_refused(c, right, name, len,
+	    auth_may(c, ACL_VIEW, name, len), err, errlen);
 }
 
 /* auth_right() as a yes or no, for listings that leave out what is not. */

@@ -437,6 +437,8 @@ bool	auth_has_rules(void);
 void	auth_log_rules(void);
 int	auth_right(const struct conn *, unsigned right, const char *name,
 	    size_t len, char *err, size_t errlen);
+int	auth_right_found(const struct conn *, unsigned right,
+	    const char *name, size_t len, char *err, size_t errlen);
 bool	auth_may(const struct conn *, unsigned right, const char *name,
 	    size_t len);
 

@@ -1260,6 +1260,66 @@ START_TEST(reset_one_and_all)
 END_TEST
 
 /* Over TCP only the admin token makes an admin; never on the command line. */
+/*
+ * With access rules, a refusal is one line naming the identity, the right,
+ * the lock and the rule (dlmctl(1), EXIT STATUS), exit 4, for each kind
+ * of command: run (lock), show (view), release (admin).
+ */
+START_TEST(rules_refusals_in_one_line)
+{
+	char acl[400], tokens[400], ci[400];
+	static const struct {
+		const char	*argv[6];
+		const char	*says;
+	} refused[] = {
+		{ { "run", "prod/db", "--", "true" },
+		    "permission denied: token:ci has no lock right on lock "
+		    "'prod/db': no rule in " },
+		{ { "show", "prod/db" },
+		    "permission denied: token:ci has no view right on lock "
+		    "'prod/db': no rule in " },
+		{ { "release", "ci/job" },
+		    "permission denied: token:ci has no admin right on lock "
+		    "'ci/job': denied by rule " },
+	};
+	struct out o;
+
+	snprintf(acl, sizeof acl, "/tmp/dlmctl-acl.%d", getpid());
+	snprintf(tokens, sizeof tokens, "/tmp/dlmctl-tokens.%d", getpid());
+	snprintf(ci, sizeof ci, "/tmp/dlmctl-ci.%d", getpid());
+	write_file(acl, "deny token:ci admin *\nallow token:ci all ci/\n");
+	write_file(tokens, "ci ci-secret-3141\n");
+	write_file(ci, "ci-secret-3141\n");
+	clean_dir(d.dir);
+	dlmd_stop_clean(&d);
+	dlmd_start_tcp(&d, "--acl-file", acl, "--tokens-file", tokens,
+	    (char *)NULL);
+	snprintf(tcp_server, sizeof tcp_server, "tcp:127.0.0.1:%d", d.port);
+
+	o = ctl("-s", tcp_server, "--token-file", ci, "run", "ci/job", "--",
+	    "true", (char *)NULL);
+	ck_assert_msg(o.status == 0, "%s", o.err);
+	out_free(&o);
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+		const char *const *a = refused[i].argv;
+
+		o = ctl("-s", tcp_server, "--token-file", ci, a[0], a[1], a[2],
+		    a[3], (char *)NULL);
+		ck_assert_msg(o.status == 4, "%s: exit %d: %s", a[0], o.status,
+		    o.err);
+		ck_assert_msg(count_lines(o.err) == 1 &&
+		    strstr(o.err, refused[i].says) != NULL &&
+		    strstr(o.err, acl) != NULL, "%s: %s", a[0], o.err);
+		ck_assert_ptr_null(strstr(o.err, "ci-secret"));
+		ck_assert_ptr_null(strstr(o.out, "ci-secret"));
+		out_free(&o);
+	}
+	unlink(acl);
+	unlink(tokens);
+	unlink(ci);
+}
+END_TEST
+
 START_TEST(tcp_admin_token)
 {
 	struct dlm_client *a = client("held");
@@ -2511,6 +2571,7 @@ dlmctl_suite(void)
 	tcase_add_test(tc, reset_one_and_all);
 	tcase_add_test(tc, odd_names_released_as_shown);
 	tcase_add_test(tc, tcp_admin_token);
+	tcase_add_test(tc, rules_refusals_in_one_line);
 	tcase_add_test(tc, errors_and_usage);
 	tcase_add_test(tc, bad_addresses_are_refused_before_connecting);
 	tcase_add_test(tc, cluster_on_a_single_dlmd);

@@ -2,8 +2,9 @@
  * TLS: dlmd's tls: listeners, libdlm's and dlmctl's tls: servers. The
  * certificates are made here, with the openssl command, in a temporary
  * directory: a CA, a second CA nobody trusts, server certificates for
- * 127.0.0.1 and localhost, and client certificates good, expired,
- * self-signed and signed by the wrong CA.
+ * 127.0.0.1 and localhost, and client certificates: good, expired,
+ * self-signed, signed by the wrong CA, and one with no CN (named by its
+ * DNS name).
  */
 #include "config.h"
 
@@ -86,6 +87,12 @@ setup_certs(void)
 	make_cert("alice", "ca", "alice", 2, "keyUsage=digitalSignature");
 	make_cert("expired", "ca", "old", -1, "keyUsage=digitalSignature");
 	make_cert("wrongca", "ca2", "mallory", 2, "keyUsage=digitalSignature");
+	/* No CN: the identity is the first DNS name. */
+	sh("openssl req " KEYGEN " -keyout svc.key -out svc.csr "
+	    "-subj /O=dlm-test && printf 'subjectAltName=DNS:svc.example\\n' "
+	    "> svc.ext && openssl x509 -req -in svc.csr -CA ca.pem "
+	    "-CAkey ca.key -CAcreateserial -out svc.pem -days 2 "
+	    "-extfile svc.ext");
 	sh("openssl req -x509 " KEYGEN " -keyout self.key -out self.pem "
 	    "-days 2 -subj /CN=selfie");
 	sh("cp srv.pem live.pem && cp srv.key live.key");
@@ -419,6 +426,58 @@ START_TEST(test_loop_mode)
 }
 END_TEST
 
+/* A request refused with PERMISSION, its message holding needle. */
+static void
+assert_refused(struct dlm_client *c, int rc, const char *needle)
+{
+	ck_assert_int_eq(rc, DLM_E_PERMISSION);
+	ck_assert_msg(strstr(dlm_errmsg(c), needle) != NULL, "'%s' not in "
+	    "'%s'", needle, dlm_errmsg(c));
+}
+
+/*
+ * A client certificate is the identity cert:NAME that access rules name:
+ * its CN, or with no CN its first DNS name.
+ */
+START_TEST(test_cert_identity_in_rules)
+{
+	struct dlm_client *alice, *svc;
+	char listen[64], acl[400], why[600];
+	uint64_t token = 0, t2 = 0;
+	int err = -1, held = -1;
+
+	port = free_tcp_port();
+	snprintf(listen, sizeof listen, "tls:127.0.0.1:%d", port);
+	snprintf(addr, sizeof addr, "tls:127.0.0.1:%d", port);
+	snprintf(acl, sizeof acl, "%s", cpath("acl"));
+	sh("printf 'allow cert:alice lock,view app/\\n"
+	    "allow cert:svc.example view *\\ndeny * all *\\n' > acl");
+	dlmd_start(&d, "-l", listen, "--tls-cert", cpath("srv.pem"),
+	    "--tls-key", cpath("srv.key"), "--tls-ca", cpath("ca.pem"),
+	    "--acl-file", acl, (char *)NULL);
+	alice = tls_client(NULL, "ca.pem", "alice.pem", &err);
+	ck_assert_msg(alice != NULL, "alice: %s", dlm_errmsg(NULL));
+	svc = tls_client(NULL, "ca.pem", "svc.pem", &err);
+	ck_assert_msg(svc != NULL, "svc: %s", dlm_errmsg(NULL));
+
+	ck_assert_int_eq(dlm_acquire(alice, "app/1", 0, 2000, &token), DLM_OK);
+	snprintf(why, sizeof why, "cert:alice has no lock right on lock "
+	    "'other/1': denied by rule %s:3", acl);
+	assert_refused(alice, dlm_acquire(alice, "other/1", 0, 2000, &t2),
+	    why);
+	/* View, not lock: it may check alice's hold, not take one. */
+	ck_assert_int_eq(dlm_check(svc, "app/1", token, &held), DLM_OK);
+	ck_assert_int_eq(held, 1);
+	assert_refused(svc, dlm_acquire(svc, "app/2", 0, 2000, &t2),
+	    "cert:svc.example has no lock right on lock 'app/2': denied by "
+	    "rule");
+	ck_assert_int_eq(dlm_release(alice, "app/1"), DLM_OK);
+	dlm_close(alice);
+	dlm_close(svc);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
 static Suite *
 tls_suite(void)
 {
@@ -435,6 +494,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_sighup_reload);
 	tcase_add_test(tc, test_dlmctl);
 	tcase_add_test(tc, test_loop_mode);
+	tcase_add_test(tc, test_cert_identity_in_rules);
 	suite_add_tcase(s, tc);
 	return s;
 }
