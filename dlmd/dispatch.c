@@ -940,7 +940,8 @@ dispatch_frame(struct conn *c, const char *buf, size_t len)
 		return;
 	}
 	if (rc == DLM_E_DEADLOCK && req.err_cycle != NULL) {
-		reply_deadlock(c, req.msgid, req.errmsg, req.err_cycle);
+		reply_deadlock(c, req.msgid, req.errmsg, req.err_cycle,
+		    req.err_cycle_hidden);
 		return;
 	}
 	if (rc != 0) {

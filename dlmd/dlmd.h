@@ -421,8 +421,9 @@ void	pack_converted(struct mpw *, const struct lt_hold *,
 	    uint64_t valid_ms, const uint8_t *receipt);
 void	reply_converted(struct conn *, uint32_t msgid, const struct lt_hold *,
 	    uint64_t valid_ms, const uint8_t *receipt);
+/* hidden: bit i set, step i's lock is not named (the caller may not view it). */
 void	reply_deadlock(struct conn *, uint32_t msgid, const char *message,
-	    const struct lt_cycle *);
+	    const struct lt_cycle *, uint64_t hidden);
 void	notify_lost(struct conn *, const struct lt_hold *, int reason);
 void	notify_contended(struct conn *, const struct lt_hold *,
 	    uint32_t waiters);
@@ -525,6 +526,7 @@ struct request {
 	const char		*frame;		/* the request's bytes */
 	size_t			 framelen;
 	const struct lt_cycle	*err_cycle;	/* DEADLOCK's cycle, or NULL */
+	uint64_t		 err_cycle_hidden; /* steps not to name */
 };
 /* A handler's answer will come later (a wait); nothing is sent now. */
 #define DISPATCH_PENDING	(-1)

@@ -248,7 +248,7 @@ notify_contended(struct conn *c, const struct lt_hold *h, uint32_t waiters)
  */
 void
 reply_deadlock(struct conn *c, uint32_t msgid, const char *message,
-    const struct lt_cycle *cy)
+    const struct lt_cycle *cy, uint64_t hidden)
 {
 	struct evbuffer *out = conn_output(c);
 	uint32_t n = cy->len < LT_CYCLE_MAX ? cy->len : LT_CYCLE_MAX;
@@ -278,7 +278,10 @@ reply_deadlock(struct conn *c, uint32_t msgid, const char *message,
 		mpw_key(&w, "client");
 		mpw_str(&w, session_of_owner(s->owner)->name);
 		mpw_key(&w, "lock");
-		mpw_strn(&w, s->lock->name, s->lock->namelen);
+		if (hidden & (UINT64_C(1) << i))
+			mpw_nil(&w);
+		else
+			mpw_strn(&w, s->lock->name, s->lock->namelen);
 		mpw_key(&w, "mode");
 		mpw_str(&w, s->mode == LT_SHARED ? "shared" : "exclusive");
 	}

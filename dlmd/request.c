@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acl.h"
 #include "dlmd.h"
 #include "mpack.h"
 #include "proto.h"
@@ -270,6 +271,19 @@ request_deadlock(struct request *req, const char *what,
 
 	srv->stats.deadlocks++;
 	req->err_cycle = cy;
+	/*
+	 * Another session's lock is named only to a caller who may view it,
+	 * so that a refusal tells no more than a listing would.
+	 */
+	req->err_cycle_hidden = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lt_cycle_step *st = &cy->steps[i];
+
+		if (session_of_owner(st->owner) != req->conn->session &&
+		    !auth_may(req->conn, ACL_VIEW, st->lock->name,
+		    st->lock->namelen))
+			req->err_cycle_hidden |= UINT64_C(1) << i;
+	}
 	msg_add(buf, len, &off, "%s would close a cycle of %u waits", what,
 	    cy->len);
 	/* cppcheck-suppress knownConditionTrueFalse ; the table filled cy */
@@ -282,10 +296,16 @@ request_deadlock(struct request *req, const char *what,
 		const char *behind = n < cy->len && i + 1 == n ? "..." :
 		    cycle_who(req, next);
 
-		if (!msg_add(buf, len, &off, "%s%s %s for '%s' (%s) behind %s",
+		char lock[300];
+
+		if (req->err_cycle_hidden & (UINT64_C(1) << i))
+			snprintf(lock, sizeof lock, "a lock it may not view");
+		else
+			snprintf(lock, sizeof lock, "'%s'", safe_str(
+			    st->lock->name, st->lock->namelen));
+		if (!msg_add(buf, len, &off, "%s%s %s for %s (%s) behind %s",
 		    i == 0 ? ": " : "; ", cycle_who(req, st),
-		    i == 0 ? "would wait" : "waits",
-		    safe_str(st->lock->name, st->lock->namelen),
+		    i == 0 ? "would wait" : "waits", lock,
 		    st->mode == LT_SHARED ? "shared" : "exclusive", behind))
 			break;
 	}

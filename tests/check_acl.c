@@ -747,6 +747,68 @@ START_TEST(reset_refusal_hides_unviewable_locks)
 }
 END_TEST
 
+/*
+ * A DEADLOCK refusal names another session's lock in its cycle only to a
+ * caller who may view it: alice may lock anything but view only pub/, so
+ * the cycle through bob's wait for hidden/c shows her no name there.
+ */
+START_TEST(deadlock_refusal_hides_unviewable_locks)
+{
+	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
+	const msgpack_object *cycle, *lock;
+	struct tc *alice, *bob, *carol;
+	struct dlmd_proc d;
+	struct reply *r;
+
+	write_file(tokens, "alice alice-secret-5501\nbob bob-secret-5502\n"
+	    "carol carol-secret-5503\n");
+	write_file(acl, "allow token:alice lock *\n"
+	    "allow token:alice view pub/\n"
+	    "allow token:bob all *\n"
+	    "allow token:carol all *\n");
+	dlmd_start_tcp(&d, "--acl-file", acl, "--tokens-file", tokens,
+	    (char *)NULL);
+	alice = token_client(&d, "alice", "alice-secret-5501");
+	bob = token_client(&d, "bob", "bob-secret-5502");
+	carol = token_client(&d, "carol", "carol-secret-5503");
+	assert_ok(tc_call(alice, "acquire", "lock:s", "pub/a"));
+	assert_ok(tc_call(bob, "acquire", "lock:s", "hidden/b"));
+	assert_ok(tc_call(carol, "acquire", "lock:s", "hidden/c"));
+	/* bob waits behind carol, carol behind alice. */
+	(void)tc_send(bob, "acquire", "lock:s timeout_ms:i", "hidden/c",
+	    30000LL);
+	(void)tc_send(carol, "acquire", "lock:s timeout_ms:i", "pub/a",
+	    30000LL);
+	sleep_ms(100);
+	r = tc_call(alice, "acquire", "lock:s timeout_ms:i", "hidden/b",
+	    30000LL);
+	ck_assert_str_eq(reply_errname(r), "DEADLOCK");
+	ck_assert_msg(strstr(reply_errmsg(r), "hidden/c") == NULL &&
+	    strstr(reply_errmsg(r), "a lock it may not view") != NULL &&
+	    strstr(reply_errmsg(r), "'hidden/b'") != NULL &&
+	    strstr(reply_errmsg(r), "'pub/a'") != NULL, "%s",
+	    reply_errmsg(r));
+	cycle = mpr_get(r->error, "cycle");
+	ck_assert_ptr_nonnull(cycle);
+	ck_assert_int_eq(cycle->type, MSGPACK_OBJECT_ARRAY);
+	ck_assert_uint_eq(cycle->via.array.size, 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		const char *who = obj_str(&cycle->via.array.ptr[i], "client");
+
+		lock = mpr_get(&cycle->via.array.ptr[i], "lock");
+		ck_assert_ptr_nonnull(lock);
+		if (strcmp(who, "bob") == 0)
+			ck_assert_int_eq(lock->type, MSGPACK_OBJECT_NIL);
+		else
+			ck_assert_int_eq(lock->type, MSGPACK_OBJECT_STR);
+	}
+	tc_close(alice);
+	tc_close(bob);
+	tc_close(carol);
+	dlmd_stop_clean(&d);
+}
+END_TEST
+
 START_TEST(reload_takes_a_right_away)
 {
 	const char *acl = tmp_path("acl");
@@ -967,6 +1029,7 @@ acl_suite(void)
 	tcase_add_test(tc, named_tokens_over_tcp);
 	tcase_add_test(tc, secrets_stay_out_of_sight);
 	tcase_add_test(tc, reset_refusal_hides_unviewable_locks);
+	tcase_add_test(tc, deadlock_refusal_hides_unviewable_locks);
 	tcase_add_test(tc, reload_takes_a_right_away);
 	tcase_add_test(tc, reload_silences_a_watch_until_view_returns);
 	tcase_add_test(tc, reload_leaves_a_waiting_acquire_waiting);
