@@ -12,12 +12,8 @@
 
 static char certdir[256];
 
-static void
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Run a shell command in the directory; fail the test when it fails. */
-static void
-sh(const char *fmt, ...)
+void
+certfix_sh(const char *fmt, ...)
 {
 	char cmd[2048];
 	int n;
@@ -54,19 +50,19 @@ certfix_cleanup(void)
 void
 certfix_ca(const char *name, const char *cn)
 {
-	sh("openssl req -x509 " KEYGEN " -keyout %s.key -out %s.pem -days 2 "
+	certfix_sh("openssl req -x509 " KEYGEN " -keyout %s.key -out %s.pem -days 2 "
 	    "-subj /CN=%s", name, name, cn);
 }
 
 void
-certfix_cert(const char *name, const char *ca, const char *cn, int days,
+certfix_cert(const char *name, const char *ca, const char *subj, int days,
     const char *ext)
 {
-	sh("openssl req " KEYGEN " -keyout %s.key -out %s.csr -subj /CN=%s && "
+	certfix_sh("openssl req " KEYGEN " -keyout %s.key -out %s.csr -subj %s && "
 	    "printf '%s\\n' > %s.ext && "
 	    "openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key "
 	    "-CAcreateserial -out %s.pem -days %d -extfile %s.ext",
-	    name, name, cn, ext, name, name, ca, ca, name, days, name);
+	    name, name, subj, ext, name, name, ca, ca, name, days, name);
 }
 
 const char *

@@ -38,13 +38,13 @@ make_certs(void)
 	certfix_ca("ca", "dlm-test-ca");
 	certfix_ca("ca2", "dlm-other-ca");
 	/* etcd's and dlmd's server certificates name the address dialled. */
-	certfix_cert("etcd", "ca", "etcd", 2, "subjectAltName=IP:127.0.0.1");
-	certfix_cert("dlmd", "ca", "dlmd", 2, "subjectAltName=IP:127.0.0.1");
+	certfix_cert("etcd", "ca", "/CN=etcd", 2, "subjectAltName=IP:127.0.0.1");
+	certfix_cert("dlmd", "ca", "/CN=dlmd", 2, "subjectAltName=IP:127.0.0.1");
 	/* What a member shows etcd, and what a client shows dlmd. */
-	certfix_cert("member", "ca", "dlmd-member", 2,
+	certfix_cert("member", "ca", "/CN=dlmd-member", 2,
 	    "keyUsage=digitalSignature");
-	certfix_cert("ops", "ca", "ops", 2, "keyUsage=digitalSignature");
-	certfix_cert("stranger", "ca2", "stranger", 2,
+	certfix_cert("ops", "ca", "/CN=ops", 2, "keyUsage=digitalSignature");
+	certfix_cert("stranger", "ca2", "/CN=stranger", 2,
 	    "keyUsage=digitalSignature");
 }
 

@@ -20,92 +20,33 @@
 
 #include <check.h>
 
+#include "certfix.h"
 #include "dlm.h"
 #include "testutil.h"
-
-static char certdir[256];
-
-static void
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Run a shell command in certdir; fail the test when it fails. */
-static void
-sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	int n;
-	va_list ap;
-
-	n = snprintf(cmd, sizeof cmd, "cd %s && (", certdir);
-	va_start(ap, fmt);
-	n += vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
-	va_end(ap);
-	snprintf(cmd + n, sizeof cmd - (size_t)n, ") >/dev/null 2>&1");
-	ck_assert_msg(system(cmd) == 0, "failed: %s", cmd);
-}
-
-static const char *
-cpath(const char *name)
-{
-	static char buf[4][400];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof buf[i], "%s/%s", certdir, name);
-	return buf[i];
-}
-
-#define KEYGEN	"-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-
-/* A key and a certificate NAME signed by CA, for CN, valid DAYS. */
-static void
-make_cert(const char *name, const char *ca, const char *cn, int days,
-    const char *san)
-{
-	sh("openssl req " KEYGEN " -keyout %s.key -out %s.csr -subj /CN=%s && "
-	    "printf '%s\\n' > %s.ext && "
-	    "openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key "
-	    "-CAcreateserial -out %s.pem -days %d -extfile %s.ext",
-	    name, name, cn, san, name, name, ca, ca, name, days, name);
-}
 
 static void
 setup_certs(void)
 {
-	snprintf(certdir, sizeof certdir, "/tmp/dlm-tls-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(certdir));
-	sh("openssl req -x509 " KEYGEN " -keyout ca.key -out ca.pem -days 2 "
-	    "-subj /CN=dlm-test-ca");
-	sh("openssl req -x509 " KEYGEN " -keyout ca2.key -out ca2.pem "
-	    "-days 2 -subj /CN=dlm-other-ca");
-	make_cert("srv", "ca", "localhost", 2,
+	certfix_init();
+	certfix_ca("ca", "dlm-test-ca");
+	certfix_ca("ca2", "dlm-other-ca");
+	certfix_cert("srv", "ca", "/CN=localhost", 2,
 	    "subjectAltName=DNS:localhost,IP:127.0.0.1");
-	make_cert("srv2", "ca2", "localhost", 2,
+	certfix_cert("srv2", "ca2", "/CN=localhost", 2,
 	    "subjectAltName=DNS:localhost,IP:127.0.0.1");
-	make_cert("other", "ca", "elsewhere", 2,
+	certfix_cert("other", "ca", "/CN=elsewhere", 2,
 	    "subjectAltName=DNS:elsewhere.example");
-	make_cert("alice", "ca", "alice", 2, "keyUsage=digitalSignature");
-	make_cert("expired", "ca", "old", -1, "keyUsage=digitalSignature");
-	make_cert("wrongca", "ca2", "mallory", 2, "keyUsage=digitalSignature");
+	certfix_cert("alice", "ca", "/CN=alice", 2,
+	    "keyUsage=digitalSignature");
+	certfix_cert("expired", "ca", "/CN=old", -1,
+	    "keyUsage=digitalSignature");
+	certfix_cert("wrongca", "ca2", "/CN=mallory", 2,
+	    "keyUsage=digitalSignature");
 	/* No CN: the identity is the first DNS name. */
-	sh("openssl req " KEYGEN " -keyout svc.key -out svc.csr "
-	    "-subj /O=dlm-test && printf 'subjectAltName=DNS:svc.example\\n' "
-	    "> svc.ext && openssl x509 -req -in svc.csr -CA ca.pem "
-	    "-CAkey ca.key -CAcreateserial -out svc.pem -days 2 "
-	    "-extfile svc.ext");
-	sh("openssl req -x509 " KEYGEN " -keyout self.key -out self.pem "
-	    "-days 2 -subj /CN=selfie");
-	sh("cp srv.pem live.pem && cp srv.key live.key");
-}
-
-static void
-teardown_certs(void)
-{
-	char cmd[400];
-
-	snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", certdir);
+	certfix_cert("svc", "ca", "/O=dlm-test", 2,
+	    "subjectAltName=DNS:svc.example");
+	certfix_ca("self", "selfie");
+	certfix_sh("cp srv.pem live.pem && cp srv.key live.key");
 }
 
 static struct dlmd_proc d;
@@ -123,12 +64,12 @@ start(bool mutual)
 	snprintf(addr, sizeof addr, "tls:127.0.0.1:%d", port);
 	snprintf(hs, sizeof hs, "%d", 700);
 	if (mutual)
-		dlmd_start(&d, "-l", listen, "--tls-cert", cpath("live.pem"),
-		    "--tls-key", cpath("live.key"), "--tls-ca", cpath("ca.pem"),
+		dlmd_start(&d, "-l", listen, "--tls-cert", certfix_path("live.pem"),
+		    "--tls-key", certfix_path("live.key"), "--tls-ca", certfix_path("ca.pem"),
 		    "--tls-handshake-timeout", hs, (char *)NULL);
 	else
-		dlmd_start(&d, "-l", listen, "--tls-cert", cpath("live.pem"),
-		    "--tls-key", cpath("live.key"),
+		dlmd_start(&d, "-l", listen, "--tls-cert", certfix_path("live.pem"),
+		    "--tls-key", certfix_path("live.key"),
 		    "--tls-handshake-timeout", hs, (char *)NULL);
 	ck_assert(dlmd_log_has(&d, "listening on tls:127.0.0.1:"));
 }
@@ -140,14 +81,14 @@ tls_client(const char *server, const char *ca, const char *cert, int *err)
 
 	dlm_options_init(&o);
 	o.connect_timeout_ms = 3000;
-	o.tls_ca = ca != NULL ? cpath(ca) : NULL;
+	o.tls_ca = ca != NULL ? certfix_path(ca) : NULL;
 	if (cert != NULL) {
 		char key[64];
 
 		snprintf(key, sizeof key, "%.*s.key",
 		    (int)(strlen(cert) - 4), cert);
-		o.tls_cert = cpath(cert);
-		o.tls_key = cpath(key);
+		o.tls_cert = certfix_path(cert);
+		o.tls_key = certfix_path(key);
 	}
 	return dlm_connect(server != NULL ? server : addr, &o, err);
 }
@@ -239,7 +180,7 @@ START_TEST(test_server_name)
 	int err = -1;
 
 	/* dlmd presents a certificate for elsewhere.example only. */
-	sh("cp other.pem live.pem && cp other.key live.key");
+	certfix_sh("cp other.pem live.pem && cp other.key live.key");
 	start(false);
 	c = tls_client(NULL, "ca.pem", NULL, &err);
 	ck_assert_ptr_null(c);
@@ -257,7 +198,7 @@ START_TEST(test_server_name)
 	ck_assert_msg(strstr(dlm_errmsg(NULL), "not trusted") != NULL, "%s",
 	    dlm_errmsg(NULL));
 	dlmd_stop_clean(&d);
-	sh("cp srv.pem live.pem && cp srv.key live.key");
+	certfix_sh("cp srv.pem live.pem && cp srv.key live.key");
 }
 END_TEST
 
@@ -318,7 +259,7 @@ START_TEST(test_sighup_reload)
 	old = tls_client(NULL, "ca.pem", NULL, &err);
 	ck_assert_ptr_nonnull(old);
 	/* New files signed by another CA: new clients see the new one. */
-	sh("cp srv2.pem live.pem && cp srv2.key live.key");
+	certfix_sh("cp srv2.pem live.pem && cp srv2.key live.key");
 	kill(d.pid, SIGHUP);
 	ck_assert(dlmd_log_has(&d, "TLS certificate"));
 	c = tls_client(NULL, "ca2.pem", NULL, &err);
@@ -330,7 +271,7 @@ START_TEST(test_sighup_reload)
 	/* The connection from before the reload is kept. */
 	assert_works(old, "old");
 	/* A bad file: the running certificate stays. */
-	sh("echo garbage > live.pem");
+	certfix_sh("echo garbage > live.pem");
 	kill(d.pid, SIGHUP);
 	ck_assert(dlmd_log_has(&d, "keeping the running settings"));
 	c = tls_client(NULL, "ca2.pem", NULL, &err);
@@ -340,7 +281,7 @@ START_TEST(test_sighup_reload)
 	assert_works(old, "old2");
 	dlm_close(old);
 	dlmd_stop_clean(&d);
-	sh("cp srv.pem live.pem && cp srv.key live.key");
+	certfix_sh("cp srv.pem live.pem && cp srv.key live.key");
 }
 END_TEST
 
@@ -354,19 +295,19 @@ START_TEST(test_dlmctl)
 	start(true);
 	snprintf(cmd, sizeof cmd, "%s -s %s --tls-ca %s --tls-cert %s "
 	    "--tls-key %s status >/dev/null 2>&1", dlmctl, addr,
-	    cpath("ca.pem"), cpath("alice.pem"), cpath("alice.key"));
+	    certfix_path("ca.pem"), certfix_path("alice.pem"), certfix_path("alice.key"));
 	ck_assert_int_eq(system(cmd), 0);
 	/* The same from the environment. */
 	snprintf(cmd, sizeof cmd, "DLM_TLS_CA=%s DLM_TLS_CERT=%s "
-	    "DLM_TLS_KEY=%s %s -s %s locks >/dev/null 2>&1", cpath("ca.pem"),
-	    cpath("alice.pem"), cpath("alice.key"), dlmctl, addr);
+	    "DLM_TLS_KEY=%s %s -s %s locks >/dev/null 2>&1", certfix_path("ca.pem"),
+	    certfix_path("alice.pem"), certfix_path("alice.key"), dlmctl, addr);
 	ck_assert_int_eq(system(cmd), 0);
 	/* No certificate: unreachable (3), and one line says why. */
 	snprintf(cmd, sizeof cmd, "%s -s %s --tls-ca %s status 2>&1 | "
-	    "grep -q 'certificate required'", dlmctl, addr, cpath("ca.pem"));
+	    "grep -q 'certificate required'", dlmctl, addr, certfix_path("ca.pem"));
 	ck_assert_int_eq(system(cmd), 0);
 	snprintf(cmd, sizeof cmd, "%s -s %s --tls-ca %s status >/dev/null "
-	    "2>&1", dlmctl, addr, cpath("ca.pem"));
+	    "2>&1", dlmctl, addr, certfix_path("ca.pem"));
 	rc = system(cmd);
 	ck_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 3);
 	dlmd_stop_clean(&d);
@@ -411,9 +352,9 @@ START_TEST(test_loop_mode)
 
 	start(true);
 	dlm_options_init(&o);
-	o.tls_ca = cpath("ca.pem");
-	o.tls_cert = cpath("alice.pem");
-	o.tls_key = cpath("alice.key");
+	o.tls_ca = certfix_path("ca.pem");
+	o.tls_cert = certfix_path("alice.pem");
+	o.tls_key = certfix_path("alice.key");
 	c = dlm_connect_loop(addr, &o, &err);
 	ck_assert_ptr_nonnull(c);
 	granted = 0;
@@ -449,11 +390,11 @@ START_TEST(test_cert_identity_in_rules)
 	port = free_tcp_port();
 	snprintf(listen, sizeof listen, "tls:127.0.0.1:%d", port);
 	snprintf(addr, sizeof addr, "tls:127.0.0.1:%d", port);
-	snprintf(acl, sizeof acl, "%s", cpath("acl"));
-	sh("printf 'allow cert:alice lock,view app/\\n"
+	snprintf(acl, sizeof acl, "%s", certfix_path("acl"));
+	certfix_sh("printf 'allow cert:alice lock,view app/\\n"
 	    "allow cert:svc.example view *\\ndeny * all *\\n' > acl");
-	dlmd_start(&d, "-l", listen, "--tls-cert", cpath("srv.pem"),
-	    "--tls-key", cpath("srv.key"), "--tls-ca", cpath("ca.pem"),
+	dlmd_start(&d, "-l", listen, "--tls-cert", certfix_path("srv.pem"),
+	    "--tls-key", certfix_path("srv.key"), "--tls-ca", certfix_path("ca.pem"),
 	    "--acl-file", acl, (char *)NULL);
 	alice = tls_client(NULL, "ca.pem", "alice.pem", &err);
 	ck_assert_msg(alice != NULL, "alice: %s", dlm_errmsg(NULL));
@@ -484,7 +425,7 @@ tls_suite(void)
 	Suite *s = suite_create("tls");
 	TCase *tc = tcase_create("tls");
 
-	tcase_add_unchecked_fixture(tc, setup_certs, teardown_certs);
+	tcase_add_unchecked_fixture(tc, setup_certs, certfix_cleanup);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_acquire_release);
 	tcase_add_test(tc, test_mutual_ok_and_no_cert);
