@@ -234,6 +234,27 @@ link_open(struct link *l, const struct addr *a, const struct ctl *ctl,
 	return 0;
 }
 
+/*
+ * One SSL_write (write) or SSL_read of at most len bytes, SIGPIPE held
+ * back: ssl_outcome()'s answer, *n the bytes moved when it is 1.
+ */
+static int
+ssl_io(struct link *l, bool write, char *buf, size_t len, ssize_t *n,
+    short *events, char *why, size_t whylen)
+{
+	int chunk = len > INT32_MAX ? INT32_MAX : (int)len, rc;
+	sigset_t old;
+
+	ERR_clear_error();
+	pipe_hold(&old);
+	rc = write ? SSL_write(l->ssl, buf, chunk) : SSL_read(l->ssl, buf,
+	    chunk);
+	*n = rc;
+	rc = ssl_outcome(l, rc, events, why, whylen);
+	pipe_release(&old);
+	return rc;
+}
+
 bool
 link_send_all(struct link *l, const char *buf, size_t len, uint64_t deadline,
     char *why, size_t whylen)
@@ -243,15 +264,9 @@ link_send_all(struct link *l, const char *buf, size_t len, uint64_t deadline,
 		ssize_t n;
 
 		if (l->ssl != NULL) {
-			sigset_t old;
-			int rc;
+			int rc = ssl_io(l, true, (char *)buf, len, &n, &events,
+			    why, whylen);
 
-			ERR_clear_error();
-			pipe_hold(&old);
-			n = SSL_write(l->ssl, buf, len > INT32_MAX ? INT32_MAX :
-			    (int)len);
-			rc = ssl_outcome(l, (int)n, &events, why, whylen);
-			pipe_release(&old);
 			if (rc < 0)
 				return false;
 			if (rc == 0)
@@ -283,15 +298,9 @@ link_recv(struct link *l, char *buf, size_t len, uint64_t deadline,
 		ssize_t n;
 
 		if (l->ssl != NULL) {
-			sigset_t old;
-			int rc;
+			int rc = ssl_io(l, false, buf, len, &n, &events, why,
+			    whylen);
 
-			ERR_clear_error();
-			pipe_hold(&old);
-			n = SSL_read(l->ssl, buf, len > INT32_MAX ? INT32_MAX :
-			    (int)len);
-			rc = ssl_outcome(l, (int)n, &events, why, whylen);
-			pipe_release(&old);
 			if (rc > 0)
 				return n;
 			if (rc < 0)

@@ -276,6 +276,7 @@ request_deadlock(struct request *req, const char *what,
 	 * so that a refusal tells no more than a listing would.
 	 */
 	req->err_cycle_hidden = 0;
+	/* cppcheck-suppress knownConditionTrueFalse ; the table filled cy */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lt_cycle_step *st = &cy->steps[i];
 

@@ -755,7 +755,7 @@ END_TEST
 START_TEST(deadlock_refusal_hides_unviewable_locks)
 {
 	const char *acl = tmp_path("acl"), *tokens = tmp_path("tokens");
-	const msgpack_object *cycle, *lock;
+	const msgpack_object *cycle;
 	struct tc *alice, *bob, *carol;
 	struct dlmd_proc d;
 	struct reply *r;
@@ -794,8 +794,9 @@ START_TEST(deadlock_refusal_hides_unviewable_locks)
 	ck_assert_uint_eq(cycle->via.array.size, 3);
 	for (uint32_t i = 0; i < 3; i++) {
 		const char *who = obj_str(&cycle->via.array.ptr[i], "client");
+		const msgpack_object *lock = mpr_get(&cycle->via.array.ptr[i],
+		    "lock");
 
-		lock = mpr_get(&cycle->via.array.ptr[i], "lock");
 		ck_assert_ptr_nonnull(lock);
 		if (strcmp(who, "bob") == 0)
 			ck_assert_int_eq(lock->type, MSGPACK_OBJECT_NIL);

@@ -63,13 +63,7 @@ setup(void)
 static void
 teardown(void)
 {
-	int bad_exit = 0, reports = 0;
-
-	cluster_nodes_stop(nodes, NODES, &bad_exit, &reports);
-	etcd_cluster_stop(&ec);
-	ck_assert_msg(bad_exit == 0, "%d dlmd did not exit 0", bad_exit);
-	ck_assert_msg(reports == 0, "%d dlmd logs have sanitizer reports",
-	    reports);
+	cluster_teardown(nodes, NODES, &ec);
 }
 
 static int

@@ -427,6 +427,18 @@ cluster_nodes_stop(struct cluster_node *nodes, int n, int *bad_exit,
 }
 
 void
+cluster_teardown(struct cluster_node *nodes, int n, struct etcd_cluster *ec)
+{
+	int bad_exit = 0, reports = 0;
+
+	cluster_nodes_stop(nodes, n, &bad_exit, &reports);
+	etcd_cluster_stop(ec);
+	ck_assert_msg(bad_exit == 0, "%d dlmd did not exit 0", bad_exit);
+	ck_assert_msg(reports == 0, "%d dlmd logs have sanitizer reports",
+	    reports);
+}
+
+void
 cluster_node_view(struct cluster_node *n, struct cluster_view *v)
 {
 	struct tc *c;

@@ -114,6 +114,12 @@ void		 cluster_nodes_stop(struct cluster_node *, int n, int *bad_exit,
 		    int *reports);
 void		 cluster_node_view(struct cluster_node *, struct cluster_view *);
 /*
+ * A test's end: every node stopped, then etcd; the test fails after that
+ * when a dlmd did not exit 0 or its log had a sanitizer's report.
+ */
+void		 cluster_teardown(struct cluster_node *, int n,
+		    struct etcd_cluster *);
+/*
  * Wait up to ms for exactly one of the n nodes that run (not stopped) to be
  * active, never seeing two; returns its index.
  */
