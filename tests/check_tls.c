@@ -394,8 +394,10 @@ START_TEST(test_cert_identity_in_rules)
 	certfix_sh("printf 'allow cert:alice lock,view app/\\n"
 	    "allow cert:svc.example view *\\ndeny * all *\\n' > acl");
 	dlmd_start(&d, "-l", listen, "--tls-cert", certfix_path("srv.pem"),
-	    "--tls-key", certfix_path("srv.key"), "--tls-ca", certfix_path("ca.pem"),
-	    "--acl-file", acl, (char *)NULL);
+	    "--tls-key", certfix_path("srv.key"), "--tls-ca",
+	    certfix_path("ca.pem"), "--acl-file", acl, (char *)NULL);
+	/* The Unix socket answers first; the TLS listener may come after. */
+	ck_assert(dlmd_log_has(&d, "listening on tls:127.0.0.1:"));
 	alice = tls_client(NULL, "ca.pem", "alice.pem", &err);
 	ck_assert_msg(alice != NULL, "alice: %s", dlm_errmsg(NULL));
 	svc = tls_client(NULL, "ca.pem", "svc.pem", &err);
