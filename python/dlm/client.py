@@ -105,6 +105,19 @@ def _wake(call):
         pass
 
 
+class _Token(object):
+    """A thread's claim in _await, held by weak reference in _reading and
+    _readq: once the thread has left _await, by a return or by an
+    exception (a signal's) that struck where no cleanup could run, the
+    claim dies with its frame, and the reader thread takes back a role so
+    orphaned."""
+
+    __slots__ = ("call", "__weakref__")
+
+    def __init__(self, call):
+        self.call = call
+
+
 class _Call(object):
     """A request waiting for its reply. Its waiter is released when the
     reply is dispatched, and also when the read role is handed to the
@@ -614,18 +627,37 @@ class Client(object):
     def _wake_next_locked(self):
         """The role is free: wake the first thread that sleeps for want
         of it (one whose answer is still to come)."""
-        for call in self._readq:
-            if not call.done:
-                _wake(call)
-                return
+        dead = False
+        for ref in self._readq:
+            t = ref()
+            if t is None:
+                dead = True
+            elif not t.call.done:
+                _wake(t.call)
+                break
+        if dead:
+            self._readq = collections.deque(
+                r for r in self._readq if r() is not None)
+
+    def _someone_waits_locked(self):
+        for ref in self._readq:
+            t = ref()
+            if t is not None and not t.call.done:
+                return True
+        return False
+
+    def _role_free_locked(self):
+        r = self._reading
+        return r is None or (r is not _READER and r() is None)
 
     def _may_read_locked(self):
-        return (self._reading is None and not self._broken and
+        return (self._role_free_locked() and not self._broken and
                 self._state in ("ready", "closing"))
 
-    def _drop_role(self, eof):
+    def _drop_role(self, ref, eof):
         with self._mu:
-            self._reading = None
+            if self._reading is ref:
+                self._reading = None
             self._active_at = _monotonic()
             if eof:
                 # The reader thread alone ends or resumes the connection.
@@ -639,14 +671,16 @@ class Client(object):
         reading the socket while nobody else does, else sleeping until
         the answer is dispatched or the read role handed over."""
         deadline = None if timeout is None else _monotonic() + timeout
+        me = _Token(call)
+        ref = weakref.ref(me)
         with self._mu:
             if call.done:
                 return True
             mine = self._may_read_locked()
             if mine:
-                self._reading = call
+                self._reading = ref
             else:
-                self._readq.append(call)
+                self._readq.append(ref)
         while True:
             if mine:
                 r = _EOF
@@ -655,7 +689,7 @@ class Client(object):
                     while not call.done and r >= 0:
                         r = self._pump(deadline)
                 finally:
-                    self._drop_role(r == _EOF)
+                    self._drop_role(ref, r == _EOF)
                 if call.done:
                     return True
                 if r == _TIMEOUT:
@@ -664,7 +698,7 @@ class Client(object):
                 with self._mu:
                     if call.done:
                         return True
-                    self._readq.append(call)
+                    self._readq.append(ref)
             ok = False
             try:
                 if deadline is None:
@@ -678,21 +712,21 @@ class Client(object):
                 if not ok:
                     with self._mu:
                         try:
-                            self._readq.remove(call)
+                            self._readq.remove(ref)
                         except ValueError:
                             pass
                         if self._may_read_locked():
                             self._wake_next_locked()
             with self._mu:
                 try:
-                    self._readq.remove(call)
+                    self._readq.remove(ref)
                 except ValueError:
                     pass
                 expired = deadline is not None and _monotonic() >= deadline
                 mine = not call.done and not expired and \
                     self._may_read_locked()
                 if mine:
-                    self._reading = call
+                    self._reading = ref
                     continue
                 if self._may_read_locked():
                     # Woken for the role, perhaps, but leaving: hand it on.
@@ -701,20 +735,23 @@ class Client(object):
                     return True
                 if expired:
                     return False
-                self._readq.append(call)
+                self._readq.append(ref)
 
     def _read_loop(self):
         rcv = self._rcv
         while True:
             with self._mu:
                 while True:
-                    left = None
-                    if self._reading is None:
+                    if self._role_free_locked():
+                        # (Or a caller's, orphaned by a signal.)
                         if self._broken:
                             break
                         left = self._active_at + _IDLE - _monotonic()
                         if left <= 0:
                             break
+                    else:
+                        # A caller reads; look again for an orphaned role.
+                        left = _IDLE
                     rcv.wait(left)
                 self._reading = _READER
                 eof = self._broken
@@ -738,7 +775,7 @@ class Client(object):
                         # close() cut the connection.
                         eof = True
                         continue
-                    if any(not c.done for c in self._readq):
+                    if self._someone_waits_locked():
                         # A caller waits: let it read its own answers.
                         self._reading = None
                         self._wake_next_locked()
@@ -1517,10 +1554,12 @@ class Lock(object):
                 return
             except ConnectionLost:
                 # Resumed within the linger, the release may or may not have
-                # been carried out: ask again, by token, unless a second
-                # time would take a second level of an rlock.
-                if attempt == 2 or self.kind == "rlock":
+                # been carried out: ask again, by token (an rlock's only if
+                # dlmd still has the level it was to give back).
+                if attempt == 2:
                     raise
+                if self.kind == "rlock" and self._rlock_released(token):
+                    return
             except NotHeld:
                 with c._mu:
                     h = c._holds.get(self._key)
@@ -1533,6 +1572,31 @@ class Lock(object):
 
     def _release_params(self, params):
         pass
+
+    def _rlock_released(self, token):
+        """After a release lost with its connection: whether dlmd carried
+        it out (this client's depth then follows dlmd's), asking for the
+        hold's depth once the session is resumed."""
+        c = self.client
+        info = c.info(self.name)
+        depth = 0
+        for holder in (info or {}).get("holders") or []:
+            if holder.get("client") == c.name and \
+                    holder.get("token") == token:
+                depth = holder.get("count", 1)
+        with c._mu:
+            h = c._holds.get(self._key)
+            if h is None or h.token != token:
+                return True     # lost meanwhile: nothing to give back
+            if depth >= h.count:
+                return False
+            if depth == 0:
+                del c._holds[self._key]
+                h.owners = []
+                c._pass_turn_locked(self._key)
+            else:
+                h.count = depth
+            return True
 
     def _let_go(self, token, call):
         # The reading thread, mutex held.
