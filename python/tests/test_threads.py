@@ -40,7 +40,7 @@ def test_many_threads_one_client(clients):
                     c.ping()
                     inside[name] = 0
                 if i % 10 == 0:
-                    assert c.info(name) is not None or True
+                    c.info(name)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
@@ -78,7 +78,7 @@ def test_answers_read_by_another_thread(clients):
         p.start()
     join_all(ps)
     assert len(done) == 4
-    a.lock("held").release() if False else a.reset()
+    a.reset()
     assert got.wait(10)
     join_all([t])
     waiting.release()
