@@ -32,7 +32,8 @@ from .errors import (AlreadyHeld, ClientClosed, ConnectError,
                      NotActive, NotFound, NotHeld, ProtocolError, WouldBlock,
                      error_from_wire)
 
-__all__ = ["Client", "Lock", "RLock", "Semaphore", "connect"]
+__all__ = ["Client", "Lock", "RLock", "Semaphore", "Watch", "Election",
+           "connect"]
 
 
 async def connect(name=None, address=None, **kwargs):
@@ -85,6 +86,7 @@ class Client(object):
         self._pending = {}
         self._holds = {}
         self._turns = {}
+        self._watches = {}
         self._state = "new"
         self._closed_exc = None
         self._ready = None
@@ -303,6 +305,11 @@ class Client(object):
             params = msg[2][0] if isinstance(msg[2], list) and msg[2] else {}
             if not isinstance(params, dict):
                 return
+            if msg[1] == "changed":
+                w = self._watches.get(name_key(params.get("lock")))
+                if w is not None:
+                    w._changed(params)
+                return
             h = self._holds.get(name_key(params.get("lock")))
             if h is None or h.token != params.get("token"):
                 return
@@ -366,6 +373,13 @@ class Client(object):
         self._writer = writer
         self._state = "ready"
         self._ready.set()
+        # Watches belong to a connection: ask again, and tell the watchers
+        # the state now.
+        for w in list(self._watches.values()):
+            msgid = self._next_msgid()
+            fut = asyncio.get_running_loop().create_future()
+            self._pending[msgid] = (fut, w._rewatched)
+            self._send([0, msgid, "watch", [{"lock": wire_name(w.name)}]])
         return stream
 
     def _end(self, exc):
@@ -460,6 +474,32 @@ class Client(object):
     def semaphore(self, name, capacity, permits=1, timeout=None, **kw):
         """A :class:`Semaphore` of ``capacity``, taking ``permits``."""
         return Semaphore(self, name, capacity, permits, timeout, **kw)
+
+    async def watch(self, name, callback=None):
+        """Watch the holders of ``name``: a :class:`Watch`, whose
+        ``callback(state)`` runs in the event loop with the state now and
+        after each change of its holders (see :meth:`dlm.Client.watch`).
+        A callback that returns an awaitable (an ``async def``) has it run
+        as a task, so it may use the client."""
+        key = name_key(name)
+        if key in self._watches:
+            raise AlreadyHeld("lock %r is watched by this client already"
+                              % (key,))
+        w = Watch(self, name, callback)
+        self._watches[key] = w
+        try:
+            fut, _ = await self._start("watch", {"lock": wire_name(name)},
+                                       w._rewatched)
+            await fut
+        except BaseException:
+            if self._watches.get(key) is w:
+                del self._watches[key]
+            raise
+        return w
+
+    def election(self, name):
+        """An :class:`Election` on the lock ``name``."""
+        return Election(self, name)
 
     async def check(self, name, token):
         """Whether (name, token) is a current hold, asking dlmd."""
@@ -800,3 +840,135 @@ class Semaphore(Lock):
         p["capacity"] = self.capacity
         p["permits"] = self.permits
         return p
+
+
+class Watch(object):
+    """A watch on a lock's holders (``await client.watch(name, cb)``), as
+    :class:`dlm.Watch`: ``state`` is the latest state dlmd sent
+    (``holders``, ``nholders``, ``waiters``), ``await wait(timeout)`` the
+    next one, ``await unwatch()`` ends it."""
+
+    def __init__(self, client, name, callback=None):
+        self.client = client
+        self.name = name
+        self.callback = callback
+        self.state = None
+        self._serial = 0
+        self._cond = asyncio.Condition()
+        self._tasks = set()
+
+    def _rewatched(self, err, res):
+        # The answer to watch (first, or on a new connection): dispatched
+        # before any changed notice read after it.
+        if err is None and isinstance(res, dict):
+            self._changed(res)
+
+    def _changed(self, state):
+        self.state = state
+        self._serial += 1
+        loop = asyncio.get_running_loop()
+        t = loop.create_task(self._notify_waiters())
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        cb = self.callback
+        if cb is None:
+            return
+        try:
+            r = cb(state)
+        except Exception:
+            return
+        if asyncio.iscoroutine(r) or isinstance(r, asyncio.Future):
+            t = asyncio.ensure_future(r)
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+
+    async def _notify_waiters(self):
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def wait(self, timeout=None, serial=None):
+        """Wait for a state newer than the one seen (or than ``serial``);
+        the state, or None when the time ran out."""
+        since = self._serial if serial is None else serial
+
+        async def newer():
+            async with self._cond:
+                await self._cond.wait_for(lambda: self._serial > since)
+        try:
+            await asyncio.wait_for(newer(), timeout)
+        except asyncio.TimeoutError:
+            return None
+        return self.state
+
+    async def unwatch(self):
+        """Stop watching; no callback runs after this returns."""
+        c = self.client
+        key = name_key(self.name)
+        if c._watches.get(key) is self:
+            del c._watches[key]
+        self.callback = None
+        try:
+            await c.call("unwatch", lock=wire_name(self.name))
+        except (NotFound, ClientClosed, ConnectionLost):
+            pass
+
+    @property
+    def holders(self):
+        """The holders in the latest state."""
+        return (self.state or {}).get("holders", [])
+
+
+class Election(object):
+    """Leader election on a lock, as :class:`dlm.Election`: the leader
+    holds the lock exclusively, its value (an address, say) shown to
+    everyone watching."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.name = name
+        self._lock = None
+
+    async def campaign(self, value=b"", blocking=True, timeout=None):
+        """Become the leader, with ``value``: True when this client leads,
+        False when the wait ran out. Waits behind the current leader."""
+        if isinstance(value, str):
+            value = value.encode()
+        lk = self.client.lock(self.name, value=value or None)
+        if not await lk.acquire(blocking, timeout):
+            return False
+        self._lock = lk
+        return True
+
+    async def resign(self):
+        """Stop leading (release the lock)."""
+        lk, self._lock = self._lock, None
+        if lk is None:
+            raise NotHeld("this client does not lead %r" % (self.name,))
+        await lk.release()
+
+    @property
+    def lock(self):
+        """The leader's lock while this client leads, else None."""
+        return self._lock
+
+    @property
+    def token(self):
+        """The leader's fencing token while this client leads."""
+        return self._lock.token if self._lock is not None else None
+
+    async def leader(self):
+        """The current leader, asking dlmd: a dict with client, token and
+        value, or None while nobody leads."""
+        info = await self.client.info(self.name)
+        if not info or not info.get("holders"):
+            return None
+        return info["holders"][0]
+
+    async def observe(self, callback):
+        """Watch who leads: ``callback(leader)`` with the holder (dict with
+        client, token, value) or None, at once and after each change.
+        Returns the :class:`Watch` (``await unwatch()`` to stop)."""
+        def changed(state):
+            holders = state.get("holders") or []
+            return callback(holders[0] if holders else None)
+        return await self.client.watch(self.name, changed)

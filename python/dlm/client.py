@@ -1,11 +1,32 @@
 """The threaded client: :class:`Client` and the locks it makes.
 
 One :class:`Client` is one dlmd session. Any number of threads may use it
-at once: each request goes out under the client's mutex, and one reader
-thread per client reads every reply and notification, hands replies to the
-threads waiting for them by msgid, and tells lock objects of lost holds. A
-second background thread pings the server when the client has been quiet
-for a third of the lease (a sixth in a cluster), as libdlm does.
+at once: each request goes out under the client's mutex, and the replies
+and notifications are read by one thread at a time, the holder of the
+"read role". A thread waiting for its answer takes the role itself when
+nobody has it, and reads until its answer is in (dispatching whatever else
+comes: other threads' answers wake those threads); a thread that finds the
+role taken sleeps until its answer is dispatched or the role is handed to
+it. The client's reader thread takes the role only when the callers have
+left the socket alone for _IDLE (so that notices and the keepalive's
+answers are read within about that long) or when a caller saw the
+connection end (the reader thread alone reconnects). A background thread
+pings the server when the client has been quiet for a third of the lease
+(a sixth in a cluster), as libdlm does.
+
+User callbacks (on_lost, on_contended, a watch's callback) never run in
+the thread that reads: the reading thread updates the client's state (the
+holds, Lock.lost_event, Watch.state) at once and queues the callbacks for
+one "events" thread per client, which runs them in order. A callback may
+therefore call back into the client (acquire again, say) without
+deadlocking; a callback that blocks delays only later callbacks.
+
+A thread's read is interruptible (a signal handler that raises, in the
+main thread): the bytes received are fed to the decoder, and the decoded
+messages kept in the client's inbox, by C calls with no Python code in
+between, and a message leaves the inbox only once dispatched, so the next
+reader carries on where the interrupted one stopped (dispatching a reply
+twice is harmless).
 
 The threads of one client take turns at a lock name, first come first
 served, before asking dlmd: dlmd counts holds per session, not per thread,
@@ -16,8 +37,11 @@ would be refused ALREADY_HELD instead of waiting as threading.Lock's does.
 import _thread
 import collections
 import functools
+import itertools
 import os
+import select
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -37,6 +61,17 @@ __all__ = ["Client", "Lock", "RLock", "Semaphore", "Watch", "Election",
 
 _allocate = _thread.allocate_lock
 _monotonic = time.monotonic
+
+# How long the callers must have left the socket alone before the reader
+# thread reads it (notices and the keepalive's answers wait no longer).
+_IDLE = 0.05
+
+# What _pump says besides how many answers it dispatched.
+_EOF = -1
+_TIMEOUT = -2
+
+# The read role's holder when it is the reader thread.
+_READER = object()
 
 # Every live client, so that a fork() child can mark its copies unusable.
 _clients = weakref.WeakSet()
@@ -62,8 +97,31 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _wake(call):
+    """Release call's waiter; waking it twice is waking it once."""
+    try:
+        call.waiter.release()
+    except RuntimeError:
+        pass
+
+
+class _Token(object):
+    """A thread's claim in _await, held by weak reference in _reading and
+    _readq: once the thread has left _await, by a return or by an
+    exception (a signal's) that struck where no cleanup could run, the
+    claim dies with its frame, and the reader thread takes back a role so
+    orphaned."""
+
+    __slots__ = ("call", "__weakref__")
+
+    def __init__(self, call):
+        self.call = call
+
+
 class _Call(object):
-    """A request waiting for its reply."""
+    """A request waiting for its reply. Its waiter is released when the
+    reply is dispatched, and also when the read role is handed to the
+    waiting thread (which then finds done still False)."""
 
     __slots__ = ("waiter", "error", "result", "done", "on_reply", "acquire")
 
@@ -73,7 +131,7 @@ class _Call(object):
         self.error = None
         self.result = None
         self.done = False
-        # Run by the reader thread with the client's mutex held, so that
+        # Run by the reading thread with the client's mutex held, so that
         # the holds are up to date before any later notification is read.
         self.on_reply = on_reply
         # For an acquire: (name, kind), to give back a grant whose answer
@@ -90,6 +148,75 @@ class _Turn(object):
         self.owner = owner
         self.queue = collections.deque()
         self.lost = False
+
+
+class _TLSConn(object):
+    """A TLS connection that several threads use at once. OpenSSL forbids
+    two threads inside one SSL object at once (SSL_read in one, SSL_write
+    in another), and CPython's ssl module takes no lock of its own around
+    them (_ssl.c releases the GIL for each call). So every SSL call here
+    goes under one lock, with the socket non-blocking so that the lock is
+    never held while a thread waits for the network: a reader waiting for
+    bytes does not hold up a writer."""
+
+    def __init__(self, ssock):
+        ssock.setblocking(False)
+        self._s = ssock
+        self._mu = _allocate()
+
+    def fileno(self):
+        return self._s.fileno()
+
+    def pending(self):
+        with self._mu:
+            return self._s.pending()
+
+    def _wait(self, want_write, timeout):
+        s = self._s
+        if want_write:
+            select.select([], [s], [], timeout)
+        else:
+            select.select([s], [], [], timeout)
+
+    def recv(self, n):
+        s = self._s
+        while True:
+            with self._mu:
+                try:
+                    return s.recv(n)
+                except ssl.SSLWantReadError:
+                    want_write = False
+                except ssl.SSLWantWriteError:
+                    want_write = True
+            # Bounded: a writer's SSL call may have consumed what select
+            # would have waited for.
+            self._wait(want_write, 0.5)
+
+    def sendall(self, data):
+        s = self._s
+        view = memoryview(data)
+        while view:
+            with self._mu:
+                try:
+                    view = view[s.send(view):]
+                    continue
+                except ssl.SSLWantReadError:
+                    want_write = False
+                except ssl.SSLWantWriteError:
+                    want_write = True
+            self._wait(want_write, 0.05)
+
+    def shutdown(self, how):
+        # socket.socket's, not SSLSocket's, which drops the SSL object
+        # under a thread that may be reading it.
+        socket.socket.shutdown(self._s, how)
+
+    def close(self):
+        with self._mu:
+            self._s.close()
+
+    def detach(self):
+        return socket.socket.detach(self._s)
 
 
 def _dial(addr, timeout, tls):
@@ -137,7 +264,13 @@ class Client(object):
     :param tls_ca, tls_cert, tls_key: files for ``tls:`` addresses (None:
         ``$DLM_TLS_CA``, ``$DLM_TLS_CERT``, ``$DLM_TLS_KEY``).
     :param on_lost: called as ``on_lost(name, token, reason)`` when a hold
-        is lost, from the client's reader thread; it must not block.
+        is lost. Callbacks (this, ``on_contended``, a lock's and a watch's)
+        run in one "events" thread per client, in the order of the notices,
+        never in the thread that read the notice: a callback may use the
+        client (acquire again, say); one that blocks delays only the
+        callbacks after it. The client's state (``held()``,
+        ``lost_event``, ``Watch.state``) is updated before the callback
+        runs.
     :param on_contended: called as ``on_contended(name, token, waiters)``
         when a hold acquired with ``notify_contended`` gets waiters.
 
@@ -193,15 +326,34 @@ class Client(object):
         self._next_addr = 0
         self._address = None
         self._stop = threading.Event()
+        # The read role (see the module's docstring), all under _mu: who
+        # has it (a _Call, _READER or None), the calls whose threads sleep
+        # for want of it, whether a reader saw the connection end (then
+        # only the reader thread may take it), when a caller last let it
+        # go; the socket and decoder it reads, and the messages decoded
+        # but not yet dispatched.
+        self._reading = None
+        self._readq = collections.deque()
+        self._broken = False
+        self._active_at = 0.0
+        self._rcv = threading.Condition(self._mu)
+        self._rsock = None
+        self._unpacker = None
+        self._inbox = collections.deque()
+        # Callbacks waiting for the events thread.
+        self._events = collections.deque()
+        self._ev_cv = threading.Condition(_allocate())
+        self._ev_thread = None
 
         sock, unpacker, early = self._open(resume=False,
                                            deadline=_monotonic() +
                                            connect_timeout)
-        self._sock = sock
+        self._sock = self._rsock = sock
+        self._unpacker = unpacker
+        self._inbox.extend(early)
         self._state = "ready"
         _clients.add(self)
         self._reader = threading.Thread(target=self._read_loop,
-                                        args=(sock, unpacker),
                                         name="dlm-reader %s" % self._name,
                                         daemon=True)
         self._keeper = threading.Thread(target=self._keepalive,
@@ -209,8 +361,6 @@ class Client(object):
                                         daemon=True)
         self._reader.start()
         self._keeper.start()
-        for msg in early:
-            self._dispatch(msg)
 
     # -- the session ------------------------------------------------------
 
@@ -302,6 +452,8 @@ class Client(object):
                 if isinstance(result, DlmError):
                     raise result
             sock.settimeout(None)
+            if isinstance(sock, ssl.SSLSocket):
+                sock = _TLSConn(sock)
         except BaseException:
             sock.close()
             raise
@@ -352,7 +504,8 @@ class Client(object):
     def _opened(self, addr, result, resume, reclaimed):
         """A session is open on a new connection: note what the server said
         of it, and settle the holds. Runs with nobody else using the
-        socket (the constructor, or the reader thread reconnecting)."""
+        socket (the constructor, or the reader thread reconnecting with
+        the read role)."""
         lost = []
         with self._mu:
             self._address = addr
@@ -387,67 +540,320 @@ class Client(object):
         # An acquire answered on the connection that dropped may have been
         # granted unheard: give such a lock back unless this client holds
         # it (it does not know of such a grant, so nobody would release it).
+        # An rlock's re-entry may have been granted unheard too: ask dlmd
+        # for the hold's depth and give back the levels this client does
+        # not know of.
         for name, kind in uncertain:
+            if kind == "rlock":
+                self._send_internal(
+                    "lock", {"lock": wire_name(name)},
+                    on_reply=functools.partial(self._settle_rlock, name))
+                continue
             with self._mu:
                 if name_key(name) in self._holds:
                     continue
-            if kind != "rlock":
-                self._send_internal("release", {"lock": wire_name(name)})
+            self._send_internal("release", {"lock": wire_name(name)})
+
+    def _settle_rlock(self, name, call):
+        # Dispatching, the mutex held: the depth dlmd gave is as of the
+        # query, and every answer to what this client sent before it has
+        # been dispatched (re-entries and releases are answered at once).
+        if call.error is not None or not isinstance(call.result, dict):
+            return
+        h = self._holds.get(name_key(name))
+        for holder in call.result.get("holders") or []:
+            if holder.get("client") != self._name:
+                continue
+            token = holder.get("token")
+            extra = holder.get("count", 1)
+            if h is not None and h.token == token:
+                extra -= h.count
+            for _ in range(max(0, extra)):
+                msgid = self._next_msgid()
+                self._send_locked([0, msgid, "release",
+                                   [{"lock": wire_name(name),
+                                     "token": token}]])
 
     # -- reading ----------------------------------------------------------
 
-    def _read_loop(self, sock, unpacker):
-        while True:
+    def _pump(self, deadline):
+        """With the read role: dispatch what the inbox holds, else read
+        the socket once (waiting until deadline at most) and dispatch what
+        came. How many answers to waiting calls it dispatched; _EOF when
+        the connection ended or sent garbage, _TIMEOUT when nothing came
+        before the deadline."""
+        inbox = self._inbox
+        if not inbox:
+            sock = self._rsock
+            if deadline is not None:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    return _TIMEOUT
+                pending = getattr(sock, "pending", None)
+                if not (pending is not None and pending()) and \
+                        not select.select([sock], [], [], left)[0]:
+                    return _TIMEOUT
+            # recv and feed in one C call chain: a signal's exception can
+            # come before (nothing read) or after (all fed), never between.
+            fed, seen = itertools.tee(map(sock.recv, (262144,)))
             try:
-                data = sock.recv(262144)
-            except (OSError, ValueError):
-                data = b""
-            if data:
-                unpacker.feed(data)
+                collections.deque(map(self._unpacker.feed, fed), 0)
+            except (OSError, ValueError, msgpack.UnpackException):
+                return _EOF
+            if not next(seen):
+                return _EOF
+            try:
+                inbox.extend(self._unpacker)
+            except (ValueError, msgpack.UnpackException):
+                # Garbage: what came before it still counts; the reader
+                # thread then sees the end of the connection.
+                self._dispatch_inbox()
                 try:
-                    for msg in unpacker:
-                        self._dispatch(msg)
-                except (ValueError, msgpack.ExtraData,
-                        msgpack.FormatError, msgpack.StackError):
-                    data = b""
-                if data:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except (OSError, ValueError):
+                    pass
+                return _EOF
+        return self._dispatch_inbox()
+
+    def _dispatch_inbox(self):
+        inbox = self._inbox
+        answered = 0
+        while inbox:
+            if self._dispatch(inbox[0]):
+                answered += 1
+            inbox.popleft()
+        return answered
+
+    def _wake_next_locked(self):
+        """The role is free: wake the first thread that sleeps for want
+        of it (one whose answer is still to come)."""
+        dead = False
+        for ref in self._readq:
+            t = ref()
+            if t is None:
+                dead = True
+            elif not t.call.done:
+                _wake(t.call)
+                break
+        if dead:
+            self._readq = collections.deque(
+                r for r in self._readq if r() is not None)
+
+    def _someone_waits_locked(self):
+        for ref in self._readq:
+            t = ref()
+            if t is not None and not t.call.done:
+                return True
+        return False
+
+    def _role_free_locked(self):
+        r = self._reading
+        return r is None or (r is not _READER and r() is None)
+
+    def _may_read_locked(self):
+        return (self._role_free_locked() and not self._broken and
+                self._state in ("ready", "closing"))
+
+    def _drop_role(self, ref, eof):
+        with self._mu:
+            if self._reading is ref:
+                self._reading = None
+            self._active_at = _monotonic()
+            if eof:
+                # The reader thread alone ends or resumes the connection.
+                self._broken = True
+                self._rcv.notify()
+            else:
+                self._wake_next_locked()
+
+    def _await(self, call, timeout=None):
+        """Until call is answered (True) or timeout seconds pass (False):
+        reading the socket while nobody else does, else sleeping until
+        the answer is dispatched or the read role handed over."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        me = _Token(call)
+        ref = weakref.ref(me)
+        with self._mu:
+            if call.done:
+                return True
+            mine = self._may_read_locked()
+            if mine:
+                self._reading = ref
+            else:
+                self._readq.append(ref)
+        while True:
+            if mine:
+                r = _EOF
+                try:
+                    r = 0
+                    while not call.done and r >= 0:
+                        r = self._pump(deadline)
+                finally:
+                    self._drop_role(ref, r == _EOF)
+                if call.done:
+                    return True
+                if r == _TIMEOUT:
+                    return False
+                # The connection ended: the reader thread fails the call.
+                with self._mu:
+                    if call.done:
+                        return True
+                    self._readq.append(ref)
+            ok = False
+            try:
+                if deadline is None:
+                    call.waiter.acquire()
+                else:
+                    left = deadline - _monotonic()
+                    if left > 0:
+                        call.waiter.acquire(timeout=left)
+                ok = True
+            finally:
+                if not ok:
+                    with self._mu:
+                        try:
+                            self._readq.remove(ref)
+                        except ValueError:
+                            pass
+                        if self._may_read_locked():
+                            self._wake_next_locked()
+            with self._mu:
+                try:
+                    self._readq.remove(ref)
+                except ValueError:
+                    pass
+                expired = deadline is not None and _monotonic() >= deadline
+                mine = not call.done and not expired and \
+                    self._may_read_locked()
+                if mine:
+                    self._reading = ref
                     continue
-            got = self._connection_lost(sock)
-            if got is None:
-                return
-            sock, unpacker, early = got
-            for msg in early:
-                self._dispatch(msg)
+                if self._may_read_locked():
+                    # Woken for the role, perhaps, but leaving: hand it on.
+                    self._wake_next_locked()
+                if call.done:
+                    return True
+                if expired:
+                    return False
+                self._readq.append(ref)
+
+    def _read_loop(self):
+        rcv = self._rcv
+        while True:
+            with self._mu:
+                while True:
+                    if self._role_free_locked():
+                        # (Or a caller's, orphaned by a signal.)
+                        if self._broken:
+                            break
+                        left = self._active_at + _IDLE - _monotonic()
+                        if left <= 0:
+                            break
+                    else:
+                        # A caller reads; look again for an orphaned role.
+                        left = _IDLE
+                    rcv.wait(left)
+                self._reading = _READER
+                eof = self._broken
+            while True:
+                if not eof:
+                    r = self._pump(None)
+                    eof = r == _EOF
+                if eof:
+                    got = self._connection_lost(self._rsock)
+                    if got is None:
+                        return
+                    sock, unpacker, early = got
+                    with self._mu:
+                        self._rsock, self._unpacker = sock, unpacker
+                        self._inbox.extend(early)
+                        self._broken = False
+                    eof = False
+                    continue
+                with self._mu:
+                    if self._broken:
+                        # close() cut the connection.
+                        eof = True
+                        continue
+                    if self._someone_waits_locked():
+                        # A caller waits: let it read its own answers.
+                        self._reading = None
+                        self._wake_next_locked()
+                        break
+                    if r > 0:
+                        # Callers are about: the next reads its own.
+                        self._reading = None
+                        self._active_at = _monotonic()
+                        break
+
+    # -- callbacks ----------------------------------------------------------
+
+    def _post(self, fn, *args):
+        """Run fn(*args) in the events thread, after what was posted
+        before."""
+        with self._ev_cv:
+            self._events.append((fn, args))
+            if self._ev_thread is None:
+                self._ev_thread = threading.Thread(
+                    target=self._run_events,
+                    name="dlm-events %s" % self._name, daemon=True)
+                self._ev_thread.start()
+            else:
+                self._ev_cv.notify()
+
+    def _run_events(self):
+        q = self._events
+        cv = self._ev_cv
+        while True:
+            with cv:
+                while not q:
+                    if not cv.wait(1.0) and not q and \
+                            self._state == "closed":
+                        self._ev_thread = None
+                        return
+                fn, args = q.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                pass
 
     def _dispatch(self, msg):
+        """Act on one message; True when it answered a waiting call.
+        Dispatching a message twice is harmless (see the module's
+        docstring): an answer is taken off _pending only after its call
+        is woken."""
         if not isinstance(msg, list) or not msg:
-            return
+            return False
         if msg[0] == _common.RESPONSE and len(msg) == 4:
             with self._mu:
-                call = self._pending.pop(msg[1], None)
+                call = self._pending.get(msg[1])
                 if call is None:
-                    return
-                call.done = True
-                if msg[2] is not None:
-                    call.error = error_from_wire(msg[2])
-                else:
-                    call.result = msg[3]
-                if call.on_reply is not None:
-                    try:
-                        call.on_reply(call)
-                    except Exception as e:  # a reply that does not read
-                        call.error = ProtocolError(str(e))
-            call.waiter.release()
+                    return False
+                if not call.done:
+                    if msg[2] is not None:
+                        call.error = error_from_wire(msg[2])
+                    else:
+                        call.result = msg[3]
+                    if call.on_reply is not None:
+                        try:
+                            call.on_reply(call)
+                        except Exception as e:  # a reply that does not read
+                            call.error = ProtocolError(str(e))
+                    call.done = True
+                _wake(call)
+                self._pending.pop(msg[1], None)
+            return True
         elif msg[0] == _common.NOTIFY and len(msg) == 3:
             params = msg[2][0] if isinstance(msg[2], list) and msg[2] else {}
             if not isinstance(params, dict):
-                return
+                return False
             if msg[1] == "lost":
                 self._on_lost_notice(params)
             elif msg[1] == "changed":
                 self._on_changed(params)
             elif msg[1] == "contended":
                 self._on_contended(params)
+        return False
 
     def _on_lost_notice(self, params):
         key = name_key(params.get("lock"))
@@ -469,13 +875,21 @@ class Client(object):
 
     def _tell_lost(self, name, token, reason, owners):
         for lk in owners:
-            lk._lost(token, reason)
+            lk._lost(reason)
+        self._post(self._lost_callbacks, name, token, reason, owners)
+
+    def _lost_callbacks(self, name, token, reason, owners):
+        # The events thread.
+        for lk in owners:
+            cb = lk.on_lost
+            if cb is not None:
+                try:
+                    cb(lk, reason)
+                except Exception:
+                    pass
         cb = self.on_lost
         if cb is not None:
-            try:
-                cb(name, token, reason)
-            except Exception:
-                pass
+            cb(name, token, reason)
 
     def _on_contended(self, params):
         key = name_key(params.get("lock"))
@@ -484,7 +898,11 @@ class Client(object):
             if h is None or h.token != params.get("token"):
                 return
             owners = list(h.owners)
-        waiters = params.get("waiters", 0)
+        self._post(self._contended_callbacks, key, params.get("token"),
+                   params.get("waiters", 0), owners)
+
+    def _contended_callbacks(self, key, token, waiters, owners):
+        # The events thread.
         for lk in owners:
             cb = lk.on_contended
             if cb is not None:
@@ -493,10 +911,7 @@ class Client(object):
                 except Exception:
                     pass
         if self.on_contended is not None:
-            try:
-                self.on_contended(key, params.get("token"), waiters)
-            except Exception:
-                pass
+            self.on_contended(key, token, waiters)
 
     def _on_changed(self, params):
         with self._mu:
@@ -527,7 +942,7 @@ class Client(object):
                                   "the connection to dlmd was lost with "
                                   "the request in flight"))
                 call.done = True
-                call.waiter.release()
+                _wake(call)
             window = self._linger_ms / 1000.0
             if self._cluster and window < 60.0:
                 # A dropped connection may be a dead active: its holds wait
@@ -670,7 +1085,7 @@ class Client(object):
         """Wait for call's reply; an interrupted wait cancels an acquire in
         dlmd and gives back what was granted meanwhile."""
         try:
-            call.waiter.acquire()
+            self._await(call)
         except BaseException:
             if call.acquire is not None:
                 self._abandon(call, msgid)
@@ -679,7 +1094,7 @@ class Client(object):
 
     def _abandon(self, call, msgid):
         self._send_internal("cancel", {"id": msgid})
-        call.waiter.acquire(timeout=5)
+        self._await(call, 5)
         name, kind = call.acquire
         if call.done and call.error is None:
             # Granted before the cancel arrived: nobody will use the hold.
@@ -788,8 +1203,10 @@ class Client(object):
 
     def watch(self, name, callback=None):
         """Watch the holders of ``name``: returns a :class:`Watch`, whose
-        ``callback(state)`` runs (in the reader thread) with the state now
-        and after each change of its holders."""
+        ``callback(state)`` runs with the state now and after each change
+        of its holders, in the client's events thread (see ``on_lost``);
+        ``state`` is set before ``watch`` returns, the first callback may
+        come just after."""
         key = name_key(name)
         w = Watch(self, name, callback)
         with self._mu:
@@ -798,13 +1215,14 @@ class Client(object):
                                   % (key,))
             self._watches[key] = w
         try:
-            state = self.call("watch", lock=wire_name(name))
+            call, msgid = self._start("watch", {"lock": wire_name(name)},
+                                      w._rewatched)
+            self._wait(call, msgid)
         except BaseException:
             with self._mu:
                 if self._watches.get(key) is w:
                     del self._watches[key]
             raise
-        w._changed(state)
         return w
 
     def election(self, name):
@@ -890,7 +1308,7 @@ class Client(object):
                     call = None
             sock = self._sock
         if call is not None:
-            call.waiter.acquire(timeout=2.0)
+            self._await(call, 2.0)
         with self._mu:
             self._state = "closed"
             self._closed_exc = ClientClosed("the client is closed")
@@ -902,6 +1320,13 @@ class Client(object):
                 sock.shutdown(socket.SHUT_RDWR)
             except (OSError, ValueError):
                 pass
+        with self._mu:
+            # The reader thread ends the connection now, not when it next
+            # finds the socket idle.
+            self._broken = True
+            self._rcv.notify()
+        with self._ev_cv:
+            self._ev_cv.notify()
         if threading.current_thread() is not self._reader:
             self._reader.join(5)
         _clients.discard(self)
@@ -979,8 +1404,8 @@ class Lock(object):
     lock is a context manager. While held, ``token`` is the fencing token
     of the hold; ``lost_event`` is set when dlmd says the hold is lost (an
     admin took it, the lease ran out, the session could not be resumed),
-    and ``on_lost(lock, reason)`` is called then, from the client's reader
-    thread.
+    and ``on_lost(lock, reason)`` is called after, from the client's
+    events thread (see :class:`Client`'s ``on_lost``).
     """
 
     def __init__(self, client, name, kind="mutex", shared=False,
@@ -1023,7 +1448,7 @@ class Lock(object):
         return p
 
     def _granted(self, call):
-        # In the reader thread, the client's mutex held: the hold is noted
+        # In the reading thread, the client's mutex held: the hold is noted
         # before any notification about it can be read.
         if call.error is not None:
             return
@@ -1129,10 +1554,12 @@ class Lock(object):
                 return
             except ConnectionLost:
                 # Resumed within the linger, the release may or may not have
-                # been carried out: ask again, by token, unless a second
-                # time would take a second level of an rlock.
-                if attempt == 2 or self.kind == "rlock":
+                # been carried out: ask again, by token (an rlock's only if
+                # dlmd still has the level it was to give back).
+                if attempt == 2:
                     raise
+                if self.kind == "rlock" and self._rlock_released(token):
+                    return
             except NotHeld:
                 with c._mu:
                     h = c._holds.get(self._key)
@@ -1146,8 +1573,33 @@ class Lock(object):
     def _release_params(self, params):
         pass
 
+    def _rlock_released(self, token):
+        """After a release lost with its connection: whether dlmd carried
+        it out (this client's depth then follows dlmd's), asking for the
+        hold's depth once the session is resumed."""
+        c = self.client
+        info = c.info(self.name)
+        depth = 0
+        for holder in (info or {}).get("holders") or []:
+            if holder.get("client") == c.name and \
+                    holder.get("token") == token:
+                depth = holder.get("count", 1)
+        with c._mu:
+            h = c._holds.get(self._key)
+            if h is None or h.token != token:
+                return True     # lost meanwhile: nothing to give back
+            if depth >= h.count:
+                return False
+            if depth == 0:
+                del c._holds[self._key]
+                h.owners = []
+                c._pass_turn_locked(self._key)
+            else:
+                h.count = depth
+            return True
+
     def _let_go(self, token, call):
-        # Reader thread, mutex held.
+        # The reading thread, mutex held.
         if call.error is not None:
             return
         c = self.client
@@ -1167,15 +1619,10 @@ class Lock(object):
     def _released(self):
         pass
 
-    def _lost(self, token, reason):
+    def _lost(self, reason):
+        # In the reading thread; on_lost runs later, in the events thread.
         self.lost_reason = reason
         self.lost_event.set()
-        cb = self.on_lost
-        if cb is not None:
-            try:
-                cb(self, reason)
-            except Exception:
-                pass
 
     @property
     def token(self):
@@ -1317,22 +1764,26 @@ class Watch(object):
         self._cv = threading.Condition()
 
     def _changed(self, state):
+        # The reading thread: the state now, the callback in the events
+        # thread (in order with the client's other callbacks).
         with self._cv:
             self.state = state
             self._serial += 1
             self._cv.notify_all()
         if self.callback is not None:
-            try:
-                self.callback(state)
-            except Exception:
-                pass
+            self.client._post(self._call_back, state)
+
+    def _call_back(self, state):
+        cb = self.callback
+        if cb is not None:
+            cb(state)
 
     def _rewatched(self, call):
-        # The reader thread, with the client's mutex held: tell the watcher
-        # outside it.
+        # The answer to watch (the first, or again on a new connection),
+        # dispatched with the client's mutex held: the state it gives
+        # comes before any changed notice read after it.
         if call.error is None and isinstance(call.result, dict):
-            threading.Thread(target=self._changed, args=(call.result,),
-                             daemon=True).start()
+            self._changed(call.result)
 
     def wait(self, timeout=None, serial=None):
         """Wait for a state newer than the one seen (or than ``serial``);

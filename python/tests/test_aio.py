@@ -169,3 +169,70 @@ def test_semaphore(dlmd):
             await sa.release(permits=1)
             assert await sb.acquire(timeout=2)
     run(main())
+
+
+def test_watch_and_election(dlmd):
+    """The asyncio twin's watch and election, as the threaded client's."""
+    async def main():
+        async with dlm.aio.Client("a", dlmd.address) as a, \
+                dlm.aio.Client("b", dlmd.address) as b, \
+                dlm.aio.Client("c", dlmd.address) as c:
+            states = []
+            w = await c.watch("w", lambda st: states.append(st["nholders"]))
+            assert w.state["nholders"] == 0 and w.holders == []
+            serial = w._serial
+            lk = a.lock("w")
+            await lk.acquire()
+            st = await w.wait(10, serial=serial)
+            assert st is not None and w.holders[0]["client"] == "a"
+            await lk.release()
+            while w.holders:
+                assert await w.wait(10) is not None
+            assert states[0] == 0 and 1 in states and states[-1] == 0
+            with pytest.raises(dlm.AlreadyHeld):
+                await c.watch("w")
+            await w.unwatch()
+
+            leaders = []
+            seen = asyncio.Event()
+
+            async def observed(leader):
+                # An async callback runs as a task: it may use the client.
+                leaders.append(leader and (leader["client"],
+                                           leader.get("value")))
+                await c.ping()
+                seen.set()
+            ob = await c.election("boss").observe(observed)
+            ea, eb = a.election("boss"), b.election("boss")
+            assert await ea.campaign(b"10.0.0.1:80")
+            assert ea.token > 0 and ea.lock is not None
+            assert not await eb.campaign(b"10.0.0.2:80", blocking=False)
+            assert (await eb.leader())["client"] == "a"
+            while ("a", b"10.0.0.1:80") not in leaders:
+                seen.clear()
+                await asyncio.wait_for(seen.wait(), 10)
+            await ea.resign()
+            with pytest.raises(dlm.NotHeld):
+                await ea.resign()
+            assert await eb.campaign(b"10.0.0.2:80", timeout=5)
+            while ("b", b"10.0.0.2:80") not in leaders:
+                seen.clear()
+                await asyncio.wait_for(seen.wait(), 10)
+            await ob.unwatch()
+    run(main())
+
+
+def test_watch_survives_a_resume(dlmd, relay):
+    async def main():
+        async with dlm.aio.Client("lw", relay.address, linger_ms=5000) as c, \
+                dlm.aio.Client("h", dlmd.address) as h:
+            w = await c.watch("k")
+            relay.cut()
+            while relay.accepted < 2:
+                await asyncio.sleep(0.01)
+            await c.ping()
+            await h.lock("k").acquire()
+            while not w.holders:
+                assert await w.wait(10) is not None
+            assert w.holders[0]["client"] == "h"
+    run(main())

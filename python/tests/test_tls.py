@@ -72,3 +72,34 @@ def test_tls_env(dlmd_factory, tmpdir_short, monkeypatch):
     monkeypatch.setenv("DLM_SERVER", addr)
     with dlm.Client("w") as c:
         assert c.lock("y").acquire()
+
+
+def test_tls_threads_share_one_connection(dlmd_factory, tmpdir_short):
+    """Several threads on one tls: client at once: their SSL reads and
+    writes take turns (OpenSSL forbids two threads in one SSL object), and
+    every answer arrives."""
+    import threading
+    from conftest import free_port
+    f = make_pki(tmpdir_short)
+    addr = "tls:127.0.0.1:%d" % free_port()
+    dlmd_factory("-l", addr, "--tls-cert", f("server.pem"), "--tls-key",
+                 f("server.key"))
+    errors = []
+    with dlm.Client("h", addr, tls_ca=f("ca.pem")) as c:
+        def work(n):
+            try:
+                for i in range(200):
+                    with c.lock("t%d" % (i % 3)):
+                        c.ping()
+                    c.info("t%d" % n)
+            except Exception as e:
+                errors.append(e)
+        ts = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        assert not any(t.is_alive() for t in ts)
+        assert errors == []
+        assert c.holds() == {}
+        assert c.ping() is not None
