@@ -8,8 +8,10 @@ import socket
 import ssl
 import collections
 
-from .errors import (AddressError, ConnectError, DlmError, LockTimeout,
-                     NotActive, NotHeld, ProtocolError, error_from_wire)
+import msgpack
+
+from .errors import (AddressError, AlreadyHeld, ConnectError,
+                     ConnectionLost, DlmError, LockTimeout, NotActive, NotHeld, ProtocolError, error_from_wire)
 
 PROTO = 1
 REQUEST, RESPONSE, NOTIFY = 0, 1, 2
@@ -247,6 +249,19 @@ def hello_params(name, lease_ms, linger_ms, auth, label, resume=None):
     return p
 
 
+class Turn(object):
+    """Whose turn it is, among a client's threads (or tasks), at one lock
+    name: the owner, those waiting (in order) and whether the hold was
+    lost under the owner."""
+
+    __slots__ = ("owner", "queue", "lost")
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.queue = collections.deque()
+        self.lost = False
+
+
 class Hold(object):
     """What this client holds of one lock, as far as it knows."""
 
@@ -376,6 +391,16 @@ class ClientBase(object):
             gone = [(h, "session") for h in list(self._holds.values())]
         return gone
 
+    def _add_watch(self, key, w):
+        if key in self._watches:
+            raise AlreadyHeld("lock %r is watched by this client already"
+                              % (key,))
+        self._watches[key] = w
+
+    def _drop_watch(self, key, w):
+        if self._watches.get(key) is w:
+            del self._watches[key]
+
     def _forget_hold(self, h):
         """Forget a hold the server says is lost; its lock objects."""
         self._holds.pop(name_key(h.name), None)
@@ -475,6 +500,23 @@ class Dialling(object):
             yield None, min(backoff, max(0, self.deadline - self.now()))
             backoff = min(backoff * 2, 0.25 if self.saw_not_active or
                           c._cluster else BACKOFF_MAX)
+
+
+def new_unpacker():
+    """The decoder of a connection: names that are not UTF-8 keep their
+    bytes (see name_key)."""
+    return msgpack.Unpacker(raw=False, unicode_errors="surrogateescape")
+
+
+def dial_error(addr, e):
+    """What a failed dial of addr raises."""
+    return ConnectError("cannot connect to %s: %s" % (format_address(addr), e))
+
+
+def closed_before(method):
+    """What the end of a connection before hello's answer raises."""
+    return ConnectionLost("the server closed the connection before "
+                          "answering %s" % method)
 
 
 def handshake_answer(unpacker, msgid, method, early):

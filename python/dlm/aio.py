@@ -18,7 +18,6 @@ as threads do at the threaded client.
 """
 
 import asyncio
-import collections
 import os
 import socket
 
@@ -40,15 +39,6 @@ async def connect(name=None, address=None, **kwargs):
     c = Client(name, address, **kwargs)
     await c.connect()
     return c
-
-
-class _Turn(object):
-    __slots__ = ("owner", "queue", "lost")
-
-    def __init__(self, owner):
-        self.owner = owner
-        self.queue = collections.deque()
-        self.lost = False
 
 
 class Client(_common.ClientBase):
@@ -123,11 +113,9 @@ class Client(_common.ClientBase):
                 if sock is not None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as e:
-            raise ConnectError("cannot connect to %s: %s"
-                               % (_common.format_address(addr), e))
+            raise _common.dial_error(addr, e)
         try:
-            unpacker = msgpack.Unpacker(raw=False,
-                                        unicode_errors="surrogateescape")
+            unpacker = _common.new_unpacker()
             reclaiming = bool(resume and self._cluster and self._secret)
             if reclaiming:
                 result = await self._handshake(reader, writer, unpacker,
@@ -160,8 +148,7 @@ class Client(_common.ClientBase):
                 return result
             data = await reader.read(65536)
             if not data:
-                raise ConnectionLost("the server closed the connection "
-                                     "before answering %s" % method)
+                raise _common.closed_before(method)
             unpacker.feed(data)
 
     def _opened(self, addr, result, resume, reclaimed):
@@ -373,18 +360,14 @@ class Client(_common.ClientBase):
         A callback that returns an awaitable (an ``async def``) has it run
         as a task, so it may use the client."""
         key = name_key(name)
-        if key in self._watches:
-            raise AlreadyHeld("lock %r is watched by this client already"
-                              % (key,))
         w = Watch(self, name, callback)
-        self._watches[key] = w
+        self._add_watch(key, w)
         try:
             fut, _ = await self._start("watch", {"lock": wire_name(name)},
                                        w._rewatched)
             await fut
         except BaseException:
-            if self._watches.get(key) is w:
-                del self._watches[key]
+            self._drop_watch(key, w)
             raise
         return w
 
@@ -448,7 +431,7 @@ class Client(_common.ClientBase):
         me = asyncio.current_task()
         t = self._turns.get(key)
         if t is None:
-            self._turns[key] = _Turn(me)
+            self._turns[key] = _common.Turn(me)
             return True
         if t.owner is me:
             if reentrant or t.lost:
@@ -729,9 +712,7 @@ class Watch(_common.WatchBase):
     async def unwatch(self):
         """Stop watching; no callback runs after this returns."""
         c = self.client
-        key = name_key(self.name)
-        if c._watches.get(key) is self:
-            del c._watches[key]
+        c._drop_watch(name_key(self.name), self)
         self.callback = None
         try:
             await c.call("unwatch", lock=wire_name(self.name))

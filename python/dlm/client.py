@@ -138,17 +138,6 @@ class _Call(object):
         self.acquire = None
 
 
-class _Turn(object):
-    """Whose turn it is, among this client's threads, at one lock name."""
-
-    __slots__ = ("owner", "queue", "lost")
-
-    def __init__(self, owner):
-        self.owner = owner
-        self.queue = collections.deque()
-        self.lost = False
-
-
 class _TLSConn(object):
     """A TLS connection that several threads use at once. OpenSSL forbids
     two threads inside one SSL object at once (SSL_read in one, SSL_write
@@ -355,11 +344,9 @@ class Client(_common.ClientBase):
             sock = _dial(addr, max(0.001, deadline - _monotonic()),
                          self._tls)
         except OSError as e:
-            raise ConnectError("cannot connect to %s: %s"
-                               % (_common.format_address(addr), e))
+            raise _common.dial_error(addr, e)
         try:
-            unpacker = msgpack.Unpacker(raw=False,
-                                        unicode_errors="surrogateescape")
+            unpacker = _common.new_unpacker()
             early = []
             reclaiming = resume and self._cluster and self._secret
             if reclaiming:
@@ -405,8 +392,7 @@ class Client(_common.ClientBase):
             except socket.timeout:
                 raise ConnectError("no answer to %s in time" % method)
             if not data:
-                raise ConnectionLost("the server closed the connection "
-                                     "before answering %s" % method)
+                raise _common.closed_before(method)
             unpacker.feed(data)
 
     def _opened(self, addr, result, resume, reclaimed):
@@ -1078,18 +1064,14 @@ class Client(_common.ClientBase):
         key = name_key(name)
         w = Watch(self, name, callback)
         with self._mu:
-            if key in self._watches:
-                raise AlreadyHeld("lock %r is watched by this client already"
-                                  % (key,))
-            self._watches[key] = w
+            self._add_watch(key, w)
         try:
             call, msgid = self._start("watch", {"lock": wire_name(name)},
                                       w._rewatched)
             self._wait(call, msgid)
         except BaseException:
             with self._mu:
-                if self._watches.get(key) is w:
-                    del self._watches[key]
+                self._drop_watch(key, w)
             raise
         return w
 
@@ -1213,7 +1195,7 @@ class Client(_common.ClientBase):
         with self._mu:
             t = self._turns.get(key)
             if t is None:
-                self._turns[key] = _Turn(me)
+                self._turns[key] = _common.Turn(me)
                 return True
             if t.owner == me:
                 if reentrant or t.lost:
@@ -1596,8 +1578,7 @@ class Watch(_common.WatchBase):
         running now)."""
         c = self.client
         with c._mu:
-            if c._watches.get(name_key(self.name)) is self:
-                del c._watches[name_key(self.name)]
+            c._drop_watch(name_key(self.name), self)
         self.callback = None
         try:
             c.call("unwatch", lock=wire_name(self.name))
