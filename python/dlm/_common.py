@@ -652,6 +652,13 @@ class SemaphoreBase(object):
 class WatchBase(object):
     """What a watch of either client keeps."""
 
+    def __init__(self, client, name, callback=None):
+        self.client = client
+        self.name = name
+        self.callback = callback
+        self.state = None
+        self._serial = 0
+
     @property
     def holders(self):
         """The holders in the latest state."""

@@ -658,11 +658,7 @@ class Watch(_common.WatchBase):
     next one, ``await unwatch()`` ends it."""
 
     def __init__(self, client, name, callback=None):
-        self.client = client
-        self.name = name
-        self.callback = callback
-        self.state = None
-        self._serial = 0
+        super().__init__(client, name, callback)
         self._cond = asyncio.Condition()
         self._tasks = set()
 

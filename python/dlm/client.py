@@ -1535,11 +1535,7 @@ class Watch(_common.WatchBase):
     ``wait(timeout)`` waits for the next one; ``unwatch()`` ends it."""
 
     def __init__(self, client, name, callback=None):
-        self.client = client
-        self.name = name
-        self.callback = callback
-        self.state = None
-        self._serial = 0
+        super().__init__(client, name, callback)
         self._cv = threading.Condition()
 
     def _changed(self, state):
