@@ -384,7 +384,8 @@ class ClientBase(object):
             for outcome in result.get("holds") or []:
                 if not outcome.get("kept"):
                     h = self._holds.get(name_key(outcome.get("lock")))
-                    if h is not None and h.token == outcome.get("token"):
+                    if (h is not None and h.token == outcome.get("token") and
+                            all(h is not g for g, _ in gone)):
                         gone.append((h, "failover"))
         elif resume and not result.get("resumed"):
             # The server no longer had the session: every hold went with it.
