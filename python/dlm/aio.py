@@ -18,15 +18,13 @@ as threads do at the threaded client.
 """
 
 import asyncio
-import collections
 import os
 import socket
 
 import msgpack
 
 from . import _common
-from ._common import (Hold, format_address, hello_params, name_key,
-                      parse_address, parse_addresses, timeout_ms, wire_name)
+from ._common import name_key, timeout_ms, wire_name
 from .errors import (AlreadyHeld, ClientClosed, ConnectError,
                      ConnectionLost, DlmError, Forked, LockTimeout,
                      NotActive, NotFound, NotHeld, ProtocolError, WouldBlock,
@@ -43,16 +41,7 @@ async def connect(name=None, address=None, **kwargs):
     return c
 
 
-class _Turn(object):
-    __slots__ = ("owner", "queue", "lost")
-
-    def __init__(self, owner):
-        self.owner = owner
-        self.queue = collections.deque()
-        self.lost = False
-
-
-class Client(object):
+class Client(_common.ClientBase):
     """A dlmd session for asyncio programs. Takes the arguments of
     :class:`dlm.Client` (name, address, lease_ms, linger_ms, token,
     token_file, label, connect_timeout, tls_ca/cert/key, on_lost,
@@ -64,51 +53,21 @@ class Client(object):
                  connect_timeout=_common.CONNECT_TIMEOUT, tls_ca=None,
                  tls_cert=None, tls_key=None, on_lost=None,
                  on_contended=None):
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError("a client name is a non-empty str")
-        self._addrs = parse_addresses(address)
-        self._tls = None
-        if any(a.scheme == "tls" for a in self._addrs):
-            self._tls = _common.tls_context(tls_ca, tls_cert, tls_key)
-        if token is None and token_file is not None:
-            token = _common.read_token_file(token_file)
-        self._name = name or _common.default_client_name()
-        self._lease_asked = lease_ms
-        self._linger_asked = linger_ms
-        self._auth = token
-        self._label = label
-        self._connect_timeout = connect_timeout
-        self.on_lost = on_lost
-        self.on_contended = on_contended
-        self._pid = os.getpid()
+        self._setup(name, address, lease_ms, linger_ms, token, token_file,
+                    label, connect_timeout, tls_ca, tls_cert, tls_key,
+                    on_lost, on_contended)
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._msgid = 0
-        self._pending = {}
-        self._holds = {}
-        self._turns = {}
-        self._watches = {}
         self._state = "new"
-        self._closed_exc = None
         self._ready = None
         self._writer = None
         self._reader_task = None
         self._keeper_task = None
         self._last_send = 0.0
-        self._session = self._secret = self._receipt = None
-        self._cluster = False
-        self._lease_ms = self._linger_ms = 0
-        self._next_addr = 0
-        self._address = None
 
     # -- the session ------------------------------------------------------
 
     def _loop_time(self):
         return asyncio.get_running_loop().time()
-
-    def _next_msgid(self):
-        self._msgid = self._msgid + 1 if self._msgid < _common.MSGID_MAX \
-            else 1
-        return self._msgid
 
     async def connect(self):
         """Connect and open the session (once)."""
@@ -126,47 +85,18 @@ class Client(object):
         return self
 
     async def _open(self, resume, deadline):
-        last, hint, saw_not_active = None, None, False
-        backoff = _common.BACKOFF_FIRST
-        n = len(self._addrs)
-        while True:
-            tried = 0
-            while tried < n or hint is not None:
-                if hint is not None:
-                    addr, hint = hint, None
-                else:
-                    addr = self._addrs[self._next_addr]
-                    self._next_addr = (self._next_addr + 1) % n
-                    tried += 1
-                left = deadline - self._loop_time()
-                if left <= 0:
-                    break
-                step = min(left, _common.ATTEMPT_MAX) if n > 1 else left
-                try:
-                    return await asyncio.wait_for(
-                        self._hello_on(addr, resume), step)
-                except NotActive as e:
-                    last, saw_not_active = e, True
-                    if e.active:
-                        try:
-                            hint = parse_address(e.active)
-                        except DlmError:
-                            pass
-                except (OSError, asyncio.TimeoutError, ConnectError,
-                        ConnectionLost, ProtocolError) as e:
-                    last = e
-            if not (resume or saw_not_active) or \
-                    self._loop_time() >= deadline:
-                break
-            await asyncio.sleep(min(backoff, max(0, deadline -
-                                                 self._loop_time())))
-            backoff = min(backoff * 2, 0.25 if saw_not_active or
-                          self._cluster else _common.BACKOFF_MAX)
-        if isinstance(last, DlmError):
-            raise last
-        raise ConnectError("cannot connect to %s: %s" % (
-            ", ".join(format_address(a) for a in self._addrs),
-            last or "no time left"))
+        tries = _common.Dialling(self, resume, deadline, self._loop_time)
+        for addr, step in tries:
+            if addr is None:
+                await asyncio.sleep(step)
+                continue
+            try:
+                return await asyncio.wait_for(self._hello_on(addr, resume),
+                                              step)
+            except (NotActive, OSError, asyncio.TimeoutError, ConnectError,
+                    ConnectionLost, ProtocolError) as e:
+                tries.failed(e)
+        raise self._cannot_connect(tries.last)
 
     async def _hello_on(self, addr, resume):
         try:
@@ -183,33 +113,22 @@ class Client(object):
                 if sock is not None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as e:
-            raise ConnectError("cannot connect to %s: %s"
-                               % (format_address(addr), e))
+            raise _common.dial_error(addr, e)
         try:
-            unpacker = msgpack.Unpacker(raw=False,
-                                        unicode_errors="surrogateescape")
+            unpacker = _common.new_unpacker()
             reclaiming = bool(resume and self._cluster and self._secret)
             if reclaiming:
-                p = {"proto": _common.PROTO, "client": self._name,
-                     "secret": self._secret, "receipt": self._receipt,
-                     "holds": [h.claim() for h in self._holds.values()
-                               if h.receipt is not None],
-                     "lease_ms": self._lease_ms,
-                     "linger_ms": self._linger_ms}
-                if self._auth is not None:
-                    p["auth"] = self._auth
                 result = await self._handshake(reader, writer, unpacker,
-                                               "reclaim", p)
+                                               "reclaim",
+                                               self._reclaim_params())
                 if isinstance(result, NotActive):
                     raise result
                 if isinstance(result, DlmError):
                     reclaiming = False
             if not reclaiming:
-                result = await self._handshake(
-                    reader, writer, unpacker, "hello",
-                    hello_params(self._name, self._lease_asked,
-                                 self._linger_asked, self._auth, self._label,
-                                 self._secret if resume else None))
+                result = await self._handshake(reader, writer, unpacker,
+                                               "hello",
+                                               self._hello_params(resume))
                 if isinstance(result, DlmError):
                     raise result
         except BaseException:
@@ -223,42 +142,20 @@ class Client(object):
         writer.write(self._packer.pack([0, msgid, method, [params]]))
         self._early = []
         while True:
-            for msg in unpacker:
-                if (isinstance(msg, list) and len(msg) == 4 and
-                        msg[0] == _common.RESPONSE and msg[1] == msgid):
-                    if msg[2] is not None:
-                        return error_from_wire(msg[2])
-                    if not isinstance(msg[3], dict):
-                        raise ProtocolError("%s's answer is not a map"
-                                            % method)
-                    return msg[3]
-                self._early.append(msg)
+            result = _common.handshake_answer(unpacker, msgid, method,
+                                              self._early)
+            if result is not None:
+                return result
             data = await reader.read(65536)
             if not data:
-                raise ConnectionLost("the server closed the connection "
-                                     "before answering %s" % method)
+                raise _common.closed_before(method)
             unpacker.feed(data)
 
     def _opened(self, addr, result, resume, reclaimed):
-        self._address = addr
-        self._session = result.get("session")
-        self._lease_ms = result.get("lease_ms", self._lease_ms)
-        self._linger_ms = result.get("linger_ms", self._linger_ms)
-        if not reclaimed:
-            self._secret = result.get("secret", self._secret)
-            self._cluster = "receipt" in result
-        if result.get("receipt") is not None:
-            self._receipt = result["receipt"]
+        gone = self._note_opened(addr, result, resume, reclaimed)
         self._last_send = self._loop_time()
-        if reclaimed:
-            for outcome in result.get("holds") or []:
-                h = self._holds.get(name_key(outcome.get("lock")))
-                if (not outcome.get("kept") and h is not None and
-                        h.token == outcome.get("token")):
-                    self._hold_lost(h, "failover")
-        elif resume and not result.get("resumed"):
-            for h in list(self._holds.values()):
-                self._hold_lost(h, "session")
+        for h, reason in gone:
+            self._hold_lost(h, reason)
 
     async def _read_loop(self, stream):
         while True:
@@ -302,16 +199,16 @@ class Client(object):
             elif err is None and fut.cancelled() and on_reply is not None:
                 pass
         elif msg[0] == _common.NOTIFY and len(msg) == 3:
-            params = msg[2][0] if isinstance(msg[2], list) and msg[2] else {}
-            if not isinstance(params, dict):
+            params = _common.notice_params(msg)
+            if params is None:
                 return
             if msg[1] == "changed":
                 w = self._watches.get(name_key(params.get("lock")))
                 if w is not None:
                     w._changed(params)
                 return
-            h = self._holds.get(name_key(params.get("lock")))
-            if h is None or h.token != params.get("token"):
+            h = self._holder(params)
+            if h is None:
                 return
             if msg[1] == "lost":
                 self._hold_lost(h, params.get("reason") or "unknown")
@@ -324,13 +221,7 @@ class Client(object):
                                       params.get("waiters", 0))
 
     def _hold_lost(self, h, reason):
-        key = name_key(h.name)
-        self._holds.pop(key, None)
-        t = self._turns.get(key)
-        if t is not None:
-            t.lost = True
-        owners, h.owners = h.owners, []
-        for lk in owners:
+        for lk in self._forget_hold(h):
             lk._lost(reason)
         if self.on_lost is not None:
             try:
@@ -350,9 +241,7 @@ class Client(object):
                                   if closing else ConnectionLost(
                                       "the connection to dlmd was lost with "
                                       "the request in flight"))
-        window = self._linger_ms / 1000.0
-        if self._cluster and window < 60.0:
-            window = 60.0
+        window = self._resume_window()
         if closing or window <= 0:
             self._end(None if closing else ClientClosed(
                 "the connection to dlmd was lost, and the session with it "
@@ -395,8 +284,7 @@ class Client(object):
     async def _keepalive(self):
         try:
             while self._state not in ("closed", "closing"):
-                every = (self._lease_ms or 10000) / 1000.0 / \
-                    (6 if self._cluster else 3)
+                every = self._ping_every()
                 wait = self._last_send + every - self._loop_time()
                 if self._state == "ready" and wait <= 0:
                     self._send([0, self._next_msgid(), "ping", []])
@@ -446,19 +334,9 @@ class Client(object):
     # -- public -----------------------------------------------------------
 
     @property
-    def name(self):
-        """The client name of the session."""
-        return self._name
-
-    @property
     def closed(self):
         """True once closed or the session is over."""
         return self._state in ("closed", "closing")
-
-    @property
-    def address(self):
-        """The address of the server the session is on."""
-        return format_address(self._address) if self._address else None
 
     def lock(self, name, shared=False, timeout=None, **kw):
         """A :class:`Lock` (mutex); see :meth:`dlm.Client.lock`."""
@@ -482,18 +360,14 @@ class Client(object):
         A callback that returns an awaitable (an ``async def``) has it run
         as a task, so it may use the client."""
         key = name_key(name)
-        if key in self._watches:
-            raise AlreadyHeld("lock %r is watched by this client already"
-                              % (key,))
         w = Watch(self, name, callback)
-        self._watches[key] = w
+        self._add_watch(key, w)
         try:
             fut, _ = await self._start("watch", {"lock": wire_name(name)},
                                        w._rewatched)
             await fut
         except BaseException:
-            if self._watches.get(key) is w:
-                del self._watches[key]
+            self._drop_watch(key, w)
             raise
         return w
 
@@ -557,7 +431,7 @@ class Client(object):
         me = asyncio.current_task()
         t = self._turns.get(key)
         if t is None:
-            self._turns[key] = _Turn(me)
+            self._turns[key] = _common.Turn(me)
             return True
         if t.owner is me:
             if reentrant or t.lost:
@@ -611,7 +485,7 @@ class _Stream(object):
         self.unpacker = unpacker
 
 
-class Lock(object):
+class Lock(_common.LockBase):
     """A dlmd lock for asyncio (``client.lock(name)``): ``await
     acquire(blocking=True, timeout=None)`` -> bool, ``await release()``,
     ``async with``. ``token``, ``lost_event`` (an asyncio.Event) and
@@ -621,60 +495,14 @@ class Lock(object):
                  timeout=None, value=None, lock_delay_ms=0,
                  notify_contended=False, deadlock_check=True, on_lost=None,
                  on_contended=None):
-        if not name:
-            raise ValueError("a lock name is 1 or more bytes")
-        wire_name(name)
-        self.client = client
-        self.name = name
-        self.kind = kind
-        self.shared = bool(shared)
-        self.timeout = timeout
-        self.value = value
-        self.lock_delay_ms = lock_delay_ms
-        self.notify_contended = notify_contended
-        self.deadlock_check = deadlock_check
-        self.on_lost = on_lost
-        self.on_contended = on_contended
-        self.lost_event = asyncio.Event()
-        self.lost_reason = None
-        self._key = name_key(name)
-
-    def _params(self, tmo):
-        p = {"lock": wire_name(self.name), "timeout_ms": tmo}
-        if self.kind != "mutex":
-            p["kind"] = self.kind
-        if self.shared:
-            p["mode"] = "shared"
-        if self.value is not None:
-            p["value"] = self.value
-        if self.lock_delay_ms:
-            p["lock_delay_ms"] = self.lock_delay_ms
-        if self.notify_contended:
-            p["notify_contended"] = True
-        if not self.deadlock_check:
-            p["deadlock_check"] = False
-        return p
+        self._setup(client, name, kind, shared, timeout, value,
+                    lock_delay_ms, notify_contended, deadlock_check, on_lost,
+                    on_contended, asyncio.Event())
 
     def _granted(self, err, r):
         if err is not None:
             return
-        c = self.client
-        h = c._holds.get(self._key)
-        if h is None or h.token != r.get("token"):
-            h = Hold(self.name, self.kind,
-                     "shared" if self.shared else "exclusive")
-            c._holds[self._key] = h
-        h.token = r["token"]
-        h.count = r.get("count", 1)
-        h.permits = r.get("permits", 0)
-        if "receipt" in r:
-            h.receipt = r["receipt"]
-            h.receipt_count = h.count
-            h.receipt_permits = h.permits
-        if self.value is not None and h.count == 1:
-            h.value = self.value
-        if self not in h.owners:
-            h.owners.append(self)
+        h = self._note_grant(r)
         if self.kind == "semaphore":
             h.capacity = self.capacity
 
@@ -741,27 +569,15 @@ class Lock(object):
             if t is not None and t.lost:
                 c._pass_turn(self._key)
                 return
-            raise NotHeld("lock %r is not held by this client"
-                          % (self._key,))
+            raise self._not_held()
         token = h.token
         params = {"lock": wire_name(self.name), "token": token}
         if permits:
             params["permits"] = permits
 
         def let_go(err, r):
-            if err is not None:
-                return
-            cur = c._holds.get(self._key)
-            if cur is None or cur.token != token:
-                return
-            if r.get("count", 0) == 0:
-                del c._holds[self._key]
-                cur.owners = []
+            if err is None and self._note_release(token, r):
                 c._pass_turn(self._key)
-            else:
-                cur.count = r["count"]
-                if "permits" in r:
-                    cur.permits = r["permits"]
         fut, _ = await c._start("release", params, let_go)
         try:
             await fut
@@ -810,8 +626,7 @@ class Lock(object):
 
     async def __aenter__(self):
         if not await self.acquire(timeout=self.timeout):
-            raise LockTimeout("lock %r was not free within %s s"
-                              % (self._key, self.timeout))
+            raise self._timed_out()
         return self
 
     async def __aexit__(self, *exc):
@@ -826,7 +641,7 @@ class RLock(Lock):
     """A reentrant lock, reentrant in the task holding it."""
 
 
-class Semaphore(Lock):
+class Semaphore(_common.SemaphoreBase, Lock):
     """A counting semaphore: ``permits`` of ``capacity`` per hold."""
 
     def __init__(self, client, name, capacity, permits=1, timeout=None,
@@ -835,25 +650,15 @@ class Semaphore(Lock):
         self.capacity = capacity
         self.permits = permits
 
-    def _params(self, tmo):
-        p = super()._params(tmo)
-        p["capacity"] = self.capacity
-        p["permits"] = self.permits
-        return p
 
-
-class Watch(object):
+class Watch(_common.WatchBase):
     """A watch on a lock's holders (``await client.watch(name, cb)``), as
     :class:`dlm.Watch`: ``state`` is the latest state dlmd sent
     (``holders``, ``nholders``, ``waiters``), ``await wait(timeout)`` the
     next one, ``await unwatch()`` ends it."""
 
     def __init__(self, client, name, callback=None):
-        self.client = client
-        self.name = name
-        self.callback = callback
-        self.state = None
-        self._serial = 0
+        super().__init__(client, name, callback)
         self._cond = asyncio.Condition()
         self._tasks = set()
 
@@ -903,37 +708,23 @@ class Watch(object):
     async def unwatch(self):
         """Stop watching; no callback runs after this returns."""
         c = self.client
-        key = name_key(self.name)
-        if c._watches.get(key) is self:
-            del c._watches[key]
+        c._drop_watch(name_key(self.name), self)
         self.callback = None
         try:
             await c.call("unwatch", lock=wire_name(self.name))
         except (NotFound, ClientClosed, ConnectionLost):
             pass
 
-    @property
-    def holders(self):
-        """The holders in the latest state."""
-        return (self.state or {}).get("holders", [])
 
-
-class Election(object):
+class Election(_common.ElectionBase):
     """Leader election on a lock, as :class:`dlm.Election`: the leader
     holds the lock exclusively, its value (an address, say) shown to
     everyone watching."""
 
-    def __init__(self, client, name):
-        self.client = client
-        self.name = name
-        self._lock = None
-
     async def campaign(self, value=b"", blocking=True, timeout=None):
         """Become the leader, with ``value``: True when this client leads,
         False when the wait ran out. Waits behind the current leader."""
-        if isinstance(value, str):
-            value = value.encode()
-        lk = self.client.lock(self.name, value=value or None)
+        lk = self._candidate(value)
         if not await lk.acquire(blocking, timeout):
             return False
         self._lock = lk
@@ -941,34 +732,16 @@ class Election(object):
 
     async def resign(self):
         """Stop leading (release the lock)."""
-        lk, self._lock = self._lock, None
-        if lk is None:
-            raise NotHeld("this client does not lead %r" % (self.name,))
-        await lk.release()
-
-    @property
-    def lock(self):
-        """The leader's lock while this client leads, else None."""
-        return self._lock
-
-    @property
-    def token(self):
-        """The leader's fencing token while this client leads."""
-        return self._lock.token if self._lock is not None else None
+        await self._resigning().release()
 
     async def leader(self):
         """The current leader, asking dlmd: a dict with client, token and
         value, or None while nobody leads."""
-        info = await self.client.info(self.name)
-        if not info or not info.get("holders"):
-            return None
-        return info["holders"][0]
+        return _common.leader_of(await self.client.info(self.name))
 
     async def observe(self, callback):
         """Watch who leads: ``callback(leader)`` with the holder (dict with
         client, token, value) or None, at once and after each change.
         Returns the :class:`Watch` (``await unwatch()`` to stop)."""
-        def changed(state):
-            holders = state.get("holders") or []
-            return callback(holders[0] if holders else None)
-        return await self.client.watch(self.name, changed)
+        return await self.client.watch(self.name,
+                                       _common.leader_watcher(callback))

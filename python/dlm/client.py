@@ -49,11 +49,10 @@ import weakref
 import msgpack
 
 from . import _common
-from ._common import (Hold, hello_params, name_key, parse_addresses,
-                      parse_address, format_address, timeout_ms, wire_name)
+from ._common import name_key, timeout_ms, wire_name
 from .errors import (AlreadyHeld, Cancelled, ClientClosed, ConnectError,
-                     ConnectionLost, DlmError, Forked, LockTimeout,
-                     NotActive, NotFound, NotHeld, ProtocolError, WouldBlock,
+                     ConnectionLost, DlmError, Forked, LockTimeout, NotActive,
+                     NotFound, NotHeld, ProtocolError, WouldBlock,
                      error_from_wire)
 
 __all__ = ["Client", "Lock", "RLock", "Semaphore", "Watch", "Election",
@@ -137,17 +136,6 @@ class _Call(object):
         # For an acquire: (name, kind), to give back a grant whose answer
         # a dropped connection swallowed.
         self.acquire = None
-
-
-class _Turn(object):
-    """Whose turn it is, among this client's threads, at one lock name."""
-
-    __slots__ = ("owner", "queue", "lost")
-
-    def __init__(self, owner):
-        self.owner = owner
-        self.queue = collections.deque()
-        self.lost = False
 
 
 class _TLSConn(object):
@@ -241,7 +229,7 @@ def _dial(addr, timeout, tls):
     return s
 
 
-class Client(object):
+class Client(_common.ClientBase):
     """A session with dlmd, shared by all the threads of a program.
 
     ``Client("web-1")`` connects at once and opens a session named web-1.
@@ -282,49 +270,20 @@ class Client(object):
                  connect_timeout=_common.CONNECT_TIMEOUT, tls_ca=None,
                  tls_cert=None, tls_key=None, on_lost=None,
                  on_contended=None):
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError("a client name is a non-empty str")
         if (lease_ms is not None and lease_ms < 0) or linger_ms < 0:
             raise ValueError("a negative lease or linger")
-        self._addrs = parse_addresses(address)
-        self._tls = None
-        if any(a.scheme == "tls" for a in self._addrs):
-            self._tls = _common.tls_context(tls_ca, tls_cert, tls_key)
-        if token is None and token_file is not None:
-            token = _common.read_token_file(token_file)
-        self._name = name or _common.default_client_name()
-        self._lease_asked = lease_ms
-        self._linger_asked = linger_ms
-        self._auth = token
-        self._label = label
-        self._connect_timeout = connect_timeout
-        self.on_lost = on_lost
-        self.on_contended = on_contended
-
-        self._pid = os.getpid()
+        self._setup(name, address, lease_ms, linger_ms, token, token_file,
+                    label, connect_timeout, tls_ca, tls_cert, tls_key,
+                    on_lost, on_contended)
         self._forked = False
         self._mu = threading.Lock()
         self._cv = threading.Condition(self._mu)
         self._state = "connecting"
-        self._closed_exc = None
         self._sock = None
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._msgid = 0
-        self._pending = {}
-        self._holds = {}
-        self._turns = {}
-        self._watches = {}
         self._uncertain = []
         self._last_send = _monotonic()
-        self._session = None
-        self._secret = None
-        self._receipt = None
-        self._cluster = False
-        self._lease_ms = 0
-        self._linger_ms = 0
         self._server = None
-        self._next_addr = 0
-        self._address = None
         self._stop = threading.Event()
         # The read role (see the module's docstring), all under _mu: who
         # has it (a _Call, _READER or None), the calls whose threads sleep
@@ -364,72 +323,30 @@ class Client(object):
 
     # -- the session ------------------------------------------------------
 
-    def _next_msgid(self):
-        self._msgid = self._msgid + 1 if self._msgid < _common.MSGID_MAX \
-            else 1
-        return self._msgid
-
     def _open(self, resume, deadline):
         """Dial the servers in turn and open (or resume, or reclaim) the
         session: the socket, its unpacker and any notifications read before
         the answer. Raises the last reason when no server would do."""
-        last = None
-        hint = None
-        saw_not_active = False
-        backoff = _common.BACKOFF_FIRST
-        n = len(self._addrs)
-        while True:
-            tried = 0
-            while tried < n or hint is not None:
-                if hint is not None:
-                    addr, hint = hint, None
-                else:
-                    addr = self._addrs[self._next_addr]
-                    self._next_addr = (self._next_addr + 1) % n
-                    tried += 1
-                left = deadline - _monotonic()
-                if left <= 0:
-                    break
-                step = min(left, _common.ATTEMPT_MAX) if n > 1 else left
-                try:
-                    return self._hello_on(addr, resume, _monotonic() + step)
-                except NotActive as e:
-                    last = e
-                    saw_not_active = True
-                    if e.active and hint is None:
-                        try:
-                            hint = parse_address(e.active)
-                        except DlmError:
-                            hint = None
-                except (OSError, ConnectError, ConnectionLost,
-                        ProtocolError) as e:
-                    last = e
-                except DlmError:
-                    raise
-            # A cluster between actives, or a session being resumed: try
-            # again until the deadline.
-            if (not (resume or saw_not_active) or
-                    _monotonic() >= deadline):
-                break
-            time.sleep(min(backoff, max(0, deadline - _monotonic())))
-            backoff = min(backoff * 2, 0.25 if saw_not_active or
-                          self._cluster else _common.BACKOFF_MAX)
-        if isinstance(last, DlmError):
-            raise last
-        raise ConnectError("cannot connect to %s: %s" % (
-            ", ".join(format_address(a) for a in self._addrs),
-            last or "no time left"))
+        tries = _common.Dialling(self, resume, deadline, _monotonic)
+        for addr, step in tries:
+            if addr is None:
+                time.sleep(step)
+                continue
+            try:
+                return self._hello_on(addr, resume, _monotonic() + step)
+            except (NotActive, OSError, ConnectError, ConnectionLost,
+                    ProtocolError) as e:
+                tries.failed(e)
+        raise self._cannot_connect(tries.last)
 
     def _hello_on(self, addr, resume, deadline):
         try:
             sock = _dial(addr, max(0.001, deadline - _monotonic()),
                          self._tls)
         except OSError as e:
-            raise ConnectError("cannot connect to %s: %s"
-                               % (format_address(addr), e))
+            raise _common.dial_error(addr, e)
         try:
-            unpacker = msgpack.Unpacker(raw=False,
-                                        unicode_errors="surrogateescape")
+            unpacker = _common.new_unpacker()
             early = []
             reclaiming = resume and self._cluster and self._secret
             if reclaiming:
@@ -443,12 +360,9 @@ class Client(object):
                     # Refused whole: the session is here already (resume
                     # it) or cannot be reclaimed (a new one).
             if not reclaiming:
-                result = self._handshake(
-                    sock, unpacker, "hello",
-                    hello_params(self._name, self._lease_asked,
-                                 self._linger_asked, self._auth, self._label,
-                                 self._secret if resume else None),
-                    deadline, early)
+                result = self._handshake(sock, unpacker, "hello",
+                                         self._hello_params(resume),
+                                         deadline, early)
                 if isinstance(result, DlmError):
                     raise result
             sock.settimeout(None)
@@ -466,18 +380,9 @@ class Client(object):
         msgid = self._next_msgid()
         sock.sendall(self._packer.pack([0, msgid, method, [params]]))
         while True:
-            for msg in unpacker:
-                if (isinstance(msg, list) and len(msg) == 4 and
-                        msg[0] == _common.RESPONSE and msg[1] == msgid):
-                    if msg[2] is not None:
-                        return error_from_wire(msg[2])
-                    if not isinstance(msg[3], dict):
-                        raise ProtocolError("%s's answer is not a map"
-                                            % method)
-                    return msg[3]
-                if isinstance(msg, list) and msg and msg[0] == \
-                        _common.NOTIFY:
-                    early.append(msg)
+            result = _common.handshake_answer(unpacker, msgid, method, early)
+            if result is not None:
+                return result
             left = deadline - _monotonic()
             if left <= 0:
                 raise ConnectError("no answer to %s in time" % method)
@@ -487,49 +392,19 @@ class Client(object):
             except socket.timeout:
                 raise ConnectError("no answer to %s in time" % method)
             if not data:
-                raise ConnectionLost("the server closed the connection "
-                                     "before answering %s" % method)
+                raise _common.closed_before(method)
             unpacker.feed(data)
-
-    def _reclaim_params(self):
-        p = {"proto": _common.PROTO, "client": self._name,
-             "secret": self._secret, "receipt": self._receipt,
-             "holds": [h.claim() for h in self._holds.values()
-                       if h.receipt is not None],
-             "lease_ms": self._lease_ms, "linger_ms": self._linger_ms}
-        if self._auth is not None:
-            p["auth"] = self._auth
-        return p
 
     def _opened(self, addr, result, resume, reclaimed):
         """A session is open on a new connection: note what the server said
         of it, and settle the holds. Runs with nobody else using the
         socket (the constructor, or the reader thread reconnecting with
         the read role)."""
-        lost = []
         with self._mu:
-            self._address = addr
-            self._session = result.get("session")
-            self._lease_ms = result.get("lease_ms", self._lease_ms)
-            self._linger_ms = result.get("linger_ms", self._linger_ms)
+            gone = self._note_opened(addr, result, resume, reclaimed)
             self._server = result.get("server", self._server)
-            if not reclaimed:
-                self._secret = result.get("secret", self._secret)
-                self._cluster = "receipt" in result
-            if result.get("receipt") is not None:
-                self._receipt = result["receipt"]
             self._last_send = _monotonic()
-            if reclaimed:
-                for outcome in result.get("holds") or []:
-                    if not outcome.get("kept"):
-                        h = self._holds.get(name_key(outcome.get("lock")))
-                        if h is not None and h.token == outcome.get("token"):
-                            lost.append(self._hold_lost(h, "failover"))
-            elif resume and not result.get("resumed"):
-                # The server no longer had the session: every hold went
-                # with it.
-                for h in list(self._holds.values()):
-                    lost.append(self._hold_lost(h, "session"))
+            lost = [self._hold_lost(h, reason) for h, reason in gone]
             if reclaimed or (resume and not result.get("resumed")):
                 # Grants the old server gave unheard died with it.
                 self._uncertain = []
@@ -844,8 +719,8 @@ class Client(object):
                 self._pending.pop(msg[1], None)
             return True
         elif msg[0] == _common.NOTIFY and len(msg) == 3:
-            params = msg[2][0] if isinstance(msg[2], list) and msg[2] else {}
-            if not isinstance(params, dict):
+            params = _common.notice_params(msg)
+            if params is None:
                 return False
             if msg[1] == "lost":
                 self._on_lost_notice(params)
@@ -856,22 +731,16 @@ class Client(object):
         return False
 
     def _on_lost_notice(self, params):
-        key = name_key(params.get("lock"))
         with self._mu:
-            h = self._holds.get(key)
-            if h is None or h.token != params.get("token"):
+            h = self._holder(params)
+            if h is None:
                 return
             note = self._hold_lost(h, params.get("reason") or "unknown")
         self._tell_lost(*note)
 
     def _hold_lost(self, h, reason):
         """Forget a hold (mutex held); what _tell_lost needs."""
-        self._holds.pop(name_key(h.name), None)
-        turn = self._turns.get(name_key(h.name))
-        if turn is not None:
-            turn.lost = True
-        owners, h.owners = h.owners, []
-        return h.name, h.token, reason, owners
+        return h.name, h.token, reason, self._forget_hold(h)
 
     def _tell_lost(self, name, token, reason, owners):
         for lk in owners:
@@ -894,8 +763,8 @@ class Client(object):
     def _on_contended(self, params):
         key = name_key(params.get("lock"))
         with self._mu:
-            h = self._holds.get(key)
-            if h is None or h.token != params.get("token"):
+            h = self._holder(params)
+            if h is None:
                 return
             owners = list(h.owners)
         self._post(self._contended_callbacks, key, params.get("token"),
@@ -943,11 +812,7 @@ class Client(object):
                                   "the request in flight"))
                 call.done = True
                 _wake(call)
-            window = self._linger_ms / 1000.0
-            if self._cluster and window < 60.0:
-                # A dropped connection may be a dead active: its holds wait
-                # for this client to reclaim them on the next one.
-                window = 60.0
+            window = self._resume_window()
             if closing or self._forked or window <= 0:
                 self._state = "closed"
                 if not closing:
@@ -1002,8 +867,7 @@ class Client(object):
             with self._mu:
                 if self._state == "closed" or self._forked:
                     return
-                every = (self._lease_ms or 10000) / 1000.0 / \
-                    (6 if self._cluster else 3)
+                every = self._ping_every()
                 wait = self._last_send + every - _monotonic()
                 if self._state != "ready":
                     wait = 0.1
@@ -1116,11 +980,6 @@ class Client(object):
     # -- public -----------------------------------------------------------
 
     @property
-    def name(self):
-        """The client name of the session."""
-        return self._name
-
-    @property
     def session(self):
         """The server's number for the session."""
         return self._session
@@ -1134,11 +993,6 @@ class Client(object):
     def linger_ms(self):
         """The linger the server gave."""
         return self._linger_ms
-
-    @property
-    def address(self):
-        """The address of the server the session is on."""
-        return format_address(self._address) if self._address else None
 
     @property
     def server(self):
@@ -1210,18 +1064,14 @@ class Client(object):
         key = name_key(name)
         w = Watch(self, name, callback)
         with self._mu:
-            if key in self._watches:
-                raise AlreadyHeld("lock %r is watched by this client already"
-                                  % (key,))
-            self._watches[key] = w
+            self._add_watch(key, w)
         try:
             call, msgid = self._start("watch", {"lock": wire_name(name)},
                                       w._rewatched)
             self._wait(call, msgid)
         except BaseException:
             with self._mu:
-                if self._watches.get(key) is w:
-                    del self._watches[key]
+                self._drop_watch(key, w)
             raise
         return w
 
@@ -1248,12 +1098,7 @@ class Client(object):
         it), all pages of them."""
         out, after = [], None
         while True:
-            params = {}
-            if prefix is not None:
-                params["prefix"] = wire_name(prefix)
-            if after is not None:
-                params["after"] = after
-            page = self.call("locks", **params)
+            page = self.call("locks", **_common.locks_params(prefix, after))
             out.extend(page.get("locks", []))
             after = page.get("next")
             if after is None:
@@ -1350,7 +1195,7 @@ class Client(object):
         with self._mu:
             t = self._turns.get(key)
             if t is None:
-                self._turns[key] = _Turn(me)
+                self._turns[key] = _common.Turn(me)
                 return True
             if t.owner == me:
                 if reentrant or t.lost:
@@ -1396,7 +1241,7 @@ def connect(name=None, address=None, **kwargs):
     return Client(name, address, **kwargs)
 
 
-class Lock(object):
+class Lock(_common.LockBase):
     """A lock of dlmd, taken through a client; made by
     :meth:`Client.lock` (or ``mklock``).
 
@@ -1412,40 +1257,10 @@ class Lock(object):
                  timeout=None, value=None, lock_delay_ms=0,
                  notify_contended=False, deadlock_check=True, on_lost=None,
                  on_contended=None):
-        if not name:
-            raise ValueError("a lock name is 1 or more bytes")
-        wire_name(name)
-        self.client = client
-        self.name = name
-        self.kind = kind
-        self.shared = bool(shared)
-        self.timeout = timeout
-        self.value = value
-        self.lock_delay_ms = lock_delay_ms
-        self.notify_contended = notify_contended
-        self.deadlock_check = deadlock_check
-        self.on_lost = on_lost
-        self.on_contended = on_contended
-        self.lost_event = threading.Event()
-        self.lost_reason = None
-        self._key = name_key(name)
+        self._setup(client, name, kind, shared, timeout, value,
+                    lock_delay_ms, notify_contended, deadlock_check, on_lost,
+                    on_contended, threading.Event())
         self._token = None
-
-    def _params(self, tmo):
-        p = {"lock": wire_name(self.name), "timeout_ms": tmo}
-        if self.kind != "mutex":
-            p["kind"] = self.kind
-        if self.shared:
-            p["mode"] = "shared"
-        if self.value is not None:
-            p["value"] = self.value
-        if self.lock_delay_ms:
-            p["lock_delay_ms"] = self.lock_delay_ms
-        if self.notify_contended:
-            p["notify_contended"] = True
-        if not self.deadlock_check:
-            p["deadlock_check"] = False
-        return p
 
     def _granted(self, call):
         # In the reading thread, the client's mutex held: the hold is noted
@@ -1453,25 +1268,9 @@ class Lock(object):
         if call.error is not None:
             return
         r = call.result
-        c = self.client
-        h = c._holds.get(self._key)
-        if h is None or h.token != r.get("token"):
-            h = Hold(self.name, self.kind,
-                     "shared" if self.shared else "exclusive")
-            c._holds[self._key] = h
-        h.token = r["token"]
-        h.count = r.get("count", 1)
-        h.permits = r.get("permits", 0)
-        if "receipt" in r:
-            h.receipt = r["receipt"]
-            h.receipt_count = h.count
-            h.receipt_permits = h.permits
-        if self.value is not None and h.count == 1:
-            h.value = self.value
+        h = self._note_grant(r)
         h.lock_delay_ms = max(h.lock_delay_ms, self.lock_delay_ms or 0)
         h.notify_contended = h.notify_contended or self.notify_contended
-        if self not in h.owners:
-            h.owners.append(self)
         self._extra_grant(h, r)
 
     def _extra_grant(self, h, r):
@@ -1519,8 +1318,7 @@ class Lock(object):
 
     def __enter__(self):
         if not self.acquire(timeout=self.timeout):
-            raise LockTimeout("lock %r was not free within %s s"
-                              % (self._key, self.timeout))
+            raise self._timed_out()
         return self
 
     def __exit__(self, *exc):
@@ -1540,8 +1338,7 @@ class Lock(object):
                 if t is not None and t.lost:
                     c._pass_turn_locked(self._key)
                     return
-                raise NotHeld("lock %r is not held by this client"
-                              % (self._key,))
+                raise self._not_held()
             token = h.token
         params = {"lock": wire_name(self.name), "token": token}
         self._release_params(params)
@@ -1602,19 +1399,8 @@ class Lock(object):
         # The reading thread, mutex held.
         if call.error is not None:
             return
-        c = self.client
-        count = call.result.get("count", 0)
-        h = c._holds.get(self._key)
-        if h is None or h.token != token:
-            return
-        if count == 0:
-            del c._holds[self._key]
-            h.owners = []
-            c._pass_turn_locked(self._key)
-        else:
-            h.count = count
-            if "permits" in call.result:
-                h.permits = call.result["permits"]
+        if self._note_release(token, call.result):
+            self.client._pass_turn_locked(self._key)
 
     def _released(self):
         pass
@@ -1670,8 +1456,7 @@ class Lock(object):
         c = self.client
         token = self.token
         if token is None:
-            raise NotHeld("lock %r is not held by this client"
-                          % (self._key,))
+            raise self._not_held()
         mode = "shared" if shared else "exclusive"
 
         def converted(call):
@@ -1708,7 +1493,7 @@ class RLock(Lock):
     dlmd counts every level (``count``)."""
 
 
-class Semaphore(Lock):
+class Semaphore(_common.SemaphoreBase, Lock):
     """A counting semaphore of dlmd (``Client.semaphore``): ``permits`` of
     its ``capacity`` per hold; up to capacity permits are held at once,
     across all clients. ``release(permits)`` may give back part."""
@@ -1719,12 +1504,6 @@ class Semaphore(Lock):
                          lock_delay_ms, False, True, on_lost)
         self.capacity = capacity
         self.permits = permits
-
-    def _params(self, tmo):
-        p = super()._params(tmo)
-        p["capacity"] = self.capacity
-        p["permits"] = self.permits
-        return p
 
     def _extra_grant(self, h, r):
         h.capacity = self.capacity
@@ -1750,17 +1529,13 @@ class Semaphore(Lock):
             return h.permits if h is not None else 0
 
 
-class Watch(object):
+class Watch(_common.WatchBase):
     """A watch on a lock's holders (``Client.watch``). ``state`` is the
     latest state dlmd sent (``holders``, ``nholders``, ``waiters``);
     ``wait(timeout)`` waits for the next one; ``unwatch()`` ends it."""
 
     def __init__(self, client, name, callback=None):
-        self.client = client
-        self.name = name
-        self.callback = callback
-        self.state = None
-        self._serial = 0
+        super().__init__(client, name, callback)
         self._cv = threading.Condition()
 
     def _changed(self, state):
@@ -1799,36 +1574,23 @@ class Watch(object):
         running now)."""
         c = self.client
         with c._mu:
-            if c._watches.get(name_key(self.name)) is self:
-                del c._watches[name_key(self.name)]
+            c._drop_watch(name_key(self.name), self)
         self.callback = None
         try:
             c.call("unwatch", lock=wire_name(self.name))
         except (NotFound, ClientClosed, ConnectionLost):
             pass
 
-    @property
-    def holders(self):
-        """The holders in the latest state."""
-        return (self.state or {}).get("holders", [])
 
-
-class Election(object):
+class Election(_common.ElectionBase):
     """Leader election on a lock (libdlm's dlm_campaign/dlm_observe): the
     leader holds the lock exclusively, its value (an address, say) shown to
     everyone watching."""
 
-    def __init__(self, client, name):
-        self.client = client
-        self.name = name
-        self._lock = None
-
     def campaign(self, value=b"", blocking=True, timeout=None):
         """Become the leader, with ``value``: True when this client leads,
         False when the wait ran out. Waits behind the current leader."""
-        if isinstance(value, str):
-            value = value.encode()
-        lk = self.client.lock(self.name, value=value or None)
+        lk = self._candidate(value)
         if not lk.acquire(blocking, timeout):
             return False
         self._lock = lk
@@ -1836,34 +1598,15 @@ class Election(object):
 
     def resign(self):
         """Stop leading (release the lock)."""
-        lk, self._lock = self._lock, None
-        if lk is None:
-            raise NotHeld("this client does not lead %r" % (self.name,))
-        lk.release()
-
-    @property
-    def lock(self):
-        """The leader's lock while this client leads, else None."""
-        return self._lock
-
-    @property
-    def token(self):
-        """The leader's fencing token while this client leads."""
-        return self._lock.token if self._lock is not None else None
+        self._resigning().release()
 
     def leader(self):
         """The current leader, asking dlmd: a dict with client, token and
         value, or None while nobody leads."""
-        info = self.client.info(self.name)
-        if not info or not info.get("holders"):
-            return None
-        return info["holders"][0]
+        return _common.leader_of(self.client.info(self.name))
 
     def observe(self, callback):
         """Watch who leads: ``callback(leader)`` with the holder (dict with
         client, token, value) or None, at once and after each change.
         Returns the :class:`Watch` (``unwatch()`` to stop)."""
-        def changed(state):
-            holders = state.get("holders") or []
-            callback(holders[0] if holders else None)
-        return self.client.watch(self.name, changed)
+        return self.client.watch(self.name, _common.leader_watcher(callback))

@@ -39,6 +39,22 @@ def wait_until(pred, timeout=5.0, what="the condition"):
         time.sleep(0.01)
 
 
+def acquire_in_thread(lock):
+    """Start a thread that waits to acquire lock: the thread, and the list
+    that gets the DlmError its acquire raises, if any."""
+    import dlm
+    errs = []
+
+    def wait():
+        try:
+            lock.acquire()
+        except dlm.DlmError as e:
+            errs.append(e)
+    t = threading.Thread(target=wait)
+    t.start()
+    return t, errs
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import dlm
-from conftest import run_python, wait_until
+from conftest import acquire_in_thread, run_python, wait_until
 
 
 def waiters(client, name):
@@ -438,15 +438,7 @@ def test_resume_over_dropped_connection(dlmd, relay, clients):
 def test_waiting_acquire_over_dropped_connection(dlmd, relay, clients):
     c = clients("lingering", address=relay.address, linger_ms=5000)
     clients("holder").lock("busy").acquire()
-    errs = []
-
-    def wait():
-        try:
-            c.lock("busy").acquire()
-        except dlm.DlmError as e:
-            errs.append(e)
-    t = threading.Thread(target=wait)
-    t.start()
+    t, errs = acquire_in_thread(c.lock("busy"))
     peek = clients("peek")
     wait_until(lambda: waiters(peek, "busy") == 1)
     relay.cut()
@@ -506,15 +498,7 @@ def test_close_releases(clients):
 def test_waiter_cancelled_by_close(clients):
     a, b = clients("a"), clients("b")
     a.lock("x").acquire()
-    errs = []
-
-    def wait():
-        try:
-            b.lock("x").acquire()
-        except dlm.DlmError as e:
-            errs.append(e)
-    t = threading.Thread(target=wait)
-    t.start()
+    t, errs = acquire_in_thread(b.lock("x"))
     wait_until(lambda: waiters(a, "x") == 1)
     b.close()
     t.join(10)

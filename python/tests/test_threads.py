@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import dlm
-from conftest import wait_until
+from conftest import acquire_in_thread, wait_until
 
 
 def join_all(threads, bound=60):
@@ -191,15 +191,7 @@ def test_callback_uses_the_client(clients):
 def test_close_while_a_thread_reads(clients):
     a, b = clients("a"), clients("b")
     a.lock("x").acquire()
-    errs = []
-
-    def wait():
-        try:
-            b.lock("x").acquire()
-        except dlm.DlmError as e:
-            errs.append(e)
-    t = threading.Thread(target=wait)
-    t.start()
+    t, errs = acquire_in_thread(b.lock("x"))
     wait_until(lambda: (a.info("x") or {}).get("nwaiters") == 1)
     b.close()
     join_all([t])
