@@ -611,6 +611,9 @@ class LockBase(object):
             h.receipt_permits = h.permits
         if self.value is not None and h.count == 1:
             h.value = self.value
+        # Reclaimed after a fail-over with what it was asked with.
+        h.lock_delay_ms = max(h.lock_delay_ms, self.lock_delay_ms or 0)
+        h.notify_contended = h.notify_contended or self.notify_contended
         if self not in h.owners:
             h.owners.append(self)
         return h

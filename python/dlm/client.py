@@ -1269,8 +1269,6 @@ class Lock(_common.LockBase):
             return
         r = call.result
         h = self._note_grant(r)
-        h.lock_delay_ms = max(h.lock_delay_ms, self.lock_delay_ms or 0)
-        h.notify_contended = h.notify_contended or self.notify_contended
         self._extra_grant(h, r)
 
     def _extra_grant(self, h, r):
