@@ -50,6 +50,7 @@ struct link {
 	struct ssl_st		*ssl;	/* tls: addresses */
 	struct ssl_ctx_st	*ctx;
 	bool			 cert_asked;	/* and we had none */
+	bool			 answered;	/* the server sent data */
 };
 /* 0, or -1 with why (a TLS failure in the words libdlm uses). */
 int	 link_open(struct link *, const struct addr *, const struct ctl *,

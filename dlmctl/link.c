@@ -131,6 +131,13 @@ cert_asked(SSL *ssl, X509 **cert, EVP_PKEY **key)
 	return 0;
 }
 
+static void
+cert_refusal(char *why, size_t whylen)
+{
+	snprintf(why, whylen, "TLS: client certificate required by the "
+	    "server, and none given (--tls-cert, $DLM_TLS_CERT)");
+}
+
 /*
  * One SSL call's outcome: 1 done, 0 wait (for *events), -1 failed with
  * why in err (EOF: "closed").
@@ -151,9 +158,9 @@ ssl_outcome(struct link *l, int rc, short *events, char *why, size_t whylen)
 		*events = POLLOUT;
 		return 0;
 	}
-	if (l->cert_asked)
-		snprintf(why, whylen, "TLS: client certificate required by the "
-		    "server, and none given (--tls-cert, $DLM_TLS_CERT)");
+	/* Once the server has spoken, its refusal is not the reason. */
+	if (l->cert_asked && !l->answered)
+		cert_refusal(why, whylen);
 	else if (code == SSL_ERROR_ZERO_RETURN)
 		snprintf(why, whylen, "closed");
 	else {
@@ -205,8 +212,12 @@ tls_start(struct link *l, const struct addr *a, const struct ctl *ctl,
 		code = SSL_get_error(l->ssl, rc);
 		if (rc != 1 && code != SSL_ERROR_WANT_READ &&
 		    code != SSL_ERROR_WANT_WRITE) {
-			tlsclient_handshake_why(l->ssl, code, a->host, why,
-			    whylen);
+			/* TLS 1.2 refuses a missing certificate here. */
+			if (l->cert_asked)
+				cert_refusal(why, whylen);
+			else
+				tlsclient_handshake_why(l->ssl, code, a->host,
+				    why, whylen);
 			pipe_release(&old);
 			return -1;
 		}
@@ -301,8 +312,10 @@ link_recv(struct link *l, char *buf, size_t len, uint64_t deadline,
 			int rc = ssl_io(l, false, buf, len, &n, &events, why,
 			    whylen);
 
-			if (rc > 0)
+			if (rc > 0) {
+				l->answered = true;
 				return n;
+			}
 			if (rc < 0)
 				return strcmp(why, "closed") == 0 ? 0 : -1;
 		} else if ((n = recv(l->fd, buf, len, 0)) >= 0)

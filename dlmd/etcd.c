@@ -293,7 +293,12 @@ req_done_cb(struct evhttp_request *http, void *arg)
 	req_finish(r, status, json, why);
 }
 
-/* Before evhttp resets a failed connection: keep TLS's reason. */
+/*
+ * Keep TLS's reason for the failure. evhttp (2.1) calls this after it has
+ * reset the connection, but the reset leaves the SSL's errors and
+ * verification result in place; where it does not, the reason is
+ * "connection failed".
+ */
 static void
 req_error_cb(enum evhttp_request_error what, void *arg)
 {

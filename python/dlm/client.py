@@ -350,9 +350,12 @@ class Client(_common.ClientBase):
             early = []
             reclaiming = resume and self._cluster and self._secret
             if reclaiming:
-                result = self._handshake(sock, unpacker, "reclaim",
-                                         self._reclaim_params(), deadline,
-                                         early)
+                # Other threads may give up holds meanwhile: the claims
+                # are read under the mutex.
+                with self._mu:
+                    params = self._reclaim_params()
+                result = self._handshake(sock, unpacker, "reclaim", params,
+                                         deadline, early)
                 if isinstance(result, DlmError):
                     if isinstance(result, NotActive):
                         raise result
@@ -848,6 +851,14 @@ class Client(_common.ClientBase):
             return None
         with self._mu:
             if self._state != "reconnecting":
+                # close() came while the session was being resumed: end
+                # it here too, or its holds would outlive the client by
+                # the linger.
+                try:
+                    sock2.sendall(msgpack.packb([0, 0, "bye", []],
+                                                use_bin_type=True))
+                except (OSError, ValueError):
+                    pass
                 sock2.close()
                 return None
             uncertain, self._uncertain = self._uncertain, []
@@ -856,7 +867,9 @@ class Client(_common.ClientBase):
             self._cv.notify_all()
         # Watches belong to a connection: ask again, and tell the watchers
         # the state now.
-        for w in list(self._watches.values()):
+        with self._mu:
+            watches = list(self._watches.values())
+        for w in watches:
             self._send_internal("watch", {"lock": wire_name(w.name)},
                                 on_reply=w._rewatched)
         self._settle_uncertain(uncertain)
