@@ -414,23 +414,22 @@ class Client(_common.ClientBase):
         for note in lost:
             self._tell_lost(*note)
 
-    def _settle_uncertain(self, uncertain):
+    def _settle_uncertain_locked(self, uncertain):
         # An acquire answered on the connection that dropped may have been
         # granted unheard: give such a lock back unless this client holds
         # it (it does not know of such a grant, so nobody would release it).
         # An rlock's re-entry may have been granted unheard too: ask dlmd
         # for the hold's depth and give back the levels this client does
         # not know of.
+        # The mutex is held.
         for name, kind in uncertain:
             if kind == "rlock":
-                self._send_internal(
+                self._send_internal_locked(
                     "lock", {"lock": wire_name(name)},
                     on_reply=functools.partial(self._settle_rlock, name))
-                continue
-            with self._mu:
-                if name_key(name) in self._holds:
-                    continue
-            self._send_internal("release", {"lock": wire_name(name)})
+            elif name_key(name) not in self._holds:
+                self._send_internal_locked("release",
+                                           {"lock": wire_name(name)})
 
     def _settle_rlock(self, name, call):
         # Dispatching, the mutex held: the depth dlmd gave is as of the
@@ -864,15 +863,17 @@ class Client(_common.ClientBase):
             uncertain, self._uncertain = self._uncertain, []
             self._sock = sock2
             self._state = "ready"
+            # Before any other thread may send (they wait for the mutex):
+            # an unheard grant is given back ahead of a new acquire of the
+            # same lock, which would otherwise find it held (AlreadyHeld).
+            self._settle_uncertain_locked(uncertain)
+            # Watches belong to a connection: ask again, and tell the
+            # watchers the state now.
+            for w in list(self._watches.values()):
+                self._send_internal_locked(
+                    "watch", {"lock": wire_name(w.name)},
+                    on_reply=w._rewatched)
             self._cv.notify_all()
-        # Watches belong to a connection: ask again, and tell the watchers
-        # the state now.
-        with self._mu:
-            watches = list(self._watches.values())
-        for w in watches:
-            self._send_internal("watch", {"lock": wire_name(w.name)},
-                                on_reply=w._rewatched)
-        self._settle_uncertain(uncertain)
         return sock2, unpacker, early
 
     def _keepalive(self):
@@ -946,12 +947,15 @@ class Client(_common.ClientBase):
     def _send_internal(self, method, params, on_reply=None):
         """A request whose answer nobody waits for."""
         with self._mu:
-            if self._state != "ready":
-                return
-            msgid = self._next_msgid()
-            if on_reply is not None:
-                self._pending[msgid] = _Call(on_reply)
-            self._send_locked([0, msgid, method, [params]])
+            self._send_internal_locked(method, params, on_reply)
+
+    def _send_internal_locked(self, method, params, on_reply=None):
+        if self._state != "ready":
+            return
+        msgid = self._next_msgid()
+        if on_reply is not None:
+            self._pending[msgid] = _Call(on_reply)
+        self._send_locked([0, msgid, method, [params]])
 
     def _finish(self, call):
         if call.error is not None:
