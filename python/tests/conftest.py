@@ -8,6 +8,7 @@ run by hand, point DLMD at a dlmd binary, e.g.
 """
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -80,6 +81,14 @@ class Dlmd(object):
             argv += ["-l", self.tcp_address]
         argv += list(args)
         self.argv = argv
+        # Every loopback listener the test asked for must accept before
+        # the test starts: the Unix socket alone may come first (a slow
+        # start under the sanitizers showed it).
+        self.ports = [self.port] if self.port else []
+        for flag, value in zip(args, list(args)[1:]):
+            m = re.match(r"^(?:tcp|tls):127\.0\.0\.1:(\d+)$", str(value))
+            if flag in ("-l", "--listen") and m:
+                self.ports.append(int(m.group(1)))
         self.proc = None
         self.start()
 
@@ -100,9 +109,8 @@ class Dlmd(object):
             time.sleep(0.01)
 
     def _accepts(self):
-        for fam, addr in ((socket.AF_UNIX, self.sock),) + (
-                ((socket.AF_INET, ("127.0.0.1", self.port)),)
-                if self.port else ()):
+        for fam, addr in ((socket.AF_UNIX, self.sock),) + tuple(
+                (socket.AF_INET, ("127.0.0.1", p)) for p in self.ports):
             s = socket.socket(fam, socket.SOCK_STREAM)
             try:
                 s.connect(addr)
