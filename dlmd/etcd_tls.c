@@ -22,8 +22,9 @@
 #include "dlmd.h"
 #include "tlsclient.h"
 
-static SSL_CTX *
-ctx_build(const struct dlmd_config *cfg, char *err, size_t errlen)
+/* A new context from the settings; NULL with why in err. */
+SSL_CTX *
+etcd_tls_ctx(const struct dlmd_config *cfg, char *err, size_t errlen)
 {
 	char why[500];
 	SSL_CTX *ctx;
@@ -44,19 +45,12 @@ ctx_build(const struct dlmd_config *cfg, char *err, size_t errlen)
 int
 etcd_tls_check(const struct dlmd_config *cfg, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = ctx_build(cfg, err, errlen);
+	SSL_CTX *ctx = etcd_tls_ctx(cfg, err, errlen);
 
 	if (ctx == NULL)
 		return -1;
 	SSL_CTX_free(ctx);
 	return 0;
-}
-
-/* A new context from the settings; NULL with why in err. */
-SSL_CTX *
-etcd_tls_ctx(const struct dlmd_config *cfg, char *err, size_t errlen)
-{
-	return ctx_build(cfg, err, errlen);
 }
 
 void

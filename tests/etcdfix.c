@@ -264,31 +264,27 @@ etcd_member_start(struct etcd_cluster *ec, int i)
 			close(fd);
 		}
 		/* Peers speak clear text: only the client side is tested. */
-		if (tls)
-			execl(bin, bin, "--name", m->name, "--data-dir",
-			    m->data, "--listen-client-urls", client,
-			    "--advertise-client-urls", client,
-			    "--listen-metrics-urls", metrics,
-			    "--cert-file", cert, "--key-file", key,
-			    "--trusted-ca-file", ca, "--client-cert-auth",
-			    "--listen-peer-urls", peer,
-			    "--initial-advertise-peer-urls", peer,
-			    "--initial-cluster", ec->initial,
-			    "--initial-cluster-state", "new",
-			    "--initial-cluster-token", ec->dir,
-			    "--unsafe-no-fsync", "--logger", "zap",
-			    "--log-level", "warn", (char *)NULL);
-		else
-			execl(bin, bin, "--name", m->name, "--data-dir",
-			    m->data, "--listen-client-urls", client,
-			    "--advertise-client-urls", client,
-			    "--listen-peer-urls", peer,
-			    "--initial-advertise-peer-urls", peer,
-			    "--initial-cluster", ec->initial,
-			    "--initial-cluster-state", "new",
-			    "--initial-cluster-token", ec->dir,
-			    "--unsafe-no-fsync", "--logger", "zap",
-			    "--log-level", "warn", (char *)NULL);
+		const char *argv[40] = { bin, "--name", m->name, "--data-dir",
+		    m->data, "--listen-client-urls", client,
+		    "--advertise-client-urls", client, "--listen-peer-urls",
+		    peer, "--initial-advertise-peer-urls", peer,
+		    "--initial-cluster", ec->initial,
+		    "--initial-cluster-state", "new",
+		    "--initial-cluster-token", ec->dir, "--unsafe-no-fsync",
+		    "--logger", "zap", "--log-level", "warn" };
+		int argc = 24;
+
+		if (tls) {
+			const char *more[] = { "--listen-metrics-urls",
+			    metrics, "--cert-file", cert, "--key-file", key,
+			    "--trusted-ca-file", ca, "--client-cert-auth" };
+
+			for (size_t k = 0; k < sizeof more / sizeof more[0];
+			    k++)
+				argv[argc++] = more[k];
+		}
+		argv[argc] = NULL;
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	m->pid = pid;
