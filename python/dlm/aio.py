@@ -180,7 +180,8 @@ class Client(_common.ClientBase):
     def _dispatch(self, msg):
         if not isinstance(msg, list) or not msg:
             return
-        if msg[0] == _common.RESPONSE and len(msg) == 4:
+        if msg[0] == _common.RESPONSE and len(msg) == 4 and \
+                isinstance(msg[1], int):
             entry = self._pending.pop(msg[1], None)
             if entry is None:
                 return

@@ -701,7 +701,8 @@ class Client(_common.ClientBase):
         is woken."""
         if not isinstance(msg, list) or not msg:
             return False
-        if msg[0] == _common.RESPONSE and len(msg) == 4:
+        if msg[0] == _common.RESPONSE and len(msg) == 4 and \
+                isinstance(msg[1], int):
             with self._mu:
                 call = self._pending.get(msg[1])
                 if call is None:

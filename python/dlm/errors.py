@@ -189,6 +189,9 @@ def error_from_wire(err):
         return ProtocolError("the server sent an error that is not a map: %r"
                              % (err,))
     code, name = err.get("code"), err.get("name")
+    # A hostile or broken server's values are looked up only when they can be.
+    code = code if isinstance(code, int) else None
+    name = name if isinstance(name, str) else None
     message = err.get("message") or ""
     details = {k: v for k, v in err.items()
                if k not in ("code", "name", "message")}
